@@ -1,0 +1,75 @@
+"""ChatFlow: a durable workflow-state engine for AI-assisted software development.
+
+>>> import chatflow
+>>> engine = chatflow.engine          # the process-wide shared engine (opens nothing yet)
+
+Importing ChatFlow does no I/O: the shared engine opens its store (``$CHATFLOW_DIR`` or
+``./.chatflow``) on first use. ``init(path)`` switches that same engine object to
+another folder, so every module holding ``chatflow.engine`` follows the switch.
+"""
+
+from __future__ import annotations
+
+import os
+
+from chatflow.core.engine import WorkflowEngine
+from chatflow.core.models import (
+    HistoryEntry,
+    InstanceStatus,
+    TaskArtifacts,
+    TaskExecutionRecord,
+    WorkflowInstanceState,
+)
+from chatflow.errors import (
+    ChatFlowError,
+    CorruptStateError,
+    InstanceNotFoundError,
+    InvalidIdError,
+    InvalidTransitionError,
+    LockTimeoutError,
+    SchemaError,
+    StorageError,
+    ValidationError,
+)
+from chatflow.storage.base import InstanceSummary, IWorkflowStateStore
+
+__version__ = "1.0.0"
+
+__all__ = [
+    "ChatFlowError",
+    "CorruptStateError",
+    "HistoryEntry",
+    "IWorkflowStateStore",
+    "InstanceNotFoundError",
+    "InstanceStatus",
+    "InstanceSummary",
+    "InvalidIdError",
+    "InvalidTransitionError",
+    "LockTimeoutError",
+    "SchemaError",
+    "StorageError",
+    "TaskArtifacts",
+    "TaskExecutionRecord",
+    "ValidationError",
+    "WorkflowEngine",
+    "WorkflowInstanceState",
+    "engine",
+    "init",
+]
+
+engine = WorkflowEngine()
+
+
+def init(
+    storage_dir: str | os.PathLike[str] | None = None,
+    *,
+    store: IWorkflowStateStore | None = None,
+    durable: bool = True,
+) -> WorkflowEngine:
+    """Point the shared engine at ``storage_dir`` (or at ``store``) and return it.
+
+    The shared engine is reconfigured in place rather than replaced, so code that
+    imported ``chatflow.engine`` earlier sees the new storage too.
+    """
+    engine._configure(storage_dir, store, durable=durable)
+    return engine

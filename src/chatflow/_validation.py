@@ -1,0 +1,115 @@
+"""Checks applied to everything a caller hands ChatFlow, before anything is written.
+
+Ids become file names in the file store, so they are held to a portable, path-free
+alphabet; user data is stored as JSON, so it must round-trip through JSON exactly
+(no tuples turning into lists, no int keys turning into strings, no NaN).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import secrets
+from collections.abc import Mapping
+from typing import Any
+
+from chatflow.errors import InvalidIdError, ValidationError
+
+MAX_ID_LENGTH = 128
+MAX_JSON_DEPTH = 200
+
+_ID_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*")
+# Device names Windows refuses as file names, whatever the extension.
+_WINDOWS_RESERVED = frozenset(
+    ["CON", "PRN", "AUX", "NUL"]
+    + [f"COM{i}" for i in range(1, 10)]
+    + [f"LPT{i}" for i in range(1, 10)]
+)
+
+
+def validate_id(value: object, kind: str = "id") -> str:
+    """Return ``value`` if it is a safe id, else raise ``InvalidIdError`` saying why.
+
+    Safe means: a non-empty ``str`` of at most 128 ASCII letters, digits, ``_`` and
+    ``-``, not starting with ``-`` and not a Windows device name. That keeps every id
+    usable as a file name on every platform and rules out ``..``, ``/`` and control
+    characters.
+
+    >>> validate_id("feat_user_auth", "feature_id")
+    'feat_user_auth'
+    >>> validate_id("../etc", "feature_id")
+    Traceback (most recent call last):
+    ...
+    chatflow.errors.InvalidIdError: invalid feature_id '../etc': ...
+    """
+    reason = _id_problem(value)
+    if reason is not None:
+        raise InvalidIdError(f"invalid {kind} {value!r}: {reason}", kind=kind, value=value)
+    assert isinstance(value, str)
+    return value
+
+
+def _id_problem(value: object) -> str | None:
+    if not isinstance(value, str):
+        return f"must be a str, not {type(value).__name__}"
+    if not value:
+        return "must not be empty"
+    if len(value) > MAX_ID_LENGTH:
+        return f"longer than {MAX_ID_LENGTH} characters"
+    if not _ID_PATTERN.fullmatch(value):
+        return "use only ASCII letters, digits, '_' and '-' (not first), no '/', '.' or spaces"
+    if value.upper() in _WINDOWS_RESERVED:
+        return "is a reserved device name on Windows"
+    return None
+
+
+def new_instance_id() -> str:
+    """A fresh instance id: ``wfi_`` and 16 random hex digits (64 bits, collision-safe)."""
+    return f"wfi_{secrets.token_hex(8)}"
+
+
+def check_json_object(value: object, what: str) -> dict[str, Any]:
+    """Return ``value`` if it is a dict that round-trips through JSON unchanged."""
+    if not isinstance(value, Mapping) or type(value) is not dict:
+        raise ValidationError(f"{what} must be a dict, not {type(value).__name__}", field=what)
+    check_json_value(value, what)
+    return value
+
+
+def check_json_value(value: object, what: str) -> None:
+    """Raise ``ValidationError`` naming the first path in ``value`` JSON would not keep.
+
+    Iterative, so deeply nested input gets a clear error instead of a RecursionError.
+    Exact types only: a ``str`` or ``int`` subclass (an Enum, say) would come back as
+    a plain value, which is a silent change the caller did not ask for.
+    """
+    stack: list[tuple[object, str, int]] = [(value, what, 0)]
+    while stack:
+        item, path, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise ValidationError(f"{path} is nested deeper than {MAX_JSON_DEPTH}", field=what)
+        kind = type(item)
+        if kind in (str, int, bool) or item is None:
+            continue
+        if kind is float:
+            if not math.isfinite(item):  # type: ignore[arg-type]
+                raise ValidationError(f"{path} is {item!r}, which JSON cannot hold", field=what)
+            continue
+        if kind is dict:
+            for key, child in item.items():  # type: ignore[attr-defined]
+                if type(key) is not str:
+                    raise ValidationError(
+                        f"{path} has key {key!r} of type {type(key).__name__}; keys must be str",
+                        field=what,
+                    )
+                stack.append((child, f"{path}[{key!r}]", depth + 1))
+            continue
+        if kind is list:
+            for index, child in enumerate(item):  # type: ignore[arg-type]
+                stack.append((child, f"{path}[{index}]", depth + 1))
+            continue
+        raise ValidationError(
+            f"{path} is a {kind.__name__}, which is not JSON data "
+            "(use dict, list, str, int, float, bool or None)",
+            field=what,
+        )

@@ -1,0 +1,1 @@
+"""The engine, its data models and workflow schemas."""

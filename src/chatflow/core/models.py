@@ -1,0 +1,244 @@
+"""The data ChatFlow keeps: instance state, its history, and task execution records.
+
+Each model converts to and from plain JSON-ready dicts. ``from_dict`` is strict: stored
+data of the wrong shape raises ``ValidationError`` (which stores report as
+``CorruptStateError`` naming the file or row) instead of producing a half-built object
+that fails later. ``STATE_FORMAT`` versions the dict layout so later releases can read
+what this one wrote.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from chatflow.errors import ValidationError
+
+STATE_FORMAT = 1
+
+
+def generate_timestamp() -> float:
+    """Seconds since the epoch, as the seed stores them."""
+    return time.time()
+
+
+def sha256_text(text: str) -> str:
+    """Hex SHA-256 of ``text`` encoded as UTF-8 (the artifact checksum)."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class InstanceStatus(str, Enum):
+    """Lifecycle of an instance; the values are the plain strings the seed stores."""
+
+    CREATED = "created"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+    @property
+    def is_finished(self) -> bool:
+        """True once the instance can take no further step."""
+        return self in (InstanceStatus.COMPLETED, InstanceStatus.FAILED)
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass
+class HistoryEntry:
+    """One visit to a phase: opened when the phase is entered, closed by the next trigger.
+
+    ``task`` names the visit's task record (``tasks/<task>.json`` in the file store);
+    it is empty until the phase's prompt and response are recorded.
+    """
+
+    phase: str
+    task: str
+    started_at: float
+    ended_at: float | None = None
+    status: str = "running"
+    trigger_data_snapshot: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "phase": self.phase,
+            "task": self.task,
+            "started_at": self.started_at,
+            "ended_at": self.ended_at,
+            "status": self.status,
+            "trigger_data_snapshot": self.trigger_data_snapshot,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any) -> HistoryEntry:
+        fields = _require(data, "history entry", ("phase", "task", "started_at"))
+        return cls(
+            phase=_typed(fields, "phase", str),
+            task=_typed(fields, "task", str),
+            started_at=_number(fields, "started_at"),
+            ended_at=_optional_number(fields, "ended_at"),
+            status=_typed(fields, "status", str, "running"),
+            trigger_data_snapshot=_optional_dict(fields, "trigger_data_snapshot"),
+        )
+
+
+@dataclass
+class TaskExecutionRecord:
+    """What ran in a phase: timing and the SHA-256 of the prompt and the AI's response."""
+
+    phase_name: str
+    status: str
+    started_at: float
+    ended_at: float | None = None
+    prompt_checksum: str = ""
+    response_checksum: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "phase_name": self.phase_name,
+            "status": self.status,
+            "started_at": self.started_at,
+            "ended_at": self.ended_at,
+            "prompt_checksum": self.prompt_checksum,
+            "response_checksum": self.response_checksum,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any) -> TaskExecutionRecord:
+        fields = _require(data, "task record", ("phase_name", "status", "started_at"))
+        return cls(
+            phase_name=_typed(fields, "phase_name", str),
+            status=_typed(fields, "status", str),
+            started_at=_number(fields, "started_at"),
+            ended_at=_optional_number(fields, "ended_at"),
+            prompt_checksum=_typed(fields, "prompt_checksum", str, ""),
+            response_checksum=_typed(fields, "response_checksum", str, ""),
+        )
+
+
+@dataclass
+class TaskArtifacts:
+    """A phase's task record together with the texts its checksums cover."""
+
+    record: TaskExecutionRecord
+    prompt: str
+    response: str
+
+
+@dataclass
+class WorkflowInstanceState:
+    """Everything known about one workflow instance.
+
+    ``workflow_schema`` is the validated schema the instance started with, so every
+    step follows the instance's own definition. ``version`` counts committed writes;
+    stores use it to detect concurrent changes.
+    """
+
+    instance_id: str
+    feature_id: str
+    workflow_name: str
+    current_phase: str
+    variables: dict[str, Any]
+    status: InstanceStatus = InstanceStatus.CREATED
+    history: list[HistoryEntry] = field(default_factory=list)
+    created_at: float = field(default_factory=generate_timestamp)
+    updated_at: float = field(default_factory=generate_timestamp)
+    meta: dict[str, Any] = field(default_factory=dict)
+    workflow_schema: dict[str, Any] = field(default_factory=dict)
+    version: int = 0
+
+    def __post_init__(self) -> None:
+        self.status = InstanceStatus(self.status)
+
+    @property
+    def open_entry(self) -> HistoryEntry | None:
+        """The history entry of the phase being worked on, if the instance is not finished."""
+        if self.history and self.history[-1].ended_at is None:
+            return self.history[-1]
+        return None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": STATE_FORMAT,
+            "instance_id": self.instance_id,
+            "feature_id": self.feature_id,
+            "workflow_name": self.workflow_name,
+            "current_phase": self.current_phase,
+            "status": self.status.value,
+            "version": self.version,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "variables": self.variables,
+            "meta": self.meta,
+            "workflow_schema": self.workflow_schema,
+            "history": [entry.to_dict() for entry in self.history],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any) -> WorkflowInstanceState:
+        required = ("instance_id", "feature_id", "workflow_name", "current_phase", "status")
+        fields = _require(data, "instance state", required)
+        fmt = fields.get("format", STATE_FORMAT)
+        if fmt != STATE_FORMAT:
+            raise ValidationError(
+                f"instance state has format {fmt!r}; this ChatFlow reads format {STATE_FORMAT}"
+            )
+        history = fields.get("history", [])
+        if not isinstance(history, list):
+            raise ValidationError("instance state field 'history' must be a list")
+        status = _typed(fields, "status", str)
+        try:
+            parsed_status = InstanceStatus(status)
+        except ValueError:
+            raise ValidationError(f"instance state has unknown status {status!r}") from None
+        return cls(
+            instance_id=_typed(fields, "instance_id", str),
+            feature_id=_typed(fields, "feature_id", str),
+            workflow_name=_typed(fields, "workflow_name", str),
+            current_phase=_typed(fields, "current_phase", str),
+            variables=_optional_dict(fields, "variables") or {},
+            status=parsed_status,
+            history=[HistoryEntry.from_dict(entry) for entry in history],
+            created_at=_number(fields, "created_at", 0.0),
+            updated_at=_number(fields, "updated_at", 0.0),
+            meta=_optional_dict(fields, "meta") or {},
+            workflow_schema=_optional_dict(fields, "workflow_schema") or {},
+            version=_typed(fields, "version", int, 0),
+        )
+
+
+def _require(data: Any, what: str, keys: tuple[str, ...]) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise ValidationError(f"{what} must be a JSON object, not {type(data).__name__}")
+    missing = [key for key in keys if key not in data]
+    if missing:
+        raise ValidationError(f"{what} is missing {', '.join(map(repr, missing))}")
+    return data
+
+
+def _typed(fields: dict[str, Any], key: str, kind: type[Any], *default: Any) -> Any:
+    value = fields.get(key, *default) if default else fields[key]
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise ValidationError(f"field {key!r} must be {kind.__name__}, not {type(value).__name__}")
+    return value
+
+
+def _number(fields: dict[str, Any], key: str, *default: float) -> float:
+    value = fields.get(key, *default) if default else fields[key]
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValidationError(f"field {key!r} must be a number, not {type(value).__name__}")
+    return float(value)
+
+
+def _optional_number(fields: dict[str, Any], key: str) -> float | None:
+    return None if fields.get(key) is None else _number(fields, key)
+
+
+def _optional_dict(fields: dict[str, Any], key: str) -> dict[str, Any] | None:
+    value = fields.get(key)
+    if value is not None and not isinstance(value, dict):
+        raise ValidationError(f"field {key!r} must be an object, not {type(value).__name__}")
+    return value

@@ -1,0 +1,70 @@
+"""ChatFlow's exception tree: every error the library raises on purpose is a ``ChatFlowError``.
+
+Each subclass carries its context as attributes (``instance_id``, ``path``, ...) and
+subclasses the matching builtin where one fits, so ``except KeyError`` or
+``except TimeoutError`` in a caller keeps working. Errors pickle across processes
+because the base class rebuilds them from the keyword arguments it was given.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ChatFlowError(Exception):
+    """Root of every error ChatFlow raises on purpose."""
+
+    def __init__(self, message: str, **context: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.context = context
+        for name, value in context.items():
+            setattr(self, name, value)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), self.message, self.context))
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def _rebuild(cls: type[ChatFlowError], message: str, context: dict[str, Any]) -> ChatFlowError:
+    error = cls.__new__(cls)
+    ChatFlowError.__init__(error, message, **context)
+    return error
+
+
+class ValidationError(ChatFlowError, ValueError):
+    """Input the caller gave is unusable: a bad id, non-JSON data, a wrong type."""
+
+
+class InvalidIdError(ValidationError):
+    """An instance, feature or phase id that is empty, too long or path-like."""
+
+
+class SchemaError(ValidationError):
+    """A workflow schema is malformed; ``problems`` lists every problem with its location."""
+
+
+class InstanceNotFoundError(ChatFlowError, KeyError):
+    """No instance with that id exists in the store."""
+
+    def __str__(self) -> str:
+        # KeyError would otherwise quote the message like a repr.
+        return self.message
+
+
+class InvalidTransitionError(ChatFlowError):
+    """The requested step is not allowed from the instance's current state."""
+
+
+class StorageError(ChatFlowError, OSError):
+    """The store could not read or write (disk full, permission denied, server down)."""
+
+
+class CorruptStateError(StorageError):
+    """Stored data exists but cannot be trusted: truncated, not JSON, wrong shape, bad checksum."""
+
+
+class LockTimeoutError(StorageError, TimeoutError):
+    """A lock was not acquired within its timeout."""

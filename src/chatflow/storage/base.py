@@ -1,0 +1,141 @@
+"""``IWorkflowStateStore``: the written-down contract every ChatFlow store fulfils.
+
+The engine talks to storage only through this interface. States travel as the plain
+dicts produced by ``WorkflowInstanceState.to_dict``; a store may index a few fields
+(``feature_id``, ``status``, ``version``) but keeps the dict whole.
+
+Read-modify-write is a store primitive (``update_state``), not something callers stitch
+together from ``load_state`` and ``save_state``: only the store knows how to make it
+atomic against other threads, processes or machines.
+
+The conformance suite in ``tests/`` runs unchanged against every store; a new store is
+done when it passes it.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+from chatflow.errors import InstanceNotFoundError
+
+StateDict = dict[str, Any]
+Mutation = Callable[[StateDict], StateDict]
+
+
+class InstanceSummary(NamedTuple):
+    """The few fields of an instance that listings and feature roll-ups need."""
+
+    instance_id: str
+    feature_id: str
+    status: str
+    current_phase: str
+    created_at: float
+    updated_at: float
+
+
+def summarize(state: StateDict) -> InstanceSummary:
+    """The ``InstanceSummary`` of a state dict."""
+    return InstanceSummary(
+        state["instance_id"],
+        state["feature_id"],
+        state["status"],
+        state["current_phase"],
+        state.get("created_at", 0.0),
+        state.get("updated_at", 0.0),
+    )
+
+
+class IWorkflowStateStore(ABC):
+    """Durable home of instance states, feature indexes and task artifacts.
+
+    Every method is safe to call from many threads, and (for stores shared between
+    processes) from many processes at once. Ids reaching a store have already been
+    validated by the engine; stores validate them again where they build paths.
+    """
+
+    @abstractmethod
+    def save_state(self, instance_id: str, state_data: StateDict) -> None:
+        """Write ``state_data`` as the instance's state, adding it to its feature's index
+        if it is new. A blind write: prefer ``create_state`` and ``update_state``."""
+
+    @abstractmethod
+    def load_state(self, instance_id: str) -> StateDict | None:
+        """The instance's current state, or ``None`` if it does not exist.
+
+        Raises ``CorruptStateError`` if stored data exists but cannot be read: corrupt
+        data is never reported as absent.
+        """
+
+    @abstractmethod
+    def list_instances_by_feature(self, feature_id: str) -> list[str]:
+        """Ids of the feature's instances, oldest first (creation order)."""
+
+    @abstractmethod
+    def save_task_artifacts(
+        self,
+        feature_id: str,
+        instance_id: str,
+        phase_name: str,
+        task_record_data: dict[str, Any],
+        prompt_content: str,
+        ai_response_content: str,
+    ) -> None:
+        """Store a phase's task record with its prompt and AI response texts."""
+
+    @abstractmethod
+    def load_task_artifacts(self, instance_id: str, phase_name: str) -> dict[str, Any] | None:
+        """``{"record": ..., "prompt": ..., "response": ...}`` for a phase, or ``None``."""
+
+    @abstractmethod
+    def create_state(self, state_data: StateDict) -> None:
+        """Store a new instance and append it to its feature's index, atomically.
+
+        Raises ``ValidationError`` if an instance with that id already exists.
+        """
+
+    @abstractmethod
+    def update_state(self, instance_id: str, mutate: Mutation) -> StateDict:
+        """Atomically replace the instance's state with ``mutate(current)``; return it.
+
+        ``mutate`` receives a private copy of the latest committed state (never a
+        cached one another writer has since replaced) and runs while the store holds
+        the instance exclusively. If it raises, nothing is written and the exception
+        propagates. The store sets ``version`` to the old version plus one.
+        Raises ``InstanceNotFoundError`` if the instance does not exist.
+        """
+
+    @abstractmethod
+    def list_features(self) -> list[str]:
+        """Every feature id that has at least one instance, sorted."""
+
+    def list_feature_summaries(self, feature_id: str) -> list[InstanceSummary]:
+        """Summaries of the feature's instances, oldest first.
+
+        This default loads every state; stores override it with an index or a query.
+        """
+        summaries = []
+        for instance_id in self.list_instances_by_feature(feature_id):
+            state = self.load_state(instance_id)
+            if state is not None:
+                summaries.append(summarize(state))
+        return summaries
+
+    def list_instance_ids(self) -> list[str]:
+        """Every instance id in the store, feature by feature in creation order."""
+        return [
+            iid
+            for feature in self.list_features()
+            for iid in self.list_instances_by_feature(feature)
+        ]
+
+    def close(self) -> None:  # noqa: B027 - optional hook; most stores hold nothing to release
+        """Release connections or handles; the store is unusable afterwards."""
+
+
+def not_found(instance_id: str) -> InstanceNotFoundError:
+    """The error every store raises for an instance that does not exist."""
+    return InstanceNotFoundError(
+        f"workflow instance {instance_id!r} not found", instance_id=instance_id
+    )

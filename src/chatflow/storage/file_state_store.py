@@ -1,0 +1,337 @@
+"""``FileStateStore``: the default store, a plain human-readable folder.
+
+Layout (people read and diff these files, so it is kept stable)::
+
+    .chatflow/
+      instances/wfi_abc123.json                                   instance state
+      instances/wfi_abc123/tasks/<phase>.json                     task record
+      instances/wfi_abc123/tasks/<phase>.prompt.md                prompt sent to the AI
+      instances/wfi_abc123/tasks/<phase>.ai_response.md           the AI's response
+      features/feat_user_auth.link                                instance ids, oldest first
+      .locks/                                                     sidecar lock files
+
+Concurrency: each instance has its own cross-process lock (``.locks/<id>.lock``), held
+across every read-modify-write; a feature's index has its own (``.locks/feature.<id>.lock``)
+taken only when an instance is created. Lock order is always feature, then instance.
+
+Caching: file contents are cached per instance together with the file's
+(inode, size, mtime) signature. Every write replaces the file (new inode) and, under
+the lock, makes its mtime strictly greater than the previous version's, so a cached copy
+is served only while the file on disk is exactly the one it was read from.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from chatflow._validation import validate_id
+from chatflow.errors import CorruptStateError, StorageError, ValidationError
+from chatflow.storage._atomic import write_atomic
+from chatflow.storage.base import (
+    InstanceSummary,
+    IWorkflowStateStore,
+    Mutation,
+    StateDict,
+    not_found,
+    summarize,
+)
+from chatflow.storage.file_lock import BaseFileLock, FileLock
+
+_STATE_KEYS = ("instance_id", "feature_id", "status", "current_phase")
+
+
+class _Signature(NamedTuple):
+    inode: int
+    size: int
+    mtime_ns: int
+
+
+class _Cached(NamedTuple):
+    signature: _Signature
+    raw: bytes
+    summary: InstanceSummary
+
+
+def _signature(stat: os.stat_result) -> _Signature:
+    return _Signature(stat.st_ino, stat.st_size, stat.st_mtime_ns)
+
+
+def encode_state(state: StateDict) -> bytes:
+    """Readable, diffable JSON: one top-level key per line, one history entry per line.
+
+    Built from the C JSON encoder piece by piece, because ``json.dumps(indent=...)``
+    falls back to the pure-Python encoder and would make long histories slow to save.
+    """
+    parts = [
+        f"  {json.dumps(key)}: {json.dumps(value, ensure_ascii=False)}"
+        for key, value in state.items()
+        if key != "history"
+    ]
+    history = state.get("history")
+    if history:
+        entries = ",\n".join(f"    {json.dumps(entry, ensure_ascii=False)}" for entry in history)
+        parts.append(f'  "history": [\n{entries}\n  ]')
+    elif history is not None:
+        parts.append('  "history": []')
+    return ("{\n" + ",\n".join(parts) + "\n}\n").encode("utf-8")
+
+
+class FileStateStore(IWorkflowStateStore):
+    """State in a folder of JSON and Markdown files, safe for many threads and processes.
+
+    ``durable=False`` skips fsync: writes stay atomic (a killed process never leaves a
+    torn file) but the last writes may be lost on power failure. ``lock_timeout`` is
+    how long to wait for another writer before raising ``LockTimeoutError``.
+    """
+
+    def __init__(
+        self,
+        base_dir: str | os.PathLike[str] = ".chatflow",
+        *,
+        durable: bool = True,
+        lock_timeout: float | None = 30.0,
+    ) -> None:
+        self.base_dir = Path(base_dir).resolve()
+        self.instances_dir = self.base_dir / "instances"
+        self.features_dir = self.base_dir / "features"
+        self.locks_dir = self.base_dir / ".locks"
+        self.durable = durable
+        self.lock_timeout = lock_timeout
+        self._cache: dict[str, _Cached] = {}
+        self._cache_lock = threading.Lock()
+        try:
+            for folder in (self.instances_dir, self.features_dir, self.locks_dir):
+                folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise StorageError(
+                f"cannot create storage folder {self.base_dir}: {error.strerror or error}",
+                path=str(self.base_dir),
+            ) from error
+
+    def __repr__(self) -> str:
+        return f"FileStateStore({str(self.base_dir)!r}, durable={self.durable})"
+
+    # -- paths and locks -------------------------------------------------------------
+
+    def _instance_file(self, instance_id: str) -> Path:
+        return self.instances_dir / f"{validate_id(instance_id, 'instance_id')}.json"
+
+    def _tasks_dir(self, instance_id: str) -> Path:
+        return self.instances_dir / validate_id(instance_id, "instance_id") / "tasks"
+
+    def _index_file(self, feature_id: str) -> Path:
+        return self.features_dir / f"{validate_id(feature_id, 'feature_id')}.link"
+
+    def _instance_lock(self, instance_id: str) -> BaseFileLock:
+        return FileLock(self.locks_dir / f"{instance_id}.lock", self.lock_timeout)
+
+    def _feature_lock(self, feature_id: str) -> BaseFileLock:
+        # Ids cannot contain '.', so this name never collides with an instance's lock.
+        return FileLock(self.locks_dir / f"feature.{feature_id}.lock", self.lock_timeout)
+
+    # -- reading ---------------------------------------------------------------------
+
+    def _read(self, instance_id: str) -> _Cached | None:
+        """The instance's current file, from the cache when the file is unchanged."""
+        path = self._instance_file(instance_id)
+        try:
+            signature = _signature(os.stat(path))
+        except FileNotFoundError:
+            return None
+        except OSError as error:
+            raise StorageError(f"cannot read {path}: {error.strerror}", path=str(path)) from error
+        cached = self._cache.get(instance_id)
+        if cached is not None and cached.signature == signature:
+            return cached
+        try:
+            with open(path, "rb") as file:
+                # fstat on the open file: its contents and signature belong to one version.
+                signature = _signature(os.fstat(file.fileno()))
+                raw = file.read()
+        except FileNotFoundError:
+            return None
+        except OSError as error:
+            raise StorageError(f"cannot read {path}: {error.strerror}", path=str(path)) from error
+        entry = _Cached(signature, raw, summarize(self._decode(raw, path, instance_id)))
+        with self._cache_lock:
+            self._cache[instance_id] = entry
+        return entry
+
+    @staticmethod
+    def _decode(raw: bytes, path: Path, instance_id: str) -> StateDict:
+        try:
+            state = json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise CorruptStateError(
+                f"state file {path} is corrupt: {error}", path=str(path), instance_id=instance_id
+            ) from None
+        if not isinstance(state, dict) or any(key not in state for key in _STATE_KEYS):
+            raise CorruptStateError(
+                f"state file {path} is not a ChatFlow instance state "
+                f"(expected an object with {', '.join(_STATE_KEYS)})",
+                path=str(path),
+                instance_id=instance_id,
+            )
+        if state["instance_id"] != instance_id:
+            raise CorruptStateError(
+                f"state file {path} holds instance {state['instance_id']!r}, not {instance_id!r}",
+                path=str(path),
+                instance_id=instance_id,
+            )
+        return state
+
+    def load_state(self, instance_id: str) -> StateDict | None:
+        cached = self._read(instance_id)
+        if cached is None:
+            return None
+        return self._decode(cached.raw, self._instance_file(instance_id), instance_id)
+
+    def list_instances_by_feature(self, feature_id: str) -> list[str]:
+        path = self._index_file(feature_id)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return []
+        except (OSError, UnicodeDecodeError) as error:
+            raise CorruptStateError(
+                f"cannot read feature index {path}: {error}", path=str(path)
+            ) from error
+        # The seed wrote comma-separated ids; this store writes one per line. Read both.
+        ids = [item.strip() for line in text.splitlines() for item in line.split(",")]
+        ids = [item for item in ids if item]
+        for item in ids:
+            try:
+                validate_id(item, "instance_id")
+            except ValidationError:
+                raise CorruptStateError(
+                    f"feature index {path} lists an invalid instance id {item!r}", path=str(path)
+                ) from None
+        return ids
+
+    def list_feature_summaries(self, feature_id: str) -> list[InstanceSummary]:
+        summaries = []
+        for instance_id in self.list_instances_by_feature(feature_id):
+            cached = self._read(instance_id)
+            if cached is None:
+                index = self._index_file(feature_id)
+                raise CorruptStateError(
+                    f"feature index {index} lists instance {instance_id!r}, "
+                    f"but {self._instance_file(instance_id)} is missing",
+                    path=str(index),
+                    instance_id=instance_id,
+                )
+            summaries.append(cached.summary)
+        return summaries
+
+    def list_features(self) -> list[str]:
+        return sorted(path.stem for path in self.features_dir.glob("*.link"))
+
+    def load_task_artifacts(self, instance_id: str, phase_name: str) -> dict[str, Any] | None:
+        base = self._tasks_dir(instance_id) / validate_id(phase_name, "phase_name")
+        record_path = base.with_name(f"{phase_name}.json")
+        try:
+            record_text = record_path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+        try:
+            record = json.loads(record_text)
+            prompt = base.with_name(f"{phase_name}.prompt.md").read_bytes().decode("utf-8")
+            response = base.with_name(f"{phase_name}.ai_response.md").read_bytes().decode("utf-8")
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise CorruptStateError(
+                f"task artifacts of phase {phase_name!r} in {base.parent} are unreadable: {error}",
+                path=str(base.parent),
+                instance_id=instance_id,
+            ) from error
+        return {"record": record, "prompt": prompt, "response": response}
+
+    # -- writing ---------------------------------------------------------------------
+
+    def _write(self, instance_id: str, state: StateDict, previous: _Cached | None) -> None:
+        """Replace the instance's file; caller holds the instance lock."""
+        raw = encode_state(state)
+        min_mtime = previous.signature.mtime_ns + 1 if previous is not None else 0
+        stat = write_atomic(
+            self._instance_file(instance_id), raw, durable=self.durable, min_mtime_ns=min_mtime
+        )
+        entry = _Cached(_signature(stat), raw, summarize(state))
+        with self._cache_lock:
+            self._cache[instance_id] = entry
+
+    def create_state(self, state_data: StateDict) -> None:
+        instance_id = validate_id(state_data["instance_id"], "instance_id")
+        feature_id = validate_id(state_data["feature_id"], "feature_id")
+        with self._feature_lock(feature_id), self._instance_lock(instance_id):
+            if self._instance_file(instance_id).exists():
+                raise ValidationError(
+                    f"workflow instance {instance_id!r} already exists", instance_id=instance_id
+                )
+            self._write(instance_id, state_data, None)
+            self._append_to_index(feature_id, instance_id)
+
+    def _append_to_index(self, feature_id: str, instance_id: str) -> None:
+        """Add an id to the feature's index; caller holds the feature lock.
+
+        The instance file is written first, so a crash in between leaves at most an
+        unlisted instance that was never acknowledged, never an index naming nothing.
+        """
+        ids = self.list_instances_by_feature(feature_id)
+        ids.append(instance_id)
+        data = "".join(f"{item}\n" for item in ids).encode("ascii")
+        write_atomic(self._index_file(feature_id), data, durable=self.durable)
+
+    def save_state(self, instance_id: str, state_data: StateDict) -> None:
+        validate_id(instance_id, "instance_id")
+        feature_id = validate_id(state_data["feature_id"], "feature_id")
+        with self._feature_lock(feature_id), self._instance_lock(instance_id):
+            previous = self._read(instance_id)
+            self._write(instance_id, state_data, previous)
+            if previous is None:
+                self._append_to_index(feature_id, instance_id)
+
+    def update_state(self, instance_id: str, mutate: Mutation) -> StateDict:
+        path = self._instance_file(instance_id)
+        with self._instance_lock(instance_id):
+            previous = self._read(instance_id)
+            if previous is None:
+                raise not_found(instance_id)
+            current = self._decode(previous.raw, path, instance_id)
+            version = current.get("version", 0)
+            new = mutate(current)
+            new["version"] = version + 1
+            self._write(instance_id, new, previous)
+            return new
+
+    def save_task_artifacts(
+        self,
+        feature_id: str,
+        instance_id: str,
+        phase_name: str,
+        task_record_data: dict[str, Any],
+        prompt_content: str,
+        ai_response_content: str,
+    ) -> None:
+        validate_id(feature_id, "feature_id")
+        tasks_dir = self._tasks_dir(instance_id)
+        validate_id(phase_name, "phase_name")
+        with self._instance_lock(instance_id):
+            try:
+                tasks_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as error:
+                raise StorageError(
+                    f"cannot create {tasks_dir}: {error.strerror}", path=str(tasks_dir)
+                ) from error
+            # The record goes last: it carries the checksums, so it commits the texts.
+            texts = (("prompt.md", prompt_content), ("ai_response.md", ai_response_content))
+            for suffix, text in texts:
+                write_atomic(
+                    tasks_dir / f"{phase_name}.{suffix}", text.encode("utf-8"), durable=self.durable
+                )
+            record = json.dumps(task_record_data, indent=2, ensure_ascii=False) + "\n"
+            write_atomic(
+                tasks_dir / f"{phase_name}.json", record.encode("utf-8"), durable=self.durable
+            )

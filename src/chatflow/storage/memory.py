@@ -1,0 +1,101 @@
+"""``MemoryStore``: the reference store, kept in this process's memory.
+
+It defines the contract's behaviour in the simplest way possible (one lock, JSON copies
+in and out), so the conformance suite is validated against it before any real store.
+Useful for tests and for tools that need no persistence.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any
+
+from chatflow._validation import validate_id
+from chatflow.errors import ValidationError
+from chatflow.storage.base import IWorkflowStateStore, Mutation, StateDict, not_found
+
+
+def _copy(data: StateDict) -> StateDict:
+    copied: StateDict = json.loads(json.dumps(data))
+    return copied
+
+
+class MemoryStore(IWorkflowStateStore):
+    """Thread-safe in-memory store; everything is lost when the process exits."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._states: dict[str, str] = {}
+        self._features: dict[str, list[str]] = {}
+        self._artifacts: dict[tuple[str, str], str] = {}
+
+    def save_state(self, instance_id: str, state_data: StateDict) -> None:
+        validate_id(instance_id, "instance_id")
+        with self._lock:
+            if instance_id not in self._states:
+                self._index(state_data["feature_id"], instance_id)
+            self._states[instance_id] = json.dumps(state_data)
+
+    def load_state(self, instance_id: str) -> StateDict | None:
+        validate_id(instance_id, "instance_id")
+        with self._lock:
+            text = self._states.get(instance_id)
+        return None if text is None else json.loads(text)
+
+    def list_instances_by_feature(self, feature_id: str) -> list[str]:
+        validate_id(feature_id, "feature_id")
+        with self._lock:
+            return list(self._features.get(feature_id, ()))
+
+    def save_task_artifacts(
+        self,
+        feature_id: str,
+        instance_id: str,
+        phase_name: str,
+        task_record_data: dict[str, Any],
+        prompt_content: str,
+        ai_response_content: str,
+    ) -> None:
+        validate_id(instance_id, "instance_id")
+        validate_id(phase_name, "phase_name")
+        artifacts = {
+            "record": task_record_data,
+            "prompt": prompt_content,
+            "response": ai_response_content,
+        }
+        with self._lock:
+            self._artifacts[(instance_id, phase_name)] = json.dumps(artifacts)
+
+    def load_task_artifacts(self, instance_id: str, phase_name: str) -> dict[str, Any] | None:
+        validate_id(instance_id, "instance_id")
+        validate_id(phase_name, "phase_name")
+        with self._lock:
+            text = self._artifacts.get((instance_id, phase_name))
+        return None if text is None else json.loads(text)
+
+    def create_state(self, state_data: StateDict) -> None:
+        instance_id = validate_id(state_data["instance_id"], "instance_id")
+        with self._lock:
+            if instance_id in self._states:
+                raise ValidationError(f"workflow instance {instance_id!r} already exists")
+            self.save_state(instance_id, state_data)
+
+    def update_state(self, instance_id: str, mutate: Mutation) -> StateDict:
+        validate_id(instance_id, "instance_id")
+        with self._lock:
+            text = self._states.get(instance_id)
+            if text is None:
+                raise not_found(instance_id)
+            current = json.loads(text)
+            new = mutate(current)
+            new["version"] = current.get("version", 0) + 1
+            self._states[instance_id] = json.dumps(new)
+            return _copy(new)
+
+    def list_features(self) -> list[str]:
+        with self._lock:
+            return sorted(self._features)
+
+    def _index(self, feature_id: str, instance_id: str) -> None:
+        self._features.setdefault(validate_id(feature_id, "feature_id"), []).append(instance_id)

@@ -66,7 +66,7 @@ def init(
     store: IWorkflowStateStore | None = None,
     durable: bool = True,
 ) -> WorkflowEngine:
-    """Point the shared engine at ``storage_dir`` (or at ``store``) and return it.
+    """Point the shared engine at ``storage_dir`` (a folder or store URL) or ``store``.
 
     The shared engine is reconfigured in place rather than replaced, so code that
     imported ``chatflow.engine`` earlier sees the new storage too.

@@ -30,6 +30,7 @@ from chatflow.errors import (
     InvalidTransitionError,
     ValidationError,
 )
+from chatflow.storage._open import open_store
 from chatflow.storage.base import IWorkflowStateStore, StateDict, not_found
 
 DEFAULT_DIR_ENV = "CHATFLOW_DIR"
@@ -44,10 +45,11 @@ def default_storage_dir() -> Path:
 class WorkflowEngine:
     """Starts, advances and reports on workflow instances kept in one store.
 
-    ``WorkflowEngine(storage_dir=...)`` uses the default file store in that folder;
-    ``state_store=`` uses any ``IWorkflowStateStore``. With neither, the folder is
-    ``$CHATFLOW_DIR`` or ``./.chatflow``. Nothing touches the disk until the first call
-    that needs the store.
+    ``WorkflowEngine(storage_dir=...)`` uses the default file store in that folder, or
+    the store a URL names (``sqlite:///state.db``, ``postgresql://...``, ``memory://``);
+    ``state_store=`` (or ``store=``) uses any ``IWorkflowStateStore``. With none, the
+    folder is ``$CHATFLOW_DIR`` or ``./.chatflow``. Nothing touches the disk or network
+    until the first call that needs the store.
     """
 
     def __init__(
@@ -55,11 +57,12 @@ class WorkflowEngine:
         storage_dir: str | os.PathLike[str] | None = None,
         state_store: IWorkflowStateStore | None = None,
         *,
+        store: IWorkflowStateStore | None = None,
         durable: bool = True,
     ) -> None:
         self._lock = threading.Lock()
         self._store: IWorkflowStateStore | None = None
-        self._configure(storage_dir, state_store, durable=durable)
+        self._configure(storage_dir, state_store or store, durable=durable)
 
     def _configure(
         self,
@@ -69,36 +72,35 @@ class WorkflowEngine:
         durable: bool,
     ) -> None:
         if storage_dir is not None and state_store is not None:
-            raise ValidationError("give storage_dir or state_store, not both")
+            raise ValidationError("give a storage folder/URL or a store, not both")
         if state_store is not None and not isinstance(state_store, IWorkflowStateStore):
             raise ValidationError(
-                f"state_store must implement IWorkflowStateStore, not {type(state_store).__name__}"
+                f"store must implement IWorkflowStateStore, not {type(state_store).__name__}"
+            )
+        if storage_dir is not None and not isinstance(storage_dir, (str, os.PathLike)):
+            raise ValidationError(
+                f"storage_dir must be a path or URL, not {type(storage_dir).__name__}"
             )
         with self._lock:
-            self._storage_dir = None if storage_dir is None else Path(storage_dir)
+            self._target = storage_dir
             self._durable = durable
             self._store = state_store
 
     @property
     def state_store(self) -> IWorkflowStateStore:
-        """The store this engine uses, created on first access."""
+        """The store this engine uses, opened on first access."""
         store = self._store
         if store is not None:
             return store
-        # Imported on first use: keeps `import chatflow` free of storage start-up cost.
-        from chatflow.storage.file_state_store import FileStateStore  # noqa: PLC0415
-
         with self._lock:
             if self._store is None:
-                folder = self._storage_dir or default_storage_dir()
-                self._store = FileStateStore(folder, durable=self._durable)
+                target = self._target if self._target is not None else default_storage_dir()
+                self._store = open_store(target, durable=self._durable)
             return self._store
 
     def __repr__(self) -> str:
         store = self._store
-        where = (
-            repr(store) if store is not None else f"storage_dir={self._storage_dir!r} (not opened)"
-        )
+        where = repr(store) if store is not None else f"{self._target!r}, not opened yet"
         return f"WorkflowEngine({where})"
 
     # -- starting and advancing ----------------------------------------------------

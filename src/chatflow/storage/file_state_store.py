@@ -28,7 +28,7 @@ import threading
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from chatflow._validation import validate_id
+from chatflow._validation import _id_problem, validate_id
 from chatflow.errors import CorruptStateError, StorageError, ValidationError
 from chatflow.storage._atomic import write_atomic
 from chatflow.storage.base import (
@@ -228,7 +228,8 @@ class FileStateStore(IWorkflowStateStore):
         return summaries
 
     def list_features(self) -> list[str]:
-        return sorted(path.stem for path in self.features_dir.glob("*.link"))
+        stems = (path.stem for path in self.features_dir.glob("*.link"))
+        return sorted(stem for stem in stems if _id_problem(stem) is None)
 
     def load_task_artifacts(self, instance_id: str, phase_name: str) -> dict[str, Any] | None:
         base = self._tasks_dir(instance_id) / validate_id(phase_name, "phase_name")

@@ -75,9 +75,7 @@ def test_killed_trigger_loop_never_corrupts_or_loses_acknowledged_steps(
 
 
 @pytest.mark.parametrize("mode", ["durable", "fast"])
-def test_killed_create_loop_keeps_every_acknowledged_instance(
-    storage_dir: Path, mode: str
-) -> None:
+def test_killed_create_loop_keeps_every_acknowledged_instance(storage_dir: Path, mode: str) -> None:
     acknowledged: list[str] = []
     for _ in range(KILLS // 2):
         acknowledged += run_and_kill([CREATE_LOOP, str(storage_dir), mode])

@@ -216,7 +216,11 @@ def test_feature_status_counts_and_latest(engine: WorkflowEngine, schema: dict[s
         engine.trigger_next_step(ids[2])
     status = engine.get_feature_status("feat_user_auth")
     assert status["total_instances"] == 5
-    assert (status["created_count"], status["running_count"], status["completed_count"]) == (3, 1, 1)
+    assert (status["created_count"], status["running_count"], status["completed_count"]) == (
+        3,
+        1,
+        1,
+    )
     assert status["latest_instance_id"] == ids[-1]  # creation order, not id order
     assert status["status"] == "in_progress"
     assert engine.list_feature_instances("feat_user_auth") == ids
@@ -295,7 +299,7 @@ def test_corrupt_state_file_is_an_error_not_absent(
 ) -> None:
     iid = start(engine, schema)
     path = storage_dir / "instances" / f"{iid}.json"
-    for garbage in (b"{\"instance_id\": tru", b"\xff\xfe", b"[]", b'{"instance_id": 1}'):
+    for garbage in (b'{"instance_id": tru', b"\xff\xfe", b"[]", b'{"instance_id": 1}'):
         path.write_bytes(garbage)
         with pytest.raises(CorruptStateError) as caught:
             engine.get_workflow_instance_status(iid)

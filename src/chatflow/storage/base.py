@@ -122,6 +122,42 @@ class IWorkflowStateStore(ABC):
                 summaries.append(summarize(state))
         return summaries
 
+    def list_instances(
+        self, feature_id: str | None = None, status: str | None = None
+    ) -> list[InstanceSummary]:
+        """Summaries of instances, optionally only one feature's and/or one status's.
+
+        Order: features sorted by id, each feature's instances oldest first. This
+        default goes feature by feature through ``list_feature_summaries``; stores with
+        a query language answer it with one query.
+        """
+        features = self.list_features() if feature_id is None else [feature_id]
+        return [
+            summary
+            for feature in features
+            for summary in self.list_feature_summaries(feature)
+            if status is None or summary.status == status
+        ]
+
+    def list_task_phases(self, instance_id: str) -> list[str]:
+        """Names of the phases of the instance that have stored task artifacts, sorted.
+
+        Used to copy every artifact when moving between stores. This default probes the
+        phases named in the instance's history; stores override it with a listing.
+        """
+        state = self.load_state(instance_id)
+        if state is None:
+            return []
+        phases = {entry.get("phase") for entry in state.get("history", [])}
+        phases.update(entry.get("task") for entry in state.get("history", []))
+        return sorted(
+            phase
+            for phase in phases
+            if isinstance(phase, str)
+            and phase
+            and self.load_task_artifacts(instance_id, phase) is not None
+        )
+
     def list_instance_ids(self) -> list[str]:
         """Every instance id in the store, feature by feature in creation order."""
         return [

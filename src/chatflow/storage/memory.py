@@ -12,8 +12,11 @@ import threading
 from typing import Any
 
 from chatflow._validation import validate_id
-from chatflow.errors import ValidationError
+from chatflow.errors import CorruptStateError, ValidationError
+from chatflow.storage._codec import decode_state
 from chatflow.storage.base import IWorkflowStateStore, Mutation, StateDict, not_found
+
+_WHERE = "the memory store"
 
 
 def _copy(data: StateDict) -> StateDict:
@@ -41,7 +44,7 @@ class MemoryStore(IWorkflowStateStore):
         validate_id(instance_id, "instance_id")
         with self._lock:
             text = self._states.get(instance_id)
-        return None if text is None else json.loads(text)
+        return None if text is None else decode_state(text, instance_id, _WHERE)
 
     def list_instances_by_feature(self, feature_id: str) -> list[str]:
         validate_id(feature_id, "feature_id")
@@ -72,7 +75,23 @@ class MemoryStore(IWorkflowStateStore):
         validate_id(phase_name, "phase_name")
         with self._lock:
             text = self._artifacts.get((instance_id, phase_name))
-        return None if text is None else json.loads(text)
+        if text is None:
+            return None
+        try:
+            artifacts: dict[str, Any] = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise CorruptStateError(
+                f"task artifacts of phase {phase_name!r} of instance {instance_id!r} "
+                f"in {_WHERE} are corrupt: {error}",
+                instance_id=instance_id,
+                phase=phase_name,
+            ) from None
+        return artifacts
+
+    def list_task_phases(self, instance_id: str) -> list[str]:
+        validate_id(instance_id, "instance_id")
+        with self._lock:
+            return sorted(phase for iid, phase in self._artifacts if iid == instance_id)
 
     def create_state(self, state_data: StateDict) -> None:
         instance_id = validate_id(state_data["instance_id"], "instance_id")
@@ -87,7 +106,7 @@ class MemoryStore(IWorkflowStateStore):
             text = self._states.get(instance_id)
             if text is None:
                 raise not_found(instance_id)
-            current = json.loads(text)
+            current = decode_state(text, instance_id, _WHERE)
             new = mutate(current)
             new["version"] = current.get("version", 0) + 1
             self._states[instance_id] = json.dumps(new)

@@ -1,0 +1,448 @@
+"""``PostgresStore``: instances, artifacts and feature indexes in a PostgreSQL schema.
+
+For teams whose tools run on several machines and must share one truth. Needs the
+``chatflow-engine[postgres]`` extra (psycopg 3 and psycopg_pool), imported only when a
+store is opened.
+
+Concurrency: ``update_state`` reads the row ``SELECT ... FOR UPDATE`` and writes it in
+the same transaction, so concurrent writers anywhere queue on the row lock and
+``mutate`` always sees the latest committed state. A writer that waits longer than
+``lock_timeout`` gets ``LockTimeoutError`` and its transaction is rolled back.
+
+Schema: ChatFlow creates and migrates its tables itself, inside ``schema`` (default
+``chatflow``). Migrations are numbered and recorded in ``<schema>.schema_migrations``;
+an up-to-date database is checked with one query, and an upgrade runs under a
+transaction-scoped advisory lock, so many processes starting at once apply each
+migration exactly once.
+
+Processes: each process gets its own connection pool, created on first use. A forked
+child never touches the pool it inherited (its sockets belong to the parent's sessions)
+and opens its own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import threading
+import weakref
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from chatflow._validation import validate_id
+from chatflow.errors import StorageError, ValidationError
+from chatflow.storage._codec import (
+    ArtifactRow,
+    decode_artifacts,
+    decode_state,
+    encode_artifacts,
+    encode_state,
+)
+from chatflow.storage._pg_errors import describe_target, translate
+from chatflow.storage.base import (
+    InstanceSummary,
+    IWorkflowStateStore,
+    Mutation,
+    StateDict,
+    not_found,
+)
+
+if TYPE_CHECKING:
+    import psycopg
+    from psycopg_pool import ConnectionPool
+
+    Connection = psycopg.Connection[tuple[Any, ...]]
+
+DEFAULT_SCHEMA = "chatflow"
+_SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+
+
+def _migrations(s: str) -> tuple[tuple[str, ...], ...]:
+    """Numbered upgrades of schema ``s`` (already quoted); never edit one that has shipped."""
+    return (
+        (
+            # seq is the creation order: a feature's newest instance is its max(seq).
+            # state is json, not jsonb: jsonb rejects "\u0000", which user data may hold.
+            f"""CREATE TABLE {s}.instances (
+                seq bigint GENERATED ALWAYS AS IDENTITY,
+                instance_id text PRIMARY KEY,
+                feature_id text NOT NULL,
+                status text NOT NULL,
+                current_phase text NOT NULL,
+                created_at double precision NOT NULL,
+                updated_at double precision NOT NULL,
+                version bigint NOT NULL,
+                state json NOT NULL
+            )""",
+            # Covers feature roll-ups and listings without reading the state column.
+            f"""CREATE INDEX instances_by_feature ON {s}.instances (feature_id, seq)
+                INCLUDE (instance_id, status, current_phase, created_at, updated_at)""",
+            f"CREATE INDEX instances_by_status ON {s}.instances (status, feature_id, seq)",
+            # The texts are bytea: PostgreSQL text cannot hold NUL characters.
+            f"""CREATE TABLE {s}.task_artifacts (
+                instance_id text NOT NULL,
+                phase_name text NOT NULL,
+                feature_id text NOT NULL,
+                record json NOT NULL,
+                prompt bytea NOT NULL,
+                response bytea NOT NULL,
+                prompt_sha256 text NOT NULL,
+                response_sha256 text NOT NULL,
+                PRIMARY KEY (instance_id, phase_name)
+            )""",
+        ),
+    )
+
+
+# Every live store, so a forked child can drop the pools it inherited (see module doc).
+_stores: weakref.WeakSet[PostgresStore] = weakref.WeakSet()
+# Pools a forked child inherited: kept referenced so they are never closed there.
+_inherited: list[Any] = []
+
+
+def _after_fork_in_child() -> None:
+    for store in list(_stores):
+        store._forget_parent_pool()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+class PostgresStore(IWorkflowStateStore):
+    """State in PostgreSQL, safe for many threads, processes and machines.
+
+    ``url`` is a libpq URL or connection string; a ``schema`` query parameter in the URL
+    (``postgresql://host/db?schema=team_a``) is used when ``schema`` is not given.
+    ``min_size``/``max_size`` size this process's connection pool; ``pool_timeout`` is
+    how long a call waits for a free connection; ``lock_timeout`` how long a writer
+    waits for another one holding the same instance; ``connect_timeout`` how long to
+    wait for the server.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        schema: str | None = None,
+        min_size: int = 1,
+        max_size: int = 10,
+        pool_timeout: float = 30.0,
+        lock_timeout: float = 30.0,
+        connect_timeout: int = 10,
+    ) -> None:
+        self.url, url_schema = _split_schema(url)
+        self.schema = _check_schema(schema or url_schema or DEFAULT_SCHEMA)
+        self.min_size, self.max_size = min_size, max_size
+        self.pool_timeout = pool_timeout
+        self.lock_timeout = lock_timeout
+        self.connect_timeout = connect_timeout
+        self._target = describe_target(self.url, self.schema)
+        self._lock = threading.Lock()
+        self._pool: ConnectionPool[Connection] | None = None
+        self._closed = False
+        self._sql = _Queries(f'"{self.schema}"')
+        _stores.add(self)
+
+    def __repr__(self) -> str:
+        return f"PostgresStore({self._target})"
+
+    # -- connections -----------------------------------------------------------------
+
+    def _get_pool(self) -> ConnectionPool[Connection]:
+        """This process's pool, created (and the schema migrated) on first use."""
+        pool = self._pool
+        if pool is not None:
+            return pool
+        with self._lock:
+            if self._closed:
+                raise StorageError(f"{self!r} is closed")
+            if self._pool is None:
+                self._pool = self._open_pool()
+            return self._pool
+
+    def _open_pool(self) -> ConnectionPool[Connection]:
+        try:
+            import psycopg  # noqa: PLC0415 - optional dependency, loaded only when used
+            from psycopg_pool import ConnectionPool  # noqa: PLC0415
+        except ImportError as error:
+            raise StorageError(
+                f"PostgresStore needs psycopg 3 and psycopg_pool ({error}): "
+                "pip install 'chatflow-engine[postgres]'"
+            ) from error
+        options: dict[str, Any] = {"autocommit": True, "connect_timeout": self.connect_timeout}
+        # One plain connection first: it fails fast with the server's own reason
+        # (refused, no such database, permission denied) instead of a pool timeout.
+        with self._errors("connect to"), psycopg.connect(self.url, **options) as conn:
+            self._migrate(conn)
+        pool: ConnectionPool[Connection] = ConnectionPool(
+            self.url,
+            kwargs=options,
+            min_size=self.min_size,
+            max_size=self.max_size,
+            timeout=self.pool_timeout,
+            configure=self._configure,
+            open=False,
+            name=f"chatflow-{self.schema}",
+        )
+        pool.open(wait=False)
+        return pool
+
+    def _configure(self, conn: Connection) -> None:
+        conn.execute(f"SET lock_timeout = {int(self.lock_timeout * 1000)}")
+
+    def _forget_parent_pool(self) -> None:
+        """In a forked child: set the parent's pool aside, unused and unclosed."""
+        if self._pool is not None:
+            _inherited.append(self._pool)
+        self._pool = None
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close()
+
+    @contextlib.contextmanager
+    def _errors(self, action: str) -> Iterator[None]:
+        """Turn driver errors raised while doing ``action`` into ChatFlow errors."""
+        try:
+            yield
+        except Exception as error:
+            translated = translate(error, action, self._target, self.lock_timeout)
+            if translated is None:
+                raise
+            raise translated from error
+
+    @contextlib.contextmanager
+    def _connection(self, action: str) -> Iterator[Connection]:
+        with self._errors(action), self._get_pool().connection() as conn:
+            yield conn
+
+    @contextlib.contextmanager
+    def _transaction(self, action: str) -> Iterator[Connection]:
+        """One transaction: committed if the block completes, rolled back if it raises."""
+        with self._connection(action) as conn, conn.transaction():
+            yield conn
+
+    def _query(self, action: str, query: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        with self._connection(action) as conn:
+            return conn.execute(query, params).fetchall()
+
+    # -- schema ----------------------------------------------------------------------
+
+    def _migrate(self, conn: Connection) -> None:
+        migrations = _migrations(f'"{self.schema}"')
+        if self._schema_version(conn) == len(migrations):
+            return
+        with conn.transaction():
+            key = int.from_bytes(hashlib.sha256(self._sql.prefix.encode()).digest()[:8], "big")
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (key - (1 << 63),))
+            conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
+            conn.execute(
+                f"CREATE TABLE IF NOT EXISTS {self._sql.prefix}.schema_migrations "
+                "(version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            version = self._schema_version(conn)
+            if version > len(migrations):
+                raise StorageError(
+                    f"{self._target} has schema version {version}; this ChatFlow knows up to "
+                    f"{len(migrations)}: upgrade ChatFlow"
+                )
+            for number in range(version, len(migrations)):
+                for statement in migrations[number]:
+                    conn.execute(statement)
+                conn.execute(
+                    f"INSERT INTO {self._sql.prefix}.schema_migrations (version) VALUES (%s)",
+                    (number + 1,),
+                )
+
+    def _schema_version(self, conn: Connection) -> int:
+        table = f"{self._sql.prefix}.schema_migrations"
+        exists = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (table,)).fetchone()
+        if not exists or not exists[0]:
+            return 0
+        row = conn.execute(f"SELECT coalesce(max(version), 0) FROM {table}").fetchone()
+        return int(row[0]) if row else 0
+
+    # -- instances -------------------------------------------------------------------
+
+    def load_state(self, instance_id: str) -> StateDict | None:
+        validate_id(instance_id, "instance_id")
+        rows = self._query("read from", self._sql.load, (instance_id,))
+        return decode_state(rows[0][0], instance_id, self._target) if rows else None
+
+    def create_state(self, state_data: StateDict) -> None:
+        row = encode_state(validate_id(state_data.get("instance_id"), "instance_id"), state_data)
+        with self._connection("write to") as conn:
+            created = conn.execute(self._sql.insert, row).rowcount
+        if not created:
+            raise ValidationError(
+                f"workflow instance {row.instance_id!r} already exists",
+                instance_id=row.instance_id,
+            )
+
+    def save_state(self, instance_id: str, state_data: StateDict) -> None:
+        row = encode_state(instance_id, state_data)
+        with self._connection("write to") as conn:
+            conn.execute(self._sql.upsert, row)
+
+    def update_state(self, instance_id: str, mutate: Mutation) -> StateDict:
+        validate_id(instance_id, "instance_id")
+        with self._transaction("update") as conn:
+            found = conn.execute(self._sql.load_for_update, (instance_id,)).fetchone()
+            if found is None:
+                raise not_found(instance_id)
+            current = decode_state(found[0], instance_id, self._target)
+            version = current.get("version", 0)
+            new = mutate(current)
+            new["version"] = version + 1
+            row = encode_state(instance_id, new)
+            conn.execute(self._sql.update, (*row[1:], row.instance_id))
+        return new
+
+    # -- listings --------------------------------------------------------------------
+
+    def list_instances_by_feature(self, feature_id: str) -> list[str]:
+        validate_id(feature_id, "feature_id")
+        rows = self._query("list", self._sql.feature_ids, (feature_id,))
+        return [row[0] for row in rows]
+
+    def list_feature_summaries(self, feature_id: str) -> list[InstanceSummary]:
+        validate_id(feature_id, "feature_id")
+        rows = self._query("list", self._sql.feature_summaries, (feature_id,))
+        return list(map(InstanceSummary._make, rows))
+
+    def list_instances(
+        self, feature_id: str | None = None, status: str | None = None
+    ) -> list[InstanceSummary]:
+        if feature_id is not None:
+            validate_id(feature_id, "feature_id")
+        if status is not None and not isinstance(status, str):
+            raise ValidationError(f"status must be a str, not {type(status).__name__}")
+        rows = self._query("list", self._sql.filtered, (feature_id, feature_id, status, status))
+        return list(map(InstanceSummary._make, rows))
+
+    def list_features(self) -> list[str]:
+        return [row[0] for row in self._query("list", self._sql.features)]
+
+    def list_instance_ids(self) -> list[str]:
+        return [row[0] for row in self._query("list", self._sql.all_ids)]
+
+    # -- task artifacts --------------------------------------------------------------
+
+    def save_task_artifacts(
+        self,
+        feature_id: str,
+        instance_id: str,
+        phase_name: str,
+        task_record_data: dict[str, Any],
+        prompt_content: str,
+        ai_response_content: str,
+    ) -> None:
+        ids = (
+            validate_id(instance_id, "instance_id"),
+            validate_id(phase_name, "phase_name"),
+            validate_id(feature_id, "feature_id"),
+        )
+        row = encode_artifacts(task_record_data, prompt_content, ai_response_content)
+        texts = (row.prompt.encode("utf-8"), row.response.encode("utf-8"))
+        with self._connection("write to") as conn:
+            conn.execute(self._sql.save_artifacts, (*ids, row.record, *texts, *row[3:]))
+
+    def load_task_artifacts(self, instance_id: str, phase_name: str) -> dict[str, Any] | None:
+        validate_id(instance_id, "instance_id")
+        validate_id(phase_name, "phase_name")
+        rows = self._query("read from", self._sql.load_artifacts, (instance_id, phase_name))
+        if not rows:
+            return None
+        record, prompt, response, prompt_sha, response_sha = rows[0]
+        try:
+            texts = (bytes(prompt).decode("utf-8"), bytes(response).decode("utf-8"))
+        except UnicodeDecodeError:
+            texts = ("", "")  # cannot match a stored checksum: reported as corrupt below
+            prompt_sha = "not UTF-8"
+        row = ArtifactRow(record, *texts, prompt_sha, response_sha)
+        return decode_artifacts(row, instance_id, phase_name, self._target)
+
+    def list_task_phases(self, instance_id: str) -> list[str]:
+        validate_id(instance_id, "instance_id")
+        return [row[0] for row in self._query("list", self._sql.phases, (instance_id,))]
+
+
+class _Queries:
+    """Every statement the store runs, written once for its schema.
+
+    The schema name is interpolated, not passed as a parameter (SQL cannot parameterise
+    identifiers); it is safe because ``_check_schema`` allows only ``[a-z0-9_]``.
+    """
+
+    def __init__(self, prefix: str) -> None:
+        t, a = f"{prefix}.instances", f"{prefix}.task_artifacts"
+        summary = "instance_id, feature_id, status, current_phase, created_at, updated_at"
+        values = "VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+        self.prefix = prefix
+        self.load = f"SELECT state::text FROM {t} WHERE instance_id = %s"
+        self.load_for_update = f"{self.load} FOR UPDATE"
+        self.insert = (
+            f"INSERT INTO {t} ({summary}, version, state) {values} "
+            "ON CONFLICT (instance_id) DO NOTHING"
+        )
+        self.upsert = (
+            f"INSERT INTO {t} ({summary}, version, state) {values} "
+            "ON CONFLICT (instance_id) DO UPDATE SET feature_id = excluded.feature_id, "
+            "status = excluded.status, current_phase = excluded.current_phase, "
+            "created_at = excluded.created_at, updated_at = excluded.updated_at, "
+            "version = excluded.version, state = excluded.state"
+        )
+        # Parameters: StateRow without its first field, then instance_id.
+        self.update = (
+            f"UPDATE {t} SET feature_id = %s, status = %s, current_phase = %s, "
+            "created_at = %s, updated_at = %s, version = %s, state = %s WHERE instance_id = %s"
+        )
+        self.feature_ids = f"SELECT instance_id FROM {t} WHERE feature_id = %s ORDER BY seq"
+        self.feature_summaries = f"SELECT {summary} FROM {t} WHERE feature_id = %s ORDER BY seq"
+        self.filtered = (
+            f"SELECT {summary} FROM {t} WHERE (%s::text IS NULL OR feature_id = %s) "
+            "AND (%s::text IS NULL OR status = %s) ORDER BY feature_id, seq"
+        )
+        self.features = f"SELECT DISTINCT feature_id FROM {t} ORDER BY feature_id"
+        self.all_ids = f"SELECT instance_id FROM {t} ORDER BY feature_id, seq"
+        self.save_artifacts = (
+            f"INSERT INTO {a} (instance_id, phase_name, feature_id, record, prompt, response, "
+            f"prompt_sha256, response_sha256) {values} "
+            "ON CONFLICT (instance_id, phase_name) DO UPDATE SET "
+            "feature_id = excluded.feature_id, record = excluded.record, "
+            "prompt = excluded.prompt, response = excluded.response, "
+            "prompt_sha256 = excluded.prompt_sha256, response_sha256 = excluded.response_sha256"
+        )
+        self.load_artifacts = (
+            f"SELECT record::text, prompt, response, prompt_sha256, response_sha256 FROM {a} "
+            "WHERE instance_id = %s AND phase_name = %s"
+        )
+        self.phases = f"SELECT phase_name FROM {a} WHERE instance_id = %s ORDER BY phase_name"
+
+
+def _split_schema(url: str) -> tuple[str, str | None]:
+    """``url`` without its ``schema`` query parameter (libpq would reject it), and its value."""
+    if "://" not in url:
+        return url, None
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    schema = next((value for key, value in query if key == "schema"), None)
+    rest = urlencode([(key, value) for key, value in query if key != "schema"])
+    return urlunsplit(parts._replace(query=rest)), schema
+
+
+def _check_schema(schema: str) -> str:
+    if not isinstance(schema, str) or not _SCHEMA_NAME.fullmatch(schema):
+        raise ValidationError(
+            f"invalid PostgreSQL schema name {schema!r}: use 1-63 lowercase letters, digits "
+            "and '_', not starting with a digit"
+        )
+    return schema

@@ -8,8 +8,8 @@ alphabet; user data is stored as JSON, so it must round-trip through JSON exactl
 from __future__ import annotations
 
 import math
+import os
 import re
-import secrets
 from collections.abc import Mapping
 from typing import Any
 
@@ -65,7 +65,7 @@ def _id_problem(value: object) -> str | None:
 
 def new_instance_id() -> str:
     """A fresh instance id: ``wfi_`` and 16 random hex digits (64 bits, collision-safe)."""
-    return f"wfi_{secrets.token_hex(8)}"
+    return f"wfi_{os.urandom(8).hex()}"
 
 
 def check_json_object(value: object, what: str) -> dict[str, Any]:

@@ -1,10 +1,30 @@
-"""Stores behind ``IWorkflowStateStore``: files (default), memory, and more to come."""
+"""Stores behind ``IWorkflowStateStore``: files (default), memory, SQLite, PostgreSQL.
 
-from chatflow.storage._open import open_store
-from chatflow.storage.base import InstanceSummary, IWorkflowStateStore
-from chatflow.storage.file_lock import FileLock
-from chatflow.storage.file_state_store import FileStateStore
-from chatflow.storage.memory import MemoryStore
+Names are imported on first access, so ``import chatflow`` (which needs this package
+for the store interface) does not pay for every store's start-up.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from chatflow.storage._open import open_store as open_store
+    from chatflow.storage.base import InstanceSummary as InstanceSummary
+    from chatflow.storage.base import IWorkflowStateStore as IWorkflowStateStore
+    from chatflow.storage.file_lock import FileLock as FileLock
+    from chatflow.storage.file_state_store import FileStateStore as FileStateStore
+    from chatflow.storage.memory import MemoryStore as MemoryStore
+
+_WHERE = {
+    "FileLock": "chatflow.storage.file_lock",
+    "FileStateStore": "chatflow.storage.file_state_store",
+    "IWorkflowStateStore": "chatflow.storage.base",
+    "InstanceSummary": "chatflow.storage.base",
+    "MemoryStore": "chatflow.storage.memory",
+    "open_store": "chatflow.storage._open",
+}
 
 __all__ = [
     "FileLock",
@@ -14,3 +34,11 @@ __all__ = [
     "MemoryStore",
     "open_store",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module 'chatflow.storage' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_WHERE[name]), name)
+    globals()[name] = value
+    return value

@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import os
-from urllib.parse import unquote, urlsplit
 
 from chatflow.errors import ValidationError
 from chatflow.storage.base import IWorkflowStateStore
@@ -38,10 +37,14 @@ def open_store(target: str | os.PathLike[str], *, durable: bool = True) -> IWork
 
         return MemoryStore()
     if scheme == "file":
+        from urllib.parse import unquote, urlsplit  # noqa: PLC0415
+
         from chatflow.storage.file_state_store import FileStateStore  # noqa: PLC0415
 
         return FileStateStore(unquote(urlsplit(target).path), durable=durable)
     if scheme == "sqlite":
+        from urllib.parse import unquote  # noqa: PLC0415
+
         from chatflow.storage.sqlite import SQLiteStore  # noqa: PLC0415
 
         path = target[len("sqlite://") :]

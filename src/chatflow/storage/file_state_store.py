@@ -102,6 +102,7 @@ class FileStateStore(IWorkflowStateStore):
         self.durable = durable
         self.lock_timeout = lock_timeout
         self._cache: dict[str, _Cached] = {}
+        self._index_cache: dict[str, tuple[_Signature, tuple[str, ...]]] = {}
         self._cache_lock = threading.Lock()
         try:
             for folder in (self.instances_dir, self.features_dir, self.locks_dir):
@@ -137,7 +138,9 @@ class FileStateStore(IWorkflowStateStore):
 
     def _read(self, instance_id: str) -> _Cached | None:
         """The instance's current file, from the cache when the file is unchanged."""
-        path = self._instance_file(instance_id)
+        return self._read_path(instance_id, self._instance_file(instance_id))
+
+    def _read_path(self, instance_id: str, path: Path | str) -> _Cached | None:
         try:
             signature = _signature(os.stat(path))
         except FileNotFoundError:
@@ -156,7 +159,7 @@ class FileStateStore(IWorkflowStateStore):
             return None
         except OSError as error:
             raise StorageError(f"cannot read {path}: {error.strerror}", path=str(path)) from error
-        entry = _Cached(signature, raw, summarize(self._decode(raw, path, instance_id)))
+        entry = _Cached(signature, raw, summarize(self._decode(raw, Path(path), instance_id)))
         with self._cache_lock:
             self._cache[instance_id] = entry
         return entry
@@ -193,29 +196,46 @@ class FileStateStore(IWorkflowStateStore):
     def list_instances_by_feature(self, feature_id: str) -> list[str]:
         path = self._index_file(feature_id)
         try:
-            text = path.read_text(encoding="utf-8")
+            with open(path, "rb") as file:
+                signature = _signature(os.fstat(file.fileno()))
+                cached = self._index_cache.get(feature_id)
+                if cached is not None and cached[0] == signature:
+                    return list(cached[1])
+                raw = file.read()
         except FileNotFoundError:
             return []
-        except (OSError, UnicodeDecodeError) as error:
-            raise CorruptStateError(
-                f"cannot read feature index {path}: {error}", path=str(path)
+        except OSError as error:
+            raise StorageError(
+                f"cannot read feature index {path}: {error.strerror}", path=str(path)
             ) from error
+        ids = self._parse_index(raw, path)
+        with self._cache_lock:
+            self._index_cache[feature_id] = (signature, tuple(ids))
+        return ids
+
+    @staticmethod
+    def _parse_index(raw: bytes, path: Path) -> list[str]:
+        try:
+            text = raw.decode("ascii")
+        except UnicodeDecodeError:
+            raise CorruptStateError(f"feature index {path} is not ASCII", path=str(path)) from None
         # The seed wrote comma-separated ids; this store writes one per line. Read both.
         ids = [item.strip() for line in text.splitlines() for item in line.split(",")]
         ids = [item for item in ids if item]
         for item in ids:
-            try:
-                validate_id(item, "instance_id")
-            except ValidationError:
+            if _id_problem(item) is not None:
                 raise CorruptStateError(
                     f"feature index {path} lists an invalid instance id {item!r}", path=str(path)
-                ) from None
+                )
         return ids
 
     def list_feature_summaries(self, feature_id: str) -> list[InstanceSummary]:
+        # The hot path of feature roll-ups: one stat per instance, string paths (pathlib
+        # would cost more than the stat), ids already validated by the index reader.
+        folder = str(self.instances_dir)
         summaries = []
         for instance_id in self.list_instances_by_feature(feature_id):
-            cached = self._read(instance_id)
+            cached = self._read_path(instance_id, f"{folder}{os.sep}{instance_id}.json")
             if cached is None:
                 index = self._index_file(feature_id)
                 raise CorruptStateError(

@@ -31,7 +31,7 @@ from chatflow.errors import (
     ValidationError,
 )
 from chatflow.storage._open import open_store
-from chatflow.storage.base import IWorkflowStateStore, StateDict, not_found
+from chatflow.storage.base import InstanceSummary, IWorkflowStateStore, StateDict, not_found
 
 DEFAULT_DIR_ENV = "CHATFLOW_DIR"
 DEFAULT_DIR = ".chatflow"
@@ -288,6 +288,18 @@ class WorkflowEngine:
     def list_features(self) -> list[str]:
         """Every feature with at least one instance, sorted."""
         return self.state_store.list_features()
+
+    def list_instances(
+        self, feature_id: str | None = None, status: str | None = None
+    ) -> list[InstanceSummary]:
+        """Summaries of instances, optionally of one feature and/or in one status.
+
+        Answered by the store's index or query, without loading each instance. Order:
+        features sorted by id, each feature's instances oldest first.
+        """
+        if feature_id is not None:
+            validate_id(feature_id, "feature_id")
+        return self.state_store.list_instances(feature_id=feature_id, status=status)
 
     def get_feature_status(self, feature_id: str, schema_name: str = "default") -> dict[str, Any]:
         """Roll-up of a feature's instances.

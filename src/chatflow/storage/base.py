@@ -18,7 +18,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from chatflow.errors import InstanceNotFoundError
+from chatflow.errors import InstanceNotFoundError, ValidationError
 
 StateDict = dict[str, Any]
 Mutation = Callable[[StateDict], StateDict]
@@ -131,6 +131,7 @@ class IWorkflowStateStore(ABC):
         default goes feature by feature through ``list_feature_summaries``; stores with
         a query language answer it with one query.
         """
+        check_status_filter(status)
         features = self.list_features() if feature_id is None else [feature_id]
         return [
             summary
@@ -168,6 +169,12 @@ class IWorkflowStateStore(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook; most stores hold nothing to release
         """Release connections or handles; the store is unusable afterwards."""
+
+
+def check_status_filter(status: object) -> None:
+    """Reject a ``list_instances`` status filter that could never match a stored status."""
+    if status is not None and not isinstance(status, str):
+        raise ValidationError(f"status must be a str or None, not {type(status).__name__}")
 
 
 def not_found(instance_id: str) -> InstanceNotFoundError:

@@ -47,6 +47,7 @@ from chatflow.storage.base import (
     IWorkflowStateStore,
     Mutation,
     StateDict,
+    check_status_filter,
     not_found,
 )
 
@@ -323,8 +324,7 @@ class PostgresStore(IWorkflowStateStore):
     ) -> list[InstanceSummary]:
         if feature_id is not None:
             validate_id(feature_id, "feature_id")
-        if status is not None and not isinstance(status, str):
-            raise ValidationError(f"status must be a str, not {type(status).__name__}")
+        check_status_filter(status)
         rows = self._query("list", self._sql.filtered, (feature_id, feature_id, status, status))
         return list(map(InstanceSummary._make, rows))
 

@@ -49,6 +49,7 @@ from chatflow.storage.base import (
     IWorkflowStateStore,
     Mutation,
     StateDict,
+    check_status_filter,
     not_found,
 )
 
@@ -383,9 +384,8 @@ def _filters(feature_id: str | None, status: str | None) -> tuple[str, tuple[str
     if feature_id is not None:
         clauses.append("feature_id = ?")
         params.append(validate_id(feature_id, "feature_id"))
+    check_status_filter(status)
     if status is not None:
-        if not isinstance(status, str):
-            raise ValidationError(f"status must be a str, not {type(status).__name__}")
         clauses.append("status = ?")
         params.append(status)
     return ("WHERE " + " AND ".join(clauses) if clauses else ""), tuple(params)

@@ -46,6 +46,10 @@ class SchemaError(ValidationError):
     """A workflow schema is malformed; ``problems`` lists every problem with its location."""
 
 
+class SchemaNotFoundError(ChatFlowError, LookupError):
+    """No registered or stored workflow schema has that name (and version)."""
+
+
 class InstanceNotFoundError(ChatFlowError, KeyError):
     """No instance with that id exists in the store."""
 

@@ -4,6 +4,10 @@ The engine validates everything it is given, then talks to its store only throug
 ``IWorkflowStateStore``. Every change to an instance is one ``update_state`` call, so
 the store's lock or transaction covers the whole read-modify-write: two processes
 triggering one instance can never lose each other's step.
+
+This module is the API layer: what each operation changes lives in ``lifecycle``
+(state changes and events), ``transitions`` (routing), ``registry`` (schemas by name)
+and ``status`` (reports).
 """
 
 from __future__ import annotations
@@ -11,30 +15,37 @@ from __future__ import annotations
 import copy
 import os
 import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from chatflow._validation import check_json_object, new_instance_id, validate_id
+from chatflow.core import lifecycle
 from chatflow.core.models import (
-    HistoryEntry,
     InstanceStatus,
     TaskArtifacts,
     TaskExecutionRecord,
+    WorkflowEvent,
     WorkflowInstanceState,
     generate_timestamp,
     sha256_text,
 )
-from chatflow.core.schema import first_phase, next_phase, validate_schema
+from chatflow.core.registry import SchemaRegistry, WorkflowInfo, load_schema
+from chatflow.core.schema import task_key, validate_schema
+from chatflow.core.status import phase_statuses, status_info
 from chatflow.errors import (
     CorruptStateError,
     InvalidTransitionError,
     ValidationError,
 )
-from chatflow.storage._open import open_store
+from chatflow.storage._open import is_store_url, open_store
 from chatflow.storage.base import InstanceSummary, IWorkflowStateStore, StateDict, not_found
 
 DEFAULT_DIR_ENV = "CHATFLOW_DIR"
 DEFAULT_DIR = ".chatflow"
+SCHEMAS_SUBDIR = "schemas"
+
+Change = Callable[[WorkflowInstanceState], None]
 
 
 def default_storage_dir() -> Path:
@@ -50,6 +61,9 @@ class WorkflowEngine:
     ``state_store=`` (or ``store=``) uses any ``IWorkflowStateStore``. With none, the
     folder is ``$CHATFLOW_DIR`` or ``./.chatflow``. Nothing touches the disk or network
     until the first call that needs the store.
+
+    Workflow schemas are found by name in ``schema_dirs`` and then in the storage
+    folder's ``schemas/`` (see ``chatflow.core.registry``).
     """
 
     def __init__(
@@ -59,9 +73,12 @@ class WorkflowEngine:
         *,
         store: IWorkflowStateStore | None = None,
         durable: bool = True,
+        schema_dirs: Sequence[str | os.PathLike[str]] = (),
     ) -> None:
         self._lock = threading.Lock()
         self._store: IWorkflowStateStore | None = None
+        self._schema_dirs = [Path(folder) for folder in schema_dirs]
+        self.schemas = SchemaRegistry(self._schema_folders)
         self._configure(storage_dir, state_store or store, durable=durable)
 
     def _configure(
@@ -98,6 +115,19 @@ class WorkflowEngine:
                 self._store = open_store(target, durable=self._durable)
             return self._store
 
+    def _schema_folders(self) -> list[Path]:
+        """The user's schema folders, then ``schemas/`` of the storage folder, if any."""
+        store = self._store
+        base = getattr(store, "base_dir", None) if store is not None else None
+        if base is None and store is None:
+            target = self._target if self._target is not None else default_storage_dir()
+            if not is_store_url(target):
+                base = Path(target).resolve()
+        folders = list(self._schema_dirs)
+        if isinstance(base, Path):
+            folders.append(base / SCHEMAS_SUBDIR)
+        return folders
+
     def __repr__(self) -> str:
         store = self._store
         where = repr(store) if store is not None else f"{self._target!r}, not opened yet"
@@ -107,78 +137,97 @@ class WorkflowEngine:
 
     def start_workflow_instance(
         self,
-        workflow_schema: dict[str, Any],
-        initial_context: dict[str, Any] | None,
-        feature_id: str,
+        workflow_schema: dict[str, Any] | os.PathLike[str] | None = None,
+        initial_context: dict[str, Any] | None = None,
+        feature_id: str = "",
         meta: dict[str, Any] | None = None,
+        *,
+        schema_name: str | None = None,
+        schema_version: int | str | None = None,
+        automation_level: int | None = None,
     ) -> str:
         """Create an instance in the schema's first phase; return its id.
 
-        The validated schema is stored with the instance, so every later step follows
-        the definition the instance started with.
+        The schema is given as a dict or a JSON/YAML file path (as the seed), or found by
+        ``schema_name`` (+ ``schema_version``, default the latest) in the registry. The
+        validated schema is stored with the instance, so every later step follows the
+        definition the instance started with. ``automation_level`` (0-100, default the
+        schema's) pauses steps whose trigger data carries a higher ``risk``.
         """
-        schema = validate_schema(workflow_schema)
+        schema = self._resolve_schema(workflow_schema, schema_name, schema_version)
         validate_id(feature_id, "feature_id")
         variables = check_json_object(
             {} if initial_context is None else initial_context, "initial_context"
         )
         meta = check_json_object({} if meta is None else meta, "meta")
-        now = generate_timestamp()
-        phase = first_phase(schema)
-        state = WorkflowInstanceState(
+        level = _automation_level(
+            schema.get("automation_level") if automation_level is None else automation_level
+        )
+        state = lifecycle.new_state(
             instance_id=new_instance_id(),
             feature_id=feature_id,
-            workflow_name=schema["name"],
-            current_phase=phase,
-            variables=_json_copy(variables),
-            status=InstanceStatus.CREATED,
-            history=[HistoryEntry(phase=phase, task="", started_at=now)],
-            created_at=now,
-            updated_at=now,
-            meta=_json_copy(meta),
-            workflow_schema=schema,
-            version=1,
+            schema=schema,
+            variables=variables,
+            meta=meta,
+            automation_level=level,
+            now=generate_timestamp(),
         )
         self.state_store.create_state(state.to_dict())
         return state.instance_id
+
+    def _resolve_schema(
+        self,
+        workflow_schema: dict[str, Any] | os.PathLike[str] | None,
+        schema_name: str | None,
+        schema_version: int | str | None,
+    ) -> dict[str, Any]:
+        if schema_name is not None:
+            if workflow_schema is not None:
+                raise ValidationError("give workflow_schema or schema_name, not both")
+            return self.schemas.find(schema_name, schema_version)
+        if isinstance(workflow_schema, os.PathLike):
+            return load_schema(workflow_schema)
+        return validate_schema(workflow_schema)
 
     def trigger_next_step(
         self,
         instance_id: str,
         trigger_data: dict[str, Any] | None = None,
         meta: dict[str, Any] | None = None,
+        *,
+        dry_run: bool = False,
     ) -> WorkflowInstanceState:
-        """Complete the current phase and enter the next; return the new state.
+        """Complete the current phase and route to the next; return the new state.
 
         The open history entry is closed with ``trigger_data`` as its snapshot; ``meta``
-        is merged into the instance's meta. Triggering the last phase completes the
-        instance. A finished instance raises ``InvalidTransitionError`` and is unchanged.
+        is merged into the instance's meta. The next phase follows the schema's routing
+        rule (``chatflow.core.transitions``); completing the last phase completes the
+        instance. Entering a phase that needs approval pauses the instance instead.
+        A paused or finished instance raises ``InvalidTransitionError`` and is unchanged.
+        With ``dry_run=True`` nothing is written: the returned state is what the step
+        would produce.
         """
         validate_id(instance_id, "instance_id")
         data = check_json_object({} if trigger_data is None else trigger_data, "trigger_data")
         extra_meta = check_json_object({} if meta is None else meta, "meta")
 
         def advance(state: WorkflowInstanceState) -> None:
-            _require_active(state)
-            now = generate_timestamp()
-            entry = state.open_entry
-            if entry is not None:
-                entry.ended_at = now
-                entry.status = "completed"
-                entry.trigger_data_snapshot = _json_copy(data)
-            following = next_phase(state.workflow_schema, state.current_phase)
-            if following is None:
-                state.status = InstanceStatus.COMPLETED
-            else:
-                state.status = InstanceStatus.RUNNING
-                state.current_phase = following
-                state.history.append(HistoryEntry(phase=following, task="", started_at=now))
-            state.meta.update(_json_copy(extra_meta))
-            state.updated_at = now
+            lifecycle.advance(state, _json_copy(data), extra_meta, generate_timestamp())
 
+        if dry_run:
+            return self._simulate(instance_id, advance)
         return self._update(instance_id, advance)
 
-    def _update(self, instance_id: str, change: Any) -> WorkflowInstanceState:
+    def _simulate(self, instance_id: str, change: Change) -> WorkflowInstanceState:
+        """Apply ``change`` to a private copy of the state, writing nothing."""
+        state = self.get_workflow_instance_status(instance_id)
+        if state is None:
+            raise not_found(instance_id)
+        change(state)
+        state.version += 1
+        return state
+
+    def _update(self, instance_id: str, change: Change) -> WorkflowInstanceState:
         """Apply ``change`` to the instance inside one store transaction."""
 
         def mutate(data: StateDict) -> StateDict:
@@ -187,6 +236,122 @@ class WorkflowEngine:
             return state.to_dict()
 
         return _parse(self.state_store.update_state(instance_id, mutate), instance_id)
+
+    # -- human in the loop, failure and recovery ---------------------------------------
+
+    def pause(
+        self, instance_id: str, reason: str = "", *, actor: str | None = None
+    ) -> WorkflowInstanceState:
+        """Suspend a created or running instance until ``resume``."""
+        reason = _text(reason, "reason")
+        return self._act(
+            instance_id, actor, lambda s, who, now: lifecycle.pause(s, reason, who, now)
+        )
+
+    def resume(
+        self,
+        instance_id: str,
+        *,
+        approved_by: str | None = None,
+        note: str | None = None,
+        actor: str | None = None,
+    ) -> WorkflowInstanceState:
+        """Continue a paused instance. Approving a gated phase needs ``approved_by``;
+        who approved, when and the ``note`` go into the event log."""
+        approved_by = _optional_text(approved_by, "approved_by")
+        note = _optional_text(note, "note")
+        return self._act(
+            instance_id, actor, lambda s, who, now: lifecycle.resume(s, approved_by, note, who, now)
+        )
+
+    def reject(
+        self,
+        instance_id: str,
+        *,
+        rejected_by: str | None = None,
+        note: str | None = None,
+        to: str | None = None,
+    ) -> WorkflowInstanceState:
+        """Refuse a pending approval: re-enter ``to`` (default: the phase that asked)."""
+        rejected_by = _optional_text(rejected_by, "rejected_by")
+        note = _optional_text(note, "note")
+        target = None if to is None else validate_id(to, "phase")
+        return self._act(
+            instance_id,
+            rejected_by,
+            lambda s, who, now: lifecycle.reject(s, who, note, target, now),
+        )
+
+    def fail_phase(
+        self, instance_id: str, error: str, *, actor: str | None = None
+    ) -> WorkflowInstanceState:
+        """Mark the current phase failed (an AI call broke); ``retry_phase`` recovers."""
+        error = _text(error, "error")
+        return self._act(instance_id, actor, lambda s, who, now: lifecycle.fail(s, error, who, now))
+
+    def retry_phase(
+        self, instance_id: str, *, note: str | None = None, actor: str | None = None
+    ) -> WorkflowInstanceState:
+        """Start the current phase over as a new visit; counts toward its ``max_retries``."""
+        note = _optional_text(note, "note")
+        return self._act(instance_id, actor, lambda s, who, now: lifecycle.retry(s, note, who, now))
+
+    def cancel(
+        self, instance_id: str, reason: str = "", *, actor: str | None = None
+    ) -> WorkflowInstanceState:
+        """Abandon the instance; it takes no further steps."""
+        reason = _text(reason, "reason")
+        return self._act(
+            instance_id, actor, lambda s, who, now: lifecycle.cancel(s, reason, who, now)
+        )
+
+    def jump_to(
+        self, instance_id: str, phase: str, reason: str = "", *, actor: str | None = None
+    ) -> WorkflowInstanceState:
+        """Human override: enter ``phase`` now, ignoring routes, visit limits and gates."""
+        phase = validate_id(phase, "phase")
+        reason = _text(reason, "reason")
+        return self._act(
+            instance_id, actor, lambda s, who, now: lifecycle.jump(s, phase, reason, who, now)
+        )
+
+    def fork(self, instance_id: str, at: int, *, meta: dict[str, Any] | None = None) -> str:
+        """Start a new instance of the same feature as this one was on entering
+        ``history[at]`` (time travel); return its id. The fork records its ``parent``
+        and the parent gets a ``forked`` event."""
+        validate_id(instance_id, "instance_id")
+        if not isinstance(at, int) or isinstance(at, bool):
+            raise ValidationError(f"at must be a history index (int), not {at!r}", field="at")
+        extra_meta = check_json_object({} if meta is None else meta, "meta")
+        parent = self.get_workflow_instance_status(instance_id)
+        if parent is None:
+            raise not_found(instance_id)
+        child = lifecycle.fork_state(
+            parent, at, instance_id=new_instance_id(), meta=extra_meta, now=generate_timestamp()
+        )
+        self.state_store.create_state(child.to_dict())
+        index = child.parent["history_index"] if child.parent else at
+
+        def note(state: WorkflowInstanceState) -> None:
+            lifecycle.note_fork(state, child.instance_id, index, generate_timestamp())
+
+        self._update(instance_id, note)
+        return child.instance_id
+
+    def _act(
+        self,
+        instance_id: str,
+        actor: str | None,
+        change: Callable[[WorkflowInstanceState, str | None, float], None],
+    ) -> WorkflowInstanceState:
+        """Run a lifecycle change; the actor defaults to the one in the instance's meta."""
+        validate_id(instance_id, "instance_id")
+        actor = _optional_text(actor, "actor")
+
+        def apply(state: WorkflowInstanceState) -> None:
+            change(state, actor or lifecycle.actor_of(state.meta), generate_timestamp())
+
+        return self._update(instance_id, apply)
 
     # -- task artifacts ----------------------------------------------------------------
 
@@ -204,7 +369,9 @@ class WorkflowEngine:
         """Store the prompt sent to the AI and its response for a phase (default: current).
 
         Writes the task record with SHA-256 checksums of both texts and links it to the
-        phase's latest history entry (its ``task`` field names the record).
+        phase's latest history entry (its ``task`` field names the record). The first
+        visit of a phase is keyed by the phase name; later visits (loops, retries) by
+        ``<phase>--<visit>``, so every visit keeps its own prompt and response.
         """
         validate_id(instance_id, "instance_id")
         for name, text in (("prompt", prompt), ("response", response)):
@@ -221,6 +388,9 @@ class WorkflowEngine:
                 instance_id=instance_id,
                 phase=phase,
             )
+        index = max(i for i, entry in enumerate(state.history) if entry.phase == phase)
+        visit = sum(1 for entry in state.history[: index + 1] if entry.phase == phase)
+        key = task_key(phase, visit)
         now = generate_timestamp()
         record = TaskExecutionRecord(
             phase_name=phase,
@@ -231,21 +401,23 @@ class WorkflowEngine:
             response_checksum=sha256_text(response),
         )
         self.state_store.save_task_artifacts(
-            state.feature_id, instance_id, phase, record.to_dict(), prompt, response
+            state.feature_id, instance_id, key, record.to_dict(), prompt, response
         )
 
         def link(current: WorkflowInstanceState) -> None:
-            for entry in reversed(current.history):
-                if entry.phase == phase:
-                    entry.task = phase
-                    break
+            # History only grows, so the visit found above keeps its index.
+            current.history[index].task = key
             current.updated_at = generate_timestamp()
 
         self._update(instance_id, link)
         return record
 
     def get_task_artifacts(self, instance_id: str, phase_name: str) -> TaskArtifacts | None:
-        """A phase's record, prompt and response, checksums verified; ``None`` if never recorded."""
+        """A phase's record, prompt and response, checksums verified; ``None`` if never recorded.
+
+        ``phase_name`` may also be the task key of a later visit (``review--2``), as
+        named by the history entry's ``task`` field.
+        """
         validate_id(instance_id, "instance_id")
         validate_id(phase_name, "phase_name")
         stored = self.state_store.load_task_artifacts(instance_id, phase_name)
@@ -281,6 +453,22 @@ class WorkflowEngine:
         data = self.state_store.load_state(instance_id)
         return None if data is None else _parse(data, instance_id)
 
+    def get_workflow_history(self, instance_id: str) -> list[WorkflowEvent]:
+        """Every event of the instance, oldest first: the audit log of what happened,
+        when, who did it and with what data."""
+        return self._require_state(instance_id).events
+
+    def get_status_info(self, instance_id: str) -> dict[str, Any]:
+        """Where the instance is: status, current and next phase, ``progress`` (0-1),
+        the path taken and forecast, and each phase's status (``chatflow.core.status``)."""
+        return status_info(self._require_state(instance_id))
+
+    def _require_state(self, instance_id: str) -> WorkflowInstanceState:
+        state = self.get_workflow_instance_status(instance_id)
+        if state is None:
+            raise not_found(instance_id)
+        return state
+
     def list_feature_instances(self, feature_id: str) -> list[str]:
         """Ids of the feature's instances, oldest first."""
         return self.state_store.list_instances_by_feature(validate_id(feature_id, "feature_id"))
@@ -304,43 +492,77 @@ class WorkflowEngine:
     def get_feature_status(self, feature_id: str, schema_name: str = "default") -> dict[str, Any]:
         """Roll-up of a feature's instances.
 
-        ``latest_instance_id`` is the most recently started instance. ``status`` is
-        ``not_started`` with no instances, ``in_progress`` while any instance is
-        created or running, else ``completed`` if any completed, else ``failed``.
-        ``schema_name`` is accepted for compatibility with the seed and ignored.
+        ``latest_instance_id`` is the most recently started instance;
+        ``active_instance_id`` the newest one not finished (created, running or paused).
+        ``phases`` maps each phase of the active instance (else the latest) to its status.
+        ``status`` is ``not_started`` with no instances, ``in_progress`` while any
+        instance is active, else ``completed`` if any completed, else ``failed`` if any
+        failed, else ``cancelled``. ``schema_name`` is accepted for compatibility with
+        the seed and ignored.
         """
         validate_id(feature_id, "feature_id")
         summaries = self.state_store.list_feature_summaries(feature_id)
         counts = dict.fromkeys(InstanceStatus, 0)
         for summary in summaries:
             counts[InstanceStatus(summary.status)] += 1
+        active = [s.instance_id for s in summaries if InstanceStatus(s.status).is_active]
+        shown = active[-1] if active else (summaries[-1].instance_id if summaries else None)
+        state = None if shown is None else self.get_workflow_instance_status(shown)
         return {
             "feature_id": feature_id,
             "total_instances": len(summaries),
-            "created_count": counts[InstanceStatus.CREATED],
-            "running_count": counts[InstanceStatus.RUNNING],
-            "completed_count": counts[InstanceStatus.COMPLETED],
-            "failed_count": counts[InstanceStatus.FAILED],
+            **{f"{status.value}_count": counts[status] for status in InstanceStatus},
             "latest_instance_id": summaries[-1].instance_id if summaries else None,
+            "active_instance_id": active[-1] if active else None,
+            "phases": {} if state is None else phase_statuses(state),
             "status": _feature_status(counts, len(summaries)),
         }
+
+    # -- workflow schemas --------------------------------------------------------------
+
+    def register_schema(self, schema: dict[str, Any] | str | os.PathLike[str]) -> WorkflowInfo:
+        """Validate a schema (a dict or a JSON/YAML file) and make it startable by name."""
+        return self.schemas.register(schema)
+
+    def get_schema(self, name: str, version: int | str | None = None) -> dict[str, Any]:
+        """The workflow schema ``name`` at ``version`` (default: the latest)."""
+        return self.schemas.find(name, version)
+
+    def list_workflows(self) -> list[WorkflowInfo]:
+        """Every workflow schema startable by name: registered ones and those in the
+        schema folders, sorted by name and version."""
+        return self.schemas.available()
 
 
 def _feature_status(counts: dict[InstanceStatus, int], total: int) -> str:
     if total == 0:
         return "not_started"
-    if counts[InstanceStatus.CREATED] or counts[InstanceStatus.RUNNING]:
+    if any(counts[status] for status in InstanceStatus if status.is_active):
         return "in_progress"
-    return "completed" if counts[InstanceStatus.COMPLETED] else "failed"
+    if counts[InstanceStatus.COMPLETED]:
+        return "completed"
+    return "failed" if counts[InstanceStatus.FAILED] else "cancelled"
 
 
-def _require_active(state: WorkflowInstanceState) -> None:
-    if state.status.is_finished:
-        raise InvalidTransitionError(
-            f"instance {state.instance_id!r} is {state.status.value}; it takes no further steps",
-            instance_id=state.instance_id,
-            status=state.status.value,
+def _automation_level(level: object) -> int | None:
+    if level is None:
+        return None
+    if isinstance(level, bool) or not isinstance(level, int) or not 0 <= level <= 100:
+        raise ValidationError(
+            f"automation_level must be an integer from 0 to 100, got {level!r}",
+            field="automation_level",
         )
+    return level
+
+
+def _text(value: object, what: str) -> str:
+    if not isinstance(value, str):
+        raise ValidationError(f"{what} must be a str, not {type(value).__name__}", field=what)
+    return value
+
+
+def _optional_text(value: object, what: str) -> str | None:
+    return None if value is None else _text(value, what)
 
 
 def _parse(data: StateDict, instance_id: str) -> WorkflowInstanceState:

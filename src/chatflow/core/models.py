@@ -4,7 +4,9 @@ Each model converts to and from plain JSON-ready dicts. ``from_dict`` is strict:
 data of the wrong shape raises ``ValidationError`` (which stores report as
 ``CorruptStateError`` naming the file or row) instead of producing a half-built object
 that fails later. ``STATE_FORMAT`` versions the dict layout so later releases can read
-what this one wrote.
+what this one wrote: format 2 added the event log, visit and retry counters, the pause
+record, the automation level and the fork link; format 1 files still load (their
+missing fields get the values an instance without those features would have).
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from typing import Any
 
 from chatflow.errors import ValidationError
 
-STATE_FORMAT = 1
+STATE_FORMAT = 2
+READABLE_FORMATS = (1, 2)
 
 
 def generate_timestamp() -> float:
@@ -35,16 +38,86 @@ class InstanceStatus(str, Enum):
 
     CREATED = "created"
     RUNNING = "running"
+    PAUSED = "paused"
     COMPLETED = "completed"
     FAILED = "failed"
+    CANCELLED = "cancelled"
 
     @property
     def is_finished(self) -> bool:
-        """True once the instance can take no further step."""
-        return self in (InstanceStatus.COMPLETED, InstanceStatus.FAILED)
+        """True once triggers no longer move the instance (a failed one can still be retried)."""
+        return self in _FINISHED
+
+    @property
+    def is_active(self) -> bool:
+        """True while the instance is in progress: created, running or paused."""
+        return not self.is_finished
 
     def __str__(self) -> str:
         return self.value
+
+
+_FINISHED = frozenset({InstanceStatus.COMPLETED, InstanceStatus.FAILED, InstanceStatus.CANCELLED})
+
+
+class EventKind(str, Enum):
+    """What happened to an instance; the values are what the event log stores."""
+
+    STARTED = "started"
+    PHASE_ENTERED = "phase_entered"
+    PHASE_COMPLETED = "phase_completed"
+    APPROVAL_REQUESTED = "approval_requested"
+    PAUSED = "paused"
+    RESUMED = "resumed"
+    REJECTED = "rejected"
+    FAILED = "failed"
+    RETRIED = "retried"
+    CANCELLED = "cancelled"
+    JUMPED = "jumped"
+    COMPLETED = "completed"
+    FORKED = "forked"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass
+class WorkflowEvent:
+    """One entry of an instance's audit log: what happened, when, who did it, with what data."""
+
+    kind: EventKind
+    at: float
+    actor: str | None = None
+    phase: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.kind = EventKind(self.kind)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind.value,
+            "at": self.at,
+            "actor": self.actor,
+            "phase": self.phase,
+            "data": self.data,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any) -> WorkflowEvent:
+        fields = _require(data, "event", ("kind", "at"))
+        kind = _typed(fields, "kind", str)
+        try:
+            parsed = EventKind(kind)
+        except ValueError:
+            raise ValidationError(f"event has unknown kind {kind!r}") from None
+        return cls(
+            kind=parsed,
+            at=_number(fields, "at"),
+            actor=_optional_str(fields, "actor"),
+            phase=_optional_str(fields, "phase"),
+            data=_optional_dict(fields, "data") or {},
+        )
 
 
 @dataclass
@@ -135,6 +208,13 @@ class WorkflowInstanceState:
     ``workflow_schema`` is the validated schema the instance started with, so every
     step follows the instance's own definition. ``version`` counts committed writes;
     stores use it to detect concurrent changes.
+
+    ``events`` is the audit log (``WorkflowEvent``). ``visits`` counts history entries
+    per phase (every entry is a visit, retries included), kept as a counter so a step
+    never rescans the history. ``retries`` counts ``retry_phase`` calls per phase.
+    ``pause`` says why a paused instance waits (``kind`` "approval" or "manual").
+    ``automation_level`` (0-100) gates risky steps; ``parent`` links a fork to the
+    instance and history index it was forked from.
     """
 
     instance_id: str
@@ -149,6 +229,12 @@ class WorkflowInstanceState:
     meta: dict[str, Any] = field(default_factory=dict)
     workflow_schema: dict[str, Any] = field(default_factory=dict)
     version: int = 0
+    events: list[WorkflowEvent] = field(default_factory=list)
+    visits: dict[str, int] = field(default_factory=dict)
+    retries: dict[str, int] = field(default_factory=dict)
+    pause: dict[str, Any] | None = None
+    automation_level: int | None = None
+    parent: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         self.status = InstanceStatus(self.status)
@@ -175,6 +261,12 @@ class WorkflowInstanceState:
             "meta": self.meta,
             "workflow_schema": self.workflow_schema,
             "history": [entry.to_dict() for entry in self.history],
+            "events": [event.to_dict() for event in self.events],
+            "visits": self.visits,
+            "retries": self.retries,
+            "pause": self.pause,
+            "automation_level": self.automation_level,
+            "parent": self.parent,
         }
 
     @classmethod
@@ -182,13 +274,13 @@ class WorkflowInstanceState:
         required = ("instance_id", "feature_id", "workflow_name", "current_phase", "status")
         fields = _require(data, "instance state", required)
         fmt = fields.get("format", STATE_FORMAT)
-        if fmt != STATE_FORMAT:
+        if fmt not in READABLE_FORMATS or isinstance(fmt, bool):
             raise ValidationError(
-                f"instance state has format {fmt!r}; this ChatFlow reads format {STATE_FORMAT}"
+                f"instance state has format {fmt!r}; this ChatFlow reads formats "
+                f"{', '.join(map(str, READABLE_FORMATS))}"
             )
-        history = fields.get("history", [])
-        if not isinstance(history, list):
-            raise ValidationError("instance state field 'history' must be a list")
+        history = [HistoryEntry.from_dict(entry) for entry in _list(fields, "history")]
+        events = [WorkflowEvent.from_dict(event) for event in _list(fields, "events")]
         status = _typed(fields, "status", str)
         try:
             parsed_status = InstanceStatus(status)
@@ -201,13 +293,27 @@ class WorkflowInstanceState:
             current_phase=_typed(fields, "current_phase", str),
             variables=_optional_dict(fields, "variables") or {},
             status=parsed_status,
-            history=[HistoryEntry.from_dict(entry) for entry in history],
+            history=history,
             created_at=_number(fields, "created_at", 0.0),
             updated_at=_number(fields, "updated_at", 0.0),
             meta=_optional_dict(fields, "meta") or {},
             workflow_schema=_optional_dict(fields, "workflow_schema") or {},
             version=_typed(fields, "version", int, 0),
+            events=events,
+            visits=_counts(fields, "visits") if "visits" in fields else _visit_counts(history),
+            retries=_counts(fields, "retries"),
+            pause=_optional_dict(fields, "pause"),
+            automation_level=_optional_int(fields, "automation_level"),
+            parent=_optional_dict(fields, "parent"),
         )
+
+
+def _visit_counts(history: list[HistoryEntry]) -> dict[str, int]:
+    """Visits of a format-1 state, which kept no counter: one per history entry."""
+    counts: dict[str, int] = {}
+    for entry in history:
+        counts[entry.phase] = counts.get(entry.phase, 0) + 1
+    return counts
 
 
 def _require(data: Any, what: str, keys: tuple[str, ...]) -> dict[str, Any]:
@@ -235,6 +341,29 @@ def _number(fields: dict[str, Any], key: str, *default: float) -> float:
 
 def _optional_number(fields: dict[str, Any], key: str) -> float | None:
     return None if fields.get(key) is None else _number(fields, key)
+
+
+def _optional_str(fields: dict[str, Any], key: str) -> str | None:
+    return None if fields.get(key) is None else _typed(fields, key, str)
+
+
+def _optional_int(fields: dict[str, Any], key: str) -> int | None:
+    return None if fields.get(key) is None else _typed(fields, key, int)
+
+
+def _list(fields: dict[str, Any], key: str) -> list[Any]:
+    value = fields.get(key, [])
+    if not isinstance(value, list):
+        raise ValidationError(f"instance state field {key!r} must be a list")
+    return value
+
+
+def _counts(fields: dict[str, Any], key: str) -> dict[str, int]:
+    value = _optional_dict(fields, key) or {}
+    for count in value.values():
+        if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+            raise ValidationError(f"field {key!r} must map names to counts, not {count!r}")
+    return value
 
 
 def _optional_dict(fields: dict[str, Any], key: str) -> dict[str, Any] | None:

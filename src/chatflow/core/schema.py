@@ -1,17 +1,44 @@
 """Workflow definitions: validated once, up front, then stored with each instance.
 
-A schema is plain JSON data: ``{"name": ..., "phases": [{"name": ...}, ...]}``.
-Validation collects every problem with its location before raising, so a user fixes a
-schema in one pass instead of one error at a time.
+A schema is plain JSON data::
+
+    {"name": "chatcoder", "version": 2, "merge_trigger_data": "phase",
+     "phases": [{"name": "code", "max_visits": 3, "fallback": "summary"},
+                {"name": "review", "requires_approval": true,
+                 "transitions": [{"to": "summary", "when": {...}}, {"to": "code"}]},
+                {"name": "summary"}]}
+
+Only ``name`` and ``phases`` (each with a ``name``) are required, so the seed's linear
+schemas stay valid. Phases may carry descriptive keys (``title``, ``template``, ...),
+which are kept. Validation collects every problem with its location before raising, so
+a user fixes a schema in one pass: malformed keys, duplicate names, unknown transition
+targets, bad conditions, phases the first one cannot reach, and loops with no exit.
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
+import re
 from typing import Any
 
 from chatflow._validation import _id_problem, check_json_value
+from chatflow.core.conditions import condition_problems
 from chatflow.errors import SchemaError, ValidationError
+
+END = "$end"
+"""Transition target that completes the instance."""
+FAIL = "$fail"
+"""Transition target that fails the instance."""
+TERMINALS = (END, FAIL)
+MERGE_MODES = ("none", "phase", "flat")
+DEFAULT_VERSION = 1
+
+_VERSION_PATTERN = re.compile(r"\d+(\.\d+)*")
+# Task records of repeated visits are keyed "<phase>--<visit>" (see task_key), so a
+# phase may not be named like one: "review--2" would collide with review's 2nd visit.
+_TASK_KEY_LIKE = re.compile(r".*--\d+")
 
 
 def validate_schema(schema: object) -> dict[str, Any]:
@@ -29,23 +56,40 @@ def validate_schema(schema: object) -> dict[str, Any]:
         check_json_value(schema, "workflow_schema")
     except ValidationError as error:
         raise SchemaError(str(error), problems=[str(error)]) from None
-    problems = _name_problems(schema) + _phase_problems(schema.get("phases"))
-    if problems:
+    problems = _top_level_problems(schema)
+    phases = schema.get("phases")
+    if not isinstance(phases, list) or not phases:
+        problems.append(f"phases: must be a non-empty list of phase objects, got {phases!r}")
+    else:
+        problems += _phase_problems(phases)
+        if not problems:
+            problems += _graph_problems(schema)
+    if problems:  # graph checks need valid names and targets, so they run only then
         summary = "; ".join(problems)
         raise SchemaError(f"invalid workflow schema: {summary}", problems=problems)
     return copy.deepcopy(schema)
 
 
-def _name_problems(schema: dict[str, Any]) -> list[str]:
+def _top_level_problems(schema: dict[str, Any]) -> list[str]:
+    problems = []
     name = schema.get("name")
     if not isinstance(name, str) or not name.strip():
-        return [f"name: must be a non-empty string, got {name!r}"]
-    return []
+        problems.append(f"name: must be a non-empty string, got {name!r}")
+    if "version" in schema and version_key(schema["version"]) is None:
+        problems.append(
+            f"version: must be a positive integer or a dotted number such as '1.2', "
+            f"got {schema['version']!r}"
+        )
+    level = schema.get("automation_level")
+    if level is not None and not _is_int_in(level, 0, 100):
+        problems.append(f"automation_level: must be an integer from 0 to 100, got {level!r}")
+    mode = schema.get("merge_trigger_data", "none")
+    if mode not in MERGE_MODES:
+        problems.append(f"merge_trigger_data: must be one of {MERGE_MODES}, got {mode!r}")
+    return problems
 
 
-def _phase_problems(phases: object) -> list[str]:
-    if not isinstance(phases, list) or not phases:
-        return [f"phases: must be a non-empty list of phase objects, got {phases!r}"]
+def _phase_problems(phases: list[Any]) -> list[str]:
     problems: list[str] = []
     seen: set[str] = set()
     for index, phase in enumerate(phases):
@@ -55,18 +99,167 @@ def _phase_problems(phases: object) -> list[str]:
             continue
         name = phase.get("name")
         reason = _id_problem(name)
-        if reason is not None:
+        if reason is not None or not isinstance(name, str):
             problems.append(f"{where}.name: {name!r} {reason}")
-        elif name in seen:
+            continue
+        if name in seen:
             problems.append(f"{where}.name: duplicate phase name {name!r}")
-        else:
-            seen.add(name)  # type: ignore[arg-type]
+        if _TASK_KEY_LIKE.fullmatch(name):
+            problems.append(
+                f"{where}.name: {name!r} ends in '--<number>', which is reserved for the "
+                "task records of repeated visits"
+            )
+        seen.add(name)
+    for index, phase in enumerate(phases):
+        if isinstance(phase, dict) and isinstance(phase.get("name"), str):
+            problems += _phase_key_problems(phase, f"phases[{index}] {phase['name']!r}", seen)
     return problems
+
+
+def _phase_key_problems(phase: dict[str, Any], where: str, names: set[str]) -> list[str]:
+    problems = []
+    if "task" in phase and not isinstance(phase["task"], str):
+        problems.append(f"{where}.task: must be a string, got {phase['task']!r}")
+    if "requires_approval" in phase and not isinstance(phase["requires_approval"], bool):
+        problems.append(f"{where}.requires_approval: must be true or false")
+    if "max_visits" in phase and not _is_int_in(phase["max_visits"], 1, None):
+        problems.append(f"{where}.max_visits: must be an integer >= 1, got {phase['max_visits']!r}")
+    if "max_retries" in phase and not _is_int_in(phase["max_retries"], 0, None):
+        problems.append(
+            f"{where}.max_retries: must be an integer >= 0, got {phase['max_retries']!r}"
+        )
+    if "fallback" in phase:
+        if "max_visits" not in phase:
+            problems.append(f"{where}.fallback: only applies with max_visits, which is missing")
+        problems += _target_problems(phase["fallback"], f"{where}.fallback", names)
+    if "transitions" in phase:
+        problems += _transition_problems(phase["transitions"], f"{where}.transitions", names)
+    return problems
+
+
+def _transition_problems(transitions: object, where: str, names: set[str]) -> list[str]:
+    if not isinstance(transitions, list) or not transitions:
+        return [f"{where}: must be a non-empty list of {{to, when}} objects"]
+    problems = []
+    for index, transition in enumerate(transitions):
+        at = f"{where}[{index}]"
+        if not isinstance(transition, dict):
+            problems.append(f"{at}: must be an object with 'to' (and optional 'when')")
+            continue
+        extra = sorted(set(transition) - {"to", "when", "label"})
+        if extra:
+            problems.append(f"{at}: unexpected keys {extra} (use 'to', 'when', 'label')")
+        problems += _target_problems(transition.get("to"), f"{at}.to", names)
+        if "when" in transition:
+            problems += condition_problems(transition["when"], f"{at}.when")
+        if "label" in transition and not isinstance(transition["label"], str):
+            problems.append(f"{at}.label: must be a string")
+    if isinstance(transitions[-1], dict) and "when" in transitions[-1]:
+        problems.append(
+            f"{where}[{len(transitions) - 1}]: the last transition must have no 'when', "
+            "so every step has somewhere to go"
+        )
+    return problems
+
+
+def _target_problems(target: object, where: str, names: set[str]) -> list[str]:
+    if target in TERMINALS or target in names:
+        return []
+    return [f"{where}: unknown transition target {target!r} (a phase name, {END} or {FAIL})"]
+
+
+def _is_int_in(value: object, low: int, high: int | None) -> bool:
+    if not isinstance(value, int) or isinstance(value, bool):
+        return False
+    return value >= low and (high is None or value <= high)
+
+
+# -- graph checks ----------------------------------------------------------------------
+
+
+def _graph_problems(schema: dict[str, Any]) -> list[str]:
+    """Unreachable phases and loops with no exit, on a structurally valid schema."""
+    graph = {name: set(targets) for name, targets in edges(schema).items()}
+    reachable = _reachable(first_phase(schema), graph)
+    exits = _can_exit(graph)
+    problems = []
+    for index, name in enumerate(phase_names(schema)):
+        if name not in reachable:
+            problems.append(
+                f"phases[{index}] {name!r}: unreachable from the first phase "
+                f"{first_phase(schema)!r}"
+            )
+        elif name not in exits:
+            problems.append(
+                f"phases[{index}] {name!r}: in a loop with no exit "
+                f"(no path from here reaches {END} or {FAIL}; add a transition or max_visits)"
+            )
+    return problems
+
+
+def edges(schema: dict[str, Any]) -> dict[str, list[str]]:
+    """Every phase's possible next steps (phases or terminals), in declaration order.
+
+    A step into a phase with ``max_visits`` may be redirected to that phase's fallback,
+    so the fallback counts as a possible next step of every phase leading there.
+    """
+    phases = phase_map(schema)
+    result: dict[str, list[str]] = {}
+    for name in phases:
+        targets: list[str] = []
+        for target in declared_targets(schema, name):
+            targets.append(target)
+            limited = phases.get(target)
+            if limited is not None and "max_visits" in limited:
+                targets.append(limited.get("fallback", FAIL))
+        result[name] = list(dict.fromkeys(targets))
+    return result
+
+
+def declared_targets(schema: dict[str, Any], name: str) -> list[str]:
+    """The phase's transition targets, or the default (next phase in the list, or end)."""
+    transitions = phase_map(schema)[name].get("transitions")
+    if transitions:
+        return [transition["to"] for transition in transitions]
+    following = next_phase(schema, name)
+    return [END if following is None else following]
+
+
+def _reachable(start: str, graph: dict[str, set[str]]) -> set[str]:
+    seen = {start}
+    stack = [start]
+    while stack:
+        for target in graph.get(stack.pop(), ()):
+            if target not in seen:
+                seen.add(target)
+                stack.append(target)
+    return seen
+
+
+def _can_exit(graph: dict[str, set[str]]) -> set[str]:
+    """Phases from which some path reaches a terminal."""
+    exits = {name for name, targets in graph.items() if targets & set(TERMINALS)}
+    changed = True
+    while changed:
+        changed = False
+        for name, targets in graph.items():
+            if name not in exits and targets & exits:
+                exits.add(name)
+                changed = True
+    return exits
+
+
+# -- reading a validated schema --------------------------------------------------------
 
 
 def phase_names(schema: dict[str, Any]) -> list[str]:
     """The phase names of a validated schema, in order."""
     return [phase["name"] for phase in schema["phases"]]
+
+
+def phase_map(schema: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Phase name -> phase definition, in declaration order."""
+    return {phase["name"]: phase for phase in schema["phases"]}
 
 
 def first_phase(schema: dict[str, Any]) -> str:
@@ -76,7 +269,37 @@ def first_phase(schema: dict[str, Any]) -> str:
 
 
 def next_phase(schema: dict[str, Any], current: str) -> str | None:
-    """The phase after ``current``, or ``None`` when ``current`` is the last one."""
+    """The phase after ``current`` in the list, or ``None`` when ``current`` is the last one."""
     names = phase_names(schema)
     index = names.index(current)
     return names[index + 1] if index + 1 < len(names) else None
+
+
+def task_key(phase: str, visit: int) -> str:
+    """The task-record key of a phase's ``visit``-th visit: ``review``, ``review--2``, ...
+
+    The first visit keeps the plain phase name, so the seed's layout
+    (``tasks/<phase>.json``) is unchanged for workflows without loops or retries.
+    """
+    return phase if visit <= 1 else f"{phase}--{visit}"
+
+
+def schema_version(schema: dict[str, Any]) -> int | str:
+    """The schema's declared version (``1`` when it declares none, as the seed's do)."""
+    version: int | str = schema.get("version", DEFAULT_VERSION)
+    return version
+
+
+def version_key(version: object) -> tuple[int, ...] | None:
+    """A sortable key for a version (``2`` < ``"2.1"`` < ``10``), or ``None`` if malformed."""
+    if isinstance(version, int) and not isinstance(version, bool):
+        return (version,) if version >= 1 else None
+    if isinstance(version, str) and _VERSION_PATTERN.fullmatch(version):
+        return tuple(int(part) for part in version.split("."))
+    return None
+
+
+def schema_hash(schema: dict[str, Any]) -> str:
+    """SHA-256 of the schema's canonical JSON: equal for equal schemas, whatever key order."""
+    canonical = json.dumps(schema, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()

@@ -1,0 +1,213 @@
+"""Workflow schemas by name: loaded from JSON or YAML files, registered, listed, looked up.
+
+Where a name is looked up, in order: schemas registered in this process
+(``SchemaRegistry.register``), then each folder given by the user, then the storage
+directory's ``schemas/`` folder. Files are ``*.json``, ``*.yaml`` or ``*.yml``; the
+name and version come from the file's contents, not its file name. Without a version
+the latest one wins (``2.10`` is later than ``2.9``).
+
+A folder is rescanned only when its listing or a file's size or mtime changed, so lookups
+stay cheap, and an edited file is seen at the next lookup. Running instances are not
+affected by edits: each stores the exact schema it started with.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from chatflow.core.schema import schema_hash, schema_version, validate_schema, version_key
+from chatflow.errors import ChatFlowError, SchemaError, SchemaNotFoundError, ValidationError
+
+SCHEMA_SUFFIXES = (".json", ".yaml", ".yml")
+
+
+def load_schema(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read and validate a workflow schema from a JSON or YAML file.
+
+    YAML needs PyYAML (``pip install 'chatflow-engine[yaml]'``); it is imported only
+    when a YAML file is read, so JSON users need nothing beyond the standard library.
+    """
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise SchemaError(
+            f"cannot read workflow schema {file}: {error}", problems=[f"{file}: {error}"]
+        ) from error
+    data = _parse_yaml(text, file) if file.suffix in (".yaml", ".yml") else _parse_json(text, file)
+    try:
+        return validate_schema(data)
+    except SchemaError as error:
+        problems = [f"{file}: {problem}" for problem in error.context.get("problems", [])]
+        raise SchemaError(f"{file}: {error}", problems=problems, path=str(file)) from None
+
+
+def _parse_json(text: str, file: Path) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        where = f"{file}:{error.lineno}:{error.colno}"
+        raise SchemaError(
+            f"{where}: not valid JSON: {error.msg}", problems=[f"{where}: {error.msg}"]
+        ) from None
+
+
+def _parse_yaml(text: str, file: Path) -> Any:
+    try:
+        import yaml  # noqa: PLC0415 - optional dependency, imported only for YAML files
+    except ImportError:
+        raise ChatFlowError(
+            f"reading {file} needs PyYAML: pip install 'chatflow-engine[yaml]'"
+        ) from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise SchemaError(
+            f"{file}: not valid YAML: {error}", problems=[f"{file}: {error}"]
+        ) from None
+
+
+@dataclass(frozen=True)
+class WorkflowInfo:
+    """One available workflow schema and where it comes from."""
+
+    name: str
+    version: int | str
+    source: str
+    hash: str
+    title: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "source": self.source,
+            "hash": self.hash,
+            "title": self.title,
+        }
+
+
+@dataclass(frozen=True)
+class _Entry:
+    info: WorkflowInfo
+    schema: dict[str, Any]
+
+
+class SchemaRegistry:
+    """Finds workflow schemas by name and version; safe to share between threads.
+
+    ``folders`` is called at each lookup, so the engine can point it at a storage
+    directory that is chosen (or changed by ``chatflow.init``) later.
+    """
+
+    def __init__(self, folders: Callable[[], list[Path]]) -> None:
+        self._folders = folders
+        self._lock = threading.Lock()
+        self._registered: list[_Entry] = []
+        self._scans: dict[Path, tuple[object, list[_Entry], list[str]]] = {}
+
+    def register(self, schema: dict[str, Any] | str | os.PathLike[str]) -> WorkflowInfo:
+        """Validate ``schema`` (a dict or a file path) and make it findable by name."""
+        if isinstance(schema, dict):
+            entry = _entry(validate_schema(schema), "registered")
+        else:
+            entry = _entry(load_schema(schema), str(Path(schema)))
+        with self._lock:
+            self._registered = [
+                old for old in self._registered if _key(old.info) != _key(entry.info)
+            ]
+            self._registered.append(entry)
+        return entry.info
+
+    def find(self, name: str, version: int | str | None = None) -> dict[str, Any]:
+        """The schema called ``name`` (at ``version``, or the latest); a private copy."""
+        if version is not None and version_key(version) is None:
+            raise ValidationError(f"invalid schema version {version!r}", field="schema_version")
+        entries, broken = self._entries()
+        matches = [entry for entry in entries if entry.info.name == name]
+        if version is not None:
+            wanted = version_key(version)
+            matches = [entry for entry in matches if version_key(entry.info.version) == wanted]
+        if not matches:
+            raise _not_found(name, version, broken)
+        best = max(matches, key=lambda entry: version_key(entry.info.version) or ())
+        return validate_schema(best.schema)
+
+    def available(self) -> list[WorkflowInfo]:
+        """Every findable schema (first source wins per name and version), sorted."""
+        entries, _ = self._entries()
+        return sorted(
+            (entry.info for entry in entries),
+            key=lambda info: (info.name, version_key(info.version) or ()),
+        )
+
+    def problems(self) -> list[str]:
+        """Files in the schema folders that could not be loaded, with the reason."""
+        return self._entries()[1]
+
+    def _entries(self) -> tuple[list[_Entry], list[str]]:
+        """Registered entries, then each folder's; the first per (name, version) wins."""
+        with self._lock:
+            found = list(self._registered)
+        broken: list[str] = []
+        for folder in self._folders():
+            entries, problems = self._scan(folder)
+            found += entries
+            broken += problems
+        unique: dict[tuple[str, tuple[int, ...]], _Entry] = {}
+        for entry in found:
+            unique.setdefault(_key(entry.info), entry)
+        return list(unique.values()), broken
+
+    def _scan(self, folder: Path) -> tuple[list[_Entry], list[str]]:
+        try:
+            files = sorted(p for p in folder.iterdir() if p.suffix in SCHEMA_SUFFIXES)
+            signature = tuple((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files)
+        except FileNotFoundError:
+            return [], []
+        except OSError as error:
+            return [], [f"{folder}: {error.strerror or error}"]
+        with self._lock:
+            cached = self._scans.get(folder)
+        if cached is not None and cached[0] == signature:
+            return cached[1], cached[2]
+        entries: list[_Entry] = []
+        problems: list[str] = []
+        for file in files:
+            try:
+                entries.append(_entry(load_schema(file), str(file)))
+            except ChatFlowError as error:
+                problems.append(str(error))
+        with self._lock:
+            self._scans[folder] = (signature, entries, problems)
+        return entries, problems
+
+
+def _entry(schema: dict[str, Any], source: str) -> _Entry:
+    title = schema.get("title")
+    info = WorkflowInfo(
+        name=schema["name"],
+        version=schema_version(schema),
+        source=source,
+        hash=schema_hash(schema),
+        title=title if isinstance(title, str) else None,
+    )
+    return _Entry(info, schema)
+
+
+def _key(info: WorkflowInfo) -> tuple[str, tuple[int, ...]]:
+    return info.name, version_key(info.version) or ()
+
+
+def _not_found(name: str, version: int | str | None, broken: list[str]) -> SchemaNotFoundError:
+    what = f"{name!r}" if version is None else f"{name!r} version {version!r}"
+    message = f"no workflow schema {what} is registered or in the schema folders"
+    if broken:
+        message += f" ({len(broken)} schema files could not be loaded: {'; '.join(broken)})"
+    return SchemaNotFoundError(message, name=name, version=version)

@@ -1,0 +1,92 @@
+"""Read-only reports on an instance: per-phase status, predicted path, progress.
+
+Nothing here changes state. The predicted path follows the routes a step with no trigger
+data would take from the current phase, so it is a forecast: a later trigger's data may
+choose another branch.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chatflow.core.models import InstanceStatus, WorkflowInstanceState
+from chatflow.core.schema import END, FAIL, phase_names, schema_version
+from chatflow.core.transitions import route
+
+NOT_STARTED = "not_started"
+
+
+def phase_statuses(state: WorkflowInstanceState) -> dict[str, str]:
+    """Every phase of the schema -> the status of its latest visit (or ``not_started``).
+
+    Statuses of visits: ``running``, ``paused``, ``awaiting_approval`` (open), and
+    ``completed``, ``failed``, ``retried``, ``rejected``, ``jumped``, ``cancelled``.
+    """
+    statuses = dict.fromkeys(phase_names(state.workflow_schema), NOT_STARTED)
+    for entry in state.history:
+        statuses[entry.phase] = entry.status
+    return statuses
+
+
+def predicted_next(state: WorkflowInstanceState) -> str | None:
+    """The phase a plain trigger would enter next; ``None`` if it would end the instance."""
+    if state.status.is_finished:
+        return None
+    step = route(
+        state.workflow_schema,
+        state.current_phase,
+        variables=state.variables,
+        trigger={},
+        visits=state.visits,
+    )
+    return None if step.target in (END, FAIL) else step.target
+
+
+def predicted_path(state: WorkflowInstanceState) -> list[str]:
+    """Phases visited so far (first-visit order), then those plain triggers would add."""
+    path = list(dict.fromkeys(entry.phase for entry in state.history))
+    if state.status.is_finished:
+        return path
+    visits = dict(state.visits)
+    current = state.current_phase
+    for _ in range(len(state.workflow_schema["phases"])):
+        step = route(
+            state.workflow_schema, current, variables=state.variables, trigger={}, visits=visits
+        )
+        if step.target in (END, FAIL) or step.target in path:
+            break
+        path.append(step.target)
+        visits[step.target] = visits.get(step.target, 0) + 1
+        current = step.target
+    return path
+
+
+def progress(state: WorkflowInstanceState) -> float:
+    """Completed phases / phases on the path taken (and forecast); 1.0 once completed."""
+    if state.status is InstanceStatus.COMPLETED:
+        return 1.0
+    done = {entry.phase for entry in state.history if entry.status == "completed"}
+    path = predicted_path(state)
+    return round(len(done & set(path)) / len(path), 4) if path else 0.0
+
+
+def status_info(state: WorkflowInstanceState) -> dict[str, Any]:
+    """A JSON-ready summary of where the instance is and what comes next."""
+    return {
+        "instance_id": state.instance_id,
+        "feature_id": state.feature_id,
+        "workflow_name": state.workflow_name,
+        "schema_version": schema_version(state.workflow_schema),
+        "status": state.status.value,
+        "current_phase": state.current_phase,
+        "next_phase": predicted_next(state),
+        "progress": progress(state),
+        "path": predicted_path(state),
+        "phases": phase_statuses(state),
+        "visits": dict(state.visits),
+        "retries": dict(state.retries),
+        "pause": state.pause,
+        "parent": state.parent,
+        "history_length": len(state.history),
+        "updated_at": state.updated_at,
+    }

@@ -1,0 +1,267 @@
+"""How the suite opens, inspects and damages each kind of store.
+
+A harness names one store's data (a folder, a database file, a PostgreSQL schema) and
+can open any number of store objects on it, in this process or a child process; it is
+picklable for that reason (except the memory harness, which is per process). The
+``corrupt_*`` and ``hold_write_lock`` helpers reach around the store, like a crashed
+disk or a stuck writer would.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from chatflow.storage import FileLock, FileStateStore, IWorkflowStateStore, MemoryStore
+from chatflow.storage.postgres import PostgresStore
+from chatflow.storage.sqlite import SQLiteStore
+
+WRONG_SHAPE = '["not", "an", "instance", "state"]'
+TRUNCATED = '{"instance_id": "wfi_'
+
+
+@dataclass
+class Harness:
+    """One store's data, and the tools to open and damage it."""
+
+    kind: str
+    shared_across_processes: bool = True
+    accepts_invalid_json: bool = True
+
+    def open(self, *, timeout: float | None = None) -> IWorkflowStateStore:
+        """A new store object on this data; ``timeout`` bounds waits for other writers."""
+        raise NotImplementedError
+
+    def corrupt_state(self, instance_id: str, text: str) -> None:
+        """Replace the stored state of ``instance_id`` with ``text``."""
+        raise NotImplementedError
+
+    def corrupt_artifacts(self, instance_id: str, phase: str) -> None:
+        """Damage a phase's stored artifacts in a way the store can detect."""
+        raise NotImplementedError
+
+    def hold_write_lock(self, instance_id: str) -> contextlib.AbstractContextManager[None]:
+        """Act as another writer holding ``instance_id`` for the duration."""
+        raise NotImplementedError
+
+
+@dataclass
+class MemoryHarness(Harness):
+    store: MemoryStore = field(default_factory=MemoryStore)
+
+    def open(self, *, timeout: float | None = None) -> IWorkflowStateStore:
+        return self.store
+
+    def corrupt_state(self, instance_id: str, text: str) -> None:
+        self.store._states[instance_id] = text
+
+    def corrupt_artifacts(self, instance_id: str, phase: str) -> None:
+        self.store._artifacts[(instance_id, phase)] = TRUNCATED
+
+
+@dataclass
+class FileHarness(Harness):
+    folder: str = ""
+
+    def open(self, *, timeout: float | None = None) -> IWorkflowStateStore:
+        return FileStateStore(self.folder, lock_timeout=30.0 if timeout is None else timeout)
+
+    def corrupt_state(self, instance_id: str, text: str) -> None:
+        path = Path(self.folder, "instances", f"{instance_id}.json")
+        path.write_text(text, encoding="utf-8")
+
+    def corrupt_artifacts(self, instance_id: str, phase: str) -> None:
+        path = Path(self.folder, "instances", instance_id, "tasks", f"{phase}.json")
+        path.write_text(TRUNCATED, encoding="utf-8")
+
+    @contextlib.contextmanager
+    def hold_write_lock(self, instance_id: str) -> Iterator[None]:
+        lock = FileLock(Path(self.folder, ".locks", f"{instance_id}.lock"))
+        with _held_by_thread(lock.acquire, lock.release):
+            yield
+
+
+@dataclass
+class SQLiteHarness(Harness):
+    path: str = ""
+
+    def open(self, *, timeout: float | None = None) -> IWorkflowStateStore:
+        return SQLiteStore(self.path, busy_timeout=30.0 if timeout is None else timeout)
+
+    def _execute(self, sql: str, params: tuple[Any, ...]) -> None:
+        with contextlib.closing(sqlite3.connect(self.path, isolation_level=None)) as conn:
+            conn.execute(sql, params)
+
+    def corrupt_state(self, instance_id: str, text: str) -> None:
+        self._execute("UPDATE instances SET state = ? WHERE instance_id = ?", (text, instance_id))
+
+    def corrupt_artifacts(self, instance_id: str, phase: str) -> None:
+        self._execute(
+            "UPDATE task_artifacts SET prompt = prompt || 'tampered' "
+            "WHERE instance_id = ? AND phase_name = ?",
+            (instance_id, phase),
+        )
+
+    @contextlib.contextmanager
+    def hold_write_lock(self, instance_id: str) -> Iterator[None]:
+        with contextlib.closing(sqlite3.connect(self.path, isolation_level=None)) as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            finally:
+                conn.execute("ROLLBACK")
+
+
+@dataclass
+class PostgresHarness(Harness):
+    url: str = ""
+    schema: str = ""
+
+    def open(self, *, timeout: float | None = None) -> IWorkflowStateStore:
+        return PostgresStore(
+            self.url, schema=self.schema, lock_timeout=30.0 if timeout is None else timeout
+        )
+
+    def execute(self, sql: str, params: tuple[Any, ...] = ()) -> None:
+        import psycopg
+
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            conn.execute(sql.replace("{s}", f'"{self.schema}"'), params)
+
+    def corrupt_state(self, instance_id: str, text: str) -> None:
+        self.execute(
+            "UPDATE {s}.instances SET state = %s WHERE instance_id = %s", (text, instance_id)
+        )
+
+    def corrupt_artifacts(self, instance_id: str, phase: str) -> None:
+        self.execute(
+            "UPDATE {s}.task_artifacts SET prompt = prompt || 'tampered'::bytea "
+            "WHERE instance_id = %s AND phase_name = %s",
+            (instance_id, phase),
+        )
+
+    @contextlib.contextmanager
+    def hold_write_lock(self, instance_id: str) -> Iterator[None]:
+        import psycopg
+
+        with psycopg.connect(self.url) as conn:
+            conn.execute(
+                f'SELECT 1 FROM "{self.schema}".instances WHERE instance_id = %s FOR UPDATE',
+                (instance_id,),
+            )
+            try:
+                yield
+            finally:
+                conn.rollback()
+
+
+@contextlib.contextmanager
+def _held_by_thread(acquire: Any, release: Any) -> Iterator[None]:
+    """Hold a thread-owned lock from another thread, so this thread must wait for it."""
+    acquired, done = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        acquire()
+        acquired.set()
+        done.wait()
+        release()
+
+    thread = threading.Thread(target=hold, daemon=True)
+    thread.start()
+    assert acquired.wait(10)
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join(10)
+
+
+# -- helpers for states and for child processes ----------------------------------------
+
+_counter = iter(range(10**9))
+
+
+def make_state(
+    feature_id: str = "feat_a", instance_id: str | None = None, **extra: Any
+) -> dict[str, Any]:
+    """A realistic state dict (as ``WorkflowInstanceState.to_dict`` makes) plus ``extra``."""
+    now = time.time()
+    state: dict[str, Any] = {
+        "format": 1,
+        "instance_id": instance_id or f"wfi_{next(_counter):04d}_{int(now * 1e6) % 10**8:08d}",
+        "feature_id": feature_id,
+        "workflow_name": "code_generation",
+        "current_phase": "requirement_analysis",
+        "status": "created",
+        "version": 1,
+        "created_at": now,
+        "updated_at": now,
+        "variables": {"user_request": "create user registration", "n": 0},
+        "meta": {"user_id": "dev_alice"},
+        "workflow_schema": {
+            "name": "code_generation",
+            "phases": [{"name": "requirement_analysis"}],
+        },
+        "history": [
+            {
+                "phase": "requirement_analysis",
+                "task": "",
+                "started_at": now,
+                "ended_at": None,
+                "status": "running",
+                "trigger_data_snapshot": None,
+            }
+        ],
+    }
+    state.update(extra)
+    return state
+
+
+def increment(state: dict[str, Any]) -> dict[str, Any]:
+    """A read-modify-write that loses counts if two writers interleave."""
+    state["variables"]["n"] += 1
+    state["history"].append({"phase": "p", "task": "", "started_at": time.time()})
+    return state
+
+
+def increment_many(harness: Harness, instance_id: str, count: int) -> int:
+    """Child-process body: ``count`` increments through a store of its own."""
+    store = harness.open()
+    try:
+        for _ in range(count):
+            store.update_state(instance_id, increment)
+    finally:
+        store.close()
+    return count
+
+
+def increment_with(store: IWorkflowStateStore, instance_id: str, count: int) -> int:
+    """Child-process body (fork only): increments through the store the parent opened."""
+    for _ in range(count):
+        store.update_state(instance_id, increment)
+    return count
+
+
+def create_many(harness: Harness, feature_id: str, count: int, worker: int) -> list[str]:
+    """Child-process body: create ``count`` instances of one feature."""
+    store = harness.open()
+    ids = []
+    try:
+        for number in range(count):
+            state = make_state(feature_id, instance_id=f"wfi_w{worker}_{number:03d}")
+            store.create_state(state)
+            ids.append(state["instance_id"])
+    finally:
+        store.close()
+    return ids
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, sort_keys=True)

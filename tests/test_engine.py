@@ -200,7 +200,8 @@ def test_path_like_ids_are_rejected(
 
 
 def test_feature_status_counts_and_latest(engine: WorkflowEngine, schema: dict[str, Any]) -> None:
-    assert engine.get_feature_status("feat_empty") == {
+    empty = engine.get_feature_status("feat_empty")
+    assert empty.items() >= {
         "feature_id": "feat_empty",
         "total_instances": 0,
         "created_count": 0,
@@ -209,7 +210,7 @@ def test_feature_status_counts_and_latest(engine: WorkflowEngine, schema: dict[s
         "failed_count": 0,
         "latest_instance_id": None,
         "status": "not_started",
-    }
+    }.items()
     ids = [start(engine, schema) for _ in range(5)]
     engine.trigger_next_step(ids[1])
     for _ in range(3):

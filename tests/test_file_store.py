@@ -203,3 +203,52 @@ def test_encoding_puts_one_history_entry_per_line() -> None:
     lines = encode_state(state).decode().splitlines()
     assert '    {"phase": "a"},' in lines and '    {"phase": "b"}' in lines
     assert json.loads(encode_state(state)) == state
+
+
+def _entry_store(storage_dir: Path) -> tuple[FileStateStore, Path]:
+    store = FileStateStore(storage_dir, durable=False)
+    store.create_state(
+        {
+            "instance_id": "wfi_x",
+            "feature_id": "f",
+            "status": "running",
+            "current_phase": "a",
+            "history": [{"n": 0, "note": "first"}],
+        }
+    )
+    return store, storage_dir / "instances" / "wfi_x.json"
+
+
+def test_incremental_encoding_matches_a_full_encoding(storage_dir: Path) -> None:
+    store, path = _entry_store(storage_dir)
+
+    def step(state: dict[str, Any]) -> dict[str, Any]:
+        state["history"][-1]["closed"] = True  # in place, on the lent state
+        state["history"].append({"n": len(state["history"]), "note": "x"})
+        state["history"][0] = {**state["history"][0], "note": f"edited {len(state['history'])}"}
+        state["events"] = [*state.get("events", []), {"e": len(state["history"])}]
+        return state
+
+    for _ in range(30):
+        written = store.update_state("wfi_x", step)
+    assert path.read_bytes() == encode_state(written)
+    assert FileStateStore(storage_dir).load_state("wfi_x") == written
+
+
+def test_failed_mutation_leaves_no_trace_in_cache_or_file(storage_dir: Path) -> None:
+    store, path = _entry_store(storage_dir)
+    store.update_state("wfi_x", lambda s: s)  # this process now holds a lendable copy
+    before = path.read_bytes()
+
+    def vandalise_then_fail(state: dict[str, Any]) -> dict[str, Any]:
+        state["history"][0]["note"] = "vandalised"
+        state["status"] = "failed"
+        raise RuntimeError("step failed")
+
+    with pytest.raises(RuntimeError, match="step failed"):
+        store.update_state("wfi_x", vandalise_then_fail)
+    assert path.read_bytes() == before
+    loaded = store.load_state("wfi_x")
+    assert loaded is not None and loaded["history"][0]["note"] == "first"
+    written = store.update_state("wfi_x", lambda s: s)
+    assert written["history"][0]["note"] == "first" and written["status"] == "running"

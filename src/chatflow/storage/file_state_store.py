@@ -51,33 +51,77 @@ class _Signature(NamedTuple):
 
 
 class _Cached(NamedTuple):
+    """One version of an instance file as this process last saw it.
+
+    ``state`` and ``lines`` are kept only for versions this process wrote: the next
+    ``update_state`` lends ``state`` to its mutation and re-encodes only the list items
+    (history entries, events) that changed, so a step costs about the same at 10 or
+    1,000 history entries.
+    """
+
     signature: _Signature
     raw: bytes
     summary: InstanceSummary
+    state: StateDict | None = None
+    lines: dict[str, list[str]] | None = None
 
 
 def _signature(stat: os.stat_result) -> _Signature:
     return _Signature(stat.st_ino, stat.st_size, stat.st_mtime_ns)
 
 
-def encode_state(state: StateDict) -> bytes:
-    """Readable, diffable JSON: one top-level key per line, one history entry per line.
+_dumps = json.JSONEncoder(ensure_ascii=False).encode
 
-    Built from the C JSON encoder piece by piece, because ``json.dumps(indent=...)``
-    falls back to the pure-Python encoder and would make long histories slow to save.
-    """
-    parts = [
-        f"  {json.dumps(key)}: {json.dumps(value, ensure_ascii=False)}"
-        for key, value in state.items()
-        if key != "history"
-    ]
-    history = state.get("history")
-    if history:
-        entries = ",\n".join(f"    {json.dumps(entry, ensure_ascii=False)}" for entry in history)
-        parts.append(f'  "history": [\n{entries}\n  ]')
-    elif history is not None:
-        parts.append('  "history": []')
+
+def encode_state(state: StateDict) -> bytes:
+    """Readable, diffable JSON: one top-level key per line, one list item per line."""
+    return _encode(state, _encode_lists(state, None, None))
+
+
+def _encode_lists(
+    state: StateDict, previous: StateDict | None, previous_lines: dict[str, list[str]] | None
+) -> dict[str, list[str]]:
+    """One line per item of every top-level list, reusing the line of each item equal to
+    the previous version's item at the same position (comparing is far cheaper than
+    encoding, and closed history entries rarely change)."""
+    lines = {}
+    for key, value in state.items():
+        if not isinstance(value, list) or not value:
+            continue
+        old = previous.get(key) if previous is not None else None
+        old_lines = previous_lines.get(key) if previous_lines is not None else None
+        if not isinstance(old, list) or old_lines is None:
+            old, old_lines = [], []
+        reusable = min(len(old), len(old_lines))
+        lines[key] = [
+            old_lines[index] if index < reusable and item == old[index] else f"    {_dumps(item)}"
+            for index, item in enumerate(value)
+        ]
+    return lines
+
+
+def _encode(state: StateDict, lines: dict[str, list[str]]) -> bytes:
+    # Built piece by piece from the C encoder: json.dumps(indent=...) falls back to the
+    # pure-Python encoder and would make long histories slow to save.
+    parts = []
+    for key, value in state.items():
+        items = lines.get(key)
+        if items is None:
+            parts.append(f"  {_dumps(key)}: {_dumps(value)}")
+        else:
+            joined = ",\n".join(items)
+            parts.append(f"  {_dumps(key)}: [\n{joined}\n  ]")
     return ("{\n" + ",\n".join(parts) + "\n}\n").encode("utf-8")
+
+
+def _snapshot_lists(state: StateDict) -> StateDict:
+    """Copies of the state's top-level lists and their dict items: the base the next
+    version is compared against, since a mutation may change the lent state in place."""
+    return {
+        key: [dict(item) if isinstance(item, dict) else item for item in value]
+        for key, value in state.items()
+        if isinstance(value, list)
+    }
 
 
 class FileStateStore(IWorkflowStateStore):
@@ -274,14 +318,26 @@ class FileStateStore(IWorkflowStateStore):
 
     def _write(self, instance_id: str, state: StateDict, previous: _Cached | None) -> None:
         """Replace the instance's file; caller holds the instance lock."""
-        raw = encode_state(state)
+        if previous is not None:
+            lines = _encode_lists(state, previous.state, previous.lines)
+        else:
+            lines = _encode_lists(state, None, None)
+        raw = _encode(state, lines)
         min_mtime = previous.signature.mtime_ns + 1 if previous is not None else 0
-        stat = write_atomic(
-            self._instance_file(instance_id), raw, durable=self.durable, min_mtime_ns=min_mtime
-        )
-        entry = _Cached(_signature(stat), raw, summarize(state))
+        try:
+            stat = write_atomic(
+                self._instance_file(instance_id), raw, durable=self.durable, min_mtime_ns=min_mtime
+            )
+        except BaseException:
+            self._forget(instance_id)
+            raise
+        entry = _Cached(_signature(stat), raw, summarize(state), state, lines)
         with self._cache_lock:
             self._cache[instance_id] = entry
+
+    def _forget(self, instance_id: str) -> None:
+        with self._cache_lock:
+            self._cache.pop(instance_id, None)
 
     def create_state(self, state_data: StateDict) -> None:
         instance_id = validate_id(state_data["instance_id"], "instance_id")
@@ -320,10 +376,21 @@ class FileStateStore(IWorkflowStateStore):
             previous = self._read(instance_id)
             if previous is None:
                 raise not_found(instance_id)
-            current = self._decode(previous.raw, path, instance_id)
+            if previous.state is not None:
+                # Lent, not copied: the cache entry is replaced by this update or
+                # forgotten if it fails, so a mutation that edits it in place and then
+                # raises can never leave a changed state in the cache.
+                current = previous.state
+                previous = previous._replace(state=_snapshot_lists(current))
+            else:
+                current = self._decode(previous.raw, path, instance_id)
             version = current.get("version", 0)
-            new = mutate(current)
-            new["version"] = version + 1
+            try:
+                new = mutate(current)
+                new["version"] = version + 1
+            except BaseException:
+                self._forget(instance_id)
+                raise
             self._write(instance_id, new, previous)
             return new
 

@@ -61,7 +61,7 @@ DEFAULT_SCHEMA = "chatflow"
 _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
 
-def _migrations(s: str) -> tuple[tuple[str, ...], ...]:
+def migrations(s: str) -> tuple[tuple[str, ...], ...]:
     """Numbered upgrades of schema ``s`` (already quoted); never edit one that has shipped."""
     return (
         (
@@ -238,25 +238,26 @@ class PostgresStore(IWorkflowStateStore):
     # -- schema ----------------------------------------------------------------------
 
     def _migrate(self, conn: Connection) -> None:
-        migrations = _migrations(f'"{self.schema}"')
-        if self._schema_version(conn) == len(migrations):
+        steps = migrations(self._sql.prefix)
+        if self._schema_version(conn) == len(steps):
             return
         with conn.transaction():
+            # Serialises concurrent first starts: the loser waits, then finds nothing to do.
             key = int.from_bytes(hashlib.sha256(self._sql.prefix.encode()).digest()[:8], "big")
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (key - (1 << 63),))
-            conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
+            conn.execute(f"CREATE SCHEMA IF NOT EXISTS {self._sql.prefix}")
             conn.execute(
                 f"CREATE TABLE IF NOT EXISTS {self._sql.prefix}.schema_migrations "
                 "(version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
             )
             version = self._schema_version(conn)
-            if version > len(migrations):
+            if version > len(steps):
                 raise StorageError(
                     f"{self._target} has schema version {version}; this ChatFlow knows up to "
-                    f"{len(migrations)}: upgrade ChatFlow"
+                    f"{len(steps)}: upgrade ChatFlow"
                 )
-            for number in range(version, len(migrations)):
-                for statement in migrations[number]:
+            for number in range(version, len(steps)):
+                for statement in steps[number]:
                     conn.execute(statement)
                 conn.execute(
                     f"INSERT INTO {self._sql.prefix}.schema_migrations (version) VALUES (%s)",

@@ -14,12 +14,16 @@ import os
 
 from chatflow.core.engine import WorkflowEngine
 from chatflow.core.models import (
+    EventKind,
     HistoryEntry,
     InstanceStatus,
     TaskArtifacts,
     TaskExecutionRecord,
+    WorkflowEvent,
     WorkflowInstanceState,
 )
+from chatflow.core.registry import WorkflowInfo, load_schema
+from chatflow.diagram import to_mermaid
 from chatflow.errors import (
     ChatFlowError,
     CorruptStateError,
@@ -28,6 +32,7 @@ from chatflow.errors import (
     InvalidTransitionError,
     LockTimeoutError,
     SchemaError,
+    SchemaNotFoundError,
     StorageError,
     ValidationError,
 )
@@ -38,6 +43,7 @@ __version__ = "1.0.0"
 __all__ = [
     "ChatFlowError",
     "CorruptStateError",
+    "EventKind",
     "HistoryEntry",
     "IWorkflowStateStore",
     "InstanceNotFoundError",
@@ -47,14 +53,19 @@ __all__ = [
     "InvalidTransitionError",
     "LockTimeoutError",
     "SchemaError",
+    "SchemaNotFoundError",
     "StorageError",
     "TaskArtifacts",
     "TaskExecutionRecord",
     "ValidationError",
     "WorkflowEngine",
+    "WorkflowEvent",
+    "WorkflowInfo",
     "WorkflowInstanceState",
     "engine",
     "init",
+    "load_schema",
+    "to_mermaid",
 ]
 
 engine = WorkflowEngine()

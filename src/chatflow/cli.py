@@ -11,10 +11,13 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
+from chatflow._validation import _id_problem
 from chatflow.core.engine import WorkflowEngine, default_storage_dir
 from chatflow.core.models import WorkflowInstanceState
+from chatflow.core.registry import SCHEMA_SUFFIXES
 from chatflow.errors import ChatFlowError
 
 EXIT_OK = 0
@@ -33,7 +36,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``chatflow`` console script; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    engine = WorkflowEngine(storage_dir=args.dir, durable=not args.no_fsync)
+    engine = WorkflowEngine(
+        storage_dir=args.dir, durable=not args.no_fsync, schema_dirs=args.schema_dir
+    )
     command: Command = args.command
     try:
         return command(args, engine)
@@ -58,6 +63,14 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="skip fsync on writes (faster; atomic but not power-failure safe)",
     )
+    parser.add_argument(
+        "--schema-dir",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="folder of workflow schemas (*.json, *.yaml); repeatable; "
+        "searched before <storage>/schemas",
+    )
     commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
 
     demo = commands.add_parser("demo", help="run the code-generation workflow end to end")
@@ -69,6 +82,17 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--feature", help="show this feature's roll-up and instances")
     status.add_argument("--json", action="store_true", help="print JSON instead of text")
     status.set_defaults(command=cmd_status)
+
+    workflows = commands.add_parser("workflows", help="list the workflow schemas found by name")
+    workflows.add_argument("--json", action="store_true", help="print JSON instead of text")
+    workflows.set_defaults(command=cmd_workflows)
+
+    diagram = commands.add_parser(
+        "diagram", help="print a workflow (or an instance's path) as a Mermaid flowchart"
+    )
+    diagram.add_argument("target", metavar="NAME_OR_ID", help="schema name, file or instance id")
+    diagram.add_argument("--version", dest="schema_version", help="schema version (default latest)")
+    diagram.set_defaults(command=cmd_diagram)
     return parser
 
 
@@ -129,6 +153,44 @@ def cmd_status(args: argparse.Namespace, engine: WorkflowEngine) -> int:
                 if state is not None:
                     print(f"  {instance_id}  {state.status!s:<10} {state.current_phase}")
     return EXIT_OK
+
+
+def cmd_workflows(args: argparse.Namespace, engine: WorkflowEngine) -> int:
+    """List every workflow schema that ``start_workflow_instance(schema_name=...)`` finds."""
+    infos = engine.list_workflows()
+    if args.json:
+        _print_json([info.to_dict() for info in infos])
+    for info in [] if args.json else infos:
+        title = f"  {info.title}" if info.title else ""
+        print(f"{info.name:<28} v{info.version!s:<8} {info.source}{title}")
+    for problem in engine.schemas.problems():
+        print(f"chatflow: warning: {problem}", file=sys.stderr)
+    if not infos and not args.json:
+        print("no workflow schemas found (use --schema-dir or <storage>/schemas)")
+    return EXIT_OK
+
+
+def cmd_diagram(args: argparse.Namespace, engine: WorkflowEngine) -> int:
+    """Print the Mermaid flowchart of an instance (with its path), a schema file or name."""
+    from chatflow.core.registry import load_schema  # noqa: PLC0415 - only this command reads files
+    from chatflow.diagram import to_mermaid  # noqa: PLC0415 - keeps other commands' start-up lean
+
+    target: str = args.target
+    if Path(target).suffix in SCHEMA_SUFFIXES and Path(target).is_file():
+        print(to_mermaid(load_schema(target)), end="")
+        return EXIT_OK
+    state = engine.get_workflow_instance_status(target) if _is_instance_id(target) else None
+    if state is not None:
+        print(to_mermaid(state.workflow_schema, state), end="")
+        return EXIT_OK
+    version = args.schema_version
+    schema = engine.get_schema(target, int(version) if version and version.isdigit() else version)
+    print(to_mermaid(schema), end="")
+    return EXIT_OK
+
+
+def _is_instance_id(text: str) -> bool:
+    return text.startswith("wfi_") and _id_problem(text) is None
 
 
 def _print_instance(state: WorkflowInstanceState) -> None:

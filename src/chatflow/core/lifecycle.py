@@ -8,8 +8,9 @@ these always hold (the property tests in ``tests/test_workflow_properties.py`` c
 - an instance that is not finished has exactly one open history entry, a finished one
   has none;
 - every history entry is a visit: ``visits`` counts entries per phase, and each entry
-  was opened with exactly one ``phase_entered`` event;
-- ``retries`` counts ``retried`` events per phase.
+  was opened with exactly one ``phase_entered`` event (a fork's copied entries were
+  opened in its parent);
+- ``retries`` counts ``retried`` events per phase (a fork starts with none).
 """
 
 from __future__ import annotations
@@ -251,8 +252,13 @@ def fork_state(
     meta: dict[str, Any],
     now: float,
 ) -> WorkflowInstanceState:
-    """A new instance of the parent's feature and pinned schema, as it was on entering
-    ``parent.history[at]``: variables replayed from the merges before it, visits counted.
+    """A new instance of the parent's feature and pinned schema, as the parent was on
+    entering ``parent.history[at]``.
+
+    The child gets copies of the closed entries before ``at`` (their task records stay
+    stored under the parent) and a fresh visit of ``history[at]``'s phase; its
+    variables are replayed from the merges of those entries, so they are what the
+    parent had at that point. Retry counts start over.
     """
     if not -len(parent.history) <= at < len(parent.history):
         raise ValidationError(
@@ -262,8 +268,9 @@ def fork_state(
         )
     at %= len(parent.history)
     schema = parent.workflow_schema
+    earlier = copy.deepcopy(parent.history[:at])
     variables = _initial_variables(parent)
-    for entry in parent.history[:at]:
+    for entry in earlier:
         if entry.status == "completed" and entry.trigger_data_snapshot is not None:
             merge_trigger_data(schema, variables, entry.phase, entry.trigger_data_snapshot)
     child = WorkflowInstanceState(
@@ -273,6 +280,7 @@ def fork_state(
         current_phase=parent.history[at].phase,
         variables=variables,
         status=Status.RUNNING if at else Status.CREATED,
+        history=earlier,
         created_at=now,
         updated_at=now,
         meta={**copy.deepcopy(parent.meta), **copy.deepcopy(meta)},
@@ -281,13 +289,13 @@ def fork_state(
         automation_level=parent.automation_level,
         parent={"instance_id": parent.instance_id, "history_index": at},
     )
-    for entry in parent.history[:at]:
+    for entry in earlier:
         child.visits[entry.phase] = child.visits.get(entry.phase, 0) + 1
     data = {
         "schema_name": schema["name"],
         "schema_version": schema_version(schema),
         "schema_hash": schema_hash(schema),
-        "variables": copy.deepcopy(variables),
+        "variables": _initial_variables(parent),
         "forked_from": parent.instance_id,
         "history_index": at,
     }

@@ -14,6 +14,7 @@ from chatflow.core.schema import END, FAIL, phase_names, schema_version
 from chatflow.core.transitions import route
 
 NOT_STARTED = "not_started"
+_FORECAST_STEPS_PER_PHASE = 4
 
 
 def phase_statuses(state: WorkflowInstanceState) -> dict[str, str]:
@@ -43,19 +44,25 @@ def predicted_next(state: WorkflowInstanceState) -> str | None:
 
 
 def predicted_path(state: WorkflowInstanceState) -> list[str]:
-    """Phases visited so far (first-visit order), then those plain triggers would add."""
+    """Phases visited so far (first-visit order), then those plain triggers would add.
+
+    The forecast walks on through loops (visit counts rising, so ``max_visits``
+    fallbacks apply) until it ends or has taken ``_FORECAST_STEPS_PER_PHASE`` steps per
+    phase, which bounds it for loops that only a trigger's data can leave.
+    """
     path = list(dict.fromkeys(entry.phase for entry in state.history))
     if state.status.is_finished:
         return path
     visits = dict(state.visits)
     current = state.current_phase
-    for _ in range(len(state.workflow_schema["phases"])):
+    for _ in range(_FORECAST_STEPS_PER_PHASE * len(state.workflow_schema["phases"])):
         step = route(
             state.workflow_schema, current, variables=state.variables, trigger={}, visits=visits
         )
-        if step.target in (END, FAIL) or step.target in path:
+        if step.target in (END, FAIL):
             break
-        path.append(step.target)
+        if step.target not in path:
+            path.append(step.target)
         visits[step.target] = visits.get(step.target, 0) + 1
         current = step.target
     return path

@@ -93,6 +93,17 @@ def build_parser() -> argparse.ArgumentParser:
     diagram.add_argument("target", metavar="NAME_OR_ID", help="schema name, file or instance id")
     diagram.add_argument("--version", dest="schema_version", help="schema version (default latest)")
     diagram.set_defaults(command=cmd_diagram)
+
+    migrate = commands.add_parser(
+        "migrate", help="copy every instance and artifact to another store, verified"
+    )
+    migrate.add_argument(
+        "--from", dest="source", required=True, metavar="DIR_OR_URL", help="store to copy from"
+    )
+    migrate.add_argument(
+        "--to", dest="target", required=True, metavar="DIR_OR_URL", help="store to copy into"
+    )
+    migrate.set_defaults(command=cmd_migrate)
     return parser
 
 
@@ -187,6 +198,16 @@ def cmd_diagram(args: argparse.Namespace, engine: WorkflowEngine) -> int:
     schema = engine.get_schema(target, int(version) if version and version.isdigit() else version)
     print(to_mermaid(schema), end="")
     return EXIT_OK
+
+
+def cmd_migrate(args: argparse.Namespace, engine: WorkflowEngine) -> int:
+    """Copy a store into another (safe to re-run); fail if an instance is in conflict."""
+    from chatflow.storage.migrate import display_name, migrate  # noqa: PLC0415 - only here
+
+    report = migrate(args.source, args.target, durable=not args.no_fsync)
+    source, target = display_name(args.source), display_name(args.target)
+    print(f"migrated {source} -> {target}: {report.summary()}")
+    return EXIT_ERROR if report.conflicts else EXIT_OK
 
 
 def _is_instance_id(text: str) -> bool:

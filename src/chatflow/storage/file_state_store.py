@@ -314,6 +314,21 @@ class FileStateStore(IWorkflowStateStore):
             ) from error
         return {"record": record, "prompt": prompt, "response": response}
 
+    def list_task_phases(self, instance_id: str) -> list[str]:
+        # A phase's record file commits its texts (written last), so it marks the phase.
+        # Temp files start with '.', which no phase name can, so they are never listed.
+        try:
+            names = os.listdir(self._tasks_dir(instance_id))
+        except FileNotFoundError:
+            return []
+        except OSError as error:
+            raise StorageError(
+                f"cannot list {self._tasks_dir(instance_id)}: {error.strerror}",
+                path=str(self._tasks_dir(instance_id)),
+            ) from error
+        stems = (name[: -len(".json")] for name in names if name.endswith(".json"))
+        return sorted(stem for stem in stems if _id_problem(stem) is None)
+
     # -- writing ---------------------------------------------------------------------
 
     def _write(self, instance_id: str, state: StateDict, previous: _Cached | None) -> None:

@@ -47,10 +47,28 @@ def summary(samples: list[float]) -> tuple[float, float, float]:
     return len(samples) / sum(samples), statistics.median(samples) * 1e3, p99 * 1e3
 
 
+# A realistic small workflow whose review loops back to implementation until approved,
+# so an instance can take any number of steps with a schema of ordinary size.
+LOOPING_SCHEMA = {
+    "name": "bench",
+    "phases": [
+        {"name": "requirement_analysis"},
+        {"name": "design"},
+        {"name": "implementation"},
+        {
+            "name": "review",
+            "transitions": [
+                {"to": "$end", "when": {"path": "trigger.verdict", "op": "==", "value": "ok"}},
+                {"to": "implementation"},
+            ],
+        },
+    ],
+}
+
+
 def endless_instance(engine: WorkflowEngine, history: int) -> str:
-    """An instance that can take many steps, advanced until it has ``history`` entries."""
-    schema = {"name": "bench", "phases": [{"name": f"p{i}"} for i in range(history + 2000)]}
-    iid = engine.start_workflow_instance(schema, {"user_request": "bench"}, "feat_bench")
+    """An instance that never finishes, advanced until it has ``history`` entries."""
+    iid = engine.start_workflow_instance(LOOPING_SCHEMA, {"user_request": "bench"}, "feat_bench")
     for step in range(history - 1):
         engine.trigger_next_step(iid, trigger_data={"step": step, "result": "ok" * 20})
     return iid
@@ -129,8 +147,11 @@ def bench_feature_status(folder: Path, instances: int, rows: list[tuple[str, str
         "print(time.perf_counter() - t)"
     )
     fresh = statistics.median(
-        float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                             check=True).stdout)
+        float(
+            subprocess.run(
+                [sys.executable, "-c", code], capture_output=True, text=True, check=True
+            ).stdout
+        )
         for _ in range(3)
     )
     rows.append(
@@ -155,8 +176,11 @@ def bench_import(rows: list[tuple[str, str, str]]) -> None:
 
     def run(snippet: str) -> float:
         runs = [
-            float(subprocess.run([sys.executable, "-c", snippet], capture_output=True, text=True,
-                                 check=True).stdout)
+            float(
+                subprocess.run(
+                    [sys.executable, "-c", snippet], capture_output=True, text=True, check=True
+                ).stdout
+            )
             for _ in range(7)
         ]
         return statistics.median(runs)

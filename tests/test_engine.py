@@ -201,16 +201,19 @@ def test_path_like_ids_are_rejected(
 
 def test_feature_status_counts_and_latest(engine: WorkflowEngine, schema: dict[str, Any]) -> None:
     empty = engine.get_feature_status("feat_empty")
-    assert empty.items() >= {
-        "feature_id": "feat_empty",
-        "total_instances": 0,
-        "created_count": 0,
-        "running_count": 0,
-        "completed_count": 0,
-        "failed_count": 0,
-        "latest_instance_id": None,
-        "status": "not_started",
-    }.items()
+    assert (
+        empty.items()
+        >= {
+            "feature_id": "feat_empty",
+            "total_instances": 0,
+            "created_count": 0,
+            "running_count": 0,
+            "completed_count": 0,
+            "failed_count": 0,
+            "latest_instance_id": None,
+            "status": "not_started",
+        }.items()
+    )
     ids = [start(engine, schema) for _ in range(5)]
     engine.trigger_next_step(ids[1])
     for _ in range(3):

@@ -99,10 +99,14 @@ class IWorkflowStateStore(ABC):
     def update_state(self, instance_id: str, mutate: Mutation) -> StateDict:
         """Atomically replace the instance's state with ``mutate(current)``; return it.
 
-        ``mutate`` receives a private copy of the latest committed state (never a
-        cached one another writer has since replaced) and runs while the store holds
-        the instance exclusively. If it raises, nothing is written and the exception
-        propagates. The store sets ``version`` to the old version plus one.
+        ``mutate`` receives the latest committed state (never a cached one another
+        writer has since replaced) and runs while the store holds the instance
+        exclusively; it may change that dict in place. If it raises, nothing is written,
+        the store discards whatever ``mutate`` changed, and the exception propagates.
+        The store sets ``version`` to the old version plus one.
+
+        The returned dict may be the store's own (the file store keeps it to make the
+        next update cheap): read it, copy it, but do not modify it.
         Raises ``InstanceNotFoundError`` if the instance does not exist.
         """
 

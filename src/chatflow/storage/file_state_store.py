@@ -331,8 +331,14 @@ class FileStateStore(IWorkflowStateStore):
 
     # -- writing ---------------------------------------------------------------------
 
-    def _write(self, instance_id: str, state: StateDict, previous: _Cached | None) -> None:
-        """Replace the instance's file; caller holds the instance lock."""
+    def _write(
+        self, instance_id: str, state: StateDict, previous: _Cached | None, *, lend: bool = False
+    ) -> None:
+        """Replace the instance's file; caller holds the instance lock.
+
+        ``lend`` keeps ``state`` itself for the next ``update_state``: only for dicts the
+        store owns (a mutation's result), never for a caller's dict it could still change.
+        """
         if previous is not None:
             lines = _encode_lists(state, previous.state, previous.lines)
         else:
@@ -346,7 +352,8 @@ class FileStateStore(IWorkflowStateStore):
         except BaseException:
             self._forget(instance_id)
             raise
-        entry = _Cached(_signature(stat), raw, summarize(state), state, lines)
+        kept = (state, lines) if lend else (None, None)
+        entry = _Cached(_signature(stat), raw, summarize(state), *kept)
         with self._cache_lock:
             self._cache[instance_id] = entry
 
@@ -406,7 +413,7 @@ class FileStateStore(IWorkflowStateStore):
             except BaseException:
                 self._forget(instance_id)
                 raise
-            self._write(instance_id, new, previous)
+            self._write(instance_id, new, previous, lend=True)
             return new
 
     def save_task_artifacts(

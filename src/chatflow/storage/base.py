@@ -101,7 +101,9 @@ class IWorkflowStateStore(ABC):
 
         ``mutate`` receives the latest committed state (never a cached one another
         writer has since replaced) and runs while the store holds the instance
-        exclusively; it may change that dict in place. If it raises, nothing is written,
+        exclusively; it may change that dict in place, including the keys of items of
+        its lists (history entries, events), but values nested inside those items must
+        be replaced rather than edited in place. If it raises, nothing is written,
         the store discards whatever ``mutate`` changed, and the exception propagates.
         The store sets ``version`` to the old version plus one.
 

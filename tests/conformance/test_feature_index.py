@@ -6,6 +6,7 @@ import pytest
 
 from chatflow import InstanceSummary, WorkflowEngine
 from chatflow.storage import IWorkflowStateStore
+from chatflow.storage.base import StatusCount
 
 from ._harness import make_state
 
@@ -85,3 +86,17 @@ def test_engine_roll_up_names_the_newest_instance(store: IWorkflowStateStore) ->
 def test_status_filter_must_be_a_string(store: IWorkflowStateStore, status: object) -> None:
     with pytest.raises(ValueError, match="status"):
         store.list_instances(status=status)
+
+
+def test_status_counts_name_the_newest_instance_of_each_status(
+    store: IWorkflowStateStore,
+) -> None:
+    _create(store, "feat_a", ["wfi_zz"], status="running")
+    _create(store, "feat_a", ["wfi_mm", "wfi_aa"], status="completed")
+    _create(store, "feat_a", ["wfi_0b"], status="running")
+    _create(store, "feat_b", ["wfi_b1"], status="failed")
+    assert store.feature_status_counts("feat_a") == [
+        StatusCount("completed", 2, "wfi_aa"),
+        StatusCount("running", 2, "wfi_0b"),
+    ]
+    assert store.feature_status_counts("feat_none") == []

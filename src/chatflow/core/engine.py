@@ -501,21 +501,26 @@ class WorkflowEngine:
         the seed and ignored.
         """
         validate_id(feature_id, "feature_id")
-        summaries = self.state_store.list_feature_summaries(feature_id)
+        # One aggregate query in the SQL stores: a row per status, not per instance
+        # (bench/bench_stores.py: 10,000 instances in a few ms).
+        groups = self.state_store.feature_status_counts(feature_id)
         counts = dict.fromkeys(InstanceStatus, 0)
-        for summary in summaries:
-            counts[InstanceStatus(summary.status)] += 1
-        active = [s.instance_id for s in summaries if InstanceStatus(s.status).is_active]
-        shown = active[-1] if active else (summaries[-1].instance_id if summaries else None)
+        for group in groups:
+            counts[InstanceStatus(group.status)] += group.instances
+        total = sum(counts.values())
+        # Groups are ordered by their newest instance, so the last one holds the newest.
+        latest = groups[-1].newest_instance_id if groups else None
+        active = [g.newest_instance_id for g in groups if InstanceStatus(g.status).is_active]
+        shown = active[-1] if active else latest
         state = None if shown is None else self.get_workflow_instance_status(shown)
         return {
             "feature_id": feature_id,
-            "total_instances": len(summaries),
+            "total_instances": total,
             **{f"{status.value}_count": counts[status] for status in InstanceStatus},
-            "latest_instance_id": summaries[-1].instance_id if summaries else None,
+            "latest_instance_id": latest,
             "active_instance_id": active[-1] if active else None,
             "phases": {} if state is None else phase_statuses(state),
-            "status": _feature_status(counts, len(summaries)),
+            "status": _feature_status(counts, total),
         }
 
     # -- workflow schemas --------------------------------------------------------------

@@ -55,4 +55,4 @@ def open_store(target: str | os.PathLike[str], *, durable: bool = True) -> IWork
         return SQLiteStore(unquote(path[1:]), durable=durable)
     from chatflow.storage.postgres import PostgresStore  # noqa: PLC0415
 
-    return PostgresStore(target)
+    return PostgresStore(target, durable=durable)

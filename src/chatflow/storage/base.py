@@ -35,6 +35,14 @@ class InstanceSummary(NamedTuple):
     updated_at: float
 
 
+class StatusCount(NamedTuple):
+    """How many of a feature's instances are in ``status``, and the newest of them."""
+
+    status: str
+    instances: int
+    newest_instance_id: str
+
+
 def summarize(state: StateDict) -> InstanceSummary:
     """The ``InstanceSummary`` of a state dict."""
     return InstanceSummary(
@@ -127,6 +135,19 @@ class IWorkflowStateStore(ABC):
             if state is not None:
                 summaries.append(summarize(state))
         return summaries
+
+    def feature_status_counts(self, feature_id: str) -> list[StatusCount]:
+        """The feature's instances counted by status, for roll-ups without a row each.
+
+        Ordered by each status's newest instance, oldest first: the last entry's
+        ``newest_instance_id`` is the feature's newest instance. This default walks
+        ``list_feature_summaries``; SQL stores answer it with one aggregate query.
+        """
+        groups: dict[str, tuple[int, str]] = {}
+        for summary in self.list_feature_summaries(feature_id):
+            count, _ = groups.pop(summary.status, (0, ""))  # re-inserted last: newest
+            groups[summary.status] = (count + 1, summary.instance_id)
+        return [StatusCount(status, count, newest) for status, (count, newest) in groups.items()]
 
     def list_instances(
         self, feature_id: str | None = None, status: str | None = None

@@ -47,6 +47,7 @@ from chatflow.storage.base import (
     IWorkflowStateStore,
     Mutation,
     StateDict,
+    StatusCount,
     check_status_filter,
     not_found,
 )
@@ -118,6 +119,8 @@ class PostgresStore(IWorkflowStateStore):
 
     ``url`` is a libpq URL or connection string; a ``schema`` query parameter in the URL
     (``postgresql://host/db?schema=team_a``) is used when ``schema`` is not given.
+    ``durable=False`` commits with ``synchronous_commit = off``: the server may lose the
+    last commits if it crashes (never corrupts), and each commit skips the WAL flush wait.
     ``min_size``/``max_size`` size this process's connection pool; ``pool_timeout`` is
     how long a call waits for a free connection; ``lock_timeout`` how long a writer
     waits for another one holding the same instance; ``connect_timeout`` how long to
@@ -129,6 +132,7 @@ class PostgresStore(IWorkflowStateStore):
         url: str,
         *,
         schema: str | None = None,
+        durable: bool = True,
         min_size: int = 1,
         max_size: int = 10,
         pool_timeout: float = 30.0,
@@ -137,6 +141,7 @@ class PostgresStore(IWorkflowStateStore):
     ) -> None:
         self.url, url_schema = _split_schema(url)
         self.schema = _check_schema(schema or url_schema or DEFAULT_SCHEMA)
+        self.durable = durable
         self.min_size, self.max_size = min_size, max_size
         self.pool_timeout = pool_timeout
         self.lock_timeout = lock_timeout
@@ -194,6 +199,8 @@ class PostgresStore(IWorkflowStateStore):
 
     def _configure(self, conn: Connection) -> None:
         conn.execute(f"SET lock_timeout = {int(self.lock_timeout * 1000)}")
+        if not self.durable:
+            conn.execute("SET synchronous_commit = off")
 
     def _forget_parent_pool(self) -> None:
         """In a forked child: set the parent's pool aside, unused and unclosed."""
@@ -320,6 +327,11 @@ class PostgresStore(IWorkflowStateStore):
         rows = self._query("list", self._sql.feature_summaries, (feature_id,))
         return list(map(InstanceSummary._make, rows))
 
+    def feature_status_counts(self, feature_id: str) -> list[StatusCount]:
+        validate_id(feature_id, "feature_id")
+        rows = self._query("count", self._sql.status_counts, (feature_id,))
+        return list(map(StatusCount._make, rows))
+
     def list_instances(
         self, feature_id: str | None = None, status: str | None = None
     ) -> list[InstanceSummary]:
@@ -408,6 +420,13 @@ class _Queries:
         )
         self.feature_ids = f"SELECT instance_id FROM {t} WHERE feature_id = %s ORDER BY seq"
         self.feature_summaries = f"SELECT {summary} FROM {t} WHERE feature_id = %s ORDER BY seq"
+        # Counts come from the covering feature index; one index probe per status.
+        self.status_counts = (
+            f"SELECT g.status, g.n, i.instance_id FROM (SELECT feature_id, status, "
+            f"count(*) AS n, max(seq) AS newest FROM {t} WHERE feature_id = %s "
+            f"GROUP BY feature_id, status) AS g JOIN {t} AS i "
+            "ON i.feature_id = g.feature_id AND i.seq = g.newest ORDER BY g.newest"
+        )
         self.filtered = (
             f"SELECT {summary} FROM {t} WHERE (%s::text IS NULL OR feature_id = %s) "
             "AND (%s::text IS NULL OR status = %s) ORDER BY feature_id, seq"

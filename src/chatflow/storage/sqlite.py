@@ -49,6 +49,7 @@ from chatflow.storage.base import (
     IWorkflowStateStore,
     Mutation,
     StateDict,
+    StatusCount,
     check_status_filter,
     not_found,
 )
@@ -316,6 +317,11 @@ class SQLiteStore(IWorkflowStateStore):
         )
         return list(map(InstanceSummary._make, rows))
 
+    def feature_status_counts(self, feature_id: str) -> list[StatusCount]:
+        validate_id(feature_id, "feature_id")
+        rows = self._query("count", _STATUS_COUNTS, (feature_id,))
+        return list(map(StatusCount._make, rows))
+
     def list_instances(
         self, feature_id: str | None = None, status: str | None = None
     ) -> list[InstanceSummary]:
@@ -407,6 +413,13 @@ def _result_code(error: sqlite3.Error) -> int | None:
             return guessed
     return None
 
+
+# Counts come from the covering feature index; one row lookup per status names its newest.
+_STATUS_COUNTS = """SELECT g.status, g.n, i.instance_id FROM
+    (SELECT status, count(*) AS n, max(seq) AS newest FROM instances
+     WHERE feature_id = ? GROUP BY status) AS g
+    JOIN instances AS i ON i.seq = g.newest
+    ORDER BY g.newest"""
 
 _INSERT = """INSERT INTO instances
     (instance_id, feature_id, status, current_phase, created_at, updated_at, version, state)

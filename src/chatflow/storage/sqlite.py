@@ -6,11 +6,12 @@ index queries instead of directory scans, and a step is one small transaction.
 Concurrency: WAL mode lets readers run alongside the one writer. Each read-modify-write
 (``update_state``, ``create_state``) is one ``BEGIN IMMEDIATE`` transaction, which takes
 the database's write lock before reading, so ``mutate`` always sees the latest committed
-state and runs exactly once. ``bench/bench_stores.py`` compared this with optimistic
-compare-and-swap on the ``version`` column (read outside a transaction, then
-``UPDATE ... WHERE version = ?``, retrying on a miss): the same speed for one writer,
-about 15% slower with four processes on one instance because of retries, and it would
-call ``mutate`` more than once, which the store contract forbids.
+state and runs exactly once. ``python bench/bench_stores.py --sqlite-cas`` compares this
+with optimistic compare-and-swap on the ``version`` column (read outside a transaction,
+then ``UPDATE ... WHERE version = ?``, retrying on a miss): the same speed for one
+writer, 5-10% slower with four processes on distinct instances and about 20% slower on
+one shared instance (retries redo the work), and it calls ``mutate`` more than once,
+which the store contract forbids.
 
 Connections: one per thread (``sqlite3`` connections must not be shared between threads
 mid-transaction), reopened in a forked child: a connection inherited across ``fork`` is

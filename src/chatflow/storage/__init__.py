@@ -13,9 +13,14 @@ if TYPE_CHECKING:
     from chatflow.storage._open import open_store as open_store
     from chatflow.storage.base import InstanceSummary as InstanceSummary
     from chatflow.storage.base import IWorkflowStateStore as IWorkflowStateStore
+    from chatflow.storage.base import StatusCount as StatusCount
     from chatflow.storage.file_lock import FileLock as FileLock
     from chatflow.storage.file_state_store import FileStateStore as FileStateStore
     from chatflow.storage.memory import MemoryStore as MemoryStore
+    from chatflow.storage.migrate import MigrationReport as MigrationReport
+    from chatflow.storage.migrate import migrate as migrate
+    from chatflow.storage.postgres import PostgresStore as PostgresStore
+    from chatflow.storage.sqlite import SQLiteStore as SQLiteStore
 
 _WHERE = {
     "FileLock": "chatflow.storage.file_lock",
@@ -23,6 +28,11 @@ _WHERE = {
     "IWorkflowStateStore": "chatflow.storage.base",
     "InstanceSummary": "chatflow.storage.base",
     "MemoryStore": "chatflow.storage.memory",
+    "MigrationReport": "chatflow.storage.migrate",
+    "PostgresStore": "chatflow.storage.postgres",
+    "SQLiteStore": "chatflow.storage.sqlite",
+    "StatusCount": "chatflow.storage.base",
+    "migrate": "chatflow.storage.migrate",
     "open_store": "chatflow.storage._open",
 }
 
@@ -32,6 +42,11 @@ __all__ = [
     "IWorkflowStateStore",
     "InstanceSummary",
     "MemoryStore",
+    "MigrationReport",
+    "PostgresStore",
+    "SQLiteStore",
+    "StatusCount",
+    "migrate",
     "open_store",
 ]
 

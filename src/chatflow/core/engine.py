@@ -12,7 +12,6 @@ and ``status`` (reports).
 
 from __future__ import annotations
 
-import copy
 import os
 import threading
 from collections.abc import Callable, Sequence
@@ -21,6 +20,7 @@ from typing import Any
 
 from chatflow._validation import check_json_object, new_instance_id, validate_id
 from chatflow.core import lifecycle
+from chatflow.core.history import timeline
 from chatflow.core.models import (
     InstanceStatus,
     TaskArtifacts,
@@ -212,7 +212,7 @@ class WorkflowEngine:
         extra_meta = check_json_object({} if meta is None else meta, "meta")
 
         def advance(state: WorkflowInstanceState) -> None:
-            lifecycle.advance(state, _json_copy(data), extra_meta, generate_timestamp())
+            lifecycle.advance(state, data, extra_meta, generate_timestamp())
 
         if dry_run:
             return self._simulate(instance_id, advance)
@@ -456,7 +456,7 @@ class WorkflowEngine:
     def get_workflow_history(self, instance_id: str) -> list[WorkflowEvent]:
         """Every event of the instance, oldest first: the audit log of what happened,
         when, who did it and with what data."""
-        return self._require_state(instance_id).events
+        return timeline(self._require_state(instance_id))
 
     def get_status_info(self, instance_id: str) -> dict[str, Any]:
         """Where the instance is: status, current and next phase, ``progress`` (0-1),
@@ -577,8 +577,3 @@ def _parse(data: StateDict, instance_id: str) -> WorkflowInstanceState:
         raise CorruptStateError(
             f"stored state of instance {instance_id!r} is invalid: {error}", instance_id=instance_id
         ) from None
-
-
-def _json_copy(value: Any) -> Any:
-    """A deep copy of JSON data, so the stored state never aliases the caller's objects."""
-    return copy.deepcopy(value)

@@ -7,9 +7,7 @@ these always hold (the property tests in ``tests/test_workflow_properties.py`` c
 
 - an instance that is not finished has exactly one open history entry, a finished one
   has none;
-- every history entry is a visit: ``visits`` counts entries per phase, and each entry
-  was opened with exactly one ``phase_entered`` event (a fork's copied entries were
-  opened in its parent);
+- every history entry is a visit: ``visits`` counts entries per phase;
 - ``retries`` counts ``retried`` events per phase (a fork starts with none).
 """
 
@@ -73,7 +71,7 @@ def new_state(
         "variables": copy.deepcopy(variables),
     }
     _log(state, EventKind.STARTED, now, actor_of(meta), None, started)
-    reasons = approval_reasons(schema, state.current_phase, None, None)
+    reasons = approval_reasons(schema["phases"][0], None, None)
     _enter(state, state.current_phase, now, actor_of(meta), reasons)
     return state
 
@@ -89,7 +87,7 @@ def advance(
     risk = check_risk(trigger)
     actor = actor_of(meta) or actor_of(state.meta)
     phase = state.current_phase
-    _close(state, "completed", now, snapshot=copy.deepcopy(trigger))
+    _close(state, "completed", now, actor, snapshot=copy.deepcopy(trigger))
     merge_trigger_data(state.workflow_schema, state.variables, phase, trigger)
     step = route(
         state.workflow_schema,
@@ -98,8 +96,8 @@ def advance(
         trigger=trigger,
         visits=state.visits,
     )
-    _log(state, EventKind.PHASE_COMPLETED, now, actor, phase, {"next": step.target})
     state.meta.update(copy.deepcopy(meta))
+    state.updated_at = now
     if step.target == END:
         state.status = Status.COMPLETED
         _log(state, EventKind.COMPLETED, now, actor, phase, {})
@@ -107,7 +105,7 @@ def advance(
         state.status = Status.FAILED
         _log(state, EventKind.FAILED, now, actor, phase, {"error": step.reason})
     else:
-        reasons = approval_reasons(state.workflow_schema, step.target, risk, state.automation_level)
+        reasons = approval_reasons(step.phase, risk, state.automation_level)
         _enter(state, step.target, now, actor, reasons, risk=risk)
 
 
@@ -170,7 +168,7 @@ def reject(
     target = to if to is not None else _previous_phase(state)
     if target is not None:
         _require_phase(state, target)
-    _close(state, "rejected", now)
+    _close(state, "rejected", now, rejected_by)
     state.pause = None
     data = {"rejected_by": rejected_by, "note": note, "to": target}
     _log(state, EventKind.REJECTED, now, rejected_by, gated, data)
@@ -191,7 +189,7 @@ def _previous_phase(state: WorkflowInstanceState) -> str | None:
 def fail(state: WorkflowInstanceState, error: str, actor: str | None, now: float) -> None:
     """Mark the current phase failed; the instance fails until ``retry`` or ``jump``."""
     _require(state, "fail", Status.CREATED, Status.RUNNING, Status.PAUSED)
-    _close(state, "failed", now)
+    _close(state, "failed", now, actor)
     state.status = Status.FAILED
     state.pause = None
     _log(state, EventKind.FAILED, now, actor, state.current_phase, {"error": error})
@@ -210,7 +208,7 @@ def retry(state: WorkflowInstanceState, note: str | None, actor: str | None, now
             instance_id=state.instance_id,
             phase=phase,
         )
-    _close(state, "retried", now)
+    _close(state, "retried", now, actor)
     state.retries[phase] = count + 1
     _log(state, EventKind.RETRIED, now, actor, phase, {"retry": count + 1, "note": note})
     _enter(state, phase, now, actor, [])
@@ -219,7 +217,7 @@ def retry(state: WorkflowInstanceState, note: str | None, actor: str | None, now
 def cancel(state: WorkflowInstanceState, reason: str, actor: str | None, now: float) -> None:
     """Abandon the instance for good."""
     _require(state, "cancel", Status.CREATED, Status.RUNNING, Status.PAUSED, Status.FAILED)
-    _close(state, "cancelled", now)
+    _close(state, "cancelled", now, actor)
     state.status = Status.CANCELLED
     state.pause = None
     _log(state, EventKind.CANCELLED, now, actor, state.current_phase, {"reason": reason})
@@ -235,7 +233,7 @@ def jump(
     _require(state, "jump", Status.CREATED, Status.RUNNING, Status.PAUSED, Status.FAILED)
     _require_phase(state, phase)
     source = state.current_phase
-    _close(state, "jumped", now)
+    _close(state, "jumped", now, actor)
     state.pause = None
     _log(state, EventKind.JUMPED, now, actor, source, {"to": phase, "reason": reason})
     _enter(state, phase, now, actor, [])
@@ -339,7 +337,6 @@ def _enter(
     state.visits[phase] = state.visits.get(phase, 0) + 1
     entry_status = "awaiting_approval" if approval else "running"
     state.history.append(HistoryEntry(phase=phase, task="", started_at=now, status=entry_status))
-    _log(state, EventKind.PHASE_ENTERED, now, actor, phase, {"visit": state.visits[phase]})
     if not approval:
         if state.history[:-1]:
             state.status = Status.RUNNING
@@ -358,6 +355,7 @@ def _close(
     state: WorkflowInstanceState,
     status: str,
     now: float,
+    actor: str | None,
     *,
     snapshot: dict[str, Any] | None = None,
 ) -> None:
@@ -366,6 +364,7 @@ def _close(
         entry.ended_at = now
         entry.status = status
         entry.trigger_data_snapshot = snapshot
+        entry.actor = actor
 
 
 def _set_open_status(state: WorkflowInstanceState, status: str) -> None:
@@ -382,7 +381,17 @@ def _log(
     phase: str | None,
     data: dict[str, Any],
 ) -> None:
-    state.events.append(WorkflowEvent(kind=kind, at=now, actor=actor, phase=phase, data=data))
+    """Store a lifecycle event, placed by the history entry it happened at."""
+    event = WorkflowEvent(
+        kind=kind,
+        at=now,
+        actor=actor,
+        phase=phase,
+        data=data,
+        history_index=len(state.history) - 1,
+        while_open=state.open_entry is not None,
+    )
+    state.events.append(event)
     state.updated_at = now
 
 

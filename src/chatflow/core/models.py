@@ -83,13 +83,20 @@ class EventKind(str, Enum):
 
 @dataclass
 class WorkflowEvent:
-    """One entry of an instance's audit log: what happened, when, who did it, with what data."""
+    """One entry of an instance's audit log: what happened, when, who did it, with what data.
+
+    ``history_index`` is the history entry the event belongs to (-1: before the first).
+    ``while_open`` says whether that entry was still open, which orders the event
+    before the entry's completion in ``get_workflow_history``.
+    """
 
     kind: EventKind
     at: float
     actor: str | None = None
     phase: str | None = None
     data: dict[str, Any] = field(default_factory=dict)
+    history_index: int = -1
+    while_open: bool = False
 
     def __post_init__(self) -> None:
         self.kind = EventKind(self.kind)
@@ -101,6 +108,8 @@ class WorkflowEvent:
             "actor": self.actor,
             "phase": self.phase,
             "data": self.data,
+            "history_index": self.history_index,
+            "while_open": self.while_open,
         }
 
     @classmethod
@@ -117,6 +126,8 @@ class WorkflowEvent:
             actor=_optional_str(fields, "actor"),
             phase=_optional_str(fields, "phase"),
             data=_optional_dict(fields, "data") or {},
+            history_index=_typed(fields, "history_index", int, -1),
+            while_open=_typed(fields, "while_open", bool, False),
         )
 
 
@@ -125,7 +136,8 @@ class HistoryEntry:
     """One visit to a phase: opened when the phase is entered, closed by the next trigger.
 
     ``task`` names the visit's task record (``tasks/<task>.json`` in the file store);
-    it is empty until the phase's prompt and response are recorded.
+    it is empty until the phase's prompt and response are recorded. ``actor`` is who
+    closed the visit (from the closing call's meta), if known.
     """
 
     phase: str
@@ -134,9 +146,10 @@ class HistoryEntry:
     ended_at: float | None = None
     status: str = "running"
     trigger_data_snapshot: dict[str, Any] | None = None
+    actor: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "phase": self.phase,
             "task": self.task,
             "started_at": self.started_at,
@@ -144,9 +157,33 @@ class HistoryEntry:
             "status": self.status,
             "trigger_data_snapshot": self.trigger_data_snapshot,
         }
+        if self.actor is not None:  # omitted when unknown: every step rewrites every entry
+            data["actor"] = self.actor
+        return data
 
     @classmethod
     def from_dict(cls, data: Any) -> HistoryEntry:
+        # Every step parses every entry, so the well-formed case is checked inline (exact
+        # JSON types, no helper calls); anything else takes the path with precise errors.
+        if type(data) is dict:
+            phase, task = data.get("phase"), data.get("task")
+            started, ended = data.get("started_at"), data.get("ended_at")
+            status = data.get("status", "running")
+            snapshot, actor = data.get("trigger_data_snapshot"), data.get("actor")
+            if (
+                type(phase) is str
+                and type(task) is str
+                and type(started) is float
+                and (ended is None or type(ended) is float)
+                and type(status) is str
+                and (snapshot is None or type(snapshot) is dict)
+                and (actor is None or type(actor) is str)
+            ):
+                return cls(phase, task, started, ended, status, snapshot, actor)
+        return cls._checked_from_dict(data)
+
+    @classmethod
+    def _checked_from_dict(cls, data: Any) -> HistoryEntry:
         fields = _require(data, "history entry", ("phase", "task", "started_at"))
         return cls(
             phase=_typed(fields, "phase", str),
@@ -155,6 +192,7 @@ class HistoryEntry:
             ended_at=_optional_number(fields, "ended_at"),
             status=_typed(fields, "status", str, "running"),
             trigger_data_snapshot=_optional_dict(fields, "trigger_data_snapshot"),
+            actor=_optional_str(fields, "actor"),
         )
 
 
@@ -209,9 +247,13 @@ class WorkflowInstanceState:
     step follows the instance's own definition. ``version`` counts committed writes;
     stores use it to detect concurrent changes.
 
-    ``events`` is the audit log (``WorkflowEvent``). ``visits`` counts history entries
-    per phase (every entry is a visit, retries included), kept as a counter so a step
-    never rescans the history. ``retries`` counts ``retry_phase`` calls per phase.
+    ``events`` holds the lifecycle events (``WorkflowEvent``) that the history entries
+    do not already tell: a plain step stores no event, because its "phase completed" and
+    "phase entered" are the entries' own timestamps (``chatflow.core.history`` merges
+    both into the full log, so a long history costs no extra per step). ``visits``
+    counts history entries per phase (every entry is a visit, retries included), kept
+    as a counter so a step never rescans the history. ``retries`` counts
+    ``retry_phase`` calls per phase.
     ``pause`` says why a paused instance waits (``kind`` "approval" or "manual").
     ``automation_level`` (0-100) gates risky steps; ``parent`` links a fork to the
     instance and history index it was forked from.

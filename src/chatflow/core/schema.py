@@ -204,10 +204,16 @@ def edges(schema: dict[str, Any]) -> dict[str, list[str]]:
     so the fallback counts as a possible next step of every phase leading there.
     """
     phases = phase_map(schema)
+    names = list(phases)
     result: dict[str, list[str]] = {}
-    for name in phases:
+    for index, name in enumerate(names):
+        transitions = phases[name].get("transitions")
+        if transitions:
+            declared = [transition["to"] for transition in transitions]
+        else:
+            declared = [names[index + 1] if index + 1 < len(names) else END]
         targets: list[str] = []
-        for target in declared_targets(schema, name):
+        for target in declared:
             targets.append(target)
             limited = phases.get(target)
             if limited is not None and "max_visits" in limited:
@@ -237,15 +243,18 @@ def _reachable(start: str, graph: dict[str, set[str]]) -> set[str]:
 
 
 def _can_exit(graph: dict[str, set[str]]) -> set[str]:
-    """Phases from which some path reaches a terminal."""
-    exits = {name for name, targets in graph.items() if targets & set(TERMINALS)}
-    changed = True
-    while changed:
-        changed = False
-        for name, targets in graph.items():
-            if name not in exits and targets & exits:
+    """Phases from which some path reaches a terminal (a search backwards from them)."""
+    sources: dict[str, set[str]] = {}
+    for name, targets in graph.items():
+        for target in targets:
+            sources.setdefault(target, set()).add(name)
+    exits: set[str] = set()
+    stack = list(TERMINALS)
+    while stack:
+        for name in sources.get(stack.pop(), ()):
+            if name not in exits:
                 exits.add(name)
-                changed = True
+                stack.append(name)
     return exits
 
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chatflow.core.conditions import evaluate
-from chatflow.core.schema import END, FAIL, next_phase, phase_map
+from chatflow.core.schema import END, FAIL
 from chatflow.errors import ValidationError
 
 RISK_KEY = "risk"
@@ -34,14 +34,14 @@ RISK_KEY = "risk"
 
 @dataclass(frozen=True)
 class Route:
-    """The outcome of routing one step: a phase name, ``END`` or ``FAIL``, and why."""
+    """The outcome of routing one step: a phase name, ``END`` or ``FAIL``, and why.
+
+    ``phase`` is the target's definition (``None`` for a terminal).
+    """
 
     target: str
     reason: str
-
-    @property
-    def is_terminal(self) -> bool:
-        return self.target in (END, FAIL)
+    phase: dict[str, Any] | None = None
 
 
 def route(
@@ -52,37 +52,52 @@ def route(
     trigger: dict[str, Any],
     visits: dict[str, int],
 ) -> Route:
-    """Where completing ``current`` leads, given the data and the visit counts so far."""
-    phases = phase_map(schema)
-    chosen = _declared_route(phases[current], schema, current, variables, trigger, visits)
-    limited = phases.get(chosen.target)
-    if limited is None or "max_visits" not in limited:
-        return chosen
-    if visits.get(chosen.target, 0) < limited["max_visits"]:
-        return chosen
+    """Where completing ``current`` leads, given the data and the visit counts so far.
+
+    Runs on every step, so it scans the phase list instead of indexing it: a linear
+    step touches only the phases up to the next one.
+    """
+    phases: list[dict[str, Any]] = schema["phases"]
+    index = _index_of(phases, current)
+    transitions = phases[index].get("transitions")
+    if transitions:
+        target, reason = _first_match(transitions, variables, trigger, visits, current)
+        limited = None if target in (END, FAIL) else phases[_index_of(phases, target)]
+    elif index + 1 < len(phases):
+        limited = phases[index + 1]
+        target, reason = limited["name"], "next in list"
+    else:
+        return Route(END, "last phase")
+    if limited is None or visits.get(target, 0) < limited.get(
+        "max_visits", visits.get(target, 0) + 1
+    ):
+        return Route(target, reason, limited)
     fallback = limited.get("fallback", FAIL)
-    reason = f"{chosen.target!r} reached max_visits {limited['max_visits']}"
-    return Route(fallback, reason)
+    reason = f"{target!r} reached max_visits {limited['max_visits']}"
+    fallback_phase = None if fallback in (END, FAIL) else phases[_index_of(phases, fallback)]
+    return Route(fallback, reason, fallback_phase)
 
 
-def _declared_route(
-    phase: dict[str, Any],
-    schema: dict[str, Any],
-    current: str,
+def _index_of(phases: list[dict[str, Any]], name: str) -> int:
+    for index, phase in enumerate(phases):
+        if phase["name"] == name:
+            return index
+    raise ValidationError(f"workflow has no phase {name!r}", phase=name)
+
+
+def _first_match(
+    transitions: list[dict[str, Any]],
     variables: dict[str, Any],
     trigger: dict[str, Any],
     visits: dict[str, int],
-) -> Route:
-    transitions = phase.get("transitions")
-    if not transitions:
-        following = next_phase(schema, current)
-        return Route(END if following is None else following, "next in list")
+    current: str,
+) -> tuple[str, str]:
     context = {"variables": variables, "trigger": trigger, "visits": visits}
     for index, transition in enumerate(transitions):
         if "when" not in transition:
-            return Route(transition["to"], f"transitions[{index}] (unconditional)")
+            return transition["to"], f"transitions[{index}] (unconditional)"
         if evaluate(transition["when"], context):
-            return Route(transition["to"], f"transitions[{index}]")
+            return transition["to"], f"transitions[{index}]"
     # Unreachable for validated schemas (the last transition has no 'when').
     raise ValidationError(f"no transition of phase {current!r} applies")
 
@@ -112,12 +127,12 @@ def check_risk(trigger: dict[str, Any]) -> float | None:
 
 
 def approval_reasons(
-    schema: dict[str, Any], target: str, risk: float | None, automation_level: int | None
+    phase: dict[str, Any] | None, risk: float | None, automation_level: int | None
 ) -> list[str]:
-    """Why entering ``target`` needs a human's approval first (empty: it does not)."""
+    """Why entering ``phase`` needs a human's approval first (empty: it does not)."""
     reasons = []
-    if phase_map(schema)[target].get("requires_approval", False):
-        reasons.append(f"phase {target!r} requires approval")
+    if phase is not None and phase.get("requires_approval", False):
+        reasons.append(f"phase {phase['name']!r} requires approval")
     if risk is not None and automation_level is not None and risk > automation_level:
         reasons.append(f"risk {risk:g} exceeds automation level {automation_level}")
     return reasons

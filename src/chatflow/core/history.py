@@ -1,0 +1,72 @@
+"""The full audit log of an instance, assembled when it is read.
+
+A plain step stores no event: its "phase completed" and "phase entered" are the closing
+and opening of history entries, which the state keeps anyway (with the closing actor).
+Storing them twice would double what every step rewrites. ``timeline`` merges the
+stored lifecycle events with events derived from the entries, in the order they
+happened:
+
+    for each history entry i:
+        phase_entered(i)                    at its started_at, by whoever caused it
+        events logged while i was open      (approval requested, paused, resumed, ...)
+        phase_completed(i)                  if a trigger completed it, at its ended_at
+        events logged after i closed        (completed, failed, retried, jumped, ...)
+
+Events logged before the first entry (``started``) come first. A fork copies its
+parent's earlier entries, so its log begins with their derived events.
+"""
+
+from __future__ import annotations
+
+from chatflow.core.models import (
+    EventKind,
+    InstanceStatus,
+    WorkflowEvent,
+    WorkflowInstanceState,
+)
+from chatflow.core.schema import END, FAIL
+
+
+def timeline(state: WorkflowInstanceState) -> list[WorkflowEvent]:
+    """Every event of the instance, oldest first (see the module docstring)."""
+    stored: dict[tuple[int, bool], list[WorkflowEvent]] = {}
+    for event in state.events:
+        stored.setdefault((event.history_index, event.while_open), []).append(event)
+    log = stored.get((-1, False), []) + stored.get((-1, True), [])
+    visits: dict[str, int] = {}
+    for index, entry in enumerate(state.history):
+        visits[entry.phase] = visits.get(entry.phase, 0) + 1
+        log.append(
+            WorkflowEvent(
+                kind=EventKind.PHASE_ENTERED,
+                at=entry.started_at,
+                actor=log[-1].actor if log else None,
+                phase=entry.phase,
+                data={"visit": visits[entry.phase]},
+                history_index=index,
+                while_open=True,
+            )
+        )
+        log += stored.get((index, True), [])
+        if entry.status == "completed" and entry.ended_at is not None:
+            log.append(
+                WorkflowEvent(
+                    kind=EventKind.PHASE_COMPLETED,
+                    at=entry.ended_at,
+                    actor=entry.actor,
+                    phase=entry.phase,
+                    data={"next": _next_step(state, index)},
+                    history_index=index,
+                )
+            )
+        log += stored.get((index, False), [])
+    return log
+
+
+def _next_step(state: WorkflowInstanceState, index: int) -> str | None:
+    """Where the step that completed ``history[index]`` went."""
+    if index + 1 < len(state.history):
+        return state.history[index + 1].phase
+    if state.status is InstanceStatus.COMPLETED:
+        return END
+    return FAIL if state.status is InstanceStatus.FAILED else None

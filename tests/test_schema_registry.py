@@ -1,0 +1,123 @@
+"""Schemas from JSON/YAML files, found by name and version; instances pin their schema."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chatflow import SchemaError, SchemaNotFoundError, ValidationError, WorkflowEngine, load_schema
+from chatflow.core.schema import schema_hash
+
+
+def schema(version: Any, *phases: str) -> dict[str, Any]:
+    return {"name": "flow", "version": version, "phases": [{"name": p} for p in phases]}
+
+
+def write_json(folder: Path, name: str, data: dict[str, Any]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_text(json.dumps(data), encoding="utf-8")
+    return path
+
+
+def test_load_json_and_yaml(tmp_path: Path) -> None:
+    json_file = write_json(tmp_path, "a.json", schema(1, "x", "y"))
+    yaml_file = tmp_path / "b.yaml"
+    yaml_file.write_text("name: flow\nversion: 1\nphases:\n  - name: x\n  - name: y\n")
+    assert load_schema(json_file) == load_schema(yaml_file) == schema(1, "x", "y")
+
+
+def test_load_reports_file_and_problems(tmp_path: Path) -> None:
+    bad = write_json(tmp_path, "bad.json", {"name": "f", "phases": [{"name": "a"}, {"name": "a"}]})
+    with pytest.raises(SchemaError) as caught:
+        load_schema(bad)
+    assert str(bad) in str(caught.value)
+    assert caught.value.problems == [f"{bad}: phases[1].name: duplicate phase name 'a'"]  # type: ignore[attr-defined]
+    broken = tmp_path / "broken.json"
+    broken.write_text("{not json")
+    with pytest.raises(SchemaError, match=r"broken.json:1:2: not valid JSON"):
+        load_schema(broken)
+    dated = tmp_path / "dated.yaml"
+    dated.write_text("name: f\nphases:\n  - name: a\n    due: 2024-01-01\n")
+    with pytest.raises(SchemaError, match="date"):  # YAML dates are not JSON
+        load_schema(dated)
+
+
+def test_yaml_without_pyyaml_says_what_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "yaml", None)  # makes `import yaml` fail
+    path = tmp_path / "a.yaml"
+    path.write_text("name: f\n")
+    with pytest.raises(Exception, match=r"chatflow-engine\[yaml\]"):
+        load_schema(path)
+
+
+def test_find_by_name_latest_version_and_pin(tmp_path: Path) -> None:
+    user_dir = tmp_path / "workflows"
+    write_json(user_dir, "v1.json", schema(1, "a"))
+    write_json(user_dir, "v2.json", schema("2.0", "a", "b"))
+    write_json(user_dir, "v10.json", schema("2.10", "a", "b", "c"))
+    engine = WorkflowEngine(tmp_path / ".chatflow", schema_dirs=[user_dir])
+    assert [(w.name, w.version) for w in engine.list_workflows()] == [
+        ("flow", 1),
+        ("flow", "2.0"),
+        ("flow", "2.10"),
+    ]
+    latest = engine.start_workflow_instance(initial_context={}, feature_id="f", schema_name="flow")
+    pinned = engine.start_workflow_instance(None, {}, "f", schema_name="flow", schema_version=1)
+    state = engine.get_workflow_instance_status(latest)
+    assert state is not None and len(state.workflow_schema["phases"]) == 3
+    # Editing the file later never changes a running instance.
+    write_json(user_dir, "v10.json", schema("2.10", "a", "z"))
+    assert engine.get_schema("flow")["phases"][1] == {"name": "z"}
+    state = engine.trigger_next_step(latest)
+    assert state.current_phase == "b"
+    assert engine.trigger_next_step(pinned).status == "completed"
+    started = engine.get_workflow_history(latest)[0]
+    assert started.data["schema_version"] == "2.10"
+    assert started.data["schema_hash"] == schema_hash(schema("2.10", "a", "b", "c"))
+
+
+def test_storage_schemas_folder_and_registration(tmp_path: Path) -> None:
+    storage = tmp_path / ".chatflow"
+    write_json(storage / "schemas", "s.json", schema(1, "stored"))
+    engine = WorkflowEngine(storage)
+    assert engine.get_schema("flow")["phases"] == [{"name": "stored"}]
+    info = engine.register_schema(schema(1, "registered"))  # registered wins over files
+    assert (info.name, info.version, info.source) == ("flow", 1, "registered")
+    assert engine.get_schema("flow", 1)["phases"] == [{"name": "registered"}]
+    engine.register_schema(write_json(tmp_path, "other.json", {**schema(3, "p"), "name": "o"}))
+    assert [w.name for w in engine.list_workflows()] == ["flow", "o"]
+
+
+def test_not_found_names_the_broken_files(tmp_path: Path) -> None:
+    folder = tmp_path / "wf"
+    write_json(folder, "broken.json", {"name": "flow", "phases": []})
+    engine = WorkflowEngine(tmp_path / ".chatflow", schema_dirs=[folder])
+    with pytest.raises(SchemaNotFoundError, match=r"broken.json") as caught:
+        engine.get_schema("flow")
+    assert isinstance(caught.value, LookupError)
+    assert engine.list_workflows() == []
+    assert len(engine.schemas.problems()) == 1
+    with pytest.raises(SchemaNotFoundError):
+        engine.get_schema("flow", version=7)
+
+
+def test_start_arguments_are_checked(tmp_path: Path) -> None:
+    engine = WorkflowEngine(tmp_path / ".chatflow")
+    engine.register_schema(schema(1, "a"))
+    with pytest.raises(ValidationError, match="not both"):
+        engine.start_workflow_instance(schema(1, "a"), {}, "f", schema_name="flow")
+    with pytest.raises(ValidationError, match="invalid schema version"):
+        engine.start_workflow_instance(None, {}, "f", schema_name="flow", schema_version="x")
+    with pytest.raises(ValidationError, match="automation_level"):
+        engine.start_workflow_instance(schema(1, "a"), {}, "f", automation_level=101)
+    path = write_json(tmp_path, "file.json", schema(1, "from_file"))
+    iid = engine.start_workflow_instance(path, {}, "f")  # a Path is read as a schema file
+    state = engine.get_workflow_instance_status(iid)
+    assert state is not None and state.current_phase == "from_file"

@@ -10,7 +10,9 @@ another folder, so every module holding ``chatflow.engine`` follows the switch.
 
 from __future__ import annotations
 
+import importlib
 import os
+from typing import TYPE_CHECKING, Any
 
 from chatflow.core.engine import WorkflowEngine
 from chatflow.core.models import (
@@ -22,8 +24,6 @@ from chatflow.core.models import (
     WorkflowEvent,
     WorkflowInstanceState,
 )
-from chatflow.core.registry import WorkflowInfo, load_schema
-from chatflow.diagram import to_mermaid
 from chatflow.errors import (
     ChatFlowError,
     CorruptStateError,
@@ -69,6 +69,27 @@ __all__ = [
 ]
 
 engine = WorkflowEngine()
+
+# Imported on first access: only schema-file and diagram users pay for these modules.
+_LAZY = {
+    "WorkflowInfo": "chatflow.core.registry",
+    "load_schema": "chatflow.core.registry",
+    "to_mermaid": "chatflow.diagram",
+}
+
+if TYPE_CHECKING:
+    from chatflow.core.registry import WorkflowInfo as WorkflowInfo
+    from chatflow.core.registry import load_schema as load_schema
+    from chatflow.diagram import to_mermaid as to_mermaid
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'chatflow' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
 
 
 def init(

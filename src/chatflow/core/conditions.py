@@ -26,7 +26,6 @@ True
 
 from __future__ import annotations
 
-import json
 import operator
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -199,4 +198,6 @@ def describe(condition: Mapping[str, Any]) -> str:
 
 
 def _literal(value: Any) -> str:
+    import json  # noqa: PLC0415 - only diagrams and messages need it; keeps it out of import
+
     return json.dumps(value, ensure_ascii=False)

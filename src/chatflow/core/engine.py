@@ -16,7 +16,7 @@ import os
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chatflow._validation import check_json_object, new_instance_id, validate_id
 from chatflow.core import lifecycle
@@ -30,7 +30,6 @@ from chatflow.core.models import (
     generate_timestamp,
     sha256_text,
 )
-from chatflow.core.registry import SchemaRegistry, WorkflowInfo, load_schema
 from chatflow.core.schema import task_key, validate_schema
 from chatflow.core.status import phase_statuses, status_info
 from chatflow.errors import (
@@ -40,6 +39,9 @@ from chatflow.errors import (
 )
 from chatflow.storage._open import is_store_url, open_store
 from chatflow.storage.base import InstanceSummary, IWorkflowStateStore, StateDict, not_found
+
+if TYPE_CHECKING:
+    from chatflow.core.registry import SchemaRegistry, WorkflowInfo
 
 DEFAULT_DIR_ENV = "CHATFLOW_DIR"
 DEFAULT_DIR = ".chatflow"
@@ -78,7 +80,7 @@ class WorkflowEngine:
         self._lock = threading.Lock()
         self._store: IWorkflowStateStore | None = None
         self._schema_dirs = [Path(folder) for folder in schema_dirs]
-        self.schemas = SchemaRegistry(self._schema_folders)
+        self._schemas: SchemaRegistry | None = None
         self._configure(storage_dir, state_store or store, durable=durable)
 
     def _configure(
@@ -114,6 +116,16 @@ class WorkflowEngine:
                 target = self._target if self._target is not None else default_storage_dir()
                 self._store = open_store(target, durable=self._durable)
             return self._store
+
+    @property
+    def schemas(self) -> SchemaRegistry:
+        """The engine's schema registry, created on first use (it is not needed at import)."""
+        with self._lock:
+            if self._schemas is None:
+                from chatflow.core.registry import SchemaRegistry  # noqa: PLC0415
+
+                self._schemas = SchemaRegistry(self._schema_folders)
+            return self._schemas
 
     def _schema_folders(self) -> list[Path]:
         """The user's schema folders, then ``schemas/`` of the storage folder, if any."""
@@ -186,6 +198,8 @@ class WorkflowEngine:
                 raise ValidationError("give workflow_schema or schema_name, not both")
             return self.schemas.find(schema_name, schema_version)
         if isinstance(workflow_schema, os.PathLike):
+            from chatflow.core.registry import load_schema  # noqa: PLC0415 - see schemas
+
             return load_schema(workflow_schema)
         return validate_schema(workflow_schema)
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import re
 from typing import Any
 
 from chatflow._validation import _id_problem, check_json_value
@@ -34,11 +33,6 @@ FAIL = "$fail"
 TERMINALS = (END, FAIL)
 MERGE_MODES = ("none", "phase", "flat")
 DEFAULT_VERSION = 1
-
-_VERSION_PATTERN = re.compile(r"\d+(\.\d+)*")
-# Task records of repeated visits are keyed "<phase>--<visit>" (see task_key), so a
-# phase may not be named like one: "review--2" would collide with review's 2nd visit.
-_TASK_KEY_LIKE = re.compile(r".*--\d+")
 
 
 def validate_schema(schema: object) -> dict[str, Any]:
@@ -104,7 +98,9 @@ def _phase_problems(phases: list[Any]) -> list[str]:
             continue
         if name in seen:
             problems.append(f"{where}.name: duplicate phase name {name!r}")
-        if _TASK_KEY_LIKE.fullmatch(name):
+        if "--" in name and _is_number_text(name.rpartition("--")[2]):
+            # Task records of repeated visits are keyed "<phase>--<visit>" (task_key):
+            # a phase called "review--2" would collide with review's second visit.
             problems.append(
                 f"{where}.name: {name!r} ends in '--<number>', which is reserved for the "
                 "task records of repeated visits"
@@ -303,9 +299,14 @@ def version_key(version: object) -> tuple[int, ...] | None:
     """A sortable key for a version (``2`` < ``"2.1"`` < ``10``), or ``None`` if malformed."""
     if isinstance(version, int) and not isinstance(version, bool):
         return (version,) if version >= 1 else None
-    if isinstance(version, str) and _VERSION_PATTERN.fullmatch(version):
+    if isinstance(version, str) and all(map(_is_number_text, version.split("."))):
         return tuple(int(part) for part in version.split("."))
     return None
+
+
+def _is_number_text(text: str) -> bool:
+    """ASCII digits only (``str.isdigit`` alone also accepts digits like '²')."""
+    return text.isascii() and text.isdigit()
 
 
 def schema_hash(schema: dict[str, Any]) -> str:

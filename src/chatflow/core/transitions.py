@@ -22,8 +22,7 @@ phase has ``requires_approval: true``, or when the instance has an
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from chatflow.core.conditions import evaluate
 from chatflow.core.schema import END, FAIL
@@ -32,8 +31,7 @@ from chatflow.errors import ValidationError
 RISK_KEY = "risk"
 
 
-@dataclass(frozen=True)
-class Route:
+class Route(NamedTuple):
     """The outcome of routing one step: a phase name, ``END`` or ``FAIL``, and why.
 
     ``phase`` is the target's definition (``None`` for a terminal).

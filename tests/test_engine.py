@@ -325,3 +325,21 @@ def test_wrong_shape_state_is_reported_with_instance(
     path.write_text(json.dumps(data), encoding="utf-8")
     with pytest.raises(CorruptStateError, match=iid):
         engine.get_workflow_instance_status(iid)
+
+
+def test_changing_a_returned_state_never_reaches_the_store(
+    engine: WorkflowEngine, schema: dict[str, Any], storage_dir: Path
+) -> None:
+    iid = start(engine, schema)
+    returned = engine.trigger_next_step(iid, trigger_data={"x": 1})
+    returned.variables["leak"] = True
+    returned.meta["leak"] = True
+    snapshot = returned.history[0].trigger_data_snapshot
+    assert snapshot is not None
+    snapshot["leak"] = True
+    engine.record_task_artifacts(iid, "p", "r", phase_name="requirement_analysis")
+    engine.trigger_next_step(iid)
+    on_disk = json.loads((storage_dir / "instances" / f"{iid}.json").read_text(encoding="utf-8"))
+    assert "leak" not in on_disk["variables"]
+    assert "leak" not in on_disk["meta"]
+    assert on_disk["history"][0]["trigger_data_snapshot"] == {"x": 1}

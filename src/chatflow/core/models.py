@@ -11,7 +11,6 @@ missing fields get the values an instance without those features would have).
 
 from __future__ import annotations
 
-import hashlib
 import time
 from dataclasses import dataclass, field
 from enum import Enum
@@ -30,6 +29,8 @@ def generate_timestamp() -> float:
 
 def sha256_text(text: str) -> str:
     """Hex SHA-256 of ``text`` encoded as UTF-8 (the artifact checksum)."""
+    import hashlib  # noqa: PLC0415 - loaded on first use: keeps `import chatflow` fast
+
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 

@@ -18,7 +18,6 @@ targets, bad conditions, phases the first one cannot reach, and loops with no ex
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 from typing import Any
 
@@ -312,4 +311,6 @@ def _is_number_text(text: str) -> bool:
 def schema_hash(schema: dict[str, Any]) -> str:
     """SHA-256 of the schema's canonical JSON: equal for equal schemas, whatever key order."""
     canonical = json.dumps(schema, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    import hashlib  # noqa: PLC0415 - loaded on first use: keeps `import chatflow` fast
+
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()

@@ -42,14 +42,14 @@ def validate_id(value: object, kind: str = "id") -> str:
     ...
     chatflow.errors.InvalidIdError: invalid feature_id '../etc': ...
     """
-    reason = _id_problem(value)
+    reason = id_problem(value)
     if reason is not None:
         raise InvalidIdError(f"invalid {kind} {value!r}: {reason}", kind=kind, value=value)
     assert isinstance(value, str)
     return value
 
 
-def _id_problem(value: object) -> str | None:
+def id_problem(value: object) -> str | None:
     if not isinstance(value, str):
         return f"must be a str, not {type(value).__name__}"
     if not value:

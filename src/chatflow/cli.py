@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from chatflow._validation import _id_problem
+from chatflow._validation import id_problem
 from chatflow.core.engine import WorkflowEngine, default_storage_dir
 from chatflow.core.models import WorkflowInstanceState
 from chatflow.core.registry import SCHEMA_SUFFIXES
@@ -211,7 +211,7 @@ def cmd_migrate(args: argparse.Namespace, engine: WorkflowEngine) -> int:
 
 
 def _is_instance_id(text: str) -> bool:
-    return text.startswith("wfi_") and _id_problem(text) is None
+    return text.startswith("wfi_") and id_problem(text) is None
 
 
 def _print_instance(state: WorkflowInstanceState) -> None:

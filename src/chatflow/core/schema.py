@@ -21,7 +21,7 @@ import copy
 import json
 from typing import Any
 
-from chatflow._validation import _id_problem, check_json_value
+from chatflow._validation import check_json_value, id_problem
 from chatflow.core.conditions import condition_problems
 from chatflow.errors import SchemaError, ValidationError
 
@@ -91,7 +91,7 @@ def _phase_problems(phases: list[Any]) -> list[str]:
             problems.append(f"{where}: must be an object, got {type(phase).__name__}")
             continue
         name = phase.get("name")
-        reason = _id_problem(name)
+        reason = id_problem(name)
         if reason is not None or not isinstance(name, str):
             problems.append(f"{where}.name: {name!r} {reason}")
             continue

@@ -28,7 +28,7 @@ import threading
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from chatflow._validation import _id_problem, validate_id
+from chatflow._validation import id_problem, validate_id
 from chatflow.errors import CorruptStateError, StorageError, ValidationError
 from chatflow.storage._atomic import write_atomic
 from chatflow.storage.base import (
@@ -267,7 +267,7 @@ class FileStateStore(IWorkflowStateStore):
         ids = [item.strip() for line in text.splitlines() for item in line.split(",")]
         ids = [item for item in ids if item]
         for item in ids:
-            if _id_problem(item) is not None:
+            if id_problem(item) is not None:
                 raise CorruptStateError(
                     f"feature index {path} lists an invalid instance id {item!r}", path=str(path)
                 )
@@ -293,7 +293,7 @@ class FileStateStore(IWorkflowStateStore):
 
     def list_features(self) -> list[str]:
         stems = (path.stem for path in self.features_dir.glob("*.link"))
-        return sorted(stem for stem in stems if _id_problem(stem) is None)
+        return sorted(stem for stem in stems if id_problem(stem) is None)
 
     def load_task_artifacts(self, instance_id: str, phase_name: str) -> dict[str, Any] | None:
         base = self._tasks_dir(instance_id) / validate_id(phase_name, "phase_name")
@@ -327,7 +327,7 @@ class FileStateStore(IWorkflowStateStore):
                 path=str(self._tasks_dir(instance_id)),
             ) from error
         stems = (name[: -len(".json")] for name in names if name.endswith(".json"))
-        return sorted(stem for stem in stems if _id_problem(stem) is None)
+        return sorted(stem for stem in stems if id_problem(stem) is None)
 
     # -- writing ---------------------------------------------------------------------
 

@@ -14,12 +14,13 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import Any, TypeVar
 
 from chatflow.errors import ValidationError
 
 STATE_FORMAT = 2
 READABLE_FORMATS = (1, 2)
+_E = TypeVar("_E", bound=Enum)
 
 
 def generate_timestamp() -> float:
@@ -116,13 +117,8 @@ class WorkflowEvent:
     @classmethod
     def from_dict(cls, data: Any) -> WorkflowEvent:
         fields = _require(data, "event", ("kind", "at"))
-        kind = _typed(fields, "kind", str)
-        try:
-            parsed = EventKind(kind)
-        except ValueError:
-            raise ValidationError(f"event has unknown kind {kind!r}") from None
         return cls(
-            kind=parsed,
+            kind=_member(fields, "kind", EventKind, "event"),
             at=_number(fields, "at"),
             actor=_optional_str(fields, "actor"),
             phase=_optional_str(fields, "phase"),
@@ -324,18 +320,13 @@ class WorkflowInstanceState:
             )
         history = [HistoryEntry.from_dict(entry) for entry in _list(fields, "history")]
         events = [WorkflowEvent.from_dict(event) for event in _list(fields, "events")]
-        status = _typed(fields, "status", str)
-        try:
-            parsed_status = InstanceStatus(status)
-        except ValueError:
-            raise ValidationError(f"instance state has unknown status {status!r}") from None
         return cls(
             instance_id=_typed(fields, "instance_id", str),
             feature_id=_typed(fields, "feature_id", str),
             workflow_name=_typed(fields, "workflow_name", str),
             current_phase=_typed(fields, "current_phase", str),
             variables=_optional_dict(fields, "variables") or {},
-            status=parsed_status,
+            status=_member(fields, "status", InstanceStatus, "instance state"),
             history=history,
             created_at=_number(fields, "created_at", 0.0),
             updated_at=_number(fields, "updated_at", 0.0),
@@ -373,6 +364,15 @@ def _typed(fields: dict[str, Any], key: str, kind: type[Any], *default: Any) -> 
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise ValidationError(f"field {key!r} must be {kind.__name__}, not {type(value).__name__}")
     return value
+
+
+def _member(fields: dict[str, Any], key: str, kind: type[_E], what: str) -> _E:
+    """The ``kind`` enum member named by a string field, or a ``ValidationError`` saying which."""
+    value = _typed(fields, key, str)
+    try:
+        return kind(value)
+    except ValueError:
+        raise ValidationError(f"{what} has unknown {key} {value!r}") from None
 
 
 def _number(fields: dict[str, Any], key: str, *default: float) -> float:

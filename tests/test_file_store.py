@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import errno
-import itertools
 import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -128,6 +128,9 @@ def test_cache_never_serves_state_another_writer_replaced(storage_dir: Path) -> 
 
 
 def test_mtime_strictly_increases_so_signatures_differ(storage_dir: Path) -> None:
+    """Each write must move mtime past the last version's even when the clock does not:
+    the file is stamped an hour ahead before every write, as a coarse or lagging clock
+    would leave it, so only the store's own bump can make the new mtime larger."""
     store = FileStateStore(storage_dir, durable=False)
     state: dict[str, Any] = {
         "instance_id": "wfi_x",
@@ -137,11 +140,12 @@ def test_mtime_strictly_increases_so_signatures_differ(storage_dir: Path) -> Non
     }
     store.create_state(state)
     path = storage_dir / "instances" / "wfi_x.json"
-    seen = [path.stat().st_mtime_ns]
-    for _ in range(50):
+    ahead = time.time_ns() + 3600 * 10**9
+    for _ in range(5):
+        os.utime(path, ns=(ahead, ahead))
         store.update_state("wfi_x", lambda s: s)
-        seen.append(path.stat().st_mtime_ns)
-    assert all(later > earlier for earlier, later in itertools.pairwise(seen))
+        assert path.stat().st_mtime_ns > ahead
+        ahead = path.stat().st_mtime_ns
 
 
 @pytest.mark.parametrize("durable", [True, False])

@@ -294,3 +294,26 @@ def test_statuses_are_plain_strings() -> None:
         "cancelled",
     ]
     assert {s for s in InstanceStatus if s.is_finished} == {"completed", "failed", "cancelled"}
+
+
+def test_advance_closes_the_open_entry_at_the_step_time() -> None:
+    """The lifecycle unit itself, with an explicit clock: the closed entry ends at ``now``
+    and the next one starts at the same instant, so durations add up without gaps."""
+    from chatflow.core import lifecycle
+    from chatflow.core.schema import validate_schema
+
+    state = lifecycle.new_state(
+        instance_id="wfi_unit",
+        feature_id="feat_x",
+        schema=validate_schema(GATED),
+        variables={},
+        meta={},
+        automation_level=None,
+        now=100.0,
+    )
+    assert state.history[0].ended_at is None
+    lifecycle.advance(state, {"done": True}, {}, now=130.5)
+    closed, opened = state.history
+    assert (closed.phase, closed.status, closed.ended_at) == ("plan", "completed", 130.5)
+    assert closed.trigger_data_snapshot == {"done": True}
+    assert (opened.phase, opened.started_at, opened.ended_at) == ("release", 130.5, None)

@@ -89,7 +89,10 @@ def check_json_value(value: object, what: str) -> None:
         if depth > MAX_JSON_DEPTH:
             raise ValidationError(f"{path} is nested deeper than {MAX_JSON_DEPTH}", field=what)
         kind = type(item)
-        if kind in (str, int, bool) or item is None:
+        if kind is str:
+            _check_text(item, path, what)  # type: ignore[arg-type]
+            continue
+        if kind in (int, bool) or item is None:
             continue
         if kind is float:
             if not math.isfinite(item):  # type: ignore[arg-type]
@@ -102,6 +105,7 @@ def check_json_value(value: object, what: str) -> None:
                         f"{path} has key {key!r} of type {type(key).__name__}; keys must be str",
                         field=what,
                     )
+                _check_text(key, f"{path} key {key!r}", what)
                 stack.append((child, f"{path}[{key!r}]", depth + 1))
             continue
         if kind is list:
@@ -113,3 +117,26 @@ def check_json_value(value: object, what: str) -> None:
             "(use dict, list, str, int, float, bool or None)",
             field=what,
         )
+
+
+def check_text(value: object, what: str) -> str:
+    """Return ``value`` if it is a ``str`` every store can encode as UTF-8."""
+    if not isinstance(value, str):
+        raise ValidationError(f"{what} must be a str, not {type(value).__name__}", field=what)
+    _check_text(value, what, what)
+    return value
+
+
+def _check_text(text: str, path: str, field: str) -> None:
+    """Reject lone surrogates (``"\\ud800"``): UTF-8 cannot hold them, so one store would
+    fail half-way through a write while another silently stored something else."""
+    if text.isascii():
+        return
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise ValidationError(
+            f"{path} holds a lone surrogate {text[error.start]!r} at index {error.start}, "
+            "which is not valid Unicode text",
+            field=field,
+        ) from None

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from chatflow._validation import check_json_object, new_instance_id, validate_id
+from chatflow._validation import check_json_object, check_text, new_instance_id, validate_id
 from chatflow.core import lifecycle
 from chatflow.core.history import timeline
 from chatflow.core.models import (
@@ -268,7 +268,7 @@ class WorkflowEngine:
         self, instance_id: str, reason: str = "", *, actor: str | None = None
     ) -> WorkflowInstanceState:
         """Suspend a created or running instance until ``resume``."""
-        reason = _text(reason, "reason")
+        reason = check_text(reason, "reason")
         return self._act(
             instance_id, actor, lambda s, who, now: lifecycle.pause(s, reason, who, now)
         )
@@ -311,7 +311,7 @@ class WorkflowEngine:
         self, instance_id: str, error: str, *, actor: str | None = None
     ) -> WorkflowInstanceState:
         """Mark the current phase failed (an AI call broke); ``retry_phase`` recovers."""
-        error = _text(error, "error")
+        error = check_text(error, "error")
         return self._act(instance_id, actor, lambda s, who, now: lifecycle.fail(s, error, who, now))
 
     def retry_phase(
@@ -325,7 +325,7 @@ class WorkflowEngine:
         self, instance_id: str, reason: str = "", *, actor: str | None = None
     ) -> WorkflowInstanceState:
         """Abandon the instance; it takes no further steps."""
-        reason = _text(reason, "reason")
+        reason = check_text(reason, "reason")
         return self._act(
             instance_id, actor, lambda s, who, now: lifecycle.cancel(s, reason, who, now)
         )
@@ -335,7 +335,7 @@ class WorkflowEngine:
     ) -> WorkflowInstanceState:
         """Human override: enter ``phase`` now, ignoring routes, visit limits and gates."""
         phase = validate_id(phase, "phase")
-        reason = _text(reason, "reason")
+        reason = check_text(reason, "reason")
         return self._act(
             instance_id, actor, lambda s, who, now: lifecycle.jump(s, phase, reason, who, now)
         )
@@ -399,9 +399,8 @@ class WorkflowEngine:
         ``<phase>--<visit>``, so every visit keeps its own prompt and response.
         """
         validate_id(instance_id, "instance_id")
-        for name, text in (("prompt", prompt), ("response", response)):
-            if not isinstance(text, str):
-                raise ValidationError(f"{name} must be a str, not {type(text).__name__}")
+        check_text(prompt, "prompt")
+        check_text(response, "response")
         state = self.get_workflow_instance_status(instance_id)
         if state is None:
             raise not_found(instance_id)
@@ -585,14 +584,8 @@ def _automation_level(level: object) -> int | None:
     return level
 
 
-def _text(value: object, what: str) -> str:
-    if not isinstance(value, str):
-        raise ValidationError(f"{what} must be a str, not {type(value).__name__}", field=what)
-    return value
-
-
 def _optional_text(value: object, what: str) -> str | None:
-    return None if value is None else _text(value, what)
+    return None if value is None else check_text(value, what)
 
 
 def _detached(data: StateDict) -> StateDict:

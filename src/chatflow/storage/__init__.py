@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from chatflow.storage._open import open_store as open_store
+    from chatflow.storage._open import register_store_scheme as register_store_scheme
     from chatflow.storage.base import InstanceSummary as InstanceSummary
     from chatflow.storage.base import IWorkflowStateStore as IWorkflowStateStore
     from chatflow.storage.base import StatusCount as StatusCount
@@ -34,6 +35,7 @@ _WHERE = {
     "StatusCount": "chatflow.storage.base",
     "migrate": "chatflow.storage.migrate",
     "open_store": "chatflow.storage._open",
+    "register_store_scheme": "chatflow.storage._open",
 }
 
 __all__ = [
@@ -48,6 +50,7 @@ __all__ = [
     "StatusCount",
     "migrate",
     "open_store",
+    "register_store_scheme",
 ]
 
 

@@ -2,57 +2,106 @@
 
 ``open_store(".chatflow")`` or ``file:///abs/path`` -> ``FileStateStore``;
 ``memory://`` -> ``MemoryStore``; ``sqlite:///path/state.db`` -> ``SQLiteStore``;
-``postgresql://...`` (or ``postgres://``) -> ``PostgresStore``.
+``postgresql://...`` (or ``postgres://``) -> ``PostgresStore``. Other schemes can be
+added with ``register_store_scheme``; an unknown scheme is an error, never a folder
+named after the URL.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 from chatflow.errors import ValidationError
 from chatflow.storage.base import IWorkflowStateStore
 
-_URL_SCHEMES = ("file", "memory", "sqlite", "postgresql", "postgres")
+StoreOpener = Callable[[str, bool], IWorkflowStateStore]
+"""Builds a store from its URL and the ``durable`` flag."""
+
+
+def _open_memory(url: str, durable: bool) -> IWorkflowStateStore:
+    from chatflow.storage.memory import MemoryStore  # noqa: PLC0415
+
+    return MemoryStore()
+
+
+def _open_file(url: str, durable: bool) -> IWorkflowStateStore:
+    from urllib.parse import unquote, urlsplit  # noqa: PLC0415
+
+    from chatflow.storage.file_state_store import FileStateStore  # noqa: PLC0415
+
+    return FileStateStore(unquote(urlsplit(url).path), durable=durable)
+
+
+def _open_sqlite(url: str, durable: bool) -> IWorkflowStateStore:
+    from urllib.parse import unquote  # noqa: PLC0415
+
+    from chatflow.storage.sqlite import SQLiteStore  # noqa: PLC0415
+
+    path = url.split("://", 1)[1]
+    if not path.startswith("/") or path == "/":
+        raise ValidationError(
+            f"SQLite URL {url!r} needs a path: sqlite:///relative.db or sqlite:////abs.db"
+        )
+    return SQLiteStore(unquote(path[1:]), durable=durable)
+
+
+def _open_postgres(url: str, durable: bool) -> IWorkflowStateStore:
+    from chatflow.storage.postgres import PostgresStore  # noqa: PLC0415
+
+    return PostgresStore(url, durable=durable)
+
+
+_OPENERS: dict[str, StoreOpener] = {
+    "file": _open_file,
+    "memory": _open_memory,
+    "sqlite": _open_sqlite,
+    "postgresql": _open_postgres,
+    "postgres": _open_postgres,
+}
+
+
+def register_store_scheme(scheme: str, opener: StoreOpener) -> None:
+    """Make ``open_store`` (and ``chatflow.init``, ``--dir``) open ``scheme://...`` URLs
+    with ``opener(url, durable)``: how a third-party store plugs in."""
+    if not _is_scheme(scheme):
+        raise ValidationError(f"invalid URL scheme {scheme!r}: use letters, digits, '+-.'")
+    _OPENERS[scheme.lower()] = opener
+
+
+def url_scheme(target: str | os.PathLike[str]) -> str | None:
+    """The lower-cased scheme if ``target`` is written as a URL (``x://...``), else None."""
+    if not isinstance(target, str) or "://" not in target:
+        return None
+    scheme = target.split("://", 1)[0]
+    return scheme.lower() if _is_scheme(scheme) else None
 
 
 def is_store_url(target: str | os.PathLike[str]) -> bool:
-    """True if ``target`` names a store by URL rather than by folder path."""
-    return (
-        isinstance(target, str)
-        and target.split("://", 1)[0].lower() in _URL_SCHEMES
-        and ("://" in target)
-    )
+    """True if ``target`` names a store by URL (known scheme or not) rather than a folder."""
+    return url_scheme(target) is not None
 
 
 def open_store(target: str | os.PathLike[str], *, durable: bool = True) -> IWorkflowStateStore:
-    """The store ``target`` names: a folder path, or a URL of one of the schemes above."""
-    if not is_store_url(target):
+    """The store ``target`` names: a folder path, or a URL of a registered scheme."""
+    scheme = url_scheme(target)
+    if scheme is None:
         from chatflow.storage.file_state_store import FileStateStore  # noqa: PLC0415
 
         return FileStateStore(target, durable=durable)
+    opener = _OPENERS.get(scheme)
+    if opener is None:
+        known = ", ".join(f"{name}://" for name in sorted(_OPENERS))
+        raise ValidationError(f"unknown store URL scheme {scheme!r} in {target!r} (known: {known})")
     assert isinstance(target, str)
-    scheme = target.split("://", 1)[0].lower()
-    if scheme == "memory":
-        from chatflow.storage.memory import MemoryStore  # noqa: PLC0415
+    return opener(target, durable)
 
-        return MemoryStore()
-    if scheme == "file":
-        from urllib.parse import unquote, urlsplit  # noqa: PLC0415
 
-        from chatflow.storage.file_state_store import FileStateStore  # noqa: PLC0415
-
-        return FileStateStore(unquote(urlsplit(target).path), durable=durable)
-    if scheme == "sqlite":
-        from urllib.parse import unquote  # noqa: PLC0415
-
-        from chatflow.storage.sqlite import SQLiteStore  # noqa: PLC0415
-
-        path = target[len("sqlite://") :]
-        if not path.startswith("/") or path == "/":
-            raise ValidationError(
-                f"SQLite URL {target!r} needs a path: sqlite:///relative.db or sqlite:////abs.db"
-            )
-        return SQLiteStore(unquote(path[1:]), durable=durable)
-    from chatflow.storage.postgres import PostgresStore  # noqa: PLC0415
-
-    return PostgresStore(target, durable=durable)
+def _is_scheme(text: str) -> bool:
+    """RFC 3986: a letter, then letters, digits, ``+``, ``-`` or ``.``."""
+    return (
+        bool(text)
+        and text[0].isascii()
+        and text[0].isalpha()
+        and all(c.isascii() and (c.isalnum() or c in "+-.") for c in text)
+    )

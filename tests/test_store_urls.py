@@ -1,0 +1,81 @@
+"""Store URLs: a registry of schemes; an unknown scheme is an error, never a folder."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from chatflow import ValidationError, WorkflowEngine
+from chatflow.storage import IWorkflowStateStore, MemoryStore, open_store, register_store_scheme
+from chatflow.storage._open import is_store_url
+
+
+@pytest.mark.parametrize("url", ["mysql://x/y", "redis://127.0.0.1/0", "S3://bucket/key"])
+def test_unknown_scheme_is_an_error_and_creates_nothing(
+    url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValidationError, match="unknown store URL scheme") as caught:
+        open_store(url)
+    assert "sqlite://" in str(caught.value)  # the message lists what would work
+    engine = WorkflowEngine(url)
+    with pytest.raises(ValidationError, match="unknown store URL scheme"):
+        engine.list_features()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_migrate_to_an_unknown_scheme_makes_no_folder(tmp_path: Path) -> None:
+    source = tmp_path / "src"
+    WorkflowEngine(source).start_workflow_instance(
+        {"name": "w", "phases": [{"name": "a"}]}, {}, "feat_a"
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "chatflow", "migrate", "--from", str(source), "--to", "mysql://x/y"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "unknown store URL scheme 'mysql'" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["src"]
+
+
+def test_a_registered_scheme_opens_its_store() -> None:
+    opened: list[tuple[str, bool]] = []
+
+    def opener(url: str, durable: bool) -> IWorkflowStateStore:
+        opened.append((url, durable))
+        return MemoryStore()
+
+    register_store_scheme("test-mem", opener)
+    engine = WorkflowEngine("TEST-MEM://anything", durable=False)
+    assert engine.list_features() == []
+    assert isinstance(engine.state_store, MemoryStore)
+    assert opened == [("TEST-MEM://anything", False)]
+
+
+@pytest.mark.parametrize("scheme", ["", "1abc", "a b", "é"])
+def test_invalid_scheme_names_are_refused(scheme: str) -> None:
+    with pytest.raises(ValidationError, match="invalid URL scheme"):
+        register_store_scheme(scheme, lambda url, durable: MemoryStore())
+
+
+@pytest.mark.parametrize(
+    ("target", "is_url"),
+    [
+        ("sqlite:///x.db", True),
+        ("mysql://x", True),
+        (".chatflow", False),
+        ("./dir://x", False),  # not a scheme before '://': a (strange) folder path
+        (Path("memory://"), False),  # a Path is always a folder
+        (os.path.join("a", "b"), False),
+    ],
+)
+def test_what_counts_as_a_url(target: str, is_url: bool) -> None:
+    assert is_store_url(target) is is_url

@@ -150,4 +150,4 @@ def test_cli_diagram_and_workflows(
     assert main([*base, "diagram", iid]) == 0
     assert "class p0 current" in capsys.readouterr().out
     assert main([*base, "diagram", "no_such_flow"]) == 1
-    assert "no workflow schema 'no_such_flow'" in capsys.readouterr().err
+    assert "Schema no_such_flow not found" in capsys.readouterr().err

@@ -46,7 +46,9 @@ def validate_id(value: object, kind: str = "id") -> str:
     if reason is not None:
         raise InvalidIdError(f"invalid {kind} {value!r}: {reason}", kind=kind, value=value)
     assert isinstance(value, str)
-    return value
+    # A plain str even for a str subclass such as WorkflowStartResult: ids end up in
+    # stored dicts, which must hold exact JSON types (the engine copies them via marshal).
+    return str(value)
 
 
 def id_problem(value: object) -> str | None:

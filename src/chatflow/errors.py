@@ -46,12 +46,21 @@ class SchemaError(ValidationError):
     """A workflow schema is malformed; ``problems`` lists every problem with its location."""
 
 
-class SchemaNotFoundError(ChatFlowError, LookupError):
-    """No registered or stored workflow schema has that name (and version)."""
+class SchemaNotFoundError(ChatFlowError, FileNotFoundError, LookupError):
+    """No registered or stored workflow schema has that name (and version).
+
+    Also a ``FileNotFoundError``, as ChatCoder's engine raised for a missing schema file
+    (``FileNotFoundError`` comes before ``LookupError`` so its constructor is the one
+    used when the error is rebuilt after pickling).
+    """
 
 
-class InstanceNotFoundError(ChatFlowError, KeyError):
-    """No instance with that id exists in the store."""
+class InstanceNotFoundError(ChatFlowError, KeyError, ValueError):
+    """No instance with that id exists in the store.
+
+    A ``KeyError`` for the seed's callers and a ``ValueError`` for ChatCoder's, whose
+    engine raised ``ValueError("Instance ... not found")``.
+    """
 
     def __str__(self) -> str:
         # KeyError would otherwise quote the message like a repr.

@@ -28,6 +28,7 @@ from chatflow.core.models import (
     TaskExecutionRecord,
     WorkflowEvent,
     WorkflowInstanceState,
+    WorkflowStartResult,
     generate_timestamp,
     sha256_text,
 )
@@ -68,6 +69,10 @@ class WorkflowEngine:
     Workflow schemas are found by name in ``schema_dirs`` and then in the storage
     folder's ``schemas/`` (see ``chatflow.core.registry``).
     """
+
+    default_merge_trigger_data: str | None = None
+    """The ``merge_trigger_data`` mode given to schemas that choose none (``None``: the
+    schema default, ``"none"``). ChatCoder's engine class sets ``"flat"``."""
 
     def __init__(
         self,
@@ -158,24 +163,28 @@ class WorkflowEngine:
         schema_name: str | None = None,
         schema_version: int | str | None = None,
         automation_level: int | None = None,
-    ) -> str:
+    ) -> WorkflowStartResult:
         """Create an instance in the schema's first phase; return its id.
 
         The schema is given as a dict or a JSON/YAML file path (as the seed), or found by
         ``schema_name`` (+ ``schema_version``, default the latest) in the registry. The
         validated schema is stored with the instance, so every later step follows the
-        definition the instance started with. ``automation_level`` (0-100, default the
-        schema's) pauses steps whose trigger data carries a higher ``risk``.
+        definition the instance started with. ``automation_level`` (0-100; default
+        ``meta["automation_level"]``, else the schema's) pauses steps whose trigger data
+        carries a higher ``risk``. The returned id is a ``WorkflowStartResult``: a
+        ``str`` that also tells ``initial_phase`` and ``created_at``.
         """
         schema = self._resolve_schema(workflow_schema, schema_name, schema_version)
+        if self.default_merge_trigger_data is not None:
+            schema.setdefault("merge_trigger_data", self.default_merge_trigger_data)
         validate_id(feature_id, "feature_id")
         variables = check_json_object(
             {} if initial_context is None else initial_context, "initial_context"
         )
         meta = check_json_object({} if meta is None else meta, "meta")
-        level = _automation_level(
-            schema.get("automation_level") if automation_level is None else automation_level
-        )
+        if automation_level is None:
+            automation_level = meta.get("automation_level", schema.get("automation_level"))
+        level = _automation_level(automation_level)
         state = lifecycle.new_state(
             instance_id=new_instance_id(),
             feature_id=feature_id,
@@ -186,7 +195,7 @@ class WorkflowEngine:
             now=generate_timestamp(),
         )
         self.state_store.create_state(state.to_dict())
-        return state.instance_id
+        return WorkflowStartResult(state.instance_id, state.current_phase, state.created_at)
 
     def _resolve_schema(
         self,

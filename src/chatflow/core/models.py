@@ -61,6 +61,19 @@ class InstanceStatus(str, Enum):
 
 _FINISHED = frozenset({InstanceStatus.COMPLETED, InstanceStatus.FAILED, InstanceStatus.CANCELLED})
 
+WorkflowStatus = InstanceStatus
+"""ChatCoder's (v1.1) name for ``InstanceStatus``: the same ``str`` enum, so a status
+compares equal to its plain string and ``json.dumps`` writes it as one."""
+
+
+def parse_status(value: object) -> InstanceStatus:
+    """The status named by ``value`` (a member or its string), or a ``ValidationError``."""
+    try:
+        return InstanceStatus(value)
+    except ValueError:
+        known = ", ".join(status.value for status in InstanceStatus)
+        raise ValidationError(f"unknown status {value!r} (one of {known})") from None
+
 
 class EventKind(str, Enum):
     """What happened to an instance; the values are what the event log stores."""
@@ -83,6 +96,14 @@ class EventKind(str, Enum):
         return self.value
 
 
+_V11_EVENT_TYPES = {
+    EventKind.STARTED: "workflow_started",
+    EventKind.PHASE_ENTERED: "phase_started",
+    EventKind.PHASE_COMPLETED: "phase_completed",
+    EventKind.COMPLETED: "workflow_completed",
+}
+
+
 @dataclass
 class WorkflowEvent:
     """One entry of an instance's audit log: what happened, when, who did it, with what data.
@@ -102,6 +123,12 @@ class WorkflowEvent:
 
     def __post_init__(self) -> None:
         self.kind = EventKind(self.kind)
+
+    @property
+    def event_type(self) -> str:
+        """The event's name in ChatCoder's v1.1 history (``workflow_started``,
+        ``phase_started``, ...); kinds v1.1 had no name for keep their own."""
+        return _V11_EVENT_TYPES.get(self.kind, self.kind.value)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -276,7 +303,7 @@ class WorkflowInstanceState:
     parent: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
-        self.status = InstanceStatus(self.status)
+        self.status = parse_status(self.status)
 
     @property
     def open_entry(self) -> HistoryEntry | None:
@@ -340,6 +367,107 @@ class WorkflowInstanceState:
             automation_level=_optional_int(fields, "automation_level"),
             parent=_optional_dict(fields, "parent"),
         )
+
+
+class WorkflowStartResult(str):
+    """What ``start_workflow_instance`` returns: the new instance's id, and where it began.
+
+    It *is* the id string, so the seed's callers keep using the return value as the id;
+    it also has the attributes ChatCoder's v1.1 API gives it.
+
+    >>> result = WorkflowStartResult("wfi_0123456789abcdef", "analyze", 1700000000.0)
+    >>> result == "wfi_0123456789abcdef", result.instance_id, result.initial_phase
+    (True, 'wfi_0123456789abcdef', 'analyze')
+    """
+
+    initial_phase: str
+    created_at: float
+
+    def __new__(
+        cls, instance_id: str, initial_phase: str, created_at: float
+    ) -> WorkflowStartResult:
+        result = super().__new__(cls, instance_id)
+        result.initial_phase = initial_phase
+        result.created_at = created_at
+        return result
+
+    @property
+    def instance_id(self) -> str:
+        """The id as a plain ``str``."""
+        return str(self)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (str(self), self.initial_phase, self.created_at))
+
+
+@dataclass
+class HistoryEvent:
+    """One entry of ChatCoder's (v1.1) view of an instance's history.
+
+    One entry per visit to a phase: ``workflow_started`` for the first (its ``task`` is
+    ``"system"``), ``phase_started`` for each later one, with the ``task`` its phase
+    declares. ``data`` has the visit's ``status``, ``ended_at`` and
+    ``trigger_data_snapshot``. The full audit log is ``get_workflow_history``.
+    """
+
+    event_type: str
+    phase: str
+    task: str
+    timestamp: float
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class WorkflowState:
+    """ChatCoder's (v1.1) view of an instance, as ``get_workflow_state`` returns it.
+
+    A detached snapshot of the stored ``WorkflowInstanceState``: changing it changes
+    nothing stored. ``dataclasses.asdict`` of it passes ``json.dumps`` as it is (the
+    status is a ``str`` enum). ChatCoder also builds one itself to preview a prompt,
+    so ``status`` may be given as a plain string.
+    """
+
+    instance_id: str
+    feature_id: str
+    workflow_name: str
+    current_phase: str
+    variables: dict[str, Any]
+    status: InstanceStatus = InstanceStatus.CREATED
+    history: list[HistoryEvent] = field(default_factory=list)
+    created_at: float = field(default_factory=generate_timestamp)
+    updated_at: float = field(default_factory=generate_timestamp)
+    meta: dict[str, Any] = field(default_factory=dict)
+    automation_level: int | None = None
+
+    def __post_init__(self) -> None:
+        self.status = parse_status(self.status)
+
+
+@dataclass
+class WorkflowStatusInfo:
+    """A short status of one instance, as ChatCoder lists a feature's instances.
+
+    A dataclass (``asdict`` works) that also answers ``info["status"]`` and
+    ``"progress" in info``, as v1.1's callers use it. ``status`` is the plain string.
+    ``depth`` is v1.1's nesting depth of sub-workflows; ChatFlow has none, so it is 0.
+    """
+
+    instance_id: str
+    status: str
+    progress: float
+    current_phase: str
+    feature_id: str
+    created_at: float
+    updated_at: float
+    depth: int = 0
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in self:
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.__dataclass_fields__
 
 
 def _visit_counts(history: list[HistoryEntry]) -> dict[str, int]:

@@ -3,7 +3,9 @@
 Where a name is looked up, in order: schemas registered in this process
 (``SchemaRegistry.register``), then each folder given by the user, then the storage
 directory's ``schemas/`` folder. Files are ``*.json``, ``*.yaml`` or ``*.yml``; the
-name and version come from the file's contents, not its file name. Without a version
+name and version come from the file's contents. Only when no schema has that name is
+the file name tried (``quicktask`` finds ``schemas/quicktask.yaml`` whatever name it
+declares), as ChatCoder looks its workflows up. Without a version
 the latest one wins (``2.10`` is later than ``2.9``).
 
 A folder is rescanned only when its listing or a file's size or mtime changed, so lookups
@@ -131,11 +133,13 @@ class SchemaRegistry:
             raise ValidationError(f"invalid schema version {version!r}", field="schema_version")
         entries, broken = self._entries()
         matches = [entry for entry in entries if entry.info.name == name]
+        if not matches:  # ChatCoder names a schema by its file: schemas/quicktask.yaml
+            matches = [entry for entry in entries if _file_stem(entry.info) == name]
         if version is not None:
             wanted = version_key(version)
             matches = [entry for entry in matches if version_key(entry.info.version) == wanted]
         if not matches:
-            raise _not_found(name, version, broken)
+            raise _not_found(name, version, broken, self._folders())
         best = max(matches, key=lambda entry: version_key(entry.info.version) or ())
         return validate_schema(best.schema)
 
@@ -201,13 +205,23 @@ def _entry(schema: dict[str, Any], source: str) -> _Entry:
     return _Entry(info, schema)
 
 
+def _file_stem(info: WorkflowInfo) -> str | None:
+    """The file name without suffix of a schema loaded from a folder, else ``None``."""
+    source = Path(info.source)
+    return source.stem if source.suffix in SCHEMA_SUFFIXES else None
+
+
 def _key(info: WorkflowInfo) -> tuple[str, tuple[int, ...]]:
     return info.name, version_key(info.version) or ()
 
 
-def _not_found(name: str, version: int | str | None, broken: list[str]) -> SchemaNotFoundError:
-    what = f"{name!r}" if version is None else f"{name!r} version {version!r}"
-    message = f"no workflow schema {what} is registered or in the schema folders"
+def _not_found(
+    name: str, version: int | str | None, broken: list[str], folders: list[Path]
+) -> SchemaNotFoundError:
+    # "Schema <name> not found" is the wording ChatCoder's engine used and its tests match.
+    what = name if version is None else f"{name} version {version}"
+    where = ", ".join(map(str, folders)) or "none"
+    message = f"Schema {what} not found: not registered, nor in the schema folders ({where})"
     if broken:
         message += f" ({len(broken)} schema files could not be loaded: {'; '.join(broken)})"
     return SchemaNotFoundError(message, name=name, version=version)

@@ -9,10 +9,13 @@ A schema is plain JSON data::
                 {"name": "summary"}]}
 
 Only ``name`` and ``phases`` (each with a ``name``) are required, so the seed's linear
-schemas stay valid. Phases may carry descriptive keys (``title``, ``template``, ...),
-which are kept. Validation collects every problem with its location before raising, so
-a user fixes a schema in one pass: malformed keys, duplicate names, unknown transition
-targets, bad conditions, phases the first one cannot reach, and loops with no exit.
+schemas stay valid. Phases may carry the descriptive keys ``title``, ``template`` and
+``description``, which are kept; any other unknown key is reported with the closest
+known one. ChatCoder's v1.1 keys (``condition``, ``fallback_phase``) are translated into
+transitions first (``chatflow.core.dialect``). Validation collects every problem with
+its location before raising, so a user fixes a schema in one pass: malformed keys,
+duplicate names, unknown transition targets, bad conditions, phases the first one
+cannot reach, and loops with no exit.
 """
 
 from __future__ import annotations
@@ -32,6 +35,18 @@ FAIL = "$fail"
 TERMINALS = (END, FAIL)
 MERGE_MODES = ("none", "phase", "flat")
 DEFAULT_VERSION = 1
+PHASE_KEYS = (
+    "name",
+    "task",
+    "transitions",
+    "requires_approval",
+    "max_visits",
+    "fallback",
+    "max_retries",
+)
+"""Phase keys with a meaning to the engine (``task``: what the phase does, as v1.1 named it)."""
+METADATA_KEYS = ("title", "template", "description")
+"""Descriptive phase keys: kept with the schema and shown by status and diagrams."""
 
 
 def validate_schema(schema: object) -> dict[str, Any]:
@@ -49,7 +64,10 @@ def validate_schema(schema: object) -> dict[str, Any]:
         check_json_value(schema, "workflow_schema")
     except ValidationError as error:
         raise SchemaError(str(error), problems=[str(error)]) from None
-    problems = _top_level_problems(schema)
+    from chatflow.core.dialect import translate  # noqa: PLC0415 - dialect builds on this module
+
+    schema, problems = translate(schema)  # ChatCoder's v1.1 condition/fallback_phase keys
+    problems += _top_level_problems(schema)
     phases = schema.get("phases")
     if not isinstance(phases, list) or not phases:
         problems.append(f"phases: must be a non-empty list of phase objects, got {phases!r}")
@@ -91,7 +109,13 @@ def _phase_problems(phases: list[Any]) -> list[str]:
             problems.append(f"{where}: must be an object, got {type(phase).__name__}")
             continue
         name = phase.get("name")
+        named = f"{where} {name!r}" if isinstance(name, str) else where
+        problems += _unknown_key_problems(phase, named)
+        name = phase.get("name")
         reason = id_problem(name)
+        if "name" not in phase:
+            problems.append(f"{where}.name: missing (every phase needs a name)")
+            continue
         if reason is not None or not isinstance(name, str):
             problems.append(f"{where}.name: {name!r} {reason}")
             continue
@@ -108,6 +132,27 @@ def _phase_problems(phases: list[Any]) -> list[str]:
     for index, phase in enumerate(phases):
         if isinstance(phase, dict) and isinstance(phase.get("name"), str):
             problems += _phase_key_problems(phase, f"phases[{index}] {phase['name']!r}", seen)
+    return problems
+
+
+def _unknown_key_problems(phase: dict[str, Any], where: str) -> list[str]:
+    """A problem for each key that is neither known nor descriptive, naming the closest one."""
+    import difflib  # noqa: PLC0415 - loaded only when a schema is validated
+
+    from chatflow.core.dialect import DIALECT_KEYS  # noqa: PLC0415 - see validate_schema
+
+    known = (*PHASE_KEYS, *METADATA_KEYS)
+    problems = []
+    for key in phase:
+        if key in known:
+            continue
+        close = difflib.get_close_matches(str(key), (*known, *sorted(DIALECT_KEYS)), n=1)
+        hint = (
+            f"did you mean {close[0]!r}?"
+            if close
+            else f"phase keys are {', '.join(PHASE_KEYS)}; descriptive: {', '.join(METADATA_KEYS)}"
+        )
+        problems.append(f"{where}: unknown key {key!r} ({hint})")
     return problems
 
 

@@ -9,7 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from chatflow.core.models import InstanceStatus, WorkflowInstanceState
+from chatflow.core.models import (
+    HistoryEvent,
+    InstanceStatus,
+    WorkflowInstanceState,
+    WorkflowState,
+    WorkflowStatusInfo,
+)
 from chatflow.core.schema import END, FAIL, phase_names, schema_version
 from chatflow.core.transitions import route
 
@@ -97,3 +103,51 @@ def status_info(state: WorkflowInstanceState) -> dict[str, Any]:
         "history_length": len(state.history),
         "updated_at": state.updated_at,
     }
+
+
+# -- ChatCoder's (v1.1) views --------------------------------------------------------
+
+
+def workflow_state(state: WorkflowInstanceState) -> WorkflowState:
+    """The v1.1 view of ``state``: one ``HistoryEvent`` per visit (see ``HistoryEvent``)."""
+    tasks = {phase["name"]: phase.get("task", "") for phase in state.workflow_schema["phases"]}
+    history = [
+        HistoryEvent(
+            event_type="phase_started" if index else "workflow_started",
+            phase=entry.phase,
+            task=tasks.get(entry.phase, "") if index else "system",
+            timestamp=entry.started_at,
+            data={
+                "status": entry.status,
+                "ended_at": entry.ended_at,
+                "trigger_data_snapshot": entry.trigger_data_snapshot,
+            },
+        )
+        for index, entry in enumerate(state.history)
+    ]
+    return WorkflowState(
+        instance_id=state.instance_id,
+        feature_id=state.feature_id,
+        workflow_name=state.workflow_name,
+        current_phase=state.current_phase,
+        variables=state.variables,
+        status=state.status,
+        history=history,
+        created_at=state.created_at,
+        updated_at=state.updated_at,
+        meta=state.meta,
+        automation_level=state.automation_level,
+    )
+
+
+def status_summary(state: WorkflowInstanceState) -> WorkflowStatusInfo:
+    """The v1.1 short status of ``state``."""
+    return WorkflowStatusInfo(
+        instance_id=state.instance_id,
+        status=state.status.value,
+        progress=progress(state),
+        current_phase=state.current_phase,
+        feature_id=state.feature_id,
+        created_at=state.created_at,
+        updated_at=state.updated_at,
+    )

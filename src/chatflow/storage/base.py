@@ -18,9 +18,12 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+from chatflow._validation import validate_id
+from chatflow.core.models import InstanceStatus
 from chatflow.errors import InstanceNotFoundError, ValidationError
 
 StateDict = dict[str, Any]
+_ACTIVE_STATUSES = frozenset(status.value for status in InstanceStatus if status.is_active)
 Mutation = Callable[[StateDict], StateDict]
 
 
@@ -148,6 +151,16 @@ class IWorkflowStateStore(ABC):
             count, _ = groups.pop(summary.status, (0, ""))  # re-inserted last: newest
             groups[summary.status] = (count + 1, summary.instance_id)
         return [StatusCount(status, count, newest) for status, (count, newest) in groups.items()]
+
+    def get_current_task_id_for_feature(self, feature_id: str) -> str | None:
+        """The feature's newest instance that is still active (created, running or
+        paused), or ``None``: ChatCoder's "instance to continue".
+
+        Built on ``feature_status_counts``, so SQL stores answer it with one query.
+        """
+        groups = self.feature_status_counts(validate_id(feature_id, "feature_id"))
+        active = [group.newest_instance_id for group in groups if group.status in _ACTIVE_STATUSES]
+        return active[-1] if active else None
 
     def list_instances(
         self, feature_id: str | None = None, status: str | None = None

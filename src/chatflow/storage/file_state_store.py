@@ -143,6 +143,9 @@ class FileStateStore(IWorkflowStateStore):
         self.instances_dir = self.base_dir / "instances"
         self.features_dir = self.base_dir / "features"
         self.locks_dir = self.base_dir / ".locks"
+        # Where engines on this folder find workflow schemas by name (ChatCoder writes its
+        # own there); read by the engine's registry, never created by the store.
+        self.schemas_dir = self.base_dir / "schemas"
         self.durable = durable
         self.lock_timeout = lock_timeout
         self._cache: dict[str, _Cached] = {}

@@ -18,6 +18,7 @@ from chatflow._validation import id_problem
 from chatflow.core.engine import WorkflowEngine, default_storage_dir
 from chatflow.core.models import WorkflowInstanceState
 from chatflow.core.registry import SCHEMA_SUFFIXES
+from chatflow.core.schema import phase_map
 from chatflow.errors import ChatFlowError
 
 EXIT_OK = 0
@@ -217,7 +218,8 @@ def _is_instance_id(text: str) -> bool:
 def _print_instance(state: WorkflowInstanceState) -> None:
     print(f"instance {state.instance_id}  ({state.workflow_name}, feature {state.feature_id})")
     print(f"  status:  {state.status}")
-    print(f"  phase:   {state.current_phase}")
+    title = phase_map(state.workflow_schema).get(state.current_phase, {}).get("title")
+    print(f"  phase:   {state.current_phase}" + (f"  ({title})" if title else ""))
     print(f"  created: {_when(state.created_at)}   updated: {_when(state.updated_at)}")
     print("  history:")
     for entry in state.history:

@@ -258,7 +258,7 @@ def _term(field: str, operator: str, value: Any) -> dict[str, Any]:
     return {"field": field, "operator": operator, "value": value}
 
 
-def _gated(condition: Any, fallback: str | None = None) -> dict[str, Any]:
+def _gated(condition: Any, fallback: object = None) -> dict[str, Any]:
     """start -> gated (if condition) -> middle -> last; the gate's fallback as given."""
     gated: dict[str, Any] = {"name": "gated", "task": "ai_review", "condition": condition}
     if fallback is not None:
@@ -389,7 +389,7 @@ def test_translation_is_stored_as_chatflow_transitions(v11: WorkflowEngine) -> N
         (_gated({**_term("x", "=", 1), "unit": "ms"}), "condition: unexpected key 'unit'"),
         (_gated("x > 1"), "condition: must be an object"),
         (_gated(None), "condition: must be an object"),
-        (_gated(_term("x", "=", 1), fallback=["a"]), "fallback_phase: must be a phase name"),  # type: ignore[arg-type]
+        (_gated(_term("x", "=", 1), fallback=["a"]), "fallback_phase: must be a phase name"),
         (
             {
                 "name": "s",

@@ -40,7 +40,13 @@ from chatflow.errors import (
     ValidationError,
 )
 from chatflow.storage._open import is_store_url, open_store
-from chatflow.storage.base import InstanceSummary, IWorkflowStateStore, StateDict, not_found
+from chatflow.storage.base import (
+    InstanceSummary,
+    IWorkflowStateStore,
+    StateDict,
+    newest_active,
+    not_found,
+)
 
 if TYPE_CHECKING:
     from chatflow.core.registry import SchemaRegistry, WorkflowInfo
@@ -543,15 +549,15 @@ class WorkflowEngine:
         total = sum(counts.values())
         # Groups are ordered by their newest instance, so the last one holds the newest.
         latest = groups[-1].newest_instance_id if groups else None
-        active = [g.newest_instance_id for g in groups if InstanceStatus(g.status).is_active]
-        shown = active[-1] if active else latest
+        active = newest_active(groups)
+        shown = active or latest
         state = None if shown is None else self.get_workflow_instance_status(shown)
         return {
             "feature_id": feature_id,
             "total_instances": total,
             **{f"{status.value}_count": counts[status] for status in InstanceStatus},
             "latest_instance_id": latest,
-            "active_instance_id": active[-1] if active else None,
+            "active_instance_id": active,
             "phases": {} if state is None else phase_statuses(state),
             "status": _feature_status(counts, total),
         }

@@ -111,7 +111,6 @@ def _phase_problems(phases: list[Any]) -> list[str]:
         name = phase.get("name")
         named = f"{where} {name!r}" if isinstance(name, str) else where
         problems += _unknown_key_problems(phase, named)
-        name = phase.get("name")
         reason = id_problem(name)
         if "name" not in phase:
             problems.append(f"{where}.name: missing (every phase needs a name)")

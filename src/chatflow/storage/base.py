@@ -23,8 +23,8 @@ from chatflow.core.models import InstanceStatus
 from chatflow.errors import InstanceNotFoundError, ValidationError
 
 StateDict = dict[str, Any]
-_ACTIVE_STATUSES = frozenset(status.value for status in InstanceStatus if status.is_active)
 Mutation = Callable[[StateDict], StateDict]
+_ACTIVE_STATUSES = frozenset(status.value for status in InstanceStatus if status.is_active)
 
 
 class InstanceSummary(NamedTuple):
@@ -158,9 +158,7 @@ class IWorkflowStateStore(ABC):
 
         Built on ``feature_status_counts``, so SQL stores answer it with one query.
         """
-        groups = self.feature_status_counts(validate_id(feature_id, "feature_id"))
-        active = [group.newest_instance_id for group in groups if group.status in _ACTIVE_STATUSES]
-        return active[-1] if active else None
+        return newest_active(self.feature_status_counts(validate_id(feature_id, "feature_id")))
 
     def list_instances(
         self, feature_id: str | None = None, status: str | None = None
@@ -209,6 +207,13 @@ class IWorkflowStateStore(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook; most stores hold nothing to release
         """Release connections or handles; the store is unusable afterwards."""
+
+
+def newest_active(groups: list[StatusCount]) -> str | None:
+    """The newest created, running or paused instance among a feature's status groups."""
+    # Groups are ordered by their newest instance, so the last active one holds it.
+    active = [group.newest_instance_id for group in groups if group.status in _ACTIVE_STATUSES]
+    return active[-1] if active else None
 
 
 def check_status_filter(status: object) -> None:

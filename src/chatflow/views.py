@@ -1,0 +1,213 @@
+"""JSON views of engine results: the shapes ``chatflow ... --json`` prints.
+
+One module so that every consumer (the ``chatflow`` command, a web UI's ``/api/``)
+returns the same documented shapes (README, "JSON output"). Each function turns what
+the engine returned into plain JSON-ready dicts; only ``artifact_checks`` reads the
+store, because verifying checksums needs the texts.
+
+Times are ISO 8601 strings in local time with their UTC offset
+(``2026-11-25T16:44:18.120+01:00``), so they sort and parse without a time-zone guess.
+Shapes only grow: keys are added, never renamed or removed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from chatflow.core.models import (
+    EventKind,
+    InstanceStatus,
+    TaskArtifacts,
+    WorkflowEvent,
+    WorkflowInstanceState,
+)
+from chatflow.core.schema import schema_version
+from chatflow.errors import ChatFlowError
+
+if TYPE_CHECKING:
+    from chatflow.core.engine import WorkflowEngine
+
+JSON = dict[str, Any]
+STATUSES = tuple(status.value for status in InstanceStatus)
+
+
+def iso_time(timestamp: float | None) -> str | None:
+    """Seconds since the epoch as local ISO 8601 with offset (milliseconds); None stays None."""
+    if timestamp is None:
+        return None
+    return datetime.fromtimestamp(timestamp).astimezone().isoformat(timespec="milliseconds")
+
+
+def feature_view(rollup: Mapping[str, Any], unreadable: Iterable[str] = ()) -> JSON:
+    """A feature's roll-up (``engine.get_feature_status``) with every status count.
+
+    ``unreadable`` names instances whose stored state could not be read; they are not
+    in ``counts`` (see ``chatflow features``: one corrupt file must not hide the rest).
+    """
+    return {
+        "feature_id": rollup["feature_id"],
+        "status": rollup["status"],
+        "total_instances": rollup["total_instances"],
+        "counts": {status: rollup.get(f"{status}_count", 0) for status in STATUSES},
+        "latest_instance_id": rollup["latest_instance_id"],
+        "active_instance_id": rollup["active_instance_id"],
+        "phases": dict(rollup["phases"]),
+        "unreadable_instances": list(unreadable),
+    }
+
+
+def instance_row(state: WorkflowInstanceState) -> JSON:
+    """One line of ``chatflow list``: where an instance is, without its history."""
+    return {
+        "instance_id": state.instance_id,
+        "feature_id": state.feature_id,
+        "workflow": state.workflow_name,
+        "workflow_version": schema_version(state.workflow_schema),
+        "status": state.status.value,
+        "current_phase": state.current_phase,
+        "created_at": iso_time(state.created_at),
+        "updated_at": iso_time(state.updated_at),
+    }
+
+
+def artifact_checks(engine: WorkflowEngine, state: WorkflowInstanceState) -> dict[str, JSON]:
+    """Task key -> its checksums and whether the stored texts still match them.
+
+    A record that cannot be read or verified is reported (``verified: false`` and the
+    ``problem``), never raised: one bad artifact must not hide the rest of ``show``.
+    """
+    checks: dict[str, JSON] = {}
+    for entry in state.history:
+        if not entry.task or entry.task in checks:
+            continue
+        try:
+            artifacts = engine.get_task_artifacts(state.instance_id, entry.task)
+        except ChatFlowError as error:
+            checks[entry.task] = _check(entry.task, None, str(error))
+            continue
+        problem = None if artifacts is not None else "task record is missing"
+        checks[entry.task] = _check(entry.task, artifacts, problem)
+    return checks
+
+
+def _check(key: str, artifacts: TaskArtifacts | None, problem: str | None) -> JSON:
+    record = artifacts.record if artifacts is not None else None
+    return {
+        "task": key,
+        "prompt_sha256": record.prompt_checksum if record else None,
+        "response_sha256": record.response_checksum if record else None,
+        "verified": problem is None,
+        "problem": problem,
+    }
+
+
+def instance_view(
+    state: WorkflowInstanceState,
+    checks: Mapping[str, JSON] | None = None,
+    open_gates: Iterable[JSON] = (),
+) -> JSON:
+    """Everything ``chatflow show`` tells about an instance.
+
+    ``checks`` comes from ``artifact_checks`` (without it, artifacts show as
+    unchecked); ``open_gates`` lists requirements still blocking the current phase.
+    """
+    from chatflow.core.status import predicted_next, progress  # noqa: PLC0415 - show only
+
+    return {
+        **instance_row(state),
+        "version": state.version,
+        "variables": state.variables,
+        "meta": state.meta,
+        "pause": _pause_view(state.pause),
+        "open_gates": list(open_gates),
+        "parent": state.parent,
+        "next_phase": predicted_next(state),
+        "progress": progress(state),
+        "visits": dict(state.visits),
+        "retries": dict(state.retries),
+        "timeline": _timeline(state, checks or {}),
+    }
+
+
+def _pause_view(pause: Mapping[str, Any] | None) -> JSON | None:
+    if pause is None:
+        return None
+    return {
+        "kind": pause.get("kind"),
+        "reason": pause.get("reason") or "; ".join(pause.get("reasons") or []) or None,
+        "risk": pause.get("risk"),
+    }
+
+
+def _timeline(state: WorkflowInstanceState, checks: Mapping[str, JSON]) -> list[JSON]:
+    decisions: dict[int, list[JSON]] = {}
+    for event in state.events:
+        decision = _decision(event)
+        if decision is not None:
+            decisions.setdefault(event.history_index, []).append(decision)
+    visits: dict[str, int] = {}
+    rows = []
+    for index, entry in enumerate(state.history):
+        visits[entry.phase] = visits.get(entry.phase, 0) + 1
+        ended = entry.ended_at
+        rows.append(
+            {
+                "index": index,
+                "phase": entry.phase,
+                "visit": visits[entry.phase],
+                "status": entry.status,
+                "started_at": iso_time(entry.started_at),
+                "ended_at": iso_time(ended),
+                "duration_s": None if ended is None else round(ended - entry.started_at, 3),
+                "actor": entry.actor,
+                "approvals": decisions.get(index, []),
+                "artifacts": checks.get(entry.task) if entry.task else None,
+            }
+        )
+    return rows
+
+
+def _decision(event: WorkflowEvent) -> JSON | None:
+    """An approval or rejection recorded by ``event``, if it is one."""
+    if event.kind is EventKind.RESUMED and event.data.get("kind") == "approval":
+        by, decision = event.data.get("approved_by"), "approved"
+    elif event.kind is EventKind.REJECTED:
+        by, decision = event.data.get("rejected_by"), "rejected"
+    else:
+        return None
+    note = event.data.get("note")
+    return {"decision": decision, "by": by, "at": iso_time(event.at), "note": note}
+
+
+def history_view(events: Iterable[WorkflowEvent]) -> list[JSON]:
+    """The event log (``engine.get_workflow_history``), oldest first."""
+    return [
+        {
+            "kind": event.kind.value,
+            "at": iso_time(event.at),
+            "actor": event.actor,
+            "phase": event.phase,
+            "history_index": event.history_index,
+            "data": event.data,
+        }
+        for event in events
+    ]
+
+
+def artifacts_view(instance_id: str, task: str, artifacts: TaskArtifacts) -> JSON:
+    """A phase's recorded prompt and response with their (verified) checksums."""
+    record = artifacts.record
+    return {
+        "instance_id": instance_id,
+        "task": task,
+        "phase": record.phase_name,
+        "status": record.status,
+        "started_at": iso_time(record.started_at),
+        "ended_at": iso_time(record.ended_at),
+        "prompt_sha256": record.prompt_checksum,
+        "response_sha256": record.response_checksum,
+        "prompt": artifacts.prompt,
+        "response": artifacts.response,
+    }

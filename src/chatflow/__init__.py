@@ -34,6 +34,7 @@ from chatflow.errors import (
     SchemaError,
     SchemaNotFoundError,
     StorageError,
+    StoreNotFoundError,
     ValidationError,
 )
 from chatflow.storage.base import InstanceSummary, IWorkflowStateStore
@@ -55,6 +56,7 @@ __all__ = [
     "SchemaError",
     "SchemaNotFoundError",
     "StorageError",
+    "StoreNotFoundError",
     "TaskArtifacts",
     "TaskExecutionRecord",
     "ValidationError",

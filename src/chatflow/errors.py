@@ -67,6 +67,10 @@ class InstanceNotFoundError(ChatFlowError, KeyError, ValueError):
         return self.message
 
 
+class StoreNotFoundError(ValidationError, LookupError):
+    """A store that must already exist (read-only commands, a migration's source) does not."""
+
+
 class InvalidTransitionError(ChatFlowError):
     """The requested step is not allowed from the instance's current state."""
 

@@ -63,6 +63,15 @@ def default_storage_dir() -> Path:
     return Path(os.environ.get(DEFAULT_DIR_ENV) or DEFAULT_DIR).resolve()
 
 
+def default_store_target() -> str | Path:
+    """Where the store is when none is given: ``$CHATFLOW_DIR`` (a folder or a store URL,
+    exactly what ``storage_dir=`` and ``chatflow --dir`` accept), else ``./.chatflow``."""
+    value = os.environ.get(DEFAULT_DIR_ENV)
+    if value and is_store_url(value):
+        return value
+    return default_storage_dir()
+
+
 class WorkflowEngine:
     """Starts, advances and reports on workflow instances kept in one store.
 
@@ -116,6 +125,7 @@ class WorkflowEngine:
             self._target = storage_dir
             self._durable = durable
             self._store = state_store
+            self._owns_store = state_store is None
 
     @property
     def state_store(self) -> IWorkflowStateStore:
@@ -125,7 +135,7 @@ class WorkflowEngine:
             return store
         with self._lock:
             if self._store is None:
-                target = self._target if self._target is not None else default_storage_dir()
+                target = self._target if self._target is not None else default_store_target()
                 self._store = open_store(target, durable=self._durable)
             return self._store
 
@@ -144,13 +154,21 @@ class WorkflowEngine:
         store = self._store
         base = getattr(store, "base_dir", None) if store is not None else None
         if base is None and store is None:
-            target = self._target if self._target is not None else default_storage_dir()
+            target = self._target if self._target is not None else default_store_target()
             if not is_store_url(target):
                 base = Path(target).resolve()
         folders = list(self._schema_dirs)
         if isinstance(base, Path):
             folders.append(base / SCHEMAS_SUBDIR)
         return folders
+
+    def close(self) -> None:
+        """Close the store if this engine opened it (a store handed in stays the caller's)."""
+        with self._lock:
+            if not self._owns_store or self._store is None:
+                return
+            store, self._store = self._store, None
+        store.close()
 
     def __repr__(self) -> str:
         store = self._store
@@ -559,7 +577,7 @@ class WorkflowEngine:
             "latest_instance_id": latest,
             "active_instance_id": active,
             "phases": {} if state is None else phase_statuses(state),
-            "status": _feature_status(counts, total),
+            "status": feature_rollup_status(counts),
         }
 
     # -- workflow schemas --------------------------------------------------------------
@@ -578,8 +596,9 @@ class WorkflowEngine:
         return self.schemas.available()
 
 
-def _feature_status(counts: dict[InstanceStatus, int], total: int) -> str:
-    if total == 0:
+def feature_rollup_status(counts: dict[InstanceStatus, int]) -> str:
+    """A feature's overall status from its instances' counts (see ``get_feature_status``)."""
+    if not any(counts.values()):
         return "not_started"
     if any(counts[status] for status in InstanceStatus if status.is_active):
         return "in_progress"

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from pathlib import Path
 
-from chatflow.errors import ValidationError
+from chatflow.errors import StoreNotFoundError, ValidationError
 from chatflow.storage.base import IWorkflowStateStore
 
 StoreOpener = Callable[[str, bool], IWorkflowStateStore]
@@ -80,6 +81,42 @@ def url_scheme(target: str | os.PathLike[str]) -> str | None:
 def is_store_url(target: str | os.PathLike[str]) -> bool:
     """True if ``target`` names a store by URL (known scheme or not) rather than a folder."""
     return url_scheme(target) is not None
+
+
+def require_store(target: str | os.PathLike[str], what: str = "store") -> None:
+    """Raise ``StoreNotFoundError`` unless ``target`` names a store that already exists.
+
+    Callers that only read use it so that a mistyped folder is an error, not a new empty
+    store: a file store is a folder with ``instances/`` in it, a SQLite store an existing
+    file. Server and memory stores cannot be checked without connecting; they pass.
+    """
+    path = _local_path(target)
+    if path is None:
+        return
+    is_file_store = url_scheme(target) in (None, "file")
+    exists = (path / "instances").is_dir() if is_file_store else path.is_file()
+    if not exists:
+        from chatflow.storage.migrate import display_name  # noqa: PLC0415 - messages only
+
+        raise StoreNotFoundError(
+            f"{what} {display_name(target)!r} does not exist (no ChatFlow store there)",
+            path=str(path),
+        )
+
+
+def _local_path(target: str | os.PathLike[str]) -> Path | None:
+    """The file or folder a folder path, ``file://`` or ``sqlite://`` URL names."""
+    scheme = url_scheme(target)
+    if scheme is None:
+        return Path(target)
+    from urllib.parse import unquote, urlsplit  # noqa: PLC0415
+
+    text = str(target)
+    if scheme == "file":
+        return Path(unquote(urlsplit(text).path))
+    if scheme == "sqlite":
+        return Path(unquote(text[len("sqlite:///") :]))
+    return None
 
 
 def open_store(target: str | os.PathLike[str], *, durable: bool = True) -> IWorkflowStateStore:

@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 
 from chatflow._validation import validate_id
 from chatflow.core.models import InstanceStatus
-from chatflow.errors import InstanceNotFoundError, ValidationError
+from chatflow.errors import InstanceNotFoundError, StorageError, ValidationError
 
 StateDict = dict[str, Any]
 Mutation = Callable[[StateDict], StateDict]
@@ -204,6 +204,14 @@ class IWorkflowStateStore(ABC):
             for feature in self.list_features()
             for iid in self.list_instances_by_feature(feature)
         ]
+
+    def delete_instance(self, instance_id: str) -> bool:
+        """Remove the instance, its task artifacts and its feature-index entry.
+
+        Returns False if there was no such instance. Not abstract, so stores written
+        before deletion existed keep working; they refuse it with ``StorageError``.
+        """
+        raise StorageError(f"{type(self).__name__} cannot delete instances")
 
     def close(self) -> None:  # noqa: B027 - optional hook; most stores hold nothing to release
         """Release connections or handles; the store is unusable afterwards."""

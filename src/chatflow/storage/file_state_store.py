@@ -24,13 +24,15 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from chatflow._validation import id_problem, validate_id
 from chatflow.errors import CorruptStateError, StorageError, ValidationError
-from chatflow.storage._atomic import write_atomic
+from chatflow.storage._atomic import fsync_dir, write_atomic
 from chatflow.storage.base import (
     InstanceSummary,
     IWorkflowStateStore,
@@ -381,10 +383,7 @@ class FileStateStore(IWorkflowStateStore):
         The instance file is written first, so a crash in between leaves at most an
         unlisted instance that was never acknowledged, never an index naming nothing.
         """
-        ids = self.list_instances_by_feature(feature_id)
-        ids.append(instance_id)
-        data = "".join(f"{item}\n" for item in ids).encode("ascii")
-        write_atomic(self._index_file(feature_id), data, durable=self.durable)
+        self._rewrite_index(feature_id, lambda ids: [*ids, instance_id])
 
     def save_state(self, instance_id: str, state_data: StateDict) -> None:
         validate_id(instance_id, "instance_id")
@@ -418,6 +417,52 @@ class FileStateStore(IWorkflowStateStore):
                 raise
             self._write(instance_id, new, previous, lend=True)
             return new
+
+    def delete_instance(self, instance_id: str) -> bool:
+        # The index entry goes first: a crash midway leaves an unlisted instance (which
+        # `chatflow doctor` reports), never an index naming a missing file, which would
+        # break the feature's roll-up.
+        path = self._instance_file(instance_id)
+        features = [
+            f for f in self.list_features() if instance_id in self.list_instances_by_feature(f)
+        ]
+        if not features and not path.exists():
+            return False
+        for feature_id in features:
+            with self._feature_lock(feature_id):
+                self._rewrite_index(feature_id, lambda ids: [i for i in ids if i != instance_id])
+        with self._instance_lock(instance_id):
+            try:
+                path.unlink(missing_ok=True)
+                if (self.instances_dir / instance_id).exists():
+                    shutil.rmtree(self.instances_dir / instance_id)
+            except OSError as error:
+                raise StorageError(
+                    f"cannot delete {path}: {error.strerror or error}", path=str(path)
+                ) from error
+            finally:
+                self._forget(instance_id)
+            if self.durable:
+                fsync_dir(self.instances_dir)
+        return True
+
+    def _rewrite_index(self, feature_id: str, change: Callable[[list[str]], list[str]]) -> None:
+        """Replace the feature's index with ``change(ids)``; caller holds the feature lock.
+        An index left empty is removed, so the feature is no longer listed."""
+        ids = change(self.list_instances_by_feature(feature_id))
+        index = self._index_file(feature_id)
+        if ids:
+            data = "".join(f"{item}\n" for item in ids).encode("ascii")
+            write_atomic(index, data, durable=self.durable)
+            return
+        try:
+            index.unlink(missing_ok=True)
+        except OSError as error:
+            raise StorageError(
+                f"cannot delete {index}: {error.strerror}", path=str(index)
+            ) from error
+        if self.durable:
+            fsync_dir(self.features_dir)
 
     def save_task_artifacts(
         self,

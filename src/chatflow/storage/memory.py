@@ -112,6 +112,21 @@ class MemoryStore(IWorkflowStateStore):
             self._states[instance_id] = json.dumps(new)
             return _copy(new)
 
+    def delete_instance(self, instance_id: str) -> bool:
+        validate_id(instance_id, "instance_id")
+        with self._lock:
+            text = self._states.pop(instance_id, None)
+            if text is None:
+                return False
+            for key in [key for key in self._artifacts if key[0] == instance_id]:
+                del self._artifacts[key]
+            for feature_id, ids in list(self._features.items()):
+                if instance_id in ids:
+                    ids.remove(instance_id)
+                if not ids:
+                    del self._features[feature_id]
+            return True
+
     def list_features(self) -> list[str]:
         with self._lock:
             return sorted(self._features)

@@ -14,14 +14,14 @@ copied, and read back from the target afterwards.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
-from chatflow.errors import CorruptStateError, ValidationError
+from chatflow.errors import CorruptStateError
 from chatflow.storage._codec import sha256_hex
-from chatflow.storage._open import is_store_url, open_store
+from chatflow.storage._open import is_store_url, open_store, require_store
 from chatflow.storage.base import IWorkflowStateStore
 
 StoreLike = IWorkflowStateStore | str | os.PathLike[str]
@@ -70,23 +70,37 @@ def display_name(where: StoreLike) -> str:
     return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@")))
 
 
-def migrate(source: StoreLike, target: StoreLike, *, durable: bool = True) -> MigrationReport:
+def migrate(
+    source: StoreLike,
+    target: StoreLike,
+    *,
+    durable: bool = True,
+    progress: Callable[[int, int], None] | None = None,
+) -> MigrationReport:
     """Copy ``source`` into ``target`` (stores, folders or store URLs); return the report.
 
     Stores given as folders or URLs are opened here and closed afterwards; a source
     folder or SQLite file must already exist (a typo must not migrate nothing).
+    ``progress(done, total)`` is called before each instance (for a progress bar).
     """
     opened: list[IWorkflowStateStore] = []
     try:
         src = _open(source, opened, must_exist=True, durable=durable)
         dst = _open(target, opened, must_exist=False, durable=durable)
         report = MigrationReport()
-        for feature_id in src.list_features():
+        features = [(f, src.list_instances_by_feature(f)) for f in src.list_features()]
+        total, done = sum(len(ids) for _, ids in features), 0
+        for feature_id, ids in features:
             report.features += 1
-            for instance_id in src.list_instances_by_feature(feature_id):
+            for instance_id in ids:
+                if progress is not None:
+                    progress(done, total)
+                done += 1
                 if _copy_instance(src, dst, instance_id, report):
                     _copy_artifacts(src, dst, feature_id, instance_id, report)
             _verify_order(src, dst, feature_id)
+        if progress is not None:
+            progress(done, total)
         return report
     finally:
         for store in opened:
@@ -99,21 +113,10 @@ def _open(
     if isinstance(where, IWorkflowStateStore):
         return where
     if must_exist:
-        _require_existing(where)
+        require_store(where, "source")
     store = open_store(where, durable=durable)
     opened.append(store)
     return store
-
-
-def _require_existing(where: str | os.PathLike[str]) -> None:
-    if not is_store_url(where):
-        path = Path(where)
-    elif str(where).lower().startswith("sqlite://"):
-        path = Path(unquote(str(where)[len("sqlite:///") :]))
-    else:
-        return
-    if not path.exists():
-        raise ValidationError(f"source {display_name(where)!r} does not exist", path=str(path))
 
 
 def _copy_instance(

@@ -317,6 +317,13 @@ class PostgresStore(IWorkflowStateStore):
 
     # -- listings --------------------------------------------------------------------
 
+    def delete_instance(self, instance_id: str) -> bool:
+        validate_id(instance_id, "instance_id")
+        with self._transaction("delete from") as conn:
+            conn.execute(self._sql.delete_artifacts, (instance_id,))
+            deleted: int = conn.execute(self._sql.delete, (instance_id,)).rowcount
+        return deleted > 0
+
     def list_instances_by_feature(self, feature_id: str) -> list[str]:
         validate_id(feature_id, "feature_id")
         rows = self._query("list", self._sql.feature_ids, (feature_id,))
@@ -445,6 +452,8 @@ class _Queries:
             f"SELECT record::text, prompt, response, prompt_sha256, response_sha256 FROM {a} "
             "WHERE instance_id = %s AND phase_name = %s"
         )
+        self.delete_artifacts = f"DELETE FROM {a} WHERE instance_id = %s"
+        self.delete = f"DELETE FROM {t} WHERE instance_id = %s"
         self.phases = f"SELECT phase_name FROM {a} WHERE instance_id = %s ORDER BY phase_name"
 
 

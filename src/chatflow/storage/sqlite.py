@@ -298,6 +298,13 @@ class SQLiteStore(IWorkflowStateStore):
             conn.execute(_UPDATE, encode_state(instance_id, new))
         return new
 
+    def delete_instance(self, instance_id: str) -> bool:
+        validate_id(instance_id, "instance_id")
+        with self._transaction("delete") as conn:
+            conn.execute("DELETE FROM task_artifacts WHERE instance_id = ?", (instance_id,))
+            deleted = conn.execute("DELETE FROM instances WHERE instance_id = ?", (instance_id,))
+            return deleted.rowcount > 0
+
     # -- listings --------------------------------------------------------------------
 
     def list_instances_by_feature(self, feature_id: str) -> list[str]:

@@ -1,0 +1,256 @@
+"""Commands that steer instances: start, next, approve, reject, pause, resume, fail,
+retry, cancel, jump, fork, and the demo.
+
+Each prints the instance's new state (``--json``: the ``show`` view) and exits 1 with the
+engine's one-line reason when the step is refused (a paused instance, a finished one,
+a phase that needs approval). Steering an instance that does not exist never creates a
+store.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from chatflow import views
+from chatflow.cli.context import EXIT_OK, Context, UsageError, add_json, json_file, key_values
+from chatflow.cli.read import load_schema_file, looks_like_file, print_instance
+from chatflow.errors import InvalidTransitionError
+
+if TYPE_CHECKING:
+    from chatflow.cli.context import Subparsers
+    from chatflow.core.models import WorkflowInstanceState
+
+
+DEMO_SCHEMA: dict[str, Any] = {
+    "name": "code_generation",
+    "phases": [{"name": "requirement_analysis"}, {"name": "design"}, {"name": "implementation"}],
+}
+
+
+def register(commands: Subparsers) -> None:
+    start = commands.add_parser("start", help="start an instance of a workflow")
+    start.add_argument("workflow", metavar="WORKFLOW", help="registered name or JSON/YAML file")
+    start.add_argument("--feature", required=True, help="feature the instance works on")
+    start.add_argument("--version", dest="schema_version", help="schema version (default latest)")
+    start.add_argument(
+        "--var", action="append", metavar="K=V", help="initial variable (JSON value or text)"
+    )
+    start.add_argument(
+        "--meta", action="append", metavar="K=V", help="meta entry (who, session, ...)"
+    )
+    _finish(start, cmd_start)
+
+    step = commands.add_parser("next", help="complete the current phase and go to the next")
+    _id(step)
+    data = step.add_mutually_exclusive_group()
+    data.add_argument(
+        "--data", action="append", metavar="K=V", help="trigger data (JSON value or text)"
+    )
+    data.add_argument("--data-file", metavar="FILE", help="trigger data: a JSON object file")
+    step.add_argument("--meta", action="append", metavar="K=V", help="meta entry to merge")
+    step.add_argument("--dry-run", action="store_true", help="show the result, write nothing")
+    _finish(step, cmd_next)
+
+    approve = commands.add_parser("approve", help="approve the phase an instance waits on")
+    _id(approve)
+    approve.add_argument("--by", required=True, metavar="NAME", help="who approves")
+    approve.add_argument("--note", help="why")
+    _finish(approve, cmd_approve)
+
+    reject = commands.add_parser("reject", help="refuse an approval and send the work back")
+    _id(reject)
+    reject.add_argument("--by", required=True, metavar="NAME", help="who rejects")
+    reject.add_argument("--to", metavar="PHASE", help="phase to redo (default: the one before)")
+    reject.add_argument("--note", help="why")
+    _finish(reject, cmd_reject)
+
+    for name, helptext, handler, reason in (
+        ("pause", "pause an instance until resume", cmd_pause, "--reason"),
+        ("resume", "resume an instance paused by hand", cmd_resume, None),
+        ("retry", "start the current (failed) phase over", cmd_retry, "--note"),
+        ("cancel", "abandon an instance", cmd_cancel, "--reason"),
+    ):
+        parser = commands.add_parser(name, help=helptext)
+        _id(parser)
+        if reason:
+            parser.add_argument(reason, default=None, help="recorded in the event log")
+        _finish(parser, handler)
+
+    fail = commands.add_parser("fail", help="mark the current phase failed")
+    _id(fail)
+    fail.add_argument("--error", required=True, help="what went wrong")
+    _finish(fail, cmd_fail)
+
+    jump = commands.add_parser("jump", help="enter a phase now, ignoring routes (override)")
+    _id(jump)
+    jump.add_argument("phase", metavar="PHASE")
+    jump.add_argument("--reason", default="", help="recorded in the event log")
+    _finish(jump, cmd_jump)
+
+    fork = commands.add_parser("fork", help="new instance as this one was at history entry N")
+    _id(fork)
+    fork.add_argument("--at", required=True, type=int, metavar="N", help="history index")
+    _finish(fork, cmd_fork)
+
+    demo = commands.add_parser("demo", help="run the code-generation workflow end to end")
+    demo.add_argument("--feature", default="feat_user_auth", help="feature id to use")
+    _finish(demo, cmd_demo)
+
+
+def _id(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("instance_id", metavar="ID")
+
+
+def _finish(parser: argparse.ArgumentParser, handler: Any) -> None:
+    add_json(parser)
+    parser.set_defaults(command=handler)
+
+
+def report(ctx: Context, state: WorkflowInstanceState) -> int:
+    """Print the changed instance: the ``show`` view (``--json``) or its human form."""
+    view = views.instance_view(state)
+    if ctx.out.json:
+        ctx.out.emit_json(view)
+    else:
+        print_instance(ctx.out, view)
+    return EXIT_OK
+
+
+def cmd_start(ctx: Context) -> int:
+    args = ctx.args
+    engine = ctx.writer()
+    variables = key_values(args.var, "--var")
+    meta = key_values(args.meta, "--meta")
+    if looks_like_file(args.workflow):
+        if args.schema_version is not None:
+            raise UsageError("--version applies to a workflow name, not a file")
+        instance_id = engine.start_workflow_instance(
+            load_schema_file(args.workflow), variables, args.feature, meta
+        )
+    else:
+        version = args.schema_version
+        instance_id = engine.start_workflow_instance(
+            None,
+            variables,
+            args.feature,
+            meta,
+            schema_name=args.workflow,
+            schema_version=int(version) if version and version.isdigit() else version,
+        )
+    return report(ctx, ctx.instance(instance_id))
+
+
+def cmd_next(ctx: Context) -> int:
+    args = ctx.args
+    data = json_file(args.data_file) if args.data_file else key_values(args.data, "--data")
+    ctx.instance(args.instance_id)  # not found: exit 3 before anything is written
+    state = ctx.reader().trigger_next_step(
+        args.instance_id, data, key_values(args.meta, "--meta"), dry_run=args.dry_run
+    )
+    return report(ctx, state)
+
+
+def cmd_approve(ctx: Context) -> int:
+    """Approve the phase the instance waits on (``engine.approve`` once gates exist)."""
+    args = ctx.args
+    engine = ctx.reader()
+    approve = getattr(engine, "approve", None)  # issue 9: approvals of gated phases
+    if approve is not None:
+        return report(ctx, approve(args.instance_id, by=args.by, note=args.note))
+    state = ctx.instance(args.instance_id)
+    if state.pause is None or state.pause.get("kind") != "approval":
+        raise InvalidTransitionError(
+            f"instance {state.instance_id!r} is {state.status.value}, not waiting for approval"
+            + ("; use resume" if state.pause else ""),
+            instance_id=state.instance_id,
+        )
+    return report(ctx, engine.resume(args.instance_id, approved_by=args.by, note=args.note))
+
+
+def cmd_reject(ctx: Context) -> int:
+    args = ctx.args
+    ctx.instance(args.instance_id)
+    state = ctx.reader().reject(args.instance_id, rejected_by=args.by, note=args.note, to=args.to)
+    return report(ctx, state)
+
+
+def cmd_pause(ctx: Context) -> int:
+    ctx.instance(ctx.args.instance_id)
+    return report(ctx, ctx.reader().pause(ctx.args.instance_id, ctx.args.reason or ""))
+
+
+def cmd_resume(ctx: Context) -> int:
+    state = ctx.instance(ctx.args.instance_id)
+    if state.pause is not None and state.pause.get("kind") == "approval":
+        raise InvalidTransitionError(
+            f"instance {state.instance_id!r} waits for approval to enter "
+            f"{state.current_phase!r}: use chatflow approve {state.instance_id} --by NAME",
+            instance_id=state.instance_id,
+        )
+    return report(ctx, ctx.reader().resume(ctx.args.instance_id))
+
+
+def cmd_fail(ctx: Context) -> int:
+    ctx.instance(ctx.args.instance_id)
+    return report(ctx, ctx.reader().fail_phase(ctx.args.instance_id, ctx.args.error))
+
+
+def cmd_retry(ctx: Context) -> int:
+    ctx.instance(ctx.args.instance_id)
+    return report(ctx, ctx.reader().retry_phase(ctx.args.instance_id, note=ctx.args.note))
+
+
+def cmd_cancel(ctx: Context) -> int:
+    ctx.instance(ctx.args.instance_id)
+    return report(ctx, ctx.reader().cancel(ctx.args.instance_id, ctx.args.reason or ""))
+
+
+def cmd_jump(ctx: Context) -> int:
+    ctx.instance(ctx.args.instance_id)
+    state = ctx.reader().jump_to(ctx.args.instance_id, ctx.args.phase, ctx.args.reason)
+    return report(ctx, state)
+
+
+def cmd_fork(ctx: Context) -> int:
+    ctx.instance(ctx.args.instance_id)
+    child = ctx.reader().fork(ctx.args.instance_id, ctx.args.at)
+    return report(ctx, ctx.instance(child))
+
+
+def cmd_demo(ctx: Context) -> int:
+    """Run the SPEC's workflow, recording a prompt and a response for each phase."""
+    args = ctx.args
+    engine = ctx.writer()
+    instance_id = engine.start_workflow_instance(
+        workflow_schema=DEMO_SCHEMA,
+        initial_context={"user_request": "create user registration"},
+        feature_id=args.feature,
+        meta={"user_id": "dev_alice", "session_id": "sess_demo"},
+    )
+    out = ctx.out
+    if not out.json:
+        out.line(f"started {instance_id} (workflow code_generation, feature {args.feature})")
+    state = ctx.instance(instance_id)
+    while not state.status.is_finished:
+        phase = state.current_phase
+        prompt = f"# {phase}\n\nUser request: {state.variables['user_request']}\n"
+        response = f"# {phase} result\n\n(demo AI response for {phase})\n"
+        engine.record_task_artifacts(instance_id, prompt, response)
+        state = engine.trigger_next_step(
+            instance_id, trigger_data={"result": f"{phase} done"}, meta={"last_phase": phase}
+        )
+        if not out.json:
+            status = out.paint(state.status.value, state.status.value)
+            out.line(f"  {phase:<22} prompt + response recorded -> {status}")
+    if out.json:
+        out.emit_json(views.instance_view(state, views.artifact_checks(engine, state)))
+        return EXIT_OK
+    out.line(f"finished: {instance_id} is {state.status} after {len(state.history)} phases")
+    base = getattr(engine.state_store, "base_dir", None)
+    if isinstance(base, Path):
+        out.line(f"state:     {base}/instances/{instance_id}.json")
+        out.line(f"artifacts: {base}/instances/{instance_id}/tasks/")
+    out.line(f"next:      chatflow show {instance_id}")
+    return EXIT_OK

@@ -1,0 +1,309 @@
+"""Commands that look after a whole store: delete, export, import, doctor, migrate.
+
+Export writes JSON lines, one instance per line with its verified artifacts
+(``{"chatflow_export": 1, "instance": {...}, "artifacts": [...]}``); import reads them
+back through ``migrate`` from an in-memory store, so it is verified and idempotent in
+exactly the way ``migrate`` is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from chatflow.cli.context import (
+    EXIT_FAILED,
+    EXIT_OK,
+    Context,
+    NotFoundError,
+    UsageError,
+    add_json,
+)
+from chatflow.cli.output import Progress
+from chatflow.errors import ValidationError
+
+if TYPE_CHECKING:
+    from chatflow.cli.context import Subparsers
+    from chatflow.core.engine import WorkflowEngine
+    from chatflow.storage.base import IWorkflowStateStore
+    from chatflow.storage.file_doctor import Finding
+
+EXPORT_FORMAT = 1
+
+
+def register(commands: Subparsers) -> None:
+    delete = commands.add_parser(
+        "delete", help="delete instances, their artifacts and index entries"
+    )
+    _selection(delete, allow_all=False)
+    delete.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    add_json(delete)
+    delete.set_defaults(command=cmd_delete)
+
+    export = commands.add_parser("export", help="write instances and artifacts as JSON lines")
+    _selection(export, allow_all=True)
+    export.add_argument("-o", "--output", metavar="FILE", help="write to FILE (default: stdout)")
+    add_json(export)
+    export.set_defaults(command=cmd_export)
+
+    imp = commands.add_parser("import", help="read an export back (verified, idempotent)")
+    imp.add_argument("file", metavar="FILE", help="JSON lines written by export ('-': stdin)")
+    add_json(imp)
+    imp.set_defaults(command=cmd_import)
+
+    doctor = commands.add_parser("doctor", help="find (and --fix) damage in the store")
+    doctor.add_argument("--fix", action="store_true", help="repair what is safe to repair")
+    add_json(doctor)
+    doctor.set_defaults(command=cmd_doctor)
+
+    migrate = commands.add_parser("migrate", help="copy every instance to another store, verified")
+    migrate.add_argument("--from", dest="source", required=True, metavar="DIR_OR_URL")
+    migrate.add_argument("--to", dest="target", required=True, metavar="DIR_OR_URL")
+    add_json(migrate)
+    migrate.set_defaults(command=cmd_migrate)
+
+
+def _selection(parser: argparse.ArgumentParser, *, allow_all: bool) -> None:
+    parser.add_argument("instance_id", nargs="?", metavar="ID")
+    parser.add_argument("--feature", help="every instance of this feature")
+    if allow_all:
+        parser.add_argument("--all", action="store_true", help="every instance in the store")
+
+
+def _selected(ctx: Context, engine: WorkflowEngine) -> list[str]:
+    """The instance ids the command line names: one id, a feature's, or (--all) every one."""
+    args = ctx.args
+    every = getattr(args, "all", False)
+    if sum(map(bool, (args.instance_id, args.feature, every))) != 1:
+        options = "ID, --feature F or --all" if hasattr(args, "all") else "ID or --feature F"
+        raise UsageError(f"give exactly one of {options}")
+    if args.instance_id:
+        return [ctx.instance(args.instance_id).instance_id]
+    if args.feature:
+        ctx.require_feature(engine, args.feature)
+        return engine.list_feature_instances(args.feature)
+    return engine.state_store.list_instance_ids()
+
+
+# -- delete -------------------------------------------------------------------------------
+
+
+def cmd_delete(ctx: Context) -> int:
+    engine = ctx.reader()
+    ids = _selected(ctx, engine)
+    if not ctx.args.yes and not _confirm(f"delete {len(ids)} instance(s): {', '.join(ids[:5])}"):
+        print("chatflow: nothing deleted", file=sys.stderr)
+        return EXIT_FAILED
+    deleted = [iid for iid in ids if engine.state_store.delete_instance(iid)]
+    if ctx.out.json:
+        ctx.out.emit_json({"deleted": deleted})
+    else:
+        ctx.out.line(f"deleted {len(deleted)} instance(s)")
+    return EXIT_OK
+
+
+def _confirm(question: str) -> bool:
+    """Ask on a terminal; anywhere else (scripts, pipes) refuse: they must say --yes."""
+    if not sys.stdin.isatty():
+        raise ValidationError("refusing to delete without confirmation: add --yes")
+    answer = input(f"{question}{'...' if question.count(',') >= 4 else ''}? [y/N] ")
+    return answer.strip().lower() in ("y", "yes")
+
+
+# -- export / import ----------------------------------------------------------------------
+
+
+def cmd_export(ctx: Context) -> int:
+    engine = ctx.reader()
+    ids = _selected(ctx, engine)
+    progress = Progress("export")
+    lines = [_export_line(engine, iid) for iid in progress.over(ids)]
+    progress.close()
+    data = "".join(line + "\n" for line in lines)
+    output = ctx.args.output
+    if output is None:
+        sys.stdout.write(data)
+        return EXIT_OK
+    from chatflow.storage._atomic import write_atomic  # noqa: PLC0415
+
+    write_atomic(Path(output), data.encode("utf-8"), durable=not ctx.args.no_fsync)
+    summary = {"exported": len(lines), "file": output}
+    if ctx.out.json:
+        ctx.out.emit_json(summary)
+    else:
+        ctx.out.line(f"exported {len(lines)} instance(s) to {output}")
+    return EXIT_OK
+
+
+def _export_line(engine: WorkflowEngine, instance_id: str) -> str:
+    """One instance with its artifacts (checksums verified while reading)."""
+    store = engine.state_store
+    state = store.load_state(instance_id)
+    artifacts = []
+    for key in store.list_task_phases(instance_id):
+        found = engine.get_task_artifacts(instance_id, key)
+        if found is not None:
+            artifacts.append(
+                {
+                    "task": key,
+                    "record": found.record.to_dict(),
+                    "prompt": found.prompt,
+                    "response": found.response,
+                }
+            )
+    line = {"chatflow_export": EXPORT_FORMAT, "instance": state, "artifacts": artifacts}
+    return json.dumps(line, ensure_ascii=False, separators=(",", ":"))
+
+
+def cmd_import(ctx: Context) -> int:
+    from chatflow.storage.migrate import migrate  # noqa: PLC0415
+
+    source = _read_export(ctx.args.file)
+    engine = ctx.writer()
+    progress = Progress("import")
+    try:
+        report = migrate(source, engine.state_store, progress=progress)
+    finally:
+        progress.close()
+    return _report(ctx, report)
+
+
+def _read_export(path: str) -> IWorkflowStateStore:
+    """The lines of an export, loaded into a memory store (``migrate``'s source)."""
+    from chatflow.storage.memory import MemoryStore  # noqa: PLC0415
+
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise NotFoundError(f"file {path!r} not found") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ValidationError(f"cannot read {path!r}: {error}") from None
+    store = MemoryStore()
+    for number, line in enumerate(text.splitlines(), 1):
+        if line.strip():
+            _load_line(store, line, f"{path}:{number}")
+    return store
+
+
+def _load_line(store: IWorkflowStateStore, line: str, where: str) -> None:
+    try:
+        item = json.loads(line)
+    except ValueError as error:
+        raise ValidationError(f"{where}: not valid JSON: {error}") from None
+    if not isinstance(item, dict) or item.get("chatflow_export") != EXPORT_FORMAT:
+        raise ValidationError(f"{where}: not a line of a chatflow export (format {EXPORT_FORMAT})")
+    state, artifacts = item.get("instance"), item.get("artifacts")
+    if not isinstance(state, dict) or not isinstance(artifacts, list):
+        raise ValidationError(f"{where}: needs an 'instance' object and an 'artifacts' list")
+    try:
+        store.create_state(state)
+        for artifact in artifacts:
+            store.save_task_artifacts(
+                state["feature_id"],
+                state["instance_id"],
+                artifact["task"],
+                artifact["record"],
+                artifact["prompt"],
+                artifact["response"],
+            )
+    except (KeyError, TypeError) as error:
+        raise ValidationError(f"{where}: malformed instance or artifact: {error!r}") from None
+
+
+# -- migrate --------------------------------------------------------------------------------
+
+
+def cmd_migrate(ctx: Context) -> int:
+    """Copy a store into another (safe to re-run); fail if an instance is in conflict."""
+    from chatflow.storage.migrate import migrate  # noqa: PLC0415
+
+    progress = Progress("migrate")
+    try:
+        report = migrate(
+            ctx.args.source, ctx.args.target, durable=not ctx.args.no_fsync, progress=progress
+        )
+    finally:
+        progress.close()
+    return _report(ctx, report)
+
+
+def _report(ctx: Context, report: Any) -> int:
+    if ctx.out.json:
+        ctx.out.emit_json(
+            {
+                "features": report.features,
+                "instances_copied": report.instances_copied,
+                "instances_updated": report.instances_updated,
+                "instances_unchanged": report.instances_unchanged,
+                "artifacts_copied": report.artifacts_copied,
+                "artifacts_unchanged": report.artifacts_unchanged,
+                "conflicts": report.conflicts,
+            }
+        )
+    else:
+        ctx.out.line(report.summary())
+    return EXIT_FAILED if report.conflicts else EXIT_OK
+
+
+# -- doctor ---------------------------------------------------------------------------------
+
+
+def cmd_doctor(ctx: Context) -> int:
+    """Report damage (exit 1 while any remains); ``--fix`` repairs what is safe."""
+    from chatflow.storage import file_doctor  # noqa: PLC0415
+    from chatflow.storage.file_state_store import FileStateStore  # noqa: PLC0415
+
+    engine = ctx.reader()
+    store = engine.state_store
+    progress = Progress("doctor")
+    try:
+        if isinstance(store, FileStateStore):
+            findings = file_doctor.check(store, progress)
+        else:
+            findings = _check_instances(store, progress)
+    finally:
+        progress.close()
+    fixed: list[Finding] = []
+    if ctx.args.fix and isinstance(store, FileStateStore):
+        fixed = file_doctor.fix(store, findings)
+    remaining = [finding for finding in findings if finding not in fixed]
+    if ctx.out.json:
+        ctx.out.emit_json(
+            {
+                "problems": [f.to_dict() for f in remaining],
+                "fixed": [f.to_dict() for f in fixed],
+            }
+        )
+    else:
+        for finding in fixed:
+            ctx.out.line(f"fixed    {finding.kind:<22} {finding.message} ({finding.path})")
+        for finding in remaining:
+            hint = " (--fix repairs it)" if finding.fixable and not ctx.args.fix else ""
+            ctx.out.line(f"problem  {finding.kind:<22} {finding.message}{hint} ({finding.path})")
+        if not remaining:
+            ctx.out.line(f"no problems found in {store!r}" if not fixed else "store repaired")
+    return EXIT_FAILED if remaining else EXIT_OK
+
+
+def _check_instances(store: IWorkflowStateStore, progress: Progress) -> list[Finding]:
+    """Checks every store supports: each listed instance loads and parses."""
+    from chatflow.core.models import WorkflowInstanceState  # noqa: PLC0415
+    from chatflow.errors import ChatFlowError  # noqa: PLC0415
+    from chatflow.storage.file_doctor import Finding  # noqa: PLC0415
+
+    findings = []
+    ids = store.list_instance_ids()
+    for instance_id in progress.over(ids):
+        try:
+            data = store.load_state(instance_id)
+            if data is None:
+                raise ValidationError(f"instance {instance_id!r} is listed but has no state")
+            WorkflowInstanceState.from_dict(data)
+        except ChatFlowError as error:
+            findings.append(
+                Finding("unreadable_instance", repr(store), str(error), False, instance_id)
+            )
+    return findings

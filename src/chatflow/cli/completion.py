@@ -1,0 +1,161 @@
+"""Shell completion: ``eval "$(chatflow completion bash)"`` (or ``zsh``).
+
+The shell scripts stay tiny: they pass the words typed so far to the hidden
+``chatflow __complete`` command, and Python decides what fits there (commands,
+options, instance ids, phases of the instance named, features, workflow names), so
+both shells complete the same things. Completion never creates a store and never
+prints an error: a missing store completes nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING, Any
+
+from chatflow.cli.context import EXIT_OK, Context
+from chatflow.errors import ChatFlowError
+
+BASH = """\
+_chatflow() {
+    local IFS=$'\\n'
+    COMPREPLY=($(chatflow __complete "${COMP_WORDS[@]:1:COMP_CWORD}" 2>/dev/null))
+}
+complete -o default -F _chatflow chatflow
+"""
+
+ZSH = """\
+#compdef chatflow
+_chatflow() {
+    local -a candidates
+    candidates=("${(@f)$(chatflow __complete "${(@)words[2,CURRENT]}" 2>/dev/null)}")
+    compadd -a candidates
+}
+compdef _chatflow chatflow
+"""
+
+# Commands whose first positional argument is an instance id.
+_ID_COMMANDS = frozenset(
+    {
+        *("show", "history", "artifacts", "status", "diagram", "delete", "export", "fork"),
+        *("next", "approve", "reject", "pause", "resume", "fail", "retry", "cancel", "jump"),
+    }
+)
+# Commands whose second positional argument is a phase of that instance.
+_PHASE_COMMANDS = frozenset({"jump", "artifacts"})
+# Options that take a value (their value is not a positional argument).
+_VALUE_OPTIONS = frozenset(
+    {
+        *("--dir", "--schema-dir", "--feature", "--status", "--limit", "--var", "--meta"),
+        *("--data", "--data-file", "--by", "--note", "--to", "--reason", "--error", "--at"),
+        *("-o", "--output", "--from", "--version"),
+    }
+)
+
+if TYPE_CHECKING:
+    from chatflow.cli.context import Subparsers
+
+
+def register(commands: Subparsers) -> None:
+    completion = commands.add_parser("completion", help="print the bash or zsh completion script")
+    completion.add_argument("shell", choices=("bash", "zsh"))
+    completion.set_defaults(command=cmd_completion)
+    hidden = commands.add_parser("__complete")  # no help=: not listed in --help
+    hidden.add_argument("words", nargs=argparse.REMAINDER)
+    hidden.set_defaults(command=cmd_complete)
+
+
+def cmd_completion(ctx: Context) -> int:
+    ctx.out.line((BASH if ctx.args.shell == "bash" else ZSH).rstrip("\n"))
+    return EXIT_OK
+
+
+def cmd_complete(ctx: Context) -> int:
+    words: list[str] = list(ctx.args.words) or [""]
+    *before, current = words
+    for candidate in candidates(ctx, before, current):
+        if candidate.startswith(current):
+            ctx.out.line(candidate)
+    return EXIT_OK
+
+
+def candidates(ctx: Context, before: list[str], current: str) -> list[str]:
+    """What may come next after ``before`` (the words typed, without ``chatflow``)."""
+    from chatflow.cli.main import build_parser  # noqa: PLC0415 - main imports this module
+
+    parser = build_parser()
+    subparsers = _subparsers(parser)
+    positional: list[str] = []
+    previous = None
+    for word in before:
+        if previous in _VALUE_OPTIONS:
+            if previous == "--dir":
+                ctx.args.dir = word
+        elif not word.startswith("-"):
+            positional.append(word)
+        previous = word
+    if previous in _VALUE_OPTIONS:
+        return _option_values(ctx, previous, positional)
+    if not positional:
+        return _options(parser) if current.startswith("-") else _commands(subparsers)
+    command, args = positional[0], positional[1:]
+    if current.startswith("-"):
+        return _options(subparsers[command]) if command in subparsers else []
+    return _arguments(ctx, command, args)
+
+
+def _arguments(ctx: Context, command: str, args: list[str]) -> list[str]:
+    """Candidates for the next positional argument of ``command``."""
+    if command in _ID_COMMANDS and not args:
+        return _quiet(lambda: ctx.reader().state_store.list_instance_ids())  # noqa: PLW0108
+    if command in _PHASE_COMMANDS and len(args) == 1:
+        return _quiet(lambda: _phases(ctx, args[0]))
+    if command == "start" and not args:
+        return _quiet(lambda: [info.name for info in ctx.writer().list_workflows()])
+    return ["bash", "zsh"] if command == "completion" and not args else []
+
+
+def _commands(subparsers: dict[str, argparse.ArgumentParser]) -> list[str]:
+    return sorted(name for name in subparsers if not name.startswith("_"))
+
+
+def _option_values(ctx: Context, option: str, positional: list[str]) -> list[str]:
+    from chatflow.views import STATUSES  # noqa: PLC0415
+
+    if option == "--feature":
+        return _quiet(lambda: ctx.reader().list_features())
+    if option == "--status":
+        return list(STATUSES)
+    if option == "--to" and len(positional) > 1:
+        return _quiet(lambda: _phases(ctx, positional[1]))
+    return []
+
+
+def _phases(ctx: Context, instance_id: str) -> list[str]:
+    from chatflow.core.schema import phase_names  # noqa: PLC0415
+
+    return list(phase_names(ctx.instance(instance_id).workflow_schema))
+
+
+def _quiet(find: Any) -> list[str]:
+    """Candidates from the store, or none if anything goes wrong (no store, bad id)."""
+    try:
+        found: list[str] = find()
+    except (ChatFlowError, OSError):
+        return []
+    return found
+
+
+def _options(parser: argparse.ArgumentParser) -> list[str]:
+    return sorted(
+        option
+        for action in parser._actions
+        for option in action.option_strings
+        if option.startswith("--")
+    )
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}

@@ -1,0 +1,123 @@
+"""``chatflow``: parse the command line, run one command, map errors to exit codes.
+
+Exit codes (also in ``--help`` and the README): 0 ok; 1 the operation failed or was
+refused; 2 usage error; 3 not found (instance, feature, workflow, file or store).
+User mistakes end with one line on stderr, never a traceback; a closed pipe
+(``chatflow list | head``) ends the command quietly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from chatflow.cli.context import EXIT_FAILED, EXIT_USAGE, Context, UsageError, exit_code
+from chatflow.errors import ChatFlowError
+
+EPILOG = """\
+exit codes:
+  0  ok
+  1  the operation failed or was refused (wrong state, corrupt data, conflicts)
+  2  usage error (unknown command or option, malformed value)
+  3  not found (instance, feature, workflow, file or store)
+
+The store is --dir, else $CHATFLOW_DIR, else ./.chatflow: a folder or a store URL
+(file:///path, sqlite:///state.db, postgresql://..., memory://). Commands that only
+read never create a store. Every command takes --json (shapes: README, "JSON output").
+Completion: eval "$(chatflow completion bash)" (or zsh).
+"""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``chatflow`` console script; returns the exit status."""
+    try:
+        status = _run(argv)
+        sys.stdout.flush()  # a closed pipe shows here, inside the handler below
+    except BrokenPipeError:
+        # Python would report the pipe again when it flushes at exit; point stdout at
+        # /dev/null so it cannot (https://docs.python.org/3/library/signal.html#note-on-sigpipe).
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141  # what a shell reports for a command ended by SIGPIPE
+    except KeyboardInterrupt:
+        return 130
+    return status
+
+
+def _run(argv: Sequence[str] | None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _configure_logging(args.verbose)
+    context = Context(args)
+    try:
+        return int(args.command(context))
+    except UsageError as error:
+        parser.exit(EXIT_USAGE, f"chatflow: error: {error}\n")
+    except ChatFlowError as error:
+        print(f"chatflow: error: {error}", file=sys.stderr)
+        return exit_code(error)
+    finally:
+        context.close()
+    return EXIT_FAILED  # not reached: parser.exit raises
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from chatflow import __version__  # noqa: PLC0415 - the package is imported already
+
+    parser = argparse.ArgumentParser(
+        prog="chatflow",
+        description="See and steer durable AI-development workflows from the terminal.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"chatflow {__version__}")
+    parser.add_argument(
+        "--dir",
+        default=None,
+        metavar="DIR_OR_URL",
+        help="store: a folder or URL (default: $CHATFLOW_DIR, else ./.chatflow)",
+    )
+    parser.add_argument(
+        "--no-fsync",
+        action="store_true",
+        help="skip fsync on writes (faster; atomic but not power-failure safe)",
+    )
+    parser.add_argument(
+        "--schema-dir",
+        action="append",
+        default=[],
+        metavar="DIR",
+        type=Path,
+        help="folder of workflow schemas (*.json, *.yaml); repeatable; "
+        "searched before <store>/schemas",
+    )
+    parser.add_argument("--no-color", action="store_true", help="never colour the output")
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="log more (-v: info, -vv: debug)"
+    )
+    commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
+    from chatflow.cli import act, admin, completion, read  # noqa: PLC0415 - as needed
+
+    for register in (read.register, act.register, admin.register, completion.register):
+        register(commands)
+    return parser
+
+
+def _configure_logging(verbosity: int) -> None:
+    """Show the library's warnings (``-v`` info, ``-vv`` debug) as ``chatflow: ...`` lines."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_Formatter())
+    logger = logging.getLogger("chatflow")
+    logger.addHandler(handler)
+    logger.setLevel(
+        logging.DEBUG if verbosity > 1 else logging.INFO if verbosity else logging.WARNING
+    )
+
+
+class _Formatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return f"chatflow: {record.levelname.lower()}: {record.getMessage()}"

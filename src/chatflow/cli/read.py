@@ -1,0 +1,445 @@
+"""Commands that only read: list, features (status), show, history, artifacts, workflows,
+diagram. None of them creates a store: ``Context.reader`` refuses a missing one.
+
+One unreadable instance must not hide the others: listings and roll-ups fall back to
+reading instances one by one, warn about each one that fails, and exit 1 at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from chatflow import views
+from chatflow.cli.context import (
+    EXIT_FAILED,
+    EXIT_OK,
+    Context,
+    NotFoundError,
+    add_json,
+)
+from chatflow.cli.output import Output, short_time, warn
+from chatflow.errors import ChatFlowError
+
+if TYPE_CHECKING:
+    from chatflow.cli.context import Subparsers
+    from chatflow.core.engine import WorkflowEngine
+    from chatflow.core.models import WorkflowInstanceState
+    from chatflow.storage.base import InstanceSummary
+
+STATUSES = views.STATUSES
+
+
+def register(commands: Subparsers) -> None:
+    listing = commands.add_parser("list", help="instances, newest first")
+    listing.add_argument("--feature", help="only this feature's instances")
+    listing.add_argument("--status", choices=STATUSES, help="only instances in this status")
+    listing.add_argument("--limit", type=_positive, default=None, help="show at most N")
+    add_json(listing)
+    listing.set_defaults(command=cmd_list)
+
+    features = commands.add_parser("features", help="every feature's roll-up, all status counts")
+    add_json(features)
+    features.set_defaults(command=cmd_features, feature=None, instance_id=None)
+
+    status = commands.add_parser("status", help="roll-ups (like features), or one instance")
+    status.add_argument("instance_id", nargs="?", help="instance to show (like show)")
+    status.add_argument("--feature", help="this feature's roll-up and instances")
+    add_json(status)
+    status.set_defaults(command=cmd_features)
+
+    show = commands.add_parser("show", help="one instance: state, pause reason, timeline")
+    show.add_argument("instance_id", metavar="ID")
+    add_json(show)
+    show.set_defaults(command=cmd_show)
+
+    history = commands.add_parser("history", help="an instance's event log")
+    history.add_argument("instance_id", metavar="ID")
+    add_json(history)
+    history.set_defaults(command=cmd_history)
+
+    artifacts = commands.add_parser("artifacts", help="print a phase's prompt and response")
+    artifacts.add_argument("instance_id", metavar="ID")
+    artifacts.add_argument("phase", metavar="PHASE", help="phase (latest visit) or task key")
+    which = artifacts.add_mutually_exclusive_group()
+    which.add_argument("--prompt", action="store_true", help="only the prompt text")
+    which.add_argument("--response", action="store_true", help="only the response text")
+    add_json(artifacts)
+    artifacts.set_defaults(command=cmd_artifacts)
+
+    workflows = commands.add_parser("workflows", help="the workflow schemas found by name")
+    add_json(workflows)
+    workflows.set_defaults(command=cmd_workflows)
+
+    diagram = commands.add_parser(
+        "diagram", help="a workflow (or an instance's path) as a Mermaid flowchart"
+    )
+    diagram.add_argument("target", metavar="NAME_OR_ID", help="schema name, file or instance id")
+    diagram.add_argument("--version", dest="schema_version", help="schema version (default latest)")
+    add_json(diagram)
+    diagram.set_defaults(command=cmd_diagram)
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
+    return int(text)
+
+
+# -- list ------------------------------------------------------------------------------
+
+
+def cmd_list(ctx: Context) -> int:
+    """Instances newest first; one unreadable instance is a warning, not the end."""
+    args = ctx.args
+    engine = ctx.reader()
+    if args.feature is not None:
+        ctx.require_feature(engine, args.feature)
+    summaries, failed = _summaries(engine, args.feature, args.status)
+    summaries.sort(key=lambda summary: summary.created_at, reverse=True)
+    rows = []
+    for summary in summaries[: args.limit]:
+        state = _load(engine, summary.instance_id, failed)
+        if state is not None:
+            rows.append(views.instance_row(state))
+    if ctx.out.json:
+        ctx.out.emit_json(rows)
+    elif rows:
+        _list_table(ctx.out, rows)
+    else:
+        ctx.out.line("no instances")
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def _list_table(out: Output, rows: list[dict[str, Any]]) -> None:
+    out.table(
+        ("ID", "FEATURE", "WORKFLOW", "STATUS", "PHASE", "UPDATED"),
+        (
+            (
+                row["instance_id"],
+                row["feature_id"],
+                f"{row['workflow']}@{row['workflow_version']}",
+                row["status"],
+                row["current_phase"],
+                short_time(row["updated_at"]),
+            )
+            for row in rows
+        ),
+        status=3,
+    )
+
+
+def _summaries(
+    engine: WorkflowEngine, feature: str | None, status: str | None
+) -> tuple[list[InstanceSummary], list[str]]:
+    """Summaries from the store's index; feature by feature, then instance by instance,
+    when something in the way is unreadable. Returns them and the unreadable ids."""
+    try:
+        return engine.list_instances(feature_id=feature, status=status), []
+    except ChatFlowError:
+        pass  # found again, instance by instance, and reported there
+    from chatflow.storage.base import summarize  # noqa: PLC0415
+
+    summaries: list[InstanceSummary] = []
+    failed: list[str] = []
+    for feature_id in [feature] if feature else engine.list_features():
+        for instance_id in engine.list_feature_instances(feature_id):
+            state = _load(engine, instance_id, failed)
+            if state is not None and (status is None or state.status.value == status):
+                summaries.append(summarize(state.to_dict()))
+    return summaries, failed
+
+
+def _load(
+    engine: WorkflowEngine, instance_id: str, failed: list[str]
+) -> WorkflowInstanceState | None:
+    """The instance, or None after a warning (and noting it in ``failed``)."""
+    if instance_id in failed:
+        return None
+    try:
+        return engine.get_workflow_instance_status(instance_id)
+    except ChatFlowError as error:
+        warn(str(error))
+        failed.append(instance_id)
+        return None
+
+
+# -- features / status -------------------------------------------------------------------
+
+
+def cmd_features(ctx: Context) -> int:
+    """Every feature's roll-up (``status`` also shows one feature, or one instance)."""
+    if ctx.args.instance_id:
+        return cmd_show(ctx)
+    engine = ctx.reader()
+    feature = ctx.args.feature
+    if feature is not None:
+        ctx.require_feature(engine, feature)
+    failed: list[str] = []
+    rollups = [
+        _rollup(engine, f, failed) for f in ([feature] if feature else engine.list_features())
+    ]
+    if ctx.out.json:
+        ctx.out.emit_json(rollups[0] if feature else rollups)
+    elif not rollups:
+        ctx.out.line("no features yet")
+    else:
+        _features_table(ctx.out, rollups)
+        if feature is not None:
+            ctx.out.line()
+            rows = [
+                views.instance_row(s)
+                for i in engine.list_feature_instances(feature)
+                if (s := _load(engine, i, failed)) is not None
+            ]
+            _list_table(ctx.out, rows)
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def _features_table(out: Output, rollups: list[dict[str, Any]]) -> None:
+    out.table(
+        ("FEATURE", "STATUS", "TOTAL", *(s.upper() for s in STATUSES), "LATEST"),
+        (
+            (
+                r["feature_id"],
+                r["status"],
+                r["total_instances"],
+                *(r["counts"][s] for s in STATUSES),
+                r["latest_instance_id"],
+            )
+            for r in rollups
+        ),
+        status=1,
+    )
+
+
+def _rollup(engine: WorkflowEngine, feature_id: str, failed: list[str]) -> dict[str, Any]:
+    """The feature's roll-up view; if an instance is unreadable, one built from the
+    readable instances, naming the unreadable ones (``unreadable_instances``)."""
+    try:
+        return views.feature_view(engine.get_feature_status(feature_id))
+    except ChatFlowError:
+        pass  # found again below, instance by instance, and reported there
+    from chatflow.core.engine import feature_rollup_status  # noqa: PLC0415
+    from chatflow.core.models import InstanceStatus  # noqa: PLC0415
+    from chatflow.core.status import phase_statuses  # noqa: PLC0415
+
+    unreadable: list[str] = []
+    states = [
+        state
+        for instance_id in engine.list_feature_instances(feature_id)
+        if (state := _load(engine, instance_id, unreadable)) is not None
+    ]
+    failed += unreadable
+    counts = dict.fromkeys(InstanceStatus, 0)
+    for state in states:
+        counts[state.status] += 1
+    active = [state for state in states if state.status.is_active]
+    shown = active[-1] if active else states[-1] if states else None
+    rollup = {
+        "feature_id": feature_id,
+        "status": feature_rollup_status(counts),
+        "total_instances": len(states),
+        **{f"{status.value}_count": count for status, count in counts.items()},
+        "latest_instance_id": states[-1].instance_id if states else None,
+        "active_instance_id": active[-1].instance_id if active else None,
+        "phases": phase_statuses(shown) if shown is not None else {},
+    }
+    return views.feature_view(rollup, unreadable)
+
+
+# -- one instance ------------------------------------------------------------------------
+
+
+def cmd_show(ctx: Context) -> int:
+    """State, variables, meta, pause reason, open gates and the timeline of one instance."""
+    engine = ctx.reader()
+    state = ctx.instance(ctx.args.instance_id)
+    view = views.instance_view(
+        state, views.artifact_checks(engine, state), open_gates(engine, state)
+    )
+    if ctx.out.json:
+        ctx.out.emit_json(view)
+        return EXIT_OK
+    print_instance(ctx.out, view)
+    bad = [row for row in view["timeline"] if row["artifacts"] and not row["artifacts"]["verified"]]
+    for row in bad:
+        warn(f"artifacts of {row['phase']} (visit {row['visit']}): {row['artifacts']['problem']}")
+    return EXIT_FAILED if bad else EXIT_OK
+
+
+def open_gates(engine: WorkflowEngine, state: WorkflowInstanceState) -> list[dict[str, Any]]:
+    """Requirements still blocking the current phase, where the engine knows gates."""
+    gates = getattr(engine, "open_gates", None)  # gates arrive with issue 9
+    if gates is None:
+        return []
+    found: list[dict[str, Any]] = list(gates(state.instance_id))
+    return found
+
+
+def print_instance(out: Output, view: dict[str, Any]) -> None:
+    """The human form of ``views.instance_view``."""
+    pause = view["pause"]
+    out.fields(
+        [
+            ("instance", out.paint(view["instance_id"], "bold")),
+            ("feature", view["feature_id"]),
+            ("workflow", f"{view['workflow']}@{view['workflow_version']}"),
+            ("status", out.paint(view["status"], view["status"])),
+            ("phase", view["current_phase"]),
+            *([("paused", f"{pause['kind']}: {pause['reason'] or '-'}")] if pause else []),
+            *[("gate", gate.get("description", gate)) for gate in view["open_gates"]],
+            ("next", view["next_phase"] or "-"),
+            ("progress", f"{view['progress']:.0%}"),
+            ("created", short_time(view["created_at"])),
+            ("updated", short_time(view["updated_at"])),
+            *([("forked from", view["parent"]["instance_id"])] if view["parent"] else []),
+            ("variables", _inline(view["variables"])),
+            ("meta", _inline(view["meta"])),
+        ]
+    )
+    out.line()
+    out.table(
+        ("#", "PHASE", "VISIT", "STATUS", "STARTED", "TOOK", "BY", "APPROVALS", "ARTIFACTS"),
+        (
+            (
+                row["index"],
+                row["phase"],
+                row["visit"],
+                row["status"],
+                short_time(row["started_at"]),
+                "-" if row["duration_s"] is None else f"{row['duration_s']:.1f}s",
+                row["actor"] or "-",
+                ", ".join(f"{a['decision']} by {a['by']}" for a in row["approvals"]) or "-",
+                _artifacts_cell(row["artifacts"]),
+            )
+            for row in view["timeline"]
+        ),
+        status=3,
+    )
+
+
+def _artifacts_cell(check: dict[str, Any] | None) -> str:
+    if check is None:
+        return "-"
+    if not check["verified"]:
+        return "UNVERIFIED"
+    return f"ok sha256 {str(check['prompt_sha256'])[:8]}/{str(check['response_sha256'])[:8]}"
+
+
+def _inline(data: dict[str, Any]) -> str:
+    import json  # noqa: PLC0415
+
+    return json.dumps(data, ensure_ascii=False) if data else "-"
+
+
+def cmd_history(ctx: Context) -> int:
+    engine = ctx.reader()
+    events = views.history_view(engine.get_workflow_history(ctx.args.instance_id))
+    if ctx.out.json:
+        ctx.out.emit_json(events)
+        return EXIT_OK
+    ctx.out.table(
+        ("AT", "EVENT", "PHASE", "BY", "DETAILS"),
+        (
+            (
+                short_time(e["at"]),
+                e["kind"],
+                e["phase"] or "-",
+                e["actor"] or "-",
+                _details(e["data"]),
+            )
+            for e in events
+        ),
+    )
+    return EXIT_OK
+
+
+def _details(data: dict[str, Any]) -> str:
+    return " ".join(f"{key}={value}" for key, value in data.items() if value not in (None, ""))
+
+
+def cmd_artifacts(ctx: Context) -> int:
+    """Print a phase's prompt and response (its latest recorded visit, or a task key)."""
+    engine = ctx.reader()
+    state = ctx.instance(ctx.args.instance_id)
+    phase: str = ctx.args.phase
+    tasks = [entry.task for entry in state.history if entry.phase == phase and entry.task]
+    key = tasks[-1] if tasks else phase
+    artifacts = engine.get_task_artifacts(state.instance_id, key)
+    if artifacts is None:
+        raise NotFoundError(f"instance {state.instance_id!r} has no artifacts for {phase!r}")
+    view = views.artifacts_view(state.instance_id, key, artifacts)
+    if ctx.out.json:
+        ctx.out.emit_json(view)
+    elif ctx.args.prompt:
+        ctx.out.line(view["prompt"].rstrip("\n"))
+    elif ctx.args.response:
+        ctx.out.line(view["response"].rstrip("\n"))
+    else:
+        for title in ("prompt", "response"):
+            ctx.out.line(
+                ctx.out.paint(f"--- {title} ({key}, sha256 {view[title + '_sha256']})", "dim")
+            )
+            ctx.out.line(view[title].rstrip("\n"))
+    return EXIT_OK
+
+
+# -- schemas ----------------------------------------------------------------------------
+
+
+def cmd_workflows(ctx: Context) -> int:
+    """Every workflow schema that ``start WORKFLOW`` finds by name."""
+    infos = ctx.writer().list_workflows()  # reads schema folders only; opens no store
+    if ctx.out.json:
+        ctx.out.emit_json([info.to_dict() for info in infos])
+    elif infos:
+        ctx.out.table(
+            ("NAME", "VERSION", "SOURCE", "TITLE"),
+            ((i.name, i.version, i.source, i.title or "") for i in infos),
+        )
+    else:
+        ctx.out.line("no workflow schemas found (use --schema-dir or <store>/schemas)")
+    return EXIT_OK
+
+
+def cmd_diagram(ctx: Context) -> int:
+    """The Mermaid flowchart of an instance (with its path), a schema file or a name."""
+    from chatflow.diagram import to_mermaid  # noqa: PLC0415 - keeps other commands lean
+
+    target: str = ctx.args.target
+    schema: dict[str, Any]
+    state = None
+    if looks_like_file(target):
+        schema = load_schema_file(target)
+    elif target.startswith("wfi_"):
+        state = ctx.instance(target)
+        schema = state.workflow_schema
+    else:
+        version = ctx.args.schema_version
+        schema = ctx.writer().get_schema(
+            target, int(version) if version and version.isdigit() else version
+        )
+    text = to_mermaid(schema, state)
+    if ctx.out.json:
+        ctx.out.emit_json({"mermaid": text})
+    else:
+        ctx.out.line(text.rstrip("\n"))
+    return EXIT_OK
+
+
+def looks_like_file(target: str) -> bool:
+    """A schema argument is a file when it has a schema suffix or a path separator."""
+    from chatflow.core.registry import SCHEMA_SUFFIXES  # noqa: PLC0415
+
+    return Path(target).suffix in SCHEMA_SUFFIXES or "/" in target or "\\" in target
+
+
+def load_schema_file(path: str) -> dict[str, Any]:
+    """The validated schema in ``path``; a missing file is "not found" (exit 3)."""
+    from chatflow.core.registry import load_schema  # noqa: PLC0415
+
+    if not Path(path).is_file():
+        raise NotFoundError(f"workflow file {path!r} not found")
+    return load_schema(path)

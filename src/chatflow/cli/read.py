@@ -8,6 +8,7 @@ reading instances one by one, warn about each one that fails, and exit 1 at the 
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -259,13 +260,13 @@ def cmd_show(ctx: Context) -> int:
     view = views.instance_view(
         state, views.artifact_checks(engine, state), open_gates(engine, state)
     )
-    if ctx.out.json:
-        ctx.out.emit_json(view)
-        return EXIT_OK
-    print_instance(ctx.out, view)
     bad = [row for row in view["timeline"] if row["artifacts"] and not row["artifacts"]["verified"]]
     for row in bad:
         warn(f"artifacts of {row['phase']} (visit {row['visit']}): {row['artifacts']['problem']}")
+    if ctx.out.json:
+        ctx.out.emit_json(view)
+    else:
+        print_instance(ctx.out, view)
     return EXIT_FAILED if bad else EXIT_OK
 
 
@@ -329,8 +330,6 @@ def _artifacts_cell(check: dict[str, Any] | None) -> str:
 
 
 def _inline(data: dict[str, Any]) -> str:
-    import json  # noqa: PLC0415
-
     return json.dumps(data, ensure_ascii=False) if data else "-"
 
 
@@ -357,7 +356,11 @@ def cmd_history(ctx: Context) -> int:
 
 
 def _details(data: dict[str, Any]) -> str:
-    return " ".join(f"{key}={value}" for key, value in data.items() if value not in (None, ""))
+    return " ".join(
+        f"{key}={value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)}"
+        for key, value in data.items()
+        if value not in (None, "")
+    )
 
 
 def cmd_artifacts(ctx: Context) -> int:

@@ -16,6 +16,7 @@ affected by edits: each stores the exact schema it started with.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 from collections.abc import Callable
@@ -27,6 +28,7 @@ from chatflow.core.schema import schema_hash, schema_version, validate_schema, v
 from chatflow.errors import ChatFlowError, SchemaError, SchemaNotFoundError, ValidationError
 
 SCHEMA_SUFFIXES = (".json", ".yaml", ".yml")
+_log = logging.getLogger(__name__)
 
 
 def load_schema(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -176,6 +178,7 @@ class SchemaRegistry:
         except FileNotFoundError:
             return [], []
         except OSError as error:
+            _log.warning("cannot read schema folder %s: %s", folder, error.strerror or error)
             return [], [f"{folder}: {error.strerror or error}"]
         with self._lock:
             cached = self._scans.get(folder)
@@ -187,6 +190,7 @@ class SchemaRegistry:
             try:
                 entries.append(_entry(load_schema(file), str(file)))
             except ChatFlowError as error:
+                _log.warning("skipped workflow schema file: %s", error)
                 problems.append(str(error))
         with self._lock:
             self._scans[folder] = (signature, entries, problems)

@@ -11,6 +11,7 @@ replaced atomically (``os.replace``) without disturbing the lock.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -25,6 +26,8 @@ else:
     import fcntl
 
 __all__ = ["BaseFileLock", "FileLock", "UnixFileLock", "WindowsFileLock"]
+
+_log = logging.getLogger(__name__)
 
 
 class _Held:
@@ -146,9 +149,14 @@ class BaseFileLock(ABC):
             if deadline is None:
                 self._lock(fd, blocking=True)
                 return fd
+            waited = False
             while not self._lock(fd, blocking=False):
                 if time.monotonic() >= deadline:
+                    _log.warning("gave up waiting %s s for lock %s", wait, self.path)
                     self._timed_out(wait)
+                if not waited:
+                    _log.debug("lock %s is held elsewhere; retrying until it is free", self.path)
+                    waited = True
                 time.sleep(self.poll_interval)
             return fd
         except BaseException:

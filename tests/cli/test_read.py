@@ -1,0 +1,201 @@
+"""Read commands: list, features/status, show, history, artifacts, workflows, diagram,
+run as the real ``chatflow`` executable. They never create a store."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from ._cli import Runner, base_env, refused
+
+ISO_WITH_OFFSET = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d$")
+
+
+def demo(run: Runner, feature: str = "feat_user_auth") -> str:
+    return run.ok("demo", "--feature", feature).stdout.split()[1]
+
+
+def test_version_and_help_document_exit_codes(run: Runner) -> None:
+    assert run.ok("--version").stdout.startswith("chatflow ")
+    helptext = run.ok("--help").stdout
+    for line in ("0  ok", "1  the operation failed", "2  usage error", "3  not found"):
+        assert line in helptext
+
+
+def test_list_features_and_show_after_demo(run: Runner, tmp_path: Path) -> None:
+    iid = demo(run)
+    rows = run.json("list")
+    assert rows == [
+        {
+            "instance_id": iid,
+            "feature_id": "feat_user_auth",
+            "workflow": "code_generation",
+            "workflow_version": 1,
+            "status": "completed",
+            "current_phase": "implementation",
+            "created_at": rows[0]["created_at"],
+            "updated_at": rows[0]["updated_at"],
+        }
+    ]
+    assert ISO_WITH_OFFSET.match(rows[0]["updated_at"])
+    text = run.ok("list").stdout.splitlines()
+    assert text[0].split() == ["ID", "FEATURE", "WORKFLOW", "STATUS", "PHASE", "UPDATED"]
+    assert text[1].split()[:4] == [iid, "feat_user_auth", "code_generation@1", "completed"]
+
+    (rollup,) = run.json("features")
+    assert rollup["counts"] == {
+        "created": 0,
+        "running": 0,
+        "paused": 0,
+        "completed": 1,
+        "failed": 0,
+        "cancelled": 0,
+    }
+    assert rollup["unreadable_instances"] == []
+    assert run.json("status") == [rollup]  # status is an alias
+    assert run.json("status", "--feature", "feat_user_auth") == rollup
+    header = run.ok("features").stdout.splitlines()[0].split()
+    assert {"PAUSED", "CANCELLED"} <= set(header)
+
+    view = run.json("show", iid)
+    assert [row["phase"] for row in view["timeline"]] == [
+        "requirement_analysis",
+        "design",
+        "implementation",
+    ]
+    check = view["timeline"][0]["artifacts"]
+    assert check["verified"] is True and len(check["prompt_sha256"]) == 64
+    assert view["pause"] is None and view["open_gates"] == []
+    assert run.json("status", iid) == view
+    shown = run.ok("show", iid).stdout
+    assert "status" in shown and "completed" in shown and "ok sha256" in shown
+
+
+def test_list_filters_and_limit(run: Runner) -> None:
+    first = demo(run, "feat_one")
+    second = demo(run, "feat_two")
+    assert [r["instance_id"] for r in run.json("list")] == [second, first]  # newest first
+    assert [r["instance_id"] for r in run.json("list", "--limit", "1")] == [second]
+    assert [r["instance_id"] for r in run.json("list", "--feature", "feat_one")] == [first]
+    assert run.json("list", "--status", "running") == []
+    assert run("list", "--status", "bogus").returncode == 2
+    assert run("list", "--limit", "0").returncode == 2
+    refused(run("list", "--feature", "feat_nope"), 3, "no feature 'feat_nope'")
+
+
+def test_history_and_artifacts(run: Runner) -> None:
+    iid = demo(run)
+    events = run.json("history", iid)
+    assert events[0]["kind"] == "started"
+    assert [e["kind"] for e in events].count("phase_completed") == 3
+    assert all(ISO_WITH_OFFSET.match(e["at"]) for e in events)
+    prompt = run.ok("artifacts", iid, "design", "--prompt").stdout
+    assert prompt.startswith("# design\n")
+    response = run.ok("artifacts", iid, "design", "--response").stdout
+    assert "demo AI response for design" in response
+    both = run.json("artifacts", iid, "design")
+    assert both["prompt"].startswith("# design") and len(both["response_sha256"]) == 64
+    refused(run("artifacts", iid, "no_such_phase"), 3, "no artifacts")
+    assert run("artifacts", iid, "design", "--prompt", "--response").returncode == 2
+
+
+def test_tampered_artifact_is_reported_not_hidden(run: Runner, tmp_path: Path) -> None:
+    iid = demo(run)
+    prompt = tmp_path / ".chatflow" / "instances" / iid / "tasks" / "design.prompt.md"
+    prompt.write_text("tampered", encoding="utf-8")
+    result = run("show", iid, "--json")
+    assert result.returncode == 1
+    view = json.loads(result.stdout)
+    design = view["timeline"][1]["artifacts"]
+    assert design["verified"] is False and "checksum" in design["problem"]
+    refused(run("artifacts", iid, "design"), 1, "checksum")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("status",),
+        ("list",),
+        ("features",),
+        ("show", "wfi_abc"),
+        ("history", "wfi_abc"),
+        ("artifacts", "wfi_abc", "design"),
+        ("doctor",),
+        ("export", "--all"),
+    ],
+)
+def test_read_commands_never_create_a_store(
+    run: Runner, tmp_path: Path, args: tuple[str, ...]
+) -> None:
+    missing = tmp_path / "nonexistent" / "xyz"
+    refused(run("--dir", str(missing), *args), 3, "does not exist")
+    refused(run(*args), 3, "does not exist")  # the default ./.chatflow
+    assert not (tmp_path / "nonexistent").exists()
+    assert not (tmp_path / ".chatflow").exists()
+
+
+def test_chatflow_dir_takes_store_urls_like_dir(run: Runner, tmp_path: Path) -> None:
+    env = base_env(CHATFLOW_DIR="sqlite:///state.db")
+    result = run("status", env=env)
+    refused(result, 3, "sqlite:///state.db")
+    assert list(tmp_path.iterdir()) == []  # neither a 'sqlite:' folder nor a database
+    assert run("demo", env=env).returncode == 0
+    assert (tmp_path / "state.db").is_file() and not (tmp_path / ".chatflow").exists()
+    listed = run("list", "--json", env=env)
+    assert json.loads(listed.stdout)[0]["status"] == "completed"
+    assert json.loads(run.ok("--dir", "sqlite:///state.db", "list", "--json").stdout) == json.loads(
+        listed.stdout
+    )
+
+
+def test_one_corrupt_instance_does_not_break_every_feature(run: Runner, tmp_path: Path) -> None:
+    good = demo(run, "feat_good")
+    bad = demo(run, "feat_bad")
+    other = demo(run, "feat_bad")
+    (tmp_path / ".chatflow" / "instances" / f"{bad}.json").write_text("{broken", encoding="utf-8")
+
+    result = run("features", "--json")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert bad in result.stderr and "warning" in result.stderr
+    rollups = {r["feature_id"]: r for r in json.loads(result.stdout)}
+    assert rollups["feat_good"]["counts"]["completed"] == 1
+    assert rollups["feat_bad"]["unreadable_instances"] == [bad]
+    assert rollups["feat_bad"]["latest_instance_id"] == other
+
+    listed = run("list", "--json")
+    assert listed.returncode == 1
+    assert {r["instance_id"] for r in json.loads(listed.stdout)} == {good, other}
+    refused(run("show", bad), 1, f"{bad}.json")
+
+
+def test_workflows_and_diagram(run: Runner, tmp_path: Path) -> None:
+    schemas = tmp_path / "schemas"
+    schemas.mkdir()
+    (schemas / "flow.json").write_text(
+        json.dumps({"name": "flow", "phases": [{"name": "a"}, {"name": "b"}]}), encoding="utf-8"
+    )
+    (schemas / "broken.json").write_text("{nope", encoding="utf-8")
+    result = run("--schema-dir", str(schemas), "workflows", "--json")
+    assert result.returncode == 0
+    assert [info["name"] for info in json.loads(result.stdout)] == ["flow"]
+    assert "chatflow: warning: skipped workflow schema file" in result.stderr
+    assert "broken.json" in result.stderr
+    diagram = run.ok("--schema-dir", str(schemas), "diagram", "flow").stdout
+    assert diagram.startswith("flowchart")
+    assert run.ok("diagram", str(schemas / "flow.json")).stdout == diagram
+    refused(run("diagram", "missing.yaml"), 3, "'missing.yaml' not found")
+    refused(run("--schema-dir", str(schemas), "diagram", "nope"), 3, "no workflow schema 'nope'")
+    refused(run("--schema-dir", "/no/such", "workflows"), 3, "/no/such")
+    assert not (tmp_path / ".chatflow").exists()
+
+
+def test_bad_ids_are_one_line_errors(run: Runner) -> None:
+    demo(run)
+    refused(run("show", "../etc"), 1, "invalid instance_id '../etc'")
+    refused(run("status", "--feature", "a/b"), 1, "invalid feature_id 'a/b'")
+    refused(run("show", "wfi_missing"), 3, "'wfi_missing' not found")
+    assert run().returncode == 2
+    assert run("nonsense").returncode == 2

@@ -1,0 +1,111 @@
+"""Steering commands run as the real ``chatflow`` executable: each prints the new state
+and refuses with one line and exit 1 (3 for unknown ids, 2 for malformed arguments)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ._cli import Runner, refused
+
+
+def test_start_next_approve_session(run: Runner, tmp_path: Path) -> None:
+    iid = run.start("--var", "count=3", "--var", "name=alice", "--meta", "actor=bob")
+    view = run.json("show", iid)
+    assert view["variables"] == {"count": 3, "name": "alice"}
+    assert view["meta"] == {"actor": "bob"}
+    assert view["status"] == "created" and view["current_phase"] == "draft"
+
+    data_file = tmp_path / "data.json"
+    data_file.write_text(json.dumps({"summary": "done"}), encoding="utf-8")
+    dry = run.json("next", iid, "--data-file", str(data_file), "--dry-run")
+    assert dry["current_phase"] == "review"
+    assert run.json("show", iid)["current_phase"] == "draft"  # dry run wrote nothing
+
+    paused = run.json("next", iid, "--data", "ok=true")
+    assert paused["status"] == "paused"
+    assert paused["pause"] == {
+        "kind": "approval",
+        "reason": "phase 'review' requires approval",
+        "risk": None,
+    }
+    shown = run.ok("show", iid).stdout
+    assert "approval: phase 'review' requires approval" in shown
+
+    refused(run("next", iid), 1, "is paused")
+    refused(run("resume", iid), 1, "chatflow approve")
+    approved = run.json("approve", iid, "--by", "alice", "--note", "lgtm")
+    assert approved["status"] == "running"
+    assert approved["timeline"][1]["approvals"] == [
+        {
+            "decision": "approved",
+            "by": "alice",
+            "at": approved["timeline"][1]["approvals"][0]["at"],
+            "note": "lgtm",
+        }
+    ]
+    refused(run("approve", iid, "--by", "alice"), 1, "not waiting for approval")
+    done = run.json("next", iid)
+    assert done["current_phase"] == "ship"
+    assert run.json("next", iid)["status"] == "completed"
+    refused(run("next", iid), 1, "completed")
+
+
+def test_reject_sends_work_back(run: Runner) -> None:
+    iid = run.start()
+    run.ok("next", iid)
+    rejected = run.json("reject", iid, "--by", "carol", "--note", "redo")
+    assert rejected["current_phase"] == "draft" and rejected["status"] == "running"
+    assert rejected["timeline"][1]["approvals"][0]["decision"] == "rejected"
+    refused(run("reject", iid, "--by", "carol"), 1, "cannot reject")
+
+
+def test_pause_resume_fail_retry_jump_cancel(run: Runner) -> None:
+    iid = run.start()
+    assert run.json("pause", iid, "--reason", "lunch")["pause"]["reason"] == "lunch"
+    refused(run("pause", iid), 1, "is paused")
+    assert run.json("resume", iid)["status"] == "created"
+    failed = run.json("fail", iid, "--error", "model timed out")
+    assert failed["status"] == "failed"
+    retried = run.json("retry", iid)
+    assert retried["retries"] == {"draft": 1} and retried["timeline"][-1]["visit"] == 2
+    jumped = run.json("jump", iid, "ship", "--reason", "hotfix")
+    assert jumped["current_phase"] == "ship"
+    refused(run("jump", iid, "nowhere"), 1, "no phase 'nowhere'")
+    assert run.json("cancel", iid, "--reason", "obsolete")["status"] == "cancelled"
+    refused(run("retry", iid), 1, "cancelled")
+    kinds = [event["kind"] for event in run.json("history", iid)]
+    for kind in ("paused", "resumed", "failed", "retried", "jumped", "cancelled"):
+        assert kind in kinds
+
+
+def test_fork_starts_a_linked_instance(run: Runner) -> None:
+    iid = run.start()
+    run.ok("next", iid)
+    child = run.json("fork", iid, "--at", "0")
+    assert child["instance_id"] != iid
+    assert child["parent"] == {"instance_id": iid, "history_index": 0}
+    refused(run("fork", iid, "--at", "9"), 1, "out of range")
+    assert run("fork", iid, "--at", "x").returncode == 2
+
+
+def test_start_by_name_and_refusals(run: Runner, tmp_path: Path) -> None:
+    schemas = tmp_path / "schemas"
+    schemas.mkdir()
+    (schemas / "flow.json").write_text(
+        json.dumps({"name": "flow", "phases": [{"name": "a"}]}), encoding="utf-8"
+    )
+    view = run.json("--schema-dir", str(schemas), "start", "flow", "--feature", "feat_x")
+    assert view["workflow"] == "flow" and view["workflow_version"] == 1
+    refused(run("start", "nope", "--feature", "f"), 3, "no workflow schema 'nope'")
+    refused(run("start", "missing.json", "--feature", "f"), 3, "not found")
+    refused(run("start", str(schemas / "flow.json"), "--feature", "a/b"), 1, "feature_id")
+    refused(run("start", str(schemas / "flow.json"), "--feature", "f", "--var", "novalue"), 2)
+    refused(run("next", "wfi_nope"), 3, "not found")
+    refused(run("next", view["instance_id"], "--data-file", "missing.json"), 3, "not found")
+    assert run("start", "flow").returncode == 2  # --feature is required
+
+
+def test_steering_a_missing_store_creates_nothing(run: Runner, tmp_path: Path) -> None:
+    refused(run("--dir", str(tmp_path / "typo"), "cancel", "wfi_abc"), 3, "does not exist")
+    assert not (tmp_path / "typo").exists()

@@ -124,6 +124,6 @@ def test_cli_migrate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     out = capsys.readouterr().out
     assert "4 instances copied" in out
     assert "3 artifacts copied" in out
-    assert main(["migrate", "--from", str(tmp_path / "nope"), "--to", target]) == 1
+    assert main(["migrate", "--from", str(tmp_path / "nope"), "--to", target]) == 3  # not found
     err = capsys.readouterr().err.strip()
     assert err.startswith("chatflow: error: source") and "\n" not in err

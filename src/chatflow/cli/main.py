@@ -109,9 +109,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _configure_logging(verbosity: int) -> None:
     """Show the library's warnings (``-v`` info, ``-vv`` debug) as ``chatflow: ...`` lines."""
+    logger = logging.getLogger("chatflow")
+    for handler in logger.handlers:
+        if isinstance(handler.formatter, _Formatter):  # main() called again in one process
+            logger.removeHandler(handler)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_Formatter())
-    logger = logging.getLogger("chatflow")
     logger.addHandler(handler)
     logger.setLevel(
         logging.DEBUG if verbosity > 1 else logging.INFO if verbosity else logging.WARNING

@@ -149,5 +149,5 @@ def test_cli_diagram_and_workflows(
     iid = engine.start_workflow_instance(None, {}, "feat_cli", schema_name="chatcoder_hotfix")
     assert main([*base, "diagram", iid]) == 0
     assert "class p0 current" in capsys.readouterr().out
-    assert main([*base, "diagram", "no_such_flow"]) == 1
+    assert main([*base, "diagram", "no_such_flow"]) == 3  # not found
     assert "Schema no_such_flow not found" in capsys.readouterr().err

@@ -104,7 +104,7 @@ def key_values(pairs: list[str] | None, option: str) -> dict[str, Any]:
     """``k=v`` arguments as a dict; ``v`` is read as JSON when it parses, else as text.
 
     So ``--var count=3`` gives the number 3, ``--var name=alice`` the string "alice",
-    and ``--var 'tags=["a"]'`` a list.
+    ``--var 'tags=["a"]'`` a list and ``--var x=NaN`` the string "NaN".
     """
     values: dict[str, Any] = {}
     for pair in pairs or []:
@@ -112,10 +112,15 @@ def key_values(pairs: list[str] | None, option: str) -> dict[str, Any]:
         if not sep or not key:
             raise UsageError(f"{option} takes KEY=VALUE, not {pair!r}")
         try:
-            values[key] = json.loads(raw)
+            values[key] = json.loads(raw, parse_constant=_not_json)
         except ValueError:
             values[key] = raw
     return values
+
+
+def _not_json(constant: str) -> None:
+    """``NaN`` and ``Infinity`` are Python's JSON extensions, not JSON: keep them as text."""
+    raise ValueError(constant)
 
 
 def json_file(path: str) -> dict[str, Any]:

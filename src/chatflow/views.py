@@ -106,25 +106,29 @@ def _check(key: str, artifacts: TaskArtifacts | None, problem: str | None) -> JS
 def instance_view(
     state: WorkflowInstanceState,
     checks: Mapping[str, JSON] | None = None,
-    open_gates: Iterable[JSON] = (),
+    open_gates: Iterable[JSON] | None = None,
 ) -> JSON:
     """Everything ``chatflow show`` tells about an instance.
 
     ``checks`` comes from ``artifact_checks`` (without it, artifacts show as
-    unchecked); ``open_gates`` lists requirements still blocking the current phase.
+    unchecked: ``null``). ``open_gates`` lists what the current phase's exit gate still
+    misses; by default it is read from the state (``status_info``'s
+    ``open_requirements``, where the engine has gates).
     """
-    from chatflow.core.status import predicted_next, progress  # noqa: PLC0415 - show only
+    from chatflow.core.status import status_info  # noqa: PLC0415 - show only
 
+    info = status_info(state)
+    gates = (info.get("open_requirements") or []) if open_gates is None else open_gates
     return {
         **instance_row(state),
         "version": state.version,
         "variables": state.variables,
         "meta": state.meta,
         "pause": _pause_view(state.pause),
-        "open_gates": list(open_gates),
+        "open_gates": list(gates),
         "parent": state.parent,
-        "next_phase": predicted_next(state),
-        "progress": progress(state),
+        "next_phase": info["next_phase"],
+        "progress": info["progress"],
         "visits": dict(state.visits),
         "retries": dict(state.retries),
         "timeline": _timeline(state, checks or {}),

@@ -153,20 +153,21 @@ def cmd_next(ctx: Context) -> int:
 
 
 def cmd_approve(ctx: Context) -> int:
-    """Approve the phase the instance waits on (``engine.approve`` once gates exist)."""
+    """Approve what the instance waits on: a paused approval (``resume(approved_by=)``),
+    else the current phase's exit gate (``engine.approve``, where gates exist)."""
     args = ctx.args
     engine = ctx.reader()
-    approve = getattr(engine, "approve", None)  # issue 9: approvals of gated phases
-    if approve is not None:
-        return report(ctx, approve(args.instance_id, by=args.by, note=args.note))
     state = ctx.instance(args.instance_id)
-    if state.pause is None or state.pause.get("kind") != "approval":
-        raise InvalidTransitionError(
-            f"instance {state.instance_id!r} is {state.status.value}, not waiting for approval"
-            + ("; use resume" if state.pause else ""),
-            instance_id=state.instance_id,
-        )
-    return report(ctx, engine.resume(args.instance_id, approved_by=args.by, note=args.note))
+    if state.pause is not None and state.pause.get("kind") == "approval":
+        return report(ctx, engine.resume(args.instance_id, approved_by=args.by, note=args.note))
+    approve = getattr(engine, "approve", None)  # exit gates (issue 9) add engine.approve
+    if approve is not None and not state.status.is_finished:
+        return report(ctx, approve(args.instance_id, by=args.by, note=args.note))
+    raise InvalidTransitionError(
+        f"instance {state.instance_id!r} is {state.status.value}, not waiting for approval"
+        + ("; use resume" if state.pause else ""),
+        instance_id=state.instance_id,
+    )
 
 
 def cmd_reject(ctx: Context) -> int:

@@ -257,9 +257,7 @@ def cmd_show(ctx: Context) -> int:
     """State, variables, meta, pause reason, open gates and the timeline of one instance."""
     engine = ctx.reader()
     state = ctx.instance(ctx.args.instance_id)
-    view = views.instance_view(
-        state, views.artifact_checks(engine, state), open_gates(engine, state)
-    )
+    view = views.instance_view(state, views.artifact_checks(engine, state))
     bad = [row for row in view["timeline"] if row["artifacts"] and not row["artifacts"]["verified"]]
     for row in bad:
         warn(f"artifacts of {row['phase']} (visit {row['visit']}): {row['artifacts']['problem']}")
@@ -268,15 +266,6 @@ def cmd_show(ctx: Context) -> int:
     else:
         print_instance(ctx.out, view)
     return EXIT_FAILED if bad else EXIT_OK
-
-
-def open_gates(engine: WorkflowEngine, state: WorkflowInstanceState) -> list[dict[str, Any]]:
-    """Requirements still blocking the current phase, where the engine knows gates."""
-    gates = getattr(engine, "open_gates", None)  # gates arrive with issue 9
-    if gates is None:
-        return []
-    found: list[dict[str, Any]] = list(gates(state.instance_id))
-    return found
 
 
 def print_instance(out: Output, view: dict[str, Any]) -> None:
@@ -290,7 +279,7 @@ def print_instance(out: Output, view: dict[str, Any]) -> None:
             ("status", out.paint(view["status"], view["status"])),
             ("phase", view["current_phase"]),
             *([("paused", f"{pause['kind']}: {pause['reason'] or '-'}")] if pause else []),
-            *[("gate", gate.get("description", gate)) for gate in view["open_gates"]],
+            *[("needs", gate.get("text", gate)) for gate in view["open_gates"]],
             ("next", view["next_phase"] or "-"),
             ("progress", f"{view['progress']:.0%}"),
             ("created", short_time(view["created_at"])),

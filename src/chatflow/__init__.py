@@ -3,27 +3,17 @@
 >>> import chatflow
 >>> engine = chatflow.engine          # the process-wide shared engine (opens nothing yet)
 
-Importing ChatFlow does no I/O: the shared engine opens its store (``$CHATFLOW_DIR`` or
+Importing ChatFlow does no I/O and loads almost nothing: every public name is imported
+on first access (``bench/bench_cli.py`` holds ``import chatflow`` to its target), and
+the shared engine is created then and opens its store (``$CHATFLOW_DIR`` or
 ``./.chatflow``) on first use. ``init(path)`` switches that same engine object to
 another folder, so every module holding ``chatflow.engine`` follows the switch.
 """
 
 from __future__ import annotations
 
-import importlib
-import os
-from typing import TYPE_CHECKING, Any
+import sys
 
-from chatflow.core.engine import WorkflowEngine
-from chatflow.core.models import (
-    EventKind,
-    HistoryEntry,
-    InstanceStatus,
-    TaskArtifacts,
-    TaskExecutionRecord,
-    WorkflowEvent,
-    WorkflowInstanceState,
-)
 from chatflow.errors import (
     ChatFlowError,
     CorruptStateError,
@@ -37,7 +27,27 @@ from chatflow.errors import (
     StoreNotFoundError,
     ValidationError,
 )
-from chatflow.storage.base import InstanceSummary, IWorkflowStateStore
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy knows the name)
+if TYPE_CHECKING:
+    import os
+    from typing import Any
+
+    from chatflow.core.engine import WorkflowEngine
+    from chatflow.core.models import (
+        EventKind,
+        HistoryEntry,
+        InstanceStatus,
+        TaskArtifacts,
+        TaskExecutionRecord,
+        WorkflowEvent,
+        WorkflowInstanceState,
+    )
+    from chatflow.core.registry import WorkflowInfo, load_schema
+    from chatflow.diagram import to_mermaid
+    from chatflow.storage.base import InstanceSummary, IWorkflowStateStore
+
+    engine: WorkflowEngine
 
 __version__ = "1.0.0"
 
@@ -70,28 +80,38 @@ __all__ = [
     "to_mermaid",
 ]
 
-engine = WorkflowEngine()
-
-# Imported on first access: only schema-file and diagram users pay for these modules.
+# Each name is imported from its module on first access, so a tool that only needs the
+# errors, or the command's start-up, never pays for modules it does not use.
 _LAZY = {
+    "EventKind": "chatflow.core.models",
+    "HistoryEntry": "chatflow.core.models",
+    "InstanceStatus": "chatflow.core.models",
+    "InstanceSummary": "chatflow.storage.base",
+    "IWorkflowStateStore": "chatflow.storage.base",
+    "TaskArtifacts": "chatflow.core.models",
+    "TaskExecutionRecord": "chatflow.core.models",
+    "WorkflowEngine": "chatflow.core.engine",
+    "WorkflowEvent": "chatflow.core.models",
     "WorkflowInfo": "chatflow.core.registry",
+    "WorkflowInstanceState": "chatflow.core.models",
+    "engine": "chatflow._shared",
     "load_schema": "chatflow.core.registry",
     "to_mermaid": "chatflow.diagram",
 }
-
-if TYPE_CHECKING:
-    from chatflow.core.registry import WorkflowInfo as WorkflowInfo
-    from chatflow.core.registry import load_schema as load_schema
-    from chatflow.diagram import to_mermaid as to_mermaid
 
 
 def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'chatflow' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    __import__(module)  # importlib itself would cost more than the rest of this module
+    value = getattr(sys.modules[module], name)
     globals()[name] = value
     return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
 
 
 def init(
@@ -105,5 +125,6 @@ def init(
     The shared engine is reconfigured in place rather than replaced, so code that
     imported ``chatflow.engine`` earlier sees the new storage too.
     """
-    engine._configure(storage_dir, store, durable=durable)
-    return engine
+    shared: WorkflowEngine = __getattr__("engine")
+    shared._configure(storage_dir, store, durable=durable)
+    return shared

@@ -8,7 +8,9 @@ because the base class rebuilds them from the keyword arguments it was given.
 
 from __future__ import annotations
 
-from typing import Any
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: errors load first
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class ChatFlowError(Exception):

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
+import subprocess
 import sys
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -19,6 +22,11 @@ def test_times_are_local_iso_8601_with_offset() -> None:
     assert text is not None
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.000[+-]\d\d:\d\d", text)
     assert views.iso_time(None) is None
+    for stamp in (0.0, 1_700_000_000.9996, 1_234_567_890.5, -1.25):
+        expected = datetime.fromtimestamp(stamp).astimezone()
+        assert datetime.fromisoformat(views.iso_time(stamp) or "") == expected.replace(
+            microsecond=expected.microsecond // 1000 * 1000
+        )
     assert output.short_time(text) == text[:19] + text[23:]
 
 
@@ -66,3 +74,15 @@ def test_progress_draws_on_a_terminal_only(monkeypatch: pytest.MonkeyPatch) -> N
     assert list(quiet.over([1, 2])) == [1, 2]
     quiet.close()
     assert pipe.getvalue() == ""
+
+
+@pytest.mark.parametrize("zone", ["Asia/Kolkata", "America/St_Johns"])
+def test_offsets_of_other_time_zones(zone: str) -> None:
+    code = (
+        "from chatflow.views import iso_time; from datetime import datetime\n"
+        "for t in (0.0, 1_700_000_000.25, 1_720_000_000.5):\n"
+        "    expected = datetime.fromtimestamp(t).astimezone().isoformat(timespec='milliseconds')\n"
+        "    assert iso_time(t) == expected, (iso_time(t), expected)\n"
+    )
+    env = {**os.environ, "TZ": zone}
+    subprocess.run([sys.executable, "-c", code], env=env, check=True)

@@ -13,7 +13,7 @@ Shapes only grow: keys are added, never renamed or removed.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+import time
 from typing import TYPE_CHECKING, Any
 
 from chatflow.core.models import (
@@ -37,7 +37,14 @@ def iso_time(timestamp: float | None) -> str | None:
     """Seconds since the epoch as local ISO 8601 with offset (milliseconds); None stays None."""
     if timestamp is None:
         return None
-    return datetime.fromtimestamp(timestamp).astimezone().isoformat(timespec="milliseconds")
+    # time, not datetime: same result, and datetime costs milliseconds at start-up.
+    seconds = int(timestamp // 1)
+    local = time.localtime(seconds)
+    offset = local.tm_gmtoff // 60
+    sign = "-" if offset < 0 else "+"
+    millis = int((timestamp - seconds) * 1000)
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", local)
+    return f"{stamp}.{millis:03d}{sign}{abs(offset) // 60:02d}:{abs(offset) % 60:02d}"
 
 
 def feature_view(rollup: Mapping[str, Any], unreadable: Iterable[str] = ()) -> JSON:

@@ -10,6 +10,8 @@ store.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,7 +31,7 @@ DEMO_SCHEMA: dict[str, Any] = {
 }
 
 
-def register(commands: Subparsers) -> None:
+def _add_start(commands: Subparsers) -> None:
     start = commands.add_parser("start", help="start an instance of a workflow")
     start.add_argument("workflow", metavar="WORKFLOW", help="registered name or JSON/YAML file")
     start.add_argument("--feature", required=True, help="feature the instance works on")
@@ -42,6 +44,8 @@ def register(commands: Subparsers) -> None:
     )
     _finish(start, cmd_start)
 
+
+def _add_next(commands: Subparsers) -> None:
     step = commands.add_parser("next", help="complete the current phase and go to the next")
     _id(step)
     data = step.add_mutually_exclusive_group()
@@ -53,12 +57,16 @@ def register(commands: Subparsers) -> None:
     step.add_argument("--dry-run", action="store_true", help="show the result, write nothing")
     _finish(step, cmd_next)
 
+
+def _add_approve(commands: Subparsers) -> None:
     approve = commands.add_parser("approve", help="approve the phase an instance waits on")
     _id(approve)
     approve.add_argument("--by", required=True, metavar="NAME", help="who approves")
     approve.add_argument("--note", help="why")
     _finish(approve, cmd_approve)
 
+
+def _add_reject(commands: Subparsers) -> None:
     reject = commands.add_parser("reject", help="refuse an approval and send the work back")
     _id(reject)
     reject.add_argument("--by", required=True, metavar="NAME", help="who rejects")
@@ -66,34 +74,30 @@ def register(commands: Subparsers) -> None:
     reject.add_argument("--note", help="why")
     _finish(reject, cmd_reject)
 
-    for name, helptext, handler, reason in (
-        ("pause", "pause an instance until resume", cmd_pause, "--reason"),
-        ("resume", "resume an instance paused by hand", cmd_resume, None),
-        ("retry", "start the current (failed) phase over", cmd_retry, "--note"),
-        ("cancel", "abandon an instance", cmd_cancel, "--reason"),
-    ):
-        parser = commands.add_parser(name, help=helptext)
-        _id(parser)
-        if reason:
-            parser.add_argument(reason, default=None, help="recorded in the event log")
-        _finish(parser, handler)
 
+def _add_fail(commands: Subparsers) -> None:
     fail = commands.add_parser("fail", help="mark the current phase failed")
     _id(fail)
     fail.add_argument("--error", required=True, help="what went wrong")
     _finish(fail, cmd_fail)
 
+
+def _add_jump(commands: Subparsers) -> None:
     jump = commands.add_parser("jump", help="enter a phase now, ignoring routes (override)")
     _id(jump)
     jump.add_argument("phase", metavar="PHASE")
     jump.add_argument("--reason", default="", help="recorded in the event log")
     _finish(jump, cmd_jump)
 
+
+def _add_fork(commands: Subparsers) -> None:
     fork = commands.add_parser("fork", help="new instance as this one was at history entry N")
     _id(fork)
     fork.add_argument("--at", required=True, type=int, metavar="N", help="history index")
     _finish(fork, cmd_fork)
 
+
+def _add_demo(commands: Subparsers) -> None:
     demo = commands.add_parser("demo", help="run the code-generation workflow end to end")
     demo.add_argument("--feature", default="feat_user_auth", help="feature id to use")
     _finish(demo, cmd_demo)
@@ -255,3 +259,35 @@ def cmd_demo(ctx: Context) -> int:
         out.line(f"artifacts: {base}/instances/{instance_id}/tasks/")
     out.line(f"next:      chatflow show {instance_id}")
     return EXIT_OK
+
+
+# The steering commands that take only an id and an optional text.
+_SIMPLE: dict[str, tuple[str, Callable[[Context], int], str | None]] = {
+    "pause": ("pause an instance until resume", cmd_pause, "--reason"),
+    "resume": ("resume an instance paused by hand", cmd_resume, None),
+    "retry": ("start the current (failed) phase over", cmd_retry, "--note"),
+    "cancel": ("abandon an instance", cmd_cancel, "--reason"),
+}
+
+
+def _add_simple(commands: Subparsers, name: str) -> None:
+    helptext, handler, reason = _SIMPLE[name]
+    parser = commands.add_parser(name, help=helptext)
+    _id(parser)
+    if reason:
+        parser.add_argument(reason, default=None, help="recorded in the event log")
+    _finish(parser, handler)
+
+
+# Command name -> the function adding its parser (main builds only the one it runs).
+PARSERS: dict[str, Callable[[Subparsers], None]] = {
+    "start": _add_start,
+    "next": _add_next,
+    "approve": _add_approve,
+    "reject": _add_reject,
+    **{name: partial(_add_simple, name=name) for name in _SIMPLE},
+    "fail": _add_fail,
+    "jump": _add_jump,
+    "fork": _add_fork,
+    "demo": _add_demo,
+}

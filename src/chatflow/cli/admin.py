@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
 EXPORT_FORMAT = 1
 
 
-def register(commands: Subparsers) -> None:
+def _add_delete(commands: Subparsers) -> None:
     delete = commands.add_parser(
         "delete", help="delete instances, their artifacts and index entries"
     )
@@ -43,22 +44,30 @@ def register(commands: Subparsers) -> None:
     add_json(delete)
     delete.set_defaults(command=cmd_delete)
 
+
+def _add_export(commands: Subparsers) -> None:
     export = commands.add_parser("export", help="write instances and artifacts as JSON lines")
     _selection(export, allow_all=True)
     export.add_argument("-o", "--output", metavar="FILE", help="write to FILE (default: stdout)")
     add_json(export)
     export.set_defaults(command=cmd_export)
 
+
+def _add_import(commands: Subparsers) -> None:
     imp = commands.add_parser("import", help="read an export back (verified, idempotent)")
     imp.add_argument("file", metavar="FILE", help="JSON lines written by export ('-': stdin)")
     add_json(imp)
     imp.set_defaults(command=cmd_import)
 
+
+def _add_doctor(commands: Subparsers) -> None:
     doctor = commands.add_parser("doctor", help="find (and --fix) damage in the store")
     doctor.add_argument("--fix", action="store_true", help="repair what is safe to repair")
     add_json(doctor)
     doctor.set_defaults(command=cmd_doctor)
 
+
+def _add_migrate(commands: Subparsers) -> None:
     migrate = commands.add_parser("migrate", help="copy every instance to another store, verified")
     migrate.add_argument("--from", dest="source", required=True, metavar="DIR_OR_URL")
     migrate.add_argument("--to", dest="target", required=True, metavar="DIR_OR_URL")
@@ -307,3 +316,13 @@ def _check_instances(store: IWorkflowStateStore, progress: Progress) -> list[Fin
                 Finding("unreadable_instance", repr(store), str(error), False, instance_id)
             )
     return findings
+
+
+# Command name -> the function adding its parser (main builds only the one it runs).
+PARSERS: dict[str, Callable[[Subparsers], None]] = {
+    "delete": _add_delete,
+    "export": _add_export,
+    "import": _add_import,
+    "doctor": _add_doctor,
+    "migrate": _add_migrate,
+}

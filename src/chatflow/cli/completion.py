@@ -10,6 +10,7 @@ prints an error: a missing store completes nothing.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from chatflow.cli.context import EXIT_OK, Context
@@ -55,10 +56,13 @@ if TYPE_CHECKING:
     from chatflow.cli.context import Subparsers
 
 
-def register(commands: Subparsers) -> None:
+def _add_completion(commands: Subparsers) -> None:
     completion = commands.add_parser("completion", help="print the bash or zsh completion script")
     completion.add_argument("shell", choices=("bash", "zsh"))
     completion.set_defaults(command=cmd_completion)
+
+
+def _add_complete(commands: Subparsers) -> None:
     hidden = commands.add_parser("__complete")  # no help=: not listed in --help
     hidden.add_argument("words", nargs=argparse.REMAINDER)
     hidden.set_defaults(command=cmd_complete)
@@ -159,3 +163,10 @@ def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentP
         if isinstance(action, argparse._SubParsersAction):
             return dict(action.choices)
     return {}
+
+
+# Command name -> the function adding its parser (main builds only the one it runs).
+PARSERS: dict[str, Callable[[Subparsers], None]] = {
+    "completion": _add_completion,
+    "__complete": _add_complete,
+}

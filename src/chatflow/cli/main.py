@@ -49,8 +49,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(argv: Sequence[str] | None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(_command_in(arguments))
+    args = parser.parse_args(arguments)
     _configure_logging(args.verbose)
     context = Context(args)
     try:
@@ -65,7 +66,9 @@ def _run(argv: Sequence[str] | None) -> int:
     return EXIT_FAILED  # not reached: parser.exit raises
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The command-line parser; with ``only``, holding just that command's parser
+    (building all ~30 argparse parsers costs more than many commands' work)."""
     from chatflow import __version__  # noqa: PLC0415 - the package is imported already
 
     parser = argparse.ArgumentParser(
@@ -73,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="See and steer durable AI-development workflows from the terminal.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,  # an abbreviated --dir would hide which word is the command
     )
     parser.add_argument("--version", action="version", version=f"chatflow {__version__}")
     parser.add_argument(
@@ -102,9 +106,28 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
     from chatflow.cli import act, admin, completion, read  # noqa: PLC0415 - as needed
 
-    for register in (read.register, act.register, admin.register, completion.register):
-        register(commands)
+    parsers = {**read.PARSERS, **act.PARSERS, **admin.PARSERS, **completion.PARSERS}
+    for name, add in parsers.items():
+        if only not in parsers or name == only:
+            add(commands)
     return parser
+
+
+# Global options followed by a value: that value is not the command's name.
+_VALUED_OPTIONS = frozenset({"--dir", "--schema-dir"})
+
+
+def _command_in(arguments: list[str]) -> str | None:
+    """The command named on the command line (before parsing), if any."""
+    skip = False
+    for word in arguments:
+        if skip:
+            skip = False
+        elif word in _VALUED_OPTIONS:
+            skip = True
+        elif not word.startswith("-"):
+            return word
+    return None
 
 
 def _configure_logging(verbosity: int) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
 STATUSES = views.STATUSES
 
 
-def register(commands: Subparsers) -> None:
+def _add_list(commands: Subparsers) -> None:
     listing = commands.add_parser("list", help="instances, newest first")
     listing.add_argument("--feature", help="only this feature's instances")
     listing.add_argument("--status", choices=STATUSES, help="only instances in this status")
@@ -40,26 +41,36 @@ def register(commands: Subparsers) -> None:
     add_json(listing)
     listing.set_defaults(command=cmd_list)
 
+
+def _add_features(commands: Subparsers) -> None:
     features = commands.add_parser("features", help="every feature's roll-up, all status counts")
     add_json(features)
     features.set_defaults(command=cmd_features, feature=None, instance_id=None)
 
+
+def _add_status(commands: Subparsers) -> None:
     status = commands.add_parser("status", help="roll-ups (like features), or one instance")
     status.add_argument("instance_id", nargs="?", help="instance to show (like show)")
     status.add_argument("--feature", help="this feature's roll-up and instances")
     add_json(status)
     status.set_defaults(command=cmd_features)
 
+
+def _add_show(commands: Subparsers) -> None:
     show = commands.add_parser("show", help="one instance: state, pause reason, timeline")
     show.add_argument("instance_id", metavar="ID")
     add_json(show)
     show.set_defaults(command=cmd_show)
 
+
+def _add_history(commands: Subparsers) -> None:
     history = commands.add_parser("history", help="an instance's event log")
     history.add_argument("instance_id", metavar="ID")
     add_json(history)
     history.set_defaults(command=cmd_history)
 
+
+def _add_artifacts(commands: Subparsers) -> None:
     artifacts = commands.add_parser("artifacts", help="print a phase's prompt and response")
     artifacts.add_argument("instance_id", metavar="ID")
     artifacts.add_argument("phase", metavar="PHASE", help="phase (latest visit) or task key")
@@ -69,10 +80,14 @@ def register(commands: Subparsers) -> None:
     add_json(artifacts)
     artifacts.set_defaults(command=cmd_artifacts)
 
+
+def _add_workflows(commands: Subparsers) -> None:
     workflows = commands.add_parser("workflows", help="the workflow schemas found by name")
     add_json(workflows)
     workflows.set_defaults(command=cmd_workflows)
 
+
+def _add_diagram(commands: Subparsers) -> None:
     diagram = commands.add_parser(
         "diagram", help="a workflow (or an instance's path) as a Mermaid flowchart"
     )
@@ -435,3 +450,16 @@ def load_schema_file(path: str) -> dict[str, Any]:
     if not Path(path).is_file():
         raise NotFoundError(f"workflow file {path!r} not found")
     return load_schema(path)
+
+
+# Command name -> the function adding its parser (main builds only the one it runs).
+PARSERS: dict[str, Callable[[Subparsers], None]] = {
+    "list": _add_list,
+    "features": _add_features,
+    "status": _add_status,
+    "show": _add_show,
+    "history": _add_history,
+    "artifacts": _add_artifacts,
+    "workflows": _add_workflows,
+    "diagram": _add_diagram,
+}

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -435,6 +434,8 @@ class FileStateStore(IWorkflowStateStore):
             try:
                 path.unlink(missing_ok=True)
                 if (self.instances_dir / instance_id).exists():
+                    import shutil  # noqa: PLC0415 - deletion is rare; shutil is slow to import
+
                     shutil.rmtree(self.instances_dir / instance_id)
             except OSError as error:
                 raise StorageError(

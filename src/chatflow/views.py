@@ -12,8 +12,8 @@ Shapes only grow: keys are added, never renamed or removed.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
 import time
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from chatflow.core.models import (

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from chatflow.cli.context import EXIT_FAILED, EXIT_USAGE, Context, UsageError, exit_code
+from chatflow.cli.context import EXIT_FAILED, Context, exit_code
 from chatflow.errors import ChatFlowError
 
 EPILOG = """\
@@ -56,14 +56,16 @@ def _run(argv: Sequence[str] | None) -> int:
     context = Context(args)
     try:
         return int(args.command(context))
-    except UsageError as error:
-        parser.exit(EXIT_USAGE, f"chatflow: error: {error}\n")
     except ChatFlowError as error:
         print(f"chatflow: error: {error}", file=sys.stderr)
         return exit_code(error)
+    except OSError as error:  # the environment, not a bug: a full disk, a permission
+        if isinstance(error, BrokenPipeError):
+            raise
+        print(f"chatflow: error: {error}", file=sys.stderr)
+        return EXIT_FAILED
     finally:
         context.close()
-    return EXIT_FAILED  # not reached: parser.exit raises
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:

@@ -23,6 +23,15 @@ def test_version_and_help_document_exit_codes(run: Runner) -> None:
     helptext = run.ok("--help").stdout
     for line in ("0  ok", "1  the operation failed", "2  usage error", "3  not found"):
         assert line in helptext
+    commands = (
+        "list features status show history artifacts start next approve reject pause resume "
+        "fail retry cancel jump fork delete export import doctor migrate workflows diagram "
+        "demo completion"
+    ).split()
+    listed = {line.split()[0] for line in helptext.splitlines() if line.startswith("    ")}
+    assert set(commands) <= listed
+    assert "__complete" not in helptext
+    assert "--limit" in run.ok("list", "--help").stdout
 
 
 def test_list_features_and_show_after_demo(run: Runner, tmp_path: Path) -> None:

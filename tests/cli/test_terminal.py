@@ -138,3 +138,28 @@ def test_vv_logs_waiting_for_a_lock(run: Runner, tmp_path: Path) -> None:
         assert line.startswith("chatflow: debug: lock ") and "retrying" in line
     assert process.wait() == 0
     assert run.ok("next", iid).stderr == ""  # without -v: warnings only
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs a POSIX pseudo-terminal")
+@pytest.mark.parametrize(("answer", "deleted"), [("n", False), ("y", True)])
+def test_delete_asks_on_a_terminal(run: Runner, tmp_path: Path, answer: str, deleted: bool) -> None:
+    iid = run.json("start", str(write_flow(tmp_path)), "--feature", "f")["instance_id"]
+    leader, follower = pty.openpty()
+    process = subprocess.Popen(
+        [EXECUTABLE, "delete", iid],
+        cwd=tmp_path,
+        env=base_env(),
+        stdin=follower,
+        stdout=follower,
+        stderr=follower,
+        close_fds=True,
+    )
+    os.close(follower)
+    seen = b""
+    while b"[y/N]" not in seen:
+        seen += os.read(leader, 1024)
+    assert f"delete 1 instance(s): {iid}".encode() in seen
+    os.write(leader, f"{answer}\n".encode())
+    assert process.wait() == (0 if deleted else 1)
+    os.close(leader)
+    assert (run("show", iid).returncode == 3) is deleted

@@ -13,7 +13,7 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from chatflow.cli.context import (
     EXIT_FAILED,
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from chatflow.core.engine import WorkflowEngine
     from chatflow.storage.base import IWorkflowStateStore
     from chatflow.storage.file_doctor import Finding
+    from chatflow.storage.migrate import MigrationReport
 
 EXPORT_FORMAT = 1
 
@@ -103,7 +104,8 @@ def _selected(ctx: Context, engine: WorkflowEngine) -> list[str]:
 def cmd_delete(ctx: Context) -> int:
     engine = ctx.reader()
     ids = _selected(ctx, engine)
-    if not ctx.args.yes and not _confirm(f"delete {len(ids)} instance(s): {', '.join(ids[:5])}"):
+    shown = ", ".join(ids[:5]) + (", ..." if len(ids) > 5 else "")
+    if not ctx.args.yes and not _confirm(f"delete {len(ids)} instance(s): {shown}"):
         print("chatflow: nothing deleted", file=sys.stderr)
         return EXIT_FAILED
     deleted = [iid for iid in ids if engine.state_store.delete_instance(iid)]
@@ -118,7 +120,7 @@ def _confirm(question: str) -> bool:
     """Ask on a terminal; anywhere else (scripts, pipes) refuse: they must say --yes."""
     if not sys.stdin.isatty():
         raise ValidationError("refusing to delete without confirmation: add --yes")
-    answer = input(f"{question}{'...' if question.count(',') >= 4 else ''}? [y/N] ")
+    answer = input(f"{question}? [y/N] ")
     return answer.strip().lower() in ("y", "yes")
 
 
@@ -239,7 +241,7 @@ def cmd_migrate(ctx: Context) -> int:
     return _report(ctx, report)
 
 
-def _report(ctx: Context, report: Any) -> int:
+def _report(ctx: Context, report: MigrationReport) -> int:
     if ctx.out.json:
         ctx.out.emit_json(
             {

@@ -131,6 +131,7 @@ def instance_view(
         "version": state.version,
         "variables": state.variables,
         "meta": state.meta,
+        "phase_title": _phase_title(state),
         "pause": _pause_view(state.pause),
         "open_gates": list(gates),
         "parent": state.parent,
@@ -140,6 +141,13 @@ def instance_view(
         "retries": dict(state.retries),
         "timeline": _timeline(state, checks or {}),
     }
+
+
+def _phase_title(state: WorkflowInstanceState) -> str | None:
+    from chatflow.core.schema import phase_map  # noqa: PLC0415 - show only
+
+    title = phase_map(state.workflow_schema).get(state.current_phase, {}).get("title")
+    return title if isinstance(title, str) else None
 
 
 def _pause_view(pause: Mapping[str, Any] | None) -> JSON | None:

@@ -97,7 +97,7 @@ def test_start_by_name_and_refusals(run: Runner, tmp_path: Path) -> None:
     )
     view = run.json("--schema-dir", str(schemas), "start", "flow", "--feature", "feat_x")
     assert view["workflow"] == "flow" and view["workflow_version"] == 1
-    refused(run("start", "nope", "--feature", "f"), 3, "no workflow schema 'nope'")
+    refused(run("start", "nope", "--feature", "f"), 3, "Schema nope not found")
     refused(run("start", "missing.json", "--feature", "f"), 3, "not found")
     refused(run("start", str(schemas / "flow.json"), "--feature", "a/b"), 1, "feature_id")
     refused(run("start", str(schemas / "flow.json"), "--feature", "f", "--var", "novalue"), 2)

@@ -23,11 +23,34 @@ def test_version_and_help_document_exit_codes(run: Runner) -> None:
     helptext = run.ok("--help").stdout
     for line in ("0  ok", "1  the operation failed", "2  usage error", "3  not found"):
         assert line in helptext
-    commands = (
-        "list features status show history artifacts start next approve reject pause resume "
-        "fail retry cancel jump fork delete export import doctor migrate workflows diagram "
-        "demo completion"
-    ).split()
+    commands = [
+        "list",
+        "features",
+        "status",
+        "show",
+        "history",
+        "artifacts",
+        "start",
+        "next",
+        "approve",
+        "reject",
+        "pause",
+        "resume",
+        "fail",
+        "retry",
+        "cancel",
+        "jump",
+        "fork",
+        "delete",
+        "export",
+        "import",
+        "doctor",
+        "migrate",
+        "workflows",
+        "diagram",
+        "demo",
+        "completion",
+    ]
     listed = {line.split()[0] for line in helptext.splitlines() if line.startswith("    ")}
     assert set(commands) <= listed
     assert "__complete" not in helptext
@@ -196,7 +219,7 @@ def test_workflows_and_diagram(run: Runner, tmp_path: Path) -> None:
     assert diagram.startswith("flowchart")
     assert run.ok("diagram", str(schemas / "flow.json")).stdout == diagram
     refused(run("diagram", "missing.yaml"), 3, "'missing.yaml' not found")
-    refused(run("--schema-dir", str(schemas), "diagram", "nope"), 3, "no workflow schema 'nope'")
+    refused(run("--schema-dir", str(schemas), "diagram", "nope"), 3, "Schema nope not found")
     refused(run("--schema-dir", "/no/such", "workflows"), 3, "/no/such")
     assert not (tmp_path / ".chatflow").exists()
 

@@ -292,7 +292,7 @@ def print_instance(out: Output, view: dict[str, Any]) -> None:
             ("feature", view["feature_id"]),
             ("workflow", f"{view['workflow']}@{view['workflow_version']}"),
             ("status", out.paint(view["status"], view["status"])),
-            ("phase", view["current_phase"]),
+            ("phase", view["current_phase"] + (f"  ({t})" if (t := view["phase_title"]) else "")),
             *([("paused", f"{pause['kind']}: {pause['reason'] or '-'}")] if pause else []),
             *[("needs", gate.get("text", gate)) for gate in view["open_gates"]],
             ("next", view["next_phase"] or "-"),

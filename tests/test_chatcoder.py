@@ -464,6 +464,6 @@ def test_chatcoder_format_keeps_descriptive_keys(
     }
     v11.trigger_next_step(iid)
     assert main(["--dir", str(storage_dir), "status", iid]) == 0
-    assert "phase:   code  (Écrire le code ✓)" in capsys.readouterr().out
+    assert "code  (Écrire le code ✓)" in capsys.readouterr().out  # the title, after the phase
     assert main(["--dir", str(storage_dir), "diagram", iid]) == 0
     assert "Understand the request<br/><small>analyze</small>" in capsys.readouterr().out

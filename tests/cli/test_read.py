@@ -203,6 +203,19 @@ def test_one_corrupt_instance_does_not_break_every_feature(run: Runner, tmp_path
     refused(run("show", bad), 1, f"{bad}.json")
 
 
+def test_a_corrupt_feature_index_does_not_hide_other_features(run: Runner, tmp_path: Path) -> None:
+    good = demo(run, "feat_good")
+    demo(run, "feat_bad")
+    (tmp_path / ".chatflow" / "features" / "feat_bad.link").write_text("../x\n", encoding="utf-8")
+    for command in ("features", "list"):
+        result = run(command, "--json")
+        assert result.returncode == 1 and "Traceback" not in result.stderr
+        assert "feat_bad.link" in result.stderr
+    rollups = {r["feature_id"]: r for r in json.loads(run("features", "--json").stdout)}
+    assert rollups["feat_good"]["latest_instance_id"] == good
+    assert [r["instance_id"] for r in json.loads(run("list", "--json").stdout)] == [good]
+
+
 def test_workflows_and_diagram(run: Runner, tmp_path: Path) -> None:
     schemas = tmp_path / "schemas"
     schemas.mkdir()

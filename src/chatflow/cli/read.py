@@ -160,11 +160,21 @@ def _summaries(
     summaries: list[InstanceSummary] = []
     failed: list[str] = []
     for feature_id in [feature] if feature else engine.list_features():
-        for instance_id in engine.list_feature_instances(feature_id):
+        for instance_id in _feature_ids(engine, feature_id, failed):
             state = _load(engine, instance_id, failed)
             if state is not None and (status is None or state.status.value == status):
                 summaries.append(summarize(state.to_dict()))
     return summaries, failed
+
+
+def _feature_ids(engine: WorkflowEngine, feature_id: str, failed: list[str]) -> list[str]:
+    """The feature's instance ids, or none after a warning if its index is unreadable."""
+    try:
+        return engine.list_feature_instances(feature_id)
+    except ChatFlowError as error:
+        warn(str(error))
+        failed.append(feature_id)
+        return []
 
 
 def _load(
@@ -206,7 +216,7 @@ def cmd_features(ctx: Context) -> int:
             ctx.out.line()
             rows = [
                 views.instance_row(s)
-                for i in engine.list_feature_instances(feature)
+                for i in _feature_ids(engine, feature, failed)
                 if (s := _load(engine, i, failed)) is not None
             ]
             _list_table(ctx.out, rows)
@@ -244,7 +254,7 @@ def _rollup(engine: WorkflowEngine, feature_id: str, failed: list[str]) -> dict[
     unreadable: list[str] = []
     states = [
         state
-        for instance_id in engine.list_feature_instances(feature_id)
+        for instance_id in _feature_ids(engine, feature_id, failed)
         if (state := _load(engine, instance_id, unreadable)) is not None
     ]
     failed += unreadable

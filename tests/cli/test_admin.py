@@ -117,3 +117,27 @@ def test_migrate_reports_and_reruns(run: Runner, tmp_path: Path) -> None:
     refused(run("migrate", "--from", "nowhere", "--to", target), 3, "does not exist")
     assert not (tmp_path / "nowhere").exists()
     assert run.json("--dir", target, "doctor") == {"problems": [], "fixed": []}
+
+
+def test_verify_checks_artifacts_and_compact_needs_an_event_log(
+    run: Runner, tmp_path: Path
+) -> None:
+    iid = demo(run)
+    clean = run.ok("verify", "--all")
+    assert "ok: 1 instances verified" in clean.stdout
+    assert run.json("verify", iid)["problems"] == []
+    assert run.ok("verify", "--feature", "feat_user_auth").stdout.startswith("ok: 1")
+    prompt = tmp_path / ".chatflow" / "instances" / iid / "tasks" / "design.prompt.md"
+    prompt.write_text("edited", encoding="utf-8")
+    broken = run("verify", "--all")
+    assert broken.returncode == 1 and "Traceback" not in broken.stderr
+    assert iid in broken.stderr and "design" in broken.stderr and "prompt" in broken.stderr
+    refused(run("verify"), 2, "exactly one")
+    refused(run("verify", "wfi_missing"), 3, "not found")
+    from chatflow.core.engine import WorkflowEngine
+
+    if hasattr(WorkflowEngine, "compact"):  # the event-log storage (issue 8)
+        prompt.write_text("# design\n\nUser request: create user registration\n", "utf-8")
+        assert run.ok("compact", iid, "--keep-last", "2").stdout.startswith(iid)
+    else:
+        refused(run("compact", iid), 1, "no event log")

@@ -61,6 +61,22 @@ def _add_import(commands: Subparsers) -> None:
     imp.set_defaults(command=cmd_import)
 
 
+def _add_verify(commands: Subparsers) -> None:
+    verify = commands.add_parser("verify", help="check instances and artifact checksums")
+    _selection(verify, allow_all=True)
+    add_json(verify)
+    verify.set_defaults(command=cmd_verify)
+
+
+def _add_compact(commands: Subparsers) -> None:
+    compact = commands.add_parser("compact", help="fold an instance's older events into one")
+    compact.add_argument("instance_id", metavar="ID")
+    compact.add_argument("--keep-last", type=int, default=100, metavar="N", help="default 100")
+    compact.add_argument("--archive", metavar="FILE", help="append the folded events here")
+    add_json(compact)
+    compact.set_defaults(command=cmd_compact)
+
+
 def _add_doctor(commands: Subparsers) -> None:
     doctor = commands.add_parser("doctor", help="find (and --fix) damage in the store")
     doctor.add_argument("--fix", action="store_true", help="repair what is safe to repair")
@@ -259,6 +275,74 @@ def _report(ctx: Context, report: MigrationReport) -> int:
     return EXIT_FAILED if report.conflicts else EXIT_OK
 
 
+# -- verify / compact -----------------------------------------------------------------------
+
+
+def cmd_verify(ctx: Context) -> int:
+    """Check each selected instance; print every problem (exit 1) or feature digests.
+
+    With an event-log store (``engine.verify``) this checks hash chains, artifacts and
+    heads; otherwise each instance must parse and its artifacts match their checksums.
+    """
+    engine = ctx.reader()
+    ids = _selected(ctx, engine)
+    check = getattr(engine, "verify", None) or (lambda iid: _basic_problem(engine, iid))
+    progress = Progress("verify")
+    try:
+        problems = [str(p) for iid in progress.over(ids) if (p := check(iid)) is not None]
+    finally:
+        progress.close()
+    digest = getattr(engine, "feature_digest", None)
+    features = (
+        engine.list_features() if ctx.args.all else [ctx.args.feature] * bool(ctx.args.feature)
+    )
+    digests = {f: digest(f) for f in features} if digest is not None and not problems else {}
+    if ctx.out.json:
+        ctx.out.emit_json(
+            {"verified": len(ids) - len(problems), "problems": problems, "digests": digests}
+        )
+    else:
+        for problem in problems:
+            print(f"chatflow: verify: {problem}", file=sys.stderr)
+        if not problems:
+            ctx.out.line(f"ok: {len(ids)} instances verified")
+        for feature, value in digests.items():
+            ctx.out.line(f"digest {feature} {value}")
+    return EXIT_FAILED if problems else EXIT_OK
+
+
+def _basic_problem(engine: WorkflowEngine, instance_id: str) -> str | None:
+    """What a store without an event log can check: the state parses, artifacts match."""
+    from chatflow import views  # noqa: PLC0415
+    from chatflow.errors import ChatFlowError  # noqa: PLC0415
+
+    try:
+        state = engine.get_workflow_instance_status(instance_id)
+    except ChatFlowError as error:
+        return str(error)
+    if state is None:
+        return f"instance {instance_id!r} is listed but has no state"
+    for check in views.artifact_checks(engine, state).values():
+        if not check["verified"]:
+            return f"instance {instance_id!r}, task {check['task']!r}: {check['problem']}"
+    return None
+
+
+def cmd_compact(ctx: Context) -> int:
+    """Fold an instance's older events into a checkpoint (stores with an event log)."""
+    engine = ctx.reader()
+    compact = getattr(engine, "compact", None)  # the event-log storage (issue 8) adds it
+    if compact is None:
+        raise ValidationError("this ChatFlow keeps no event log to compact")
+    ctx.instance(ctx.args.instance_id)
+    folded = compact(ctx.args.instance_id, keep_last=ctx.args.keep_last, archive=ctx.args.archive)
+    if ctx.out.json:
+        ctx.out.emit_json({"instance_id": ctx.args.instance_id, "folded": folded})
+    else:
+        ctx.out.line(f"{ctx.args.instance_id}: {folded} events folded into a checkpoint")
+    return EXIT_OK
+
+
 # -- doctor ---------------------------------------------------------------------------------
 
 
@@ -325,6 +409,8 @@ PARSERS: dict[str, Callable[[Subparsers], None]] = {
     "delete": _add_delete,
     "export": _add_export,
     "import": _add_import,
+    "verify": _add_verify,
+    "compact": _add_compact,
     "doctor": _add_doctor,
     "migrate": _add_migrate,
 }

@@ -45,6 +45,8 @@ def test_version_and_help_document_exit_codes(run: Runner) -> None:
         "export",
         "import",
         "doctor",
+        "verify",
+        "compact",
         "migrate",
         "workflows",
         "diagram",
@@ -156,6 +158,7 @@ def test_tampered_artifact_is_reported_not_hidden(run: Runner, tmp_path: Path) -
         ("history", "wfi_abc"),
         ("artifacts", "wfi_abc", "design"),
         ("doctor",),
+        ("verify", "--all"),
         ("export", "--all"),
     ],
 )

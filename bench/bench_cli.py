@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -25,10 +26,18 @@ from chatflow import WorkflowEngine
 SCHEMA = {"name": "bench", "phases": [{"name": "a"}, {"name": "b"}, {"name": "c"}]}
 
 
-def wall(command: list[str], env: dict[str, str], cwd: Path) -> float:
+def run(command: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float]:
+    """Wall time and CPU time (user + system) of one run of ``command``.
+
+    CPU time is shown too because a loaded machine stretches wall time far more.
+    """
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     subprocess.run(command, env=env, cwd=cwd, check=True, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - started
+    elapsed = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    return elapsed, cpu
 
 
 def main() -> None:
@@ -52,19 +61,27 @@ def main() -> None:
             "chatflow --version": [str(executable), "--version"],
         }
         for command in commands.values():  # warm caches and write bytecode
-            wall(command, env, folder)
-        samples: dict[str, list[float]] = {name: [] for name in commands}
+            run(command, env, folder)
+        walls: dict[str, list[float]] = {name: [] for name in commands}
+        cpus: dict[str, list[float]] = {name: [] for name in commands}
         for _ in range(args.repeat):  # round-robin: load changes hit every command alike
             for name, command in commands.items():
-                samples[name].append(wall(command, env, folder))
-    reference = statistics.median(samples["python -c pass"])
-    print(f"{'command':<34} {'min':>8} {'median':>8} {'x pass':>7} {'added':>8}")
-    print("-" * 70)
-    for name, runs in samples.items():
-        median = statistics.median(runs)
+                elapsed, cpu = run(command, env, folder)
+                walls[name].append(elapsed)
+                cpus[name].append(cpu)
+    reference = statistics.median(walls["python -c pass"])
+    cpu_reference = statistics.median(cpus["python -c pass"])
+    print(
+        f"{'command':<34} {'wall min':>9} {'median':>8} {'x pass':>7} {'added':>8}"
+        f" {'cpu median':>11} {'x pass':>7}"
+    )
+    print("-" * 90)
+    for name, runs in walls.items():
+        median, cpu = statistics.median(runs), statistics.median(cpus[name])
         print(
-            f"{name:<34} {min(runs) * 1e3:7.1f}ms {median * 1e3:7.1f}ms "
-            f"{median / reference:6.2f}x {(median - reference) * 1e3:7.1f}ms"
+            f"{name:<34} {min(runs) * 1e3:7.1f}ms {median * 1e3:6.1f}ms "
+            f"{median / reference:6.2f}x {(median - reference) * 1e3:6.1f}ms"
+            f" {cpu * 1e3:9.1f}ms {cpu / cpu_reference:6.2f}x"
         )
     print("targets: import adds <= 30 ms; chatflow list <= 150 ms wall (median)")
 

@@ -134,10 +134,14 @@ def test_vv_logs_waiting_for_a_lock(run: Runner, tmp_path: Path) -> None:
             text=True,
         )
         assert process.stderr is not None
+        assert process.stderr.readline().startswith("chatflow: info: opened ")
         line = process.stderr.readline()  # blocks until the child reports it is waiting
         assert line.startswith("chatflow: debug: lock ") and "retrying" in line
     assert process.wait() == 0
     assert run.ok("next", iid).stderr == ""  # without -v: warnings only
+    opened = run("-v", "show", iid)
+    assert opened.returncode == 0
+    assert opened.stderr.startswith("chatflow: info: opened FileStateStore(")
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="needs a POSIX pseudo-terminal")

@@ -137,6 +137,9 @@ class WorkflowEngine:
             if self._store is None:
                 target = self._target if self._target is not None else default_store_target()
                 self._store = open_store(target, durable=self._durable)
+                import logging  # noqa: PLC0415 - once per engine; keeps `import chatflow` lean
+
+                logging.getLogger(__name__).info("opened %r", self._store)
             return self._store
 
     @property

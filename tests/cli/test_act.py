@@ -109,3 +109,25 @@ def test_start_by_name_and_refusals(run: Runner, tmp_path: Path) -> None:
 def test_steering_a_missing_store_creates_nothing(run: Runner, tmp_path: Path) -> None:
     refused(run("--dir", str(tmp_path / "typo"), "cancel", "wfi_abc"), 3, "does not exist")
     assert not (tmp_path / "typo").exists()
+
+
+def test_upgrade_moves_instances_to_another_version(run: Runner, tmp_path: Path) -> None:
+    from chatflow.core.engine import WorkflowEngine
+
+    schemas = tmp_path / "schemas"
+    schemas.mkdir()
+    for version, phases in ((1, ["design", "code"]), (2, ["design", "code", "test"])):
+        schema = {"name": "flow", "version": version, "phases": [{"name": p} for p in phases]}
+        (schemas / f"v{version}.json").write_text(json.dumps(schema), encoding="utf-8")
+    base = ("--schema-dir", str(schemas))
+    iid = run.json(*base, "start", "flow", "--version", "1", "--feature", "f")["instance_id"]
+    refused(run(*base, "upgrade", "--to", "2"), 2, "exactly one")
+    refused(run(*base, "upgrade", iid, "--to", "2", "--map", "oops"), 2, "OLD=NEW")
+    if not hasattr(WorkflowEngine, "upgrade_instance"):  # workflow upgrades: issue 9
+        refused(run(*base, "upgrade", iid, "--to", "2"), 1, "cannot upgrade")
+        return
+    dry = run(*base, "upgrade", "--all", "--to", "2", "--dry-run")
+    assert dry.returncode == 0 and f"{iid}  would upgrade from version 1" in dry.stdout
+    assert run.ok(*base, "upgrade", iid, "--to", "2").stdout.startswith(f"upgraded {iid}")
+    assert run.json("show", iid)["workflow_version"] == 2
+    refused(run(*base, "upgrade", iid, "--to", "2"), 1, "already")

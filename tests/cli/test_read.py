@@ -48,6 +48,7 @@ def test_version_and_help_document_exit_codes(run: Runner) -> None:
         "verify",
         "compact",
         "migrate",
+        "upgrade",
         "workflows",
         "diagram",
         "demo",

@@ -16,9 +16,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from chatflow import views
-from chatflow.cli.context import EXIT_OK, Context, UsageError, add_json, json_file, key_values
+from chatflow.cli.context import (
+    EXIT_FAILED,
+    EXIT_OK,
+    Context,
+    UsageError,
+    add_json,
+    json_file,
+    key_values,
+)
 from chatflow.cli.read import load_schema_file, looks_like_file, print_instance
-from chatflow.errors import InvalidTransitionError
+from chatflow.errors import InvalidTransitionError, ValidationError
 
 if TYPE_CHECKING:
     from chatflow.cli.context import Subparsers
@@ -95,6 +103,18 @@ def _add_fork(commands: Subparsers) -> None:
     _id(fork)
     fork.add_argument("--at", required=True, type=int, metavar="N", help="history index")
     _finish(fork, cmd_fork)
+
+
+def _add_upgrade(commands: Subparsers) -> None:
+    upgrade = commands.add_parser("upgrade", help="move active instances to another version")
+    upgrade.add_argument("instance_id", nargs="?", metavar="ID", help="the instance to upgrade")
+    upgrade.add_argument("--feature", help="every active instance of this feature")
+    upgrade.add_argument("--all", action="store_true", help="every active instance")
+    upgrade.add_argument("--workflow", help="with --feature/--all: only this workflow's")
+    upgrade.add_argument("--to", dest="to_version", required=True, metavar="VERSION")
+    upgrade.add_argument("--map", action="append", metavar="OLD=NEW", help="rename a phase")
+    upgrade.add_argument("--dry-run", action="store_true", help="report, change nothing")
+    _finish(upgrade, cmd_upgrade)
 
 
 def _add_demo(commands: Subparsers) -> None:
@@ -224,6 +244,53 @@ def cmd_fork(ctx: Context) -> int:
     return report(ctx, ctx.instance(child))
 
 
+def cmd_upgrade(ctx: Context) -> int:
+    """Upgrade one instance, a feature's or all active ones; exit 1 if any was refused."""
+    args = ctx.args
+    if sum(map(bool, (args.instance_id, args.feature, args.all))) != 1:
+        raise UsageError("give exactly one of ID, --feature F or --all")
+    phase_map = {}
+    for pair in args.map or []:
+        old, sep, new = pair.partition("=")
+        if not sep:
+            raise UsageError(f"--map takes OLD=NEW, not {pair!r}")
+        phase_map[old] = new
+    engine = ctx.reader()
+    upgrade_one = getattr(engine, "upgrade_instance", None)  # upgrades arrive with issue 9
+    upgrade_many = getattr(engine, "upgrade_instances", None)
+    if upgrade_one is None or upgrade_many is None:
+        raise ValidationError("this ChatFlow cannot upgrade instances to another version")
+    version = int(args.to_version) if args.to_version.isdigit() else args.to_version
+    verb = "would upgrade" if args.dry_run else "upgraded"
+    if args.instance_id:
+        ctx.instance(args.instance_id)
+        upgrade_one(args.instance_id, to_version=version, phase_map=phase_map, dry_run=args.dry_run)
+        if ctx.out.json:
+            return report(ctx, ctx.instance(args.instance_id))
+        ctx.out.line(f"{verb} {args.instance_id} to version {version}")
+        return EXIT_OK
+    outcomes = upgrade_many(
+        to_version=version,
+        feature_id=args.feature,
+        workflow_name=args.workflow,
+        phase_map=phase_map,
+        dry_run=args.dry_run,
+    )
+    refused = sum(not outcome.upgraded for outcome in outcomes)
+    if ctx.out.json:
+        ctx.out.emit_json([outcome.to_dict() for outcome in outcomes])
+    else:
+        for outcome in outcomes:
+            done = f"{verb} from version {outcome.from_version}"
+            ctx.out.line(f"{outcome.instance_id}  {done if outcome.upgraded else 'refused'}")
+            for reason in outcome.reasons:
+                ctx.out.line(f"    {reason}")
+        ctx.out.line(
+            f"{len(outcomes) - refused} {verb}, {refused} refused (of {len(outcomes)} active)"
+        )
+    return EXIT_FAILED if refused else EXIT_OK
+
+
 def cmd_demo(ctx: Context) -> int:
     """Run the SPEC's workflow, recording a prompt and a response for each phase."""
     args = ctx.args
@@ -289,5 +356,6 @@ PARSERS: dict[str, Callable[[Subparsers], None]] = {
     "fail": _add_fail,
     "jump": _add_jump,
     "fork": _add_fork,
+    "upgrade": _add_upgrade,
     "demo": _add_demo,
 }

@@ -38,7 +38,7 @@ compdef _chatflow chatflow
 _ID_COMMANDS = frozenset(
     {
         *("show", "history", "artifacts", "status", "diagram", "delete", "export", "fork"),
-        *("verify", "compact"),
+        *("verify", "compact", "upgrade"),
         *("next", "approve", "reject", "pause", "resume", "fail", "retry", "cancel", "jump"),
     }
 )
@@ -49,7 +49,7 @@ _VALUE_OPTIONS = frozenset(
     {
         *("--dir", "--schema-dir", "--feature", "--status", "--limit", "--var", "--meta"),
         *("--data", "--data-file", "--by", "--note", "--to", "--reason", "--error", "--at"),
-        *("-o", "--output", "--from", "--version", "--keep-last", "--archive"),
+        *("-o", "--output", "--from", "--version", "--keep-last", "--archive", "--map"),
     }
 )
 

@@ -35,16 +35,21 @@ def _open_file(url: str, durable: bool) -> IWorkflowStateStore:
 
 
 def _open_sqlite(url: str, durable: bool) -> IWorkflowStateStore:
-    from urllib.parse import unquote  # noqa: PLC0415
-
     from chatflow.storage.sqlite import SQLiteStore  # noqa: PLC0415
+
+    return SQLiteStore(_sqlite_path(url), durable=durable)
+
+
+def _sqlite_path(url: str) -> str:
+    """The database file a ``sqlite:///relative.db`` or ``sqlite:////abs.db`` URL names."""
+    from urllib.parse import unquote  # noqa: PLC0415
 
     path = url.split("://", 1)[1]
     if not path.startswith("/") or path == "/":
         raise ValidationError(
             f"SQLite URL {url!r} needs a path: sqlite:///relative.db or sqlite:////abs.db"
         )
-    return SQLiteStore(unquote(path[1:]), durable=durable)
+    return unquote(path[1:])
 
 
 def _open_postgres(url: str, durable: bool) -> IWorkflowStateStore:
@@ -115,7 +120,7 @@ def _local_path(target: str | os.PathLike[str]) -> Path | None:
     if scheme == "file":
         return Path(unquote(urlsplit(text).path))
     if scheme == "sqlite":
-        return Path(unquote(text[len("sqlite:///") :]))
+        return Path(_sqlite_path(text))
     return None
 
 

@@ -10,6 +10,7 @@ one yellow (red if failed).
 from __future__ import annotations
 
 import itertools
+from collections import Counter
 from typing import Any, NamedTuple
 
 from chatflow.core.conditions import describe
@@ -25,7 +26,9 @@ _TERMINAL_NODES = {END: 'wf_end(("end"))', FAIL: 'wf_fail(("failed"))'}
 _TERMINAL_IDS = {END: "wf_end", FAIL: "wf_fail"}
 
 
-class _Edge(NamedTuple):
+class Edge(NamedTuple):
+    """A drawable transition: ``dotted`` marks a ``max_visits`` fallback."""
+
     source: str
     target: str
     label: str
@@ -47,7 +50,7 @@ def to_mermaid(schema: dict[str, Any], instance: WorkflowInstanceState | None = 
     schema = validate_schema(schema)
     ids = {name: f"p{index}" for index, name in enumerate(phase_names(schema))}
     ids.update(_TERMINAL_IDS)
-    edges = _edges(schema)
+    edges = labelled_edges(schema)
     lines = ["flowchart TD", '    wf_start(("start"))']
     lines += [f"    {ids[phase['name']]}{_node(phase)}" for phase in schema["phases"]]
     used = {edge.target for edge in edges}
@@ -71,41 +74,34 @@ def _node(phase: dict[str, Any]) -> str:
     return f'{{{{"{text}"}}}}' if phase.get("requires_approval") else f'["{text}"]'
 
 
-def _edges(schema: dict[str, Any]) -> list[_Edge]:
+def labelled_edges(schema: dict[str, Any]) -> list[Edge]:
     """Every transition in declaration order, then the ``max_visits`` fallbacks."""
     edges = []
     for phase in schema["phases"]:
         transitions = phase.get("transitions")
         if not transitions:
             target = declared_targets(schema, phase["name"])[0]
-            edges.append(_Edge(phase["name"], target, "", dotted=False))
+            edges.append(Edge(phase["name"], target, "", dotted=False))
             continue
         for transition in transitions:
             if "when" in transition:
                 label = transition.get("label") or describe(transition["when"])
             else:
                 label = transition.get("label", "otherwise" if len(transitions) > 1 else "")
-            edges.append(_Edge(phase["name"], transition["to"], label, dotted=False))
+            edges.append(Edge(phase["name"], transition["to"], label, dotted=False))
     for phase in schema["phases"]:
         if "max_visits" in phase:
             label = f"after {phase['max_visits']} visits"
-            edges.append(_Edge(phase["name"], phase.get("fallback", FAIL), label, dotted=True))
+            edges.append(Edge(phase["name"], phase.get("fallback", FAIL), label, dotted=True))
     return edges
 
 
 def _highlight(
-    instance: WorkflowInstanceState, edges: list[_Edge], ids: dict[str, str]
+    instance: WorkflowInstanceState, edges: list[Edge], ids: dict[str, str]
 ) -> list[str]:
     """Class and link-style lines marking the instance's path and position."""
-    taken = set()
+    taken = transitions_taken(instance)
     history = instance.history
-    for before, after in itertools.pairwise(history):
-        if before.status == "completed":
-            taken.add((before.phase, after.phase))
-    if instance.status is InstanceStatus.COMPLETED and history:
-        taken.add((history[-1].phase, END))
-    if instance.status is InstanceStatus.FAILED and history and history[-1].status == "completed":
-        taken.add((history[-1].phase, FAIL))
     done = sorted({ids[entry.phase] for entry in history if entry.status == "completed"})
     current = ids[instance.current_phase]
     lines = list(_STYLES)
@@ -121,6 +117,23 @@ def _highlight(
     if indexes:  # link 0 is start -> first phase
         lines.append(f"    linkStyle 0,{','.join(indexes)} stroke:#2b8a3e,stroke-width:3px")
     return lines
+
+
+def transitions_taken(instance: WorkflowInstanceState) -> Counter[tuple[str, str]]:
+    """How often the instance took each (source, target) step by triggering a phase.
+
+    Retries, rejections and jumps are not transitions of the schema, so they are left out.
+    """
+    taken: Counter[tuple[str, str]] = Counter()
+    history = instance.history
+    for before, after in itertools.pairwise(history):
+        if before.status == "completed":
+            taken[before.phase, after.phase] += 1
+    if instance.status is InstanceStatus.COMPLETED and history:
+        taken[history[-1].phase, END] += 1
+    if instance.status is InstanceStatus.FAILED and history and history[-1].status == "completed":
+        taken[history[-1].phase, FAIL] += 1
+    return taken
 
 
 def _escape(text: str) -> str:

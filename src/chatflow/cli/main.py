@@ -106,9 +106,15 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         "-v", "--verbose", action="count", default=0, help="log more (-v: info, -vv: debug)"
     )
     commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
-    from chatflow.cli import act, admin, completion, read  # noqa: PLC0415 - as needed
+    from chatflow.cli import act, admin, completion, read, ui  # noqa: PLC0415 - as needed
 
-    parsers = {**read.PARSERS, **act.PARSERS, **admin.PARSERS, **completion.PARSERS}
+    parsers = {
+        **read.PARSERS,
+        **act.PARSERS,
+        **admin.PARSERS,
+        **ui.PARSERS,
+        **completion.PARSERS,
+    }
     for name, add in parsers.items():
         if only not in parsers or name == only:
             add(commands)

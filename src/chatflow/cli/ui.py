@@ -1,0 +1,58 @@
+"""``chatflow ui``: serve the local web page (``chatflow.ui``) until Ctrl-C."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from chatflow.cli.context import EXIT_FAILED, EXIT_OK, Context, UsageError
+
+if TYPE_CHECKING:
+    from chatflow.cli.context import Subparsers
+
+
+def _add_ui(commands: Subparsers) -> None:
+    ui = commands.add_parser("ui", help="a local web page to see every feature and act on it")
+    where = ui.add_mutually_exclusive_group()
+    where.add_argument("--dir", dest="ui_store", metavar="DIR", help="store folder to show")
+    where.add_argument("--store", dest="ui_store", metavar="URL", help="store URL to show")
+    ui.add_argument("--host", default="127.0.0.1", help="address to listen on (default loopback)")
+    ui.add_argument("--port", type=int, default=0, help="port (default: a free one)")
+    ui.add_argument(
+        "--allow-actions",
+        action="store_true",
+        help="allow approve, reject, pause, resume, retry and cancel (default read-only)",
+    )
+    ui.add_argument("--open", action="store_true", help="open the page in the browser")
+    ui.set_defaults(command=cmd_ui)
+
+
+def cmd_ui(ctx: Context) -> int:
+    """Serve the page for the store (which must exist: the page only reads it)."""
+    from chatflow.ui import serve  # noqa: PLC0415 - the HTTP server loads only for this command
+
+    args = ctx.args
+    if not 0 <= args.port <= 65535:
+        raise UsageError(f"--port must be 0-65535, not {args.port}")
+    if args.ui_store is not None:
+        args.dir = args.ui_store
+    engine = ctx.reader()
+    try:
+        serve(
+            engine,
+            host=args.host,
+            port=args.port,
+            allow_actions=args.allow_actions,
+            open_browser=args.open,
+        )
+    except OSError as error:
+        where = f"{args.host}:{args.port}"
+        print(
+            f"chatflow: error: cannot listen on {where}: {error.strerror or error}", file=sys.stderr
+        )
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+PARSERS: dict[str, Callable[[Subparsers], None]] = {"ui": _add_ui}

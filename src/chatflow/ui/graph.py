@@ -1,0 +1,338 @@
+"""Draw a workflow (and where an instance went) as a self-contained SVG.
+
+The page shows it as an image, so it runs no script and loads nothing: colours for
+light and dark themes live in an embedded stylesheet. Layout is layered: back edges
+(loops) are found by a depth-first walk from the first phase, every other edge points
+down, a phase sits one layer below its deepest predecessor, and each layer is ordered
+once by the mean position of its predecessors to cut crossings. Loops are drawn as
+arcs on the right. Every text from the schema is XML-escaped.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from html import escape
+from typing import Any
+
+from chatflow.core.models import InstanceStatus, WorkflowInstanceState
+from chatflow.core.schema import END, FAIL, phase_names, validate_schema
+from chatflow.diagram import Edge, labelled_edges, transitions_taken
+
+NODE_W, NODE_H = 210, 54
+GAP_X, GAP_Y = 36, 70
+TERMINAL_R = 17
+LABEL_CHARS = 30
+MARGIN = 24
+LANE_GAP = 22
+CHAR_W = 7.0  # mean advance of the 13px UI font, to keep labels inside their boxes
+START = "$start"
+TIMES = "\u00d7"  # the multiplication sign of "x3 visits"
+
+_STYLE = """
+svg{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;font-size:13px}
+.n rect{fill:#fff;stroke:#c3c9d4;stroke-width:1.5}
+.n .t{fill:#1c2330;font-weight:600}.n .s{fill:#687385;font-size:11px}
+.n.gate rect{stroke-dasharray:6 3}
+.n.done rect{fill:#e8f7ec;stroke:#2f9e44}
+.n.current rect{fill:#fff4d6;stroke:#e8890c;stroke-width:3}
+.n.waiting rect{fill:#f3ecff;stroke:#7048e8;stroke-width:3}
+.n.failed rect{fill:#ffecec;stroke:#e03131;stroke-width:3}
+.term circle{fill:#eef0f4;stroke:#9aa3b2;stroke-width:1.5}.term text{fill:#4a5466;font-size:11px}
+.term.reached circle{fill:#e8f7ec;stroke:#2f9e44;stroke-width:2.5}
+.term.fail.reached circle{fill:#ffecec;stroke:#e03131}
+.e path{fill:none;stroke:#a3abb8;stroke-width:1.5}
+.e.fallback path{stroke-dasharray:5 4}
+.e.taken path{stroke:#2f9e44;stroke-width:3}
+.e text{fill:#5b6577;font-size:11px}.e.taken text{fill:#2b8a3e;font-weight:600}
+.e rect{fill:#f7f8fa;stroke:none}
+.badge{fill:#7048e8}.badge-t{fill:#fff;font-size:10px;font-weight:700}
+#a path{fill:#a3abb8}#at path{fill:#2f9e44}
+@media (prefers-color-scheme:dark){
+.n rect{fill:#1d2330;stroke:#3d4656}.n .t{fill:#e6e9ef}.n .s{fill:#98a2b3}
+.n.done rect{fill:#163323;stroke:#40c057}.n.current rect{fill:#3a2c0c;stroke:#fab005}
+.n.waiting rect{fill:#2a2145;stroke:#9775fa}.n.failed rect{fill:#3d1a1d;stroke:#ff6b6b}
+.term circle{fill:#252b38;stroke:#5c6678}.term text{fill:#c1c8d4}
+.term.reached circle{fill:#163323;stroke:#40c057}
+.term.fail.reached circle{fill:#3d1a1d;stroke:#ff6b6b}
+.e path{stroke:#5c6678}.e.taken path{stroke:#51cf66}.e text{fill:#aab3c2}
+.e.taken text{fill:#69db7c}.e rect{fill:#141820}#a path{fill:#5c6678}#at path{fill:#51cf66}
+.badge{fill:#9775fa}}
+"""
+
+
+@dataclass
+class _Box:
+    """A placed node: its centre, and half its size (terminals are circles)."""
+
+    x: float
+    y: float
+    half_w: float
+    half_h: float
+
+
+def instance_svg(state: WorkflowInstanceState) -> str:
+    """The instance's schema with its path taken and current phase highlighted."""
+    return workflow_svg(state.workflow_schema, state)
+
+
+def workflow_svg(schema: dict[str, Any], instance: WorkflowInstanceState | None = None) -> str:
+    """An SVG document of ``schema``; with ``instance``, its path and position marked."""
+    schema = validate_schema(schema)
+    names = phase_names(schema)
+    edges = labelled_edges(schema)
+    terminals = [t for t in (END, FAIL) if any(e.target == t for e in edges)]
+    back = _back_edges(names[0], edges)
+    layers = _layers(names, edges, back)
+    depth = max(layers.values()) + 1
+    rows: list[list[str]] = [[START]] + [[] for _ in range(depth)] + [terminals]
+    for name in names:
+        rows[layers[name] + 1].append(name)
+    _order_rows(rows, edges, back)
+    boxes = _place(rows)
+    lanes = _lanes(rows, edges, back, boxes)
+    right_ends = [x + _label_room(edge.label) for edge, x in lanes.items()]
+    width = max([b.x + b.half_w + MARGIN for b in boxes.values()] + right_ends)
+    height = MARGIN * 2 + (len(rows) - 1) * (NODE_H + GAP_Y) + NODE_H
+    marks = _marks(instance)
+    taken = transitions_taken(instance) if instance is not None else Counter()
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width:.0f} {height:.0f}" '
+        f'width="{width:.0f}" height="{height:.0f}" role="img" '
+        f'aria-label="{escape(str(schema["name"]))} workflow">',
+        f"<style>{_STYLE}</style>",
+        '<defs><marker id="a" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" '
+        'markerHeight="7" orient="auto-start-reverse"><path d="M0 0L10 5L0 10z"/></marker>'
+        '<marker id="at" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="6" '
+        'markerHeight="6" orient="auto-start-reverse"><path d="M0 0L10 5L0 10z"/></marker>'
+        "</defs>",
+    ]
+    first = Edge(START, names[0], "", dotted=False)
+    started = instance is not None
+    drawn = [_edge(first, boxes, None, 1 if started else 0)]
+    drawn += [
+        _edge(edge, boxes, lanes.get(edge), taken.get((edge.source, edge.target), 0))
+        for edge in edges
+    ]
+    parts += [path for path, _ in drawn]
+    phases = {phase["name"]: phase for phase in schema["phases"]}
+    for name in names:
+        parts.append(_phase_node(phases[name], boxes[name], marks.get(name), instance))
+    parts.append(_terminal(START, boxes[START], reached=started))
+    reached = {target for _, target in taken}
+    for terminal in terminals:
+        parts.append(_terminal(terminal, boxes[terminal], reached=terminal in reached))
+    parts += [label for _, label in drawn if label]  # on top, so nodes never hide them
+    parts.append("</svg>")
+    return "\n".join(parts) + "\n"
+
+
+def _back_edges(first: str, edges: list[Edge]) -> set[Edge]:
+    """Edges closing a loop, found by an iterative depth-first walk from ``first``."""
+    out: dict[str, list[Edge]] = {}
+    for edge in edges:
+        out.setdefault(edge.source, []).append(edge)
+    back: set[Edge] = set()
+    on_stack = {first}
+    seen = {first}
+    stack = [(first, iter(out.get(first, [])))]
+    while stack:
+        node, pending = stack[-1]
+        step = next(pending, None)
+        if step is None:
+            stack.pop()
+            on_stack.discard(node)
+        elif step.target in on_stack:
+            back.add(step)
+        elif step.target not in seen:
+            seen.add(step.target)
+            on_stack.add(step.target)
+            stack.append((step.target, iter(out.get(step.target, []))))
+    return back
+
+
+def _layers(names: list[str], edges: list[Edge], back: set[Edge]) -> dict[str, int]:
+    """Longest-path layer of each phase over the forward edges (Kahn's order)."""
+    forward = [e for e in edges if e not in back and e.target in names and e.source != e.target]
+    incoming = dict.fromkeys(names, 0)
+    for edge in forward:
+        incoming[edge.target] += 1
+    layer = dict.fromkeys(names, 0)
+    ready = [name for name in names if incoming[name] == 0]
+    while ready:
+        node = ready.pop()
+        for edge in forward:
+            if edge.source == node:
+                layer[edge.target] = max(layer[edge.target], layer[node] + 1)
+                incoming[edge.target] -= 1
+                if incoming[edge.target] == 0:
+                    ready.append(edge.target)
+    return layer
+
+
+def _order_rows(rows: list[list[str]], edges: list[Edge], back: set[Edge]) -> None:
+    """Sort each row by the mean column of its predecessors (one barycentre sweep)."""
+    column: dict[str, float] = {START: 0.0}
+    for row in rows[1:]:
+        weights = {}
+        for index, node in enumerate(row):
+            sources = [column[e.source] for e in edges if e.target == node and e not in back]
+            weights[node] = sum(sources) / len(sources) if sources else float(index)
+        row.sort(key=lambda node: weights[node])
+        for index, node in enumerate(row):
+            column[node] = index - (len(row) - 1) / 2
+
+
+def _place(rows: list[list[str]]) -> dict[str, _Box]:
+    """Centre every row on the widest one."""
+    widest = max(len(row) for row in rows)
+    width = MARGIN * 2 + widest * NODE_W + (widest - 1) * GAP_X
+    boxes = {}
+    for index, row in enumerate(rows):
+        y = MARGIN + index * (NODE_H + GAP_Y) + NODE_H / 2
+        span = len(row) * NODE_W + (len(row) - 1) * GAP_X
+        left = (width - span) / 2
+        for column, node in enumerate(row):
+            x = left + column * (NODE_W + GAP_X) + NODE_W / 2
+            half = TERMINAL_R if node in (START, END, FAIL) else None
+            boxes[node] = _Box(x, y, half or NODE_W / 2, half or NODE_H / 2)
+    return boxes
+
+
+def _lanes(
+    rows: list[list[str]], edges: list[Edge], back: set[Edge], boxes: dict[str, _Box]
+) -> dict[Edge, float]:
+    """The x of the vertical lane of each edge that cannot go straight down.
+
+    Loops arc up on the right, edges skipping rows arc down on the left, each in its own
+    lane just outside the rows it spans. Boxes are shifted right if left lanes need room.
+    """
+    row_of = {node: index for index, row in enumerate(rows) for node in row}
+    lanes: dict[Edge, float] = {}
+    right = left = 0
+    for edge in edges:
+        low, high = sorted((row_of[edge.source], row_of[edge.target]))
+        spanned = [boxes[node] for row in rows[low : high + 1] for node in row]
+        if edge in back:
+            right += 1
+            lanes[edge] = max(b.x + b.half_w for b in spanned) + LANE_GAP * right
+        elif high - low > 1:
+            left += 1
+            lanes[edge] = min(b.x - b.half_w for b in spanned) - LANE_GAP * left
+    shift = max([_label_room(edge.label) - x for edge, x in lanes.items()] + [0.0])
+    for box in boxes.values():
+        box.x += shift
+    return {edge: x + shift for edge, x in lanes.items()}
+
+
+def _edge(edge: Edge, boxes: dict[str, _Box], lane: float | None, taken: int) -> tuple[str, str]:
+    """The edge's path group and its label group (drawn later, above the nodes)."""
+    source, target = boxes[edge.source], boxes[edge.target]
+    if lane is not None:  # leave sideways, arc through the lane, come back in that side
+        side = 1 if lane > source.x else -1
+        x0, y0 = source.x + side * source.half_w, source.y
+        x3, y3 = target.x + side * target.half_w, target.y
+        c1, c2 = (lane, y0), (lane, y3)
+    else:
+        x0, y0 = source.x, source.y + source.half_h
+        x3, y3 = target.x, target.y - target.half_h
+        bend = max((y3 - y0) / 2, 20.0)
+        c1, c2 = (x0, y0 + bend), (x3, y3 - bend)
+    kind = "e" + (" fallback" if edge.dotted else "") + (" taken" if taken else "")
+    marker = "at" if taken else "a"
+    path = (
+        f'<path d="M{x0:.1f} {y0:.1f}C{c1[0]:.1f} {c1[1]:.1f} {c2[0]:.1f} {c2[1]:.1f} '
+        f'{x3:.1f} {y3:.1f}" marker-end="url(#{marker})"/>'
+    )
+    text = edge.label
+    if taken > 1:
+        text = f"{text} {TIMES}{taken}" if text else f"{TIMES}{taken}"
+    label = ""
+    if text:
+        mx = (x0 + 3 * c1[0] + 3 * c2[0] + x3) / 8
+        my = (y0 + 3 * c1[1] + 3 * c2[1] + y3) / 8
+        shown = _fit(text, LABEL_CHARS)
+        w = _label_width(shown)
+        label = (
+            f'<rect x="{mx - w / 2:.1f}" y="{my - 9:.1f}" width="{w:.1f}" height="17" rx="4"/>'
+            f'<text x="{mx:.1f}" y="{my + 4:.1f}" text-anchor="middle">{escape(shown)}</text>'
+        )
+    title = f"<title>{escape(edge.source)} \u2192 {escape(edge.target)}"
+    title += f": {escape(edge.label)}</title>" if edge.label else "</title>"
+    return f'<g class="{kind}">{title}{path}</g>', f'<g class="{kind}">{label}</g>' if label else ""
+
+
+def _label_width(text: str) -> float:
+    return len(text) * 6.2 + 10
+
+
+def _label_room(label: str) -> float:
+    """Space a lane needs beside it so that its label (centred on it) is not cut off."""
+    return MARGIN / 2 + (_label_width(_fit(label, LABEL_CHARS) + " x9") / 2 if label else MARGIN)
+
+
+def _phase_node(
+    phase: dict[str, Any], box: _Box, mark: str | None, instance: WorkflowInstanceState | None
+) -> str:
+    name = phase["name"]
+    title = phase.get("title")
+    heading = str(title) if title else name
+    details = [name] if title else []
+    if phase.get("requires_approval"):
+        details.append("needs approval")
+    if "max_visits" in phase:
+        details.append(f"max {phase['max_visits']} visits")
+    kind = "n" + (" gate" if phase.get("requires_approval") else "") + (f" {mark}" if mark else "")
+    left, top = box.x - box.half_w, box.y - box.half_h
+    sub_y = box.y + 13 if details else box.y
+    parts = [
+        f'<g class="{kind}" data-phase="{escape(name)}"><title>{escape(heading)}</title>',
+        f'<rect x="{left:.1f}" y="{top:.1f}" width="{NODE_W}" height="{NODE_H}" rx="10"/>',
+        f'<text class="t" x="{box.x:.1f}" y="{(box.y - 3 if details else box.y + 5):.1f}" '
+        f'text-anchor="middle">{escape(_fit(heading, 27))}</text>',
+    ]
+    if details:
+        parts.append(
+            f'<text class="s" x="{box.x:.1f}" y="{sub_y:.1f}" text-anchor="middle">'
+            f"{escape(_fit(' · '.join(details), 32))}</text>"
+        )
+    visits = instance.visits.get(name, 0) if instance is not None else 0
+    if visits > 1:
+        bx, by = left + NODE_W - 6, top + 6
+        parts.append(
+            f'<circle class="badge" cx="{bx:.1f}" cy="{by:.1f}" r="11"/>'
+            f'<text class="badge-t" x="{bx:.1f}" y="{by + 3.5:.1f}" '
+            f'text-anchor="middle">{TIMES}{visits}</text>'
+        )
+    parts.append("</g>")
+    return "".join(parts)
+
+
+def _terminal(node: str, box: _Box, *, reached: bool) -> str:
+    label = {START: "start", END: "end", FAIL: "fail"}[node]
+    kind = "term" + (" fail" if node == FAIL else "") + (" reached" if reached else "")
+    return (
+        f'<g class="{kind}"><circle cx="{box.x:.1f}" cy="{box.y:.1f}" r="{TERMINAL_R}"/>'
+        f'<text x="{box.x:.1f}" y="{box.y + 4:.1f}" text-anchor="middle">{label}</text></g>'
+    )
+
+
+def _marks(instance: WorkflowInstanceState | None) -> dict[str, str]:
+    """Phase -> ``done``, ``current``, ``waiting`` (paused) or ``failed``."""
+    if instance is None:
+        return {}
+    marks = {entry.phase: "done" for entry in instance.history if entry.status == "completed"}
+    status = instance.status
+    if status is InstanceStatus.FAILED:
+        marks[instance.current_phase] = "failed"
+    elif status is InstanceStatus.PAUSED:
+        marks[instance.current_phase] = "waiting"
+    elif not status.is_finished:
+        marks[instance.current_phase] = "current"
+    return marks
+
+
+def _fit(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters with an ellipsis (boxes have a fixed width)."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"

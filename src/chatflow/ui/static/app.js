@@ -1,0 +1,658 @@
+// ChatFlow UI: a hash-routed page over /api/. Every stored text reaches the DOM through
+// textContent or an attribute set by setAttribute, never through innerHTML, so a prompt
+// holding markup shows as text and runs nothing.
+"use strict";
+
+const CSRF = document.querySelector('meta[name="chatflow-csrf"]').content;
+const ACTIONS_ON = document.querySelector('meta[name="chatflow-actions"]').content === "on";
+const POLL_MS = 1000;
+const LIST_POLL_MS = 4000;
+const FINISHED = ["completed", "failed", "cancelled"];
+const STATUS_ORDER = ["running", "paused", "created", "failed", "cancelled", "completed"];
+
+let poller = null;
+let renderToken = 0;
+let graphUrl = null;
+
+// -- DOM helpers ---------------------------------------------------------------------
+
+function h(tag, attrs, ...children) {
+  const el = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs || {})) {
+    if (value === null || value === undefined || value === false) continue;
+    if (key === "onclick") el.addEventListener("click", value);
+    else if (key === "oninput") el.addEventListener("input", value);
+    else el.setAttribute(key, value === true ? "" : String(value));
+  }
+  append(el, children);
+  return el;
+}
+
+function append(el, children) {
+  for (const child of children.flat()) {
+    if (child === null || child === undefined || child === false) continue;
+    el.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return el;
+}
+
+function link(route, text, cls) {
+  return h("a", { href: "#" + route, class: cls }, text);
+}
+
+function pill(status) {
+  return h("span", { class: "pill s-" + status }, status.replace(/_/g, " "));
+}
+
+function replaceMain(...children) {
+  const main = document.getElementById("main");
+  main.replaceChildren(...children.flat().filter(Boolean));
+}
+
+// -- formatting ----------------------------------------------------------------------
+
+function fmtTime(ts) {
+  if (ts === null || ts === undefined) return "—";
+  return new Date(ts * 1000).toLocaleString(undefined, {
+    year: "numeric", month: "short", day: "numeric",
+    hour: "2-digit", minute: "2-digit", second: "2-digit",
+  });
+}
+
+function fmtAgo(ts) {
+  if (!ts) return "—";
+  const sec = Math.max(0, Date.now() / 1000 - ts);
+  if (sec < 5) return "just now";
+  if (sec < 60) return Math.floor(sec) + " s ago";
+  if (sec < 3600) return Math.floor(sec / 60) + " min ago";
+  if (sec < 86400) return Math.floor(sec / 3600) + " h ago";
+  return Math.floor(sec / 86400) + " d ago";
+}
+
+function fmtDuration(sec) {
+  if (sec === null || sec === undefined || !isFinite(sec)) return "—";
+  if (sec < 1) return Math.round(sec * 1000) + " ms";
+  if (sec < 60) return (sec < 10 ? sec.toFixed(1) : Math.round(sec)) + " s";
+  if (sec < 3600) return Math.floor(sec / 60) + " min " + Math.round(sec % 60) + " s";
+  if (sec < 86400) return Math.floor(sec / 3600) + " h " + Math.round((sec % 3600) / 60) + " min";
+  return Math.floor(sec / 86400) + " d " + Math.round((sec % 86400) / 3600) + " h";
+}
+
+function when(ts) {
+  return h("time", { title: fmtTime(ts), datetime: ts ? new Date(ts * 1000).toISOString() : null }, fmtAgo(ts));
+}
+
+function shortHash(hex) {
+  return hex ? hex.slice(0, 12) + "…" + hex.slice(-4) : "—";
+}
+
+function json(value) {
+  return JSON.stringify(value, null, 2);
+}
+
+// -- API -------------------------------------------------------------------------------
+
+async function api(path, options) {
+  const init = Object.assign({ credentials: "same-origin", cache: "no-store" }, options || {});
+  init.headers = Object.assign({ "X-ChatFlow-CSRF": CSRF }, init.headers || {});
+  const response = await fetch("/api/" + path, init);
+  if (response.status === 401) throw new Error("The access token is missing or expired: open the URL `chatflow ui` printed.");
+  const type = response.headers.get("Content-Type") || "";
+  const body = type.startsWith("application/json") ? await response.json() : await response.text();
+  if (!response.ok) throw new Error((body && body.error) || response.status + " " + response.statusText);
+  return body;
+}
+
+function enc(id) {
+  return encodeURIComponent(id);
+}
+
+// -- routing ---------------------------------------------------------------------------
+
+function route() {
+  if (poller) clearInterval(poller);
+  poller = null;
+  const token = ++renderToken;
+  const parts = location.hash.replace(/^#\/?/, "").split("/").map(decodeURIComponent);
+  let page;
+  if (parts[0] === "feature" && parts[1]) page = featurePage(parts[1], token);
+  else if (parts[0] === "instance" && parts[1]) page = instancePage(parts[1], token);
+  else page = overviewPage(token);
+  page.catch((error) => showError(error, token));
+}
+
+function showError(error, token) {
+  if (token !== renderToken) return;
+  replaceMain(h("div", { class: "card error-card" }, h("h2", {}, "Something went wrong"), h("p", {}, error.message)));
+}
+
+function crumbs(...items) {
+  const nav = document.getElementById("crumbs");
+  nav.replaceChildren();
+  items.forEach((item, i) => {
+    if (i) nav.append(h("span", { class: "sep", "aria-hidden": "true" }, "/"));
+    nav.append(item);
+  });
+}
+
+function every(ms, token, fn) {
+  poller = setInterval(async () => {
+    if (token !== renderToken) return;
+    try {
+      await fn();
+      setLive(true);
+    } catch (error) {
+      setLive(false, error.message);
+    }
+  }, ms);
+}
+
+function setLive(ok, why) {
+  const live = document.getElementById("live");
+  live.classList.toggle("off", !ok);
+  live.textContent = ok ? "live" : "offline";
+  live.title = ok ? "Updates arrive on their own" : "Cannot reach the server: " + why;
+}
+
+// -- overview --------------------------------------------------------------------------
+
+async function overviewPage(token) {
+  crumbs(h("span", {}, "Features"));
+  const features = await api("features");
+  if (token !== renderToken) return;
+  const view = renderOverview(features);
+  replaceMain(view.root);
+  let last = JSON.stringify(features);
+  every(LIST_POLL_MS, token, async () => {
+    const fresh = await api("features");
+    const text = JSON.stringify(fresh);
+    if (text !== last && token === renderToken) {
+      last = text;
+      const filter = view.filter.value;
+      const next = renderOverview(fresh, filter);
+      replaceMain(next.root);
+      Object.assign(view, next);
+    }
+  });
+}
+
+function renderOverview(features, filterText) {
+  const totals = { features: features.length, instances: 0 };
+  for (const s of STATUS_ORDER) totals[s] = 0;
+  for (const f of features) {
+    totals.instances += f.total_instances;
+    for (const s of STATUS_ORDER) totals[s] += f[s + "_count"] || 0;
+  }
+  const stats = h("div", { class: "stats" },
+    stat("Features", totals.features), stat("Instances", totals.instances),
+    stat("Running", totals.running, "running"), stat("Waiting", totals.paused, "paused"),
+    stat("Failed", totals.failed, "failed"), stat("Completed", totals.completed, "completed"));
+  const filter = h("input", {
+    type: "search", class: "filter", placeholder: "Filter features, statuses or instance ids…",
+    "aria-label": "Filter features", value: filterText || "",
+  });
+  const rows = features.map(featureRow);
+  const tbody = h("tbody", {}, rows.map((r) => r.el));
+  const empty = h("p", { class: "muted empty", hidden: true }, "No feature matches the filter.");
+  const applyFilter = () => {
+    const words = filter.value.toLowerCase().split(/\s+/).filter(Boolean);
+    let shown = 0;
+    for (const row of rows) {
+      const hit = words.every((w) => row.text.includes(w));
+      row.el.hidden = !hit;
+      if (hit) shown++;
+    }
+    empty.hidden = shown !== 0;
+  };
+  filter.addEventListener("input", applyFilter);
+  if (filterText) applyFilter();
+  const table = h("table", { class: "grid features" },
+    h("thead", {}, h("tr", {},
+      h("th", {}, "Feature"), h("th", {}, "Status"), h("th", { class: "wide" }, "Instances by status"),
+      h("th", { class: "num" }, "Total"), h("th", {}, "Latest instance"), h("th", {}, "Last activity"))),
+    tbody);
+  const body = features.length
+    ? [h("div", { class: "toolbar" }, filter), h("div", { class: "card flush" }, table, empty)]
+    : [h("div", { class: "card empty-state" }, h("h2", {}, "No workflow instances yet"),
+        h("p", {}, "Start one from your tool or run "), h("code", {}, "chatflow demo"))];
+  return { root: h("section", { id: "overview" }, h("h1", {}, "Features"), stats, body), filter };
+}
+
+function stat(label, value, status) {
+  return h("div", { class: "stat" + (status ? " s-" + status : "") },
+    h("span", { class: "stat-v" }, String(value)), h("span", { class: "stat-l" }, label));
+}
+
+function featureRow(f) {
+  const bar = h("div", { class: "stack", title: STATUS_ORDER.map((s) => `${s}: ${f[s + "_count"] || 0}`).join(", ") });
+  const counts = h("div", { class: "counts" });
+  for (const s of STATUS_ORDER) {
+    const n = f[s + "_count"] || 0;
+    if (!n) continue;
+    const seg = h("span", { class: "seg s-" + s });
+    seg.style.flexGrow = String(n);
+    bar.append(seg);
+    counts.append(h("span", { class: "count s-" + s }, `${n} ${s}`));
+  }
+  const route = "/feature/" + enc(f.feature_id);
+  const latest = f.active_instance_id || f.latest_instance_id;
+  const el = h("tr", { "data-feature": f.feature_id },
+    h("td", {}, link(route, f.feature_id, "strong")),
+    h("td", {}, pill(f.status)),
+    h("td", { class: "wide" }, bar, counts),
+    h("td", { class: "num" }, String(f.total_instances)),
+    h("td", {}, latest ? link("/instance/" + enc(latest), latest, "mono") : "—"),
+    h("td", {}, when(f.updated_at)));
+  el.addEventListener("click", (event) => {
+    if (!event.target.closest("a")) location.hash = "#" + route;
+  });
+  const text = [f.feature_id, f.status, latest || "", ...STATUS_ORDER.filter((s) => f[s + "_count"])].join(" ").toLowerCase();
+  return { el, text };
+}
+
+// -- feature page ------------------------------------------------------------------------
+
+async function featurePage(featureId, token) {
+  crumbs(link("/", "Features"), h("span", {}, featureId));
+  const load = () => Promise.all([api("features/" + enc(featureId)), api("instances?feature=" + enc(featureId))]);
+  const [rollup, rows] = await load();
+  if (token !== renderToken) return;
+  replaceMain(renderFeature(rollup, rows));
+  let last = JSON.stringify([rollup, rows]);
+  every(LIST_POLL_MS, token, async () => {
+    const fresh = await load();
+    const text = JSON.stringify(fresh);
+    if (text !== last && token === renderToken) {
+      last = text;
+      replaceMain(renderFeature(fresh[0], fresh[1]));
+    }
+  });
+}
+
+function renderFeature(rollup, rows) {
+  const phases = Object.entries(rollup.phases || {});
+  const strip = phases.length
+    ? h("div", { class: "phase-strip", "aria-label": "Phases of the active instance" },
+        phases.map(([name, status]) => h("span", { class: "chip s-" + status, title: status }, name)))
+    : null;
+  const table = h("table", { class: "grid" },
+    h("thead", {}, h("tr", {}, h("th", {}, "Instance"), h("th", {}, "Workflow"), h("th", {}, "Status"),
+      h("th", {}, "Phase"), h("th", {}, "Progress"), h("th", {}, "Started"), h("th", {}, "Updated"))),
+    h("tbody", {}, rows.map((r) => {
+      const route = "/instance/" + enc(r.instance_id);
+      const tr = h("tr", {},
+        h("td", {}, link(route, r.instance_id, "mono strong")),
+        h("td", {}, r.workflow_name ? `${r.workflow_name}@${r.schema_version}` : "—"),
+        h("td", {}, pill(r.status)),
+        h("td", {}, r.current_phase),
+        h("td", {}, progressBar(r.progress)),
+        h("td", {}, when(r.created_at)),
+        h("td", {}, when(r.updated_at)));
+      tr.addEventListener("click", (event) => { if (!event.target.closest("a")) location.hash = "#" + route; });
+      return tr;
+    })));
+  return h("section", { id: "feature" },
+    h("div", { class: "title-row" }, h("h1", {}, rollup.feature_id), pill(rollup.status)),
+    h("div", { class: "stats" },
+      stat("Instances", rollup.total_instances), stat("Running", rollup.running_count, "running"),
+      stat("Waiting", rollup.paused_count, "paused"), stat("Failed", rollup.failed_count, "failed"),
+      stat("Completed", rollup.completed_count, "completed")),
+    strip,
+    h("div", { class: "card flush" }, table));
+}
+
+function progressBar(value) {
+  const pct = Math.round((value || 0) * 100);
+  const fill = h("span", { class: "fill" });
+  fill.style.width = pct + "%";
+  return h("span", { class: "progress", title: pct + "%" }, h("span", { class: "track" }, fill), h("span", { class: "pct" }, pct + "%"));
+}
+
+// -- instance page -----------------------------------------------------------------------
+
+async function instancePage(iid, token) {
+  crumbs(link("/", "Features"), h("span", { class: "mono" }, iid));
+  const load = async () => {
+    const [state, status, history, artifacts, verify] = await Promise.all([
+      api("instances/" + enc(iid)), api("instances/" + enc(iid) + "/status"),
+      api("instances/" + enc(iid) + "/history"), api("instances/" + enc(iid) + "/artifacts"),
+      api("instances/" + enc(iid) + "/verify"),
+    ]);
+    const svg = await api("instances/" + enc(iid) + "/graph.svg");
+    return { state, status, history, artifacts, verify, svg };
+  };
+  let data = await load();
+  if (token !== renderToken) return;
+  crumbs(link("/", "Features"), link("/feature/" + enc(data.state.feature_id), data.state.feature_id),
+    h("span", { class: "mono" }, iid));
+  renderInstance(data);
+  every(POLL_MS, token, async () => {
+    const stamp = await api("instances/" + enc(iid) + "/stamp");
+    if (stamp.version !== data.state.version || stamp.updated_at !== data.state.updated_at) {
+      const fresh = await load();
+      if (token !== renderToken) return;
+      data = fresh;
+      renderInstance(data);
+    }
+  });
+}
+
+function renderInstance(data) {
+  const { state, status } = data;
+  const scroll = window.scrollY;
+  if (graphUrl) URL.revokeObjectURL(graphUrl);
+  graphUrl = URL.createObjectURL(new Blob([data.svg], { type: "image/svg+xml" }));
+  const schema = state.workflow_schema || {};
+  const header = h("div", { class: "title-row" },
+    h("h1", { class: "mono" }, state.instance_id), pill(state.status),
+    h("span", { class: "muted" }, `${state.workflow_name}@${status.schema_version}`));
+  const facts = h("dl", { class: "facts" },
+    fact("Feature", link("/feature/" + enc(state.feature_id), state.feature_id)),
+    fact("Current phase", state.current_phase),
+    fact("Next", status.next_phase || (FINISHED.includes(state.status) ? "—" : "end")),
+    fact("Progress", progressBar(status.progress)),
+    fact("Started", h("span", { title: fmtTime(state.created_at) }, fmtTime(state.created_at))),
+    fact("Updated", when(state.updated_at)),
+    state.parent ? fact("Forked from", link("/instance/" + enc(state.parent.instance_id), state.parent.instance_id, "mono")) : null,
+    fact("Version", String(state.version)));
+  replaceMain(h("section", { id: "instance" },
+    header,
+    schema.title ? h("p", { class: "muted subtitle" }, schema.title) : null,
+    facts,
+    banners(data),
+    ACTIONS_ON ? actionBar(state) : null,
+    h("div", { class: "split" },
+      h("div", { class: "card graph-card" }, h("h2", {}, "Workflow"),
+        graphImage(graphUrl, state.workflow_name),
+        legend()),
+      h("div", { class: "card" }, h("h2", {}, "Timeline"), timeline(state, data.history))),
+    h("div", { class: "card" }, h("h2", {}, `Events (${data.history.length})`), h("div", { class: "scroll" }, eventLog(data.history))),
+    h("div", { class: "card" }, h("h2", {}, `Prompts and responses (${data.artifacts.length})`), artifactList(data.artifacts, state)),
+    h("div", { class: "split even" },
+      h("div", { class: "card" }, h("h2", {}, "Variables"), h("pre", { class: "json" }, json(state.variables))),
+      h("div", { class: "card" }, h("h2", {}, "Meta"), h("pre", { class: "json" }, json(state.meta))))));
+  window.scrollTo(0, scroll);
+}
+
+function graphImage(url, name) {
+  const img = h("img", { alt: "Workflow graph of " + name + " with the path taken", class: "graph" });
+  img.addEventListener("load", () => { img.dataset.loaded = "yes"; });
+  img.src = url;
+  return img;
+}
+
+function fact(label, value) {
+  return h("div", {}, h("dt", {}, label), h("dd", {}, value));
+}
+
+function legend() {
+  return h("div", { class: "legend" },
+    ["done", "current", "waiting", "failed"].map((k) => h("span", { class: "key k-" + k }, k)),
+    h("span", { class: "key k-taken" }, "path taken"));
+}
+
+function banners(data) {
+  const out = [];
+  const pause = data.state.pause;
+  if (data.state.status === "paused" && pause) {
+    const what = pause.kind === "approval"
+      ? `Waiting for approval to enter “${data.state.current_phase}”`
+      : `Paused in “${data.state.current_phase}”`;
+    const why = pause.kind === "approval" ? (pause.reasons || []).join("; ") : pause.reason;
+    out.push(h("div", { class: "banner b-paused", role: "status" }, h("strong", {}, what), why ? h("span", {}, " — " + why) : null));
+  }
+  if (data.state.status === "failed") {
+    const failed = [...data.history].reverse().find((e) => e.kind === "failed");
+    const error = failed && failed.data && failed.data.error;
+    out.push(h("div", { class: "banner b-failed", role: "status" }, h("strong", {}, "Failed"), error ? h("span", {}, " — " + error) : null));
+  }
+  const verify = data.verify;
+  if (verify.available) {
+    const result = verify.result;
+    const ok = result === true || (result && typeof result === "object" && (result.ok === true || result.valid === true || result.verified === true));
+    const detail = typeof result === "object" && result !== null ? (result.problem || result.error || result.message || "") : "";
+    out.push(h("div", { class: "banner " + (ok ? "b-ok" : "b-failed"), "data-verify": ok ? "ok" : "bad" },
+      h("strong", {}, ok ? "History verified" : "History does not verify"),
+      h("span", {}, ok ? " — every event is chained to the one before it" : detail ? " — " + detail : "")));
+  } else {
+    out.push(h("div", { class: "banner b-muted", "data-verify": "unavailable" },
+      h("strong", {}, "History verification unavailable"),
+      h("span", {}, " — this ChatFlow has no hash-chained log; artifact checksums are still checked below")));
+  }
+  return out;
+}
+
+// -- timeline ----------------------------------------------------------------------------
+
+function visitsOf(state, history) {
+  // One row per history entry, with the lifecycle events that happened during it.
+  const counts = {};
+  const now = Date.now() / 1000;
+  const rows = state.history.map((entry, index) => {
+    counts[entry.phase] = (counts[entry.phase] || 0) + 1;
+    return {
+      index, entry, visit: counts[entry.phase],
+      end: entry.ended_at === null ? (FINISHED.includes(state.status) ? state.updated_at : now) : entry.ended_at,
+      events: history.filter((e) => e.history_index === index && !["phase_entered", "phase_completed"].includes(e.kind)),
+    };
+  });
+  return rows;
+}
+
+function waitTime(events) {
+  // Time spent paused or waiting for approval inside one visit.
+  let total = 0;
+  let since = null;
+  for (const e of events) {
+    if ((e.kind === "approval_requested" || e.kind === "paused") && since === null) since = e.at;
+    if ((e.kind === "resumed" || e.kind === "rejected") && since !== null) { total += e.at - since; since = null; }
+  }
+  return { total, open: since };
+}
+
+function timeline(state, history) {
+  const rows = visitsOf(state, history);
+  if (!rows.length) return h("p", { class: "muted" }, "No phase entered yet.");
+  const start = state.created_at;
+  const end = Math.max(...rows.map((r) => r.end), start + 0.001);
+  const span = end - start;
+  const counter = (kind) => history.filter((e) => e.kind === kind).length;
+  const waited = rows.reduce((sum, r) => { const w = waitTime(r.events); return sum + w.total + (w.open !== null ? r.end - w.open : 0); }, 0);
+  const summary = h("div", { class: "chips" },
+    chip("Elapsed", fmtDuration(span)),
+    chip("Visits", String(rows.length)),
+    chip("Retries", String(counter("retried")), counter("retried") ? "warn" : ""),
+    chip("Failures", String(counter("failed")), counter("failed") ? "bad" : ""),
+    chip("Approvals", String(history.filter((e) => e.kind === "resumed" && e.data && e.data.approved_by).length)),
+    chip("Pauses", String(counter("paused") + counter("approval_requested"))),
+    chip("Waiting", fmtDuration(waited)));
+  const list = h("ol", { class: "tl" }, rows.map((r) => {
+    const left = ((r.entry.started_at - start) / span) * 100;
+    const width = Math.max(((r.end - r.entry.started_at) / span) * 100, 0.6);
+    const bar = h("span", { class: "bar s-" + r.entry.status });
+    bar.style.left = left + "%";
+    bar.style.width = width + "%";
+    const wait = waitTime(r.events);
+    const marks = r.events.map((e) => {
+      const m = h("span", { class: "mark m-" + e.kind, title: eventText(e) + " · " + fmtTime(e.at) });
+      m.style.left = (((e.at - start) / span) * 100) + "%";
+      return m;
+    });
+    const duration = r.end - r.entry.started_at;
+    const notes = r.events.map((e) => h("span", { class: "note m-" + e.kind }, eventText(e)));
+    return h("li", { class: "tl-row", "data-phase": r.entry.phase, "data-status": r.entry.status },
+      h("div", { class: "tl-head" },
+        h("span", { class: "tl-phase" }, r.entry.phase),
+        r.visit > 1 ? h("span", { class: "visit" }, "visit " + r.visit) : null,
+        pill(r.entry.status),
+        h("span", { class: "spacer" }),
+        h("span", { class: "dur", title: fmtTime(r.entry.started_at) + " → " + (r.entry.ended_at ? fmtTime(r.entry.ended_at) : "now") },
+          fmtDuration(duration) + (r.entry.ended_at === null && !FINISHED.includes(state.status) ? " so far" : "")),
+        wait.total || wait.open !== null ? h("span", { class: "waited" }, "waited " + fmtDuration(wait.total + (wait.open !== null ? r.end - wait.open : 0))) : null),
+      h("div", { class: "track-row" }, bar, marks),
+      notes.length ? h("div", { class: "notes" }, notes) : null,
+      r.entry.actor ? h("div", { class: "by muted" }, `${r.entry.status} by ${r.entry.actor}`) : null);
+  }));
+  return h("div", {}, summary, list);
+}
+
+function chip(label, value, kind) {
+  return h("span", { class: "chip2" + (kind ? " " + kind : "") }, h("span", { class: "chip-l" }, label), h("span", { class: "chip-v" }, value));
+}
+
+const EVENT_LABEL = {
+  started: "started", phase_entered: "entered", phase_completed: "completed",
+  approval_requested: "approval requested", paused: "paused", resumed: "resumed",
+  rejected: "rejected", failed: "failed", retried: "retried", cancelled: "cancelled",
+  jumped: "jumped", completed: "workflow completed", forked: "forked",
+};
+
+function eventText(e) {
+  const d = e.data || {};
+  let text = EVENT_LABEL[e.kind] || e.kind;
+  if (e.kind === "resumed" && d.approved_by) text = "approved by " + d.approved_by;
+  else if (e.kind === "rejected") text = "rejected by " + (d.rejected_by || e.actor || "someone") + (d.to ? " → " + d.to : "");
+  else if (e.kind === "failed" && d.error) text = "failed: " + d.error;
+  else if (e.kind === "retried") text = "retry " + d.retry + (d.note ? ": " + d.note : "");
+  else if (e.kind === "approval_requested" && d.reasons) text = "approval requested (" + d.reasons.join("; ") + ")";
+  else if (e.kind === "paused" && d.reason) text = "paused: " + d.reason;
+  else if (e.kind === "jumped") text = "jumped to " + d.to + (d.reason ? ": " + d.reason : "");
+  else if (e.kind === "phase_completed" && d.next) text = "completed → " + d.next;
+  else if (e.kind === "cancelled" && d.reason) text = "cancelled: " + d.reason;
+  else if (e.kind === "forked") text = "forked into " + d.child;
+  if (d.note && e.kind !== "retried") text += " — “" + d.note + "”";
+  return text;
+}
+
+function eventLog(history) {
+  if (!history.length) return h("p", { class: "muted" }, "No events.");
+  return h("table", { class: "grid events" },
+    h("thead", {}, h("tr", {}, h("th", {}, "When"), h("th", {}, "Event"), h("th", {}, "Phase"), h("th", {}, "Who"))),
+    h("tbody", {}, [...history].reverse().map((e) => h("tr", { class: "ev-" + e.kind },
+      h("td", { class: "nowrap" }, h("span", { title: fmtTime(e.at) }, fmtTime(e.at))),
+      h("td", {}, h("span", { class: "evk m-" + e.kind }), eventText(e)),
+      h("td", {}, e.phase || "—"),
+      h("td", {}, e.actor || "—")))));
+}
+
+// -- artifacts ---------------------------------------------------------------------------
+
+function artifactList(artifacts, state) {
+  if (!artifacts.length) return h("p", { class: "muted" }, "No prompt or response recorded yet.");
+  return h("div", { class: "artifacts" }, [...artifacts].reverse().map((a) => {
+    const record = a.record || {};
+    const open = a.history_index === state.history.length - 1 || artifacts.length <= 3;
+    return h("details", { class: "artifact", open: open, "data-task": a.task },
+      h("summary", {},
+        h("span", { class: "tl-phase" }, a.phase), a.visit > 1 ? h("span", { class: "visit" }, "visit " + a.visit) : null,
+        record.status ? pill(record.status) : null,
+        h("span", { class: "spacer" }),
+        h("span", { class: "muted" }, fmtTime(record.ended_at || record.started_at)),
+        verifiedBadge(a.prompt_verified && a.response_verified)),
+      h("div", { class: "pair" },
+        textPane("Prompt", a.prompt, a.prompt_sha256, record.prompt_checksum, a.prompt_verified),
+        textPane("AI response", a.response, a.response_sha256, record.response_checksum, a.response_verified)));
+  }));
+}
+
+function verifiedBadge(ok) {
+  return h("span", { class: "verified " + (ok ? "ok" : "bad") }, ok ? "✓ checksums verified" : "✗ checksum mismatch");
+}
+
+function textPane(title, text, actual, recorded, ok) {
+  return h("div", { class: "pane" },
+    h("div", { class: "pane-head" }, h("strong", {}, title),
+      h("span", { class: "spacer" }),
+      h("span", { class: "sha " + (ok ? "ok" : "bad"), title: "SHA-256 recorded: " + (recorded || "none") + "\nSHA-256 of the text: " + (actual || "none") },
+        (ok ? "✓ " : "✗ ") + "sha256 " + shortHash(actual))),
+    ok ? null : h("div", { class: "mismatch" }, "Recorded " + shortHash(recorded) + " — the stored text was changed after it was recorded."),
+    h("pre", { class: "text" }, text === null || text === undefined ? "(missing)" : text));
+}
+
+// -- actions -----------------------------------------------------------------------------
+
+const ACTION_INFO = {
+  approve: { label: "Approve", help: "Let the instance enter the phase waiting for approval.", primary: true },
+  reject: { label: "Reject", help: "Refuse the approval and send the work back.", danger: true },
+  resume: { label: "Resume", help: "Continue the paused instance." },
+  pause: { label: "Pause", help: "Stop work on the current phase until resumed." },
+  retry: { label: "Retry phase", help: "Start the current phase over as a new visit." },
+  cancel: { label: "Cancel instance", help: "Abandon the instance for good.", danger: true },
+};
+
+function availableActions(state) {
+  const approval = state.status === "paused" && state.pause && state.pause.kind === "approval";
+  switch (state.status) {
+    case "paused": return approval ? ["approve", "reject", "cancel"] : ["resume", "cancel"];
+    case "created": case "running": return ["pause", "retry", "cancel"];
+    case "failed": return ["retry", "cancel"];
+    default: return [];
+  }
+}
+
+function actionBar(state) {
+  const names = availableActions(state);
+  if (!names.length) return null;
+  return h("div", { class: "actions", role: "toolbar", "aria-label": "Actions" },
+    h("span", { class: "muted" }, "Actions"),
+    names.map((name) => {
+      const info = ACTION_INFO[name];
+      return h("button", {
+        type: "button", "data-action": name,
+        class: info.primary ? "primary" : info.danger ? "danger" : "",
+        onclick: () => openAction(state.instance_id, name),
+      }, info.label);
+    }));
+}
+
+function openAction(iid, name) {
+  const dialog = document.getElementById("act");
+  const info = ACTION_INFO[name];
+  document.getElementById("act-title").textContent = info.label;
+  document.getElementById("act-help").textContent = info.help;
+  document.getElementById("act-note-label").firstChild.textContent = name === "pause" || name === "cancel" ? "Reason " : "Note ";
+  const actor = document.getElementById("act-actor");
+  actor.value = localStorage.getItem("chatflow-actor") || "";
+  document.getElementById("act-note").value = "";
+  document.getElementById("act-error").textContent = "";
+  const go = document.getElementById("act-go");
+  go.textContent = info.label;
+  go.className = info.danger ? "danger" : "primary";
+  dialog.dataset.iid = iid;
+  dialog.dataset.action = name;
+  dialog.showModal();
+  (actor.value ? document.getElementById("act-note") : actor).focus();
+}
+
+async function submitAction(event) {
+  event.preventDefault();
+  const dialog = document.getElementById("act");
+  const actor = document.getElementById("act-actor").value.trim();
+  const note = document.getElementById("act-note").value.trim();
+  const error = document.getElementById("act-error");
+  if (!actor) { error.textContent = "Say who you are: your name is recorded with the action."; return; }
+  localStorage.setItem("chatflow-actor", actor);
+  try {
+    await api("instances/" + enc(dialog.dataset.iid) + "/" + dialog.dataset.action, {
+      method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ actor, note: note || null }),
+    });
+    dialog.close();
+    route();
+  } catch (failure) {
+    error.textContent = failure.message;
+  }
+}
+
+// -- start -------------------------------------------------------------------------------
+
+document.addEventListener("DOMContentLoaded", () => {
+  const mode = document.getElementById("mode");
+  mode.textContent = ACTIONS_ON ? "actions on" : "read-only";
+  mode.classList.add(ACTIONS_ON ? "on" : "ro");
+  mode.title = ACTIONS_ON ? "Approve, reject, pause, resume, retry and cancel are enabled" : "Start with --allow-actions to act on instances";
+  document.getElementById("act-form").addEventListener("submit", submitAction);
+  document.getElementById("act-cancel").addEventListener("click", () => document.getElementById("act").close());
+  window.addEventListener("hashchange", route);
+  route();
+});

@@ -1,0 +1,184 @@
+"""The JSON the page and ``/api/`` serve, built from the engine's public API.
+
+Shapes follow the CLI's ``--json`` output: a feature roll-up is
+``engine.get_feature_status`` (plus ``updated_at``, the feature's newest activity), one
+instance is ``WorkflowInstanceState.to_dict()``, its history is
+``[WorkflowEvent.to_dict()]``. Artifacts are re-checked here rather than through
+``get_task_artifacts`` so that a mismatching checksum is shown as "not verified" next
+to the texts instead of hiding them behind an error.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+from chatflow.core.engine import WorkflowEngine
+from chatflow.core.models import WorkflowInstanceState, sha256_text
+from chatflow.core.schema import schema_version
+from chatflow.core.status import progress
+from chatflow.errors import InstanceNotFoundError, ValidationError
+from chatflow.storage.base import InstanceSummary, not_found
+
+MAX_TEXT = 200  # actor names, notes and reasons typed into the page
+
+Json = dict[str, Any]
+
+
+def feature_rollups(engine: WorkflowEngine) -> list[Json]:
+    """Every feature's roll-up, the one with the newest activity first."""
+    newest: dict[str, float] = {}
+    for summary in engine.list_instances():
+        newest[summary.feature_id] = max(newest.get(summary.feature_id, 0.0), summary.updated_at)
+    rollups = [feature_rollup(engine, feature, newest[feature]) for feature in newest]
+    rollups.sort(key=lambda rollup: rollup["updated_at"], reverse=True)
+    return rollups
+
+
+def feature_rollup(
+    engine: WorkflowEngine, feature_id: str, updated_at: float | None = None
+) -> Json:
+    """``get_feature_status`` plus ``updated_at``; unknown features raise not-found."""
+    rollup = engine.get_feature_status(feature_id)
+    if rollup["total_instances"] == 0:
+        raise InstanceNotFoundError(f"no feature {feature_id!r}", feature_id=feature_id)
+    if updated_at is None:
+        updated_at = max(s.updated_at for s in engine.list_instances(feature_id=feature_id))
+    return {**rollup, "updated_at": updated_at}
+
+
+def instance_rows(
+    engine: WorkflowEngine, feature_id: str | None = None, status: str | None = None
+) -> list[Json]:
+    """One row per instance (newest first): what a feature page lists."""
+    rows = []
+    for summary in engine.list_instances(feature_id=feature_id, status=status):
+        state = engine.get_workflow_instance_status(summary.instance_id)
+        rows.append(_row(summary, state))
+    rows.reverse()
+    return rows
+
+
+def _row(summary: InstanceSummary, state: WorkflowInstanceState | None) -> Json:
+    row: Json = summary._asdict()
+    if state is not None:
+        row["workflow_name"] = state.workflow_name
+        row["schema_version"] = schema_version(state.workflow_schema)
+        row["progress"] = progress(state)
+        row["history_length"] = len(state.history)
+    return row
+
+
+def instance(engine: WorkflowEngine, instance_id: str) -> WorkflowInstanceState:
+    """The instance, or ``InstanceNotFoundError`` (the page answers 404)."""
+    state = engine.get_workflow_instance_status(instance_id)
+    if state is None:
+        raise not_found(instance_id)
+    return state
+
+
+def stamp(engine: WorkflowEngine, instance_id: str) -> Json:
+    """What changes with every write: the page polls this to know when to reload."""
+    state = instance(engine, instance_id)
+    return {"version": state.version, "updated_at": state.updated_at, "status": state.status.value}
+
+
+def history(engine: WorkflowEngine, instance_id: str) -> list[Json]:
+    return [event.to_dict() for event in engine.get_workflow_history(instance_id)]
+
+
+def artifacts(engine: WorkflowEngine, instance_id: str) -> list[Json]:
+    """Prompt and response of every visit that recorded them, checksums re-computed."""
+    state = instance(engine, instance_id)
+    found = []
+    visits: dict[str, int] = {}
+    for index, entry in enumerate(state.history):
+        visits[entry.phase] = visits.get(entry.phase, 0) + 1
+        if not entry.task:
+            continue
+        stored = engine.state_store.load_task_artifacts(instance_id, entry.task)
+        if stored is None:
+            continue
+        record = stored.get("record") or {}
+        item: Json = {
+            "task": entry.task,
+            "phase": entry.phase,
+            "visit": visits[entry.phase],
+            "history_index": index,
+            "record": record,
+        }
+        for what in ("prompt", "response"):
+            text = stored.get(what)
+            digest = sha256_text(text) if isinstance(text, str) else None
+            item[what] = text
+            item[f"{what}_sha256"] = digest
+            item[f"{what}_verified"] = digest is not None and digest == record.get(
+                f"{what}_checksum"
+            )
+        found.append(item)
+    return found
+
+
+def verification(engine: WorkflowEngine, instance_id: str) -> Json:
+    """``engine.verify``'s result where the engine has it (the hash-chained log)."""
+    instance(engine, instance_id)
+    verify: Callable[[str], Any] | None = getattr(engine, "verify", None)
+    if verify is None:
+        return {"available": False}
+    return {"available": True, "result": _plain(verify(instance_id))}
+
+
+def _plain(value: Any) -> Any:
+    """JSON-ready form of whatever ``verify`` returns (a dataclass, a dict, a bool)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _plain(dataclasses.asdict(value))
+    if isinstance(value, dict):
+        return {str(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)
+
+
+# -- actions ---------------------------------------------------------------------------
+
+ACTIONS = ("approve", "reject", "pause", "resume", "retry", "cancel")
+
+
+def act(engine: WorkflowEngine, instance_id: str, action: str, body: Json) -> Json:
+    """Run one of ``ACTIONS`` as ``actor``, recorded in the event log as the CLI does."""
+    actor = _text(body.get("actor"), "actor", required=True)
+    note = _text(body.get("note"), "note")
+    assert actor is not None
+    if action == "approve":
+        approve = getattr(engine, "approve", None)
+        if approve is not None:
+            state = approve(instance_id, by=actor, note=note)
+        else:
+            state = engine.resume(instance_id, approved_by=actor, note=note)
+    elif action == "reject":
+        state = engine.reject(instance_id, rejected_by=actor, note=note)
+    elif action == "pause":
+        state = engine.pause(instance_id, note or "", actor=actor)
+    elif action == "resume":
+        state = engine.resume(instance_id, note=note, actor=actor)
+    elif action == "retry":
+        state = engine.retry_phase(instance_id, note=note, actor=actor)
+    elif action == "cancel":
+        state = engine.cancel(instance_id, note or "", actor=actor)
+    else:
+        raise ValidationError(f"unknown action {action!r}; one of {', '.join(ACTIONS)}")
+    result: Json = state.to_dict()
+    return result
+
+
+def _text(value: object, what: str, *, required: bool = False) -> str | None:
+    if value is None or value == "":
+        if required:
+            raise ValidationError(f"{what} is required: say who acts", field=what)
+        return None
+    if not isinstance(value, str) or len(value) > MAX_TEXT or not value.strip():
+        raise ValidationError(f"{what} must be a text of 1 to {MAX_TEXT} characters", field=what)
+    return value.strip()

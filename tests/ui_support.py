@@ -1,0 +1,112 @@
+"""Shared by the UI's server and browser tests: a store with realistic work in it,
+and the checks that decide whether a real browser can run here."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chatflow import WorkflowEngine
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "workflows"
+CHROMIUM = os.environ.get("CHATFLOW_TEST_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+HOSTILE = '<script>alert(1)</script> "><img src=x onerror=alert(2)>'
+
+GATED: dict[str, Any] = {
+    "name": "gated_release",
+    "version": 2,
+    "title": "Release with sign-off",
+    "phases": [
+        {"name": "draft", "title": "Draft changes"},
+        {"name": "sign_off", "title": "Sign-off", "requires_approval": True},
+        {"name": "ship", "title": "Ship it"},
+    ],
+}
+
+
+def populate(engine: WorkflowEngine) -> dict[str, str]:
+    """Features in every interesting state; returns their instance ids by role."""
+    engine.register_schema(EXAMPLES / "chatcoder_feature.yaml")
+    ids: dict[str, str] = {}
+
+    done = _start(engine, "feat_login", {"user_request": "log in with email"})
+    for phase, trigger in [
+        ("analyze", {}),
+        ("design", {}),
+        ("code", {}),
+        ("test", {"failed": 2}),
+        ("code", {}),
+        ("test", {"failed": 0}),
+        ("review", {"verdict": "approved"}),
+        ("summary", {}),
+    ]:
+        engine.record_task_artifacts(done, f"# {phase}\nWrite the {phase}.", f"{phase} done.")
+        engine.trigger_next_step(done, trigger, meta={"actor": "ai_agent"})
+    ids["completed"] = done
+
+    running = _start(engine, "feat_login", {"user_request": "remember me"})
+    engine.record_task_artifacts(running, "# analyze\nRemember the user.", "Use a cookie.")
+    engine.trigger_next_step(running, {}, meta={"actor": "ai_agent"})
+    engine.record_task_artifacts(running, HOSTILE, f"response {HOSTILE}")
+    ids["running"] = running
+
+    waiting = _start(engine, "feat_payments", {"user_request": "refunds"})
+    engine.trigger_next_step(waiting, {}, meta={"actor": "ai_agent"})
+    engine.trigger_next_step(waiting, {"risk": 90}, meta={"actor": "ai_agent"})
+    ids["awaiting_approval"] = waiting
+
+    failed = _start(engine, "feat_search", {"user_request": "fuzzy search"})
+    engine.trigger_next_step(failed, {}, meta={"actor": "ai_agent"})
+    engine.trigger_next_step(failed, {}, meta={"actor": "ai_agent"})
+    engine.fail_phase(failed, "AI call timed out", actor="ai_agent")
+    engine.retry_phase(failed, note="try a smaller prompt", actor="dev_alice")
+    engine.fail_phase(failed, "AI call timed out again", actor="ai_agent")
+    ids["failed"] = failed
+
+    gated = engine.start_workflow_instance(
+        GATED, {"ticket": "REL-7"}, "feat_release", meta={"actor": "dev_bob"}
+    )
+    engine.record_task_artifacts(gated, "# draft\nDraft the release notes.", "Notes drafted.")
+    engine.trigger_next_step(gated, {"notes": "ready"}, meta={"actor": "ai_agent"})
+    ids["gated"] = gated
+    return ids
+
+
+def _start(engine: WorkflowEngine, feature: str, context: dict[str, Any]) -> str:
+    return engine.start_workflow_instance(
+        schema_name="chatcoder_feature",
+        initial_context=context,
+        feature_id=feature,
+        meta={"actor": "dev_alice"},
+    )
+
+
+def require_browser() -> Any:
+    """Playwright's sync API if it and Chromium are here; else skip (fail under CI)."""
+    missing = []
+    try:
+        from playwright import sync_api
+    except ImportError:
+        sync_api = None
+        missing.append("the playwright package (pip install -e '.[test]')")
+    if shutil.which(CHROMIUM) is None:
+        missing.append(f"Chromium at {CHROMIUM} (apt-get install chromium)")
+    if missing:
+        reason = "browser tests need " + " and ".join(missing)
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return sync_api

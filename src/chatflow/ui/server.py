@@ -242,7 +242,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
         self._dispatch(self._get)
 
     def do_HEAD(self) -> None:
-        self._send_text(HTTPStatus.METHOD_NOT_ALLOWED, "method not allowed")
+        self._dispatch(lambda path: self._send_text(HTTPStatus.METHOD_NOT_ALLOWED, "use GET"))
 
     def do_POST(self) -> None:
         self._dispatch(self._post)
@@ -351,17 +351,15 @@ class _RequestHandler(BaseHTTPRequestHandler):
     def _post(self, path: str) -> None:
         app = self.server_app
         found = _ACTION_ROUTE.fullmatch(path)
-        if found is None or not _ids_ok({"iid": found["iid"]}):
-            if _is_get(path):
-                self._send_text(HTTPStatus.METHOD_NOT_ALLOWED, "method not allowed")
-                return
+        action = found is not None and _ids_ok({"iid": found["iid"]})
+        if not action and not _is_get(path):
             raise NotFound(path)
-        if self.command != "POST":
-            self._send_text(HTTPStatus.METHOD_NOT_ALLOWED, "use POST")
-            return
         if not app.allow_actions:
             error = "read-only: start `chatflow ui --allow-actions` to act"
             self._send_json(HTTPStatus.FORBIDDEN, {"error": error})
+            return
+        if found is None or not action or self.command != "POST":
+            self._send_text(HTTPStatus.METHOD_NOT_ALLOWED, "method not allowed")
             return
         if not self._same_origin():
             self._send_json(HTTPStatus.FORBIDDEN, {"error": "cross-origin request refused"})
@@ -412,6 +410,9 @@ class _RequestHandler(BaseHTTPRequestHandler):
         self.send_header("Referrer-Policy", "no-referrer")
         self.send_header("Cross-Origin-Resource-Policy", "same-origin")
         self.send_header("Cache-Control", "no-store")
+        if self.command != "GET":  # a refused request's body may be unread: never reuse
+            self.send_header("Connection", "close")
+            self.close_connection = True
 
     def _send(self, status: HTTPStatus, body: bytes, content_type: str) -> None:
         self.send_response(status)
@@ -419,7 +420,8 @@ class _RequestHandler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self._common_headers()
         self.end_headers()
-        self.wfile.write(body)
+        if self.command != "HEAD":
+            self.wfile.write(body)
 
     def _send_json(self, status: HTTPStatus, data: Any) -> None:
         body = json.dumps(data, ensure_ascii=False, allow_nan=False).encode()

@@ -1,0 +1,175 @@
+"""The page in a real Chromium (Playwright driving Debian's browser): navigation,
+timeline and artifacts, escaping, live updates from another process, and approving.
+
+Skipped with the reason when Playwright or Chromium is missing, unless ``CI`` is set.
+Screenshots go to each test's temporary folder.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ui_support import CHROMIUM, CHROMIUM_ARGS, HOSTILE, populate, require_browser
+
+from chatflow import WorkflowEngine
+from chatflow.ui import UIServer
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    sync_api = require_browser()
+    with sync_api.sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[UIServer, WorkflowEngine, dict[str, str]]]:
+    engine = WorkflowEngine(storage_dir=tmp_path / "store", durable=False)
+    ids = populate(engine)
+    app = UIServer(engine, allow_actions=True).start()
+    yield app, engine, ids
+    app.shutdown()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    opened = context.new_page()
+    errors: list[str] = []
+    opened.on("pageerror", lambda error: errors.append(str(error)))
+    opened.on("dialog", lambda dialog: errors.append(f"dialog opened: {dialog.message}"))
+    yield opened
+    context.close()
+    assert errors == []  # no script error, and no alert() from stored text
+
+
+def test_overview_to_instance_shows_timeline_and_artifacts(
+    page: Any, served: tuple[UIServer, WorkflowEngine, dict[str, str]], tmp_path: Path
+) -> None:
+    app, engine, ids = served
+    page.goto(app.url)
+    assert page.url == f"{app.origin}/"  # the token left the address bar
+    rows = page.locator("#overview tbody tr")
+    rows.first.wait_for()
+    assert rows.count() == len(engine.list_features())
+    page.screenshot(path=tmp_path / "overview.png", full_page=True)
+    page.fill("input.filter", "payments")
+    assert page.locator("#overview tbody tr:visible").count() == 1
+    page.fill("input.filter", "")
+
+    page.click("a:text-is('feat_login')")
+    page.locator("#feature tbody tr").first.wait_for()
+    assert page.locator("#feature tbody tr").count() == 2
+    page.click(f"a:text-is('{ids['completed']}')")
+
+    page.locator("#instance .tl-row").first.wait_for()
+    page.locator("img.graph[data-loaded]").wait_for()
+    state = engine.get_workflow_instance_status(ids["completed"])
+    assert state is not None
+    phases = page.locator(".tl-row .tl-phase").all_text_contents()
+    assert phases == [entry.phase for entry in state.history]
+    assert page.locator(".tl-row[data-phase='code'] .visit").all_text_contents() == ["visit 2"]
+    artifacts = page.locator(".artifact")
+    assert artifacts.count() == len(state.history)
+    assert page.locator(".artifact .verified.ok").count() == len(state.history)
+    newest = artifacts.first
+    assert newest.get_attribute("data-task") == "summary"
+    assert newest.locator(".pane pre").first.text_content() == "# summary\nWrite the summary."
+    assert "sha256" in (newest.locator(".sha.ok").first.text_content() or "")
+    assert page.locator("[data-verify]").count() == 1
+    page.screenshot(path=tmp_path / "instance.png", full_page=True)
+    assert (tmp_path / "overview.png").stat().st_size > 10_000
+    assert (tmp_path / "instance.png").stat().st_size > 10_000
+
+
+def test_stored_markup_shows_as_text_and_runs_nothing(
+    page: Any, served: tuple[UIServer, WorkflowEngine, dict[str, str]]
+) -> None:
+    app, _, ids = served
+    page.goto(app.url)
+    page.goto(f"{app.origin}/#/instance/{ids['running']}")
+    shown = page.locator(".artifact[data-task='design'] .pane pre")
+    shown.first.wait_for()
+    assert shown.nth(0).text_content() == HOSTILE
+    assert shown.nth(1).text_content() == f"response {HOSTILE}"
+    assert page.locator("script:not([src])").count() == 0
+    assert page.locator("img[src='x']").count() == 0
+
+
+def test_step_by_another_process_appears_without_reload(
+    page: Any, served: tuple[UIServer, WorkflowEngine, dict[str, str]], tmp_path: Path
+) -> None:
+    app, _, ids = served
+    iid = ids["running"]
+    page.goto(app.url)
+    loads: list[int] = []
+    page.on("load", lambda _: loads.append(1))
+    page.goto(f"{app.origin}/#/instance/{iid}")
+    rows = page.locator("#instance .tl-row")
+    rows.first.wait_for()
+    before, loaded = rows.count(), len(loads)
+    step = (
+        "import sys; from chatflow import WorkflowEngine; "
+        "WorkflowEngine(storage_dir=sys.argv[1]).trigger_next_step(sys.argv[2], {'ok': 1})"
+    )
+    subprocess.run([sys.executable, "-c", step, str(tmp_path / "store"), iid], check=True)
+    stepped = time.monotonic()
+    page.locator("#instance .tl-row").nth(before).wait_for(timeout=5000)
+    elapsed = time.monotonic() - stepped
+    assert elapsed <= 2.0, f"the step took {elapsed:.2f} s to appear"
+    assert rows.count() == before + 1
+    assert len(loads) == loaded  # updated in place, not reloaded
+    assert page.locator(".tl-row").last.get_attribute("data-phase") == "code"
+
+
+def test_approve_a_gated_phase_with_actions_on(
+    page: Any, served: tuple[UIServer, WorkflowEngine, dict[str, str]], tmp_path: Path
+) -> None:
+    app, engine, ids = served
+    iid = ids["gated"]
+    page.goto(app.url)
+    page.goto(f"{app.origin}/#/instance/{iid}")
+    page.locator(".banner.b-paused").wait_for()
+    assert "sign_off" in (page.locator(".banner.b-paused").text_content() or "")
+    page.click("button[data-action='approve']")
+    page.fill("#act-actor", "dev_carol")
+    page.fill("#act-note", "release notes read")
+    page.screenshot(path=tmp_path / "approve-dialog.png")
+    page.click("#act-go")
+    page.locator("#instance .title-row .pill.s-running").wait_for()
+    state = engine.get_workflow_instance_status(iid)
+    assert state is not None and state.status.value == "running"
+    approved = engine.get_workflow_history(iid)[-1]
+    assert approved.data["approved_by"] == "dev_carol"
+    assert approved.data["note"] == "release notes read"
+    page.locator(".note.m-resumed").wait_for()
+    assert "approved by dev_carol" in (page.locator(".note.m-resumed").text_content() or "")
+    page.screenshot(path=tmp_path / "approved.png", full_page=True)
+
+
+def test_read_only_page_offers_no_actions(
+    browser: Any, served: tuple[UIServer, WorkflowEngine, dict[str, str]]
+) -> None:
+    _, engine, ids = served
+    app = UIServer(engine).start()
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.goto(app.url)
+        page.goto(f"{app.origin}/#/instance/{ids['gated']}")
+        page.locator(".banner.b-paused").wait_for()
+        assert page.locator("button[data-action]").count() == 0
+        assert page.locator("#mode").text_content() == "read-only"
+    finally:
+        context.close()
+        app.shutdown()

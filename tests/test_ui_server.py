@@ -1,0 +1,470 @@
+"""``chatflow ui`` over real HTTP with the standard library client: access control,
+read-only refusal, escaping, traversal, and the JSON shapes of ``/api/``."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import pytest
+from ui_support import GATED, HOSTILE, populate
+
+from chatflow import WorkflowEngine
+from chatflow.ui import UIServer
+from chatflow.ui.graph import workflow_svg
+
+
+class Reply(NamedTuple):
+    status: int
+    headers: http.client.HTTPMessage
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+class Client:
+    """Talks to one server as the browser page does (cookie + CSRF header) or as a
+    script does (Bearer token), or with nothing at all."""
+
+    def __init__(self, app: UIServer) -> None:
+        self.app = app
+
+    def request(
+        self,
+        path: str,
+        *,
+        method: str = "GET",
+        auth: str = "page",
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> Reply:
+        sent = {"Host": f"127.0.0.1:{self.app.port}"}
+        if auth in ("page", "cookie"):
+            sent["Cookie"] = f"{self.app.cookie_name}={self.app.token}"
+        if auth == "page":
+            sent["X-ChatFlow-CSRF"] = self.app.csrf
+        if auth == "bearer":
+            sent["Authorization"] = f"Bearer {self.app.token}"
+        data = None
+        if body is not None:
+            data = body if isinstance(body, bytes) else json.dumps(body).encode()
+            sent["Content-Type"] = "application/json"
+        sent.update(headers or {})
+        connection = http.client.HTTPConnection("127.0.0.1", self.app.port, timeout=10)
+        try:
+            connection.request(method, path, body=data, headers=sent)
+            response = connection.getresponse()
+            return Reply(response.status, response.headers, response.read())
+        finally:
+            connection.close()
+
+    def get(self, path: str, **options: Any) -> Any:
+        reply = self.request(path, **options)
+        assert reply.status == 200, (path, reply.status, reply.body[:300])
+        return reply.json()
+
+    def act(self, iid: str, action: str, body: Any, **options: Any) -> Reply:
+        headers = {"Origin": self.app.origin, **options.pop("headers", {})}
+        return self.request(
+            f"/api/instances/{iid}/{action}", method="POST", body=body, headers=headers, **options
+        )
+
+
+@pytest.fixture(scope="module")
+def world(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[WorkflowEngine, dict[str, str]]]:
+    engine = WorkflowEngine(storage_dir=tmp_path_factory.mktemp("ui") / "store", durable=False)
+    yield engine, populate(engine)
+
+
+@pytest.fixture(scope="module")
+def client(world: tuple[WorkflowEngine, dict[str, str]]) -> Iterator[Client]:
+    app = UIServer(world[0]).start()
+    yield Client(app)
+    app.shutdown()
+
+
+@pytest.fixture
+def acting(tmp_path: Path) -> Iterator[tuple[Client, WorkflowEngine, dict[str, str]]]:
+    engine = WorkflowEngine(storage_dir=tmp_path / "store", durable=False)
+    ids = populate(engine)
+    app = UIServer(engine, allow_actions=True).start()
+    yield Client(app), engine, ids
+    app.shutdown()
+
+
+# -- access ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "path", ["/", "/api/features", "/static/app.js", "/api/instances/wfi_x", "/nothing"]
+)
+def test_every_request_without_the_token_gets_401(client: Client, path: str) -> None:
+    assert client.request(path, auth="none").status == 401
+    wrong = {"Authorization": "Bearer not-the-token", "Cookie": f"{client.app.cookie_name}=x"}
+    assert client.request(path, auth="none", headers=wrong).status == 401
+
+
+def test_first_load_trades_the_url_token_for_a_strict_http_only_cookie(client: Client) -> None:
+    reply = client.request(f"/?token={client.app.token}", auth="none")
+    assert reply.status == 303
+    assert reply.headers["Location"] == "/"
+    cookie = reply.headers["Set-Cookie"]
+    assert cookie.startswith(f"{client.app.cookie_name}={client.app.token};")
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
+    assert client.request("/?token=wrong", auth="none").status == 401
+    assert client.request(f"/api/features?token={client.app.token}", auth="none").status == 401
+
+
+def test_page_carries_csrf_token_and_strict_headers(client: Client) -> None:
+    reply = client.request("/", auth="cookie")
+    assert reply.status == 200
+    page = reply.body.decode()
+    assert f'content="{client.app.csrf}"' in page and client.app.token not in page
+    assert 'content="off"' in page  # actions meta: read-only
+    csp = reply.headers["Content-Security-Policy"]
+    assert "default-src 'none'" in csp and "script-src 'self'" in csp
+    assert reply.headers["X-Content-Type-Options"] == "nosniff"
+    assert reply.headers["X-Frame-Options"] == "DENY"
+    assert not re.search(r"(src|href)=\"(https?:)?//", page)  # nothing from the network
+    for asset in ("/static/app.js", "/static/app.css"):
+        text = client.request(asset, auth="cookie").body.decode()
+        assert "http://" not in text and "https://" not in text and "@import" not in text
+
+
+def test_api_needs_the_header_not_just_the_cookie(client: Client) -> None:
+    assert client.request("/api/features", auth="cookie").status == 401
+    bad = {"X-ChatFlow-CSRF": "0" * 64}
+    assert client.request("/api/features", auth="cookie", headers=bad).status == 401
+    assert client.request("/api/features", auth="page").status == 200
+    assert client.request("/api/features", auth="bearer").status == 200
+
+
+def test_foreign_host_header_is_refused(client: Client) -> None:
+    """A DNS-rebinding page reaches the port under its own name: refuse it."""
+    reply = client.request("/api/features", auth="bearer", headers={"Host": "evil.example:80"})
+    assert reply.status == 403
+
+
+# -- paths -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/static/../static/app.js",
+        "/static/./app.js",
+        "/../etc/passwd",
+        "/%2e%2e/etc/passwd",
+        "/static/%2e%2e%2fserver.py",
+        "/static/%252e%252e/server.py",
+        "/static/..%5cserver.py",
+        "/static/app.js%00",
+        "/static/server.py",
+        "/static/index.html",
+        "/static/",
+        "//etc/passwd",
+        "/api/instances/..%2f..%2fx",
+        "/api/instances/../features",
+        "/api/instances/a.b",
+        "/api/features/%2e%2e",
+        "/api/nothing",
+        "/index.html",
+        "/api/instances/wfi_x/graph.svg/x",
+    ],
+)
+def test_unknown_paths_and_traversal_get_404(client: Client, path: str) -> None:
+    assert client.request(path, auth="page").status == 404
+
+
+def test_unknown_ids_get_404_with_a_json_reason(
+    client: Client, world: tuple[WorkflowEngine, dict[str, str]]
+) -> None:
+    for path in ("/api/instances/wfi_0000000000000000", "/api/features/feat_none"):
+        reply = client.request(path)
+        assert reply.status == 404
+        assert "not found" in reply.json()["error"] or "no feature" in reply.json()["error"]
+    iid = world[1]["running"]
+    assert client.request(f"/api/instances/{iid}/nothing").status == 404
+
+
+# -- JSON shapes -----------------------------------------------------------------------
+
+
+def test_features_are_roll_ups_newest_activity_first(
+    client: Client, world: tuple[WorkflowEngine, dict[str, str]]
+) -> None:
+    engine, _ = world
+    features = client.get("/api/features")
+    assert {f["feature_id"] for f in features} == set(engine.list_features())
+    for rollup in features:
+        expected = engine.get_feature_status(rollup["feature_id"])
+        assert {k: v for k, v in rollup.items() if k != "updated_at"} == expected
+    stamps = [f["updated_at"] for f in features]
+    assert stamps == sorted(stamps, reverse=True)
+    one = client.get("/api/features/feat_login")
+    assert one["total_instances"] == 2 and one["status"] == "in_progress"
+
+
+def test_instance_rows_of_a_feature(
+    client: Client, world: tuple[WorkflowEngine, dict[str, str]]
+) -> None:
+    _, ids = world
+    rows = client.get("/api/instances?feature=feat_login")
+    assert [row["instance_id"] for row in rows] == [ids["running"], ids["completed"]]
+    done = rows[1]
+    assert done["workflow_name"] == "chatcoder_feature" and done["schema_version"] == 1
+    assert done["status"] == "completed" and done["progress"] == 1.0
+    assert set(done) >= {"current_phase", "created_at", "updated_at", "feature_id"}
+    failed = client.get("/api/instances?status=failed")
+    assert [row["instance_id"] for row in failed] == [ids["failed"]]
+
+
+def test_one_instance_its_history_status_and_artifacts(
+    client: Client, world: tuple[WorkflowEngine, dict[str, str]]
+) -> None:
+    engine, ids = world
+    iid = ids["completed"]
+    state = engine.get_workflow_instance_status(iid)
+    assert state is not None
+    assert client.get(f"/api/instances/{iid}") == json.loads(json.dumps(state.to_dict()))
+    history = client.get(f"/api/instances/{iid}/history")
+    assert history == [event.to_dict() for event in engine.get_workflow_history(iid)]
+    assert client.get(f"/api/instances/{iid}/status") == engine.get_status_info(iid)
+    stamp = client.get(f"/api/instances/{iid}/stamp")
+    assert stamp == {
+        "version": state.version,
+        "updated_at": state.updated_at,
+        "status": "completed",
+    }
+    artifacts = client.get(f"/api/instances/{iid}/artifacts")
+    assert [a["task"] for a in artifacts] == [entry.task for entry in state.history]
+    second_code = artifacts[4]
+    assert (second_code["phase"], second_code["visit"], second_code["task"]) == (
+        "code",
+        2,
+        "code--2",
+    )
+    assert second_code["prompt"] == "# code\nWrite the code."
+    assert second_code["prompt_verified"] and second_code["response_verified"]
+    assert second_code["prompt_sha256"] == second_code["record"]["prompt_checksum"]
+    verify = client.get(f"/api/instances/{iid}/verify")
+    assert verify["available"] is hasattr(engine, "verify")
+
+
+def test_a_tampered_artifact_shows_as_not_verified(tmp_path: Path) -> None:
+    engine = WorkflowEngine(storage_dir=tmp_path, durable=False)
+    iid = engine.start_workflow_instance({"name": "w", "phases": [{"name": "a"}]}, {}, "f")
+    engine.record_task_artifacts(iid, "the prompt", "the response")
+    (tmp_path / "instances" / iid / "tasks" / "a.ai_response.md").write_text("edited")
+    app = UIServer(engine).start()
+    try:
+        [artifact] = Client(app).get(f"/api/instances/{iid}/artifacts")
+    finally:
+        app.shutdown()
+    assert artifact["prompt_verified"] is True
+    assert artifact["response_verified"] is False and artifact["response"] == "edited"
+
+
+def test_graph_is_an_escaped_self_contained_svg(
+    client: Client, world: tuple[WorkflowEngine, dict[str, str]]
+) -> None:
+    _, ids = world
+    reply = client.request(f"/api/instances/{ids['awaiting_approval']}/graph.svg")
+    assert reply.status == 200 and reply.headers["Content-Type"] == "image/svg+xml"
+    svg = reply.body.decode()
+    assert svg.startswith("<svg") and "<script" not in svg and "href" not in svg
+    assert 'class="n waiting" data-phase="code"' in svg
+    assert 'class="n done" data-phase="analyze"' in svg
+    hostile = {
+        "name": "x",
+        "phases": [{"name": "a", "title": HOSTILE}, {"name": "b", "requires_approval": True}],
+    }
+    drawn = workflow_svg(hostile)
+    assert "<script>" not in drawn and "<img" not in drawn
+    assert "&lt;script&gt;" in drawn and 'class="n gate"' in drawn
+
+
+def test_graph_layout_puts_loops_right_and_skips_left() -> None:
+    svg = workflow_svg(GATED)
+    assert svg.count('class="n') == 3 and "end" in svg
+    looping = {
+        "name": "loop",
+        "phases": [
+            {"name": "a", "max_visits": 2, "fallback": "c"},
+            {
+                "name": "b",
+                "transitions": [
+                    {"to": "a", "when": {"path": "trigger.x", "op": "exists"}},
+                    {"to": "c"},
+                ],
+            },
+            {"name": "c"},
+        ],
+    }
+    svg = workflow_svg(looping)
+    assert svg.count('class="e"') + svg.count('class="e fallback"') >= 5
+
+
+def test_hostile_text_is_returned_as_json_data_only(
+    client: Client, world: tuple[WorkflowEngine, dict[str, str]]
+) -> None:
+    _, ids = world
+    artifacts = client.get(f"/api/instances/{ids['running']}/artifacts")
+    assert artifacts[-1]["prompt"] == HOSTILE
+    reply = client.request(f"/api/instances/{ids['running']}/artifacts")
+    assert reply.headers["Content-Type"].startswith("application/json")
+    assert reply.headers["X-Content-Type-Options"] == "nosniff"
+
+
+# -- actions ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH"])
+def test_read_only_refuses_every_state_change(
+    client: Client, world: tuple[WorkflowEngine, dict[str, str]], method: str
+) -> None:
+    engine, ids = world
+    iid = ids["awaiting_approval"]
+    before = engine.get_workflow_instance_status(iid)
+    for path in (f"/api/instances/{iid}/approve", f"/api/instances/{iid}", "/api/features"):
+        reply = client.request(
+            path, method=method, body={"actor": "eve"}, headers={"Origin": client.app.origin}
+        )
+        assert reply.status == 403, (method, path)
+    assert client.request("/api/nothing", method=method, body={}).status == 404
+    after = engine.get_workflow_instance_status(iid)
+    assert before is not None and after is not None and after.version == before.version
+
+
+def test_approve_with_actions_on_records_who_approved(
+    acting: tuple[Client, WorkflowEngine, dict[str, str]],
+) -> None:
+    client, engine, ids = acting
+    iid = ids["gated"]
+    reply = client.act(iid, "approve", {"actor": "dev_carol", "note": "looks right"})
+    assert reply.status == 200, reply.body
+    assert reply.json()["status"] == "running"
+    state = engine.get_workflow_instance_status(iid)
+    assert state is not None and state.status.value == "running"
+    resumed = engine.get_workflow_history(iid)[-1]
+    assert resumed.kind.value == "resumed"
+    assert resumed.data["approved_by"] == "dev_carol" and resumed.data["note"] == "looks right"
+
+
+def test_every_action_changes_the_store(
+    acting: tuple[Client, WorkflowEngine, dict[str, str]],
+) -> None:
+    client, engine, ids = acting
+    steps = [
+        (ids["awaiting_approval"], "reject", "paused", "running"),
+        (ids["running"], "pause", "running", "paused"),
+        (ids["running"], "resume", "paused", "running"),
+        (ids["failed"], "retry", "failed", "running"),
+        (ids["running"], "cancel", "running", "cancelled"),
+    ]
+    for iid, action, before, after in steps:
+        state = engine.get_workflow_instance_status(iid)
+        assert state is not None and state.status.value == before
+        reply = client.act(iid, action, {"actor": "dev_dan", "note": f"{action} it"})
+        assert reply.status == 200, (action, reply.body)
+        state = engine.get_workflow_instance_status(iid)
+        assert state is not None and state.status.value == after, action
+        assert engine.get_workflow_history(iid)[-1].actor == "dev_dan"
+
+
+def test_actions_need_same_origin_csrf_actor_and_a_valid_step(
+    acting: tuple[Client, WorkflowEngine, dict[str, str]],
+) -> None:
+    client, engine, ids = acting
+    iid = ids["gated"]
+    body = {"actor": "mallory"}
+    cross = client.act(iid, "approve", body, headers={"Origin": "http://evil.example"})
+    assert cross.status == 403
+    no_origin = client.request(f"/api/instances/{iid}/approve", method="POST", body=body)
+    assert no_origin.status == 403
+    assert client.act(iid, "approve", body, auth="cookie").status == 401  # no CSRF header
+    assert client.act(iid, "approve", {}).status == 400  # who acts?
+    assert client.act(iid, "approve", {"actor": "x" * 500}).status == 400
+    assert client.act(iid, "approve", {"actor": 7}).status == 400
+    assert client.act(iid, "approve", b"[1, 2]").status == 400
+    assert client.act(iid, "approve", b"{not json").status == 400
+    plain = client.act(iid, "approve", b"{}", headers={"Content-Type": "text/plain"})
+    assert plain.status == 415
+    assert client.act(ids["completed"], "approve", body).status == 409  # nothing to approve
+    assert client.act("wfi_0000000000000000", "approve", body).status == 404
+    assert client.act(iid, "explode", body).status == 404
+    state = engine.get_workflow_instance_status(iid)
+    assert state is not None and state.status.value == "paused"
+    # A script holding the token needs no Origin.
+    script = client.request(
+        f"/api/instances/{iid}/approve", method="POST", body={"actor": "ci"}, auth="bearer"
+    )
+    assert script.status == 200
+
+
+# -- the command -----------------------------------------------------------------------
+
+
+def _chatflow_ui(*args: str, cwd: Path) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if k != "CHATFLOW_DIR"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "chatflow", "ui", *args],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_command_prints_a_tokened_url_and_serves_it(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    engine = WorkflowEngine(storage_dir=store, durable=False)
+    iid = engine.start_workflow_instance({"name": "w", "phases": [{"name": "a"}]}, {}, "feat_cli")
+    process = _chatflow_ui("--dir", str(store), cwd=tmp_path)
+    try:
+        assert process.stdout is not None
+        lines = [process.stdout.readline(), process.stdout.readline()]
+        assert "read-only" in lines[0]
+        url = re.fullmatch(r"open: http://127\.0\.0\.1:(\d+)/\?token=(\S+)\n", lines[1])
+        assert url is not None, lines
+        port, token = int(url[1]), url[2]
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        connection.request(
+            "GET", f"/api/instances/{iid}", headers={"Authorization": f"Bearer {token}"}
+        )
+        response = connection.getresponse()
+        assert response.status == 200 and json.loads(response.read())["feature_id"] == "feat_cli"
+        connection.close()
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_command_warns_off_loopback_and_rejects_bad_ports(tmp_path: Path) -> None:
+    process = _chatflow_ui("--dir", str(tmp_path), "--host", "0.0.0.0", cwd=tmp_path)
+    try:
+        assert process.stderr is not None
+        warning = process.stderr.readline()
+        assert "warning" in warning and "0.0.0.0" in warning
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+    bad = subprocess.run(
+        [sys.executable, "-m", "chatflow", "ui", "--port", "70000"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert bad.returncode == 2 and "--port" in bad.stderr and "Traceback" not in bad.stderr

@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import pytest
-from ui_support import GATED, HOSTILE, populate
 
 from chatflow import WorkflowEngine
 from chatflow.ui import UIServer
 from chatflow.ui.graph import workflow_svg
+
+from ._support import GATED, HOSTILE, populate
 
 
 class Reply(NamedTuple):
@@ -81,9 +82,9 @@ class Client:
 @pytest.fixture(scope="module")
 def world(
     tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[tuple[WorkflowEngine, dict[str, str]]]:
+) -> tuple[WorkflowEngine, dict[str, str]]:
     engine = WorkflowEngine(storage_dir=tmp_path_factory.mktemp("ui") / "store", durable=False)
-    yield engine, populate(engine)
+    return engine, populate(engine)
 
 
 @pytest.fixture(scope="module")

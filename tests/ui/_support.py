@@ -12,7 +12,7 @@ import pytest
 
 from chatflow import WorkflowEngine
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "workflows"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "workflows"
 CHROMIUM = os.environ.get("CHATFLOW_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox",

@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ui_support import CHROMIUM, CHROMIUM_ARGS, HOSTILE, populate, require_browser
 
 from chatflow import WorkflowEngine
 from chatflow.ui import UIServer
+
+from ._support import CHROMIUM, CHROMIUM_ARGS, HOSTILE, populate, require_browser
 
 pytestmark = pytest.mark.slow
 

@@ -247,9 +247,8 @@ def _rollup(engine: WorkflowEngine, feature_id: str, failed: list[str]) -> dict[
         return views.feature_view(engine.get_feature_status(feature_id))
     except ChatFlowError:
         pass  # found again below, instance by instance, and reported there
-    from chatflow.core.engine import feature_rollup_status  # noqa: PLC0415
     from chatflow.core.models import InstanceStatus  # noqa: PLC0415
-    from chatflow.core.status import phase_statuses  # noqa: PLC0415
+    from chatflow.core.status import feature_rollup_status, phase_statuses  # noqa: PLC0415
 
     unreadable: list[str] = []
     states = [

@@ -23,7 +23,6 @@ from chatflow._validation import check_json_object, check_text, new_instance_id,
 from chatflow.core import lifecycle
 from chatflow.core.history import timeline
 from chatflow.core.models import (
-    InstanceStatus,
     TaskArtifacts,
     TaskExecutionRecord,
     WorkflowEvent,
@@ -33,7 +32,7 @@ from chatflow.core.models import (
     sha256_text,
 )
 from chatflow.core.schema import task_key, validate_schema
-from chatflow.core.status import phase_statuses, status_info
+from chatflow.core.status import feature_rollup, phase_statuses, status_info
 from chatflow.errors import (
     CorruptStateError,
     InvalidTransitionError,
@@ -44,7 +43,6 @@ from chatflow.storage.base import (
     InstanceSummary,
     IWorkflowStateStore,
     StateDict,
-    newest_active,
     not_found,
 )
 
@@ -563,25 +561,11 @@ class WorkflowEngine:
         validate_id(feature_id, "feature_id")
         # One aggregate query in the SQL stores: a row per status, not per instance
         # (bench/bench_stores.py: 10,000 instances in a few ms).
-        groups = self.state_store.feature_status_counts(feature_id)
-        counts = dict.fromkeys(InstanceStatus, 0)
-        for group in groups:
-            counts[InstanceStatus(group.status)] += group.instances
-        total = sum(counts.values())
-        # Groups are ordered by their newest instance, so the last one holds the newest.
-        latest = groups[-1].newest_instance_id if groups else None
-        active = newest_active(groups)
-        shown = active or latest
+        rollup = feature_rollup(feature_id, self.state_store.feature_status_counts(feature_id))
+        shown = rollup["active_instance_id"] or rollup["latest_instance_id"]
         state = None if shown is None else self.get_workflow_instance_status(shown)
-        return {
-            "feature_id": feature_id,
-            "total_instances": total,
-            **{f"{status.value}_count": counts[status] for status in InstanceStatus},
-            "latest_instance_id": latest,
-            "active_instance_id": active,
-            "phases": {} if state is None else phase_statuses(state),
-            "status": feature_rollup_status(counts),
-        }
+        rollup["phases"] = {} if state is None else phase_statuses(state)
+        return rollup
 
     # -- workflow schemas --------------------------------------------------------------
 
@@ -597,17 +581,6 @@ class WorkflowEngine:
         """Every workflow schema startable by name: registered ones and those in the
         schema folders, sorted by name and version."""
         return self.schemas.available()
-
-
-def feature_rollup_status(counts: dict[InstanceStatus, int]) -> str:
-    """A feature's overall status from its instances' counts (see ``get_feature_status``)."""
-    if not any(counts.values()):
-        return "not_started"
-    if any(counts[status] for status in InstanceStatus if status.is_active):
-        return "in_progress"
-    if counts[InstanceStatus.COMPLETED]:
-        return "completed"
-    return "failed" if counts[InstanceStatus.FAILED] else "cancelled"
 
 
 def _automation_level(level: object) -> int | None:

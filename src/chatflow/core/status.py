@@ -18,6 +18,7 @@ from chatflow.core.models import (
 )
 from chatflow.core.schema import END, FAIL, phase_names, schema_version
 from chatflow.core.transitions import route
+from chatflow.storage.base import StatusCount, newest_active
 
 NOT_STARTED = "not_started"
 _FORECAST_STEPS_PER_PHASE = 4
@@ -151,3 +152,42 @@ def status_summary(state: WorkflowInstanceState) -> WorkflowStatusInfo:
         created_at=state.created_at,
         updated_at=state.updated_at,
     )
+
+
+def feature_rollup(feature_id: str, groups: list[StatusCount]) -> dict[str, Any]:
+    """A feature's roll-up from its status counts (``phases`` is left for the caller).
+
+    ``groups`` are ordered by each status's newest instance (``feature_status_counts``),
+    so the last one holds the feature's newest instance. ``status`` is ``not_started``
+    with no instances, ``in_progress`` while any is active, else ``completed`` if any
+    completed, else ``failed`` if any failed, else ``cancelled``.
+    """
+    counts = dict.fromkeys(_STATUSES, 0)
+    for group in groups:
+        counts[InstanceStatus(group.status)] += group.instances
+    return {
+        "feature_id": feature_id,
+        "total_instances": sum(counts.values()),
+        **{key: counts[status] for status, key in _COUNT_KEYS},
+        "latest_instance_id": groups[-1].newest_instance_id if groups else None,
+        "active_instance_id": newest_active(groups),
+        "phases": {},
+        "status": feature_rollup_status(counts),
+    }
+
+
+# Enum iteration is slow; the overview builds one roll-up per feature (bench/bench_ui.py).
+_STATUSES = tuple(InstanceStatus)
+_ACTIVE = frozenset(status for status in _STATUSES if status.is_active)
+_COUNT_KEYS = tuple((status, f"{status.value}_count") for status in _STATUSES)
+
+
+def feature_rollup_status(counts: dict[InstanceStatus, int]) -> str:
+    """A feature's overall status from its instances' counts (see ``feature_rollup``)."""
+    if not any(counts.values()):
+        return "not_started"
+    if any(counts[status] for status in _ACTIVE):
+        return "in_progress"
+    if counts[InstanceStatus.COMPLETED]:
+        return "completed"
+    return "failed" if counts[InstanceStatus.FAILED] else "cancelled"

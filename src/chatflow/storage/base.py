@@ -146,11 +146,7 @@ class IWorkflowStateStore(ABC):
         ``newest_instance_id`` is the feature's newest instance. This default walks
         ``list_feature_summaries``; SQL stores answer it with one aggregate query.
         """
-        groups: dict[str, tuple[int, str]] = {}
-        for summary in self.list_feature_summaries(feature_id):
-            count, _ = groups.pop(summary.status, (0, ""))  # re-inserted last: newest
-            groups[summary.status] = (count + 1, summary.instance_id)
-        return [StatusCount(status, count, newest) for status, (count, newest) in groups.items()]
+        return status_counts(self.list_feature_summaries(feature_id))
 
     def get_current_task_id_for_feature(self, feature_id: str) -> str | None:
         """The feature's newest instance that is still active (created, running or
@@ -222,6 +218,15 @@ def newest_active(groups: list[StatusCount]) -> str | None:
     # Groups are ordered by their newest instance, so the last active one holds it.
     active = [group.newest_instance_id for group in groups if group.status in _ACTIVE_STATUSES]
     return active[-1] if active else None
+
+
+def status_counts(summaries: list[InstanceSummary]) -> list[StatusCount]:
+    """Instances (oldest first) counted by status, ordered by each status's newest one."""
+    groups: dict[str, tuple[int, str]] = {}
+    for summary in summaries:
+        count, _ = groups.pop(summary.status, (0, ""))  # re-inserted last: newest
+        groups[summary.status] = (count + 1, summary.instance_id)
+    return [StatusCount(status, count, newest) for status, (count, newest) in groups.items()]
 
 
 def check_status_filter(status: object) -> None:

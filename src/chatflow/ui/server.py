@@ -84,7 +84,7 @@ class UIServer:
         self.allow_actions = allow_actions
         self.token = token or secrets.token_urlsafe(24)
         self.csrf = hmac.new(self.token.encode(), b"chatflow-ui-csrf", "sha256").hexdigest()
-        self.httpd = ThreadingHTTPServer((host, port), _handler_class(self))
+        self.httpd = _HTTPServer((host, port), _handler_class(self))
         self.httpd.daemon_threads = True
         self.host = host
         self.port: int = self.httpd.server_address[1]
@@ -135,7 +135,7 @@ _GET_ROUTES: list[tuple[re.Pattern[str], Handler]] = [
     (re.compile(r"/api/features"), lambda e, p: views.feature_rollups(e)),
     (
         re.compile(r"/api/features/" + _ID.format("feature")),
-        lambda e, p: views.feature_rollup(e, p["feature"]),
+        lambda e, p: views.feature(e, p["feature"]),
     ),
     (
         re.compile(r"/api/instances"),
@@ -220,6 +220,13 @@ def _status_of(error: ChatFlowError) -> HTTPStatus:
     if isinstance(error, (LockTimeoutError, StorageError)):
         return HTTPStatus.SERVICE_UNAVAILABLE
     return HTTPStatus.INTERNAL_SERVER_ERROR
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A page closed mid-answer is normal; anything else is reported as usual."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 def _handler_class(app: UIServer) -> type[BaseHTTPRequestHandler]:

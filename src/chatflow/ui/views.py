@@ -17,9 +17,9 @@ from typing import Any
 from chatflow.core.engine import WorkflowEngine
 from chatflow.core.models import WorkflowInstanceState, sha256_text
 from chatflow.core.schema import schema_version
-from chatflow.core.status import progress
+from chatflow.core.status import feature_rollup, progress
 from chatflow.errors import InstanceNotFoundError, ValidationError
-from chatflow.storage.base import InstanceSummary, not_found
+from chatflow.storage.base import InstanceSummary, not_found, status_counts
 
 MAX_TEXT = 200  # actor names, notes and reasons typed into the page
 
@@ -27,25 +27,32 @@ Json = dict[str, Any]
 
 
 def feature_rollups(engine: WorkflowEngine) -> list[Json]:
-    """Every feature's roll-up, the one with the newest activity first."""
-    newest: dict[str, float] = {}
+    """Every feature's roll-up (without ``phases``), the newest activity first.
+
+    One ``list_instances`` call answers it, so the overview of 10,000 instances costs
+    one listing rather than a roll-up query and an instance load per feature.
+    """
+    by_feature: dict[str, list[InstanceSummary]] = {}
     for summary in engine.list_instances():
-        newest[summary.feature_id] = max(newest.get(summary.feature_id, 0.0), summary.updated_at)
-    rollups = [feature_rollup(engine, feature, newest[feature]) for feature in newest]
+        by_feature.setdefault(summary.feature_id, []).append(summary)
+    rollups = []
+    for feature_id, summaries in by_feature.items():
+        rollup = feature_rollup(feature_id, status_counts(summaries))
+        del rollup["phases"]  # the active instance's phases: one load each, on its page
+        rollup["updated_at"] = max(summary.updated_at for summary in summaries)
+        rollups.append(rollup)
     rollups.sort(key=lambda rollup: rollup["updated_at"], reverse=True)
     return rollups
 
 
-def feature_rollup(
-    engine: WorkflowEngine, feature_id: str, updated_at: float | None = None
-) -> Json:
-    """``get_feature_status`` plus ``updated_at``; unknown features raise not-found."""
-    rollup = engine.get_feature_status(feature_id)
-    if rollup["total_instances"] == 0:
+def feature(engine: WorkflowEngine, feature_id: str) -> Json:
+    """``get_feature_status`` plus ``updated_at``; an unknown feature is not found."""
+    summaries = engine.list_instances(feature_id=feature_id)
+    if not summaries:
         raise InstanceNotFoundError(f"no feature {feature_id!r}", feature_id=feature_id)
-    if updated_at is None:
-        updated_at = max(s.updated_at for s in engine.list_instances(feature_id=feature_id))
-    return {**rollup, "updated_at": updated_at}
+    rollup = engine.get_feature_status(feature_id)
+    rollup["updated_at"] = max(summary.updated_at for summary in summaries)
+    return rollup
 
 
 def instance_rows(

@@ -51,12 +51,13 @@ function replaceMain(...children) {
 
 // -- formatting ----------------------------------------------------------------------
 
+const TIME_FORMAT = new Intl.DateTimeFormat(undefined, {
+  year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", second: "2-digit",
+});
+
 function fmtTime(ts) {
-  if (ts === null || ts === undefined) return "—";
-  return new Date(ts * 1000).toLocaleString(undefined, {
-    year: "numeric", month: "short", day: "numeric",
-    hour: "2-digit", minute: "2-digit", second: "2-digit",
-  });
+  // One shared formatter: toLocaleString with options builds a new one per call (slow at 10,000 rows).
+  return ts === null || ts === undefined ? "—" : TIME_FORMAT.format(new Date(ts * 1000));
 }
 
 function fmtAgo(ts) {
@@ -110,7 +111,7 @@ function enc(id) {
 // -- routing ---------------------------------------------------------------------------
 
 function route() {
-  if (poller) clearInterval(poller);
+  if (poller) clearTimeout(poller);
   poller = null;
   const token = ++renderToken;
   const parts = location.hash.replace(/^#\/?/, "").split("/").map(decodeURIComponent);
@@ -136,7 +137,8 @@ function crumbs(...items) {
 }
 
 function every(ms, token, fn) {
-  poller = setInterval(async () => {
+  // The next poll is scheduled when this one ends, so a slow answer never piles up requests.
+  const tick = async () => {
     if (token !== renderToken) return;
     try {
       await fn();
@@ -144,7 +146,9 @@ function every(ms, token, fn) {
     } catch (error) {
       setLive(false, error.message);
     }
-  }, ms);
+    if (token === renderToken) poller = setTimeout(tick, ms);
+  };
+  poller = setTimeout(tick, ms);
 }
 
 function setLive(ok, why) {

@@ -139,7 +139,9 @@ _GET_ROUTES: list[tuple[re.Pattern[str], Handler]] = [
     ),
     (
         re.compile(r"/api/instances"),
-        lambda e, p: views.instance_rows(e, p.get("q_feature"), p.get("q_status")),
+        lambda e, p: views.instance_rows(
+            e, p.get("q_feature"), p.get("q_status"), _limit(p.get("q_limit"))
+        ),
     ),
     (
         re.compile(r"/api/instances/" + _ID.format("iid")),
@@ -173,6 +175,14 @@ _GET_ROUTES: list[tuple[re.Pattern[str], Handler]] = [
 _ACTION_ROUTE = re.compile(
     r"/api/instances/" + _ID.format("iid") + "/(?P<action>" + "|".join(views.ACTIONS) + ")"
 )
+
+
+def _limit(text: str | None) -> int | None:
+    if text is None:
+        return None
+    if not (text.isascii() and text.isdigit()) or not 0 < int(text) <= 1_000_000:
+        raise ValidationError(f"limit must be a positive integer, not {text!r}", field="limit")
+    return int(text)
 
 
 class _Raw:

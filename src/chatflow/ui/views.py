@@ -56,15 +56,21 @@ def feature(engine: WorkflowEngine, feature_id: str) -> Json:
 
 
 def instance_rows(
-    engine: WorkflowEngine, feature_id: str | None = None, status: str | None = None
+    engine: WorkflowEngine,
+    feature_id: str | None = None,
+    status: str | None = None,
+    limit: int | None = None,
 ) -> list[Json]:
-    """One row per instance (newest first): what a feature page lists."""
-    rows = []
-    for summary in engine.list_instances(feature_id=feature_id, status=status):
-        state = engine.get_workflow_instance_status(summary.instance_id)
-        rows.append(_row(summary, state))
-    rows.reverse()
-    return rows
+    """One row per instance, newest first (at most ``limit``): what a feature page lists.
+
+    Only the rows returned are loaded (for workflow, version and progress), so a page
+    of a feature with 10,000 instances costs one listing and ``limit`` loads.
+    """
+    summaries = engine.list_instances(feature_id=feature_id, status=status)[::-1]
+    return [
+        _row(summary, engine.get_workflow_instance_status(summary.instance_id))
+        for summary in summaries[:limit]
+    ]
 
 
 def _row(summary: InstanceSummary, state: WorkflowInstanceState | None) -> Json:

@@ -6,6 +6,7 @@
 const CSRF = document.querySelector('meta[name="chatflow-csrf"]').content;
 const ACTIONS_ON = document.querySelector('meta[name="chatflow-actions"]').content === "on";
 const POLL_MS = 1000;
+const PAGE_ROWS = 300;
 const LIST_POLL_MS = 4000;
 const FINISHED = ["completed", "failed", "cancelled"];
 const STATUS_ORDER = ["running", "paused", "created", "failed", "cancelled", "completed"];
@@ -195,28 +196,32 @@ function renderOverview(features, filterText) {
     type: "search", class: "filter", placeholder: "Filter features, statuses or instance ids…",
     "aria-label": "Filter features", value: filterText || "",
   });
-  const rows = features.map(featureRow);
-  const tbody = h("tbody", {}, rows.map((r) => r.el));
+  // Rows are drawn a page at a time (newest activity first); the filter searches all.
+  const items = features.map((f) => ({ f, text: featureText(f) }));
+  const tbody = h("tbody");
   const empty = h("p", { class: "muted empty", hidden: true }, "No feature matches the filter.");
-  const applyFilter = () => {
+  const more = h("div", { class: "more" });
+  let limit = PAGE_ROWS;
+  const draw = () => {
     const words = filter.value.toLowerCase().split(/\s+/).filter(Boolean);
-    let shown = 0;
-    for (const row of rows) {
-      const hit = words.every((w) => row.text.includes(w));
-      row.el.hidden = !hit;
-      if (hit) shown++;
+    const matches = words.length ? items.filter((item) => words.every((w) => item.text.includes(w))) : items;
+    tbody.replaceChildren(...matches.slice(0, limit).map((item) => featureRow(item.f)));
+    empty.hidden = matches.length !== 0;
+    more.replaceChildren();
+    if (matches.length > limit) {
+      more.append(h("span", { class: "muted" }, `Showing ${limit.toLocaleString()} of ${matches.length.toLocaleString()} features, newest activity first.`),
+        h("button", { type: "button", onclick: () => { limit += PAGE_ROWS * 4; draw(); } }, "Show more"));
     }
-    empty.hidden = shown !== 0;
   };
-  filter.addEventListener("input", applyFilter);
-  if (filterText) applyFilter();
+  filter.addEventListener("input", () => { limit = PAGE_ROWS; draw(); });
   const table = h("table", { class: "grid features" },
     h("thead", {}, h("tr", {},
       h("th", {}, "Feature"), h("th", {}, "Status"), h("th", { class: "wide" }, "Instances by status"),
       h("th", { class: "num" }, "Total"), h("th", {}, "Latest instance"), h("th", {}, "Last activity"))),
     tbody);
+  draw();
   const body = features.length
-    ? [h("div", { class: "toolbar" }, filter), h("div", { class: "card flush" }, table, empty)]
+    ? [h("div", { class: "toolbar" }, filter), h("div", { class: "card flush" }, table, empty, more)]
     : [h("div", { class: "card empty-state" }, h("h2", {}, "No workflow instances yet"),
         h("p", {}, "Start one from your tool or run "), h("code", {}, "chatflow demo"))];
   return { root: h("section", { id: "overview" }, h("h1", {}, "Features"), stats, body), filter };
@@ -250,15 +255,19 @@ function featureRow(f) {
   el.addEventListener("click", (event) => {
     if (!event.target.closest("a")) location.hash = "#" + route;
   });
-  const text = [f.feature_id, f.status, latest || "", ...STATUS_ORDER.filter((s) => f[s + "_count"])].join(" ").toLowerCase();
-  return { el, text };
+  return el;
+}
+
+function featureText(f) {
+  const latest = f.active_instance_id || f.latest_instance_id || "";
+  return [f.feature_id, f.status, latest, ...STATUS_ORDER.filter((s) => f[s + "_count"])].join(" ").toLowerCase();
 }
 
 // -- feature page ------------------------------------------------------------------------
 
 async function featurePage(featureId, token) {
   crumbs(link("/", "Features"), h("span", {}, featureId));
-  const load = () => Promise.all([api("features/" + enc(featureId)), api("instances?feature=" + enc(featureId))]);
+  const load = () => Promise.all([api("features/" + enc(featureId)), api("instances?feature=" + enc(featureId) + "&limit=" + PAGE_ROWS)]);
   const [rollup, rows] = await load();
   if (token !== renderToken) return;
   replaceMain(renderFeature(rollup, rows));
@@ -302,7 +311,10 @@ function renderFeature(rollup, rows) {
       stat("Waiting", rollup.paused_count, "paused"), stat("Failed", rollup.failed_count, "failed"),
       stat("Completed", rollup.completed_count, "completed")),
     strip,
-    h("div", { class: "card flush" }, table));
+    h("div", { class: "card flush" }, table,
+      rows.length < rollup.total_instances
+        ? h("div", { class: "more" }, h("span", { class: "muted" }, `Showing the newest ${rows.length} of ${rollup.total_instances.toLocaleString()} instances.`))
+        : null));
 }
 
 function progressBar(value) {

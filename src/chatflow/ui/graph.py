@@ -25,6 +25,7 @@ TERMINAL_R = 17
 LABEL_CHARS = 30
 MARGIN = 24
 LANE_GAP = 22
+BADGE_ROOM = 10  # keeps loop arcs clear of the visit-count badge on a node's corner
 CHAR_W = 7.0  # mean advance of the 13px UI font, to keep labels inside their boxes
 START = "$start"
 TIMES = "\u00d7"  # the multiplication sign of "x3 visits"
@@ -215,7 +216,7 @@ def _lanes(
         spanned = [boxes[node] for row in rows[low : high + 1] for node in row]
         if edge in back:
             right += 1
-            lanes[edge] = max(b.x + b.half_w for b in spanned) + LANE_GAP * right
+            lanes[edge] = max(b.x + b.half_w for b in spanned) + BADGE_ROOM + LANE_GAP * right
         elif high - low > 1:
             left += 1
             lanes[edge] = min(b.x - b.half_w for b in spanned) - LANE_GAP * left

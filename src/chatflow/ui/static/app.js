@@ -382,8 +382,8 @@ function renderInstance(data) {
         graphImage(graphUrl, state.workflow_name),
         legend()),
       h("div", { class: "card" }, h("h2", {}, "Timeline"), timeline(state, data.history))),
+    h("div", { class: "card" }, h("h2", {}, `Prompts and responses (${data.artifacts.length})`), artifactList(data.artifacts)),
     h("div", { class: "card" }, h("h2", {}, `Events (${data.history.length})`), h("div", { class: "scroll" }, eventLog(data.history))),
-    h("div", { class: "card" }, h("h2", {}, `Prompts and responses (${data.artifacts.length})`), artifactList(data.artifacts, state)),
     h("div", { class: "split even" },
       h("div", { class: "card" }, h("h2", {}, "Variables"), h("pre", { class: "json" }, json(state.variables))),
       h("div", { class: "card" }, h("h2", {}, "Meta"), h("pre", { class: "json" }, json(state.meta))))));
@@ -553,11 +553,12 @@ function eventLog(history) {
 
 // -- artifacts ---------------------------------------------------------------------------
 
-function artifactList(artifacts, state) {
+function artifactList(artifacts) {
   if (!artifacts.length) return h("p", { class: "muted" }, "No prompt or response recorded yet.");
+  const newest = artifacts[artifacts.length - 1];
   return h("div", { class: "artifacts" }, [...artifacts].reverse().map((a) => {
     const record = a.record || {};
-    const open = a.history_index === state.history.length - 1 || artifacts.length <= 3;
+    const open = a === newest || !a.prompt_verified || !a.response_verified;
     return h("details", { class: "artifact", open: open, "data-task": a.task },
       h("summary", {},
         h("span", { class: "tl-phase" }, a.phase), a.visit > 1 ? h("span", { class: "visit" }, "visit " + a.visit) : null,

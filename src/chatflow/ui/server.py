@@ -40,6 +40,7 @@ from chatflow._validation import id_problem
 from chatflow.core.engine import WorkflowEngine
 from chatflow.errors import (
     ChatFlowError,
+    CorruptStateError,
     InstanceNotFoundError,
     InvalidTransitionError,
     LockTimeoutError,
@@ -227,6 +228,8 @@ def _status_of(error: ChatFlowError) -> HTTPStatus:
         return HTTPStatus.CONFLICT
     if isinstance(error, ValidationError):
         return HTTPStatus.BAD_REQUEST
+    if isinstance(error, CorruptStateError):
+        return HTTPStatus.INTERNAL_SERVER_ERROR
     if isinstance(error, (LockTimeoutError, StorageError)):
         return HTTPStatus.SERVICE_UNAVAILABLE
     return HTTPStatus.INTERNAL_SERVER_ERROR

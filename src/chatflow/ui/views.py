@@ -166,11 +166,7 @@ def act(engine: WorkflowEngine, instance_id: str, action: str, body: Json) -> Js
     note = _text(body.get("note"), "note")
     assert actor is not None
     if action == "approve":
-        approve = getattr(engine, "approve", None)
-        if approve is not None:
-            state = approve(instance_id, by=actor, note=note)
-        else:
-            state = engine.resume(instance_id, approved_by=actor, note=note)
+        state = _approve(engine, instance_id, actor, note)
     elif action == "reject":
         state = engine.reject(instance_id, rejected_by=actor, note=note)
     elif action == "pause":
@@ -185,6 +181,20 @@ def act(engine: WorkflowEngine, instance_id: str, action: str, body: Json) -> Js
         raise ValidationError(f"unknown action {action!r}; one of {', '.join(ACTIONS)}")
     result: Json = state.to_dict()
     return result
+
+
+def _approve(
+    engine: WorkflowEngine, instance_id: str, actor: str, note: str | None
+) -> WorkflowInstanceState:
+    """Let a paused instance enter the phase it waits for (``resume(approved_by=)``);
+    otherwise record an approval the current phase's exit gate counts, where the engine
+    has gates (``engine.approve``)."""
+    current = instance(engine, instance_id)
+    waiting = current.pause is not None and current.pause.get("kind") == "approval"
+    approve: Callable[..., WorkflowInstanceState] | None = getattr(engine, "approve", None)
+    if waiting or approve is None:
+        return engine.resume(instance_id, approved_by=actor, note=note)
+    return approve(instance_id, by=actor, note=note)
 
 
 def _text(value: object, what: str, *, required: bool = False) -> str | None:

@@ -167,6 +167,7 @@ async function overviewPage(token) {
   if (token !== renderToken) return;
   const view = renderOverview(features);
   replaceMain(view.root);
+  requestAnimationFrame(() => performance.mark("chatflow:overview-drawn"));  // bench/bench_ui.py
   let last = JSON.stringify(features);
   every(LIST_POLL_MS, token, async () => {
     const fresh = await api("features");
@@ -376,7 +377,7 @@ function renderInstance(data) {
     schema.title ? h("p", { class: "muted subtitle" }, schema.title) : null,
     facts,
     banners(data),
-    ACTIONS_ON ? actionBar(state) : null,
+    ACTIONS_ON ? actionBar(state, status) : null,
     h("div", { class: "split" },
       h("div", { class: "card graph-card" }, h("h2", {}, "Workflow"),
         graphImage(graphUrl, state.workflow_name),
@@ -421,6 +422,12 @@ function banners(data) {
     const failed = [...data.history].reverse().find((e) => e.kind === "failed");
     const error = failed && failed.data && failed.data.error;
     out.push(h("div", { class: "banner b-failed", role: "status" }, h("strong", {}, "Failed"), error ? h("span", {}, " — " + error) : null));
+  }
+  const open = data.status.open_requirements || [];
+  if (open.length && !FINISHED.includes(data.state.status)) {
+    out.push(h("div", { class: "banner b-paused", role: "status", "data-gate": "open" },
+      h("strong", {}, `Before leaving “${data.state.current_phase}”`),
+      h("span", {}, " — needs " + open.map((item) => item.text || item.kind).join("; "))));
   }
   const verify = data.verify;
   if (verify.available) {
@@ -597,18 +604,19 @@ const ACTION_INFO = {
   cancel: { label: "Cancel instance", help: "Abandon the instance for good.", danger: true },
 };
 
-function availableActions(state) {
+function availableActions(state, status) {
   const approval = state.status === "paused" && state.pause && state.pause.kind === "approval";
+  const gate = (status.open_requirements || []).some((item) => item.kind === "approvals");
   switch (state.status) {
     case "paused": return approval ? ["approve", "reject", "cancel"] : ["resume", "cancel"];
-    case "created": case "running": return ["pause", "retry", "cancel"];
+    case "created": case "running": return (gate ? ["approve"] : []).concat(["pause", "retry", "cancel"]);
     case "failed": return ["retry", "cancel"];
     default: return [];
   }
 }
 
-function actionBar(state) {
-  const names = availableActions(state);
+function actionBar(state, status) {
+  const names = availableActions(state, status);
   if (!names.length) return null;
   return h("div", { class: "actions", role: "toolbar", "aria-label": "Actions" },
     h("span", { class: "muted" }, "Actions"),

@@ -268,6 +268,7 @@ def test_one_instance_its_history_status_and_artifacts(
     assert second_code["prompt_sha256"] == second_code["record"]["prompt_checksum"]
     verify = client.get(f"/api/instances/{iid}/verify")
     assert verify["available"] is hasattr(engine, "verify")
+    assert verify["ok"] is (True if hasattr(engine, "verify") else None)
 
 
 def test_a_tampered_artifact_shows_as_not_verified(tmp_path: Path) -> None:
@@ -477,3 +478,42 @@ def test_command_warns_off_loopback_and_rejects_bad_ports(tmp_path: Path) -> Non
         check=False,
     )
     assert bad.returncode == 2 and "--port" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_verify_and_gate_approval_follow_the_engine_where_it_has_them(tmp_path: Path) -> None:
+    """``verify`` (hash-chained log) and ``approve`` (exit gates) come with other
+    releases; the page uses them when the engine has them."""
+
+    approvals: list[tuple[str, str, str | None]] = []
+
+    class Later(WorkflowEngine):
+
+        def verify(self, instance_id: str) -> object:
+            return None if instance_id == clean else "event 3 does not chain to event 2"
+
+        def approve(self, instance_id: str, *, by: str, note: str | None = None) -> Any:
+            approvals.append((instance_id, by, note))
+            return self.get_workflow_instance_status(instance_id)
+
+    engine = Later(storage_dir=tmp_path, durable=False)
+    clean = engine.start_workflow_instance(GATED, {}, "f")
+    broken = engine.start_workflow_instance(GATED, {}, "f")
+    engine.trigger_next_step(broken, {})  # now paused: waiting for approval of sign_off
+    app = UIServer(engine, allow_actions=True).start()
+    try:
+        client = Client(app)
+        assert client.get(f"/api/instances/{clean}/verify") == {
+            "available": True,
+            "ok": True,
+            "problem": None,
+        }
+        bad = client.get(f"/api/instances/{broken}/verify")
+        assert bad["ok"] is False and bad["problem"] == "event 3 does not chain to event 2"
+        assert client.act(clean, "approve", {"actor": "ann"}).status == 200
+        assert approvals == [(clean, "ann", None)]  # running: a gate approval
+        assert client.act(broken, "approve", {"actor": "bob"}).status == 200
+        assert approvals == [(clean, "ann", None)]  # paused: resumed instead
+        state = engine.get_workflow_instance_status(broken)
+        assert state is not None and state.status.value == "running"
+    finally:
+        app.shutdown()

@@ -134,16 +134,23 @@ def artifacts(engine: WorkflowEngine, instance_id: str) -> list[Json]:
 
 
 def verification(engine: WorkflowEngine, instance_id: str) -> Json:
-    """``engine.verify``'s result where the engine has it (the hash-chained log)."""
+    """``engine.verify``'s verdict on the instance's hash-chained log, where it exists.
+
+    ``verify`` returns ``None`` for a clean instance, else the first problem found:
+    ``{"available", "ok", "problem"}`` with the problem as text and as fields.
+    """
     instance(engine, instance_id)
     verify: Callable[[str], Any] | None = getattr(engine, "verify", None)
     if verify is None:
-        return {"available": False}
-    return {"available": True, "result": _plain(verify(instance_id))}
+        return {"available": False, "ok": None, "problem": None}
+    found = verify(instance_id)
+    if found is None or found is True:
+        return {"available": True, "ok": True, "problem": None}
+    return {"available": True, "ok": False, "problem": str(found), "details": _plain(found)}
 
 
 def _plain(value: Any) -> Any:
-    """JSON-ready form of whatever ``verify`` returns (a dataclass, a dict, a bool)."""
+    """JSON-ready fields of whatever ``verify`` reports (a dataclass, a dict, a bool)."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return _plain(dataclasses.asdict(value))
     if isinstance(value, dict):

@@ -431,12 +431,10 @@ function banners(data) {
   }
   const verify = data.verify;
   if (verify.available) {
-    const result = verify.result;
-    const ok = result === true || (result && typeof result === "object" && (result.ok === true || result.valid === true || result.verified === true));
-    const detail = typeof result === "object" && result !== null ? (result.problem || result.error || result.message || "") : "";
+    const ok = verify.ok === true;
     out.push(h("div", { class: "banner " + (ok ? "b-ok" : "b-failed"), "data-verify": ok ? "ok" : "bad" },
       h("strong", {}, ok ? "History verified" : "History does not verify"),
-      h("span", {}, ok ? " — every event is chained to the one before it" : detail ? " — " + detail : "")));
+      h("span", {}, ok ? " — every event is chained to the one before it, artifacts match" : " — " + verify.problem)));
   } else {
     out.push(h("div", { class: "banner b-muted", "data-verify": "unavailable" },
       h("strong", {}, "History verification unavailable"),

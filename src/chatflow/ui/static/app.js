@@ -287,7 +287,8 @@ function renderFeature(rollup, rows) {
   const phases = Object.entries(rollup.phases || {});
   const strip = phases.length
     ? h("div", { class: "phase-strip", "aria-label": "Phases of the active instance" },
-        phases.map(([name, status]) => h("span", { class: "chip s-" + status, title: status }, name)))
+        h("span", { class: "muted" }, rollup.active_instance_id ? "Active instance:" : "Latest instance:"),
+        phases.map(([name, status]) => h("span", { class: "chip s-" + status, title: status.replace(/_/g, " ") }, name)))
     : null;
   const table = h("table", { class: "grid" },
     h("thead", {}, h("tr", {}, h("th", {}, "Instance"), h("th", {}, "Workflow"), h("th", {}, "Status"),

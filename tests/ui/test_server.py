@@ -462,7 +462,16 @@ def test_command_prints_a_tokened_url_and_serves_it(tmp_path: Path) -> None:
 
 
 def test_command_warns_off_loopback_and_rejects_bad_ports(tmp_path: Path) -> None:
-    process = _chatflow_ui("--dir", str(tmp_path), "--host", "0.0.0.0", cwd=tmp_path)
+    missing = subprocess.run(
+        [sys.executable, "-m", "chatflow", "ui", "--dir", str(tmp_path / "typo")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert missing.returncode == 3 and not (tmp_path / "typo").exists()  # reads only
+    store = tmp_path / "store"
+    WorkflowEngine(storage_dir=store).start_workflow_instance(GATED, {}, "f")
+    process = _chatflow_ui("--store", str(store), "--host", "0.0.0.0", cwd=tmp_path)
     try:
         assert process.stderr is not None
         warning = process.stderr.readline()

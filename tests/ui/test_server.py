@@ -201,35 +201,52 @@ def test_unknown_ids_get_404_with_a_json_reason(
 # -- JSON shapes -----------------------------------------------------------------------
 
 
-def test_features_are_roll_ups_newest_activity_first(
+def cli_json(engine: WorkflowEngine, *args: str) -> Any:
+    """What ``chatflow <args> --json`` prints for the engine's store (a real process)."""
+    store = str(getattr(engine.state_store, "base_dir", ""))
+    result = subprocess.run(
+        [sys.executable, "-m", "chatflow", "--dir", store, *args, "--json"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def without(data: dict[str, Any], *keys: str) -> dict[str, Any]:
+    return {key: value for key, value in data.items() if key not in keys}
+
+
+def test_features_are_the_cli_roll_ups_newest_activity_first(
     client: Client, world: tuple[WorkflowEngine, dict[str, str]]
 ) -> None:
     engine, _ = world
     features = client.get("/api/features")
-    assert {f["feature_id"] for f in features} == set(engine.list_features())
+    printed = {rollup["feature_id"]: rollup for rollup in cli_json(engine, "features")}
+    assert {f["feature_id"] for f in features} == set(printed)
     for rollup in features:
-        expected = engine.get_feature_status(rollup["feature_id"])
-        del expected["phases"]  # one instance load per feature: only the feature's own answer
-        assert {k: v for k, v in rollup.items() if k != "updated_at"} == expected
+        assert rollup["phases"] == {}  # an instance load per feature: on the feature's page
+        assert without(rollup, "updated_at", "phases") == without(
+            printed[rollup["feature_id"]], "phases"
+        )
     stamps = [f["updated_at"] for f in features]
     assert stamps == sorted(stamps, reverse=True)
     one = client.get("/api/features/feat_login")
-    assert {k: v for k, v in one.items() if k != "updated_at"} == engine.get_feature_status(
-        "feat_login"
-    )
+    assert without(one, "updated_at") == printed["feat_login"]
     assert one["total_instances"] == 2 and one["phases"]["design"] == "running"
 
 
-def test_instance_rows_of_a_feature(
+def test_instance_rows_are_the_cli_list_rows(
     client: Client, world: tuple[WorkflowEngine, dict[str, str]]
 ) -> None:
-    _, ids = world
+    engine, ids = world
     rows = client.get("/api/instances?feature=feat_login")
     assert [row["instance_id"] for row in rows] == [ids["running"], ids["completed"]]
-    done = rows[1]
-    assert done["workflow_name"] == "chatcoder_feature" and done["schema_version"] == 1
-    assert done["status"] == "completed" and done["progress"] == 1.0
-    assert set(done) >= {"current_phase", "created_at", "updated_at", "feature_id"}
+    printed = cli_json(engine, "list", "--feature", "feat_login")
+    assert [without(row, "progress") for row in rows] == printed
+    assert rows[1]["workflow"] == "chatcoder_feature" and rows[1]["workflow_version"] == 1
+    assert rows[1]["progress"] == 1.0
     failed = client.get("/api/instances?status=failed")
     assert [row["instance_id"] for row in failed] == [ids["failed"]]
     newest = client.get("/api/instances?feature=feat_login&limit=1")
@@ -238,21 +255,21 @@ def test_instance_rows_of_a_feature(
         assert client.request(f"/api/instances?limit={bad}").status == 400
 
 
-def test_one_instance_its_history_status_and_artifacts(
+def test_one_instance_history_and_artifacts_are_the_cli_shapes(
     client: Client, world: tuple[WorkflowEngine, dict[str, str]]
 ) -> None:
     engine, ids = world
     iid = ids["completed"]
     state = engine.get_workflow_instance_status(iid)
     assert state is not None
-    assert client.get(f"/api/instances/{iid}") == json.loads(json.dumps(state.to_dict()))
-    history = client.get(f"/api/instances/{iid}/history")
-    assert history == [event.to_dict() for event in engine.get_workflow_history(iid)]
-    assert client.get(f"/api/instances/{iid}/status") == engine.get_status_info(iid)
+    shown = client.get(f"/api/instances/{iid}")
+    assert without(shown, "workflow_title") == cli_json(engine, "show", iid)
+    assert shown["workflow_title"] == "Feature development with AI review loop"
+    assert client.get(f"/api/instances/{iid}/history") == cli_json(engine, "history", iid)
     stamp = client.get(f"/api/instances/{iid}/stamp")
     assert stamp == {
         "version": state.version,
-        "updated_at": state.updated_at,
+        "updated_at": shown["updated_at"],
         "status": "completed",
     }
     artifacts = client.get(f"/api/instances/{iid}/artifacts")
@@ -263,9 +280,17 @@ def test_one_instance_its_history_status_and_artifacts(
         2,
         "code--2",
     )
+    added = (
+        "visit",
+        "history_index",
+        "verified",
+        "problem",
+        "prompt_verified",
+        "response_verified",
+    )
+    assert without(second_code, *added) == cli_json(engine, "artifacts", iid, "code--2")
     assert second_code["prompt"] == "# code\nWrite the code."
-    assert second_code["prompt_verified"] and second_code["response_verified"]
-    assert second_code["prompt_sha256"] == second_code["record"]["prompt_checksum"]
+    assert second_code["verified"] and second_code["prompt_verified"]
     verify = client.get(f"/api/instances/{iid}/verify")
     assert verify["available"] is hasattr(engine, "verify")
     assert verify["ok"] is (True if hasattr(engine, "verify") else None)
@@ -278,11 +303,15 @@ def test_a_tampered_artifact_shows_as_not_verified(tmp_path: Path) -> None:
     (tmp_path / "instances" / iid / "tasks" / "a.ai_response.md").write_text("edited")
     app = UIServer(engine).start()
     try:
-        [artifact] = Client(app).get(f"/api/instances/{iid}/artifacts")
+        client = Client(app)
+        [artifact] = client.get(f"/api/instances/{iid}/artifacts")
+        [row] = client.get(f"/api/instances/{iid}")["timeline"]
     finally:
         app.shutdown()
-    assert artifact["prompt_verified"] is True
+    assert artifact["prompt_verified"] is True and artifact["verified"] is False
     assert artifact["response_verified"] is False and artifact["response"] == "edited"
+    assert "response" in artifact["problem"]
+    assert row["artifacts"]["verified"] is False
 
 
 def test_graph_is_an_escaped_self_contained_svg(
@@ -496,7 +525,6 @@ def test_verify_and_gate_approval_follow_the_engine_where_it_has_them(tmp_path: 
     approvals: list[tuple[str, str, str | None]] = []
 
     class Later(WorkflowEngine):
-
         def verify(self, instance_id: str) -> object:
             return None if instance_id == clean else "event 3 does not chain to event 2"
 

@@ -47,7 +47,7 @@ from chatflow.errors import (
     StorageError,
     ValidationError,
 )
-from chatflow.ui import views
+from chatflow.ui import api
 from chatflow.ui.graph import instance_svg
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -133,48 +133,44 @@ class UIServer:
 
 _ID = r"(?P<{}>[A-Za-z0-9_][A-Za-z0-9_-]*)"
 _GET_ROUTES: list[tuple[re.Pattern[str], Handler]] = [
-    (re.compile(r"/api/features"), lambda e, p: views.feature_rollups(e)),
+    (re.compile(r"/api/features"), lambda e, p: api.feature_rollups(e)),
     (
         re.compile(r"/api/features/" + _ID.format("feature")),
-        lambda e, p: views.feature(e, p["feature"]),
+        lambda e, p: api.feature(e, p["feature"]),
     ),
     (
         re.compile(r"/api/instances"),
-        lambda e, p: views.instance_rows(
+        lambda e, p: api.instance_rows(
             e, p.get("q_feature"), p.get("q_status"), _limit(p.get("q_limit"))
         ),
     ),
     (
         re.compile(r"/api/instances/" + _ID.format("iid")),
-        lambda e, p: views.instance(e, p["iid"]).to_dict(),
-    ),
-    (
-        re.compile(r"/api/instances/" + _ID.format("iid") + "/status"),
-        lambda e, p: e.get_status_info(p["iid"]),
+        lambda e, p: api.instance_view(e, p["iid"]),
     ),
     (
         re.compile(r"/api/instances/" + _ID.format("iid") + "/stamp"),
-        lambda e, p: views.stamp(e, p["iid"]),
+        lambda e, p: api.stamp(e, p["iid"]),
     ),
     (
         re.compile(r"/api/instances/" + _ID.format("iid") + "/history"),
-        lambda e, p: views.history(e, p["iid"]),
+        lambda e, p: api.history(e, p["iid"]),
     ),
     (
         re.compile(r"/api/instances/" + _ID.format("iid") + "/artifacts"),
-        lambda e, p: views.artifacts(e, p["iid"]),
+        lambda e, p: api.artifacts(e, p["iid"]),
     ),
     (
         re.compile(r"/api/instances/" + _ID.format("iid") + "/verify"),
-        lambda e, p: views.verification(e, p["iid"]),
+        lambda e, p: api.verification(e, p["iid"]),
     ),
     (
         re.compile(r"/api/instances/" + _ID.format("iid") + r"/graph\.svg"),
-        lambda e, p: _Raw(instance_svg(views.instance(e, p["iid"])), "image/svg+xml"),
+        lambda e, p: _Raw(instance_svg(api.instance(e, p["iid"])), "image/svg+xml"),
     ),
 ]
 _ACTION_ROUTE = re.compile(
-    r"/api/instances/" + _ID.format("iid") + "/(?P<action>" + "|".join(views.ACTIONS) + ")"
+    r"/api/instances/" + _ID.format("iid") + "/(?P<action>" + "|".join(api.ACTIONS) + ")"
 )
 
 
@@ -386,7 +382,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
             return
         body = self._json_body()
         if body is not None:
-            result = views.act(app.engine, found["iid"], found["action"], body)
+            result = api.act(app.engine, found["iid"], found["action"], body)
             self._send_json(HTTPStatus.OK, result)
 
     def _same_origin(self) -> bool:

@@ -84,6 +84,28 @@ function when(ts) {
   return h("time", { title: fmtTime(ts), datetime: ts ? new Date(ts * 1000).toISOString() : null }, fmtAgo(ts));
 }
 
+function secs(iso) {
+  // The API's times are ISO 8601 with offset (chatflow.views); the page computes in seconds.
+  return iso ? Date.parse(iso) / 1000 : null;
+}
+
+function rollupModel(f) {
+  const model = Object.assign({}, f, { updated_at: secs(f.updated_at) });
+  for (const s of STATUS_ORDER) model[s + "_count"] = (f.counts && f.counts[s]) || 0;
+  return model;
+}
+
+function instanceModel(view) {
+  return Object.assign({}, view, {
+    workflow_name: view.workflow, schema_version: view.workflow_version,
+    created_at: secs(view.created_at), updated_at: secs(view.updated_at),
+    history: view.timeline.map((row) => ({
+      phase: row.phase, status: row.status, actor: row.actor,
+      started_at: secs(row.started_at), ended_at: secs(row.ended_at),
+    })),
+  });
+}
+
 function shortHash(hex) {
   return hex ? hex.slice(0, 12) + "…" + hex.slice(-4) : "—";
 }
@@ -165,7 +187,7 @@ async function overviewPage(token) {
   crumbs(h("span", {}, "Features"));
   const features = await api("features");
   if (token !== renderToken) return;
-  const view = renderOverview(features);
+  const view = renderOverview(features.map(rollupModel));
   replaceMain(view.root);
   requestAnimationFrame(() => performance.mark("chatflow:overview-drawn"));  // bench/bench_ui.py
   let last = JSON.stringify(features);
@@ -175,7 +197,7 @@ async function overviewPage(token) {
     if (text !== last && token === renderToken) {
       last = text;
       const filter = view.filter.value;
-      const next = renderOverview(fresh, filter);
+      const next = renderOverview(fresh.map(rollupModel), filter);
       replaceMain(next.root);
       Object.assign(view, next);
     }
@@ -271,14 +293,14 @@ async function featurePage(featureId, token) {
   const load = () => Promise.all([api("features/" + enc(featureId)), api("instances?feature=" + enc(featureId) + "&limit=" + PAGE_ROWS)]);
   const [rollup, rows] = await load();
   if (token !== renderToken) return;
-  replaceMain(renderFeature(rollup, rows));
+  replaceMain(renderFeature(rollupModel(rollup), rows));
   let last = JSON.stringify([rollup, rows]);
   every(LIST_POLL_MS, token, async () => {
     const fresh = await load();
     const text = JSON.stringify(fresh);
     if (text !== last && token === renderToken) {
       last = text;
-      replaceMain(renderFeature(fresh[0], fresh[1]));
+      replaceMain(renderFeature(rollupModel(fresh[0]), fresh[1]));
     }
   });
 }
@@ -297,12 +319,12 @@ function renderFeature(rollup, rows) {
       const route = "/instance/" + enc(r.instance_id);
       const tr = h("tr", {},
         h("td", {}, link(route, r.instance_id, "mono strong")),
-        h("td", {}, r.workflow_name ? `${r.workflow_name}@${r.schema_version}` : "—"),
+        h("td", {}, `${r.workflow}@${r.workflow_version}`),
         h("td", {}, pill(r.status)),
         h("td", {}, r.current_phase),
         h("td", {}, progressBar(r.progress)),
-        h("td", {}, when(r.created_at)),
-        h("td", {}, when(r.updated_at)));
+        h("td", {}, when(secs(r.created_at))),
+        h("td", {}, when(secs(r.updated_at))));
       tr.addEventListener("click", (event) => { if (!event.target.closest("a")) location.hash = "#" + route; });
       return tr;
     })));
@@ -331,13 +353,13 @@ function progressBar(value) {
 async function instancePage(iid, token) {
   crumbs(link("/", "Features"), h("span", { class: "mono" }, iid));
   const load = async () => {
-    const [state, status, history, artifacts, verify] = await Promise.all([
-      api("instances/" + enc(iid)), api("instances/" + enc(iid) + "/status"),
-      api("instances/" + enc(iid) + "/history"), api("instances/" + enc(iid) + "/artifacts"),
-      api("instances/" + enc(iid) + "/verify"),
+    const [view, history, artifacts, verify] = await Promise.all([
+      api("instances/" + enc(iid)), api("instances/" + enc(iid) + "/history"),
+      api("instances/" + enc(iid) + "/artifacts"), api("instances/" + enc(iid) + "/verify"),
     ]);
     const svg = await api("instances/" + enc(iid) + "/graph.svg");
-    return { state, status, history, artifacts, verify, svg };
+    const events = history.map((e) => Object.assign({}, e, { at: secs(e.at) }));
+    return { state: instanceModel(view), history: events, artifacts, verify, svg };
   };
   let data = await load();
   if (token !== renderToken) return;
@@ -346,7 +368,7 @@ async function instancePage(iid, token) {
   renderInstance(data);
   every(POLL_MS, token, async () => {
     const stamp = await api("instances/" + enc(iid) + "/stamp");
-    if (stamp.version !== data.state.version || stamp.updated_at !== data.state.updated_at) {
+    if (stamp.version !== data.state.version) {
       const fresh = await load();
       if (token !== renderToken) return;
       data = fresh;
@@ -356,29 +378,28 @@ async function instancePage(iid, token) {
 }
 
 function renderInstance(data) {
-  const { state, status } = data;
+  const state = data.state;
   const scroll = window.scrollY;
   if (graphUrl) URL.revokeObjectURL(graphUrl);
   graphUrl = URL.createObjectURL(new Blob([data.svg], { type: "image/svg+xml" }));
-  const schema = state.workflow_schema || {};
   const header = h("div", { class: "title-row" },
     h("h1", { class: "mono" }, state.instance_id), pill(state.status),
-    h("span", { class: "muted" }, `${state.workflow_name}@${status.schema_version}`));
+    h("span", { class: "muted" }, `${state.workflow_name}@${state.schema_version}`));
   const facts = h("dl", { class: "facts" },
     fact("Feature", link("/feature/" + enc(state.feature_id), state.feature_id)),
     fact("Current phase", state.current_phase),
-    fact("Next", status.next_phase || (FINISHED.includes(state.status) ? "—" : "end")),
-    fact("Progress", progressBar(status.progress)),
+    fact("Next", state.next_phase || (FINISHED.includes(state.status) ? "—" : "end")),
+    fact("Progress", progressBar(state.progress)),
     fact("Started", h("span", { title: fmtTime(state.created_at) }, fmtTime(state.created_at))),
     fact("Updated", when(state.updated_at)),
     state.parent ? fact("Forked from", link("/instance/" + enc(state.parent.instance_id), state.parent.instance_id, "mono")) : null,
     fact("Version", String(state.version)));
   replaceMain(h("section", { id: "instance" },
     header,
-    schema.title ? h("p", { class: "muted subtitle" }, schema.title) : null,
+    state.workflow_title ? h("p", { class: "muted subtitle" }, state.workflow_title) : null,
     facts,
     banners(data),
-    ACTIONS_ON ? actionBar(state, status) : null,
+    ACTIONS_ON ? actionBar(state) : null,
     h("div", { class: "split" },
       h("div", { class: "card graph-card" }, h("h2", {}, "Workflow"),
         graphImage(graphUrl, state.workflow_name),
@@ -416,7 +437,7 @@ function banners(data) {
     const what = pause.kind === "approval"
       ? `Waiting for approval to enter “${data.state.current_phase}”`
       : `Paused in “${data.state.current_phase}”`;
-    const why = pause.kind === "approval" ? (pause.reasons || []).join("; ") : pause.reason;
+    const why = pause.reason;
     out.push(h("div", { class: "banner b-paused", role: "status" }, h("strong", {}, what), why ? h("span", {}, " — " + why) : null));
   }
   if (data.state.status === "failed") {
@@ -424,7 +445,7 @@ function banners(data) {
     const error = failed && failed.data && failed.data.error;
     out.push(h("div", { class: "banner b-failed", role: "status" }, h("strong", {}, "Failed"), error ? h("span", {}, " — " + error) : null));
   }
-  const open = data.status.open_requirements || [];
+  const open = data.state.open_gates || [];
   if (open.length && !FINISHED.includes(data.state.status)) {
     out.push(h("div", { class: "banner b-paused", role: "status", "data-gate": "open" },
       h("strong", {}, `Before leaving “${data.state.current_phase}”`),
@@ -485,7 +506,7 @@ function timeline(state, history) {
     chip("Visits", String(rows.length)),
     chip("Retries", String(counter("retried")), counter("retried") ? "warn" : ""),
     chip("Failures", String(counter("failed")), counter("failed") ? "bad" : ""),
-    chip("Approvals", String(history.filter((e) => e.kind === "resumed" && e.data && e.data.approved_by).length)),
+    chip("Approvals", String(history.filter((e) => e.kind === "approved" || (e.kind === "resumed" && e.data && e.data.approved_by)).length)),
     chip("Pauses", String(counter("paused") + counter("approval_requested"))),
     chip("Waiting", fmtDuration(waited)));
   const list = h("ol", { class: "tl" }, rows.map((r) => {
@@ -533,6 +554,7 @@ function eventText(e) {
   const d = e.data || {};
   let text = EVENT_LABEL[e.kind] || e.kind;
   if (e.kind === "resumed" && d.approved_by) text = "approved by " + d.approved_by;
+  else if (e.kind === "approved") text = "approved by " + (d.by || e.actor);
   else if (e.kind === "rejected") text = "rejected by " + (d.rejected_by || e.actor || "someone") + (d.to ? " → " + d.to : "");
   else if (e.kind === "failed" && d.error) text = "failed: " + d.error;
   else if (e.kind === "retried") text = "retry " + d.retry + (d.note ? ": " + d.note : "");
@@ -563,18 +585,17 @@ function artifactList(artifacts) {
   if (!artifacts.length) return h("p", { class: "muted" }, "No prompt or response recorded yet.");
   const newest = artifacts[artifacts.length - 1];
   return h("div", { class: "artifacts" }, [...artifacts].reverse().map((a) => {
-    const record = a.record || {};
     const open = a === newest || !a.prompt_verified || !a.response_verified;
     return h("details", { class: "artifact", open: open, "data-task": a.task },
       h("summary", {},
         h("span", { class: "tl-phase" }, a.phase), a.visit > 1 ? h("span", { class: "visit" }, "visit " + a.visit) : null,
-        record.status ? pill(record.status) : null,
+        a.status ? pill(a.status) : null,
         h("span", { class: "spacer" }),
-        h("span", { class: "muted" }, fmtTime(record.ended_at || record.started_at)),
+        h("span", { class: "muted" }, fmtTime(secs(a.ended_at || a.started_at))),
         verifiedBadge(a.prompt_verified && a.response_verified)),
       h("div", { class: "pair" },
-        textPane("Prompt", a.prompt, a.prompt_sha256, record.prompt_checksum, a.prompt_verified),
-        textPane("AI response", a.response, a.response_sha256, record.response_checksum, a.response_verified)));
+        textPane("Prompt", a.prompt, a.prompt_sha256, a.prompt_verified),
+        textPane("AI response", a.response, a.response_sha256, a.response_verified)));
   }));
 }
 
@@ -582,13 +603,13 @@ function verifiedBadge(ok) {
   return h("span", { class: "verified " + (ok ? "ok" : "bad") }, ok ? "✓ checksums verified" : "✗ checksum mismatch");
 }
 
-function textPane(title, text, actual, recorded, ok) {
+function textPane(title, text, recorded, ok) {
   return h("div", { class: "pane" },
     h("div", { class: "pane-head" }, h("strong", {}, title),
       h("span", { class: "spacer" }),
-      h("span", { class: "sha " + (ok ? "ok" : "bad"), title: "SHA-256 recorded: " + (recorded || "none") + "\nSHA-256 of the text: " + (actual || "none") },
-        (ok ? "✓ " : "✗ ") + "sha256 " + shortHash(actual))),
-    ok ? null : h("div", { class: "mismatch" }, "Recorded " + shortHash(recorded) + " — the stored text was changed after it was recorded."),
+      h("span", { class: "sha " + (ok ? "ok" : "bad"), title: "SHA-256 recorded: " + (recorded || "none") },
+        (ok ? "✓ " : "✗ ") + "sha256 " + shortHash(recorded))),
+    ok ? null : h("div", { class: "mismatch" }, "The stored text no longer matches the SHA-256 recorded with it."),
     h("pre", { class: "text" }, text === null || text === undefined ? "(missing)" : text));
 }
 
@@ -603,9 +624,9 @@ const ACTION_INFO = {
   cancel: { label: "Cancel instance", help: "Abandon the instance for good.", danger: true },
 };
 
-function availableActions(state, status) {
+function availableActions(state) {
   const approval = state.status === "paused" && state.pause && state.pause.kind === "approval";
-  const gate = (status.open_requirements || []).some((item) => item.kind === "approvals");
+  const gate = (state.open_gates || []).some((item) => item.kind === "approvals");
   switch (state.status) {
     case "paused": return approval ? ["approve", "reject", "cancel"] : ["resume", "cancel"];
     case "created": case "running": return (gate ? ["approve"] : []).concat(["pause", "retry", "cancel"]);
@@ -614,8 +635,8 @@ function availableActions(state, status) {
   }
 }
 
-function actionBar(state, status) {
-  const names = availableActions(state, status);
+function actionBar(state) {
+  const names = availableActions(state);
   if (!names.length) return null;
   return h("div", { class: "actions", role: "toolbar", "aria-label": "Actions" },
     h("span", { class: "muted" }, "Actions"),

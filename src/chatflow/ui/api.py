@@ -1,11 +1,10 @@
-"""The JSON the page and ``/api/`` serve, built from the engine's public API.
+"""What ``/api/`` answers: the shapes of ``chatflow.views`` (the CLI's ``--json``).
 
-Shapes follow the CLI's ``--json`` output: a feature roll-up is
-``engine.get_feature_status`` (plus ``updated_at``, the feature's newest activity), one
-instance is ``WorkflowInstanceState.to_dict()``, its history is
-``[WorkflowEvent.to_dict()]``. Artifacts are re-checked here rather than through
-``get_task_artifacts`` so that a mismatching checksum is shown as "not verified" next
-to the texts instead of hiding them behind an error.
+Every answer is a ``chatflow.views`` shape, sometimes with keys added for the page
+(shapes only ever gain keys): ``updated_at`` on roll-ups, ``progress`` on instance
+rows, the texts' own checksum verdicts on artifacts. The overview's roll-ups come
+from one ``list_instances`` call, so their ``phases`` is left empty: filling it costs
+an instance load per feature (a feature's own roll-up has it).
 """
 
 from __future__ import annotations
@@ -14,9 +13,14 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
+from chatflow import views
 from chatflow.core.engine import WorkflowEngine
-from chatflow.core.models import WorkflowInstanceState, sha256_text
-from chatflow.core.schema import schema_version
+from chatflow.core.models import (
+    TaskArtifacts,
+    TaskExecutionRecord,
+    WorkflowInstanceState,
+    sha256_text,
+)
 from chatflow.core.status import feature_rollup, progress
 from chatflow.errors import InstanceNotFoundError, ValidationError
 from chatflow.storage.base import InstanceSummary, not_found, status_counts
@@ -27,7 +31,7 @@ Json = dict[str, Any]
 
 
 def feature_rollups(engine: WorkflowEngine) -> list[Json]:
-    """Every feature's roll-up (without ``phases``), the newest activity first.
+    """Every feature's roll-up (``phases`` empty), the newest activity first.
 
     One ``list_instances`` call answers it, so the overview of 10,000 instances costs
     one listing rather than a roll-up query and an instance load per feature.
@@ -35,24 +39,24 @@ def feature_rollups(engine: WorkflowEngine) -> list[Json]:
     by_feature: dict[str, list[InstanceSummary]] = {}
     for summary in engine.list_instances():
         by_feature.setdefault(summary.feature_id, []).append(summary)
+    newest = {feature: max(s.updated_at for s in group) for feature, group in by_feature.items()}
     rollups = []
-    for feature_id, summaries in by_feature.items():
-        rollup = feature_rollup(feature_id, status_counts(summaries))
-        del rollup["phases"]  # the active instance's phases: one load each, on its page
-        rollup["updated_at"] = max(summary.updated_at for summary in summaries)
-        rollups.append(rollup)
-    rollups.sort(key=lambda rollup: rollup["updated_at"], reverse=True)
+    for feature_id in sorted(by_feature, key=newest.__getitem__, reverse=True):
+        rollup = feature_rollup(feature_id, status_counts(by_feature[feature_id]))
+        view = views.feature_view(rollup)
+        view["updated_at"] = views.iso_time(newest[feature_id])
+        rollups.append(view)
     return rollups
 
 
 def feature(engine: WorkflowEngine, feature_id: str) -> Json:
-    """``get_feature_status`` plus ``updated_at``; an unknown feature is not found."""
+    """The feature's roll-up (as ``chatflow features --json``) plus ``updated_at``."""
     summaries = engine.list_instances(feature_id=feature_id)
     if not summaries:
         raise InstanceNotFoundError(f"no feature {feature_id!r}", feature_id=feature_id)
-    rollup = engine.get_feature_status(feature_id)
-    rollup["updated_at"] = max(summary.updated_at for summary in summaries)
-    return rollup
+    view = views.feature_view(engine.get_feature_status(feature_id))
+    view["updated_at"] = views.iso_time(max(summary.updated_at for summary in summaries))
+    return view
 
 
 def instance_rows(
@@ -61,26 +65,19 @@ def instance_rows(
     status: str | None = None,
     limit: int | None = None,
 ) -> list[Json]:
-    """One row per instance, newest first (at most ``limit``): what a feature page lists.
+    """``chatflow list --json`` rows, newest first (at most ``limit``), with ``progress``.
 
-    Only the rows returned are loaded (for workflow, version and progress), so a page
-    of a feature with 10,000 instances costs one listing and ``limit`` loads.
+    Only the rows returned are loaded, so a page of a feature with 10,000 instances
+    costs one listing and ``limit`` loads.
     """
-    summaries = engine.list_instances(feature_id=feature_id, status=status)[::-1]
-    return [
-        _row(summary, engine.get_workflow_instance_status(summary.instance_id))
-        for summary in summaries[:limit]
-    ]
-
-
-def _row(summary: InstanceSummary, state: WorkflowInstanceState | None) -> Json:
-    row: Json = summary._asdict()
-    if state is not None:
-        row["workflow_name"] = state.workflow_name
-        row["schema_version"] = schema_version(state.workflow_schema)
-        row["progress"] = progress(state)
-        row["history_length"] = len(state.history)
-    return row
+    summaries = engine.list_instances(feature_id=feature_id, status=status)
+    summaries.sort(key=lambda summary: summary.created_at, reverse=True)
+    rows = []
+    for summary in summaries[:limit]:
+        state = engine.get_workflow_instance_status(summary.instance_id)
+        if state is not None:
+            rows.append({**views.instance_row(state), "progress": progress(state)})
+    return rows
 
 
 def instance(engine: WorkflowEngine, instance_id: str) -> WorkflowInstanceState:
@@ -91,44 +88,68 @@ def instance(engine: WorkflowEngine, instance_id: str) -> WorkflowInstanceState:
     return state
 
 
+def instance_view(engine: WorkflowEngine, instance_id: str) -> Json:
+    """``chatflow show --json`` (artifacts verified) plus the workflow's ``title``."""
+    state = instance(engine, instance_id)
+    view = views.instance_view(state, views.artifact_checks(engine, state))
+    title = state.workflow_schema.get("title")
+    view["workflow_title"] = title if isinstance(title, str) else None
+    return view
+
+
 def stamp(engine: WorkflowEngine, instance_id: str) -> Json:
     """What changes with every write: the page polls this to know when to reload."""
     state = instance(engine, instance_id)
-    return {"version": state.version, "updated_at": state.updated_at, "status": state.status.value}
+    return {
+        "version": state.version,
+        "updated_at": views.iso_time(state.updated_at),
+        "status": state.status.value,
+    }
 
 
 def history(engine: WorkflowEngine, instance_id: str) -> list[Json]:
-    return [event.to_dict() for event in engine.get_workflow_history(instance_id)]
+    """``chatflow history --json``."""
+    return views.history_view(engine.get_workflow_history(instance_id))
 
 
 def artifacts(engine: WorkflowEngine, instance_id: str) -> list[Json]:
-    """Prompt and response of every visit that recorded them, checksums re-computed."""
+    """``chatflow artifacts --json`` for every visit that recorded its texts.
+
+    Added: ``visit``, ``history_index``, the CLI's ``verified``/``problem`` verdict, and
+    whether each text still matches its recorded checksum (``prompt_verified``,
+    ``response_verified``). A text that no longer matches is still shown, so the page
+    can show what changed instead of only that something did.
+    """
     state = instance(engine, instance_id)
+    checks = views.artifact_checks(engine, state)
     found = []
     visits: dict[str, int] = {}
     for index, entry in enumerate(state.history):
         visits[entry.phase] = visits.get(entry.phase, 0) + 1
-        if not entry.task:
-            continue
-        stored = engine.state_store.load_task_artifacts(instance_id, entry.task)
+        stored = (
+            engine.state_store.load_task_artifacts(instance_id, entry.task) if entry.task else None
+        )
         if stored is None:
             continue
-        record = stored.get("record") or {}
-        item: Json = {
-            "task": entry.task,
-            "phase": entry.phase,
-            "visit": visits[entry.phase],
-            "history_index": index,
-            "record": record,
-        }
-        for what in ("prompt", "response"):
-            text = stored.get(what)
-            digest = sha256_text(text) if isinstance(text, str) else None
-            item[what] = text
-            item[f"{what}_sha256"] = digest
-            item[f"{what}_verified"] = digest is not None and digest == record.get(
-                f"{what}_checksum"
+        prompt, response = str(stored.get("prompt", "")), str(stored.get("response", ""))
+        try:
+            record = TaskExecutionRecord.from_dict(stored.get("record"))
+        except ValidationError:
+            record = TaskExecutionRecord(
+                phase_name=entry.phase, status="unreadable", started_at=0.0
             )
+        item = views.artifacts_view(
+            instance_id, entry.task, TaskArtifacts(record, prompt, response)
+        )
+        check = checks.get(entry.task, {})
+        item.update(
+            visit=visits[entry.phase],
+            history_index=index,
+            verified=check.get("verified", False),
+            problem=check.get("problem"),
+            prompt_verified=sha256_text(prompt) == record.prompt_checksum,
+            response_verified=sha256_text(response) == record.response_checksum,
+        )
         found.append(item)
     return found
 
@@ -186,8 +207,7 @@ def act(engine: WorkflowEngine, instance_id: str, action: str, body: Json) -> Js
         state = engine.cancel(instance_id, note or "", actor=actor)
     else:
         raise ValidationError(f"unknown action {action!r}; one of {', '.join(ACTIONS)}")
-    result: Json = state.to_dict()
-    return result
+    return views.instance_view(state)  # as a steering command prints it
 
 
 def _approve(

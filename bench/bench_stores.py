@@ -35,9 +35,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from chatflow.storage._codec import encode_state
+
 from chatflow import WorkflowEngine
 from chatflow.storage import IWorkflowStateStore
-from chatflow.storage._codec import encode_state
 from chatflow.storage.base import Mutation, StateDict, not_found
 from chatflow.storage.sqlite import SQLiteStore
 

@@ -42,6 +42,18 @@ while True:
 """
 
 
+ARTIFACT_LOOP = """
+import sys
+from chatflow import WorkflowEngine
+engine = WorkflowEngine(storage_dir=sys.argv[1], durable=sys.argv[3] == "durable")
+n = 0
+while True:
+    n += 1
+    engine.record_task_artifacts(sys.argv[2], f"prompt {n} " + "p" * 3000, f"response {n}")
+    print(n, flush=True)
+"""
+
+
 def run_and_kill(args: list[str]) -> list[str]:
     """Start a writer, SIGKILL it at a random moment, return the lines it acknowledged."""
     child = subprocess.Popen([sys.executable, "-c", *args], stdout=subprocess.PIPE, text=True)
@@ -70,6 +82,7 @@ def test_killed_trigger_loop_never_corrupts_or_loses_acknowledged_steps(
         assert len(state.history) == state.version  # one entry per step, plus the first
         assert state.current_phase == f"p{state.version - 1}"
         assert [e.ended_at is None for e in state.history].count(True) == 1
+        assert engine.verify(iid) is None
     leftovers = [p for p in (storage_dir / "instances").iterdir() if p.name.endswith(".tmp")]
     assert len(leftovers) <= KILLS  # at most one torn temp file per kill, never read
 
@@ -89,3 +102,30 @@ def test_killed_create_loop_keeps_every_acknowledged_instance(storage_dir: Path,
         state = engine.get_workflow_instance_status(iid)
         assert state is not None and state.feature_id == "feat_crash"
     assert engine.get_feature_status("feat_crash")["total_instances"] == len(indexed)
+
+
+def versions(engine: WorkflowEngine, iid: str) -> list[str]:
+    """The responses of every stored version of task ``a``, oldest first."""
+    found = []
+    while (artifacts := engine.get_task_artifacts(iid, "a", version=len(found) + 1)) is not None:
+        assert artifacts.prompt.startswith("prompt ")
+        found.append(artifacts.response)
+    return found
+
+
+@pytest.mark.parametrize("mode", ["durable", "fast"])
+def test_killed_artifact_recording_keeps_every_acknowledged_version(
+    storage_dir: Path, mode: str
+) -> None:
+    engine = WorkflowEngine(storage_dir=storage_dir)
+    iid = engine.start_workflow_instance({"name": "w", "phases": [{"name": "a"}]}, {}, "feat")
+    for _ in range(KILLS):
+        before = versions(engine, iid)
+        acknowledged = run_and_kill([ARTIFACT_LOOP, str(storage_dir), iid, mode])
+        reader = WorkflowEngine(storage_dir=storage_dir)
+        after = versions(reader, iid)
+        assert after[: len(before)] == before  # earlier versions untouched
+        assert len(after) >= len(before) + int(acknowledged[-1])  # none acknowledged lost
+        latest = reader.get_task_artifacts(iid, "a")
+        assert latest is not None and latest.response == after[-1]
+        assert reader.verify(iid) is None

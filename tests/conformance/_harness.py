@@ -40,7 +40,11 @@ class Harness:
         raise NotImplementedError
 
     def corrupt_state(self, instance_id: str, text: str) -> None:
-        """Replace the stored state of ``instance_id`` with ``text``."""
+        """Replace every stored event of ``instance_id`` (its log, the truth) with ``text``."""
+        raise NotImplementedError
+
+    def edit_head(self, instance_id: str, **fields: Any) -> None:
+        """Change fields of the stored head's state, as a hand edit would."""
         raise NotImplementedError
 
     def corrupt_artifacts(self, instance_id: str, phase: str) -> None:
@@ -60,10 +64,18 @@ class MemoryHarness(Harness):
         return self.store
 
     def corrupt_state(self, instance_id: str, text: str) -> None:
-        self.store._states[instance_id] = text
+        found = self.store._instances[instance_id]
+        found.events = [text] * len(found.events)
+
+    def edit_head(self, instance_id: str, **fields: Any) -> None:
+        found = self.store._instances[instance_id]
+        head = json.loads(found.head)
+        head["state"].update(fields)
+        found.head = json.dumps(head)
 
     def corrupt_artifacts(self, instance_id: str, phase: str) -> None:
-        self.store._artifacts[(instance_id, phase)] = TRUNCATED
+        found = self.store._instances[instance_id]
+        found.texts[(phase, 1)] = found.texts[(phase, 1)].replace('"prompt"', '"tampered"')
 
 
 @dataclass
@@ -74,12 +86,19 @@ class FileHarness(Harness):
         return FileStateStore(self.folder, lock_timeout=30.0 if timeout is None else timeout)
 
     def corrupt_state(self, instance_id: str, text: str) -> None:
+        path = Path(self.folder, "instances", instance_id, "events.jsonl")
+        lines = path.read_text(encoding="utf-8").count("\n")
+        path.write_text(f"{text}\n" * lines, encoding="utf-8")
+
+    def edit_head(self, instance_id: str, **fields: Any) -> None:
         path = Path(self.folder, "instances", f"{instance_id}.json")
-        path.write_text(text, encoding="utf-8")
+        head = json.loads(path.read_text(encoding="utf-8"))
+        head["state"].update(fields)
+        path.write_text(json.dumps(head), encoding="utf-8")
 
     def corrupt_artifacts(self, instance_id: str, phase: str) -> None:
-        path = Path(self.folder, "instances", instance_id, "tasks", f"{phase}.json")
-        path.write_text(TRUNCATED, encoding="utf-8")
+        path = Path(self.folder, "instances", instance_id, "tasks", f"{phase}.v1.prompt.md")
+        path.write_text("tampered", encoding="utf-8")
 
     @contextlib.contextmanager
     def hold_write_lock(self, instance_id: str) -> Iterator[None]:
@@ -100,12 +119,22 @@ class SQLiteHarness(Harness):
             conn.execute(sql, params)
 
     def corrupt_state(self, instance_id: str, text: str) -> None:
-        self._execute("UPDATE instances SET state = ? WHERE instance_id = ?", (text, instance_id))
+        self._execute("UPDATE events SET event = ? WHERE instance_id = ?", (text, instance_id))
+
+    def edit_head(self, instance_id: str, **fields: Any) -> None:
+        with contextlib.closing(sqlite3.connect(self.path, isolation_level=None)) as conn:
+            (text,) = conn.execute(
+                "SELECT head FROM heads WHERE instance_id = ?", (instance_id,)
+            ).fetchone()
+            head = json.loads(text)
+            head["state"].update(fields)
+            conn.execute(
+                "UPDATE heads SET head = ? WHERE instance_id = ?", (json.dumps(head), instance_id)
+            )
 
     def corrupt_artifacts(self, instance_id: str, phase: str) -> None:
         self._execute(
-            "UPDATE task_artifacts SET prompt = prompt || 'tampered' "
-            "WHERE instance_id = ? AND phase_name = ?",
+            "UPDATE task_texts SET prompt = prompt || X'00' WHERE instance_id = ? AND task = ?",
             (instance_id, phase),
         )
 
@@ -136,14 +165,28 @@ class PostgresHarness(Harness):
             conn.execute(sql.replace("{s}", f'"{self.schema}"'), params)
 
     def corrupt_state(self, instance_id: str, text: str) -> None:
-        self.execute(
-            "UPDATE {s}.instances SET state = %s WHERE instance_id = %s", (text, instance_id)
-        )
+        self.execute("UPDATE {s}.events SET event = %s WHERE instance_id = %s", (text, instance_id))
+
+    def edit_head(self, instance_id: str, **fields: Any) -> None:
+        import psycopg
+
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            table = f'"{self.schema}".heads'
+            row = conn.execute(
+                f"SELECT head FROM {table} WHERE instance_id = %s", (instance_id,)
+            ).fetchone()
+            assert row is not None
+            head = json.loads(row[0])
+            head["state"].update(fields)
+            conn.execute(
+                f"UPDATE {table} SET head = %s WHERE instance_id = %s",
+                (json.dumps(head), instance_id),
+            )
 
     def corrupt_artifacts(self, instance_id: str, phase: str) -> None:
         self.execute(
-            "UPDATE {s}.task_artifacts SET prompt = prompt || 'tampered'::bytea "
-            "WHERE instance_id = %s AND phase_name = %s",
+            "UPDATE {s}.task_texts SET prompt = prompt || 'tampered'::bytea "
+            "WHERE instance_id = %s AND task = %s",
             (instance_id, phase),
         )
 
@@ -153,7 +196,7 @@ class PostgresHarness(Harness):
 
         with psycopg.connect(self.url) as conn:
             conn.execute(
-                f'SELECT 1 FROM "{self.schema}".instances WHERE instance_id = %s FOR UPDATE',
+                f'SELECT 1 FROM "{self.schema}".heads WHERE instance_id = %s FOR UPDATE',
                 (instance_id,),
             )
             try:

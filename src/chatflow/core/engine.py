@@ -12,7 +12,6 @@ and ``status`` (reports).
 
 from __future__ import annotations
 
-import marshal
 import os
 import threading
 from collections.abc import Callable, Sequence
@@ -22,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from chatflow._validation import check_json_object, check_text, new_instance_id, validate_id
 from chatflow.core import lifecycle
 from chatflow.core.history import timeline
+from chatflow.core.lazy import LazyList
 from chatflow.core.models import (
     TaskArtifacts,
     TaskExecutionRecord,
@@ -42,7 +42,7 @@ from chatflow.storage._open import is_store_url, open_store
 from chatflow.storage.base import (
     InstanceSummary,
     IWorkflowStateStore,
-    StateDict,
+    Problem,
     not_found,
 )
 
@@ -277,23 +277,28 @@ class WorkflowEngine:
         return state
 
     def _update(self, instance_id: str, change: Change) -> WorkflowInstanceState:
-        """Apply ``change`` to the instance inside one store transaction.
+        """Apply ``change`` to the instance as one appended event.
 
-        The model ``change`` worked on is what the caller gets back; the store gets a
-        detached copy of its dict form, so nothing the caller later does to the returned
-        state (or its variables, or a history entry's snapshot) can reach stored data.
+        The store hands over the instance's head, not its log: the state ``change``
+        works on loads history older than the head's tail only if it reads it. That
+        state is what the caller gets back; nothing the caller later does to it can
+        reach stored data (the event was encoded when it was appended).
         """
         changed: list[WorkflowInstanceState] = []
+        store = self.state_store
 
-        def mutate(data: StateDict) -> StateDict:
-            state = _parse(data, instance_id)
+        def step(head: dict[str, Any], load: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+            state = _parse_head(head, instance_id, load)
             change(state)
             changed.append(state)
-            return _detached(state.to_dict())
+            return state.delta(head, load)
 
-        stored = self.state_store.update_state(instance_id, mutate)
+        new_head = store.step(instance_id, step)
         state = changed[-1]
-        state.version = stored["version"]
+        state.version = new_head["state"]["version"]
+        # After the commit, older items load from the log as of the head the step read.
+        upto = new_head["seq"] - 1
+        _rebind(state, lambda: store.read_history(instance_id, upto))
         return state
 
     # -- human in the loop, failure and recovery ---------------------------------------
@@ -470,15 +475,20 @@ class WorkflowEngine:
         self._update(instance_id, link)
         return record
 
-    def get_task_artifacts(self, instance_id: str, phase_name: str) -> TaskArtifacts | None:
+    def get_task_artifacts(
+        self, instance_id: str, phase_name: str, *, version: int | None = None
+    ) -> TaskArtifacts | None:
         """A phase's record, prompt and response, checksums verified; ``None`` if never recorded.
 
         ``phase_name`` may also be the task key of a later visit (``review--2``), as
-        named by the history entry's ``task`` field.
+        named by the history entry's ``task`` field. Recording a phase again adds a
+        version; this returns the latest, or ``version`` (1 is the first).
         """
         validate_id(instance_id, "instance_id")
         validate_id(phase_name, "phase_name")
-        stored = self.state_store.load_task_artifacts(instance_id, phase_name)
+        if version is not None and (isinstance(version, bool) or not isinstance(version, int)):
+            raise ValidationError(f"version must be an int, not {version!r}", field="version")
+        stored = self.state_store.load_task_artifacts(instance_id, phase_name, version)
         if stored is None:
             return None
         try:
@@ -502,6 +512,50 @@ class WorkflowEngine:
                     phase=phase_name,
                 )
         return TaskArtifacts(record=record, prompt=stored["prompt"], response=stored["response"])
+
+    # -- integrity and retention ------------------------------------------------------
+
+    def verify(self, instance_id: str) -> Problem | None:
+        """Check the instance's hash chain, every artifact against its recorded SHA-256,
+        and its head against its log; return the first problem, or ``None`` if clean."""
+        return self.state_store.verify(validate_id(instance_id, "instance_id"))
+
+    def feature_digest(self, feature_id: str) -> str:
+        """One SHA-256 over the last event hash of each of the feature's instances.
+
+        Keep it (in git, say): a later ``verify`` cannot notice a rewrite of a whole
+        chain together with its head, but the digest of that feature changes.
+        """
+        from chatflow.storage._log import sha256_hex  # noqa: PLC0415
+
+        validate_id(feature_id, "feature_id")
+        store = self.state_store
+        lines = [
+            f"{iid} {store.instance_digest(iid)}\n"
+            for iid in store.list_instances_by_feature(feature_id)
+        ]
+        return sha256_hex("".join(lines))
+
+    def compact(
+        self,
+        instance_id: str,
+        keep_last: int = 100,
+        *,
+        archive: str | os.PathLike[str] | None = None,
+    ) -> int:
+        """Fold all but the last ``keep_last`` events of the log into one checkpoint event
+        (which records the hash of what it replaced); return how many were folded.
+
+        The state, ``verify`` and the chain's digest are unchanged. With ``archive``, the
+        folded events are appended to that file as JSON lines first.
+        """
+        folded = self.state_store.compact(validate_id(instance_id, "instance_id"), keep_last)
+        if archive is not None and folded:
+            import json  # noqa: PLC0415
+
+            with open(archive, "a", encoding="utf-8") as file:
+                file.writelines(json.dumps(event, ensure_ascii=False) + "\n" for event in folded)
+        return len(folded)
 
     # -- queries ---------------------------------------------------------------------
 
@@ -555,15 +609,19 @@ class WorkflowEngine:
         ``phases`` maps each phase of the active instance (else the latest) to its status.
         ``status`` is ``not_started`` with no instances, ``in_progress`` while any
         instance is active, else ``completed`` if any completed, else ``failed`` if any
-        failed, else ``cancelled``. ``schema_name`` is accepted for compatibility with
-        the seed and ignored.
+        failed, else ``cancelled``. If the shown instance cannot be read, ``phases`` is
+        empty and ``problem`` says why (the counts still cover every instance).
+        ``schema_name`` is accepted for compatibility with the seed and ignored.
         """
         validate_id(feature_id, "feature_id")
         # One aggregate query in the SQL stores: a row per status, not per instance
         # (bench/bench_stores.py: 10,000 instances in a few ms).
         rollup = feature_rollup(feature_id, self.state_store.feature_status_counts(feature_id))
         shown = rollup["active_instance_id"] or rollup["latest_instance_id"]
-        state = None if shown is None else self.get_workflow_instance_status(shown)
+        try:
+            state = None if shown is None else self.get_workflow_instance_status(shown)
+        except CorruptStateError as error:  # one bad instance must not hide the feature
+            state, rollup["problem"] = None, str(error)
         rollup["phases"] = {} if state is None else phase_statuses(state)
         return rollup
 
@@ -598,13 +656,30 @@ def _optional_text(value: object, what: str) -> str | None:
     return None if value is None else check_text(value, what)
 
 
-def _detached(data: StateDict) -> StateDict:
-    """A deep copy of JSON-shaped data at C speed (``marshal`` knows exactly these types)."""
-    copied: StateDict = marshal.loads(marshal.dumps(data))
-    return copied
+def _parse_head(
+    head: dict[str, Any], instance_id: str, load: Callable[[], dict[str, Any]]
+) -> WorkflowInstanceState:
+    try:
+        return WorkflowInstanceState.from_head(head, load)
+    except (ValidationError, KeyError, TypeError, AttributeError) as error:
+        raise CorruptStateError(
+            f"stored head of instance {instance_id!r} is invalid: {error}", instance_id=instance_id
+        ) from None
 
 
-def _parse(data: StateDict, instance_id: str) -> WorkflowInstanceState:
+def _rebind(state: WorkflowInstanceState, load: Callable[[], dict[str, Any]]) -> None:
+    """Point the returned state's lazy lists at the committed log instead of the
+    finished transaction."""
+
+    def loader(key: str) -> Callable[[], list[Any]]:
+        return lambda: list(load().get(key, []))
+
+    for key, items in (("history", state.history), ("events", state.events)):
+        if isinstance(items, LazyList):
+            items.rebind(loader(key))
+
+
+def _parse(data: dict[str, Any], instance_id: str) -> WorkflowInstanceState:
     try:
         return WorkflowInstanceState.from_dict(data)
     except ValidationError as error:

@@ -338,7 +338,7 @@ def _enter(
     entry_status = "awaiting_approval" if approval else "running"
     state.history.append(HistoryEntry(phase=phase, task="", started_at=now, status=entry_status))
     if not approval:
-        if state.history[:-1]:
+        if len(state.history) > 1:
             state.status = Status.RUNNING
         return
     state.pause = {

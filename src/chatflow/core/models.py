@@ -11,11 +11,14 @@ missing fields get the values an instance without those features would have).
 
 from __future__ import annotations
 
+import marshal
 import time
+from collections.abc import Callable, MutableSequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, TypeVar
 
+from chatflow.core.lazy import LazyList
 from chatflow.errors import ValidationError
 
 STATE_FORMAT = 2
@@ -289,13 +292,13 @@ class WorkflowInstanceState:
     current_phase: str
     variables: dict[str, Any]
     status: InstanceStatus = InstanceStatus.CREATED
-    history: list[HistoryEntry] = field(default_factory=list)
+    history: MutableSequence[HistoryEntry] = field(default_factory=list)
     created_at: float = field(default_factory=generate_timestamp)
     updated_at: float = field(default_factory=generate_timestamp)
     meta: dict[str, Any] = field(default_factory=dict)
     workflow_schema: dict[str, Any] = field(default_factory=dict)
     version: int = 0
-    events: list[WorkflowEvent] = field(default_factory=list)
+    events: MutableSequence[WorkflowEvent] = field(default_factory=list)
     visits: dict[str, int] = field(default_factory=dict)
     retries: dict[str, int] = field(default_factory=dict)
     pause: dict[str, Any] | None = None
@@ -314,6 +317,14 @@ class WorkflowInstanceState:
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            **self.small_dict(),
+            "history": [entry.to_dict() for entry in self.history],
+            "events": [event.to_dict() for event in self.events],
+        }
+
+    def small_dict(self) -> dict[str, Any]:
+        """Every field but the two lists: what an instance's head keeps whole."""
+        return {
             "format": STATE_FORMAT,
             "instance_id": self.instance_id,
             "feature_id": self.feature_id,
@@ -326,8 +337,6 @@ class WorkflowInstanceState:
             "variables": self.variables,
             "meta": self.meta,
             "workflow_schema": self.workflow_schema,
-            "history": [entry.to_dict() for entry in self.history],
-            "events": [event.to_dict() for event in self.events],
             "visits": self.visits,
             "retries": self.retries,
             "pause": self.pause,
@@ -336,7 +345,57 @@ class WorkflowInstanceState:
         }
 
     @classmethod
-    def from_dict(cls, data: Any) -> WorkflowInstanceState:
+    def from_head(
+        cls, head: dict[str, Any], load: Callable[[], dict[str, Any]]
+    ) -> WorkflowInstanceState:
+        """The state an instance's head describes, its lists loading from ``load()`` (the
+        whole state) only when an item older than the head's tail is read."""
+        lists = head["lists"]
+
+        def lazy(key: str, parse: Callable[[Any], Any], dump: Callable[[Any], Any]) -> Any:
+            stored = lists.get(key) or {"len": 0, "tail": []}
+            if not isinstance(stored.get("len"), int) or not isinstance(stored.get("tail"), list):
+                raise ValidationError(f"instance head has a malformed {key!r} list")
+            return LazyList(stored["len"], stored["tail"], parse, dump, lambda: _list(load(), key))
+
+        history = lazy("history", HistoryEntry.from_dict, HistoryEntry.to_dict)
+        events = lazy("events", WorkflowEvent.from_dict, WorkflowEvent.to_dict)
+        # A private copy: the step changes variables, meta and counters in place, and
+        # ``delta`` compares them with the head's (marshal: a deep copy at C speed).
+        fields = marshal.loads(marshal.dumps(head["state"]))
+        return cls.from_dict(fields, lists=(history, events))
+
+    def delta(self, head: dict[str, Any], load: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        """The ``update`` event that turns the state ``head`` describes into this one."""
+        small, stored = self.small_dict(), head["state"]
+        body: dict[str, Any] = {
+            "kind": "update",
+            "set": {k: v for k, v in small.items() if k not in stored or stored[k] != v},
+            "unset": [k for k in stored if k not in small],
+            "lists": {},
+        }
+        dumped: dict[str, Callable[[], list[dict[str, Any]]]] = {
+            "history": lambda: [entry.to_dict() for entry in self.history],
+            "events": lambda: [event.to_dict() for event in self.events],
+        }
+        for key, items in (("history", self.history), ("events", self.events)):
+            if isinstance(items, LazyList):
+                change = items.change()
+            else:  # replaced by a plain list: compare with the stored one
+                from chatflow.storage._log import list_change  # noqa: PLC0415
+
+                change = list_change(_list(load(), key), dumped[key]())
+            if change:
+                body["lists"][key] = change
+        return body
+
+    @classmethod
+    def from_dict(
+        cls,
+        data: Any,
+        *,
+        lists: tuple[MutableSequence[HistoryEntry], MutableSequence[WorkflowEvent]] | None = None,
+    ) -> WorkflowInstanceState:
         required = ("instance_id", "feature_id", "workflow_name", "current_phase", "status")
         fields = _require(data, "instance state", required)
         fmt = fields.get("format", STATE_FORMAT)
@@ -345,8 +404,13 @@ class WorkflowInstanceState:
                 f"instance state has format {fmt!r}; this ChatFlow reads formats "
                 f"{', '.join(map(str, READABLE_FORMATS))}"
             )
-        history = [HistoryEntry.from_dict(entry) for entry in _list(fields, "history")]
-        events = [WorkflowEvent.from_dict(event) for event in _list(fields, "events")]
+        history: MutableSequence[HistoryEntry]
+        events: MutableSequence[WorkflowEvent]
+        if lists is None:
+            history = [HistoryEntry.from_dict(entry) for entry in _list(fields, "history")]
+            events = [WorkflowEvent.from_dict(event) for event in _list(fields, "events")]
+        else:
+            history, events = lists
         return cls(
             instance_id=_typed(fields, "instance_id", str),
             feature_id=_typed(fields, "feature_id", str),
@@ -470,7 +534,7 @@ class WorkflowStatusInfo:
         return key in self.__dataclass_fields__
 
 
-def _visit_counts(history: list[HistoryEntry]) -> dict[str, int]:
+def _visit_counts(history: MutableSequence[HistoryEntry]) -> dict[str, int]:
     """Visits of a format-1 state, which kept no counter: one per history entry."""
     counts: dict[str, int] = {}
     for entry in history:

@@ -1,29 +1,40 @@
 """``IWorkflowStateStore``: the written-down contract every ChatFlow store fulfils.
 
-The engine talks to storage only through this interface. States travel as the plain
-dicts produced by ``WorkflowInstanceState.to_dict``; a store may index a few fields
-(``feature_id``, ``status``, ``version``) but keeps the dict whole.
+An instance is stored as an append-only, hash-chained event log (the truth) plus a small
+head (a projection of the log that a step can read without the log; see
+``chatflow.storage._log``). This base class owns every rule the stores share: id
+checks, the not-found and already-exists errors, the version bump, building and
+sealing events, artifact versions and their checksums, ``verify`` and ``compact``.
+A store supplies only primitives: an exclusive ``_transaction`` on one instance (read
+the head, read the log, append events and replace the head as one atomic unit),
+unlocked reads, artifact texts, and its feature index.
 
-Read-modify-write is a store primitive (``update_state``), not something callers stitch
-together from ``load_state`` and ``save_state``: only the store knows how to make it
-atomic against other threads, processes or machines.
+States travel as the plain dicts ``WorkflowInstanceState.to_dict`` produces. Every dict
+a store returns is the caller's to keep and change.
 
-The conformance suite in ``tests/`` runs unchanged against every store; a new store is
-done when it passes it.
+``chatflow.testing`` runs the whole contract against any store; a new store is done
+when it passes it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import marshal
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from chatflow._validation import validate_id
 from chatflow.core.models import InstanceStatus
-from chatflow.errors import InstanceNotFoundError, StorageError, ValidationError
+from chatflow.errors import CorruptStateError, InstanceNotFoundError, StorageError, ValidationError
+from chatflow.storage import _log
+from chatflow.storage._log import Event, Head
 
 StateDict = dict[str, Any]
 Mutation = Callable[[StateDict], StateDict]
+Loader = Callable[[], StateDict]
+Step = Callable[[Head, Loader], Event]
 _ACTIVE_STATUSES = frozenset(status.value for status in InstanceStatus if status.is_active)
 
 
@@ -46,8 +57,39 @@ class StatusCount(NamedTuple):
     newest_instance_id: str
 
 
+class TaskTexts(NamedTuple):
+    """One stored version of a task's artifacts."""
+
+    record: dict[str, Any]
+    prompt: str
+    response: str
+
+
+class SchemaRow(NamedTuple):
+    """A workflow schema registered in a store (see ``put_schema``)."""
+
+    name: str
+    version: int
+    content_hash: str
+    schema: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """The first thing ``verify`` found wrong with an instance."""
+
+    instance_id: str
+    seq: int | None
+    where: str
+    what: str
+
+    def __str__(self) -> str:
+        at = f" at event {self.seq}" if self.seq is not None else ""
+        return f"instance {self.instance_id}{at} ({self.where}): {self.what}"
+
+
 def summarize(state: StateDict) -> InstanceSummary:
-    """The ``InstanceSummary`` of a state dict."""
+    """The ``InstanceSummary`` of a state dict (or of a head's ``state``)."""
     return InstanceSummary(
         state["instance_id"],
         state["feature_id"],
@@ -58,32 +100,225 @@ def summarize(state: StateDict) -> InstanceSummary:
     )
 
 
+class LogTransaction(ABC):
+    """Exclusive access to one instance's log and head, committed as one unit."""
+
+    @abstractmethod
+    def head(self) -> Head | None:
+        """The instance's head (repaired from the log if a crash left it behind)."""
+
+    @abstractmethod
+    def events(self) -> list[Event]:
+        """Every event of the instance's log, oldest first."""
+
+    @abstractmethod
+    def append(
+        self, events: list[Event], head: Head, texts: tuple[str, int, TaskTexts] | None
+    ) -> None:
+        """Append sealed ``events`` and replace the head with ``head``, atomically.
+
+        ``texts`` (task key, version, texts) are stored first, for an artifact event.
+        A first append (a ``created`` event) also adds the instance to its feature index.
+        """
+
+    @abstractmethod
+    def replace_prefix(self, checkpoint: Event, upto: int) -> None:
+        """Replace the events up to seq ``upto`` with ``checkpoint`` (compaction)."""
+
+
 class IWorkflowStateStore(ABC):
-    """Durable home of instance states, feature indexes and task artifacts.
+    """Durable home of instance logs, feature indexes and task artifacts.
 
     Every method is safe to call from many threads, and (for stores shared between
-    processes) from many processes at once. Ids reaching a store have already been
-    validated by the engine; stores validate them again where they build paths.
+    processes) from many processes at once.
     """
 
-    @abstractmethod
-    def save_state(self, instance_id: str, state_data: StateDict) -> None:
-        """Write ``state_data`` as the instance's state, adding it to its feature's index
-        if it is new. A blind write: prefer ``create_state`` and ``update_state``."""
+    where = "the store"
+
+    # -- primitives a store supplies ---------------------------------------------------
 
     @abstractmethod
-    def load_state(self, instance_id: str) -> StateDict | None:
-        """The instance's current state, or ``None`` if it does not exist.
+    def _transaction(
+        self, instance_id: str, feature_id: str | None = None
+    ) -> contextlib.AbstractContextManager[LogTransaction]:
+        """Exclusive access to one instance; ``feature_id`` is given when creating it."""
 
-        Raises ``CorruptStateError`` if stored data exists but cannot be read: corrupt
-        data is never reported as absent.
-        """
+    @abstractmethod
+    def _read(self, instance_id: str) -> tuple[Head, list[Event]] | None:
+        """A consistent unlocked read of the head and the log; ``None`` if absent."""
+
+    @abstractmethod
+    def _read_head(self, instance_id: str) -> Head | None:
+        """The head alone, unlocked; ``None`` if the instance does not exist."""
+
+    @abstractmethod
+    def _read_texts(self, instance_id: str, task: str, version: int) -> TaskTexts | None:
+        """One stored version of a task's texts and record."""
 
     @abstractmethod
     def list_instances_by_feature(self, feature_id: str) -> list[str]:
         """Ids of the feature's instances, oldest first (creation order)."""
 
     @abstractmethod
+    def list_features(self) -> list[str]:
+        """Every feature id that has at least one instance, sorted."""
+
+    @abstractmethod
+    def put_schema(
+        self, name: str, version: int, content_hash: str, schema: dict[str, Any]
+    ) -> None:
+        """Keep a registered workflow schema; the same name and version again replaces it."""
+
+    @abstractmethod
+    def list_schemas(self) -> list[SchemaRow]:
+        """Every schema kept by ``put_schema``, sorted by name and version."""
+
+    def _log_where(self, instance_id: str) -> str:
+        """Where an instance's log lives, for messages (a file, a table)."""
+        return self.where
+
+    # -- states ------------------------------------------------------------------------
+
+    def create_state(self, state_data: StateDict) -> None:
+        """Store a new instance (its ``created`` event) and add it to its feature's index.
+
+        Raises ``ValidationError`` if an instance with that id already exists.
+        """
+        instance_id, feature_id = _ids(state_data)
+        with self._transaction(instance_id, feature_id) as txn:
+            if txn.head() is not None:
+                raise ValidationError(
+                    f"workflow instance {instance_id!r} already exists", instance_id=instance_id
+                )
+            self._append(txn, None, {"kind": "created", "state": state_data})
+
+    def save_state(self, instance_id: str, state_data: StateDict) -> None:
+        """Make ``state_data`` the instance's state (as one event), creating it if new."""
+        validate_id(instance_id, "instance_id")
+        if _ids(state_data)[0] != instance_id:
+            raise ValidationError(
+                f"state_data is the state of {state_data.get('instance_id')!r}, "
+                f"not of {instance_id!r}",
+                instance_id=instance_id,
+            )
+        with self._transaction(instance_id, state_data["feature_id"]) as txn:
+            head = txn.head()
+            if head is None:
+                self._append(txn, None, {"kind": "created", "state": state_data})
+            else:
+                old = _log.project(txn.events())[0]
+                self._append(txn, head, _log.diff(old, state_data))
+
+    def load_state(self, instance_id: str) -> StateDict | None:
+        """The instance's current state (the log replayed), or ``None`` if absent.
+
+        Raises ``CorruptStateError`` if stored data exists but cannot be read, or if the
+        head disagrees with the log: corrupt data is never reported as absent.
+        """
+        validate_id(instance_id, "instance_id")
+        found = self._read(instance_id)
+        if found is None:
+            return None
+        head, events = found
+        state, _ = self._replay(instance_id, events)
+        last = events[-1]["seq"] if events else None
+        if head.get("seq") == last:
+            problem = _log.head_problem(head, events)
+            if problem is not None:
+                raise _log.corrupt(instance_id, self.where, problem)
+        elif not isinstance(head.get("seq"), int) or last is None or head["seq"] > last:
+            raise _log.corrupt(instance_id, self.where, "its log is shorter than its head")
+        return _check_state(state, instance_id, self.where)
+
+    def _replay(self, instance_id: str, events: list[Event]) -> tuple[StateDict, dict[str, Any]]:
+        try:
+            return _log.project(events)
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as error:
+            raise _log.corrupt(
+                instance_id, self._log_where(instance_id), f"its log cannot be replayed ({error!r})"
+            ) from None
+
+    def update_state(self, instance_id: str, mutate: Mutation) -> StateDict:
+        """Atomically replace the instance's state with ``mutate(current)``; return it.
+
+        ``mutate`` receives the latest committed state (a private copy it may change in
+        place) and runs exactly once while the store holds the instance exclusively. If
+        it raises, nothing is written and the exception propagates. The store sets
+        ``version`` to the old version plus one. Replays the whole log: the engine's
+        steps use ``step``, which reads only the head.
+        Raises ``InstanceNotFoundError`` if the instance does not exist.
+        """
+        validate_id(instance_id, "instance_id")
+        with self._transaction(instance_id) as txn:
+            head = txn.head()
+            if head is None:
+                raise not_found(instance_id)
+            old, _ = self._replay(instance_id, txn.events())
+            new = mutate(_copy(old))
+            new["version"] = _version(head) + 1
+            self._append(txn, head, _log.diff(old, new))
+        return new
+
+    def step(self, instance_id: str, step: Step) -> Head:
+        """Append the ``update`` event ``step(head, load)`` returns; return the new head.
+
+        ``step`` sees only the head; ``load()`` replays the log if it needs older items.
+        The store adds the version bump. Raises ``InstanceNotFoundError`` if absent.
+        """
+        validate_id(instance_id, "instance_id")
+        with self._transaction(instance_id) as txn:
+            head = txn.head()
+            if head is None:
+                raise not_found(instance_id)
+            loaded: list[StateDict] = []
+
+            def load() -> StateDict:
+                if not loaded:
+                    loaded.append(self._replay(instance_id, txn.events())[0])
+                return loaded[0]
+
+            body = step(head, load)
+            body.setdefault("set", {})["version"] = _version(head) + 1
+            return self._append(txn, head, body)
+
+    def _append(
+        self,
+        txn: LogTransaction,
+        head: Head | None,
+        body: Event,
+        texts: tuple[str, int, TaskTexts] | None = None,
+    ) -> Head:
+        """Seal ``body`` after ``head`` and commit it with the head it leads to."""
+        if head is None:
+            new = _log.head_of(body["state"], {})
+            seq, prev = 1, _log.GENESIS
+        else:
+            try:
+                new = _log.advance_head(head, body)
+            except _log._NeedsReplay:
+                state, tasks = _log.project(txn.events())
+                new = _log.head_of(_log.apply(state, body), tasks)
+            seq, prev = head["seq"] + 1, head["hash"]
+        event = _log.seal(body, new, seq, prev)
+        txn.append([event], new, texts)
+        return new
+
+    def read_history(self, instance_id: str, upto: int) -> StateDict:
+        """The state as of event ``upto`` (what a returned state's lazy lists load)."""
+        found = self._read(instance_id)
+        if found is None:
+            raise not_found(instance_id)
+        events = [event for event in found[1] if event["seq"] <= upto]
+        if not events or events[-1]["seq"] != upto:
+            raise CorruptStateError(
+                f"the history of instance {instance_id!r} as of event {upto} is no longer "
+                "stored (compacted since); reload the instance",
+                instance_id=instance_id,
+            )
+        return self._replay(instance_id, events)[0]
+
+    # -- task artifacts ----------------------------------------------------------------
+
     def save_task_artifacts(
         self,
         feature_id: str,
@@ -93,58 +328,203 @@ class IWorkflowStateStore(ABC):
         prompt_content: str,
         ai_response_content: str,
     ) -> None:
-        """Store a phase's task record with its prompt and AI response texts."""
+        """Store a new version of a task's record, prompt and response.
 
-    @abstractmethod
-    def load_task_artifacts(self, instance_id: str, phase_name: str) -> dict[str, Any] | None:
-        """``{"record": ..., "prompt": ..., "response": ...}`` for a phase, or ``None``."""
-
-    @abstractmethod
-    def create_state(self, state_data: StateDict) -> None:
-        """Store a new instance and append it to its feature's index, atomically.
-
-        Raises ``ValidationError`` if an instance with that id already exists.
+        Earlier versions stay readable (``load_task_artifacts(..., version=n)``); the
+        artifact event in the log carries the SHA-256 of both texts.
         """
+        validate_id(feature_id, "feature_id")
+        validate_id(instance_id, "instance_id")
+        validate_id(phase_name, "phase_name")
+        for what, text in (("prompt", prompt_content), ("response", ai_response_content)):
+            if not isinstance(text, str):
+                raise ValidationError(f"{what} must be a str, not {type(text).__name__}")
+        body: Event = {
+            "kind": "artifact",
+            "task": phase_name,
+            "record": task_record_data,
+            "prompt_sha256": _log.text_sha256(prompt_content),
+            "response_sha256": _log.text_sha256(ai_response_content),
+        }
+        with self._transaction(instance_id) as txn:
+            head = txn.head()
+            if head is None:
+                raise not_found(instance_id)
+            version = int(head["tasks"].get(phase_name, {}).get("version", 0)) + 1
+            body["version"] = version
+            texts = TaskTexts(task_record_data, prompt_content, ai_response_content)
+            self._append(txn, head, body, (phase_name, version, texts))
 
-    @abstractmethod
-    def update_state(self, instance_id: str, mutate: Mutation) -> StateDict:
-        """Atomically replace the instance's state with ``mutate(current)``; return it.
+    def load_task_artifacts(
+        self, instance_id: str, phase_name: str, version: int | None = None
+    ) -> dict[str, Any] | None:
+        """``{"record", "prompt", "response"}`` of a task's latest (or given) version.
 
-        ``mutate`` receives the latest committed state (never a cached one another
-        writer has since replaced) and runs while the store holds the instance
-        exclusively; it may change that dict in place, including the keys of items of
-        its lists (history entries, events), but values nested inside those items must
-        be replaced rather than edited in place. If it raises, nothing is written,
-        the store discards whatever ``mutate`` changed, and the exception propagates.
-        The store sets ``version`` to the old version plus one.
-
-        The returned dict may be the store's own (the file store keeps it to make the
-        next update cheap): read it, copy it, but do not modify it.
-        Raises ``InstanceNotFoundError`` if the instance does not exist.
+        ``None`` if never recorded; ``CorruptStateError`` if a text does not match the
+        SHA-256 recorded for it.
         """
+        validate_id(instance_id, "instance_id")
+        validate_id(phase_name, "phase_name")
+        head = self._read_head(instance_id)
+        entry = None if head is None else head["tasks"].get(phase_name)
+        if entry is None:
+            return None
+        wanted = entry["version"] if version is None else version
+        if (
+            not isinstance(wanted, int)
+            or isinstance(wanted, bool)
+            or not 1 <= wanted <= entry["version"]
+        ):
+            return None
+        texts = self._read_texts(instance_id, phase_name, wanted)
+        if texts is None:
+            raise CorruptStateError(
+                f"task {phase_name!r} version {wanted} of instance {instance_id!r} in "
+                f"{self.where} is recorded in its log but its texts are missing",
+                instance_id=instance_id,
+                phase=phase_name,
+            )
+        expected = entry if wanted == entry["version"] else None
+        self._check_texts(instance_id, phase_name, texts, expected)
+        return {"record": texts.record, "prompt": texts.prompt, "response": texts.response}
 
-    @abstractmethod
-    def list_features(self) -> list[str]:
-        """Every feature id that has at least one instance, sorted."""
+    def _check_texts(
+        self, instance_id: str, task: str, texts: TaskTexts, expected: dict[str, Any] | None
+    ) -> None:
+        """Both texts match their checksums: the log's if known, else the record's."""
+        for what, text, key, record_key in (
+            ("prompt", texts.prompt, "prompt_sha256", "prompt_checksum"),
+            ("response", texts.response, "response_sha256", "response_checksum"),
+        ):
+            checksum = expected[key] if expected is not None else texts.record.get(record_key)
+            if checksum and _log.sha256_hex(text) != checksum:
+                raise CorruptStateError(
+                    f"task artifacts of phase {task!r} of instance {instance_id!r} in "
+                    f"{self.where} are corrupt: the {what} does not match its recorded "
+                    "SHA-256 checksum",
+                    instance_id=instance_id,
+                    phase=task,
+                )
+
+    def list_task_phases(self, instance_id: str) -> list[str]:
+        """Task keys of the instance with stored artifacts, sorted."""
+        validate_id(instance_id, "instance_id")
+        head = self._read_head(instance_id)
+        return [] if head is None else sorted(head["tasks"])
+
+    # -- integrity ---------------------------------------------------------------------
+
+    def verify(self, instance_id: str) -> Problem | None:
+        """The first broken link, edited event, mismatched artifact or stale head; ``None``
+        if the instance's log, artifacts and head all check out."""
+        validate_id(instance_id, "instance_id")
+        where = self._log_where(instance_id)
+        # A head left behind by a crash after a commit is not damage: let the store
+        # catch it up first. Real damage is found below, with its precise place.
+        with contextlib.suppress(CorruptStateError), self._transaction(instance_id) as txn:
+            txn.head()
+        try:
+            found = self._read(instance_id)
+        except CorruptStateError as error:
+            return Problem(instance_id, None, where, str(error))
+        if found is None:
+            raise not_found(instance_id)
+        head, events = found
+        broken = _log.chain_problem(events)
+        if broken is not None:
+            return Problem(instance_id, broken[0], where, broken[1])
+        problem = _log.head_problem(head, events)
+        if problem is not None:
+            return Problem(instance_id, head.get("seq"), f"head of {where}", problem)
+        for event in events:
+            if event.get("kind") == "artifact":
+                found_problem = self._artifact_problem(instance_id, event)
+                if found_problem is not None:
+                    return found_problem
+        return None
+
+    def _artifact_problem(self, instance_id: str, event: Event) -> Problem | None:
+        task, version = event["task"], event["version"]
+        try:
+            texts = self._read_texts(instance_id, task, version)
+        except CorruptStateError as error:
+            texts, reason = None, str(error)
+        else:
+            reason = "its texts are missing"
+        where = f"artifacts of task {task!r} version {version}"
+        if texts is None:
+            return Problem(instance_id, event["seq"], where, reason)
+        for what, text in (("prompt", texts.prompt), ("response", texts.response)):
+            if _log.sha256_hex(text) != event[f"{what}_sha256"]:
+                return Problem(
+                    instance_id,
+                    event["seq"],
+                    where,
+                    f"the {what} does not match the SHA-256 in the log",
+                )
+        return None
+
+    def instance_digest(self, instance_id: str) -> str:
+        """The hash of the instance's last event: changes with any change to its history."""
+        head = self._read_head(validate_id(instance_id, "instance_id"))
+        if head is None:
+            raise not_found(instance_id)
+        return str(head["hash"])
+
+    def compact(self, instance_id: str, keep_last: int) -> list[Event]:
+        """Fold all but the last ``keep_last`` events into one checkpoint; return the
+        folded events (for an archive). The projection and ``verify`` are unchanged."""
+        validate_id(instance_id, "instance_id")
+        if isinstance(keep_last, bool) or not isinstance(keep_last, int) or keep_last < 0:
+            raise ValidationError(
+                f"keep_last must be a non-negative int, not {keep_last!r}", field="keep_last"
+            )
+        with self._transaction(instance_id) as txn:
+            if txn.head() is None:
+                raise not_found(instance_id)
+            events = txn.events()
+            folded = events[: len(events) - keep_last]
+            if len(folded) < 2:
+                return []
+            state, tasks = self._replay(instance_id, folded)
+            checkpoint: Event = {
+                "kind": "checkpoint",
+                "state": state,
+                "tasks": tasks,
+                "replaced": _log.link_of(folded[-1]),
+                "folded_from": folded[0]["seq"],
+                "seq": folded[-1]["seq"],
+                "prev": folded[0]["prev"],
+                "head": _log.head_digest(_log.head_of(state, tasks)),
+            }
+            checkpoint["hash"] = _log.event_hash(checkpoint)
+            txn.replace_prefix(checkpoint, folded[-1]["seq"])
+            return folded
+
+    # -- listings and roll-ups ---------------------------------------------------------
 
     def list_feature_summaries(self, feature_id: str) -> list[InstanceSummary]:
-        """Summaries of the feature's instances, oldest first.
+        """Summaries of the feature's instances, oldest first, read from their heads.
 
-        This default loads every state; stores override it with an index or a query.
+        An instance whose head cannot be read is left out (``verify`` reports it), so
+        one corrupt instance never hides the rest of its feature.
         """
         summaries = []
         for instance_id in self.list_instances_by_feature(feature_id):
-            state = self.load_state(instance_id)
-            if state is not None:
-                summaries.append(summarize(state))
+            try:
+                head = self._read_head(instance_id)
+                if head is not None:
+                    summaries.append(summarize(head["state"]))
+            except (CorruptStateError, KeyError, TypeError):
+                continue
         return summaries
 
     def feature_status_counts(self, feature_id: str) -> list[StatusCount]:
         """The feature's instances counted by status, for roll-ups without a row each.
 
         Ordered by each status's newest instance, oldest first: the last entry's
-        ``newest_instance_id`` is the feature's newest instance. This default walks
-        ``list_feature_summaries``; SQL stores answer it with one aggregate query.
+        ``newest_instance_id`` is the feature's newest instance. Stores answer it from
+        counts they keep up to date with every step; this default walks the heads.
         """
         return status_counts(self.list_feature_summaries(feature_id))
 
@@ -152,7 +532,7 @@ class IWorkflowStateStore(ABC):
         """The feature's newest instance that is still active (created, running or
         paused), or ``None``: ChatCoder's "instance to continue".
 
-        Built on ``feature_status_counts``, so SQL stores answer it with one query.
+        Built on ``feature_status_counts``, so stores answer it from their kept counts.
         """
         return newest_active(self.feature_status_counts(validate_id(feature_id, "feature_id")))
 
@@ -161,9 +541,7 @@ class IWorkflowStateStore(ABC):
     ) -> list[InstanceSummary]:
         """Summaries of instances, optionally only one feature's and/or one status's.
 
-        Order: features sorted by id, each feature's instances oldest first. This
-        default goes feature by feature through ``list_feature_summaries``; stores with
-        a query language answer it with one query.
+        Order: features sorted by id, each feature's instances oldest first.
         """
         check_status_filter(status)
         features = self.list_features() if feature_id is None else [feature_id]
@@ -173,25 +551,6 @@ class IWorkflowStateStore(ABC):
             for summary in self.list_feature_summaries(feature)
             if status is None or summary.status == status
         ]
-
-    def list_task_phases(self, instance_id: str) -> list[str]:
-        """Names of the phases of the instance that have stored task artifacts, sorted.
-
-        Used to copy every artifact when moving between stores. This default probes the
-        phases named in the instance's history; stores override it with a listing.
-        """
-        state = self.load_state(instance_id)
-        if state is None:
-            return []
-        phases = {entry.get("phase") for entry in state.get("history", [])}
-        phases.update(entry.get("task") for entry in state.get("history", []))
-        return sorted(
-            phase
-            for phase in phases
-            if isinstance(phase, str)
-            and phase
-            and self.load_task_artifacts(instance_id, phase) is not None
-        )
 
     def list_instance_ids(self) -> list[str]:
         """Every instance id in the store, feature by feature in creation order."""
@@ -227,6 +586,36 @@ def status_counts(summaries: list[InstanceSummary]) -> list[StatusCount]:
         count, _ = groups.pop(summary.status, (0, ""))  # re-inserted last: newest
         groups[summary.status] = (count + 1, summary.instance_id)
     return [StatusCount(status, count, newest) for status, (count, newest) in groups.items()]
+
+
+def _ids(state: Any) -> tuple[str, str]:
+    if not isinstance(state, dict):
+        raise ValidationError(f"state_data must be a dict, not {type(state).__name__}")
+    return validate_id(state.get("instance_id"), "instance_id"), validate_id(
+        state.get("feature_id"), "feature_id"
+    )
+
+
+def _version(head: Head) -> int:
+    version = head["state"].get("version", 0)
+    return version if isinstance(version, int) and not isinstance(version, bool) else 0
+
+
+def _copy(data: StateDict) -> StateDict:
+    """A deep copy of JSON-shaped data at C speed (``marshal`` knows exactly these types)."""
+    copied: StateDict = marshal.loads(marshal.dumps(data))
+    return copied
+
+
+REQUIRED_KEYS = ("instance_id", "feature_id", "status", "current_phase")
+
+
+def _check_state(state: Any, instance_id: str, where: str) -> StateDict:
+    if not isinstance(state, dict) or any(key not in state for key in REQUIRED_KEYS):
+        raise _log.corrupt(instance_id, where, f"its state lacks {', '.join(REQUIRED_KEYS)}")
+    if state["instance_id"] != instance_id:
+        raise _log.corrupt(instance_id, where, f"it holds instance {state['instance_id']!r}")
+    return state
 
 
 def check_status_filter(status: object) -> None:

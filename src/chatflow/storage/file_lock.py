@@ -15,6 +15,7 @@ import logging
 import os
 import threading
 import time
+import weakref
 from abc import ABC, abstractmethod
 from types import TracebackType
 
@@ -33,7 +34,7 @@ _log = logging.getLogger(__name__)
 class _Held:
     """Process-wide state of one lock path: who holds it and the OS file descriptor."""
 
-    __slots__ = ("count", "fd", "guard")
+    __slots__ = ("__weakref__", "count", "fd", "guard")
 
     def __init__(self) -> None:
         self.guard = threading.RLock()
@@ -41,7 +42,9 @@ class _Held:
         self.fd: int | None = None
 
 
-_registry: dict[str, _Held] = {}
+# Weak: an entry lives while some lock object of its path does (every holder and waiter
+# has one), so touching 100,000 instances does not keep 100,000 entries.
+_registry: weakref.WeakValueDictionary[str, _Held] = weakref.WeakValueDictionary()
 _registry_lock = threading.Lock()
 
 
@@ -61,7 +64,7 @@ def _forget_parent_locks() -> None:
     parent's lock intact while stopping the child from holding it past the parent.
     """
     global _registry_lock  # noqa: PLW0603 - a lock held at fork time must be replaced
-    for held in _registry.values():
+    for held in list(_registry.values()):
         if held.fd is not None:
             os.close(held.fd)
     _registry.clear()

@@ -1,128 +1,79 @@
 """``FileStateStore``: the default store, a plain human-readable folder.
 
-Layout (people read and diff these files, so it is kept stable)::
+Layout (people read and diff these files)::
 
     .chatflow/
-      instances/wfi_abc123.json                                   instance state
-      instances/wfi_abc123/tasks/<phase>.json                     task record
-      instances/wfi_abc123/tasks/<phase>.prompt.md                prompt sent to the AI
-      instances/wfi_abc123/tasks/<phase>.ai_response.md           the AI's response
-      features/feat_user_auth.link                                instance ids, oldest first
-      .locks/                                                     sidecar lock files
+      instances/wfi_abc123.json                    head: current phase, status, variables...
+      instances/wfi_abc123/events.jsonl            the event log, one event per line
+      instances/wfi_abc123/tasks/<task>.v<N>.json            task record, version N
+      instances/wfi_abc123/tasks/<task>.v<N>.prompt.md       prompt sent to the AI
+      instances/wfi_abc123/tasks/<task>.v<N>.ai_response.md  the AI's response
+      instances/wfi_abc123/tasks/<task>.{json,prompt.md,ai_response.md}   latest version
+      features/feat_user_auth.link                 instance ids, oldest first (appended)
+      features/feat_user_auth.status               "<id> <status>" per status change (appended)
+      .schemas/<name>.v<version>.json              schemas kept by put_schema
+      .locks/                                      sidecar lock files
+
+A step appends one line to ``events.jsonl`` and fdatasyncs it: that is the commit
+point. It then replaces the head file (atomically, without fsync) and, if the status
+changed, appends a line to the feature's ``.status`` file. A crash after the commit
+leaves a head that is behind its log; the next writer (or ``load_state``) sees the log
+is longer than the head says and rebuilds the head from the events it is missing.
 
 Concurrency: each instance has its own cross-process lock (``.locks/<id>.lock``), held
-across every read-modify-write; a feature's index has its own (``.locks/feature.<id>.lock``)
-taken only when an instance is created. Lock order is always feature, then instance.
+across every read-modify-write; a feature's index has its own
+(``.locks/feature.<id>.lock``) taken only when an instance is created. Lock order is
+always feature, then instance.
 
-Caching: file contents are cached per instance together with the file's
-(inode, size, mtime) signature. Every write replaces the file (new inode) and, under
-the lock, makes its mtime strictly greater than the previous version's, so a cached copy
-is served only while the file on disk is exactly the one it was read from.
+Memory: nothing per instance is cached; feature roll-ups cache the parsed ``.link`` and
+``.status`` files of at most ``ROLLUP_CACHE_FEATURES`` features, reading only what was
+appended since.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
-from collections.abc import Callable
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from chatflow._validation import id_problem, validate_id
-from chatflow.errors import CorruptStateError, StorageError, ValidationError
+from chatflow.errors import CorruptStateError, StorageError
+from chatflow.storage import _log
 from chatflow.storage._atomic import fsync_dir, write_atomic
+from chatflow.storage._log import Event, Head
 from chatflow.storage.base import (
-    InstanceSummary,
     IWorkflowStateStore,
-    Mutation,
-    StateDict,
-    not_found,
-    summarize,
+    LogTransaction,
+    SchemaRow,
+    StatusCount,
+    TaskTexts,
 )
 from chatflow.storage.file_lock import BaseFileLock, FileLock
 
-_STATE_KEYS = ("instance_id", "feature_id", "status", "current_phase")
+ROLLUP_CACHE_FEATURES = 64
+LOG_NAME = "events.jsonl"
+_NOFOLLOW: int = getattr(os, "O_NOFOLLOW", 0)
+_BINARY: int = getattr(os, "O_BINARY", 0)
+_TEXTS = (("prompt", "prompt.md"), ("response", "ai_response.md"))
 
 
-class _Signature(NamedTuple):
-    inode: int
-    size: int
-    mtime_ns: int
+class _Rollup:
+    """A feature's parsed index files, and how far each was read."""
 
-
-class _Cached(NamedTuple):
-    """One version of an instance file as this process last saw it.
-
-    ``state`` and ``lines`` are kept only for versions this process wrote: the next
-    ``update_state`` lends ``state`` to its mutation and re-encodes only the list items
-    (history entries, events) that changed, so a step costs about the same at 10 or
-    1,000 history entries.
-    """
-
-    signature: _Signature
-    raw: bytes
-    summary: InstanceSummary
-    state: StateDict | None = None
-    lines: dict[str, list[str]] | None = None
-
-
-def _signature(stat: os.stat_result) -> _Signature:
-    return _Signature(stat.st_ino, stat.st_size, stat.st_mtime_ns)
-
-
-_dumps = json.JSONEncoder(ensure_ascii=False).encode
-
-
-def encode_state(state: StateDict) -> bytes:
-    """Readable, diffable JSON: one top-level key per line, one list item per line."""
-    return _encode(state, _encode_lists(state, None, None))
-
-
-def _encode_lists(
-    state: StateDict, previous: StateDict | None, previous_lines: dict[str, list[str]] | None
-) -> dict[str, list[str]]:
-    """One line per item of every top-level list, reusing the line of each item equal to
-    the previous version's item at the same position (comparing is far cheaper than
-    encoding, and closed history entries rarely change)."""
-    lines = {}
-    for key, value in state.items():
-        if not isinstance(value, list) or not value:
-            continue
-        old = previous.get(key) if previous is not None else None
-        old_lines = previous_lines.get(key) if previous_lines is not None else None
-        if not isinstance(old, list) or old_lines is None:
-            old, old_lines = [], []
-        reusable = min(len(old), len(old_lines))
-        lines[key] = [
-            old_lines[index] if index < reusable and item == old[index] else f"    {_dumps(item)}"
-            for index, item in enumerate(value)
-        ]
-    return lines
-
-
-def _encode(state: StateDict, lines: dict[str, list[str]]) -> bytes:
-    # Built piece by piece from the C encoder: json.dumps(indent=...) falls back to the
-    # pure-Python encoder and would make long histories slow to save.
-    parts = []
-    for key, value in state.items():
-        items = lines.get(key)
-        if items is None:
-            parts.append(f"  {_dumps(key)}: {_dumps(value)}")
-        else:
-            joined = ",\n".join(items)
-            parts.append(f"  {_dumps(key)}: [\n{joined}\n  ]")
-    return ("{\n" + ",\n".join(parts) + "\n}\n").encode("utf-8")
-
-
-def _snapshot_lists(state: StateDict) -> StateDict:
-    """Copies of the state's top-level lists and their dict items: the base the next
-    version is compared against, since a mutation may change the lent state in place."""
-    return {
-        key: [dict(item) if isinstance(item, dict) else item for item in value]
-        for key, value in state.items()
-        if isinstance(value, list)
-    }
+    def __init__(self) -> None:
+        self.ids: list[str] = []
+        self.place: dict[str, int] = {}
+        self.link_size = 0
+        self.link_tail = b""
+        self.status: dict[str, str] = {}
+        self.status_size = 0
+        self.status_tail = b""
+        self.counts: list[StatusCount] | None = None
 
 
 class FileStateStore(IWorkflowStateStore):
@@ -147,11 +98,12 @@ class FileStateStore(IWorkflowStateStore):
         # Where engines on this folder find workflow schemas by name (ChatCoder writes its
         # own there); read by the engine's registry, never created by the store.
         self.schemas_dir = self.base_dir / "schemas"
+        self.registered_schemas_dir = self.base_dir / ".schemas"  # put_schema, not user files
         self.durable = durable
         self.lock_timeout = lock_timeout
-        self._cache: dict[str, _Cached] = {}
-        self._index_cache: dict[str, tuple[_Signature, tuple[str, ...]]] = {}
-        self._cache_lock = threading.Lock()
+        self.where = str(self.base_dir)
+        self._rollups: OrderedDict[str, _Rollup] = OrderedDict()
+        self._rollup_lock = threading.Lock()
         try:
             for folder in (self.instances_dir, self.features_dir, self.locks_dir):
                 folder.mkdir(parents=True, exist_ok=True)
@@ -166,14 +118,23 @@ class FileStateStore(IWorkflowStateStore):
 
     # -- paths and locks -------------------------------------------------------------
 
-    def _instance_file(self, instance_id: str) -> Path:
-        return self.instances_dir / f"{validate_id(instance_id, 'instance_id')}.json"
+    def _head_file(self, instance_id: str) -> str:
+        return f"{self.instances_dir}{os.sep}{instance_id}.json"
 
-    def _tasks_dir(self, instance_id: str) -> Path:
-        return self.instances_dir / validate_id(instance_id, "instance_id") / "tasks"
+    def _folder(self, instance_id: str) -> str:
+        return f"{self.instances_dir}{os.sep}{instance_id}"
 
-    def _index_file(self, feature_id: str) -> Path:
-        return self.features_dir / f"{validate_id(feature_id, 'feature_id')}.link"
+    def _log_file(self, instance_id: str) -> str:
+        return f"{self.instances_dir}{os.sep}{instance_id}{os.sep}{LOG_NAME}"
+
+    def _log_where(self, instance_id: str) -> str:
+        return self._log_file(instance_id)
+
+    def _task_file(self, instance_id: str, task: str, suffix: str) -> Path:
+        return Path(self._folder(instance_id), "tasks", f"{task}.{suffix}")
+
+    def _index_file(self, feature_id: str, kind: str = "link") -> Path:
+        return self.features_dir / f"{validate_id(feature_id, 'feature_id')}.{kind}"
 
     def _instance_lock(self, instance_id: str) -> BaseFileLock:
         return FileLock(self.locks_dir / f"{instance_id}.lock", self.lock_timeout)
@@ -182,274 +143,292 @@ class FileStateStore(IWorkflowStateStore):
         # Ids cannot contain '.', so this name never collides with an instance's lock.
         return FileLock(self.locks_dir / f"feature.{feature_id}.lock", self.lock_timeout)
 
+    @contextlib.contextmanager
+    def _transaction(
+        self, instance_id: str, feature_id: str | None = None
+    ) -> Iterator[LogTransaction]:
+        validate_id(instance_id, "instance_id")
+        with contextlib.ExitStack() as stack:
+            if feature_id is not None:
+                stack.enter_context(self._feature_lock(validate_id(feature_id, "feature_id")))
+            stack.enter_context(self._instance_lock(instance_id))
+            yield _FileTransaction(self, instance_id, feature_id)
+
     # -- reading ---------------------------------------------------------------------
 
-    def _read(self, instance_id: str) -> _Cached | None:
-        """The instance's current file, from the cache when the file is unchanged."""
-        return self._read_path(instance_id, self._instance_file(instance_id))
+    def _read_bytes(self, path: str) -> bytes | None:
+        try:
+            fd = os.open(path, os.O_RDONLY | _NOFOLLOW | _BINARY)
+        except FileNotFoundError:
+            return None
+        except OSError as error:
+            raise StorageError(f"cannot read {path}: {error.strerror}", path=path) from error
+        with open(fd, "rb") as file:
+            return file.read()
 
-    def _read_path(self, instance_id: str, path: Path | str) -> _Cached | None:
-        try:
-            signature = _signature(os.stat(path))
-        except FileNotFoundError:
-            return None
-        except OSError as error:
-            raise StorageError(f"cannot read {path}: {error.strerror}", path=str(path)) from error
-        cached = self._cache.get(instance_id)
-        if cached is not None and cached.signature == signature:
-            return cached
-        try:
-            with open(path, "rb") as file:
-                # fstat on the open file: its contents and signature belong to one version.
-                signature = _signature(os.fstat(file.fileno()))
-                raw = file.read()
-        except FileNotFoundError:
-            return None
-        except OSError as error:
-            raise StorageError(f"cannot read {path}: {error.strerror}", path=str(path)) from error
-        entry = _Cached(signature, raw, summarize(self._decode(raw, Path(path), instance_id)))
-        with self._cache_lock:
-            self._cache[instance_id] = entry
-        return entry
+    def _parse_head(self, instance_id: str, raw: bytes) -> Any:
+        return _log.decode_json(raw, instance_id, self._head_file(instance_id))
 
     @staticmethod
-    def _decode(raw: bytes, path: Path, instance_id: str) -> StateDict:
-        try:
-            state = json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise CorruptStateError(
-                f"state file {path} is corrupt: {error}", path=str(path), instance_id=instance_id
-            ) from None
-        if not isinstance(state, dict) or any(key not in state for key in _STATE_KEYS):
-            raise CorruptStateError(
-                f"state file {path} is not a ChatFlow instance state "
-                f"(expected an object with {', '.join(_STATE_KEYS)})",
-                path=str(path),
-                instance_id=instance_id,
-            )
-        if state["instance_id"] != instance_id:
-            raise CorruptStateError(
-                f"state file {path} holds instance {state['instance_id']!r}, not {instance_id!r}",
-                path=str(path),
-                instance_id=instance_id,
-            )
-        return state
-
-    def load_state(self, instance_id: str) -> StateDict | None:
-        cached = self._read(instance_id)
-        if cached is None:
+    def _usable_head(raw: bytes | None) -> Head | None:
+        """A head file's content if it is a current head; ``None`` if it is missing,
+        garbled or from 1.x: then the log is replayed (the head is only a projection)."""
+        if raw is None:
             return None
-        return self._decode(cached.raw, self._instance_file(instance_id), instance_id)
+        try:
+            head = json.loads(raw)
+        except (UnicodeDecodeError, ValueError, RecursionError):
+            return None
+        return head if isinstance(head, dict) and head.get("format") == _log.HEAD_FORMAT else None
+
+    def _events(self, instance_id: str, raw: bytes | None = None) -> list[Event]:
+        """The log's complete events (a torn last line, never acknowledged, is ignored)."""
+        if raw is None:
+            raw = self._read_bytes(self._log_file(instance_id)) or b""
+        where = self._log_file(instance_id)
+        lines = raw.split(b"\n")
+        events = []
+        for line in lines[:-1]:
+            event = _log.decode_json(line, instance_id, where)
+            if not isinstance(event, dict):
+                raise _log.corrupt(instance_id, where, "an event is not an object", path=where)
+            events.append(event)
+        return events
+
+    def _read(self, instance_id: str) -> tuple[Head, list[Event]] | None:
+        validate_id(instance_id, "instance_id")
+        raw = self._read_bytes(self._head_file(instance_id))
+        log = self._read_bytes(self._log_file(instance_id))
+        if raw is not None and log is None:
+            return self._upgraded(instance_id)
+        if log is None:
+            return None
+        events = self._events(instance_id, log)
+        head = self._usable_head(raw)
+        if head is None:
+            head = _log.project_head(events)  # lost in a crash: the log is the truth
+        return _log.check_head(head, instance_id, self.where), events
+
+    def _upgraded(self, instance_id: str) -> tuple[Head, list[Event]] | None:
+        """An instance written by ChatFlow 1.x (one whole-state file), upgraded in place."""
+        with self._transaction(instance_id) as txn:
+            head = txn.head()
+            return None if head is None else (head, txn.events())
+
+    def _read_head(self, instance_id: str) -> Head | None:
+        validate_id(instance_id, "instance_id")
+        head = self._usable_head(self._read_bytes(self._head_file(instance_id)))
+        if head is not None:
+            return _log.check_head(head, instance_id, self.where)
+        found = self._read(instance_id)
+        return None if found is None else found[0]
+
+    def _read_texts(self, instance_id: str, task: str, version: int) -> TaskTexts | None:
+        record_raw = self._read_bytes(str(self._task_file(instance_id, task, f"v{version}.json")))
+        if record_raw is None:
+            return None
+        try:
+            record = json.loads(record_raw)
+            texts = [
+                (
+                    self._read_bytes(str(self._task_file(instance_id, task, f"v{version}.{s}")))
+                    or b""
+                )
+                for _, s in _TEXTS
+            ]
+            prompt, response = (text.decode("utf-8") for text in texts)
+        except (UnicodeDecodeError, ValueError, RecursionError) as error:
+            raise _log.corrupt(
+                instance_id, self.where, f"task {task!r} version {version} is unreadable ({error})"
+            ) from None
+        if not isinstance(record, dict):
+            raise _log.corrupt(instance_id, self.where, f"task {task!r} record is not an object")
+        return TaskTexts(record, prompt, response)
+
+    # -- feature index ---------------------------------------------------------------
 
     def list_instances_by_feature(self, feature_id: str) -> list[str]:
-        path = self._index_file(feature_id)
-        try:
-            with open(path, "rb") as file:
-                signature = _signature(os.fstat(file.fileno()))
-                cached = self._index_cache.get(feature_id)
-                if cached is not None and cached[0] == signature:
-                    return list(cached[1])
-                raw = file.read()
-        except FileNotFoundError:
-            return []
-        except OSError as error:
-            raise StorageError(
-                f"cannot read feature index {path}: {error.strerror}", path=str(path)
-            ) from error
-        ids = self._parse_index(raw, path)
-        with self._cache_lock:
-            self._index_cache[feature_id] = (signature, tuple(ids))
-        return ids
-
-    @staticmethod
-    def _parse_index(raw: bytes, path: Path) -> list[str]:
-        try:
-            text = raw.decode("ascii")
-        except UnicodeDecodeError:
-            raise CorruptStateError(f"feature index {path} is not ASCII", path=str(path)) from None
-        # The seed wrote comma-separated ids; this store writes one per line. Read both.
-        ids = [item.strip() for line in text.splitlines() for item in line.split(",")]
-        ids = [item for item in ids if item]
-        for item in ids:
-            if id_problem(item) is not None:
-                raise CorruptStateError(
-                    f"feature index {path} lists an invalid instance id {item!r}", path=str(path)
-                )
-        return ids
-
-    def list_feature_summaries(self, feature_id: str) -> list[InstanceSummary]:
-        # The hot path of feature roll-ups: one stat per instance, string paths (pathlib
-        # would cost more than the stat), ids already validated by the index reader.
-        folder = str(self.instances_dir)
-        summaries = []
-        for instance_id in self.list_instances_by_feature(feature_id):
-            cached = self._read_path(instance_id, f"{folder}{os.sep}{instance_id}.json")
-            if cached is None:
-                index = self._index_file(feature_id)
-                raise CorruptStateError(
-                    f"feature index {index} lists instance {instance_id!r}, "
-                    f"but {self._instance_file(instance_id)} is missing",
-                    path=str(index),
-                    instance_id=instance_id,
-                )
-            summaries.append(cached.summary)
-        return summaries
+        return list(self._rollup(feature_id).ids)
 
     def list_features(self) -> list[str]:
         stems = (path.stem for path in self.features_dir.glob("*.link"))
         return sorted(stem for stem in stems if id_problem(stem) is None)
 
-    def load_task_artifacts(self, instance_id: str, phase_name: str) -> dict[str, Any] | None:
-        base = self._tasks_dir(instance_id) / validate_id(phase_name, "phase_name")
-        record_path = base.with_name(f"{phase_name}.json")
-        try:
-            record_text = record_path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            return None
-        try:
-            record = json.loads(record_text)
-            prompt = base.with_name(f"{phase_name}.prompt.md").read_bytes().decode("utf-8")
-            response = base.with_name(f"{phase_name}.ai_response.md").read_bytes().decode("utf-8")
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise CorruptStateError(
-                f"task artifacts of phase {phase_name!r} in {base.parent} are unreadable: {error}",
-                path=str(base.parent),
-                instance_id=instance_id,
-            ) from error
-        return {"record": record, "prompt": prompt, "response": response}
+    def feature_status_counts(self, feature_id: str) -> list[StatusCount]:
+        rollup = self._rollup(feature_id)
+        if rollup.counts is None:
+            groups: dict[str, list[Any]] = {}
+            for instance_id in rollup.ids:
+                status = rollup.status.get(instance_id)
+                if status is None:
+                    continue  # created but not acknowledged: its status line never landed
+                group = groups.setdefault(status, [0, instance_id])
+                group[0] += 1
+                group[1] = instance_id
+            rows = sorted(groups.items(), key=lambda item: rollup.place[item[1][1]])
+            rollup.counts = [StatusCount(status, n, newest) for status, (n, newest) in rows]
+        return list(rollup.counts)
 
-    def list_task_phases(self, instance_id: str) -> list[str]:
-        # A phase's record file commits its texts (written last), so it marks the phase.
-        # Temp files start with '.', which no phase name can, so they are never listed.
+    def _rollup(self, feature_id: str) -> _Rollup:
+        """The feature's index files as parsed so far, brought up to date (appends only)."""
+        link, status = self._index_file(feature_id), self._index_file(feature_id, "status")
+        with self._rollup_lock:
+            rollup = self._rollups.pop(feature_id, None) or _Rollup()
+            self._rollups[feature_id] = rollup
+            while len(self._rollups) > ROLLUP_CACHE_FEATURES:
+                self._rollups.popitem(last=False)
+            if self._read_appended(link, rollup, "link"):
+                if not status.exists():
+                    with self._feature_lock(feature_id):
+                        if not status.exists():
+                            self._rebuild_status(feature_id, rollup)
+                self._read_appended(status, rollup, "status")
+            return rollup
+
+    def _read_appended(self, path: Path, rollup: _Rollup, kind: str) -> bool:
+        """Parse what was appended to ``path`` since the last call; False if it is absent.
+
+        The bytes just before the old end are compared again, so a file rewritten by
+        hand (not appended to) is parsed from the start.
+        """
+        done, seen = (
+            (rollup.link_size, rollup.link_tail)
+            if kind == "link"
+            else (
+                rollup.status_size,
+                rollup.status_tail,
+            )
+        )
         try:
-            names = os.listdir(self._tasks_dir(instance_id))
+            fd = os.open(path, os.O_RDONLY | _NOFOLLOW | _BINARY)
         except FileNotFoundError:
-            return []
+            return False
+        except OSError as error:
+            raise StorageError(f"cannot read {path}: {error.strerror}", path=str(path)) from error
+        with open(fd, "rb") as file:
+            size = os.fstat(fd).st_size
+            if size == done:
+                return True
+            start = max(done - len(seen), 0)
+            file.seek(start)
+            raw = file.read(size - start)
+        if size < done or raw[: done - start] != seen:  # rewritten, not appended to
+            rollup.__init__()  # type: ignore[misc]
+            return self._read_appended(path, rollup, kind)
+        new = raw[done - start :]
+        if kind == "link":
+            self._add_ids(new, rollup, path)
+            rollup.link_size, rollup.link_tail = size, raw[-64:]
+        else:
+            end = new.rfind(b"\n") + 1  # a line still being appended is read next time
+            for line in new[:end].split(b"\n"):
+                instance_id, _, status = line.decode("ascii", "replace").partition(" ")
+                if status:
+                    rollup.status[instance_id] = status
+            rollup.status_size = done + end
+            rollup.status_tail = (raw[: done - start] + new[:end])[-64:]
+        rollup.counts = None
+        return True
+
+    @staticmethod
+    def _add_ids(raw: bytes, rollup: _Rollup, path: Path) -> None:
+        try:
+            text = raw.decode("ascii")
+        except UnicodeDecodeError:
+            raise CorruptStateError(f"feature index {path} is not ASCII", path=str(path)) from None
+        # The seed wrote comma-separated ids; this store writes one per line. Read both.
+        ids = []
+        for item in (part.strip() for line in text.splitlines() for part in line.split(",")):
+            if not item:
+                continue
+            if id_problem(item) is not None:
+                raise CorruptStateError(
+                    f"feature index {path} lists an invalid instance id {item!r}", path=str(path)
+                )
+            ids.append(item)
+        for item in ids:
+            if item not in rollup.place:
+                rollup.place[item] = len(rollup.ids)
+                rollup.ids.append(item)
+
+    def _rebuild_status(self, feature_id: str, rollup: _Rollup) -> None:
+        """Write a feature's ``.status`` file from its instances' heads (a 1.x folder)."""
+        lines = []
+        for instance_id in rollup.ids:
+            try:
+                head = self._read_head(instance_id)
+            except CorruptStateError:
+                continue  # reported by verify; the rest of the feature still counts
+            if head is not None:
+                lines.append(f"{instance_id} {_log.head_status(head)}\n")
+        write_atomic(
+            self._index_file(feature_id, "status"),
+            "".join(lines).encode("ascii", "replace"),
+            durable=self.durable,
+        )
+
+    def _append_line(self, path: Path | str, line: bytes, *, sync: bool) -> int:
+        """Append ``line`` (one ``write``); fdatasync it if ``sync``; return the offset
+        it starts at."""
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | _NOFOLLOW | _BINARY, 0o644)
+            try:
+                start = os.fstat(fd).st_size
+                try:
+                    view = memoryview(line)
+                    while view:
+                        view = view[os.write(fd, view) :]
+                    if sync:
+                        _datasync(fd)
+                except OSError:
+                    # Not committed: take back whatever part of the line was written, so
+                    # a failed step can never reappear as a committed one.
+                    os.ftruncate(fd, start)
+                    raise
+            finally:
+                os.close(fd)
         except OSError as error:
             raise StorageError(
-                f"cannot list {self._tasks_dir(instance_id)}: {error.strerror}",
-                path=str(self._tasks_dir(instance_id)),
+                f"cannot append to {path}: {error.strerror or error}", path=str(path)
             ) from error
-        stems = (name[: -len(".json")] for name in names if name.endswith(".json"))
-        return sorted(stem for stem in stems if id_problem(stem) is None)
+        return start
 
-    # -- writing ---------------------------------------------------------------------
-
-    def _write(
-        self, instance_id: str, state: StateDict, previous: _Cached | None, *, lend: bool = False
-    ) -> None:
-        """Replace the instance's file; caller holds the instance lock.
-
-        ``lend`` keeps ``state`` itself for the next ``update_state``: only for dicts the
-        store owns (a mutation's result), never for a caller's dict it could still change.
-        """
-        if previous is not None:
-            lines = _encode_lists(state, previous.state, previous.lines)
-        else:
-            lines = _encode_lists(state, None, None)
-        raw = _encode(state, lines)
-        min_mtime = previous.signature.mtime_ns + 1 if previous is not None else 0
-        try:
-            stat = write_atomic(
-                self._instance_file(instance_id), raw, durable=self.durable, min_mtime_ns=min_mtime
-            )
-        except BaseException:
-            self._forget(instance_id)
-            raise
-        kept = (state, lines) if lend else (None, None)
-        entry = _Cached(_signature(stat), raw, summarize(state), *kept)
-        with self._cache_lock:
-            self._cache[instance_id] = entry
-
-    def _forget(self, instance_id: str) -> None:
-        with self._cache_lock:
-            self._cache.pop(instance_id, None)
-
-    def create_state(self, state_data: StateDict) -> None:
-        instance_id = validate_id(state_data["instance_id"], "instance_id")
-        feature_id = validate_id(state_data["feature_id"], "feature_id")
-        with self._feature_lock(feature_id), self._instance_lock(instance_id):
-            if self._instance_file(instance_id).exists():
-                raise ValidationError(
-                    f"workflow instance {instance_id!r} already exists", instance_id=instance_id
-                )
-            self._write(instance_id, state_data, None)
-            self._append_to_index(feature_id, instance_id)
-
-    def _append_to_index(self, feature_id: str, instance_id: str) -> None:
-        """Add an id to the feature's index; caller holds the feature lock.
-
-        The instance file is written first, so a crash in between leaves at most an
-        unlisted instance that was never acknowledged, never an index naming nothing.
-        """
-        self._rewrite_index(feature_id, lambda ids: [*ids, instance_id])
-
-    def save_state(self, instance_id: str, state_data: StateDict) -> None:
-        validate_id(instance_id, "instance_id")
-        feature_id = validate_id(state_data["feature_id"], "feature_id")
-        with self._feature_lock(feature_id), self._instance_lock(instance_id):
-            previous = self._read(instance_id)
-            self._write(instance_id, state_data, previous)
-            if previous is None:
-                self._append_to_index(feature_id, instance_id)
-
-    def update_state(self, instance_id: str, mutate: Mutation) -> StateDict:
-        path = self._instance_file(instance_id)
-        with self._instance_lock(instance_id):
-            previous = self._read(instance_id)
-            if previous is None:
-                raise not_found(instance_id)
-            if previous.state is not None:
-                # Lent, not copied: the cache entry is replaced by this update or
-                # forgotten if it fails, so a mutation that edits it in place and then
-                # raises can never leave a changed state in the cache.
-                current = previous.state
-                previous = previous._replace(state=_snapshot_lists(current))
-            else:
-                current = self._decode(previous.raw, path, instance_id)
-            version = current.get("version", 0)
-            try:
-                new = mutate(current)
-                new["version"] = version + 1
-            except BaseException:
-                self._forget(instance_id)
-                raise
-            self._write(instance_id, new, previous, lend=True)
-            return new
+    # -- deleting --------------------------------------------------------------------
 
     def delete_instance(self, instance_id: str) -> bool:
         # The index entry goes first: a crash midway leaves an unlisted instance (which
-        # `chatflow doctor` reports), never an index naming a missing file, which would
-        # break the feature's roll-up.
-        path = self._instance_file(instance_id)
+        # `chatflow doctor` reports), never an index naming a missing instance.
+        validate_id(instance_id, "instance_id")
+        head_file, folder = Path(self._head_file(instance_id)), Path(self._folder(instance_id))
         features = [
             f for f in self.list_features() if instance_id in self.list_instances_by_feature(f)
         ]
-        if not features and not path.exists():
+        if not features and not head_file.exists() and not folder.exists():
             return False
         for feature_id in features:
             with self._feature_lock(feature_id):
                 self._rewrite_index(feature_id, lambda ids: [i for i in ids if i != instance_id])
         with self._instance_lock(instance_id):
             try:
-                path.unlink(missing_ok=True)
-                if (self.instances_dir / instance_id).exists():
+                head_file.unlink(missing_ok=True)
+                if folder.is_symlink():
+                    folder.unlink()
+                elif folder.exists():
                     import shutil  # noqa: PLC0415 - deletion is rare; shutil is slow to import
 
-                    shutil.rmtree(self.instances_dir / instance_id)
+                    shutil.rmtree(folder)
             except OSError as error:
                 raise StorageError(
-                    f"cannot delete {path}: {error.strerror or error}", path=str(path)
+                    f"cannot delete {folder}: {error.strerror or error}", path=str(folder)
                 ) from error
-            finally:
-                self._forget(instance_id)
             if self.durable:
                 fsync_dir(self.instances_dir)
         return True
 
     def _rewrite_index(self, feature_id: str, change: Callable[[list[str]], list[str]]) -> None:
         """Replace the feature's index with ``change(ids)``; caller holds the feature lock.
-        An index left empty is removed, so the feature is no longer listed."""
+        An index left empty is removed (with its status file), so the feature is no
+        longer listed."""
         ids = change(self.list_instances_by_feature(feature_id))
         index = self._index_file(feature_id)
         if ids:
@@ -458,39 +437,289 @@ class FileStateStore(IWorkflowStateStore):
             return
         try:
             index.unlink(missing_ok=True)
+            self._index_file(feature_id, "status").unlink(missing_ok=True)
         except OSError as error:
             raise StorageError(
                 f"cannot delete {index}: {error.strerror}", path=str(index)
             ) from error
+        with self._rollup_lock:
+            self._rollups.pop(feature_id, None)
         if self.durable:
             fsync_dir(self.features_dir)
 
-    def save_task_artifacts(
-        self,
-        feature_id: str,
-        instance_id: str,
-        phase_name: str,
-        task_record_data: dict[str, Any],
-        prompt_content: str,
-        ai_response_content: str,
+    # -- schemas ---------------------------------------------------------------------
+
+    def put_schema(
+        self, name: str, version: int, content_hash: str, schema: dict[str, Any]
     ) -> None:
-        validate_id(feature_id, "feature_id")
-        tasks_dir = self._tasks_dir(instance_id)
-        validate_id(phase_name, "phase_name")
-        with self._instance_lock(instance_id):
+        validate_id(name, "schema name")
+        self.registered_schemas_dir.mkdir(parents=True, exist_ok=True)
+        data = {"name": name, "version": version, "content_hash": content_hash, "schema": schema}
+        write_atomic(
+            self.registered_schemas_dir / f"{name}.v{int(version)}.json",
+            _log.canonical(data),
+            durable=self.durable,
+        )
+
+    def list_schemas(self) -> list[SchemaRow]:
+        rows = []
+        for path in (
+            sorted(self.registered_schemas_dir.glob("*.json"))
+            if self.registered_schemas_dir.is_dir()
+            else []
+        ):
             try:
-                tasks_dir.mkdir(parents=True, exist_ok=True)
-            except OSError as error:
-                raise StorageError(
-                    f"cannot create {tasks_dir}: {error.strerror}", path=str(tasks_dir)
-                ) from error
-            # The record goes last: it carries the checksums, so it commits the texts.
-            texts = (("prompt.md", prompt_content), ("ai_response.md", ai_response_content))
-            for suffix, text in texts:
-                write_atomic(
-                    tasks_dir / f"{phase_name}.{suffix}", text.encode("utf-8"), durable=self.durable
+                data = json.loads(path.read_bytes())
+                rows.append(
+                    SchemaRow(data["name"], data["version"], data["content_hash"], data["schema"])
                 )
-            record = json.dumps(task_record_data, indent=2, ensure_ascii=False) + "\n"
+            except (OSError, ValueError, KeyError, TypeError) as error:
+                raise CorruptStateError(
+                    f"registered schema {path} is unreadable: {error}"
+                ) from None
+        return sorted(rows, key=lambda row: (row.name, row.version))
+
+
+_dumps = json.JSONEncoder(ensure_ascii=False).encode
+
+
+def _after_newline(path: Path, line: str) -> bytes:
+    """``line``, preceded by a newline if the file (a seed's index) does not end in one."""
+    try:
+        with open(path, "rb") as file:
+            file.seek(-1, os.SEEK_END)
+            last = file.read(1)
+    except (FileNotFoundError, OSError):
+        last = b"\n"
+    return (line if last == b"\n" else "\n" + line).encode("ascii")
+
+
+def _datasync(fd: int) -> None:
+    sync = getattr(os, "fdatasync", os.fsync)
+    sync(fd)
+
+
+class _FileTransaction(LogTransaction):
+    """One instance under its lock: the head checked against the log's end."""
+
+    def __init__(self, store: FileStateStore, instance_id: str, feature_id: str | None) -> None:
+        self.store, self.instance_id, self.feature_id = store, instance_id, feature_id
+        self.log_path = store._log_file(instance_id)
+        self._head: Head | None = None
+        self._events: list[Event] | None = None
+
+    def events(self) -> list[Event]:
+        if self._events is None:
+            self._events = self.store._events(self.instance_id)
+        return list(self._events)
+
+    def head(self) -> Head | None:
+        if self._head is None:
+            self._head = self._load_head()
+        return self._head
+
+    def _load_head(self) -> Head | None:
+        store, iid = self.store, self.instance_id
+        raw = store._read_bytes(store._head_file(iid))
+        try:
+            size = os.lstat(self.log_path).st_size
+        except FileNotFoundError:
+            if raw is None:
+                return None
+            return self._upgrade(raw)
+        head = store._usable_head(raw)
+        if head is not None:
+            end = head.get("_log_size")
+            if end == size and self._tail_matches(head):
+                return _log.check_head(head, iid, store.where)
+            if isinstance(end, int) and end > size:
+                raise _log.corrupt(iid, self.log_path, "its log is shorter than its head says")
+            if isinstance(end, int) and end < size:
+                return self._catch_up()
+            raise _log.corrupt(iid, store._head_file(iid), "the head does not match its log")
+        return self._catch_up()
+
+    def _tail_matches(self, head: Head) -> bool:
+        """The log's last event is the one the head was written after, and records it."""
+        start = head.get("_last_at")
+        if not isinstance(start, int):
+            return False
+        with open(self.log_path, "rb") as file:
+            file.seek(start)
+            line = file.read()
+        try:
+            return _log.is_tail_of(json.loads(line), head)
+        except (ValueError, RecursionError):
+            return False
+
+    def _catch_up(self) -> Head:
+        """Rebuild the head from the log after a crash between a commit and its head
+        write (or a lost head file); drop a torn, never-acknowledged last line."""
+        raw = self.store._read_bytes(self.log_path) or b""
+        end = raw.rfind(b"\n") + 1
+        if end < len(raw):
+            os.truncate(self.log_path, end)
+            raw = raw[:end]
+        events = self.store._events(self.instance_id, raw)
+        if not events:
+            raise _log.corrupt(self.instance_id, self.log_path, "its log is empty")
+        broken = _log.chain_problem(events)
+        if broken is not None:
+            raise _log.corrupt(self.instance_id, self.log_path, f"event {broken[0]}: {broken[1]}")
+        head = _log.project_head(events)
+        last_at = len(raw) - len(raw[: end - 1].rsplit(b"\n", 1)[-1]) - 1
+        self._write_head(head, len(raw), last_at)
+        self._status_line(head["state"]["feature_id"], _log.head_status(head))
+        self._events = events
+        return head
+
+    def _upgrade(self, raw: bytes) -> Head | None:
+        """Turn a 1.x whole-state file (and its task files) into a log and a head."""
+        store, iid = self.store, self.instance_id
+        state = store._parse_head(iid, raw)
+        if not isinstance(state, dict) or "history" not in state:
+            raise _log.corrupt(iid, store._head_file(iid), "not a ChatFlow instance state")
+        from chatflow.storage.base import _check_state  # noqa: PLC0415
+
+        _check_state(state, iid, store._head_file(iid))
+        events: list[Event] = []
+        head = _log.head_of(state, {})
+        events.append(_log.seal({"kind": "created", "state": state}, head, 1, _log.GENESIS))
+        for task, texts in self._old_tasks():
+            body = {
+                "kind": "artifact",
+                "task": task,
+                "version": 1,
+                "record": texts.record,
+                "prompt_sha256": _log.sha256_hex(texts.prompt.encode("utf-8")),
+                "response_sha256": _log.sha256_hex(texts.response.encode("utf-8")),
+            }
+            head = _log.advance_head(head, body)
+            events.append(_log.seal(body, head, events[-1]["seq"] + 1, events[-1]["hash"]))
+        self._write(events, head, None)
+        return head
+
+    def _old_tasks(self) -> Iterator[tuple[str, TaskTexts]]:
+        """1.x task files (``<task>.json`` and its two texts), linked in as version 1."""
+        folder = Path(self.store._folder(self.instance_id), "tasks")
+        if not folder.is_dir():
+            return
+        for path in sorted(folder.glob("*.json")):
+            task = path.stem
+            if id_problem(task) is not None:
+                continue
+            files = [path] + [path.with_name(f"{task}.{suffix}") for _, suffix in _TEXTS]
+            try:
+                for file in files:
+                    version_one = file.with_name(file.name.replace(f"{task}.", f"{task}.v1.", 1))
+                    if not version_one.exists():
+                        os.link(file, version_one)
+            except OSError as error:
+                raise _log.corrupt(
+                    self.instance_id, str(folder), f"task {task!r} cannot be upgraded ({error})"
+                ) from None
+            texts = self.store._read_texts(self.instance_id, task, 1)
+            if texts is not None:
+                yield task, texts
+
+    def append(
+        self, events: list[Event], head: Head, texts: tuple[str, int, TaskTexts] | None
+    ) -> None:
+        old = self._head
+        if texts is not None:
+            self._write_texts(*texts)
+        self._write(events, head, old)
+        self._head = head
+        if self._events is not None:
+            self._events.extend(events)
+
+    def _write(self, events: list[Event], head: Head, old: Head | None) -> None:
+        """Append ``events`` (the commit point), then bring the head and indexes along.
+
+        A create commits when its id is appended to the feature's ``.link`` file (after
+        its log): a crash before that leaves an unlisted instance nobody was told of.
+        """
+        store, iid = self.store, self.instance_id
+        data = b"".join(_log.canonical(event) + b"\n" for event in events)
+        last = len(_log.canonical(events[-1])) + 1
+        status = _log.head_status(head)
+        feature_id = head["state"]["feature_id"]
+        creating = old is None and self.feature_id is not None
+        if old is None and not os.path.lexists(self.log_path):
+            _make_folder(Path(store._folder(iid)), durable=store.durable)
+        if creating:  # before the id is listed: a listed id always has a status line
+            self._status_line(feature_id, status)
+        start = store._append_line(self.log_path, data, sync=store.durable)
+        if creating:
+            if store.durable:
+                fsync_dir(Path(store._folder(iid)))
+            link = store._index_file(feature_id)
+            store._append_line(link, _after_newline(link, f"{iid}\n"), sync=store.durable)
+        # Committed. A failure from here on must not report the step as failed (a retry
+        # would do it twice): the head and the status file are projections, and the
+        # next transaction rebuilds a head that is behind its log.
+        with contextlib.suppress(StorageError):
+            size = start + len(data)
+            self._write_head(head, size, size - last)
+            if not creating and (old is None or _log.head_status(old) != status):
+                self._status_line(feature_id, status)
+
+    def _status_line(self, feature_id: str, status: str) -> None:
+        line = f"{self.instance_id} {status}\n".encode("ascii", "replace")
+        self.store._append_line(self.store._index_file(feature_id, "status"), line, sync=False)
+
+    def _write_head(self, head: Head, log_size: int, last_at: int) -> None:
+        """Replace the head file: not fsynced, since the log already holds the step."""
+        stored = {**head, "_log_size": log_size, "_last_at": last_at}
+        # One top-level key per line, each encoded by the C encoder (indent= is slow).
+        lines = ",\n".join(f" {_dumps(key)}: {_dumps(stored[key])}" for key in sorted(stored))
+        data = ("{\n" + lines + "\n}\n").encode("utf-8")
+        write_atomic(Path(self.store._head_file(self.instance_id)), data, durable=False)
+
+    def _write_texts(self, task: str, version: int, texts: TaskTexts) -> None:
+        """Write a version's files (fsynced before the log commits them), then point the
+        readable ``<task>.*`` names at them."""
+        folder = Path(self.store._folder(self.instance_id), "tasks")
+        _make_folder(folder, durable=self.store.durable)
+        record = json.dumps(texts.record, indent=2, ensure_ascii=False) + "\n"
+        files = [("json", record), *((suffix, getattr(texts, key)) for key, suffix in _TEXTS)]
+        for suffix, text in files:
             write_atomic(
-                tasks_dir / f"{phase_name}.json", record.encode("utf-8"), durable=self.durable
+                folder / f"{task}.v{version}.{suffix}",
+                text.encode("utf-8"),
+                durable=self.store.durable,
             )
+        for suffix, _ in files:
+            view = folder / f"{task}.{suffix}"
+            temp = folder / f".{task}.{suffix}.{os.getpid()}.link.tmp"
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temp)
+            try:
+                os.link(folder / f"{task}.v{version}.{suffix}", temp)
+                os.replace(temp, view)
+            except OSError:  # views are a convenience; the versions are the data
+                with contextlib.suppress(OSError):
+                    os.unlink(temp)
+
+    def replace_prefix(self, checkpoint: Event, upto: int) -> None:
+        kept = [event for event in self.events() if event["seq"] > upto]
+        events = [checkpoint, *kept]
+        data = b"".join(_log.canonical(event) + b"\n" for event in events)
+        write_atomic(Path(self.log_path), data, durable=self.store.durable)
+        last = _log.canonical(events[-1]) + b"\n"
+        head = self.head()
+        assert head is not None
+        self._write_head(head, len(data), len(data) - len(last))
+        self._events = events
+
+
+def _make_folder(folder: Path, *, durable: bool) -> None:
+    """Create ``folder`` (a real folder: a planted symlink is refused)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise StorageError(f"cannot create {folder}: {error.strerror}", path=str(folder)) from error
+    if folder.is_symlink():
+        raise StorageError(f"{folder} is a symlink; refusing to write through it", path=str(folder))
+    if durable:
+        fsync_dir(folder.parent)

@@ -1,135 +1,189 @@
 """``MemoryStore``: the reference store, kept in this process's memory.
 
-It defines the contract's behaviour in the simplest way possible (one lock, JSON copies
-in and out), so the conformance suite is validated against it before any real store.
-Useful for tests and for tools that need no persistence.
+It fulfils the contract in the simplest way possible (one lock; events, heads and texts
+kept as encoded JSON so nothing a caller holds can reach them), so the conformance
+suite is validated against it before any real store. Useful for tests and for tools
+that need no persistence.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 from chatflow._validation import validate_id
-from chatflow.errors import CorruptStateError, ValidationError
-from chatflow.storage._codec import decode_state
-from chatflow.storage.base import IWorkflowStateStore, Mutation, StateDict, not_found
+from chatflow.storage import _log
+from chatflow.storage._log import Event, Head
+from chatflow.storage.base import (
+    IWorkflowStateStore,
+    LogTransaction,
+    SchemaRow,
+    StatusCount,
+    TaskTexts,
+)
 
-_WHERE = "the memory store"
 
-
-def _copy(data: StateDict) -> StateDict:
-    copied: StateDict = json.loads(json.dumps(data))
-    return copied
+class _Instance:
+    def __init__(self, feature_id: str) -> None:
+        self.feature_id = feature_id
+        self.head = ""
+        self.events: list[str] = []
+        self.texts: dict[tuple[str, int], str] = {}
 
 
 class MemoryStore(IWorkflowStateStore):
     """Thread-safe in-memory store; everything is lost when the process exits."""
 
+    where = "the memory store"
+
     def __init__(self) -> None:
         self._lock = threading.RLock()
-        self._states: dict[str, str] = {}
+        self._instances: dict[str, _Instance] = {}
         self._features: dict[str, list[str]] = {}
-        self._artifacts: dict[tuple[str, str], str] = {}
+        self._counts: dict[str, dict[str, set[str]]] = {}  # feature -> status -> instances
+        self._created: dict[str, int] = {}  # creation order, to find each status's newest
+        self._rollups: dict[str, list[StatusCount]] = {}  # until a status changes
+        self._schemas: dict[tuple[str, int], str] = {}
 
-    def save_state(self, instance_id: str, state_data: StateDict) -> None:
-        validate_id(instance_id, "instance_id")
+    @contextlib.contextmanager
+    def _transaction(
+        self, instance_id: str, feature_id: str | None = None
+    ) -> Iterator[LogTransaction]:
         with self._lock:
-            if instance_id not in self._states:
-                self._index(state_data["feature_id"], instance_id)
-            self._states[instance_id] = json.dumps(state_data)
+            yield _MemoryTransaction(self, instance_id, feature_id)
 
-    def load_state(self, instance_id: str) -> StateDict | None:
-        validate_id(instance_id, "instance_id")
+    def _read(self, instance_id: str) -> tuple[Head, list[Event]] | None:
         with self._lock:
-            text = self._states.get(instance_id)
-        return None if text is None else decode_state(text, instance_id, _WHERE)
+            found = self._instances.get(instance_id)
+            if found is None or not found.head:
+                return None
+            head, events = found.head, list(found.events)
+        return self._head(instance_id, head), [self._decode(instance_id, e) for e in events]
+
+    def _read_head(self, instance_id: str) -> Head | None:
+        with self._lock:
+            found = self._instances.get(instance_id)
+            head = None if found is None else found.head
+        return self._head(instance_id, head) if head else None
+
+    def _head(self, instance_id: str, text: str) -> Head:
+        return _log.check_head(
+            _log.decode_json(text, instance_id, self.where), instance_id, self.where
+        )
+
+    def _decode(self, instance_id: str, text: str) -> Event:
+        event = _log.decode_json(text, instance_id, self.where)
+        if not isinstance(event, dict):
+            raise _log.corrupt(instance_id, self.where, "an event is not an object")
+        return event
+
+    def _read_texts(self, instance_id: str, task: str, version: int) -> TaskTexts | None:
+        with self._lock:
+            found = self._instances.get(instance_id)
+            text = None if found is None else found.texts.get((task, version))
+        if text is None:
+            return None
+        data = _log.decode_json(text, instance_id, self.where)
+        if not isinstance(data, list) or len(data) != 3 or not isinstance(data[0], dict):
+            raise _log.corrupt(
+                instance_id, self.where, f"texts of task {task!r} are damaged", phase=task
+            )
+        return TaskTexts(*data)
 
     def list_instances_by_feature(self, feature_id: str) -> list[str]:
         validate_id(feature_id, "feature_id")
         with self._lock:
             return list(self._features.get(feature_id, ()))
 
-    def save_task_artifacts(
-        self,
-        feature_id: str,
-        instance_id: str,
-        phase_name: str,
-        task_record_data: dict[str, Any],
-        prompt_content: str,
-        ai_response_content: str,
-    ) -> None:
-        validate_id(instance_id, "instance_id")
-        validate_id(phase_name, "phase_name")
-        artifacts = {
-            "record": task_record_data,
-            "prompt": prompt_content,
-            "response": ai_response_content,
-        }
-        with self._lock:
-            self._artifacts[(instance_id, phase_name)] = json.dumps(artifacts)
-
-    def load_task_artifacts(self, instance_id: str, phase_name: str) -> dict[str, Any] | None:
-        validate_id(instance_id, "instance_id")
-        validate_id(phase_name, "phase_name")
-        with self._lock:
-            text = self._artifacts.get((instance_id, phase_name))
-        if text is None:
-            return None
-        try:
-            artifacts: dict[str, Any] = json.loads(text)
-        except json.JSONDecodeError as error:
-            raise CorruptStateError(
-                f"task artifacts of phase {phase_name!r} of instance {instance_id!r} "
-                f"in {_WHERE} are corrupt: {error}",
-                instance_id=instance_id,
-                phase=phase_name,
-            ) from None
-        return artifacts
-
-    def list_task_phases(self, instance_id: str) -> list[str]:
-        validate_id(instance_id, "instance_id")
-        with self._lock:
-            return sorted(phase for iid, phase in self._artifacts if iid == instance_id)
-
-    def create_state(self, state_data: StateDict) -> None:
-        instance_id = validate_id(state_data["instance_id"], "instance_id")
-        with self._lock:
-            if instance_id in self._states:
-                raise ValidationError(f"workflow instance {instance_id!r} already exists")
-            self.save_state(instance_id, state_data)
-
-    def update_state(self, instance_id: str, mutate: Mutation) -> StateDict:
-        validate_id(instance_id, "instance_id")
-        with self._lock:
-            text = self._states.get(instance_id)
-            if text is None:
-                raise not_found(instance_id)
-            current = decode_state(text, instance_id, _WHERE)
-            new = mutate(current)
-            new["version"] = current.get("version", 0) + 1
-            self._states[instance_id] = json.dumps(new)
-            return _copy(new)
-
-    def delete_instance(self, instance_id: str) -> bool:
-        validate_id(instance_id, "instance_id")
-        with self._lock:
-            text = self._states.pop(instance_id, None)
-            if text is None:
-                return False
-            for key in [key for key in self._artifacts if key[0] == instance_id]:
-                del self._artifacts[key]
-            for feature_id, ids in list(self._features.items()):
-                if instance_id in ids:
-                    ids.remove(instance_id)
-                if not ids:
-                    del self._features[feature_id]
-            return True
-
     def list_features(self) -> list[str]:
         with self._lock:
             return sorted(self._features)
 
-    def _index(self, feature_id: str, instance_id: str) -> None:
-        self._features.setdefault(validate_id(feature_id, "feature_id"), []).append(instance_id)
+    def feature_status_counts(self, feature_id: str) -> list[StatusCount]:
+        validate_id(feature_id, "feature_id")
+        with self._lock:
+            cached = self._rollups.get(feature_id)
+            if cached is None:
+                counts = self._counts.get(feature_id, {})
+                created = self._created.__getitem__
+                rows = [(s, len(ids), max(ids, key=created)) for s, ids in counts.items() if ids]
+                cached = self._rollups[feature_id] = _by_newest(rows, self._created)
+            return list(cached)
+
+    def _count(self, feature_id: str, instance_id: str, old: str | None, new: str) -> None:
+        self._rollups.pop(feature_id, None)
+        counts = self._counts.setdefault(feature_id, {})
+        if old is not None:
+            counts[old].discard(instance_id)
+        counts.setdefault(new, set()).add(instance_id)
+
+    def put_schema(
+        self, name: str, version: int, content_hash: str, schema: dict[str, Any]
+    ) -> None:
+        with self._lock:
+            self._schemas[(name, version)] = json.dumps([content_hash, schema])
+
+    def list_schemas(self) -> list[SchemaRow]:
+        with self._lock:
+            rows = sorted(self._schemas.items())
+        return [SchemaRow(name, version, *json.loads(text)) for (name, version), text in rows]
+
+
+def _by_newest(rows: list[tuple[str, int, str]], created: dict[str, int]) -> list[StatusCount]:
+    """Status counts ordered by their newest instance's creation, oldest first."""
+    return [StatusCount(*row) for row in sorted(rows, key=lambda row: created[row[2]])]
+
+
+class _MemoryTransaction(LogTransaction):
+    def __init__(self, store: MemoryStore, instance_id: str, feature_id: str | None) -> None:
+        self.store, self.instance_id, self.feature_id = store, instance_id, feature_id
+
+    def head(self) -> Head | None:
+        head = self.store._read_head(self.instance_id)
+        if head is not None:
+            last = self.store._instances[self.instance_id].events[-1]
+            if not _log.is_tail_of(self.store._decode(self.instance_id, last), head):
+                raise _log.corrupt(
+                    self.instance_id, self.store.where, "its head does not match its log"
+                )
+        return head
+
+    def events(self) -> list[Event]:
+        found = self.store._read(self.instance_id)
+        return [] if found is None else found[1]
+
+    def append(
+        self, events: list[Event], head: Head, texts: tuple[str, int, TaskTexts] | None
+    ) -> None:
+        store = self.store
+        encoded = [_log.canonical(event).decode("utf-8") for event in events]
+        head_text = _log.canonical(head).decode("utf-8")
+        found = store._instances.get(self.instance_id)
+        old_status = None
+        if found is None or not found.head:
+            assert self.feature_id is not None
+            found = store._instances[self.instance_id] = _Instance(self.feature_id)
+            store._features.setdefault(self.feature_id, []).append(self.instance_id)
+            store._created[self.instance_id] = len(store._created)
+        else:
+            old_status = _log.head_status(store._head(self.instance_id, found.head))
+        if texts is not None:
+            task, version, data = texts
+            found.texts[(task, version)] = json.dumps(list(data))
+        found.events.extend(encoded)
+        found.head = head_text
+        new_status = _log.head_status(head)
+        if new_status != old_status:
+            store._count(found.feature_id, self.instance_id, old_status, new_status)
+
+    def replace_prefix(self, checkpoint: Event, upto: int) -> None:
+        found = self.store._instances[self.instance_id]
+        kept = [
+            text
+            for text in found.events
+            if self.store._decode(self.instance_id, text)["seq"] > upto
+        ]
+        found.events = [_log.canonical(checkpoint).decode("utf-8"), *kept]

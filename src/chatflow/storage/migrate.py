@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from chatflow.errors import CorruptStateError
-from chatflow.storage._codec import sha256_hex
+from chatflow.storage._log import sha256_hex
 from chatflow.storage._open import is_store_url, open_store, require_store
 from chatflow.storage.base import IWorkflowStateStore
 

@@ -32,25 +32,9 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from chatflow._validation import validate_id
 from chatflow.errors import StorageError, ValidationError
-from chatflow.storage._codec import (
-    ArtifactRow,
-    decode_artifacts,
-    decode_state,
-    encode_artifacts,
-    encode_state,
-)
 from chatflow.storage._pg_errors import describe_target, translate
-from chatflow.storage.base import (
-    InstanceSummary,
-    IWorkflowStateStore,
-    Mutation,
-    StateDict,
-    StatusCount,
-    check_status_filter,
-    not_found,
-)
+from chatflow.storage._sql import Cursor, SQLStore, tables, upgrade_v1
 
 if TYPE_CHECKING:
     import psycopg
@@ -96,6 +80,16 @@ def migrations(s: str) -> tuple[tuple[str, ...], ...]:
                 PRIMARY KEY (instance_id, phase_name)
             )""",
         ),
+        # 2: the event log model (chatflow.storage._sql); 1.x rows are converted in Python.
+        (
+            *tables(
+                f"{s}.",
+                blob="bytea",
+                real="double precision",
+                seq="bigint GENERATED ALWAYS AS IDENTITY UNIQUE",
+                json_type="text",
+            ),
+        ),
     )
 
 
@@ -114,7 +108,7 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-class PostgresStore(IWorkflowStateStore):
+class PostgresStore(SQLStore):
     """State in PostgreSQL, safe for many threads, processes and machines.
 
     ``url`` is a libpq URL or connection string; a ``schema`` query parameter in the URL
@@ -139,6 +133,7 @@ class PostgresStore(IWorkflowStateStore):
         lock_timeout: float = 30.0,
         connect_timeout: int = 10,
     ) -> None:
+        super().__init__()
         self.url, url_schema = _split_schema(url)
         self.schema = _check_schema(schema or url_schema or DEFAULT_SCHEMA)
         self.durable = durable
@@ -147,10 +142,15 @@ class PostgresStore(IWorkflowStateStore):
         self.lock_timeout = lock_timeout
         self.connect_timeout = connect_timeout
         self._target = describe_target(self.url, self.schema)
+        self.where = self._target
+        self.prefix = f'"{self.schema}".'
+        self.placeholder = "%s"
+        self.lock_clause = " FOR UPDATE OF h"
+        self.append_query = f"WITH e AS ({self.sql('insert_event')}) {self.sql('update_head')}"
         self._lock = threading.Lock()
         self._pool: ConnectionPool[Connection] | None = None
         self._closed = False
-        self._sql = _Queries(f'"{self.schema}"')
+        self._quoted = f'"{self.schema}"'
         _stores.add(self)
 
     def __repr__(self) -> str:
@@ -233,9 +233,16 @@ class PostgresStore(IWorkflowStateStore):
             yield conn
 
     @contextlib.contextmanager
-    def _transaction(self, action: str) -> Iterator[Connection]:
+    def _write_cursor(self, action: str) -> Iterator[Cursor]:
         """One transaction: committed if the block completes, rolled back if it raises."""
         with self._connection(action) as conn, conn.transaction():
+            yield conn
+
+    @contextlib.contextmanager
+    def _read_cursor(self, action: str) -> Iterator[Cursor]:
+        """A repeatable-read transaction: its queries share one snapshot."""
+        with self._connection(action) as conn, conn.transaction():
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
             yield conn
 
     def _query(self, action: str, query: str, params: tuple[Any, ...] = ()) -> list[Any]:
@@ -245,16 +252,16 @@ class PostgresStore(IWorkflowStateStore):
     # -- schema ----------------------------------------------------------------------
 
     def _migrate(self, conn: Connection) -> None:
-        steps = migrations(self._sql.prefix)
+        steps = migrations(self._quoted)
         if self._schema_version(conn) == len(steps):
             return
         with conn.transaction():
             # Serialises concurrent first starts: the loser waits, then finds nothing to do.
-            key = int.from_bytes(hashlib.sha256(self._sql.prefix.encode()).digest()[:8], "big")
+            key = int.from_bytes(hashlib.sha256(self._quoted.encode()).digest()[:8], "big")
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (key - (1 << 63),))
-            conn.execute(f"CREATE SCHEMA IF NOT EXISTS {self._sql.prefix}")
+            conn.execute(f"CREATE SCHEMA IF NOT EXISTS {self._quoted}")
             conn.execute(
-                f"CREATE TABLE IF NOT EXISTS {self._sql.prefix}.schema_migrations "
+                f"CREATE TABLE IF NOT EXISTS {self._quoted}.schema_migrations "
                 "(version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
             )
             version = self._schema_version(conn)
@@ -266,195 +273,20 @@ class PostgresStore(IWorkflowStateStore):
             for number in range(version, len(steps)):
                 for statement in steps[number]:
                     conn.execute(statement)
+                if number == 1:
+                    upgrade_v1(self, conn)
                 conn.execute(
-                    f"INSERT INTO {self._sql.prefix}.schema_migrations (version) VALUES (%s)",
+                    f"INSERT INTO {self._quoted}.schema_migrations (version) VALUES (%s)",
                     (number + 1,),
                 )
 
     def _schema_version(self, conn: Connection) -> int:
-        table = f"{self._sql.prefix}.schema_migrations"
+        table = f"{self._quoted}.schema_migrations"
         exists = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (table,)).fetchone()
         if not exists or not exists[0]:
             return 0
         row = conn.execute(f"SELECT coalesce(max(version), 0) FROM {table}").fetchone()
         return int(row[0]) if row else 0
-
-    # -- instances -------------------------------------------------------------------
-
-    def load_state(self, instance_id: str) -> StateDict | None:
-        validate_id(instance_id, "instance_id")
-        rows = self._query("read from", self._sql.load, (instance_id,))
-        return decode_state(rows[0][0], instance_id, self._target) if rows else None
-
-    def create_state(self, state_data: StateDict) -> None:
-        row = encode_state(validate_id(state_data.get("instance_id"), "instance_id"), state_data)
-        with self._connection("write to") as conn:
-            created = conn.execute(self._sql.insert, row).rowcount
-        if not created:
-            raise ValidationError(
-                f"workflow instance {row.instance_id!r} already exists",
-                instance_id=row.instance_id,
-            )
-
-    def save_state(self, instance_id: str, state_data: StateDict) -> None:
-        row = encode_state(instance_id, state_data)
-        with self._connection("write to") as conn:
-            conn.execute(self._sql.upsert, row)
-
-    def update_state(self, instance_id: str, mutate: Mutation) -> StateDict:
-        validate_id(instance_id, "instance_id")
-        with self._transaction("update") as conn:
-            found = conn.execute(self._sql.load_for_update, (instance_id,)).fetchone()
-            if found is None:
-                raise not_found(instance_id)
-            current = decode_state(found[0], instance_id, self._target)
-            version = current.get("version", 0)
-            new = mutate(current)
-            new["version"] = version + 1
-            row = encode_state(instance_id, new)
-            conn.execute(self._sql.update, (*row[1:], row.instance_id))
-        return new
-
-    # -- listings --------------------------------------------------------------------
-
-    def delete_instance(self, instance_id: str) -> bool:
-        validate_id(instance_id, "instance_id")
-        with self._transaction("delete from") as conn:
-            conn.execute(self._sql.delete_artifacts, (instance_id,))
-            deleted: int = conn.execute(self._sql.delete, (instance_id,)).rowcount
-        return deleted > 0
-
-    def list_instances_by_feature(self, feature_id: str) -> list[str]:
-        validate_id(feature_id, "feature_id")
-        rows = self._query("list", self._sql.feature_ids, (feature_id,))
-        return [row[0] for row in rows]
-
-    def list_feature_summaries(self, feature_id: str) -> list[InstanceSummary]:
-        validate_id(feature_id, "feature_id")
-        rows = self._query("list", self._sql.feature_summaries, (feature_id,))
-        return list(map(InstanceSummary._make, rows))
-
-    def feature_status_counts(self, feature_id: str) -> list[StatusCount]:
-        validate_id(feature_id, "feature_id")
-        rows = self._query("count", self._sql.status_counts, (feature_id,))
-        return list(map(StatusCount._make, rows))
-
-    def list_instances(
-        self, feature_id: str | None = None, status: str | None = None
-    ) -> list[InstanceSummary]:
-        if feature_id is not None:
-            validate_id(feature_id, "feature_id")
-        check_status_filter(status)
-        rows = self._query("list", self._sql.filtered, (feature_id, feature_id, status, status))
-        return list(map(InstanceSummary._make, rows))
-
-    def list_features(self) -> list[str]:
-        return [row[0] for row in self._query("list", self._sql.features)]
-
-    def list_instance_ids(self) -> list[str]:
-        return [row[0] for row in self._query("list", self._sql.all_ids)]
-
-    # -- task artifacts --------------------------------------------------------------
-
-    def save_task_artifacts(
-        self,
-        feature_id: str,
-        instance_id: str,
-        phase_name: str,
-        task_record_data: dict[str, Any],
-        prompt_content: str,
-        ai_response_content: str,
-    ) -> None:
-        ids = (
-            validate_id(instance_id, "instance_id"),
-            validate_id(phase_name, "phase_name"),
-            validate_id(feature_id, "feature_id"),
-        )
-        row = encode_artifacts(task_record_data, prompt_content, ai_response_content)
-        texts = (row.prompt.encode("utf-8"), row.response.encode("utf-8"))
-        with self._connection("write to") as conn:
-            conn.execute(self._sql.save_artifacts, (*ids, row.record, *texts, *row[3:]))
-
-    def load_task_artifacts(self, instance_id: str, phase_name: str) -> dict[str, Any] | None:
-        validate_id(instance_id, "instance_id")
-        validate_id(phase_name, "phase_name")
-        rows = self._query("read from", self._sql.load_artifacts, (instance_id, phase_name))
-        if not rows:
-            return None
-        record, prompt, response, prompt_sha, response_sha = rows[0]
-        try:
-            texts = (bytes(prompt).decode("utf-8"), bytes(response).decode("utf-8"))
-        except UnicodeDecodeError:
-            texts = ("", "")  # cannot match a stored checksum: reported as corrupt below
-            prompt_sha = "not UTF-8"
-        row = ArtifactRow(record, *texts, prompt_sha, response_sha)
-        return decode_artifacts(row, instance_id, phase_name, self._target)
-
-    def list_task_phases(self, instance_id: str) -> list[str]:
-        validate_id(instance_id, "instance_id")
-        return [row[0] for row in self._query("list", self._sql.phases, (instance_id,))]
-
-
-class _Queries:
-    """Every statement the store runs, written once for its schema.
-
-    The schema name is interpolated, not passed as a parameter (SQL cannot parameterise
-    identifiers); it is safe because ``_check_schema`` allows only ``[a-z0-9_]``.
-    """
-
-    def __init__(self, prefix: str) -> None:
-        t, a = f"{prefix}.instances", f"{prefix}.task_artifacts"
-        summary = "instance_id, feature_id, status, current_phase, created_at, updated_at"
-        values = "VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
-        self.prefix = prefix
-        self.load = f"SELECT state::text FROM {t} WHERE instance_id = %s"
-        self.load_for_update = f"{self.load} FOR UPDATE"
-        self.insert = (
-            f"INSERT INTO {t} ({summary}, version, state) {values} "
-            "ON CONFLICT (instance_id) DO NOTHING"
-        )
-        self.upsert = (
-            f"INSERT INTO {t} ({summary}, version, state) {values} "
-            "ON CONFLICT (instance_id) DO UPDATE SET feature_id = excluded.feature_id, "
-            "status = excluded.status, current_phase = excluded.current_phase, "
-            "created_at = excluded.created_at, updated_at = excluded.updated_at, "
-            "version = excluded.version, state = excluded.state"
-        )
-        # Parameters: StateRow without its first field, then instance_id.
-        self.update = (
-            f"UPDATE {t} SET feature_id = %s, status = %s, current_phase = %s, "
-            "created_at = %s, updated_at = %s, version = %s, state = %s WHERE instance_id = %s"
-        )
-        self.feature_ids = f"SELECT instance_id FROM {t} WHERE feature_id = %s ORDER BY seq"
-        self.feature_summaries = f"SELECT {summary} FROM {t} WHERE feature_id = %s ORDER BY seq"
-        # Counts come from the covering feature index; one index probe per status.
-        self.status_counts = (
-            f"SELECT g.status, g.n, i.instance_id FROM (SELECT feature_id, status, "
-            f"count(*) AS n, max(seq) AS newest FROM {t} WHERE feature_id = %s "
-            f"GROUP BY feature_id, status) AS g JOIN {t} AS i "
-            "ON i.feature_id = g.feature_id AND i.seq = g.newest ORDER BY g.newest"
-        )
-        self.filtered = (
-            f"SELECT {summary} FROM {t} WHERE (%s::text IS NULL OR feature_id = %s) "
-            "AND (%s::text IS NULL OR status = %s) ORDER BY feature_id, seq"
-        )
-        self.features = f"SELECT DISTINCT feature_id FROM {t} ORDER BY feature_id"
-        self.all_ids = f"SELECT instance_id FROM {t} ORDER BY feature_id, seq"
-        self.save_artifacts = (
-            f"INSERT INTO {a} (instance_id, phase_name, feature_id, record, prompt, response, "
-            f"prompt_sha256, response_sha256) {values} "
-            "ON CONFLICT (instance_id, phase_name) DO UPDATE SET "
-            "feature_id = excluded.feature_id, record = excluded.record, "
-            "prompt = excluded.prompt, response = excluded.response, "
-            "prompt_sha256 = excluded.prompt_sha256, response_sha256 = excluded.response_sha256"
-        )
-        self.load_artifacts = (
-            f"SELECT record::text, prompt, response, prompt_sha256, response_sha256 FROM {a} "
-            "WHERE instance_id = %s AND phase_name = %s"
-        )
-        self.delete_artifacts = f"DELETE FROM {a} WHERE instance_id = %s"
-        self.delete = f"DELETE FROM {t} WHERE instance_id = %s"
-        self.phases = f"SELECT phase_name FROM {a} WHERE instance_id = %s ORDER BY phase_name"
 
 
 def _split_schema(url: str) -> tuple[str, str | None]:

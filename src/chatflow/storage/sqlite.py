@@ -30,30 +30,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from chatflow._validation import validate_id
 from chatflow.errors import (
     ChatFlowError,
     CorruptStateError,
     LockTimeoutError,
     StorageError,
-    ValidationError,
 )
-from chatflow.storage._codec import (
-    ArtifactRow,
-    decode_artifacts,
-    decode_state,
-    encode_artifacts,
-    encode_state,
-)
-from chatflow.storage.base import (
-    InstanceSummary,
-    IWorkflowStateStore,
-    Mutation,
-    StateDict,
-    StatusCount,
-    check_status_filter,
-    not_found,
-)
+from chatflow.storage._sql import Cursor, SQLStore, tables, upgrade_v1
 
 # Each entry upgrades the database by one version; never edit one that has shipped.
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
@@ -86,9 +69,9 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             PRIMARY KEY (instance_id, phase_name)
         )""",
     ),
+    # 2: the event log model (chatflow.storage._sql); 1.x rows are converted in Python.
+    tables("", blob="BLOB", real="REAL", seq="INTEGER PRIMARY KEY", json_type="TEXT"),
 )
-
-_SUMMARY_COLUMNS = "instance_id, feature_id, status, current_phase, created_at, updated_at"
 
 # SQLite result codes (the low byte of an extended code) that get their own error.
 _BUSY, _LOCKED, _CORRUPT, _FULL, _NOTADB = 5, 6, 11, 13, 26
@@ -97,7 +80,7 @@ _BUSY, _LOCKED, _CORRUPT, _FULL, _NOTADB = 5, 6, 11, 13, 26
 _inherited: list[sqlite3.Connection] = []
 
 
-class SQLiteStore(IWorkflowStateStore):
+class SQLiteStore(SQLStore):
     """State in one SQLite database file, safe for many threads and processes.
 
     ``durable=False`` commits with ``synchronous=NORMAL``: a crash of the process loses
@@ -112,7 +95,9 @@ class SQLiteStore(IWorkflowStateStore):
         durable: bool = True,
         busy_timeout: float = 30.0,
     ) -> None:
+        super().__init__()
         self.path = Path(path).resolve()
+        self.where = f"SQLite database {self.path}"
         self.durable = durable
         self.busy_timeout = busy_timeout
         self._local = threading.local()
@@ -212,7 +197,7 @@ class SQLiteStore(IWorkflowStateStore):
         return StorageError(f"cannot {action} {where}: {error}", path=str(self.path))
 
     @contextlib.contextmanager
-    def _transaction(self, action: str) -> Iterator[sqlite3.Connection]:
+    def _transaction_on(self, action: str) -> Iterator[sqlite3.Connection]:
         """A write transaction holding the database's write lock from its first read.
 
         Anything raised inside (including by ``mutate``) rolls it back; nothing is
@@ -233,6 +218,21 @@ class SQLiteStore(IWorkflowStateStore):
         with self._errors(action):
             return self._connection().execute(sql, params).fetchall()
 
+    def _write_cursor(self, action: str) -> contextlib.AbstractContextManager[Cursor]:
+        return self._transaction_on(action)
+
+    @contextlib.contextmanager
+    def _read_cursor(self, action: str) -> Iterator[Cursor]:
+        """A deferred transaction: in WAL mode its reads share one snapshot."""
+        conn = self._connection()
+        with self._errors(action):
+            conn.execute("BEGIN")
+            try:
+                yield conn
+            finally:
+                if conn.in_transaction:
+                    conn.execute("COMMIT")
+
     # -- schema ----------------------------------------------------------------------
 
     def _migrate(self) -> None:
@@ -244,7 +244,7 @@ class SQLiteStore(IWorkflowStateStore):
                 f"cannot create folder {self.path.parent}: {error.strerror or error}",
                 path=str(self.path),
             ) from error
-        with self._transaction("set up") as conn:
+        with self._transaction_on("set up") as conn:
             version: int = conn.execute("PRAGMA user_version").fetchone()[0]
             if version > len(MIGRATIONS):
                 raise StorageError(
@@ -255,154 +255,9 @@ class SQLiteStore(IWorkflowStateStore):
             for number in range(version, len(MIGRATIONS)):
                 for statement in MIGRATIONS[number]:
                     conn.execute(statement)
+                if number == 1:
+                    upgrade_v1(self, conn)
                 conn.execute(f"PRAGMA user_version = {number + 1}")
-
-    # -- instances -------------------------------------------------------------------
-
-    def load_state(self, instance_id: str) -> StateDict | None:
-        validate_id(instance_id, "instance_id")
-        rows = self._query(
-            "read", "SELECT state FROM instances WHERE instance_id = ?", (instance_id,)
-        )
-        return decode_state(rows[0][0], instance_id, str(self.path)) if rows else None
-
-    def create_state(self, state_data: StateDict) -> None:
-        row = encode_state(validate_id(state_data.get("instance_id"), "instance_id"), state_data)
-        with self._transaction("write") as conn:
-            if conn.execute(
-                "SELECT 1 FROM instances WHERE instance_id = ?", (row.instance_id,)
-            ).fetchone():
-                raise ValidationError(
-                    f"workflow instance {row.instance_id!r} already exists",
-                    instance_id=row.instance_id,
-                )
-            conn.execute(_INSERT, row)
-
-    def save_state(self, instance_id: str, state_data: StateDict) -> None:
-        row = encode_state(instance_id, state_data)
-        with self._transaction("write") as conn:
-            conn.execute(_UPSERT, row)
-
-    def update_state(self, instance_id: str, mutate: Mutation) -> StateDict:
-        validate_id(instance_id, "instance_id")
-        with self._transaction("update") as conn:
-            found = conn.execute(
-                "SELECT state FROM instances WHERE instance_id = ?", (instance_id,)
-            ).fetchone()
-            if found is None:
-                raise not_found(instance_id)
-            current = decode_state(found[0], instance_id, str(self.path))
-            version = current.get("version", 0)
-            new = mutate(current)
-            new["version"] = version + 1
-            conn.execute(_UPDATE, encode_state(instance_id, new))
-        return new
-
-    def delete_instance(self, instance_id: str) -> bool:
-        validate_id(instance_id, "instance_id")
-        with self._transaction("delete") as conn:
-            conn.execute("DELETE FROM task_artifacts WHERE instance_id = ?", (instance_id,))
-            deleted = conn.execute("DELETE FROM instances WHERE instance_id = ?", (instance_id,))
-            return deleted.rowcount > 0
-
-    # -- listings --------------------------------------------------------------------
-
-    def list_instances_by_feature(self, feature_id: str) -> list[str]:
-        validate_id(feature_id, "feature_id")
-        rows = self._query(
-            "list",
-            "SELECT instance_id FROM instances WHERE feature_id = ? ORDER BY seq",
-            (feature_id,),
-        )
-        return [row[0] for row in rows]
-
-    def list_feature_summaries(self, feature_id: str) -> list[InstanceSummary]:
-        validate_id(feature_id, "feature_id")
-        rows = self._query(
-            "list",
-            f"SELECT {_SUMMARY_COLUMNS} FROM instances WHERE feature_id = ? ORDER BY seq",
-            (feature_id,),
-        )
-        return list(map(InstanceSummary._make, rows))
-
-    def feature_status_counts(self, feature_id: str) -> list[StatusCount]:
-        validate_id(feature_id, "feature_id")
-        rows = self._query("count", _STATUS_COUNTS, (feature_id,))
-        return list(map(StatusCount._make, rows))
-
-    def list_instances(
-        self, feature_id: str | None = None, status: str | None = None
-    ) -> list[InstanceSummary]:
-        where, params = _filters(feature_id, status)
-        rows = self._query(
-            "list",
-            f"SELECT {_SUMMARY_COLUMNS} FROM instances {where} ORDER BY feature_id, seq",
-            params,
-        )
-        return list(map(InstanceSummary._make, rows))
-
-    def list_features(self) -> list[str]:
-        rows = self._query("list", "SELECT DISTINCT feature_id FROM instances ORDER BY feature_id")
-        return [row[0] for row in rows]
-
-    def list_instance_ids(self) -> list[str]:
-        rows = self._query("list", "SELECT instance_id FROM instances ORDER BY feature_id, seq")
-        return [row[0] for row in rows]
-
-    # -- task artifacts --------------------------------------------------------------
-
-    def save_task_artifacts(
-        self,
-        feature_id: str,
-        instance_id: str,
-        phase_name: str,
-        task_record_data: dict[str, Any],
-        prompt_content: str,
-        ai_response_content: str,
-    ) -> None:
-        ids = (
-            validate_id(instance_id, "instance_id"),
-            validate_id(phase_name, "phase_name"),
-            validate_id(feature_id, "feature_id"),
-        )
-        row = encode_artifacts(task_record_data, prompt_content, ai_response_content)
-        with self._transaction("write") as conn:
-            conn.execute(_UPSERT_ARTIFACTS, ids + tuple(row))
-
-    def load_task_artifacts(self, instance_id: str, phase_name: str) -> dict[str, Any] | None:
-        validate_id(instance_id, "instance_id")
-        validate_id(phase_name, "phase_name")
-        rows = self._query(
-            "read",
-            "SELECT record, prompt, response, prompt_sha256, response_sha256 "
-            "FROM task_artifacts WHERE instance_id = ? AND phase_name = ?",
-            (instance_id, phase_name),
-        )
-        if not rows:
-            return None
-        return decode_artifacts(ArtifactRow._make(rows[0]), instance_id, phase_name, str(self.path))
-
-    def list_task_phases(self, instance_id: str) -> list[str]:
-        validate_id(instance_id, "instance_id")
-        rows = self._query(
-            "list",
-            "SELECT phase_name FROM task_artifacts WHERE instance_id = ? ORDER BY phase_name",
-            (instance_id,),
-        )
-        return [row[0] for row in rows]
-
-
-def _filters(feature_id: str | None, status: str | None) -> tuple[str, tuple[str, ...]]:
-    """A WHERE clause and its parameters for ``list_instances``'s optional filters."""
-    clauses, params = [], []
-    if feature_id is not None:
-        clauses.append("feature_id = ?")
-        params.append(validate_id(feature_id, "feature_id"))
-    check_status_filter(status)
-    if status is not None:
-        clauses.append("status = ?")
-        params.append(status)
-    return ("WHERE " + " AND ".join(clauses) if clauses else ""), tuple(params)
 
 
 def _result_code(error: sqlite3.Error) -> int | None:
@@ -420,37 +275,3 @@ def _result_code(error: sqlite3.Error) -> int | None:
         if needle in text:
             return guessed
     return None
-
-
-# Counts come from the covering feature index; one row lookup per status names its newest.
-_STATUS_COUNTS = """SELECT g.status, g.n, i.instance_id FROM
-    (SELECT status, count(*) AS n, max(seq) AS newest FROM instances
-     WHERE feature_id = ? GROUP BY status) AS g
-    JOIN instances AS i ON i.seq = g.newest
-    ORDER BY g.newest"""
-
-_INSERT = """INSERT INTO instances
-    (instance_id, feature_id, status, current_phase, created_at, updated_at, version, state)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?)"""
-
-_UPSERT = (
-    _INSERT
-    + """ ON CONFLICT (instance_id) DO UPDATE SET
-    feature_id = excluded.feature_id, status = excluded.status,
-    current_phase = excluded.current_phase, created_at = excluded.created_at,
-    updated_at = excluded.updated_at, version = excluded.version, state = excluded.state"""
-)
-
-_UPDATE = """UPDATE instances SET
-    feature_id = ?2, status = ?3, current_phase = ?4, created_at = ?5, updated_at = ?6,
-    version = ?7, state = ?8
-    WHERE instance_id = ?1"""
-
-_UPSERT_ARTIFACTS = """INSERT INTO task_artifacts
-    (instance_id, phase_name, feature_id, record, prompt, response, prompt_sha256,
-     response_sha256)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-    ON CONFLICT (instance_id, phase_name) DO UPDATE SET
-    feature_id = excluded.feature_id, record = excluded.record, prompt = excluded.prompt,
-    response = excluded.response, prompt_sha256 = excluded.prompt_sha256,
-    response_sha256 = excluded.response_sha256"""

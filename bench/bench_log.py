@@ -1,0 +1,539 @@
+"""Event-log benchmark: every target of the log model, measured in one run, as ratios.
+
+Run:  python bench/bench_log.py [--stores memory,file,sqlite,postgres] [--rounds 7]
+      [--steps 40] [--instances 10000] [--old-src /work/main/src] [--kills 200]
+      [--pg-url postgresql://postgres@127.0.0.1:5432/test] [--skip crash,rss]
+
+The machine is shared and noisy: every figure is the min and median of ``--rounds``
+rounds, and every target is a ratio against a reference measured in the same run
+(interleaved round by round with the measurement it is compared with).
+
+Targets (README "Performance"):
+* durable step at 1,000 and 10,000 history entries <= 1.3x one at 10, every store;
+* file store step >= 0.7x its physical write pattern (append + fdatasync one event,
+  replace the head without fsync) and >= 1.3x the previous release's file store
+  (``--old-src``: a checkout of it, run in a subprocess);
+* SQLite step >= 0.7x a bare SQLite commit of the same writes (insert one event row,
+  update one head row, WAL, synchronous=FULL);
+* PostgreSQL >= 1,000 durable steps/s with 4 processes;
+* roll-up of a 10,000-instance feature <= 10 ms warm, <= 100 ms in a fresh process;
+* creating the 10,000th instance of a feature <= 1.5x creating the first;
+* 0 lost or doubled steps: 8 processes x 500 triggers on one instance;
+* 0 unreadable states, 0 lost acknowledged steps or artifacts after ``--kills`` SIGKILLs;
+* a process touching 100,000 instances stays under 80 MB RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import signal
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from chatflow import WorkflowEngine
+from chatflow.storage import IWorkflowStateStore
+from chatflow.storage._atomic import write_atomic
+
+LOOP: dict[str, Any] = {
+    "name": "endless",
+    "phases": [
+        {"name": "implementation"},
+        {
+            "name": "review",
+            "transitions": [
+                {"to": "$end", "when": {"path": "trigger.verdict", "op": "==", "value": "ok"}},
+                {"to": "implementation"},
+            ],
+        },
+    ],
+}
+SPEC: dict[str, Any] = {
+    "name": "code_generation",
+    "phases": [{"name": "requirement_analysis"}, {"name": "design"}, {"name": "implementation"}],
+}
+TRIGGER = {"result": "x" * 200}
+SIZES = (10, 1_000, 10_000)
+
+
+def open_store(kind: str, where: str, *, durable: bool) -> IWorkflowStateStore:
+    from chatflow.storage import FileStateStore, MemoryStore
+    from chatflow.storage.postgres import PostgresStore
+    from chatflow.storage.sqlite import SQLiteStore
+
+    if kind == "memory":
+        return _MEMORY.setdefault(where, MemoryStore())
+    if kind == "file":
+        return FileStateStore(where, durable=durable)
+    if kind == "sqlite":
+        return SQLiteStore(where, durable=durable)
+    url, schema = where.split("#")
+    return PostgresStore(url, schema=schema, durable=durable)
+
+
+_MEMORY: dict[str, IWorkflowStateStore] = {}
+
+
+def stats(samples: list[float]) -> tuple[float, float]:
+    return min(samples), statistics.median(samples)
+
+
+def ms(value: float) -> str:
+    return f"{value * 1000:.3f}"
+
+
+def row(name: str, figure: str, target: str, ok: bool | None) -> None:
+    mark = "" if ok is None else ("met" if ok else "MISSED")
+    print(f"| {name} | {figure} | {target} | {mark} |", flush=True)
+
+
+# -- step cost by history size ---------------------------------------------------------
+
+
+def grow(engine: WorkflowEngine, iid: str, entries: int) -> None:
+    state = engine.get_workflow_instance_status(iid)
+    assert state is not None
+    for _ in range(entries - len(state.history)):
+        engine.trigger_next_step(iid, TRIGGER)
+
+
+def step_costs(
+    kind: str,
+    where: str,
+    rounds: int,
+    steps: int,
+    reference: Callable[[], None] | None = None,
+) -> dict[Any, list[float]]:
+    """Per-step seconds of durable steps on instances of 10, 1,000 and 10,000 entries,
+    and of ``reference`` (a physical write), interleaved round by round."""
+    builder = WorkflowEngine(store=open_store(kind, where, durable=False))
+    ids = {}
+    for size in SIZES:
+        ids[size] = builder.start_workflow_instance(LOOP, {}, f"feat_size_{size}")
+        grow(builder, ids[size], size)
+    engine = WorkflowEngine(store=open_store(kind, where, durable=True))
+    samples: dict[Any, list[float]] = {size: [] for size in (*SIZES, "reference")}
+    for _ in range(rounds):
+        for size in SIZES:
+            start = time.perf_counter()
+            for _ in range(steps):
+                engine.trigger_next_step(ids[size], TRIGGER)
+            samples[size].append((time.perf_counter() - start) / steps)
+        if reference is not None:
+            start = time.perf_counter()
+            for _ in range(steps):
+                reference()
+            samples["reference"].append((time.perf_counter() - start) / steps)
+    return samples
+
+
+def physical_file(folder: Path, event: int, head: int) -> Callable[[], None]:
+    """One step of the file store's write pattern: append + fdatasync one event-sized
+    line, then replace a head-sized file (no fsync)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    log, target = folder / "events.jsonl", folder / "head.json"
+    line, data = b"e" * (event - 1) + b"\n", b"h" * head
+
+    def write() -> None:
+        fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        os.write(fd, line)
+        os.fdatasync(fd)
+        os.close(fd)
+        write_atomic(target, data, durable=False)
+
+    return write
+
+
+def bare_sqlite(path: Path, event: int, head: int) -> Callable[[], None]:
+    """One bare transaction: read the head row, insert an event row, update the head row
+    (WAL, synchronous=FULL, as the store)."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute("CREATE TABLE e (i TEXT, s INTEGER, v TEXT, PRIMARY KEY (i, s))")
+    conn.execute("CREATE TABLE h (i TEXT PRIMARY KEY, status TEXT, s INTEGER, v TEXT)")
+    conn.execute("INSERT INTO h VALUES ('x', 'running', 0, '')")
+    seq = [0]
+
+    def commit() -> None:
+        seq[0] += 1
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("SELECT v FROM h WHERE i = 'x'").fetchone()
+        conn.execute("INSERT INTO e VALUES ('x', ?, ?)", (seq[0], "e" * event))
+        conn.execute("UPDATE h SET s = ?, v = ? WHERE i = 'x'", (seq[0], "h" * head))
+        conn.execute("COMMIT")
+
+    return commit
+
+
+def sizes_of(kind: str, where: str) -> tuple[int, int]:
+    """Bytes of one step's event and of a head, as the store writes them."""
+    from chatflow.storage import _log
+
+    store = open_store(kind, where, durable=False)
+    engine = WorkflowEngine(store=store)
+    iid = engine.start_workflow_instance(LOOP, {}, "feat_sizes")
+    grow(engine, iid, 10)
+    found = store._read(iid)
+    assert found is not None
+    head, events = found
+    return len(_log.canonical(events[-1])) + 1, len(_log.canonical(head))
+
+
+OLD_STEP = """
+import sys, time, json
+from chatflow import WorkflowEngine
+schema = json.loads(sys.argv[2])
+engine = WorkflowEngine(storage_dir=sys.argv[1], durable=False)
+ids = {}
+for size in (10, 1000):
+    ids[size] = engine.start_workflow_instance(schema, {}, "f")
+    for _ in range(size - 1):
+        engine.trigger_next_step(ids[size], {"result": "x" * 200})
+engine = WorkflowEngine(storage_dir=sys.argv[1], durable=True)
+out = {10: [], 1000: []}
+for _ in range(int(sys.argv[3])):
+    for size in (10, 1000):
+        start = time.perf_counter()
+        for _ in range(int(sys.argv[4])):
+            engine.trigger_next_step(ids[size], {"result": "x" * 200})
+        out[size].append((time.perf_counter() - start) / int(sys.argv[4]))
+print(json.dumps(out))
+"""
+
+
+def old_file_store(old_src: str, folder: Path, rounds: int, steps: int) -> dict[str, list[float]]:
+    env = {**os.environ, "PYTHONPATH": old_src}
+    args = [sys.executable, "-c", OLD_STEP, str(folder), json.dumps(LOOP), str(rounds), str(steps)]
+    done = subprocess.run(args, env=env, capture_output=True, text=True, check=True)
+    result: dict[str, list[float]] = json.loads(done.stdout)
+    return result
+
+
+# -- roll-ups and creation -------------------------------------------------------------
+
+
+def create_feature(kind: str, where: str, count: int, batch: int) -> tuple[float, float]:
+    """Create ``count`` instances of one feature; per-create seconds of the first and last
+    ``batch`` (durable)."""
+    engine = WorkflowEngine(store=open_store(kind, where, durable=True))
+    times = []
+    for _ in range(count):
+        start = time.perf_counter()
+        engine.start_workflow_instance(SPEC, {}, "feat_big")
+        times.append(time.perf_counter() - start)
+    return statistics.median(times[:batch]), statistics.median(times[-batch:])
+
+
+def warm_rollup(kind: str, where: str, rounds: int) -> list[float]:
+    engine = WorkflowEngine(store=open_store(kind, where, durable=True))
+    engine.get_feature_status("feat_big")
+    samples = []
+    for _ in range(rounds * 3):
+        start = time.perf_counter()
+        engine.get_feature_status("feat_big")
+        samples.append(time.perf_counter() - start)
+    return samples
+
+
+FRESH = """
+import sys, time
+sys.path.insert(0, sys.argv[3])
+from bench_log import open_store
+from chatflow import WorkflowEngine
+engine = WorkflowEngine(store=open_store(sys.argv[1], sys.argv[2], durable=True))
+start = time.perf_counter()
+rollup = engine.get_feature_status("feat_big")
+print(time.perf_counter() - start, rollup["total_instances"])
+"""
+
+
+def fresh_rollup(kind: str, where: str, rounds: int) -> list[float]:
+    samples = []
+    for _ in range(rounds):
+        args = [sys.executable, "-c", FRESH, kind, where, str(Path(__file__).parent)]
+        done = subprocess.run(args, capture_output=True, text=True, check=True)
+        samples.append(float(done.stdout.split()[0]))
+    return samples
+
+
+# -- correctness under contention and kills --------------------------------------------
+
+
+def _trigger_many(kind: str, where: str, iid: str, count: int) -> int:
+    engine = WorkflowEngine(store=open_store(kind, where, durable=True))
+    for _ in range(count):
+        engine.trigger_next_step(iid, {"n": 1})
+    return count
+
+
+def contention(kind: str, where: str, processes: int, each: int) -> tuple[int, int, float]:
+    """8 processes x ``each`` triggers on one instance: (lost or doubled, steps, steps/s)."""
+    engine = WorkflowEngine(store=open_store(kind, where, durable=True))
+    iid = engine.start_workflow_instance(LOOP, {}, "feat_contention")
+    start = time.perf_counter()
+    if kind == "memory":
+        import threading
+
+        threads = [
+            threading.Thread(target=_trigger_many, args=(kind, where, iid, each))
+            for _ in range(processes)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    else:
+        with multiprocessing.get_context("spawn").Pool(processes) as pool:
+            pool.starmap(_trigger_many, [(kind, where, iid, each)] * processes)
+    elapsed = time.perf_counter() - start
+    state = engine.get_workflow_instance_status(iid)
+    assert state is not None
+    steps = processes * each
+    problems = abs(state.version - 1 - steps) + abs(len(state.history) - 1 - steps)
+    problems += 0 if engine.verify(iid) is None else 1
+    return problems, steps, steps / elapsed
+
+
+def four_processes(kind: str, where: str, each: int) -> float:
+    """Durable steps/s of 4 processes, each on an instance of its own."""
+    engine = WorkflowEngine(store=open_store(kind, where, durable=True))
+    ids = [engine.start_workflow_instance(LOOP, {}, "feat_four") for _ in range(4)]
+    start = time.perf_counter()
+    with multiprocessing.get_context("spawn").Pool(4) as pool:
+        pool.starmap(_trigger_many, [(kind, where, iid, each) for iid in ids])
+    return 4 * each / (time.perf_counter() - start)
+
+
+KILL_LOOP = """
+import sys
+sys.path.insert(0, sys.argv[4])
+from bench_log import open_store
+from chatflow import WorkflowEngine
+engine = WorkflowEngine(store=open_store(sys.argv[1], sys.argv[2], durable=True))
+iid, n = sys.argv[3], 0
+while True:
+    n += 1
+    if n % 2:
+        engine.trigger_next_step(iid, {"n": n})
+    else:
+        engine.record_task_artifacts(iid, f"prompt {n}", f"response {n}")
+    print(n, flush=True)
+"""
+
+
+def kills(kind: str, where: str, count: int) -> tuple[int, int]:
+    """SIGKILL a writer alternating steps and artifact recording ``count`` times; return
+    (unreadable or lost, acknowledged operations)."""
+    import random
+
+    engine = WorkflowEngine(store=open_store(kind, where, durable=True))
+    iid = engine.start_workflow_instance(LOOP, {}, "feat_kill")
+    problems = acknowledged_total = 0
+    for _ in range(count):
+        before = engine.get_workflow_instance_status(iid)
+        assert before is not None
+        args = [sys.executable, "-c", KILL_LOOP, kind, where, iid, str(Path(__file__).parent)]
+        child = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
+        assert child.stdout is not None
+        child.stdout.readline()
+        time.sleep(random.uniform(0.0, 0.05))
+        child.send_signal(signal.SIGKILL)
+        acknowledged = 1 + sum(1 for line in child.stdout if line.strip())
+        child.wait()
+        acknowledged_total += acknowledged
+        try:
+            after = engine.get_workflow_instance_status(iid)
+            assert after is not None
+            steps = (acknowledged + 1) // 2
+            if len(after.history) < len(before.history) + steps:
+                problems += 1
+            if engine.verify(iid) is not None:
+                problems += 1
+        except Exception:  # noqa: BLE001 - any failure to read counts as a problem
+            problems += 1
+    return problems, acknowledged_total
+
+
+RSS = """
+import resource, sys, tempfile
+from chatflow import WorkflowEngine
+engine = WorkflowEngine(storage_dir=sys.argv[1], durable=False)
+ids = [engine.start_workflow_instance({"name": "w", "phases": [{"name": "a"}, {"name": "b"}]},
+       {}, f"feat_{i % 100}") for i in range(int(sys.argv[2]))]
+engine = WorkflowEngine(storage_dir=sys.argv[1], durable=False)
+for iid in ids:
+    engine.trigger_next_step(iid)
+    engine.get_workflow_instance_status(iid)
+for feature in engine.list_features():
+    engine.get_feature_status(feature)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+"""
+
+
+def rss(folder: Path, count: int) -> float:
+    done = subprocess.run(
+        [sys.executable, "-c", RSS, str(folder), str(count)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return float(done.stdout.split()[-1])
+
+
+# -- main ------------------------------------------------------------------------------
+
+
+def pg_where(url: str) -> str | None:
+    try:
+        import psycopg
+
+        with psycopg.connect(url, connect_timeout=3):
+            pass
+    except Exception as error:  # noqa: BLE001 - reported, and PostgreSQL is left out
+        print(f"(PostgreSQL left out: {str(error).strip().splitlines()[0]})")
+        return None
+    return f"{url}#bench_log_{os.getpid()}"
+
+
+def drop_pg(where: str) -> None:
+    import psycopg
+
+    url, schema = where.split("#")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--stores", default="memory,file,sqlite,postgres")
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--instances", type=int, default=10_000)
+    parser.add_argument("--kills", type=int, default=200)
+    parser.add_argument("--old-src", default="/work/main/src")
+    parser.add_argument("--pg-url", default="postgresql://postgres@127.0.0.1:5432/test")
+    parser.add_argument(
+        "--skip", default="", help="comma list of: size,rollup,contention,crash,rss"
+    )
+    args = parser.parse_args()
+    skip = set(args.skip.split(","))
+    tmp = Path(tempfile.mkdtemp(prefix="bench_log_"))
+    print(f"bench_log: {args.rounds} rounds, min / median; {os.cpu_count()} CPUs, shared machine")
+    print("| measurement | min / median | target | |")
+    print("|---|---|---|---|")
+    for kind in args.stores.split(","):
+        where = {
+            "memory": "m",
+            "file": str(tmp / kind),
+            "sqlite": str(tmp / "state.db"),
+        }.get(kind) or pg_where(args.pg_url)
+        if where is None:
+            continue
+        try:
+            run_store(kind, where, args, skip, tmp)
+        finally:
+            if kind == "postgres":
+                drop_pg(where)
+
+
+def run_store(  # noqa: PLR0912 - one section per target, in the docstring's order
+    kind: str, where: str, args: argparse.Namespace, skip: set[str], tmp: Path
+) -> None:
+    measured: Callable[[list[float]], str] = lambda s: " / ".join(ms(v) for v in stats(s)) + " ms"  # noqa: E731
+    if "size" not in skip:
+        reference = None
+        if kind in ("file", "sqlite"):
+            event, head = sizes_of(kind, where)
+            if kind == "file":
+                reference = physical_file(tmp / "physical", event, head)
+            else:
+                reference = bare_sqlite(tmp / "bare.db", event, head)
+        costs = step_costs(kind, where, args.rounds, args.steps, reference)
+        for size in SIZES:
+            row(f"{kind}: durable step at {size:,} entries", measured(costs[size]), "", None)
+        base = statistics.median(costs[10])
+        for size in SIZES[1:]:
+            ratio = statistics.median(costs[size]) / base
+            row(
+                f"{kind}: step {size:,} / step 10 (medians)",
+                f"{ratio:.2f}x",
+                "<= 1.3x",
+                ratio <= 1.3,
+            )
+        if reference is not None:
+            what = "physical append+fdatasync, head replace" if kind == "file" else "bare commit"
+            row(f"{kind}: {what}", measured(costs["reference"]), "", None)
+            ratio = statistics.median(costs["reference"]) / base
+            row(f"{kind}: {what} / step (medians)", f"{ratio:.2f}x", ">= 0.7x", ratio >= 0.7)
+        if kind == "file" and Path(args.old_src).is_dir():
+            old = old_file_store(args.old_src, tmp / "old", args.rounds, args.steps)
+            for size in ("10", "1000"):
+                new = statistics.median(costs[int(size)])
+                speed = statistics.median(old[size]) / new
+                row(f"file: previous release step at {size} entries", measured(old[size]), "", None)
+                row(
+                    f"file: speed-up vs previous at {size}",
+                    f"{speed:.2f}x",
+                    ">= 1.3x",
+                    speed >= 1.3,
+                )
+    if "rollup" not in skip:
+        first, last = create_feature(kind, where, args.instances, 500)
+        ratio = last / first
+        row(
+            f"{kind}: create, last 500 / first 500 of {args.instances:,}",
+            f"{ms(first)} -> {ms(last)} ms = {ratio:.2f}x",
+            "<= 1.5x",
+            ratio <= 1.5,
+        )
+        warm = warm_rollup(kind, where, args.rounds)
+        row(
+            f"{kind}: roll-up of {args.instances:,}, warm",
+            measured(warm),
+            "<= 10 ms",
+            statistics.median(warm) <= 0.010,
+        )
+        if kind != "memory":
+            fresh = fresh_rollup(kind, where, min(args.rounds, 5))
+            row(
+                f"{kind}: roll-up of {args.instances:,}, fresh process",
+                measured(fresh),
+                "<= 100 ms",
+                statistics.median(fresh) <= 0.100,
+            )
+    if "contention" not in skip:
+        problems, _, rate = contention(kind, where, 8, 500)
+        row(
+            f"{kind}: 8 x 500 triggers on one instance",
+            f"{problems} lost/doubled ({rate:.0f} steps/s)",
+            "0",
+            problems == 0,
+        )
+        if kind == "postgres":
+            rate = four_processes(kind, where, 500)
+            row("postgres: 4 processes, durable steps/s", f"{rate:.0f}", ">= 1,000", rate >= 1000)
+    if "crash" not in skip and kind != "memory":
+        problems, acknowledged = kills(kind, where, args.kills)
+        row(
+            f"{kind}: {args.kills} SIGKILLs in steps + artifacts",
+            f"{problems} problems, {acknowledged} acknowledged",
+            "0",
+            problems == 0,
+        )
+    if "rss" not in skip and kind == "file":
+        peak = rss(tmp / "rss", 100_000)
+        row("file: peak RSS touching 100,000 instances", f"{peak:.0f} MB", "< 80 MB", peak < 80)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,405 @@
+"""What SQLite and PostgreSQL stores share: the tables, every query, and the log
+transaction. The two stores differ only in dialect (placeholders, types, row locks,
+schema prefix) and connection handling, which they supply.
+
+Tables::
+
+    heads           one row per instance: indexed fields (feature, status, ...) + head JSON
+    events          (instance_id, seq) -> event JSON: the log
+    task_texts      (instance_id, task, version) -> record, prompt, response
+    feature_counts  (feature_id, status) -> number of instances, kept by every step
+    schemas         (name, version) -> content hash, schema JSON
+
+A step is one transaction: read the head (locked), append its event row, update the
+head row and, if the status changed, two ``feature_counts`` rows (in status order, so
+concurrent steps never deadlock). The commit is the commit point.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from abc import abstractmethod
+from collections.abc import Iterator
+from typing import Any, Protocol
+
+from chatflow._validation import validate_id
+from chatflow.storage import _log
+from chatflow.storage._log import Event, Head
+from chatflow.storage.base import (
+    InstanceSummary,
+    IWorkflowStateStore,
+    LogTransaction,
+    SchemaRow,
+    StatusCount,
+    TaskTexts,
+    check_status_filter,
+)
+
+
+class Cursor(Protocol):
+    """What a store's transaction hands out: ``execute`` returning rows."""
+
+    def execute(self, sql: str, params: tuple[Any, ...] = ()) -> Any: ...
+
+
+def tables(p: str, *, blob: str, real: str, seq: str, json_type: str) -> tuple[str, ...]:
+    """The log model's tables for prefix ``p``, in one dialect."""
+    return (
+        f"""CREATE TABLE {p}heads (
+            seq {seq},
+            instance_id TEXT NOT NULL UNIQUE,
+            feature_id TEXT NOT NULL,
+            status TEXT NOT NULL,
+            current_phase TEXT NOT NULL,
+            created_at {real} NOT NULL,
+            updated_at {real} NOT NULL,
+            version BIGINT NOT NULL,
+            last_seq BIGINT NOT NULL,
+            head {json_type} NOT NULL
+        )""",
+        # Narrow on purpose: an index holding updated_at would be rewritten by every step.
+        f"CREATE INDEX heads_by_feature ON {p}heads (feature_id, seq)",
+        f"CREATE INDEX heads_by_status ON {p}heads (feature_id, status, seq)",
+        f"""CREATE TABLE {p}events (
+            instance_id TEXT NOT NULL,
+            seq BIGINT NOT NULL,
+            event TEXT NOT NULL,
+            PRIMARY KEY (instance_id, seq)
+        )""",
+        f"""CREATE TABLE {p}task_texts (
+            instance_id TEXT NOT NULL,
+            task TEXT NOT NULL,
+            version BIGINT NOT NULL,
+            record TEXT NOT NULL,
+            prompt {blob} NOT NULL,
+            response {blob} NOT NULL,
+            PRIMARY KEY (instance_id, task, version)
+        )""",
+        f"""CREATE TABLE {p}feature_counts (
+            feature_id TEXT NOT NULL,
+            status TEXT NOT NULL,
+            n BIGINT NOT NULL,
+            PRIMARY KEY (feature_id, status)
+        )""",
+        f"""CREATE TABLE {p}schemas (
+            name TEXT NOT NULL,
+            version BIGINT NOT NULL,
+            content_hash TEXT NOT NULL,
+            schema TEXT NOT NULL,
+            PRIMARY KEY (name, version)
+        )""",
+    )
+
+
+_SUMMARY = "instance_id, feature_id, status, current_phase, created_at, updated_at"
+
+_QUERIES = {
+    "head": "SELECT head FROM {p}heads WHERE instance_id = ?",
+    # A step's one read: the head and the event it claims to follow, row-locked in PG.
+    "head_and_tail": """SELECT h.head, e.event FROM {p}heads AS h LEFT JOIN {p}events AS e
+        ON e.instance_id = h.instance_id AND e.seq = h.last_seq WHERE h.instance_id = ?""",
+    "event": "SELECT event FROM {p}events WHERE instance_id = ? AND seq = ?",
+    "events": "SELECT event FROM {p}events WHERE instance_id = ? ORDER BY seq",
+    "insert_event": "INSERT INTO {p}events (instance_id, seq, event) VALUES (?, ?, ?)",
+    "delete_events": "DELETE FROM {p}events WHERE instance_id = ? AND seq <= ?",
+    "insert_head": """INSERT INTO {p}heads (instance_id, feature_id, status, current_phase,
+        created_at, updated_at, version, last_seq, head) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+    "update_head": """UPDATE {p}heads SET feature_id = ?, status = ?, current_phase = ?,
+        created_at = ?, updated_at = ?, version = ?, last_seq = ?, head = ?
+        WHERE instance_id = ?""",
+    "count": """INSERT INTO {p}feature_counts (feature_id, status, n) VALUES (?, ?, ?)
+        ON CONFLICT (feature_id, status) DO UPDATE SET n = {p}feature_counts.n + excluded.n""",
+    "texts": """SELECT record, prompt, response FROM {p}task_texts
+        WHERE instance_id = ? AND task = ? AND version = ?""",
+    "insert_texts": """INSERT INTO {p}task_texts (instance_id, task, version, record, prompt,
+        response) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (instance_id, task, version)
+        DO UPDATE SET record = excluded.record, prompt = excluded.prompt,
+        response = excluded.response""",
+    "feature_ids": "SELECT instance_id FROM {p}heads WHERE feature_id = ? ORDER BY seq",
+    "feature_summaries": f"SELECT {_SUMMARY} FROM {{p}}heads WHERE feature_id = ? ORDER BY seq",
+    # Counts kept by every step; one index probe per status names its newest instance.
+    "status_counts": """SELECT c.status, c.n, h.instance_id FROM {p}feature_counts AS c
+        JOIN {p}heads AS h ON h.seq = (SELECT max(seq) FROM {p}heads
+            WHERE feature_id = c.feature_id AND status = c.status)
+        WHERE c.feature_id = ? AND c.n > 0 ORDER BY h.seq""",
+    "filtered": f"""SELECT {_SUMMARY} FROM {{p}}heads
+        WHERE (CAST(? AS TEXT) IS NULL OR feature_id = ?)
+        AND (CAST(? AS TEXT) IS NULL OR status = ?) ORDER BY feature_id, seq""",
+    "features": "SELECT DISTINCT feature_id FROM {p}heads ORDER BY feature_id",
+    "all_ids": "SELECT instance_id FROM {p}heads ORDER BY feature_id, seq",
+    "put_schema": """INSERT INTO {p}schemas (name, version, content_hash, schema)
+        VALUES (?, ?, ?, ?) ON CONFLICT (name, version) DO UPDATE SET
+        content_hash = excluded.content_hash, schema = excluded.schema""",
+    "schemas": "SELECT name, version, content_hash, schema FROM {p}schemas ORDER BY name, version",
+}
+
+
+class SQLStore(IWorkflowStateStore):
+    """The log model over SQL; subclasses give a dialect and connections."""
+
+    prefix = ""
+    placeholder = "?"
+    lock_clause = ""
+    # Dialects that can append the event and update the head in one statement (one
+    # round trip to a server) give it here, parameters: event's, then head's.
+    append_query: str | None = None
+
+    def __init__(self) -> None:
+        self._sql_cache: dict[str, str] = {}
+
+    def sql(self, name: str) -> str:
+        """Query ``name`` in this store's dialect."""
+        text = self._sql_cache.get(name)
+        if text is None:
+            template = _QUERIES.get(name, name)
+            text = template.replace("{p}", self.prefix).replace("?", self.placeholder)
+            self._sql_cache[name] = text
+        return text
+
+    @abstractmethod
+    def _write_cursor(self, action: str) -> contextlib.AbstractContextManager[Cursor]:
+        """A write transaction; committed if the block completes, else rolled back."""
+
+    @abstractmethod
+    def _read_cursor(self, action: str) -> contextlib.AbstractContextManager[Cursor]:
+        """A read-only snapshot for several queries."""
+
+    @abstractmethod
+    def _query(self, action: str, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        """One query outside any transaction."""
+
+    @staticmethod
+    def _texts_out(value: Any) -> str:
+        return value if isinstance(value, str) else bytes(value).decode("utf-8")
+
+    # -- primitives ------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _transaction(
+        self, instance_id: str, feature_id: str | None = None
+    ) -> Iterator[LogTransaction]:
+        validate_id(instance_id, "instance_id")
+        with self._write_cursor("write") as cursor:
+            yield _SQLTransaction(self, cursor, instance_id, feature_id)
+
+    def _decode_head(self, instance_id: str, text: Any) -> Head:
+        head = _log.decode_json(text, instance_id, self.where)
+        return _log.check_head(head, instance_id, self.where)
+
+    def _decode_events(self, instance_id: str, rows: list[Any]) -> list[Event]:
+        events = []
+        for (text,) in rows:
+            event = _log.decode_json(text, instance_id, self._log_where(instance_id))
+            if not isinstance(event, dict):
+                raise _log.corrupt(
+                    instance_id, self._log_where(instance_id), "an event is not an object"
+                )
+            events.append(event)
+        return events
+
+    def _read(self, instance_id: str) -> tuple[Head, list[Event]] | None:
+        validate_id(instance_id, "instance_id")
+        with self._read_cursor("read") as cursor:
+            row = cursor.execute(self.sql("head"), (instance_id,)).fetchone()
+            if row is None:
+                return None
+            rows = cursor.execute(self.sql("events"), (instance_id,)).fetchall()
+        return self._decode_head(instance_id, row[0]), self._decode_events(instance_id, rows)
+
+    def _read_head(self, instance_id: str) -> Head | None:
+        validate_id(instance_id, "instance_id")
+        rows = self._query("read", self.sql("head"), (instance_id,))
+        return self._decode_head(instance_id, rows[0][0]) if rows else None
+
+    def _read_texts(self, instance_id: str, task: str, version: int) -> TaskTexts | None:
+        rows = self._query("read", self.sql("texts"), (instance_id, task, version))
+        if not rows:
+            return None
+        record, prompt, response = rows[0]
+        try:
+            texts = (self._texts_out(prompt), self._texts_out(response))
+            parsed = json.loads(record)
+        except (UnicodeDecodeError, ValueError, RecursionError) as error:
+            raise _log.corrupt(
+                instance_id, self.where, f"task {task!r} version {version} is unreadable ({error})"
+            ) from None
+        if not isinstance(parsed, dict):
+            raise _log.corrupt(instance_id, self.where, f"task {task!r} record is not an object")
+        return TaskTexts(parsed, *texts)
+
+    def _log_where(self, instance_id: str) -> str:
+        return f"table {self.prefix}events of {self.where}"
+
+    # -- listings --------------------------------------------------------------------
+
+    def list_instances_by_feature(self, feature_id: str) -> list[str]:
+        validate_id(feature_id, "feature_id")
+        return [row[0] for row in self._query("list", self.sql("feature_ids"), (feature_id,))]
+
+    def list_feature_summaries(self, feature_id: str) -> list[InstanceSummary]:
+        validate_id(feature_id, "feature_id")
+        rows = self._query("list", self.sql("feature_summaries"), (feature_id,))
+        return list(map(InstanceSummary._make, rows))
+
+    def feature_status_counts(self, feature_id: str) -> list[StatusCount]:
+        validate_id(feature_id, "feature_id")
+        rows = self._query("count", self.sql("status_counts"), (feature_id,))
+        return list(map(StatusCount._make, rows))
+
+    def list_instances(
+        self, feature_id: str | None = None, status: str | None = None
+    ) -> list[InstanceSummary]:
+        if feature_id is not None:
+            validate_id(feature_id, "feature_id")
+        check_status_filter(status)
+        params = (feature_id, feature_id, status, status)
+        return list(map(InstanceSummary._make, self._query("list", self.sql("filtered"), params)))
+
+    def list_features(self) -> list[str]:
+        return [row[0] for row in self._query("list", self.sql("features"))]
+
+    def list_instance_ids(self) -> list[str]:
+        return [row[0] for row in self._query("list", self.sql("all_ids"))]
+
+    def put_schema(
+        self, name: str, version: int, content_hash: str, schema: dict[str, Any]
+    ) -> None:
+        validate_id(name, "schema name")
+        text = _log.canonical(schema).decode("utf-8")
+        with self._write_cursor("write") as cursor:
+            cursor.execute(self.sql("put_schema"), (name, int(version), content_hash, text))
+
+    def list_schemas(self) -> list[SchemaRow]:
+        rows = self._query("list", self.sql("schemas"))
+        return [SchemaRow(name, int(v), digest, json.loads(text)) for name, v, digest, text in rows]
+
+
+def head_row(head: Head) -> tuple[Any, ...]:
+    """The indexed columns of a head, then ``last_seq`` and the head JSON."""
+    state = head["state"]
+    return (
+        state["feature_id"],
+        str(state["status"]),
+        str(state["current_phase"]),
+        float(state.get("created_at", 0.0)),
+        float(state.get("updated_at", 0.0)),
+        int(state.get("version", 0)),
+        head["seq"],
+        _log.canonical(head).decode("utf-8"),
+    )
+
+
+class _SQLTransaction(LogTransaction):
+    def __init__(
+        self, store: SQLStore, cursor: Cursor, instance_id: str, feature_id: str | None
+    ) -> None:
+        self.store, self.cursor = store, cursor
+        self.instance_id, self.feature_id = instance_id, feature_id
+        self._head: Head | None = None
+
+    def head(self) -> Head | None:
+        if self._head is not None:
+            return self._head
+        store, iid = self.store, self.instance_id
+        query = store.sql("head_and_tail") + store.lock_clause
+        row = self.cursor.execute(query, (iid,)).fetchone()
+        if row is None:
+            return None
+        head = store._decode_head(iid, row[0])
+        event = _log.decode_json(row[1], iid, store._log_where(iid)) if row[1] else None
+        if not _log.is_tail_of(event, head):
+            # PostgreSQL re-reads a row-locked head that a concurrent step changed, but
+            # not the joined event: now that the lock is held, read both afresh.
+            head = store._decode_head(
+                iid, self.cursor.execute(store.sql("head"), (iid,)).fetchone()[0]
+            )
+            last = self.cursor.execute(store.sql("event"), (iid, head["seq"])).fetchone()
+            event = _log.decode_json(last[0], iid, store._log_where(iid)) if last else None
+        if not _log.is_tail_of(event, head):
+            raise _log.corrupt(
+                iid, store.where, "its head does not match the last event of its log"
+            )
+        self._head = head
+        return head
+
+    def events(self) -> list[Event]:
+        rows = self.cursor.execute(self.store.sql("events"), (self.instance_id,)).fetchall()
+        return self.store._decode_events(self.instance_id, rows)
+
+    def append(
+        self, events: list[Event], head: Head, texts: tuple[str, int, TaskTexts] | None
+    ) -> None:
+        store, cursor, iid = self.store, self.cursor, self.instance_id
+        if texts is not None:
+            task, version, data = texts
+            record = json.dumps(data.record)
+            blobs = (data.prompt.encode("utf-8"), data.response.encode("utf-8"))
+            cursor.execute(store.sql("insert_texts"), (iid, task, version, record, *blobs))
+        texts_of = [_log.canonical(event).decode("utf-8") for event in events]
+        row = head_row(head)
+        old = self._head
+        if old is not None and len(events) == 1 and store.append_query is not None:
+            cursor.execute(store.append_query, (iid, events[0]["seq"], texts_of[0], *row, iid))
+        else:
+            for event, text in zip(events, texts_of, strict=True):
+                cursor.execute(store.sql("insert_event"), (iid, event["seq"], text))
+            if old is None:
+                cursor.execute(store.sql("insert_head"), (iid, *row))
+            else:
+                cursor.execute(store.sql("update_head"), (*row, iid))
+        new_status, feature = row[1], row[0]
+        old_status = None if old is None else _log.head_status(old)
+        if new_status != old_status:
+            changes = [(new_status, 1)] + ([(old_status, -1)] if old_status is not None else [])
+            for status, delta in sorted(changes):
+                cursor.execute(store.sql("count"), (feature, status, delta))
+        self._head = head
+
+    def replace_prefix(self, checkpoint: Event, upto: int) -> None:
+        store, cursor, iid = self.store, self.cursor, self.instance_id
+        cursor.execute(store.sql("delete_events"), (iid, upto))
+        text = _log.canonical(checkpoint).decode("utf-8")
+        cursor.execute(store.sql("insert_event"), (iid, checkpoint["seq"], text))
+
+
+def upgrade_v1(store: SQLStore, cursor: Cursor) -> None:
+    """Turn ChatFlow 1.x rows (``instances`` with whole states, ``task_artifacts``) into
+    logs and heads, each artifact becoming version 1 of its task; then drop the old tables."""
+    p = store.prefix
+    rows = cursor.execute(f"SELECT instance_id, state FROM {p}instances ORDER BY seq").fetchall()
+    for instance_id, text in rows:
+        state = text if isinstance(text, dict) else _log.decode_json(text, instance_id, store.where)
+        if not isinstance(state, dict) or state.get("instance_id") != instance_id:
+            raise _log.corrupt(instance_id, store.where, "its 1.x state cannot be upgraded")
+        head = _log.head_of(state, {})
+        events = [_log.seal({"kind": "created", "state": state}, head, 1, _log.GENESIS)]
+        artifacts = cursor.execute(
+            f"SELECT phase_name, record, prompt, response FROM {p}task_artifacts "
+            f"WHERE instance_id = {store.placeholder} ORDER BY phase_name",
+            (instance_id,),
+        ).fetchall()
+        txn = _SQLTransaction(store, cursor, instance_id, state.get("feature_id"))
+        for task, record, prompt, response in artifacts:
+            texts = [
+                value if isinstance(value, str) else bytes(value).decode("utf-8")
+                for value in (prompt, response)
+            ]
+            record_data = json.loads(record) if isinstance(record, str) else record
+            body = {
+                "kind": "artifact",
+                "task": task,
+                "version": 1,
+                "record": record_data,
+                "prompt_sha256": _log.sha256_hex(texts[0].encode("utf-8")),
+                "response_sha256": _log.sha256_hex(texts[1].encode("utf-8")),
+            }
+            head = _log.advance_head(head, body)
+            events.append(_log.seal(body, head, events[-1]["seq"] + 1, events[-1]["hash"]))
+            blobs = (texts[0].encode("utf-8"), texts[1].encode("utf-8"))
+            cursor.execute(
+                store.sql("insert_texts"), (instance_id, task, 1, json.dumps(record_data), *blobs)
+            )
+        txn.append(events, head, None)
+    cursor.execute(f"DROP TABLE {p}task_artifacts")
+    cursor.execute(f"DROP TABLE {p}instances")

@@ -2,7 +2,6 @@
 
 Run:  python bench/bench_stores.py [--steps 300] [--instances 10000] [--processes 4]
       [--pg-url postgresql://postgres@127.0.0.1:5432/test] [--stores file,sqlite,postgres]
-      [--sqlite-cas]
 
 Every figure goes through the public engine API with durable stores (fsync on commit),
 except the 10,000-instance fixtures, which are loaded with ``durable=False``:
@@ -17,8 +16,7 @@ except the 10,000-instance fixtures, which are loaded with ``durable=False``:
 Targets: SQLite durable steps/s >= 2x the file store's; PostgreSQL >= 500 steps/s with
 4 processes; feature status at 10,000 instances <= 10 ms on SQLite and PostgreSQL.
 PostgreSQL runs in a schema of its own, dropped at the end; it is left out (with a note)
-when no server is reachable. ``--sqlite-cas`` adds a column for the compare-and-swap
-variant of SQLite's ``update_state`` that the store's design was chosen against.
+when no server is reachable. ``bench_log.py`` measures the event-log targets.
 """
 
 from __future__ import annotations
@@ -39,7 +37,6 @@ from chatflow.storage._codec import encode_state
 
 from chatflow import WorkflowEngine
 from chatflow.storage import IWorkflowStateStore
-from chatflow.storage.base import Mutation, StateDict, not_found
 from chatflow.storage.sqlite import SQLiteStore
 
 # The SPEC's workflow: short instances, so a step's cost is the store's, not the history's.
@@ -63,28 +60,6 @@ ENDLESS_SCHEMA: dict[str, Any] = {
     ],
 }
 StoreFactory = Callable[[bool], IWorkflowStateStore]
-
-
-class CasSQLiteStore(SQLiteStore):
-    """The rejected design: read outside a transaction, write if ``version`` is unchanged."""
-
-    def update_state(self, instance_id: str, mutate: Mutation) -> StateDict:
-        while True:
-            current = self.load_state(instance_id)
-            if current is None:
-                raise not_found(instance_id)
-            version = current.get("version", 0)
-            new = mutate(current)
-            new["version"] = version + 1
-            row = encode_state(instance_id, new)
-            with self._transaction("update") as conn:
-                changed = conn.execute(
-                    "UPDATE instances SET status = ?, current_phase = ?, updated_at = ?, "
-                    "version = ?, state = ? WHERE instance_id = ? AND version = ?",
-                    (row[2], row[3], row[5], row[6], row[7], instance_id, version),
-                ).rowcount
-            if changed:
-                return new
 
 
 # -- workloads ---------------------------------------------------------------------------
@@ -169,8 +144,6 @@ class Factory:
             return FileStateStore(self.location, durable=durable)
         if self.kind == "sqlite":
             return SQLiteStore(self.location, durable=durable)
-        if self.kind == "sqlite-cas":
-            return CasSQLiteStore(self.location, durable=durable)
         from chatflow.storage.postgres import PostgresStore
 
         return PostgresStore(self.location, schema=self.schema, durable=durable)
@@ -258,9 +231,8 @@ def main() -> int:
         "--pg-url",
         default=os.environ.get("CHATFLOW_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test"),
     )
-    parser.add_argument("--sqlite-cas", action="store_true", help="add the CAS variant")
     args = parser.parse_args()
-    kinds = args.stores.split(",") + (["sqlite-cas"] if args.sqlite_cas else [])
+    kinds = args.stores.split(",")
     if "postgres" in kinds and (why := postgres_reachable(args.pg_url)):
         print(f"PostgreSQL left out: {why}", file=sys.stderr)
         kinds.remove("postgres")

@@ -211,3 +211,29 @@ def test_a_failed_head_write_after_the_commit_is_not_a_failed_step(
     assert engine.get_workflow_instance_status(iid).current_phase == "b"  # type: ignore[union-attr]
     assert engine.trigger_next_step(iid).current_phase == "c"  # the stale head is rebuilt
     assert engine.verify(iid) is None
+
+
+def test_planted_symlinks_never_redirect_writes(
+    engine: WorkflowEngine, storage_dir: Path, tmp_path: Path
+) -> None:
+    iid = engine.start_workflow_instance(TWO_PHASES, {}, "feat")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    folder = storage_dir / "instances" / iid
+    folder.rename(tmp_path / "moved")
+    folder.symlink_to(outside, target_is_directory=True)
+    with pytest.raises(StorageError, match="symlink"):
+        engine.trigger_next_step(iid)
+    with pytest.raises(StorageError, match="symlink"):
+        engine.record_task_artifacts(iid, "p", "r")
+    assert list(outside.iterdir()) == []
+    folder.unlink()
+    (tmp_path / "moved").rename(folder)
+    log = folder / "events.jsonl"
+    target = tmp_path / "target.jsonl"
+    target.write_text("")
+    log.rename(tmp_path / "log.jsonl")
+    log.symlink_to(target)
+    with pytest.raises(StorageError):
+        engine.trigger_next_step(iid)
+    assert target.read_text() == ""

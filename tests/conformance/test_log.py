@@ -179,3 +179,44 @@ def test_lone_surrogates_are_refused_and_change_nothing(store: IWorkflowStateSto
         store.save_task_artifacts("feat_log", iid, "plan", {}, "\ud800", "r")
     assert engine.get_workflow_instance_status(iid) == before
     assert engine.trigger_next_step(iid).current_phase == "review"
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        {"workflow_schema": {}},
+        {"workflow_schema": {"phases": "x"}},
+        {"variables": 5},
+        {"history": [{"phase": 1}]},
+    ],
+    ids=["no-schema", "bad-phases", "wrong-type", "bad-entry"],
+)
+def test_unusable_stored_state_is_corrupt_and_named(
+    store: IWorkflowStateStore, damage: dict[str, Any]
+) -> None:
+    engine = WorkflowEngine(store=store)
+    good = engine.start_workflow_instance(SCHEMA, {}, "feat_log")
+    state = engine.get_workflow_instance_status(good)
+    assert state is not None
+    bad = {**state.to_dict(), "instance_id": "wfi_damaged", **damage}
+    store.create_state(bad)
+    for call in (engine.get_workflow_instance_status, engine.trigger_next_step):
+        with pytest.raises(CorruptStateError, match="wfi_damaged"):
+            call("wfi_damaged")
+    rollup = engine.get_feature_status("feat_log")  # the rest of the feature still counts
+    assert rollup["total_instances"] == 2 and rollup["paused_count"] + rollup["created_count"] >= 1
+
+
+def test_deeply_nested_stored_data_is_corrupt_not_a_recursion_error(
+    harness: Harness, store: IWorkflowStateStore
+) -> None:
+    engine = WorkflowEngine(store=store)
+    iid = engine.start_workflow_instance(SCHEMA, {}, "feat_log")
+    harness.corrupt_state(iid, "[" * 100_000 + "]" * 100_000)
+    fresh = harness.open()
+    try:
+        with pytest.raises(CorruptStateError, match=iid):
+            WorkflowEngine(store=fresh).get_workflow_instance_status(iid)
+        assert fresh.verify(iid) is not None
+    finally:
+        fresh.close()

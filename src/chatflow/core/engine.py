@@ -660,11 +660,19 @@ def _parse_head(
     head: dict[str, Any], instance_id: str, load: Callable[[], dict[str, Any]]
 ) -> WorkflowInstanceState:
     try:
-        return WorkflowInstanceState.from_head(head, load)
+        return _usable(WorkflowInstanceState.from_head(head, load))
     except (ValidationError, KeyError, TypeError, AttributeError) as error:
         raise CorruptStateError(
             f"stored head of instance {instance_id!r} is invalid: {error}", instance_id=instance_id
         ) from None
+
+
+def _usable(state: WorkflowInstanceState) -> WorkflowInstanceState:
+    """``state``, if it carries the schema every step and report routes by."""
+    phases = state.workflow_schema.get("phases")
+    if not isinstance(phases, list) or not phases or not all(isinstance(p, dict) for p in phases):
+        raise ValidationError("it has no usable workflow_schema (a list of phases)")
+    return state
 
 
 def _rebind(state: WorkflowInstanceState, load: Callable[[], dict[str, Any]]) -> None:
@@ -681,7 +689,7 @@ def _rebind(state: WorkflowInstanceState, load: Callable[[], dict[str, Any]]) ->
 
 def _parse(data: dict[str, Any], instance_id: str) -> WorkflowInstanceState:
     try:
-        return WorkflowInstanceState.from_dict(data)
+        return _usable(WorkflowInstanceState.from_dict(data))
     except ValidationError as error:
         raise CorruptStateError(
             f"stored state of instance {instance_id!r} is invalid: {error}", instance_id=instance_id

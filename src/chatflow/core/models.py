@@ -19,7 +19,7 @@ from enum import Enum
 from typing import Any, TypeVar
 
 from chatflow.core.lazy import LazyList
-from chatflow.errors import ValidationError
+from chatflow.errors import CorruptStateError, ValidationError
 
 STATE_FORMAT = 2
 READABLE_FORMATS = (1, 2)
@@ -352,11 +352,25 @@ class WorkflowInstanceState:
         whole state) only when an item older than the head's tail is read."""
         lists = head["lists"]
 
+        instance_id = head["state"].get("instance_id")
+
         def lazy(key: str, parse: Callable[[Any], Any], dump: Callable[[Any], Any]) -> Any:
             stored = lists.get(key) or {"len": 0, "tail": []}
             if not isinstance(stored.get("len"), int) or not isinstance(stored.get("tail"), list):
                 raise ValidationError(f"instance head has a malformed {key!r} list")
-            return LazyList(stored["len"], stored["tail"], parse, dump, lambda: _list(load(), key))
+
+            def checked(item: Any) -> Any:
+                try:
+                    return parse(item)
+                except ValidationError as error:  # stored data, read later: not user input
+                    raise CorruptStateError(
+                        f"stored {key} of instance {instance_id!r} is invalid: {error}",
+                        instance_id=instance_id,
+                    ) from None
+
+            return LazyList(
+                stored["len"], stored["tail"], checked, dump, lambda: _list(load(), key)
+            )
 
         history = lazy("history", HistoryEntry.from_dict, HistoryEntry.to_dict)
         events = lazy("events", WorkflowEvent.from_dict, WorkflowEvent.to_dict)

@@ -520,6 +520,12 @@ class _FileTransaction(LogTransaction):
 
     def _load_head(self) -> Head | None:
         store, iid = self.store, self.instance_id
+        folder = store._folder(iid)
+        if os.path.islink(folder) or os.path.islink(os.path.join(folder, "tasks")):
+            # A planted link would send this instance's writes outside the storage folder.
+            raise StorageError(
+                f"{folder} (or its tasks/) is a symlink; refusing to write through it", path=folder
+            )
         raw = store._read_bytes(store._head_file(iid))
         try:
             size = os.lstat(self.log_path).st_size

@@ -1,17 +1,15 @@
-"""``SQLiteStore``: every instance, artifact and feature index in one SQLite file.
+"""``SQLiteStore``: every instance's log, head and artifacts in one SQLite file.
 
 For a single machine with thousands of instances: listings and feature roll-ups are
-index queries instead of directory scans, and a step is one small transaction.
+index queries instead of directory scans, and a step is one small transaction. The
+tables and queries are shared with PostgreSQL (``chatflow.storage._sql``); this module
+is the dialect and the connection handling.
 
-Concurrency: WAL mode lets readers run alongside the one writer. Each read-modify-write
-(``update_state``, ``create_state``) is one ``BEGIN IMMEDIATE`` transaction, which takes
-the database's write lock before reading, so ``mutate`` always sees the latest committed
-state and runs exactly once. ``python bench/bench_stores.py --sqlite-cas`` compares this
-with optimistic compare-and-swap on the ``version`` column (read outside a transaction,
-then ``UPDATE ... WHERE version = ?``, retrying on a miss): the same speed for one
-writer, 5-10% slower with four processes on distinct instances and about 20% slower on
-one shared instance (retries redo the work), and it calls ``mutate`` more than once,
-which the store contract forbids.
+Concurrency: WAL mode lets readers run alongside the one writer. Each step is one
+``BEGIN IMMEDIATE`` transaction, which takes the database's write lock before reading
+the head, so a step always builds on the latest committed event and runs exactly once.
+(Optimistic compare-and-swap on the version was measured against this in 1.x: no
+faster for one writer, slower under contention, and it reruns the step.)
 
 Connections: one per thread (``sqlite3`` connections must not be shared between threads
 mid-transaction), reopened in a forked child: a connection inherited across ``fork`` is

@@ -368,8 +368,8 @@ RSS = """
 import resource, sys, tempfile
 from chatflow import WorkflowEngine
 engine = WorkflowEngine(storage_dir=sys.argv[1], durable=False)
-ids = [engine.start_workflow_instance({"name": "w", "phases": [{"name": "a"}, {"name": "b"}]},
-       {}, f"feat_{i % 100}") for i in range(int(sys.argv[2]))]
+ids = [str(engine.start_workflow_instance({"name": "w", "phases": [{"name": "a"}, {"name": "b"}]},
+       {}, f"feat_{i % 100}")) for i in range(int(sys.argv[2]))]
 engine = WorkflowEngine(storage_dir=sys.argv[1], durable=False)
 for iid in ids:
     engine.trigger_next_step(iid)

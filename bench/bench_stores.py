@@ -33,8 +33,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from chatflow.storage._codec import encode_state
-
 from chatflow import WorkflowEngine
 from chatflow.storage import IWorkflowStateStore
 from chatflow.storage.sqlite import SQLiteStore

@@ -64,8 +64,8 @@ def test_compact_keeps_verify_and_status(tmp_path: Path) -> None:
 
 
 def test_verify_mistakes_get_one_line(tmp_path: Path) -> None:
+    chatflow("demo", cwd=tmp_path)
     for args in (("verify", "wfi_missing"), ("verify", "--feature", "nope")):
         result = chatflow(*args, cwd=tmp_path)
-        assert result.returncode == 1 and "Traceback" not in result.stderr
+        assert result.returncode == 3 and "Traceback" not in result.stderr  # not found
         assert len(result.stderr.strip().splitlines()) == 1
-    assert chatflow("verify", cwd=tmp_path).returncode == 2

@@ -67,7 +67,8 @@ def test_doctor_finds_and_fixes_file_store_damage(run: Runner, tmp_path: Path) -
     store = tmp_path / ".chatflow"
     index = store / "features" / "feat_a.link"
     index.write_text(f"{ok}\nwfi_vanished\n", encoding="utf-8")  # drops one, adds a ghost
-    (store / "instances" / f"{unreadable}.json").write_text("{broken", encoding="utf-8")
+    # The log is the truth (a broken head is only rebuilt from it): break the log.
+    (store / "instances" / unreadable / "events.jsonl").write_text("{broken\n", encoding="utf-8")
     dead = subprocess.run(
         [sys.executable, "-c", "import os; print(os.getpid())"],
         capture_output=True,

@@ -128,6 +128,9 @@ _QUERIES = {
         AND (CAST(? AS TEXT) IS NULL OR status = ?) ORDER BY feature_id, seq""",
     "features": "SELECT DISTINCT feature_id FROM {p}heads ORDER BY feature_id",
     "all_ids": "SELECT instance_id FROM {p}heads ORDER BY feature_id, seq",
+    "delete_head": "DELETE FROM {p}heads WHERE instance_id = ? RETURNING feature_id, status",
+    "delete_all_events": "DELETE FROM {p}events WHERE instance_id = ?",
+    "delete_texts": "DELETE FROM {p}task_texts WHERE instance_id = ?",
     "put_schema": """INSERT INTO {p}schemas (name, version, content_hash, schema)
         VALUES (?, ?, ?, ?) ON CONFLICT (name, version) DO UPDATE SET
         content_hash = excluded.content_hash, schema = excluded.schema""",
@@ -261,6 +264,17 @@ class SQLStore(IWorkflowStateStore):
 
     def list_instance_ids(self) -> list[str]:
         return [row[0] for row in self._query("list", self.sql("all_ids"))]
+
+    def delete_instance(self, instance_id: str) -> bool:
+        validate_id(instance_id, "instance_id")
+        with self._write_cursor("delete") as cursor:
+            found = cursor.execute(self.sql("delete_head"), (instance_id,)).fetchone()
+            if found is None:
+                return False
+            cursor.execute(self.sql("delete_all_events"), (instance_id,))
+            cursor.execute(self.sql("delete_texts"), (instance_id,))
+            cursor.execute(self.sql("count"), (found[0], found[1], -1))
+        return True
 
     def put_schema(
         self, name: str, version: int, content_hash: str, schema: dict[str, Any]

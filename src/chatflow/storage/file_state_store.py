@@ -259,15 +259,24 @@ class FileStateStore(IWorkflowStateStore):
         if rollup.counts is None:
             groups: dict[str, list[Any]] = {}
             for instance_id in rollup.ids:
-                status = rollup.status.get(instance_id)
+                status = rollup.status.get(instance_id) or self._status_of(instance_id)
                 if status is None:
-                    continue  # created but not acknowledged: its status line never landed
+                    continue  # unreadable or gone: reported by verify and doctor
                 group = groups.setdefault(status, [0, instance_id])
                 group[0] += 1
                 group[1] = instance_id
             rows = sorted(groups.items(), key=lambda item: rollup.place[item[1][1]])
             rollup.counts = [StatusCount(status, n, newest) for status, (n, newest) in rows]
         return list(rollup.counts)
+
+    def _status_of(self, instance_id: str) -> str | None:
+        """An instance's status from its head: for an id listed by hand or by a repair,
+        which has no line in the ``.status`` file."""
+        try:
+            head = self._read_head(instance_id)
+        except CorruptStateError:
+            return None
+        return None if head is None else _log.head_status(head)
 
     def _rollup(self, feature_id: str) -> _Rollup:
         """The feature's index files as parsed so far, brought up to date (appends only)."""

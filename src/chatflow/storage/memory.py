@@ -120,6 +120,23 @@ class MemoryStore(IWorkflowStateStore):
             counts[old].discard(instance_id)
         counts.setdefault(new, set()).add(instance_id)
 
+    def delete_instance(self, instance_id: str) -> bool:
+        validate_id(instance_id, "instance_id")
+        with self._lock:
+            found = self._instances.pop(instance_id, None)
+            if found is None:
+                return False
+            ids = self._features.get(found.feature_id, [])
+            if instance_id in ids:
+                ids.remove(instance_id)
+            if not ids:
+                self._features.pop(found.feature_id, None)
+            for members in self._counts.get(found.feature_id, {}).values():
+                members.discard(instance_id)
+            self._rollups.pop(found.feature_id, None)
+            self._created.pop(instance_id, None)
+            return True
+
     def put_schema(
         self, name: str, version: int, content_hash: str, schema: dict[str, Any]
     ) -> None:

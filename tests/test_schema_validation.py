@@ -38,14 +38,15 @@ def problems_of(schema: Any) -> list[str]:
 def test_valid_schema_keeps_descriptive_keys_and_is_a_private_copy() -> None:
     schema = copy.deepcopy(LOOP)
     validated = validate_schema(schema)
-    assert validated == LOOP
+    assert validated.to_dict() == LOOP
     schema["phases"][0]["title"] = "changed"
-    assert validated["phases"][0]["title"] == "Implementation"
+    assert validated.to_dict()["phases"][0]["title"] == "Implementation"
+    assert validated.phase("code").title == "Implementation"
 
 
 def test_seed_schema_is_valid() -> None:
     seed = {"name": "code_generation", "phases": [{"name": "a"}, {"name": "b"}]}
-    assert validate_schema(seed) == seed
+    assert validate_schema(seed).to_dict() == seed
 
 
 BAD = [

@@ -21,17 +21,18 @@ from chatflow import (
     WorkflowEngine,
     WorkflowInstanceState,
 )
+from chatflow.core.definition import Workflow
 from chatflow.core.schema import validate_schema
 from chatflow.storage.memory import MemoryStore
 
 # Operation -> weight; cancelling ends everything, so it is rare.
 OPERATIONS = {"trigger": 12, "dry_run": 2, "pause": 2, "resume": 3, "reject": 1, "fail": 2}
-OPERATIONS |= {"retry": 2, "cancel": 0.3, "jump": 1}
+OPERATIONS |= {"retry": 2, "cancel": 0.3, "jump": 1, "approve": 2, "record": 2}
 
 
-def random_schema(rng: random.Random) -> dict[str, Any]:
+def random_schema(rng: random.Random) -> Workflow:
     """A valid schema: a chain (so every phase is reachable and can exit) plus random
-    conditional branches, loops, visit limits, approvals and retry limits."""
+    conditional branches, loops, visit limits, approvals, retry limits and exit gates."""
     count = rng.randint(1, 5)
     names = [f"p{i}" for i in range(count)]
     targets = [*names, "$end", "$fail"]
@@ -52,6 +53,13 @@ def random_schema(rng: random.Random) -> dict[str, Any]:
             phase["requires_approval"] = True
         if rng.random() < 0.3:
             phase["max_retries"] = rng.randint(0, 2)
+        if rng.random() < 0.3:
+            gates = [
+                ("approvals", rng.randint(1, 2)),
+                ("artifacts", ["prompt"]),
+                ("condition", {"path": "trigger.x", "op": "!=", "value": 2}),
+            ]
+            phase["exit_requires"] = dict(rng.sample(gates, rng.randint(1, 3)))
         phases.append(phase)
     merge = rng.choice(["none", "phase", "flat"])
     return validate_schema({"name": "random", "merge_trigger_data": merge, "phases": phases})
@@ -83,6 +91,8 @@ def apply(engine: WorkflowEngine, iid: str, operation: str, rng: random.Random) 
         "retry": lambda: engine.retry_phase(iid),
         "cancel": lambda: engine.cancel(iid, "stop"),
         "jump": lambda: engine.jump_to(iid, rng.choice(state.workflow_schema["phases"])["name"]),
+        "approve": lambda: engine.approve(iid, by=rng.choice(["ann", "bob"])),
+        "record": lambda: engine.record_task_artifacts(iid, "p", "r"),
     }
     try:
         actions[operation]()
@@ -184,4 +194,7 @@ def test_random_instances_survive_reload_in_a_fresh_process(tmp_path: Path) -> N
         assert seen[iid]["events"] == [e.to_dict() for e in engine.get_workflow_history(iid)]
         assert seen[iid]["info"] == json.loads(json.dumps(engine.get_status_info(iid)))
         if state.status in ("created", "running"):  # a reloaded instance keeps working
-            check_consistent(engine.trigger_next_step(iid), engine)
+            for approver in ("ann", "bob"):  # meet any exit gate
+                engine.approve(iid, by=approver)
+            engine.record_task_artifacts(iid, "p", "r")
+            check_consistent(engine.trigger_next_step(iid, {"x": 0}), engine)

@@ -13,9 +13,10 @@ import itertools
 from collections import Counter
 from typing import Any, NamedTuple
 
-from chatflow.core.conditions import describe
+from chatflow.core.definition import END, FAIL, Phase, Workflow
 from chatflow.core.models import InstanceStatus, WorkflowInstanceState
-from chatflow.core.schema import END, FAIL, declared_targets, phase_names, validate_schema
+from chatflow.core.schema import validate_schema
+from chatflow.errors import ValidationError
 
 _STYLES = (
     "    classDef done fill:#d3f9d8,stroke:#2b8a3e",
@@ -35,8 +36,14 @@ class Edge(NamedTuple):
     dotted: bool
 
 
-def to_mermaid(schema: dict[str, Any], instance: WorkflowInstanceState | None = None) -> str:
+def to_mermaid(
+    schema: dict[str, Any] | Workflow, instance: WorkflowInstanceState | None = None
+) -> str:
     """The Mermaid ``flowchart`` source of ``schema``, highlighting ``instance`` if given.
+
+    ``instance`` must run this workflow (same name, its current phase in the schema);
+    otherwise ``ValidationError`` says so. Phases of its history that the schema does
+    not have (an instance upgraded from another version) are left out of the path.
 
     >>> print(to_mermaid({"name": "tiny", "phases": [{"name": "only"}]}))
     flowchart TD
@@ -47,15 +54,17 @@ def to_mermaid(schema: dict[str, Any], instance: WorkflowInstanceState | None = 
         p0 --> wf_end
     <BLANKLINE>
     """
-    schema = validate_schema(schema)
-    ids = {name: f"p{index}" for index, name in enumerate(phase_names(schema))}
+    workflow = as_workflow(schema)
+    if instance is not None:
+        _check_instance(workflow, instance)
+    ids = {phase.name: f"p{index}" for index, phase in enumerate(workflow.phases)}
     ids.update(_TERMINAL_IDS)
-    edges = labelled_edges(schema)
+    edges = labelled_edges(workflow)
     lines = ["flowchart TD", '    wf_start(("start"))']
-    lines += [f"    {ids[phase['name']]}{_node(phase)}" for phase in schema["phases"]]
+    lines += [f"    {ids[phase.name]}{_node(phase)}" for phase in workflow.phases]
     used = {edge.target for edge in edges}
     lines += [f"    {_TERMINAL_NODES[t]}" for t in (END, FAIL) if t in used]
-    lines.append(f"    wf_start --> {ids[phase_names(schema)[0]]}")
+    lines.append(f"    wf_start --> {ids[workflow.first.name]}")
     for edge in edges:
         arrow = "-.->" if edge.dotted else "-->"
         label = f'|"{_escape(edge.label)}"|' if edge.label else ""
@@ -65,34 +74,42 @@ def to_mermaid(schema: dict[str, Any], instance: WorkflowInstanceState | None = 
     return "\n".join(lines) + "\n"
 
 
-def _node(phase: dict[str, Any]) -> str:
-    title = phase.get("title")
-    name = _escape(phase["name"])
-    text = f"{_escape(str(title))}<br/><small>{name}</small>" if title else name
-    if "max_visits" in phase:
-        text += f"<br/><small>max {phase['max_visits']} visits</small>"
-    return f'{{{{"{text}"}}}}' if phase.get("requires_approval") else f'["{text}"]'
+def as_workflow(schema: dict[str, Any] | Workflow) -> Workflow:
+    """``schema`` as a typed ``Workflow`` (validated if it is JSON data)."""
+    return schema if isinstance(schema, Workflow) else validate_schema(schema)
 
 
-def labelled_edges(schema: dict[str, Any]) -> list[Edge]:
+def _check_instance(workflow: Workflow, instance: WorkflowInstanceState) -> None:
+    if instance.workflow_name != workflow.name or not workflow.has_phase(instance.current_phase):
+        raise ValidationError(
+            f"instance {instance.instance_id!r} runs workflow {instance.workflow_name!r} "
+            f"(now in phase {instance.current_phase!r}), which this diagram of "
+            f"{workflow.name!r} version {workflow.version!r} cannot show",
+            field="instance",
+        )
+
+
+def _node(phase: Phase) -> str:
+    name = _escape(phase.name)
+    text = f"{_escape(phase.title)}<br/><small>{name}</small>" if phase.title else name
+    if phase.max_visits is not None:
+        text += f"<br/><small>max {phase.max_visits} visits</small>"
+    if phase.exit_requires.requires_anything:
+        text += "<br/><small>exit gate</small>"
+    return f'{{{{"{text}"}}}}' if phase.requires_approval else f'["{text}"]'
+
+
+def labelled_edges(workflow: Workflow) -> list[Edge]:
     """Every transition in declaration order, then the ``max_visits`` fallbacks."""
-    edges = []
-    for phase in schema["phases"]:
-        transitions = phase.get("transitions")
-        if not transitions:
-            target = declared_targets(schema, phase["name"])[0]
-            edges.append(Edge(phase["name"], target, "", dotted=False))
-            continue
-        for transition in transitions:
-            if "when" in transition:
-                label = transition.get("label") or describe(transition["when"])
-            else:
-                label = transition.get("label", "otherwise" if len(transitions) > 1 else "")
-            edges.append(Edge(phase["name"], transition["to"], label, dotted=False))
-    for phase in schema["phases"]:
-        if "max_visits" in phase:
-            label = f"after {phase['max_visits']} visits"
-            edges.append(Edge(phase["name"], phase.get("fallback", FAIL), label, dotted=True))
+    edges = [
+        Edge(phase.name, transition.to, transition.label, dotted=False)
+        for phase in workflow.phases
+        for transition in phase.transitions
+    ]
+    for phase in workflow.phases:
+        if phase.max_visits is not None:
+            label = f"after {phase.max_visits} visits"
+            edges.append(Edge(phase.name, phase.fallback, label, dotted=True))
     return edges
 
 
@@ -102,7 +119,8 @@ def _highlight(
     """Class and link-style lines marking the instance's path and position."""
     taken = transitions_taken(instance)
     history = instance.history
-    done = sorted({ids[entry.phase] for entry in history if entry.status == "completed"})
+    completed = {entry.phase for entry in history if entry.status == "completed"}
+    done = sorted(ids[phase] for phase in completed if phase in ids)
     current = ids[instance.current_phase]
     lines = list(_STYLES)
     finished_ok = instance.status is InstanceStatus.COMPLETED

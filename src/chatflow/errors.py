@@ -77,6 +77,18 @@ class InvalidTransitionError(ChatFlowError):
     """The requested step is not allowed from the instance's current state."""
 
 
+class GateNotSatisfiedError(InvalidTransitionError):
+    """The current phase's ``exit_requires`` do not all hold, so it may not be left.
+
+    ``missing`` lists every open item (``{"kind", "text", ...}``); ``phase`` and
+    ``instance_id`` say where.
+    """
+
+
+class UpgradeRefusedError(InvalidTransitionError):
+    """An instance cannot move to another schema version; ``reasons`` says every why."""
+
+
 class StorageError(ChatFlowError, OSError):
     """The store could not read or write (disk full, permission denied, server down)."""
 

@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from chatflow.core.definition import workflow_of
 from chatflow.core.models import (
     EventKind,
     InstanceStatus,
@@ -23,7 +24,6 @@ from chatflow.core.models import (
     WorkflowEvent,
     WorkflowInstanceState,
 )
-from chatflow.core.schema import schema_version
 from chatflow.errors import ChatFlowError
 
 if TYPE_CHECKING:
@@ -71,7 +71,7 @@ def instance_row(state: WorkflowInstanceState) -> JSON:
         "instance_id": state.instance_id,
         "feature_id": state.feature_id,
         "workflow": state.workflow_name,
-        "workflow_version": schema_version(state.workflow_schema),
+        "workflow_version": workflow_of(state.workflow_schema).version,
         "status": state.status.value,
         "current_phase": state.current_phase,
         "created_at": iso_time(state.created_at),
@@ -144,10 +144,9 @@ def instance_view(
 
 
 def _phase_title(state: WorkflowInstanceState) -> str | None:
-    from chatflow.core.schema import phase_map  # noqa: PLC0415 - show only
-
-    title = phase_map(state.workflow_schema).get(state.current_phase, {}).get("title")
-    return title if isinstance(title, str) else None
+    workflow = workflow_of(state.workflow_schema)
+    current = state.current_phase
+    return workflow.phase(current).title if workflow.has_phase(current) else None
 
 
 def _pause_view(pause: Mapping[str, Any] | None) -> JSON | None:

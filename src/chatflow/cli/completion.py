@@ -136,9 +136,9 @@ def _option_values(ctx: Context, option: str, positional: list[str]) -> list[str
 
 
 def _phases(ctx: Context, instance_id: str) -> list[str]:
-    from chatflow.core.schema import phase_names  # noqa: PLC0415
+    from chatflow.core.definition import workflow_of  # noqa: PLC0415
 
-    return list(phase_names(ctx.instance(instance_id).workflow_schema))
+    return workflow_of(ctx.instance(instance_id).workflow_schema).phase_names
 
 
 def _quiet(find: Any) -> list[str]:

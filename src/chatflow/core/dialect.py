@@ -29,7 +29,7 @@ import logging
 from typing import Any
 
 from chatflow.core.conditions import OPERATORS, condition_problems
-from chatflow.core.schema import END
+from chatflow.core.definition import END
 
 DIALECT_KEYS = frozenset({"condition", "fallback_phase"})
 _COMBINATORS = {"and": "all", "or": "any", "not": "not"}

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from chatflow._validation import check_json_object, check_text, new_instance_id, validate_id
 from chatflow.core import lifecycle
+from chatflow.core.definition import Workflow
 from chatflow.core.history import timeline
 from chatflow.core.lazy import LazyList
 from chatflow.core.models import (
@@ -35,6 +36,7 @@ from chatflow.core.schema import task_key, validate_schema
 from chatflow.core.status import feature_rollup, phase_statuses, status_info
 from chatflow.errors import (
     CorruptStateError,
+    GateNotSatisfiedError,
     InvalidTransitionError,
     ValidationError,
 )
@@ -180,7 +182,7 @@ class WorkflowEngine:
 
     def start_workflow_instance(
         self,
-        workflow_schema: dict[str, Any] | os.PathLike[str] | None = None,
+        workflow_schema: dict[str, Any] | str | os.PathLike[str] | Workflow | None = None,
         initial_context: dict[str, Any] | None = None,
         feature_id: str = "",
         meta: dict[str, Any] | None = None,
@@ -191,7 +193,8 @@ class WorkflowEngine:
     ) -> WorkflowStartResult:
         """Create an instance in the schema's first phase; return its id.
 
-        The schema is given as a dict or a JSON/YAML file path (as the seed), or found by
+        The schema is given as a dict, a JSON/YAML file path (``str`` or ``Path``) or a
+        validated ``Workflow``, or found by
         ``schema_name`` (+ ``schema_version``, default the latest) in the registry. The
         validated schema is stored with the instance, so every later step follows the
         definition the instance started with. ``automation_level`` (0-100; default
@@ -199,21 +202,21 @@ class WorkflowEngine:
         carries a higher ``risk``. The returned id is a ``WorkflowStartResult``: a
         ``str`` that also tells ``initial_phase`` and ``created_at``.
         """
-        schema = self._resolve_schema(workflow_schema, schema_name, schema_version)
+        workflow = self._resolve_schema(workflow_schema, schema_name, schema_version)
         if self.default_merge_trigger_data is not None:
-            schema.setdefault("merge_trigger_data", self.default_merge_trigger_data)
+            workflow = _with_merge_default(workflow, self.default_merge_trigger_data)
         validate_id(feature_id, "feature_id")
         variables = check_json_object(
             {} if initial_context is None else initial_context, "initial_context"
         )
         meta = check_json_object({} if meta is None else meta, "meta")
         if automation_level is None:
-            automation_level = meta.get("automation_level", schema.get("automation_level"))
+            automation_level = meta.get("automation_level", workflow.automation_level)
         level = _automation_level(automation_level)
         state = lifecycle.new_state(
             instance_id=new_instance_id(),
             feature_id=feature_id,
-            schema=schema,
+            workflow=workflow,
             variables=variables,
             meta=meta,
             automation_level=level,
@@ -224,18 +227,20 @@ class WorkflowEngine:
 
     def _resolve_schema(
         self,
-        workflow_schema: dict[str, Any] | os.PathLike[str] | None,
+        workflow_schema: dict[str, Any] | str | os.PathLike[str] | Workflow | None,
         schema_name: str | None,
         schema_version: int | str | None,
-    ) -> dict[str, Any]:
+    ) -> Workflow:
         if schema_name is not None:
             if workflow_schema is not None:
                 raise ValidationError("give workflow_schema or schema_name, not both")
             return self.schemas.find(schema_name, schema_version)
-        if isinstance(workflow_schema, os.PathLike):
-            from chatflow.core.registry import load_schema  # noqa: PLC0415 - see schemas
+        if isinstance(workflow_schema, (str, os.PathLike)):
+            from chatflow.core.registry import load_workflow  # noqa: PLC0415 - see schemas
 
-            return load_schema(workflow_schema)
+            return load_workflow(workflow_schema)
+        if isinstance(workflow_schema, Workflow):
+            return workflow_schema
         return validate_schema(workflow_schema)
 
     def trigger_next_step(
@@ -252,9 +257,12 @@ class WorkflowEngine:
         is merged into the instance's meta. The next phase follows the schema's routing
         rule (``chatflow.core.transitions``); completing the last phase completes the
         instance. Entering a phase that needs approval pauses the instance instead.
-        A paused or finished instance raises ``InvalidTransitionError`` and is unchanged.
+        A paused or finished instance raises ``InvalidTransitionError`` and is unchanged;
+        if the current phase's ``exit_requires`` do not all hold,
+        ``GateNotSatisfiedError`` lists every missing item and nothing changes.
         With ``dry_run=True`` nothing is written: the returned state is what the step
-        would produce.
+        would produce, or, for a step a gate refuses, the unchanged state with a
+        ``gate_blocked`` event at the end of ``events`` listing what is missing.
         """
         validate_id(instance_id, "instance_id")
         data = check_json_object({} if trigger_data is None else trigger_data, "trigger_data")
@@ -268,11 +276,19 @@ class WorkflowEngine:
         return self._update(instance_id, advance)
 
     def _simulate(self, instance_id: str, change: Change) -> WorkflowInstanceState:
-        """Apply ``change`` to a private copy of the state, writing nothing."""
+        """Apply ``change`` to a private copy of the state, writing nothing.
+
+        A refusal by a gate is reported in the copy, not raised: a dry run says what
+        would happen, and "refused, missing ..." is an answer.
+        """
         state = self.get_workflow_instance_status(instance_id)
         if state is None:
             raise not_found(instance_id)
-        change(state)
+        try:
+            change(state)
+        except GateNotSatisfiedError as error:
+            lifecycle.note_blocked(state, error, generate_timestamp())
+            return state
         state.version += 1
         return state
 
@@ -370,14 +386,35 @@ class WorkflowEngine:
         )
 
     def jump_to(
-        self, instance_id: str, phase: str, reason: str = "", *, actor: str | None = None
+        self,
+        instance_id: str,
+        phase: str,
+        reason: str = "",
+        *,
+        actor: str | None = None,
+        force: bool = False,
     ) -> WorkflowInstanceState:
-        """Human override: enter ``phase`` now, ignoring routes, visit limits and gates."""
+        """Human override: enter ``phase`` now, ignoring routes, visit limits and approval
+        to enter. The current phase's exit gate still applies unless ``force=True``
+        (recorded in the ``jumped`` event)."""
         phase = validate_id(phase, "phase")
         reason = check_text(reason, "reason")
+        if not isinstance(force, bool):
+            raise ValidationError(f"force must be true or false, not {force!r}", field="force")
         return self._act(
-            instance_id, actor, lambda s, who, now: lifecycle.jump(s, phase, reason, who, now)
+            instance_id,
+            actor,
+            lambda s, who, now: lifecycle.jump(s, phase, reason, who, now, force=force),
         )
+
+    def approve(
+        self, instance_id: str, *, by: str, note: str | None = None
+    ) -> WorkflowInstanceState:
+        """Record ``by``'s approval of the current phase's visit, for its ``exit_requires``
+        ``approvals`` (distinct people count; the same person twice counts once)."""
+        by = _name(by, "by")
+        note = _optional_text(note, "note")
+        return self._act(instance_id, by, lambda s, who, now: lifecycle.approve(s, by, note, now))
 
     def fork(self, instance_id: str, at: int, *, meta: dict[str, Any] | None = None) -> str:
         """Start a new instance of the same feature as this one was on entering
@@ -632,13 +669,21 @@ class WorkflowEngine:
         return self.schemas.register(schema)
 
     def get_schema(self, name: str, version: int | str | None = None) -> dict[str, Any]:
-        """The workflow schema ``name`` at ``version`` (default: the latest)."""
-        return self.schemas.find(name, version)
+        """The workflow schema ``name`` at ``version`` (default: the latest), as JSON data."""
+        return self.schemas.find(name, version).to_dict()
 
     def list_workflows(self) -> list[WorkflowInfo]:
         """Every workflow schema startable by name: registered ones and those in the
         schema folders, sorted by name and version."""
         return self.schemas.available()
+
+
+def _with_merge_default(workflow: Workflow, mode: str) -> Workflow:
+    """``workflow`` with ``merge_trigger_data`` set to ``mode`` if it declares none."""
+    data = workflow.to_dict()
+    if "merge_trigger_data" in data:
+        return workflow
+    return validate_schema({**data, "merge_trigger_data": mode})
 
 
 def _automation_level(level: object) -> int | None:
@@ -654,6 +699,13 @@ def _automation_level(level: object) -> int | None:
 
 def _optional_text(value: object, what: str) -> str | None:
     return None if value is None else check_text(value, what)
+
+
+def _name(value: object, what: str) -> str:
+    """A person's name: a non-blank ``str`` (blanks would count as a distinct approver)."""
+    if not check_text(value, what).strip():
+        raise ValidationError(f"{what} must name someone, got {value!r}", field=what)
+    return str(value)
 
 
 def _parse_head(

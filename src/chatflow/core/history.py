@@ -18,13 +18,13 @@ parent's earlier entries, so its log begins with their derived events.
 
 from __future__ import annotations
 
+from chatflow.core.definition import END, FAIL
 from chatflow.core.models import (
     EventKind,
     InstanceStatus,
     WorkflowEvent,
     WorkflowInstanceState,
 )
-from chatflow.core.schema import END, FAIL
 
 
 def timeline(state: WorkflowInstanceState) -> list[WorkflowEvent]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from chatflow.core.definition import END, FAIL, Workflow, workflow_of
 from chatflow.core.models import (
     EventKind,
     HistoryEntry,
@@ -23,9 +24,14 @@ from chatflow.core.models import (
     WorkflowEvent,
     WorkflowInstanceState,
 )
-from chatflow.core.schema import END, FAIL, first_phase, phase_map, schema_hash, schema_version
-from chatflow.core.transitions import approval_reasons, check_risk, merge_trigger_data, route
-from chatflow.errors import InvalidTransitionError, ValidationError
+from chatflow.core.transitions import (
+    approval_reasons,
+    check_risk,
+    merged_variables,
+    open_requirements,
+    route,
+)
+from chatflow.errors import GateNotSatisfiedError, InvalidTransitionError, ValidationError
 
 Status = InstanceStatus
 
@@ -43,35 +49,30 @@ def new_state(
     *,
     instance_id: str,
     feature_id: str,
-    schema: dict[str, Any],
+    workflow: Workflow,
     variables: dict[str, Any],
     meta: dict[str, Any],
     automation_level: int | None,
     now: float,
 ) -> WorkflowInstanceState:
-    """A new instance in the schema's first phase (paused if that phase needs approval)."""
+    """A new instance in the workflow's first phase (paused if that phase needs approval)."""
     state = WorkflowInstanceState(
         instance_id=instance_id,
         feature_id=feature_id,
-        workflow_name=schema["name"],
-        current_phase=first_phase(schema),
+        workflow_name=workflow.name,
+        current_phase=workflow.first.name,
         variables=copy.deepcopy(variables),
         status=Status.CREATED,
         created_at=now,
         updated_at=now,
         meta=copy.deepcopy(meta),
-        workflow_schema=schema,
+        workflow_schema=workflow.to_dict(),
         version=1,
         automation_level=automation_level,
     )
-    started = {
-        "schema_name": schema["name"],
-        "schema_version": schema_version(schema),
-        "schema_hash": schema_hash(schema),
-        "variables": copy.deepcopy(variables),
-    }
+    started = {**_schema_ref(workflow), "variables": copy.deepcopy(variables)}
     _log(state, EventKind.STARTED, now, actor_of(meta), None, started)
-    reasons = approval_reasons(schema["phases"][0], None, None)
+    reasons = approval_reasons(workflow.first, None, None)
     _enter(state, state.current_phase, now, actor_of(meta), reasons)
     return state
 
@@ -86,18 +87,39 @@ def advance(
     _require(state, "trigger a step", Status.CREATED, Status.RUNNING)
     risk = check_risk(trigger)
     actor = actor_of(meta) or actor_of(state.meta)
+    _leave(state, trigger, copy.deepcopy(meta), actor, now, risk=risk)
+
+
+def _leave(
+    state: WorkflowInstanceState,
+    trigger: dict[str, Any],
+    meta: dict[str, Any],
+    actor: str | None,
+    now: float,
+    *,
+    risk: float | None,
+    approved: bool = False,
+) -> None:
+    """Leave the current phase with ``trigger`` data, if its exit gate holds, and route.
+
+    Everything is checked before anything changes, so a refused step leaves the state as
+    it was. A risky step that would complete the instance waits for approval instead
+    (``approved``: it already has it).
+    """
+    workflow = workflow_of(state.workflow_schema)
     phase = state.current_phase
-    _close(state, "completed", now, actor, snapshot=copy.deepcopy(trigger))
-    merge_trigger_data(state.workflow_schema, state.variables, phase, trigger)
-    step = route(
-        state.workflow_schema,
-        phase,
-        variables=state.variables,
-        trigger=trigger,
-        visits=state.visits,
-    )
-    state.meta.update(copy.deepcopy(meta))
+    variables = merged_variables(workflow, state.variables, phase, trigger)
+    _check_exit(state, workflow, trigger, variables)
+    step = route(workflow, phase, variables=variables, trigger=trigger, visits=state.visits)
+    state.meta.update(meta)
     state.updated_at = now
+    if step.target == END and not approved:
+        reasons = approval_reasons(None, risk, state.automation_level)
+        if reasons:
+            _await_completion(state, trigger, reasons, risk, actor, now)
+            return
+    _close(state, "completed", now, actor, snapshot=copy.deepcopy(trigger))
+    state.variables = variables
     if step.target == END:
         state.status = Status.COMPLETED
         _log(state, EventKind.COMPLETED, now, actor, phase, {})
@@ -105,8 +127,104 @@ def advance(
         state.status = Status.FAILED
         _log(state, EventKind.FAILED, now, actor, phase, {"error": step.reason})
     else:
-        reasons = approval_reasons(step.phase, risk, state.automation_level)
+        reasons = approval_reasons(step.phase, None if approved else risk, state.automation_level)
         _enter(state, step.target, now, actor, reasons, risk=risk)
+
+
+def _await_completion(
+    state: WorkflowInstanceState,
+    trigger: dict[str, Any],
+    reasons: list[str],
+    risk: float | None,
+    actor: str | None,
+    now: float,
+) -> None:
+    """Hold a risky last step open: ``resume`` completes it, ``reject`` redoes the phase."""
+    state.pause = {
+        "kind": "approval",
+        "reasons": reasons,
+        "risk": risk,
+        "resume_status": state.status.value,
+        "pending": {"trigger": copy.deepcopy(trigger)},
+    }
+    state.status = Status.PAUSED
+    _set_open_status(state, "awaiting_approval")
+    data = {"reasons": reasons, "to": END}
+    _log(state, EventKind.APPROVAL_REQUESTED, now, actor, state.current_phase, data)
+
+
+def _check_exit(
+    state: WorkflowInstanceState,
+    workflow: Workflow,
+    trigger: dict[str, Any],
+    variables: dict[str, Any],
+) -> None:
+    missing = exit_requirements(state, workflow, trigger=trigger, variables=variables)
+    if missing:
+        phase = state.current_phase
+        raise GateNotSatisfiedError(
+            f"instance {state.instance_id!r} cannot leave phase {phase!r} yet; missing: "
+            + "; ".join(item["text"] for item in missing),
+            instance_id=state.instance_id,
+            phase=phase,
+            missing=missing,
+        )
+
+
+def exit_requirements(
+    state: WorkflowInstanceState,
+    workflow: Workflow | None = None,
+    *,
+    trigger: dict[str, Any] | None = None,
+    variables: dict[str, Any] | None = None,
+) -> list[dict[str, Any]]:
+    """What the current phase's ``exit_requires`` still miss (empty: it may be left).
+
+    ``variables`` default to the instance's and ``trigger`` to none, which is what a
+    jump or a plain trigger would see.
+    """
+    entry = state.open_entry
+    if entry is None:
+        return []
+    gate = (workflow or workflow_of(state.workflow_schema)).phase(state.current_phase)
+    if not gate.exit_requires.requires_anything:
+        return []
+    return open_requirements(
+        gate.exit_requires,
+        recorded=bool(entry.task),
+        approvers=approvers(state),
+        variables=state.variables if variables is None else variables,
+        trigger={} if trigger is None else trigger,
+        visits=state.visits,
+    )
+
+
+def approvers(state: WorkflowInstanceState) -> list[str]:
+    """The distinct people who approved the current visit, in the order they first did.
+
+    Reads the log backwards only as far as the current visit's events, so the cost
+    does not grow with the history.
+    """
+    index = len(state.history) - 1
+    found: list[str] = []
+    for event in reversed(state.events):
+        if event.history_index < index:
+            break
+        if event.kind is EventKind.APPROVED and event.history_index == index:
+            found.append(event.data["by"])
+    return list(dict.fromkeys(reversed(found)))
+
+
+def note_blocked(state: WorkflowInstanceState, error: GateNotSatisfiedError, now: float) -> None:
+    """Log a refused step on a dry run's private copy (never stored: nothing changed)."""
+    data = {"missing": error.context["missing"]}
+    _log(state, EventKind.GATE_BLOCKED, now, actor_of(state.meta), state.current_phase, data)
+
+
+def approve(state: WorkflowInstanceState, by: str, note: str | None, now: float) -> None:
+    """Record ``by``'s approval of the current visit (counted by an ``approvals`` gate)."""
+    _require(state, "approve", Status.CREATED, Status.RUNNING, Status.PAUSED)
+    _log(state, EventKind.APPROVED, now, by, state.current_phase, {"by": by, "note": note})
 
 
 # -- human in the loop -----------------------------------------------------------------
@@ -142,6 +260,9 @@ def resume(
     _set_open_status(state, "running")
     data = {"kind": pause_info["kind"], "approved_by": approved_by, "note": note}
     _log(state, EventKind.RESUMED, now, approved_by or actor, state.current_phase, data)
+    pending = pause_info.get("pending")
+    if pending is not None:  # an approved risky last step: take it now, gate permitting
+        _leave(state, pending["trigger"], {}, approved_by or actor, now, risk=None, approved=True)
 
 
 def reject(
@@ -151,7 +272,8 @@ def reject(
     to: str | None,
     now: float,
 ) -> None:
-    """Refuse an approval: send the work back to ``to`` (default: the phase before).
+    """Refuse an approval: send the work back to ``to`` (default: the phase before, or
+    the current phase when the refused step would have completed the instance).
 
     With no earlier phase to go back to (the first phase needed approval), the
     instance is cancelled.
@@ -165,7 +287,12 @@ def reject(
             status=state.status.value,
         )
     gated = state.current_phase
-    target = to if to is not None else _previous_phase(state)
+    if to is not None:
+        target: str | None = to
+    elif "pending" in state.pause:
+        target = gated
+    else:
+        target = _previous_phase(state)
     if target is not None:
         _require_phase(state, target)
     _close(state, "rejected", now, rejected_by)
@@ -200,7 +327,7 @@ def retry(state: WorkflowInstanceState, note: str | None, actor: str | None, now
     _require(state, "retry", Status.CREATED, Status.RUNNING, Status.FAILED)
     phase = state.current_phase
     count = state.retries.get(phase, 0)
-    limit = phase_map(state.workflow_schema)[phase].get("max_retries")
+    limit = workflow_of(state.workflow_schema).phase(phase).max_retries
     if limit is not None and count >= limit:
         raise InvalidTransitionError(
             f"phase {phase!r} of instance {state.instance_id!r} was retried {count} times; "
@@ -224,18 +351,34 @@ def cancel(state: WorkflowInstanceState, reason: str, actor: str | None, now: fl
 
 
 def jump(
-    state: WorkflowInstanceState, phase: str, reason: str, actor: str | None, now: float
+    state: WorkflowInstanceState,
+    phase: str,
+    reason: str,
+    actor: str | None,
+    now: float,
+    *,
+    force: bool = False,
 ) -> None:
     """Human override: leave the current phase and enter ``phase``, whatever the routes.
 
-    Visit limits and approvals do not apply: the human deciding is the approval.
+    Visit limits and approvals to enter do not apply: the human deciding is the
+    approval. The current phase's exit gate does, once its work has begun (not while
+    it waits for approval to be entered), unless ``force`` (recorded in the event).
     """
     _require(state, "jump", Status.CREATED, Status.RUNNING, Status.PAUSED, Status.FAILED)
-    _require_phase(state, phase)
+    workflow = workflow_of(state.workflow_schema)
+    workflow.phase(phase)
+    pause = state.pause or {}
+    waiting_to_enter = pause.get("kind") == "approval" and "pending" not in pause
+    if not force and not waiting_to_enter:
+        _check_exit(state, workflow, {}, state.variables)
     source = state.current_phase
     _close(state, "jumped", now, actor)
     state.pause = None
-    _log(state, EventKind.JUMPED, now, actor, source, {"to": phase, "reason": reason})
+    data: dict[str, Any] = {"to": phase, "reason": reason}
+    if force:
+        data["forced"] = True
+    _log(state, EventKind.JUMPED, now, actor, source, data)
     _enter(state, phase, now, actor, [])
 
 
@@ -266,11 +409,13 @@ def fork_state(
         )
     at %= len(parent.history)
     schema = parent.workflow_schema
+    workflow = workflow_of(schema)
     earlier = copy.deepcopy(parent.history[:at])
     variables = _initial_variables(parent)
     for entry in earlier:
         if entry.status == "completed" and entry.trigger_data_snapshot is not None:
-            merge_trigger_data(schema, variables, entry.phase, entry.trigger_data_snapshot)
+            snapshot = entry.trigger_data_snapshot
+            variables = merged_variables(workflow, variables, entry.phase, snapshot)
     child = WorkflowInstanceState(
         instance_id=instance_id,
         feature_id=parent.feature_id,
@@ -290,17 +435,27 @@ def fork_state(
     for entry in earlier:
         child.visits[entry.phase] = child.visits.get(entry.phase, 0) + 1
     data = {
-        "schema_name": schema["name"],
-        "schema_version": schema_version(schema),
-        "schema_hash": schema_hash(schema),
+        **_schema_ref(workflow),
         "variables": _initial_variables(parent),
         "forked_from": parent.instance_id,
         "history_index": at,
     }
     actor = actor_of(meta) or actor_of(parent.meta)
     _log(child, EventKind.STARTED, now, actor, None, data)
-    _enter(child, child.current_phase, now, actor, [])
+    # A fork starts a fresh visit: the phase's approval to enter and its exit gate
+    # apply again (approvals given to the parent's visit do not carry over).
+    reasons = approval_reasons(workflow.phase(child.current_phase), None, None)
+    _enter(child, child.current_phase, now, actor, reasons)
     return child
+
+
+def _schema_ref(workflow: Workflow) -> dict[str, Any]:
+    """How events name a workflow version: name, version and content hash."""
+    return {
+        "schema_name": workflow.name,
+        "schema_version": workflow.version,
+        "schema_hash": workflow.content_hash,
+    }
 
 
 def _initial_variables(state: WorkflowInstanceState) -> dict[str, Any]:
@@ -402,6 +557,8 @@ def _require(state: WorkflowInstanceState, action: str, *allowed: InstanceStatus
         hint = "resume() or reject() it first"
     elif state.status is Status.FAILED:
         hint = "retry_phase() or jump_to() it first"
+    elif state.status.is_active:
+        hint = f"only a {' or '.join(status.value for status in allowed)} instance can"
     else:
         hint = "it takes no further steps"
     raise InvalidTransitionError(
@@ -412,9 +569,4 @@ def _require(state: WorkflowInstanceState, action: str, *allowed: InstanceStatus
 
 
 def _require_phase(state: WorkflowInstanceState, phase: str) -> None:
-    if phase not in phase_map(state.workflow_schema):
-        raise ValidationError(
-            f"workflow {state.workflow_name!r} has no phase {phase!r}",
-            field="phase",
-            phase=phase,
-        )
+    workflow_of(state.workflow_schema).phase(phase)

@@ -94,6 +94,9 @@ class EventKind(str, Enum):
     JUMPED = "jumped"
     COMPLETED = "completed"
     FORKED = "forked"
+    APPROVED = "approved"
+    GATE_BLOCKED = "gate_blocked"
+    SCHEMA_UPGRADED = "schema_upgraded"
 
     def __str__(self) -> str:
         return self.value

@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from chatflow.core.schema import schema_hash, schema_version, validate_schema, version_key
+from chatflow.core.definition import Workflow
+from chatflow.core.schema import validate_schema, version_key
 from chatflow.errors import ChatFlowError, SchemaError, SchemaNotFoundError, ValidationError
 
 SCHEMA_SUFFIXES = (".json", ".yaml", ".yml")
@@ -32,11 +33,16 @@ _log = logging.getLogger(__name__)
 
 
 def load_schema(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read and validate a workflow schema from a JSON or YAML file.
+    """Read and validate a workflow schema from a JSON or YAML file; return its JSON data.
 
     YAML needs PyYAML (``pip install 'chatflow-engine[yaml]'``); it is imported only
     when a YAML file is read, so JSON users need nothing beyond the standard library.
     """
+    return load_workflow(path).to_dict()
+
+
+def load_workflow(path: str | os.PathLike[str]) -> Workflow:
+    """Read and validate a workflow schema file into its typed ``Workflow``."""
     file = Path(path)
     try:
         text = file.read_text(encoding="utf-8")
@@ -60,6 +66,8 @@ def _parse_json(text: str, file: Path) -> Any:
         raise SchemaError(
             f"{where}: not valid JSON: {error.msg}", problems=[f"{where}: {error.msg}"]
         ) from None
+    except RecursionError:
+        raise _too_deep(file) from None
 
 
 def _parse_yaml(text: str, file: Path) -> Any:
@@ -75,6 +83,15 @@ def _parse_yaml(text: str, file: Path) -> Any:
         raise SchemaError(
             f"{file}: not valid YAML: {error}", problems=[f"{file}: {error}"]
         ) from None
+    except RecursionError:
+        raise _too_deep(file) from None
+
+
+def _too_deep(file: Path) -> SchemaError:
+    # The JSON and YAML parsers recurse per nesting level; a hostile file would
+    # otherwise end in a RecursionError (tests/test_gates.py proves it does not).
+    message = f"{file}: nested too deeply to be a workflow schema"
+    return SchemaError(message, problems=[message], path=str(file))
 
 
 @dataclass(frozen=True)
@@ -100,7 +117,7 @@ class WorkflowInfo:
 @dataclass(frozen=True)
 class _Entry:
     info: WorkflowInfo
-    schema: dict[str, Any]
+    workflow: Workflow
 
 
 class SchemaRegistry:
@@ -118,10 +135,15 @@ class SchemaRegistry:
 
     def register(self, schema: dict[str, Any] | str | os.PathLike[str]) -> WorkflowInfo:
         """Validate ``schema`` (a dict or a file path) and make it findable by name."""
-        if isinstance(schema, dict):
+        if isinstance(schema, (str, os.PathLike)):
+            entry = _entry(load_workflow(schema), str(Path(schema)))
+        elif isinstance(schema, dict):
             entry = _entry(validate_schema(schema), "registered")
         else:
-            entry = _entry(load_schema(schema), str(Path(schema)))
+            raise SchemaError(
+                f"workflow schema must be a dict or a file path, not {type(schema).__name__}",
+                problems=[f"schema: expected a dict or a path, got {type(schema).__name__}"],
+            )
         with self._lock:
             self._registered = [
                 old for old in self._registered if _key(old.info) != _key(entry.info)
@@ -129,8 +151,8 @@ class SchemaRegistry:
             self._registered.append(entry)
         return entry.info
 
-    def find(self, name: str, version: int | str | None = None) -> dict[str, Any]:
-        """The schema called ``name`` (at ``version``, or the latest); a private copy."""
+    def find(self, name: str, version: int | str | None = None) -> Workflow:
+        """The workflow called ``name`` (at ``version``, or the latest)."""
         if version is not None and version_key(version) is None:
             raise ValidationError(f"invalid schema version {version!r}", field="schema_version")
         entries, broken = self._entries()
@@ -143,7 +165,7 @@ class SchemaRegistry:
         if not matches:
             raise _not_found(name, version, broken, self._folders())
         best = max(matches, key=lambda entry: version_key(entry.info.version) or ())
-        return validate_schema(best.schema)
+        return best.workflow
 
     def available(self) -> list[WorkflowInfo]:
         """Every findable schema (first source wins per name and version), sorted."""
@@ -188,7 +210,7 @@ class SchemaRegistry:
         problems: list[str] = []
         for file in files:
             try:
-                entries.append(_entry(load_schema(file), str(file)))
+                entries.append(_entry(load_workflow(file), str(file)))
             except ChatFlowError as error:
                 _log.warning("skipped workflow schema file: %s", error)
                 problems.append(str(error))
@@ -197,16 +219,15 @@ class SchemaRegistry:
         return entries, problems
 
 
-def _entry(schema: dict[str, Any], source: str) -> _Entry:
-    title = schema.get("title")
+def _entry(workflow: Workflow, source: str) -> _Entry:
     info = WorkflowInfo(
-        name=schema["name"],
-        version=schema_version(schema),
+        name=workflow.name,
+        version=workflow.version,
         source=source,
-        hash=schema_hash(schema),
-        title=title if isinstance(title, str) else None,
+        hash=workflow.content_hash,
+        title=workflow.title,
     )
-    return _Entry(info, schema)
+    return _Entry(info, workflow)
 
 
 def _file_stem(info: WorkflowInfo) -> str | None:

@@ -6,7 +6,8 @@ A schema is plain JSON data::
      "phases": [{"name": "code", "max_visits": 3, "fallback": "summary"},
                 {"name": "review", "requires_approval": true,
                  "transitions": [{"to": "summary", "when": {...}}, {"to": "code"}]},
-                {"name": "summary"}]}
+                {"name": "summary",
+                 "exit_requires": {"artifacts": ["response"], "approvals": 1}}]}
 
 Only ``name`` and ``phases`` (each with a ``name``) are required, so the seed's linear
 schemas stay valid. Phases may carry the descriptive keys ``title``, ``template`` and
@@ -16,6 +17,8 @@ transitions first (``chatflow.core.dialect``). Validation collects every problem
 its location before raising, so a user fixes a schema in one pass: malformed keys,
 duplicate names, unknown transition targets, bad conditions, phases the first one
 cannot reach, and loops with no exit.
+``validate_schema`` returns a typed ``Workflow`` (``chatflow.core.definition``), which
+resolves every default.
 """
 
 from __future__ import annotations
@@ -26,15 +29,18 @@ from typing import Any
 
 from chatflow._validation import check_json_value, id_problem
 from chatflow.core.conditions import condition_problems
+from chatflow.core.definition import (
+    ARTIFACTS,
+    END,
+    FAIL,
+    GATE_KEYS,
+    MERGE_MODES,
+    TERMINALS,
+    Workflow,
+    build,
+)
 from chatflow.errors import SchemaError, ValidationError
 
-END = "$end"
-"""Transition target that completes the instance."""
-FAIL = "$fail"
-"""Transition target that fails the instance."""
-TERMINALS = (END, FAIL)
-MERGE_MODES = ("none", "phase", "flat")
-DEFAULT_VERSION = 1
 PHASE_KEYS = (
     "name",
     "task",
@@ -43,17 +49,18 @@ PHASE_KEYS = (
     "max_visits",
     "fallback",
     "max_retries",
+    "exit_requires",
 )
 """Phase keys with a meaning to the engine (``task``: what the phase does, as v1.1 named it)."""
 METADATA_KEYS = ("title", "template", "description")
 """Descriptive phase keys: kept with the schema and shown by status and diagrams."""
 
 
-def validate_schema(schema: object) -> dict[str, Any]:
-    """Return a private, validated copy of ``schema`` or raise ``SchemaError``.
+def validate_schema(schema: object) -> Workflow:
+    """Check ``schema`` (JSON data) and return its typed ``Workflow``, or raise ``SchemaError``.
 
-    The copy is detached from the caller's object, so later edits to their dict cannot
-    change a stored instance.
+    The workflow keeps a private copy of the data, so later edits to the caller's dict
+    cannot change it or a stored instance.
     """
     if not isinstance(schema, dict):
         raise SchemaError(
@@ -73,12 +80,15 @@ def validate_schema(schema: object) -> dict[str, Any]:
         problems.append(f"phases: must be a non-empty list of phase objects, got {phases!r}")
     else:
         problems += _phase_problems(phases)
-        if not problems:
-            problems += _graph_problems(schema)
-    if problems:  # graph checks need valid names and targets, so they run only then
+    workflow = None
+    if not problems:  # graph checks need valid names and targets, so they run only then
+        data = copy.deepcopy(schema)
+        workflow = build(data, schema_hash(data))
+        problems += _graph_problems(workflow)
+    if problems or workflow is None:
         summary = "; ".join(problems)
         raise SchemaError(f"invalid workflow schema: {summary}", problems=problems)
-    return copy.deepcopy(schema)
+    return workflow
 
 
 def _top_level_problems(schema: dict[str, Any]) -> list[str]:
@@ -173,7 +183,37 @@ def _phase_key_problems(phase: dict[str, Any], where: str, names: set[str]) -> l
         problems += _target_problems(phase["fallback"], f"{where}.fallback", names)
     if "transitions" in phase:
         problems += _transition_problems(phase["transitions"], f"{where}.transitions", names)
+    if "exit_requires" in phase:
+        problems += _gate_problems(phase["exit_requires"], f"{where}.exit_requires")
     return problems
+
+
+def _gate_problems(gate: object, where: str) -> list[str]:
+    """Problems of a phase's ``exit_requires`` (see ``chatflow.core.definition.Gate``)."""
+    if not isinstance(gate, dict):
+        return [f"{where}: must be an object with keys {', '.join(GATE_KEYS)}"]
+    problems = []
+    extra = sorted(set(gate) - set(GATE_KEYS))
+    if extra:
+        problems.append(f"{where}: unexpected keys {extra} (use {', '.join(GATE_KEYS)})")
+    artifacts = gate.get("artifacts", [])
+    if not isinstance(artifacts, list) or any(item not in ARTIFACTS for item in artifacts):
+        problems.append(f"{where}.artifacts: must be a list of {ARTIFACTS}, got {artifacts!r}")
+    if "approvals" in gate and not _is_int_in(gate["approvals"], 0, None):
+        problems.append(f"{where}.approvals: must be an integer >= 0, got {gate['approvals']!r}")
+    paths = gate.get("variables", [])
+    if not isinstance(paths, list) or not all(_is_dotted(path) for path in paths):
+        problems.append(
+            f"{where}.variables: must be a list of variable names or dotted paths "
+            f"such as 'design.doc', got {paths!r}"
+        )
+    if "condition" in gate:
+        problems += condition_problems(gate["condition"], f"{where}.condition")
+    return problems
+
+
+def _is_dotted(path: object) -> bool:
+    return isinstance(path, str) and all(path.split("."))
 
 
 def _transition_problems(transitions: object, where: str, names: set[str]) -> list[str]:
@@ -216,58 +256,22 @@ def _is_int_in(value: object, low: int, high: int | None) -> bool:
 # -- graph checks ----------------------------------------------------------------------
 
 
-def _graph_problems(schema: dict[str, Any]) -> list[str]:
+def _graph_problems(workflow: Workflow) -> list[str]:
     """Unreachable phases and loops with no exit, on a structurally valid schema."""
-    graph = {name: set(targets) for name, targets in edges(schema).items()}
-    reachable = _reachable(first_phase(schema), graph)
+    graph = {name: set(targets) for name, targets in workflow.edges().items()}
+    start = workflow.first.name
+    reachable = _reachable(start, graph)
     exits = _can_exit(graph)
     problems = []
-    for index, name in enumerate(phase_names(schema)):
+    for index, name in enumerate(workflow.phase_names):
         if name not in reachable:
-            problems.append(
-                f"phases[{index}] {name!r}: unreachable from the first phase "
-                f"{first_phase(schema)!r}"
-            )
+            problems.append(f"phases[{index}] {name!r}: unreachable from the first phase {start!r}")
         elif name not in exits:
             problems.append(
                 f"phases[{index}] {name!r}: in a loop with no exit "
                 f"(no path from here reaches {END} or {FAIL}; add a transition or max_visits)"
             )
     return problems
-
-
-def edges(schema: dict[str, Any]) -> dict[str, list[str]]:
-    """Every phase's possible next steps (phases or terminals), in declaration order.
-
-    A step into a phase with ``max_visits`` may be redirected to that phase's fallback,
-    so the fallback counts as a possible next step of every phase leading there.
-    """
-    phases = phase_map(schema)
-    names = list(phases)
-    result: dict[str, list[str]] = {}
-    for index, name in enumerate(names):
-        transitions = phases[name].get("transitions")
-        if transitions:
-            declared = [transition["to"] for transition in transitions]
-        else:
-            declared = [names[index + 1] if index + 1 < len(names) else END]
-        targets: list[str] = []
-        for target in declared:
-            targets.append(target)
-            limited = phases.get(target)
-            if limited is not None and "max_visits" in limited:
-                targets.append(limited.get("fallback", FAIL))
-        result[name] = list(dict.fromkeys(targets))
-    return result
-
-
-def declared_targets(schema: dict[str, Any], name: str) -> list[str]:
-    """The phase's transition targets, or the default (next phase in the list, or end)."""
-    transitions = phase_map(schema)[name].get("transitions")
-    if transitions:
-        return [transition["to"] for transition in transitions]
-    following = next_phase(schema, name)
-    return [END if following is None else following]
 
 
 def _reachable(start: str, graph: dict[str, set[str]]) -> set[str]:
@@ -297,30 +301,7 @@ def _can_exit(graph: dict[str, set[str]]) -> set[str]:
     return exits
 
 
-# -- reading a validated schema --------------------------------------------------------
-
-
-def phase_names(schema: dict[str, Any]) -> list[str]:
-    """The phase names of a validated schema, in order."""
-    return [phase["name"] for phase in schema["phases"]]
-
-
-def phase_map(schema: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Phase name -> phase definition, in declaration order."""
-    return {phase["name"]: phase for phase in schema["phases"]}
-
-
-def first_phase(schema: dict[str, Any]) -> str:
-    """The phase a new instance starts in."""
-    name: str = schema["phases"][0]["name"]
-    return name
-
-
-def next_phase(schema: dict[str, Any], current: str) -> str | None:
-    """The phase after ``current`` in the list, or ``None`` when ``current`` is the last one."""
-    names = phase_names(schema)
-    index = names.index(current)
-    return names[index + 1] if index + 1 < len(names) else None
+# -- names and versions ---------------------------------------------------------------
 
 
 def task_key(phase: str, visit: int) -> str:
@@ -330,12 +311,6 @@ def task_key(phase: str, visit: int) -> str:
     (``tasks/<phase>.json``) is unchanged for workflows without loops or retries.
     """
     return phase if visit <= 1 else f"{phase}--{visit}"
-
-
-def schema_version(schema: dict[str, Any]) -> int | str:
-    """The schema's declared version (``1`` when it declares none, as the seed's do)."""
-    version: int | str = schema.get("version", DEFAULT_VERSION)
-    return version
 
 
 def version_key(version: object) -> tuple[int, ...] | None:

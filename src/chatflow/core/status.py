@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from chatflow.core.definition import END, FAIL, workflow_of
+from chatflow.core.lifecycle import exit_requirements
 from chatflow.core.models import (
     HistoryEvent,
     InstanceStatus,
@@ -16,7 +18,6 @@ from chatflow.core.models import (
     WorkflowState,
     WorkflowStatusInfo,
 )
-from chatflow.core.schema import END, FAIL, phase_names, schema_version
 from chatflow.core.transitions import route
 from chatflow.storage.base import StatusCount, newest_active
 
@@ -30,7 +31,7 @@ def phase_statuses(state: WorkflowInstanceState) -> dict[str, str]:
     Statuses of visits: ``running``, ``paused``, ``awaiting_approval`` (open), and
     ``completed``, ``failed``, ``retried``, ``rejected``, ``jumped``, ``cancelled``.
     """
-    statuses = dict.fromkeys(phase_names(state.workflow_schema), NOT_STARTED)
+    statuses = dict.fromkeys(workflow_of(state.workflow_schema).phase_names, NOT_STARTED)
     for entry in state.history:
         statuses[entry.phase] = entry.status
     return statuses
@@ -41,7 +42,7 @@ def predicted_next(state: WorkflowInstanceState) -> str | None:
     if state.status.is_finished:
         return None
     step = route(
-        state.workflow_schema,
+        workflow_of(state.workflow_schema),
         state.current_phase,
         variables=state.variables,
         trigger={},
@@ -60,12 +61,11 @@ def predicted_path(state: WorkflowInstanceState) -> list[str]:
     path = list(dict.fromkeys(entry.phase for entry in state.history))
     if state.status.is_finished:
         return path
+    workflow = workflow_of(state.workflow_schema)
     visits = dict(state.visits)
     current = state.current_phase
-    for _ in range(_FORECAST_STEPS_PER_PHASE * len(state.workflow_schema["phases"])):
-        step = route(
-            state.workflow_schema, current, variables=state.variables, trigger={}, visits=visits
-        )
+    for _ in range(_FORECAST_STEPS_PER_PHASE * len(workflow.phases)):
+        step = route(workflow, current, variables=state.variables, trigger={}, visits=visits)
         if step.target in (END, FAIL):
             break
         if step.target not in path:
@@ -85,12 +85,18 @@ def progress(state: WorkflowInstanceState) -> float:
 
 
 def status_info(state: WorkflowInstanceState) -> dict[str, Any]:
-    """A JSON-ready summary of where the instance is and what comes next."""
+    """A JSON-ready summary of where the instance is and what comes next.
+
+    ``open_requirements`` lists what the current phase's ``exit_requires`` still miss
+    (as ``GateNotSatisfiedError.missing`` would), judged without trigger data.
+    """
+    workflow = workflow_of(state.workflow_schema)
     return {
         "instance_id": state.instance_id,
         "feature_id": state.feature_id,
         "workflow_name": state.workflow_name,
-        "schema_version": schema_version(state.workflow_schema),
+        "schema_version": workflow.version,
+        "schema_hash": workflow.content_hash,
         "status": state.status.value,
         "current_phase": state.current_phase,
         "next_phase": predicted_next(state),
@@ -100,6 +106,7 @@ def status_info(state: WorkflowInstanceState) -> dict[str, Any]:
         "visits": dict(state.visits),
         "retries": dict(state.retries),
         "pause": state.pause,
+        "open_requirements": exit_requirements(state, workflow),
         "parent": state.parent,
         "history_length": len(state.history),
         "updated_at": state.updated_at,

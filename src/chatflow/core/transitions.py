@@ -1,13 +1,12 @@
 """Where a step goes: transition routing, visit limits, trigger-data merging, approval gates.
 
-Pure functions of a validated schema and plain data, so ``dry_run``, the engine and the
-status report all route identically.
+Pure functions of a typed ``Workflow`` (whose defaults ``chatflow.core.definition``
+resolves) and plain data, so ``dry_run``, the engine and the status report all agree.
 
-Routing rule (``route``): a phase with ``transitions`` takes the first one whose ``when``
-holds (a transition without ``when`` always holds; validation makes the last one such);
-a phase without goes to the next phase in the list, or completes after the last one.
-If the chosen phase has ``max_visits`` and has already been visited that often, its
-``fallback`` (a phase, ``$end`` or ``$fail``; default ``$fail``) is taken instead.
+Routing rule (``route``): a phase takes the first transition whose ``when`` holds (a
+transition without ``when`` always holds; validation makes the last one such). If the
+chosen phase has ``max_visits`` and has already been visited that often, its
+``fallback`` is taken instead.
 
 Merge rule (``merge_trigger_data``), chosen by the schema's ``merge_trigger_data`` key:
 ``"none"`` (the default, the seed's behaviour) leaves the variables alone; ``"phase"``
@@ -16,7 +15,11 @@ stores the trigger data as ``variables[<phase name>]``, replacing the previous v
 
 Approval rule (``approval_reasons``): entering a phase pauses the instance first when the
 phase has ``requires_approval: true``, or when the instance has an
-``automation_level`` and the trigger data's ``risk`` (0-100) exceeds it.
+``automation_level`` and the trigger data's ``risk`` (0-100) exceeds it; a risky step
+that would complete the instance waits for approval too.
+
+Gate rule (``open_requirements``): a phase's ``exit_requires`` must all hold before any
+step leaves it; what is missing is listed item by item.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import copy
 from typing import Any, NamedTuple
 
 from chatflow.core.conditions import evaluate
-from chatflow.core.schema import END, FAIL
+from chatflow.core.definition import END, FAIL, Gate, Phase, Workflow
 from chatflow.errors import ValidationError
 
 RISK_KEY = "risk"
@@ -39,76 +42,58 @@ class Route(NamedTuple):
 
     target: str
     reason: str
-    phase: dict[str, Any] | None = None
+    phase: Phase | None = None
 
 
 def route(
-    schema: dict[str, Any],
+    workflow: Workflow,
     current: str,
     *,
     variables: dict[str, Any],
     trigger: dict[str, Any],
     visits: dict[str, int],
 ) -> Route:
-    """Where completing ``current`` leads, given the data and the visit counts so far.
-
-    Runs on every step, so it scans the phase list instead of indexing it: a linear
-    step touches only the phases up to the next one.
-    """
-    phases: list[dict[str, Any]] = schema["phases"]
-    index = _index_of(phases, current)
-    transitions = phases[index].get("transitions")
-    if transitions:
-        target, reason = _first_match(transitions, variables, trigger, visits, current)
-        limited = None if target in (END, FAIL) else phases[_index_of(phases, target)]
-    elif index + 1 < len(phases):
-        limited = phases[index + 1]
-        target, reason = limited["name"], "next in list"
-    else:
-        return Route(END, "last phase")
-    if limited is None or visits.get(target, 0) < limited.get(
-        "max_visits", visits.get(target, 0) + 1
-    ):
+    """Where completing ``current`` leads, given the data and the visit counts so far."""
+    target, reason = _first_match(workflow.phase(current), variables, trigger, visits)
+    if target in (END, FAIL):
+        return Route(target, reason)
+    limited = workflow.phase(target)
+    if limited.max_visits is None or visits.get(target, 0) < limited.max_visits:
         return Route(target, reason, limited)
-    fallback = limited.get("fallback", FAIL)
-    reason = f"{target!r} reached max_visits {limited['max_visits']}"
-    fallback_phase = None if fallback in (END, FAIL) else phases[_index_of(phases, fallback)]
-    return Route(fallback, reason, fallback_phase)
-
-
-def _index_of(phases: list[dict[str, Any]], name: str) -> int:
-    for index, phase in enumerate(phases):
-        if phase["name"] == name:
-            return index
-    raise ValidationError(f"workflow has no phase {name!r}", phase=name)
+    reason = f"{target!r} reached max_visits {limited.max_visits}"
+    fallback = limited.fallback
+    return Route(fallback, reason, None if fallback in (END, FAIL) else workflow.phase(fallback))
 
 
 def _first_match(
-    transitions: list[dict[str, Any]],
-    variables: dict[str, Any],
-    trigger: dict[str, Any],
-    visits: dict[str, int],
-    current: str,
+    phase: Phase, variables: dict[str, Any], trigger: dict[str, Any], visits: dict[str, int]
 ) -> tuple[str, str]:
     context = {"variables": variables, "trigger": trigger, "visits": visits}
-    for index, transition in enumerate(transitions):
-        if "when" not in transition:
-            return transition["to"], f"transitions[{index}] (unconditional)"
-        if evaluate(transition["when"], context):
-            return transition["to"], f"transitions[{index}]"
+    for index, transition in enumerate(phase.transitions):
+        if transition.implicit:
+            return transition.to, "last phase" if transition.to == END else "next in list"
+        if transition.when is None:
+            return transition.to, f"transitions[{index}] (unconditional)"
+        if transition.when.holds(context):
+            return transition.to, f"transitions[{index}]"
     # Unreachable for validated schemas (the last transition has no 'when').
-    raise ValidationError(f"no transition of phase {current!r} applies")
+    raise ValidationError(f"no transition of phase {phase.name!r} applies")
 
 
-def merge_trigger_data(
-    schema: dict[str, Any], variables: dict[str, Any], phase: str, trigger: dict[str, Any]
-) -> None:
-    """Merge a completed phase's trigger data into ``variables`` per the schema's rule."""
-    mode = schema.get("merge_trigger_data", "none")
+def merged_variables(
+    workflow: Workflow, variables: dict[str, Any], phase: str, trigger: dict[str, Any]
+) -> dict[str, Any]:
+    """The variables after a completed phase's trigger data is merged per the schema's rule.
+
+    A new top-level dict (``variables`` itself for ``none``): a refused step leaves the
+    instance's variables untouched without copying them whole.
+    """
+    mode = workflow.merge_trigger_data
     if mode == "phase":
-        variables[phase] = copy.deepcopy(trigger)
-    elif mode == "flat":
-        variables.update(copy.deepcopy(trigger))
+        return {**variables, phase: copy.deepcopy(trigger)}
+    if mode == "flat":
+        return {**variables, **copy.deepcopy(trigger)}
+    return variables
 
 
 def check_risk(trigger: dict[str, Any]) -> float | None:
@@ -125,12 +110,47 @@ def check_risk(trigger: dict[str, Any]) -> float | None:
 
 
 def approval_reasons(
-    phase: dict[str, Any] | None, risk: float | None, automation_level: int | None
+    phase: Phase | None, risk: float | None, automation_level: int | None
 ) -> list[str]:
-    """Why entering ``phase`` needs a human's approval first (empty: it does not)."""
+    """Why a step into ``phase`` (``None``: completing) needs a human's approval first."""
     reasons = []
-    if phase is not None and phase.get("requires_approval", False):
-        reasons.append(f"phase {phase['name']!r} requires approval")
+    if phase is not None and phase.requires_approval:
+        reasons.append(f"phase {phase.name!r} requires approval")
     if risk is not None and automation_level is not None and risk > automation_level:
         reasons.append(f"risk {risk:g} exceeds automation level {automation_level}")
     return reasons
+
+
+def open_requirements(
+    gate: Gate,
+    *,
+    recorded: bool,
+    approvers: list[str],
+    variables: dict[str, Any],
+    trigger: dict[str, Any],
+    visits: dict[str, int],
+) -> list[dict[str, Any]]:
+    """Every item of ``gate`` that does not hold, each ``{"kind", "text", ...}``.
+
+    ``recorded`` says whether the current visit's prompt and response were recorded;
+    ``approvers`` are the distinct people who approved the current visit.
+    """
+    missing: list[dict[str, Any]] = []
+    if not recorded:
+        for name in gate.artifacts:
+            text = f"artifact {name!r} of this visit (record_task_artifacts)"
+            missing.append({"kind": "artifact", "name": name, "text": text})
+    if len(approvers) < gate.approvals:
+        have = f": {', '.join(approvers)}" if approvers else ""
+        text = f"{gate.approvals} approvals, have {len(approvers)}{have} (approve)"
+        missing.append(
+            {"kind": "approvals", "required": gate.approvals, "have": approvers, "text": text}
+        )
+    context = {"variables": variables, "trigger": trigger, "visits": visits}
+    for path in gate.variables:
+        if not evaluate({"path": f"variables.{path}", "op": "!=", "value": None}, context):
+            missing.append({"kind": "variable", "name": path, "text": f"variable {path!r}"})
+    if gate.condition is not None and not gate.condition.holds(context):
+        text = f"condition {gate.condition} does not hold"
+        missing.append({"kind": "condition", "condition": str(gate.condition), "text": text})
+    return missing

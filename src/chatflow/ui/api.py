@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from chatflow import views
+from chatflow.core.definition import workflow_of
 from chatflow.core.engine import WorkflowEngine
 from chatflow.core.models import (
     TaskArtifacts,
@@ -92,8 +93,7 @@ def instance_view(engine: WorkflowEngine, instance_id: str) -> Json:
     """``chatflow show --json`` (artifacts verified) plus the workflow's ``title``."""
     state = instance(engine, instance_id)
     view = views.instance_view(state, views.artifact_checks(engine, state))
-    title = state.workflow_schema.get("title")
-    view["workflow_title"] = title if isinstance(title, str) else None
+    view["workflow_title"] = workflow_of(state.workflow_schema).title
     return view
 
 

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from html import escape
 from typing import Any
 
+from chatflow.core.definition import END, FAIL, Phase, Workflow
 from chatflow.core.models import InstanceStatus, WorkflowInstanceState
-from chatflow.core.schema import END, FAIL, phase_names, validate_schema
-from chatflow.diagram import Edge, labelled_edges, transitions_taken
+from chatflow.diagram import Edge, as_workflow, labelled_edges, transitions_taken
 
 NODE_W, NODE_H = 210, 54
 GAP_X, GAP_Y = 36, 70
@@ -77,11 +77,13 @@ def instance_svg(state: WorkflowInstanceState) -> str:
     return workflow_svg(state.workflow_schema, state)
 
 
-def workflow_svg(schema: dict[str, Any], instance: WorkflowInstanceState | None = None) -> str:
+def workflow_svg(
+    schema: dict[str, Any] | Workflow, instance: WorkflowInstanceState | None = None
+) -> str:
     """An SVG document of ``schema``; with ``instance``, its path and position marked."""
-    schema = validate_schema(schema)
-    names = phase_names(schema)
-    edges = labelled_edges(schema)
+    workflow = as_workflow(schema)
+    names = workflow.phase_names
+    edges = labelled_edges(workflow)
     terminals = [t for t in (END, FAIL) if any(e.target == t for e in edges)]
     back = _back_edges(names[0], edges)
     layers = _layers(names, edges, back)
@@ -100,7 +102,7 @@ def workflow_svg(schema: dict[str, Any], instance: WorkflowInstanceState | None 
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width:.0f} {height:.0f}" '
         f'width="{width:.0f}" height="{height:.0f}" role="img" '
-        f'aria-label="{escape(str(schema["name"]))} workflow">',
+        f'aria-label="{escape(workflow.name)} workflow">',
         f"<style>{_STYLE}</style>",
         '<defs><marker id="a" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" '
         'markerHeight="7" orient="auto-start-reverse"><path d="M0 0L10 5L0 10z"/></marker>'
@@ -116,9 +118,8 @@ def workflow_svg(schema: dict[str, Any], instance: WorkflowInstanceState | None 
         for edge in edges
     ]
     parts += [path for path, _ in drawn]
-    phases = {phase["name"]: phase for phase in schema["phases"]}
-    for name in names:
-        parts.append(_phase_node(phases[name], boxes[name], marks.get(name), instance))
+    for phase in workflow.phases:
+        parts.append(_phase_node(phase, boxes[phase.name], marks.get(phase.name), instance))
     parts.append(_terminal(START, boxes[START], reached=started))
     reached = {target for _, target in taken}
     for terminal in terminals:
@@ -273,17 +274,18 @@ def _label_room(label: str) -> float:
 
 
 def _phase_node(
-    phase: dict[str, Any], box: _Box, mark: str | None, instance: WorkflowInstanceState | None
+    phase: Phase, box: _Box, mark: str | None, instance: WorkflowInstanceState | None
 ) -> str:
-    name = phase["name"]
-    title = phase.get("title")
-    heading = str(title) if title else name
+    name, title = phase.name, phase.title
+    heading = title or name
     details = [name] if title else []
-    if phase.get("requires_approval"):
+    if phase.requires_approval:
         details.append("needs approval")
-    if "max_visits" in phase:
-        details.append(f"max {phase['max_visits']} visits")
-    kind = "n" + (" gate" if phase.get("requires_approval") else "") + (f" {mark}" if mark else "")
+    if phase.max_visits is not None:
+        details.append(f"max {phase.max_visits} visits")
+    if phase.exit_requires.requires_anything:
+        details.append("exit gate")
+    kind = "n" + (" gate" if phase.requires_approval else "") + (f" {mark}" if mark else "")
     left, top = box.x - box.half_w, box.y - box.half_h
     sub_y = box.y + 13 if details else box.y
     parts = [

@@ -17,6 +17,7 @@ import sys
 from chatflow.errors import (
     ChatFlowError,
     CorruptStateError,
+    GateNotSatisfiedError,
     InstanceNotFoundError,
     InvalidIdError,
     InvalidTransitionError,
@@ -25,6 +26,7 @@ from chatflow.errors import (
     SchemaNotFoundError,
     StorageError,
     StoreNotFoundError,
+    UpgradeRefusedError,
     ValidationError,
 )
 
@@ -55,6 +57,7 @@ __all__ = [
     "ChatFlowError",
     "CorruptStateError",
     "EventKind",
+    "GateNotSatisfiedError",
     "HistoryEntry",
     "IWorkflowStateStore",
     "InstanceNotFoundError",
@@ -69,6 +72,7 @@ __all__ = [
     "StoreNotFoundError",
     "TaskArtifacts",
     "TaskExecutionRecord",
+    "UpgradeRefusedError",
     "ValidationError",
     "WorkflowEngine",
     "WorkflowEvent",

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from chatflow._validation import check_json_object, check_text, new_instance_id, validate_id
 from chatflow.core import lifecycle
-from chatflow.core.definition import Workflow
+from chatflow.core.definition import Workflow, workflow_of
 from chatflow.core.history import timeline
 from chatflow.core.lazy import LazyList
 from chatflow.core.models import (
@@ -38,6 +38,8 @@ from chatflow.errors import (
     CorruptStateError,
     GateNotSatisfiedError,
     InvalidTransitionError,
+    SchemaNotFoundError,
+    UpgradeRefusedError,
     ValidationError,
 )
 from chatflow.storage._open import is_store_url, open_store
@@ -50,6 +52,7 @@ from chatflow.storage.base import (
 
 if TYPE_CHECKING:
     from chatflow.core.registry import SchemaRegistry, WorkflowInfo
+    from chatflow.core.upgrade import UpgradeOutcome
 
 DEFAULT_DIR_ENV = "CHATFLOW_DIR"
 DEFAULT_DIR = ".chatflow"
@@ -454,6 +457,80 @@ class WorkflowEngine:
 
         return self._update(instance_id, apply)
 
+    # -- live upgrade ------------------------------------------------------------------
+
+    def upgrade_instance(
+        self,
+        instance_id: str,
+        *,
+        to_version: int | str,
+        phase_map: dict[str, str] | None = None,
+        dry_run: bool = False,
+        actor: str | None = None,
+    ) -> WorkflowInstanceState:
+        """Move a created, running or paused instance to version ``to_version`` of its
+        workflow (found by name like ``start_workflow_instance(schema_name=...)``).
+
+        ``phase_map`` renames phases ``{old: new}``; unmapped phases keep their name.
+        Refusals raise ``UpgradeRefusedError`` listing every reason
+        (``chatflow.core.upgrade``) and change nothing; so does ``dry_run=True``, which
+        returns the state the upgrade would produce. A ``schema_upgraded`` event records
+        from, to, the map and who; every later step follows the new definition.
+        """
+        from chatflow.core import upgrade  # noqa: PLC0415 - only upgrades need it
+
+        validate_id(instance_id, "instance_id")
+        mapping = _phase_map(phase_map)
+        actor = _optional_text(actor, "actor")
+        target = self.schemas.find(self._require_state(instance_id).workflow_name, to_version)
+
+        def change(state: WorkflowInstanceState) -> None:
+            who = actor or lifecycle.actor_of(state.meta)
+            upgrade.apply(state, target, mapping, who, generate_timestamp())
+
+        return self._simulate(instance_id, change) if dry_run else self._update(instance_id, change)
+
+    def upgrade_instances(
+        self,
+        *,
+        to_version: int | str,
+        feature_id: str | None = None,
+        workflow_name: str | None = None,
+        phase_map: dict[str, str] | None = None,
+        dry_run: bool = False,
+        actor: str | None = None,
+    ) -> list[UpgradeOutcome]:
+        """Upgrade every active instance (of ``feature_id`` and/or ``workflow_name``, if
+        given); one outcome per instance, refusals included. ``dry_run`` touches none."""
+        from chatflow.core.upgrade import UpgradeOutcome  # noqa: PLC0415 - see above
+
+        outcomes = []
+        for summary in self.list_instances(feature_id=feature_id):
+            state = self.get_workflow_instance_status(summary.instance_id)
+            if state is None or state.status.is_finished:
+                continue
+            if workflow_name is not None and state.workflow_name != workflow_name:
+                continue
+            version = workflow_of(state.workflow_schema).version
+            try:
+                self.upgrade_instance(
+                    state.instance_id,
+                    to_version=to_version,
+                    phase_map=phase_map,
+                    dry_run=dry_run,
+                    actor=actor,
+                )
+            except (UpgradeRefusedError, SchemaNotFoundError) as error:
+                reasons = tuple(error.context.get("reasons", [str(error)]))
+                outcomes.append(
+                    UpgradeOutcome(state.instance_id, False, version, to_version, reasons, dry_run)
+                )
+                continue
+            outcomes.append(
+                UpgradeOutcome(state.instance_id, True, version, to_version, (), dry_run)
+            )
+        return outcomes
+
     # -- task artifacts ----------------------------------------------------------------
 
     def record_task_artifacts(
@@ -699,6 +776,17 @@ def _automation_level(level: object) -> int | None:
 
 def _optional_text(value: object, what: str) -> str | None:
     return None if value is None else check_text(value, what)
+
+
+def _phase_map(value: object) -> dict[str, str]:
+    """A ``{old phase: new phase}`` map of phase ids (``None``: no renames)."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValidationError(
+            f"phase_map must be a dict, not {type(value).__name__}", field="phase_map"
+        )
+    return {validate_id(old, "phase"): validate_id(new, "phase") for old, new in value.items()}
 
 
 def _name(value: object, what: str) -> str:

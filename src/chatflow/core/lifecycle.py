@@ -70,8 +70,8 @@ def new_state(
         version=1,
         automation_level=automation_level,
     )
-    started = {**_schema_ref(workflow), "variables": copy.deepcopy(variables)}
-    _log(state, EventKind.STARTED, now, actor_of(meta), None, started)
+    started = {**schema_ref(workflow), "variables": copy.deepcopy(variables)}
+    log_event(state, EventKind.STARTED, now, actor_of(meta), None, started)
     reasons = approval_reasons(workflow.first, None, None)
     _enter(state, state.current_phase, now, actor_of(meta), reasons)
     return state
@@ -122,10 +122,10 @@ def _leave(
     state.variables = variables
     if step.target == END:
         state.status = Status.COMPLETED
-        _log(state, EventKind.COMPLETED, now, actor, phase, {})
+        log_event(state, EventKind.COMPLETED, now, actor, phase, {})
     elif step.target == FAIL:
         state.status = Status.FAILED
-        _log(state, EventKind.FAILED, now, actor, phase, {"error": step.reason})
+        log_event(state, EventKind.FAILED, now, actor, phase, {"error": step.reason})
     else:
         reasons = approval_reasons(step.phase, None if approved else risk, state.automation_level)
         _enter(state, step.target, now, actor, reasons, risk=risk)
@@ -150,7 +150,7 @@ def _await_completion(
     state.status = Status.PAUSED
     _set_open_status(state, "awaiting_approval")
     data = {"reasons": reasons, "to": END}
-    _log(state, EventKind.APPROVAL_REQUESTED, now, actor, state.current_phase, data)
+    log_event(state, EventKind.APPROVAL_REQUESTED, now, actor, state.current_phase, data)
 
 
 def _check_exit(
@@ -200,31 +200,37 @@ def exit_requirements(
 
 
 def approvers(state: WorkflowInstanceState) -> list[str]:
-    """The distinct people who approved the current visit, in the order they first did.
+    """The distinct people who approved the current visit, in the order they first did."""
+    approvals = (e for e in visit_events(state) if e.kind is EventKind.APPROVED)
+    return list(dict.fromkeys(event.data["by"] for event in approvals))
 
-    Reads the log backwards only as far as the current visit's events, so the cost
-    does not grow with the history.
+
+def visit_events(state: WorkflowInstanceState) -> list[WorkflowEvent]:
+    """The events of the latest visit, oldest first.
+
+    Reads the log backwards only as far as that visit's events, so the cost does not
+    grow with the history.
     """
     index = len(state.history) - 1
-    found: list[str] = []
+    found: list[WorkflowEvent] = []
     for event in reversed(state.events):
         if event.history_index < index:
             break
-        if event.kind is EventKind.APPROVED and event.history_index == index:
-            found.append(event.data["by"])
-    return list(dict.fromkeys(reversed(found)))
+        found.append(event)
+    found.reverse()
+    return found
 
 
 def note_blocked(state: WorkflowInstanceState, error: GateNotSatisfiedError, now: float) -> None:
     """Log a refused step on a dry run's private copy (never stored: nothing changed)."""
     data = {"missing": error.context["missing"]}
-    _log(state, EventKind.GATE_BLOCKED, now, actor_of(state.meta), state.current_phase, data)
+    log_event(state, EventKind.GATE_BLOCKED, now, actor_of(state.meta), state.current_phase, data)
 
 
 def approve(state: WorkflowInstanceState, by: str, note: str | None, now: float) -> None:
     """Record ``by``'s approval of the current visit (counted by an ``approvals`` gate)."""
     _require(state, "approve", Status.CREATED, Status.RUNNING, Status.PAUSED)
-    _log(state, EventKind.APPROVED, now, by, state.current_phase, {"by": by, "note": note})
+    log_event(state, EventKind.APPROVED, now, by, state.current_phase, {"by": by, "note": note})
 
 
 # -- human in the loop -----------------------------------------------------------------
@@ -236,7 +242,7 @@ def pause(state: WorkflowInstanceState, reason: str, actor: str | None, now: flo
     state.pause = {"kind": "manual", "reason": reason, "resume_status": state.status.value}
     state.status = Status.PAUSED
     _set_open_status(state, "paused")
-    _log(state, EventKind.PAUSED, now, actor, state.current_phase, {"reason": reason})
+    log_event(state, EventKind.PAUSED, now, actor, state.current_phase, {"reason": reason})
 
 
 def resume(
@@ -259,7 +265,7 @@ def resume(
     state.pause = None
     _set_open_status(state, "running")
     data = {"kind": pause_info["kind"], "approved_by": approved_by, "note": note}
-    _log(state, EventKind.RESUMED, now, approved_by or actor, state.current_phase, data)
+    log_event(state, EventKind.RESUMED, now, approved_by or actor, state.current_phase, data)
     pending = pause_info.get("pending")
     if pending is not None:  # an approved risky last step: take it now, gate permitting
         _leave(state, pending["trigger"], {}, approved_by or actor, now, risk=None, approved=True)
@@ -298,10 +304,10 @@ def reject(
     _close(state, "rejected", now, rejected_by)
     state.pause = None
     data = {"rejected_by": rejected_by, "note": note, "to": target}
-    _log(state, EventKind.REJECTED, now, rejected_by, gated, data)
+    log_event(state, EventKind.REJECTED, now, rejected_by, gated, data)
     if target is None:
         state.status = Status.CANCELLED
-        _log(state, EventKind.CANCELLED, now, rejected_by, gated, {"reason": "rejected"})
+        log_event(state, EventKind.CANCELLED, now, rejected_by, gated, {"reason": "rejected"})
     else:
         _enter(state, target, now, rejected_by, [])
 
@@ -319,7 +325,7 @@ def fail(state: WorkflowInstanceState, error: str, actor: str | None, now: float
     _close(state, "failed", now, actor)
     state.status = Status.FAILED
     state.pause = None
-    _log(state, EventKind.FAILED, now, actor, state.current_phase, {"error": error})
+    log_event(state, EventKind.FAILED, now, actor, state.current_phase, {"error": error})
 
 
 def retry(state: WorkflowInstanceState, note: str | None, actor: str | None, now: float) -> None:
@@ -337,7 +343,7 @@ def retry(state: WorkflowInstanceState, note: str | None, actor: str | None, now
         )
     _close(state, "retried", now, actor)
     state.retries[phase] = count + 1
-    _log(state, EventKind.RETRIED, now, actor, phase, {"retry": count + 1, "note": note})
+    log_event(state, EventKind.RETRIED, now, actor, phase, {"retry": count + 1, "note": note})
     _enter(state, phase, now, actor, [])
 
 
@@ -347,7 +353,7 @@ def cancel(state: WorkflowInstanceState, reason: str, actor: str | None, now: fl
     _close(state, "cancelled", now, actor)
     state.status = Status.CANCELLED
     state.pause = None
-    _log(state, EventKind.CANCELLED, now, actor, state.current_phase, {"reason": reason})
+    log_event(state, EventKind.CANCELLED, now, actor, state.current_phase, {"reason": reason})
 
 
 def jump(
@@ -378,7 +384,7 @@ def jump(
     data: dict[str, Any] = {"to": phase, "reason": reason}
     if force:
         data["forced"] = True
-    _log(state, EventKind.JUMPED, now, actor, source, data)
+    log_event(state, EventKind.JUMPED, now, actor, source, data)
     _enter(state, phase, now, actor, [])
 
 
@@ -435,13 +441,13 @@ def fork_state(
     for entry in earlier:
         child.visits[entry.phase] = child.visits.get(entry.phase, 0) + 1
     data = {
-        **_schema_ref(workflow),
+        **schema_ref(workflow),
         "variables": _initial_variables(parent),
         "forked_from": parent.instance_id,
         "history_index": at,
     }
     actor = actor_of(meta) or actor_of(parent.meta)
-    _log(child, EventKind.STARTED, now, actor, None, data)
+    log_event(child, EventKind.STARTED, now, actor, None, data)
     # A fork starts a fresh visit: the phase's approval to enter and its exit gate
     # apply again (approvals given to the parent's visit do not carry over).
     reasons = approval_reasons(workflow.phase(child.current_phase), None, None)
@@ -449,7 +455,7 @@ def fork_state(
     return child
 
 
-def _schema_ref(workflow: Workflow) -> dict[str, Any]:
+def schema_ref(workflow: Workflow) -> dict[str, Any]:
     """How events name a workflow version: name, version and content hash."""
     return {
         "schema_name": workflow.name,
@@ -472,7 +478,7 @@ def _initial_variables(state: WorkflowInstanceState) -> dict[str, Any]:
 def note_fork(state: WorkflowInstanceState, child_id: str, at: int, now: float) -> None:
     """Record on the parent that ``child_id`` was forked from it."""
     data = {"child": child_id, "history_index": at}
-    _log(state, EventKind.FORKED, now, actor_of(state.meta), None, data)
+    log_event(state, EventKind.FORKED, now, actor_of(state.meta), None, data)
 
 
 # -- shared steps ----------------------------------------------------------------------
@@ -503,7 +509,7 @@ def _enter(
         "resume_status": (Status.RUNNING if len(state.history) > 1 else Status.CREATED).value,
     }
     state.status = Status.PAUSED
-    _log(state, EventKind.APPROVAL_REQUESTED, now, actor, phase, {"reasons": approval})
+    log_event(state, EventKind.APPROVAL_REQUESTED, now, actor, phase, {"reasons": approval})
 
 
 def _close(
@@ -528,7 +534,7 @@ def _set_open_status(state: WorkflowInstanceState, status: str) -> None:
         entry.status = status
 
 
-def _log(
+def log_event(
     state: WorkflowInstanceState,
     kind: EventKind,
     now: float,

@@ -1,0 +1,160 @@
+"""Live upgrade: move a running instance to another version of its workflow.
+
+``apply`` changes a loaded state (the engine runs it inside one ``update_state``, or
+on a private copy for a dry run). It refuses, listing every reason, when:
+
+- the instance is finished or failed (only created, running and paused ones move);
+- the target is another workflow, or the very version the instance runs;
+- ``phase_map`` names a phase the current version lacks, or maps to one the target lacks;
+- the current phase has no counterpart in the target (same name, or mapped);
+- the target's limits are already exceeded: a phase visited or retried more often than
+  its new ``max_visits`` / ``max_retries`` allow;
+- the current phase needs approval to be entered in the target, and the current visit
+  neither had nor waits for one.
+
+Exit gates are not "violated" by an upgrade: they apply from now on, so the status
+report lists what the new version still requires. History entries keep the names
+they had; the open visit, the visit and retry counters take the new names, and a
+``schema_upgraded`` event records from, to, the map and who did it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from chatflow.core.definition import Workflow, workflow_of
+from chatflow.core.lifecycle import log_event, schema_ref, visit_events
+from chatflow.core.models import EventKind, InstanceStatus, WorkflowInstanceState
+from chatflow.errors import UpgradeRefusedError
+
+UPGRADABLE = (InstanceStatus.CREATED, InstanceStatus.RUNNING, InstanceStatus.PAUSED)
+
+
+@dataclass(frozen=True)
+class UpgradeOutcome:
+    """What a bulk upgrade did (or, in a dry run, would do) to one instance."""
+
+    instance_id: str
+    upgraded: bool
+    from_version: int | str | None
+    to_version: int | str
+    reasons: tuple[str, ...] = ()
+    dry_run: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "instance_id": self.instance_id,
+            "upgraded": self.upgraded,
+            "from_version": self.from_version,
+            "to_version": self.to_version,
+            "reasons": list(self.reasons),
+            "dry_run": self.dry_run,
+        }
+
+
+def apply(
+    state: WorkflowInstanceState,
+    target: Workflow,
+    phase_map: dict[str, str],
+    actor: str | None,
+    now: float,
+) -> None:
+    """Move ``state`` to ``target``; ``UpgradeRefusedError`` (``reasons``) if it cannot."""
+    source = workflow_of(state.workflow_schema)
+    mapping = {name: phase_map.get(name, name) for name in source.phase_names}
+    reasons = problems(state, source, target, phase_map, mapping)
+    if reasons:
+        raise UpgradeRefusedError(
+            f"cannot upgrade instance {state.instance_id!r} from version "
+            f"{source.version!r} to {target.version!r}: " + "; ".join(reasons),
+            instance_id=state.instance_id,
+            reasons=reasons,
+        )
+    kept = {old: new for old, new in mapping.items() if target.has_phase(new)}
+    state.visits = _rekeyed(state.visits, kept)
+    state.retries = _rekeyed(state.retries, kept)
+    state.current_phase = kept[state.current_phase]
+    entry = state.open_entry
+    if entry is not None:  # the open visit continues under its new name
+        entry.phase = state.current_phase
+    state.workflow_schema = target.to_dict()
+    renamed = {old: new for old, new in kept.items() if old != new}
+    data = {"from": schema_ref(source), "to": schema_ref(target), "phase_map": renamed, "by": actor}
+    log_event(state, EventKind.SCHEMA_UPGRADED, now, actor, state.current_phase, data)
+
+
+def problems(
+    state: WorkflowInstanceState,
+    source: Workflow,
+    target: Workflow,
+    phase_map: dict[str, str],
+    mapping: dict[str, str],
+) -> list[str]:
+    """Every reason ``state`` cannot move from ``source`` to ``target`` (empty: it can)."""
+    reasons = []
+    if state.status not in UPGRADABLE:
+        reasons.append(
+            f"it is {state.status.value}; only created, running or paused instances move"
+        )
+    if target.name != source.name:
+        reasons.append(f"the target is workflow {target.name!r}, not {source.name!r}")
+    elif target.content_hash == source.content_hash:
+        reasons.append(f"it already runs version {target.version!r}")
+    for old, new in phase_map.items():
+        if not source.has_phase(old):
+            reasons.append(f"phase_map: version {source.version!r} has no phase {old!r}")
+        if not target.has_phase(new):
+            reasons.append(f"phase_map: version {target.version!r} has no phase {new!r}")
+    current = mapping.get(state.current_phase, state.current_phase)
+    if not target.has_phase(current):
+        reasons.append(
+            f"the current phase {state.current_phase!r} has no counterpart in version "
+            f"{target.version!r} (map it with phase_map)"
+        )
+    reasons += _limit_problems(state, target, mapping)
+    gated = target.has_phase(current) and target.phase(current).requires_approval
+    if gated and not _visit_was_approved(state):
+        reasons.append(
+            f"phase {current!r} requires approval in version {target.version!r}, and the "
+            "current visit was entered without one (reject or jump_to it first)"
+        )
+    return reasons
+
+
+def _limit_problems(
+    state: WorkflowInstanceState, target: Workflow, mapping: dict[str, str]
+) -> list[str]:
+    reasons = []
+    for name, count in _rekeyed(state.visits, mapping).items():
+        limit = target.phase(name).max_visits if target.has_phase(name) else None
+        if limit is not None and count > limit:
+            reasons.append(
+                f"phase {name!r} was visited {count} times; "
+                f"version {target.version!r} allows max_visits {limit}"
+            )
+    for name, count in _rekeyed(state.retries, mapping).items():
+        limit = target.phase(name).max_retries if target.has_phase(name) else None
+        if limit is not None and count > limit:
+            reasons.append(
+                f"phase {name!r} was retried {count} times; "
+                f"version {target.version!r} allows max_retries {limit}"
+            )
+    return reasons
+
+
+def _visit_was_approved(state: WorkflowInstanceState) -> bool:
+    """Whether the current visit waits for, or was given, approval to be entered."""
+    if state.pause is not None and state.pause.get("kind") == "approval":
+        return True
+    return any(event.kind is EventKind.APPROVAL_REQUESTED for event in visit_events(state))
+
+
+def _rekeyed(counts: dict[str, int], mapping: dict[str, str]) -> dict[str, int]:
+    """Counts under their new names (phases that map together add up)."""
+    result: dict[str, int] = {}
+    for name, count in counts.items():
+        new = mapping.get(name)
+        if new is not None:
+            result[new] = result.get(new, 0) + count
+    return result

@@ -21,6 +21,7 @@ def engine(storage_dir: Path) -> WorkflowEngine:
 def test_examples_are_listed(engine: WorkflowEngine) -> None:
     assert [(w.name, w.version) for w in engine.list_workflows()] == [
         ("chatcoder_feature", 1),
+        ("chatcoder_gated", 1),
         ("chatcoder_hotfix", "1.1"),
     ]
     assert engine.schemas.problems() == []
@@ -151,3 +152,31 @@ def test_cli_diagram_and_workflows(
     assert "class p0 current" in capsys.readouterr().out
     assert main([*base, "diagram", "no_such_flow"]) == 3  # not found
     assert "Schema no_such_flow not found" in capsys.readouterr().err
+
+
+def test_gated_workflow_end_to_end(engine: WorkflowEngine) -> None:
+    iid = engine.start_workflow_instance(
+        initial_context={}, feature_id="feat_gate", schema_name="chatcoder_gated"
+    )
+    with pytest.raises(chatflow.GateNotSatisfiedError) as caught:
+        engine.trigger_next_step(iid)
+    assert [item["kind"] for item in caught.value.missing] == [  # type: ignore[attr-defined]
+        "artifact",
+        "artifact",
+        "variable",
+    ]
+    steps = [
+        ({"design_doc": "docs/login.md"}, "code"),
+        ({"tests_failed": 0}, "review"),
+        ({"verdict": "changes"}, "code"),
+        ({"tests_failed": 0}, "review"),
+        ({"verdict": "approved"}, "release"),
+    ]
+    for data, expected in steps:
+        engine.record_task_artifacts(iid, "prompt", "response")
+        assert engine.trigger_next_step(iid, data).current_phase == expected
+    open_items = engine.get_status_info(iid)["open_requirements"]
+    assert [item["kind"] for item in open_items] == ["approvals"]
+    engine.approve(iid, by="lead")
+    engine.approve(iid, by="qa")
+    assert engine.trigger_next_step(iid).status == "completed"

@@ -328,3 +328,19 @@ def test_mermaid_refuses_an_instance_of_another_workflow(engine: WorkflowEngine)
 def test_mermaid_marks_gated_phases(engine: WorkflowEngine) -> None:
     assert "exit gate" in chatflow.to_mermaid(gated({"approvals": 1}))
     assert "exit gate" not in chatflow.to_mermaid(gated({}))
+
+
+def test_approve_checks_its_arguments(engine: WorkflowEngine) -> None:
+    iid = start(engine, gated({"approvals": 1}))
+    for by in ("", "  ", None, 3):
+        with pytest.raises(ValidationError, match="by must"):
+            engine.approve(iid, by=by)  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match="note"):
+        engine.approve(iid, by="ann", note=3)  # type: ignore[arg-type]
+    with pytest.raises(chatflow.InstanceNotFoundError):
+        engine.approve("wfi_missing", by="ann")
+    engine.cancel(iid)
+    with pytest.raises(InvalidTransitionError, match="cancelled"):
+        engine.approve(iid, by="ann")
+    with pytest.raises(SchemaError, match="path is empty"):
+        engine.start_workflow_instance("", {}, "feat_g")

@@ -161,7 +161,7 @@ def test_resume_checks_the_gate_of_the_new_version(engine: WorkflowEngine) -> No
     state = engine.trigger_next_step(iid, {"risk": 90})  # would complete: waits for approval
     assert (state.status, state.current_phase) == ("paused", "review")
     engine.upgrade_instance(iid, to_version=2, phase_map={"code": "implement"})
-    with pytest.raises(GateNotSatisfiedError, match="1 approvals, have 0"):
+    with pytest.raises(GateNotSatisfiedError, match="1 approval, have 0"):
         engine.resume(iid, approved_by="boss")
     assert engine.get_workflow_instance_status(iid).status == "paused"  # type: ignore[union-attr]
     engine.approve(iid, by="ann")

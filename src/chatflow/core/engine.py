@@ -480,6 +480,8 @@ class WorkflowEngine:
         from chatflow.core import upgrade  # noqa: PLC0415 - only upgrades need it
 
         validate_id(instance_id, "instance_id")
+        if to_version is None:
+            raise ValidationError("to_version is required", field="to_version")
         mapping = _phase_map(phase_map)
         actor = _optional_text(actor, "actor")
         target = self.schemas.find(self._require_state(instance_id).workflow_name, to_version)

@@ -43,6 +43,8 @@ def load_schema(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 def load_workflow(path: str | os.PathLike[str]) -> Workflow:
     """Read and validate a workflow schema file into its typed ``Workflow``."""
+    if not os.fspath(path).strip():
+        raise SchemaError("workflow schema path is empty", problems=["path: empty"])
     file = Path(path)
     try:
         text = file.read_text(encoding="utf-8")

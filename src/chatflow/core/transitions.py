@@ -142,7 +142,8 @@ def open_requirements(
             missing.append({"kind": "artifact", "name": name, "text": text})
     if len(approvers) < gate.approvals:
         have = f": {', '.join(approvers)}" if approvers else ""
-        text = f"{gate.approvals} approvals, have {len(approvers)}{have} (approve)"
+        plural = "" if gate.approvals == 1 else "s"
+        text = f"{gate.approvals} approval{plural}, have {len(approvers)}{have} (approve)"
         missing.append(
             {"kind": "approvals", "required": gate.approvals, "have": approvers, "text": text}
         )

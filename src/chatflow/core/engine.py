@@ -152,7 +152,7 @@ class WorkflowEngine:
             if self._schemas is None:
                 from chatflow.core.registry import SchemaRegistry  # noqa: PLC0415
 
-                self._schemas = SchemaRegistry(self._schema_folders)
+                self._schemas = SchemaRegistry(self._schema_folders, lambda: self.state_store)
             return self._schemas
 
     def _schema_folders(self) -> list[Path]:

@@ -1,11 +1,12 @@
 """Workflow schemas by name: loaded from JSON or YAML files, registered, listed, looked up.
 
-Where a name is looked up, in order: schemas registered in this process
-(``SchemaRegistry.register``), then each folder given by the user, then the storage
-directory's ``schemas/`` folder. Files are ``*.json``, ``*.yaml`` or ``*.yml``; the
-name and version come from the file's contents. Only when no schema has that name is
-the file name tried (``quicktask`` finds ``schemas/quicktask.yaml`` whatever name it
-declares), as ChatCoder looks its workflows up. Without a version
+Where a name is looked up, in order: schemas registered with ``SchemaRegistry.register``,
+which are kept in the store (``put_schema``), so every process using that store, the
+CLI and other machines on PostgreSQL see them; then each folder given by the user; then
+the storage directory's ``schemas/`` folder. Files are ``*.json``, ``*.yaml`` or
+``*.yml``; the name and version come from the file's contents. Only when no schema has
+that name is the file name tried (``quicktask`` finds ``schemas/quicktask.yaml``
+whatever name it declares), as ChatCoder looks its workflows up. Without a version
 the latest one wins (``2.10`` is later than ``2.9``).
 
 A folder is rescanned only when its listing or a file's size or mtime changed, so lookups
@@ -27,6 +28,7 @@ from typing import Any
 from chatflow.core.definition import Workflow
 from chatflow.core.schema import validate_schema, version_key
 from chatflow.errors import ChatFlowError, SchemaError, SchemaNotFoundError, ValidationError
+from chatflow.storage.base import IWorkflowStateStore
 
 SCHEMA_SUFFIXES = (".json", ".yaml", ".yml")
 _log = logging.getLogger(__name__)
@@ -129,14 +131,18 @@ class SchemaRegistry:
     directory that is chosen (or changed by ``chatflow.init``) later.
     """
 
-    def __init__(self, folders: Callable[[], list[Path]]) -> None:
+    def __init__(
+        self, folders: Callable[[], list[Path]], store: Callable[[], IWorkflowStateStore]
+    ) -> None:
         self._folders = folders
+        self._store = store
         self._lock = threading.Lock()
-        self._registered: list[_Entry] = []
+        self._stored: dict[str, Workflow] = {}  # validated stored schemas, by content hash
         self._scans: dict[Path, tuple[object, list[_Entry], list[str]]] = {}
 
     def register(self, schema: dict[str, Any] | str | os.PathLike[str]) -> WorkflowInfo:
-        """Validate ``schema`` (a dict or a file path) and make it findable by name."""
+        """Validate ``schema`` (a dict or a file path), keep it in the store and make it
+        findable by name; the same name and version again replaces the stored one."""
         if isinstance(schema, (str, os.PathLike)):
             entry = _entry(load_workflow(schema), str(Path(schema)))
         elif isinstance(schema, dict):
@@ -146,11 +152,10 @@ class SchemaRegistry:
                 f"workflow schema must be a dict or a file path, not {type(schema).__name__}",
                 problems=[f"schema: expected a dict or a path, got {type(schema).__name__}"],
             )
-        with self._lock:
-            self._registered = [
-                old for old in self._registered if _key(old.info) != _key(entry.info)
-            ]
-            self._registered.append(entry)
+        workflow = entry.workflow
+        self._store().put_schema(
+            workflow.name, workflow.version, workflow.content_hash, workflow.to_dict()
+        )
         return entry.info
 
     def find(self, name: str, version: int | str | None = None) -> Workflow:
@@ -182,10 +187,8 @@ class SchemaRegistry:
         return self._entries()[1]
 
     def _entries(self) -> tuple[list[_Entry], list[str]]:
-        """Registered entries, then each folder's; the first per (name, version) wins."""
-        with self._lock:
-            found = list(self._registered)
-        broken: list[str] = []
+        """Stored entries, then each folder's; the first per (name, version) wins."""
+        found, broken = self._stored_entries()
         for folder in self._folders():
             entries, problems = self._scan(folder)
             found += entries
@@ -194,6 +197,28 @@ class SchemaRegistry:
         for entry in found:
             unique.setdefault(_key(entry.info), entry)
         return list(unique.values()), broken
+
+    def _stored_entries(self) -> tuple[list[_Entry], list[str]]:
+        """The store's registered schemas, each validated once per process."""
+        entries: list[_Entry] = []
+        broken: list[str] = []
+        for row in self._store().list_schemas():
+            with self._lock:
+                workflow = self._stored.get(row.content_hash)
+            if workflow is None:
+                where = f"stored schema {row.name!r} version {row.version!r}"
+                try:
+                    workflow = validate_schema(row.schema)
+                except SchemaError as error:
+                    broken.append(f"{where}: {error}")
+                    continue
+                if workflow.content_hash != row.content_hash:
+                    broken.append(f"{where}: its content does not match its recorded hash")
+                    continue
+                with self._lock:
+                    self._stored[row.content_hash] = workflow
+            entries.append(_entry(workflow, "registered"))
+        return entries, broken
 
     def _scan(self, folder: Path) -> tuple[list[_Entry], list[str]]:
         try:

@@ -305,7 +305,7 @@ def test_advance_closes_the_open_entry_at_the_step_time() -> None:
     state = lifecycle.new_state(
         instance_id="wfi_unit",
         feature_id="feat_x",
-        schema=validate_schema(GATED),
+        workflow=validate_schema(GATED),
         variables={},
         meta={},
         automation_level=None,

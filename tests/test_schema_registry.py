@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+import chatflow
 from chatflow import SchemaError, SchemaNotFoundError, ValidationError, WorkflowEngine, load_schema
 from chatflow.core.schema import schema_hash
 
@@ -121,3 +122,39 @@ def test_start_arguments_are_checked(tmp_path: Path) -> None:
     iid = engine.start_workflow_instance(path, {}, "f")  # a Path is read as a schema file
     state = engine.get_workflow_instance_status(iid)
     assert state is not None and state.current_phase == "from_file"
+
+
+def test_registered_schemas_outlive_the_process_and_reach_the_cli(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from chatflow.cli import main
+
+    storage = tmp_path / ".chatflow"
+    WorkflowEngine(storage).register_schema(schema("2.1", "a", "b"))
+    later = WorkflowEngine(storage)  # a new engine: nothing cached in memory
+    assert [(w.name, w.version, w.source) for w in later.list_workflows()] == [
+        ("flow", "2.1", "registered")
+    ]
+    assert main(["--dir", str(storage), "workflows"]) == 0
+    assert "flow" in capsys.readouterr().out
+    assert main(["--dir", str(storage), "demo"]) == 0
+    capsys.readouterr()
+    assert main(["--dir", str(storage), "workflows", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [(w["name"], w["version"]) for w in listed] == [("code_generation", 1), ("flow", "2.1")]
+
+
+def test_a_damaged_stored_schema_is_reported_not_used(tmp_path: Path) -> None:
+    storage = tmp_path / ".chatflow"
+    engine = WorkflowEngine(storage)
+    engine.register_schema(schema(1, "a"))
+    (stored,) = (storage / ".schemas").glob("*.json")
+    data = json.loads(stored.read_text())
+    data["schema"]["phases"] = []
+    stored.write_text(json.dumps(data))
+    fresh = WorkflowEngine(storage)
+    with pytest.raises(SchemaNotFoundError, match="stored schema 'flow' version 1"):
+        fresh.get_schema("flow")
+    stored.write_text("{broken")
+    with pytest.raises(chatflow.CorruptStateError, match="unreadable"):
+        fresh.list_workflows()

@@ -40,11 +40,12 @@ def _fill(store: IWorkflowStateStore) -> None:
         }
         feature = "feat_docs" if iid == "wfi_doc" else "feat_auth"
         store.save_task_artifacts(feature, iid, phase, record, prompt, response)
+    store.put_schema("flow", "1.1", "h11", {"name": "flow", "title": "é \x00"})
 
 
 def _snapshot(store: IWorkflowStateStore) -> dict[str, Any]:
     """Everything a store holds, in a comparable form."""
-    return {
+    features = {
         feature: [
             (
                 store.load_state(iid),
@@ -54,6 +55,9 @@ def _snapshot(store: IWorkflowStateStore) -> dict[str, Any]:
         ]
         for feature in store.list_features()
     }
+    rows = store.list_schemas()
+    schemas = sorted((r.name, str(r.version), r.content_hash, r.schema) for r in rows)
+    return {"features": features, "registered schemas": schemas}
 
 
 def test_round_trip_file_sqlite_postgres_file_is_identical(

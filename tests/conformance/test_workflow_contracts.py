@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -13,6 +16,8 @@ from chatflow import (
     WorkflowEngine,
 )
 from chatflow.storage import IWorkflowStateStore
+
+from ._harness import FileHarness, Harness, PostgresHarness, SQLiteHarness
 
 V1: dict[str, Any] = {
     "name": "contract",
@@ -88,3 +93,66 @@ def test_upgrade_and_its_refusals(engine: WorkflowEngine) -> None:
     with pytest.raises(GateNotSatisfiedError, match="variable 'tag'"):
         engine.trigger_next_step(moved)
     assert engine.trigger_next_step(moved, {"tag": "v1"}).status == "completed"
+
+
+# -- registered schemas live in the store ---------------------------------------------
+
+_CHILD = """
+import json, sys
+from chatflow import WorkflowEngine
+engine = WorkflowEngine(sys.argv[1])
+infos = [(w.name, w.version, w.source) for w in engine.list_workflows()]
+iid = engine.start_workflow_instance(None, {}, "feat_child", schema_name="contract")
+state = engine.get_workflow_instance_status(iid)
+print(json.dumps({"infos": infos, "version": state.workflow_schema["version"]}))
+"""
+
+
+def target_of(harness: Harness) -> str:
+    """The storage folder or URL a separate process opens the harness's data with."""
+    if isinstance(harness, FileHarness):
+        return harness.folder
+    if isinstance(harness, SQLiteHarness):
+        return f"sqlite:///{harness.path}"
+    assert isinstance(harness, PostgresHarness)
+    return f"{harness.url}?schema={harness.schema}"
+
+
+def test_store_keeps_schemas_by_name_and_version(harness: Harness) -> None:
+    store = harness.open()
+    try:
+        store.put_schema("flow with spaces é", 1, "h1", {"name": "x", "n": "\x00"})
+        store.put_schema("flow with spaces é", "1.1", "h2", {"name": "y"})
+        store.put_schema("flow with spaces é", 1, "h3", {"name": "z"})  # replaces version 1
+    finally:
+        store.close()
+    reopened = harness.open()
+    try:
+        rows = sorted(reopened.list_schemas(), key=lambda row: row.content_hash)
+    finally:
+        reopened.close()
+    assert [(r.name, r.version, r.content_hash, r.schema) for r in rows] == [
+        ("flow with spaces é", "1.1", "h2", {"name": "y"}),
+        ("flow with spaces é", 1, "h3", {"name": "z"}),
+    ]
+
+
+def test_a_second_process_sees_registered_schemas(harness: Harness) -> None:
+    if not harness.shared_across_processes:
+        pytest.skip("the memory store lives in one process")
+    store = harness.open()
+    try:
+        engine = WorkflowEngine(store=store)
+        assert engine.register_schema(V2).source == "registered"
+    finally:
+        store.close()
+    done = subprocess.run(
+        [sys.executable, "-c", _CHILD, target_of(harness)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout)
+    assert seen == {"infos": [["contract", "1.1", "registered"]], "version": "1.1"}

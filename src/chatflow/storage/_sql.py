@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from typing import Any, Protocol
 
 from chatflow._validation import validate_id
+from chatflow.errors import CorruptStateError
 from chatflow.storage import _log
 from chatflow.storage._log import Event, Head
 from chatflow.storage.base import (
@@ -84,7 +85,7 @@ def tables(p: str, *, blob: str, real: str, seq: str, json_type: str) -> tuple[s
         )""",
         f"""CREATE TABLE {p}schemas (
             name TEXT NOT NULL,
-            version BIGINT NOT NULL,
+            version TEXT NOT NULL,
             content_hash TEXT NOT NULL,
             schema TEXT NOT NULL,
             PRIMARY KEY (name, version)
@@ -277,16 +278,23 @@ class SQLStore(IWorkflowStateStore):
         return True
 
     def put_schema(
-        self, name: str, version: int, content_hash: str, schema: dict[str, Any]
+        self, name: str, version: int | str, content_hash: str, schema: dict[str, Any]
     ) -> None:
-        validate_id(name, "schema name")
-        text = _log.canonical(schema).decode("utf-8")
+        # The version is stored as JSON text, so 2 and "2.1" come back as they went in.
+        row = (name, json.dumps(version), content_hash, _log.canonical(schema).decode("utf-8"))
         with self._write_cursor("write") as cursor:
-            cursor.execute(self.sql("put_schema"), (name, int(version), content_hash, text))
+            cursor.execute(self.sql("put_schema"), row)
 
     def list_schemas(self) -> list[SchemaRow]:
         rows = self._query("list", self.sql("schemas"))
-        return [SchemaRow(name, int(v), digest, json.loads(text)) for name, v, digest, text in rows]
+        try:
+            return [
+                SchemaRow(name, json.loads(v), digest, json.loads(text))
+                for name, v, digest, text in rows
+            ]
+        except ValueError as error:
+            message = f"a registered workflow schema in {self.where} is unreadable: {error}"
+            raise CorruptStateError(message) from None
 
 
 def head_row(head: Head) -> tuple[Any, ...]:

@@ -49,15 +49,6 @@ class InstanceSummary(NamedTuple):
     updated_at: float
 
 
-class SchemaRow(NamedTuple):
-    """A workflow schema registered in a store (see ``put_schema``)."""
-
-    name: str
-    version: int | str
-    content_hash: str
-    schema: dict[str, Any]
-
-
 class StatusCount(NamedTuple):
     """How many of a feature's instances are in ``status``, and the newest of them."""
 
@@ -78,7 +69,7 @@ class SchemaRow(NamedTuple):
     """A workflow schema registered in a store (see ``put_schema``)."""
 
     name: str
-    version: int
+    version: int | str
     content_hash: str
     schema: dict[str, Any]
 
@@ -174,9 +165,13 @@ class IWorkflowStateStore(ABC):
 
     @abstractmethod
     def put_schema(
-        self, name: str, version: int, content_hash: str, schema: dict[str, Any]
+        self, name: str, version: int | str, content_hash: str, schema: dict[str, Any]
     ) -> None:
-        """Keep a registered workflow schema; the same name and version again replaces it."""
+        """Keep a registered workflow schema; the same name and version again replaces it.
+
+        ``name`` is any non-empty text and ``version`` a positive int or a dotted number
+        such as ``"1.2"`` (its type is kept), as a workflow schema allows.
+        """
 
     @abstractmethod
     def list_schemas(self) -> list[SchemaRow]:
@@ -582,23 +577,6 @@ class IWorkflowStateStore(ABC):
         before deletion existed keep working; they refuse it with ``StorageError``.
         """
         raise StorageError(f"{type(self).__name__} cannot delete instances")
-
-    def put_schema(
-        self, name: str, version: int | str, content_hash: str, schema: dict[str, Any]
-    ) -> None:
-        """Keep a registered workflow schema; the same name and version again replaces it.
-
-        ``schema`` is validated JSON and ``content_hash`` its SHA-256 (the caller's job).
-        This default keeps schemas in this store object only, for stores written before
-        schemas were stored; the bundled stores override it so every process sees them.
-        """
-        kept: dict[tuple[str, str], SchemaRow] = self.__dict__.setdefault("_kept_schemas", {})
-        kept[name, str(version)] = SchemaRow(name, version, content_hash, schema)
-
-    def list_schemas(self) -> list[SchemaRow]:
-        """Every schema kept by ``put_schema`` (the registry orders them)."""
-        kept: dict[tuple[str, str], SchemaRow] = self.__dict__.get("_kept_schemas", {})
-        return list(kept.values())
 
     def close(self) -> None:  # noqa: B027 - optional hook; most stores hold nothing to release
         """Release connections or handles; the store is unusable afterwards."""

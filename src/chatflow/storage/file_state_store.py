@@ -459,13 +459,12 @@ class FileStateStore(IWorkflowStateStore):
     # -- schemas ---------------------------------------------------------------------
 
     def put_schema(
-        self, name: str, version: int, content_hash: str, schema: dict[str, Any]
+        self, name: str, version: int | str, content_hash: str, schema: dict[str, Any]
     ) -> None:
-        validate_id(name, "schema name")
         self.registered_schemas_dir.mkdir(parents=True, exist_ok=True)
         data = {"name": name, "version": version, "content_hash": content_hash, "schema": schema}
         write_atomic(
-            self.registered_schemas_dir / f"{name}.v{int(version)}.json",
+            self.registered_schemas_dir / _schema_file_name(name, version),
             _log.canonical(data),
             durable=self.durable,
         )
@@ -486,7 +485,18 @@ class FileStateStore(IWorkflowStateStore):
                 raise CorruptStateError(
                     f"registered schema {path} is unreadable: {error}"
                 ) from None
-        return sorted(rows, key=lambda row: (row.name, row.version))
+        return sorted(rows, key=lambda row: (row.name, str(row.version)))
+
+
+def _schema_file_name(name: str, version: int | str) -> str:
+    """``<name>.v<version>.json`` where that is a safe file name, else a digest of both
+    (a workflow name may be any text); ``2`` and ``"2"`` share a file, as they are one
+    version."""
+    if id_problem(name) is None and all(part.isdigit() for part in str(version).split(".")):
+        return f"{name}.v{version}.json"
+    import hashlib  # noqa: PLC0415 - only for names that cannot be file names
+
+    return hashlib.sha256(_log.canonical([name, str(version)])).hexdigest()[:32] + ".json"
 
 
 _dumps = json.JSONEncoder(ensure_ascii=False).encode

@@ -46,7 +46,7 @@ class MemoryStore(IWorkflowStateStore):
         self._counts: dict[str, dict[str, set[str]]] = {}  # feature -> status -> instances
         self._created: dict[str, int] = {}  # creation order, to find each status's newest
         self._rollups: dict[str, list[StatusCount]] = {}  # until a status changes
-        self._schemas: dict[tuple[str, int], str] = {}
+        self._schemas: dict[tuple[str, str], str] = {}
 
     @contextlib.contextmanager
     def _transaction(
@@ -138,15 +138,15 @@ class MemoryStore(IWorkflowStateStore):
             return True
 
     def put_schema(
-        self, name: str, version: int, content_hash: str, schema: dict[str, Any]
+        self, name: str, version: int | str, content_hash: str, schema: dict[str, Any]
     ) -> None:
         with self._lock:
-            self._schemas[(name, version)] = json.dumps([content_hash, schema])
+            self._schemas[(name, str(version))] = json.dumps([version, content_hash, schema])
 
     def list_schemas(self) -> list[SchemaRow]:
         with self._lock:
             rows = sorted(self._schemas.items())
-        return [SchemaRow(name, version, *json.loads(text)) for (name, version), text in rows]
+        return [SchemaRow(name, *json.loads(text)) for (name, _), text in rows]
 
 
 def _by_newest(rows: list[tuple[str, int, str]], created: dict[str, int]) -> list[StatusCount]:

@@ -37,6 +37,7 @@ class MigrationReport:
     instances_unchanged: int = 0
     artifacts_copied: int = 0
     artifacts_unchanged: int = 0
+    schemas_copied: int = 0
     conflicts: list[str] = field(default_factory=list)
 
     @property
@@ -50,7 +51,8 @@ class MigrationReport:
             f"{self.instances_copied} instances copied, {self.instances_updated} updated, "
             f"{self.instances_unchanged} already present; {self.artifacts_copied} artifacts "
             f"copied, {self.artifacts_unchanged} already present; {self.instances_verified} "
-            f"instances in {self.features} features verified"
+            f"instances in {self.features} features verified; "
+            f"{self.schemas_copied} registered schemas copied"
         )
         if self.conflicts:
             text += f"; {len(self.conflicts)} conflicts left untouched: {', '.join(self.conflicts)}"
@@ -99,12 +101,27 @@ def migrate(
                 if _copy_instance(src, dst, instance_id, report):
                     _copy_artifacts(src, dst, feature_id, instance_id, report)
             _verify_order(src, dst, feature_id)
+        _copy_schemas(src, dst, report)
         if progress is not None:
             progress(done, total)
         return report
     finally:
         for store in opened:
             store.close()
+
+
+def _copy_schemas(
+    src: IWorkflowStateStore, dst: IWorkflowStateStore, report: MigrationReport
+) -> None:
+    """Copy registered schemas the target lacks; a different one there is a conflict."""
+    present = {(row.name, str(row.version)): row.content_hash for row in dst.list_schemas()}
+    for row in src.list_schemas():
+        there = present.get((row.name, str(row.version)))
+        if there is None:
+            dst.put_schema(row.name, row.version, row.content_hash, row.schema)
+            report.schemas_copied += 1
+        elif there != row.content_hash:
+            report.conflicts.append(f"schema {row.name!r} version {row.version!r}")
 
 
 def _open(

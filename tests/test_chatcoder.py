@@ -343,7 +343,10 @@ def test_fallback_without_condition_is_ignored_with_a_warning(
 ) -> None:
     schema = {"name": "s", "phases": [{"name": "a"}, {"name": "b", "fallback_phase": "a"}]}
     with caplog.at_level(logging.WARNING, logger="chatflow"):
-        assert validate_schema(schema) == {"name": "s", "phases": [{"name": "a"}, {"name": "b"}]}
+        assert validate_schema(schema).to_dict() == {
+            "name": "s",
+            "phases": [{"name": "a"}, {"name": "b"}],
+        }
     assert "fallback_phase applies only with a condition" in caplog.text
 
 
@@ -360,7 +363,7 @@ def test_translation_is_stored_as_chatflow_transitions(v11: WorkflowEngine) -> N
         {"to": "last"},
     ]
     assert gated == {"name": "gated", "task": "ai_review"}
-    assert validate_schema(stored.workflow_schema) == stored.workflow_schema  # idempotent
+    assert validate_schema(stored.workflow_schema).to_dict() == stored.workflow_schema  # idempotent
     diagram = chatflow.to_mermaid(stored.workflow_schema)
     assert 'p0 -->|"variables.go == true"| p1' in diagram
     assert 'p0 -->|"otherwise"| p3' in diagram

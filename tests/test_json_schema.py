@@ -73,6 +73,7 @@ BAD_GATES: list[dict[str, Any]] = [
 ]
 STRUCTURAL = [schema for schema, fragment in BAD if not any(g in fragment for g in GRAPH_ONLY)]
 STRUCTURAL += [{"name": "g", "phases": [{"name": "a", "exit_requires": g}]} for g in BAD_GATES]
+STRUCTURAL.append({"name": "g", "phases": [{"name": "a", "exit_require": {}}]})  # a typo
 
 
 @pytest.mark.parametrize("data", STRUCTURAL)
@@ -82,3 +83,15 @@ def test_structural_problems_fail_both(
     with pytest.raises(SchemaError):
         validate_schema(data)
     assert list(checker.iter_errors(data)) != []
+
+
+def test_chatcoder_v11_keys_pass(checker: jsonschema.Draft202012Validator) -> None:
+    condition = {"operator": "and", "operands": [{"field": "a.risk", "operator": ">", "value": 5}]}
+    gated = {"name": "gated", "task": "review", "condition": condition, "fallback_phase": "last"}
+    data = {
+        "name": "gate",
+        "version": "1.1",
+        "phases": [{"name": "start"}, gated, {"name": "last"}],
+    }
+    validate_schema(data)
+    assert list(checker.iter_errors(data)) == []

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from chatflow._validation import check_json_object, check_text, new_instance_id, validate_id
 from chatflow.core import lifecycle
-from chatflow.core.definition import Workflow, workflow_of
+from chatflow.core.definition import Workflow
 from chatflow.core.history import timeline
 from chatflow.core.lazy import LazyList
 from chatflow.core.models import (
@@ -38,8 +38,6 @@ from chatflow.errors import (
     CorruptStateError,
     GateNotSatisfiedError,
     InvalidTransitionError,
-    SchemaNotFoundError,
-    UpgradeRefusedError,
     ValidationError,
 )
 from chatflow.storage._open import is_store_url, open_store
@@ -504,34 +502,17 @@ class WorkflowEngine:
     ) -> list[UpgradeOutcome]:
         """Upgrade every active instance (of ``feature_id`` and/or ``workflow_name``, if
         given); one outcome per instance, refusals included. ``dry_run`` touches none."""
-        from chatflow.core.upgrade import UpgradeOutcome  # noqa: PLC0415 - see above
+        from chatflow.core import upgrade  # noqa: PLC0415 - only upgrades need it
 
-        outcomes = []
-        for summary in self.list_instances(feature_id=feature_id):
-            state = self.get_workflow_instance_status(summary.instance_id)
-            if state is None or state.status.is_finished:
-                continue
-            if workflow_name is not None and state.workflow_name != workflow_name:
-                continue
-            version = workflow_of(state.workflow_schema).version
-            try:
-                self.upgrade_instance(
-                    state.instance_id,
-                    to_version=to_version,
-                    phase_map=phase_map,
-                    dry_run=dry_run,
-                    actor=actor,
-                )
-            except (UpgradeRefusedError, SchemaNotFoundError) as error:
-                reasons = tuple(error.context.get("reasons", [str(error)]))
-                outcomes.append(
-                    UpgradeOutcome(state.instance_id, False, version, to_version, reasons, dry_run)
-                )
-                continue
-            outcomes.append(
-                UpgradeOutcome(state.instance_id, True, version, to_version, (), dry_run)
-            )
-        return outcomes
+        return upgrade.upgrade_many(
+            self,
+            to_version=to_version,
+            feature_id=feature_id,
+            workflow_name=workflow_name,
+            phase_map=phase_map,
+            dry_run=dry_run,
+            actor=actor,
+        )
 
     # -- task artifacts ----------------------------------------------------------------
 

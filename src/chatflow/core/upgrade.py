@@ -21,12 +21,15 @@ they had; the open visit, the visit and retry counters take the new names, and a
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chatflow.core.definition import Workflow, workflow_of
 from chatflow.core.lifecycle import log_event, schema_ref, visit_events
 from chatflow.core.models import EventKind, InstanceStatus, WorkflowInstanceState
-from chatflow.errors import UpgradeRefusedError
+from chatflow.errors import SchemaNotFoundError, UpgradeRefusedError
+
+if TYPE_CHECKING:
+    from chatflow.core.engine import WorkflowEngine
 
 UPGRADABLE = (InstanceStatus.CREATED, InstanceStatus.RUNNING, InstanceStatus.PAUSED)
 
@@ -51,6 +54,44 @@ class UpgradeOutcome:
             "reasons": list(self.reasons),
             "dry_run": self.dry_run,
         }
+
+
+def upgrade_many(
+    engine: WorkflowEngine,
+    *,
+    to_version: int | str,
+    feature_id: str | None,
+    workflow_name: str | None,
+    phase_map: dict[str, str] | None,
+    dry_run: bool,
+    actor: str | None,
+) -> list[UpgradeOutcome]:
+    """``engine.upgrade_instances``: each active instance upgraded on its own (one
+    refusal does not stop the others), one outcome each."""
+    outcomes = []
+    for summary in engine.list_instances(feature_id=feature_id):
+        if summary.status not in UPGRADABLE:
+            continue
+        state = engine.get_workflow_instance_status(summary.instance_id)
+        if state is None or workflow_name not in (None, state.workflow_name):
+            continue
+        version = workflow_of(state.workflow_schema).version
+        reasons: tuple[str, ...] = ()
+        try:
+            engine.upgrade_instance(
+                state.instance_id,
+                to_version=to_version,
+                phase_map=phase_map,
+                dry_run=dry_run,
+                actor=actor,
+            )
+        except (UpgradeRefusedError, SchemaNotFoundError) as error:
+            reasons = tuple(error.context.get("reasons", [str(error)]))
+        outcome = UpgradeOutcome(
+            state.instance_id, not reasons, version, to_version, reasons, dry_run
+        )
+        outcomes.append(outcome)
+    return outcomes
 
 
 def apply(

@@ -226,3 +226,7 @@ def test_upgrade_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert main([*base, "--to", "2"]) == 2
     assert main([*base, ready, "--to", "2", "--map", "oops"]) == 2
     assert "OLD=NEW" in capsys.readouterr().err
+    assert main([*base, "--all", "--to", ""]) == 1
+    assert "to_version must be" in capsys.readouterr().err
+    assert main([*base, "--all", "--to", "2", "--map", "="]) == 1
+    assert "invalid phase ''" in capsys.readouterr().err

@@ -32,7 +32,7 @@ from chatflow.core.models import (
     generate_timestamp,
     sha256_text,
 )
-from chatflow.core.schema import task_key, validate_schema
+from chatflow.core.schema import task_key, validate_schema, version_key
 from chatflow.core.status import feature_rollup, phase_statuses, status_info
 from chatflow.errors import (
     CorruptStateError,
@@ -478,8 +478,7 @@ class WorkflowEngine:
         from chatflow.core import upgrade  # noqa: PLC0415 - only upgrades need it
 
         validate_id(instance_id, "instance_id")
-        if to_version is None:
-            raise ValidationError("to_version is required", field="to_version")
+        to_version = _version(to_version)
         mapping = _phase_map(phase_map)
         actor = _optional_text(actor, "actor")
         target = self.schemas.find(self._require_state(instance_id).workflow_name, to_version)
@@ -506,10 +505,10 @@ class WorkflowEngine:
 
         return upgrade.upgrade_many(
             self,
-            to_version=to_version,
+            to_version=_version(to_version),
             feature_id=feature_id,
             workflow_name=workflow_name,
-            phase_map=phase_map,
+            phase_map=_phase_map(phase_map),
             dry_run=dry_run,
             actor=actor,
         )
@@ -759,6 +758,17 @@ def _automation_level(level: object) -> int | None:
 
 def _optional_text(value: object, what: str) -> str | None:
     return None if value is None else check_text(value, what)
+
+
+def _version(value: object) -> int | str:
+    """A schema version to upgrade to: a positive int or a dotted number such as '1.2'."""
+    if version_key(value) is None:
+        raise ValidationError(
+            f"to_version must be a positive integer or a dotted number, not {value!r}",
+            field="to_version",
+        )
+    assert isinstance(value, (int, str))
+    return value
 
 
 def _phase_map(value: object) -> dict[str, str]:

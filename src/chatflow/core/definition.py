@@ -84,7 +84,10 @@ class Gate:
 
 @dataclass(frozen=True)
 class Phase:
-    """One phase; ``transitions`` is never empty (the default route is resolved)."""
+    """One phase; ``transitions`` is never empty (the default route is resolved).
+
+    ``task`` is what the phase does, as ChatCoder's v1.1 schemas name it (``""``: unnamed).
+    """
 
     name: str
     transitions: tuple[Transition, ...]
@@ -94,6 +97,7 @@ class Phase:
     max_retries: int | None = None
     exit_requires: Gate = Gate()
     title: str | None = None
+    task: str = ""
 
     @property
     def targets(self) -> list[str]:
@@ -196,6 +200,7 @@ def _phase(spec: dict[str, Any], following: str) -> Phase:
         max_retries=spec.get("max_retries"),
         exit_requires=_gate(spec.get("exit_requires", {})),
         title=None if title is None else str(title),
+        task=spec.get("task", ""),
     )
 
 

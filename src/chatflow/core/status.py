@@ -118,7 +118,7 @@ def status_info(state: WorkflowInstanceState) -> dict[str, Any]:
 
 def workflow_state(state: WorkflowInstanceState) -> WorkflowState:
     """The v1.1 view of ``state``: one ``HistoryEvent`` per visit (see ``HistoryEvent``)."""
-    tasks = {phase["name"]: phase.get("task", "") for phase in state.workflow_schema["phases"]}
+    tasks = {phase.name: phase.task for phase in workflow_of(state.workflow_schema).phases}
     history = [
         HistoryEvent(
             event_type="phase_started" if index else "workflow_started",

@@ -256,8 +256,9 @@ def resume(
     _require(state, "resume", Status.PAUSED)
     pause_info = state.pause or {"kind": "manual", "resume_status": Status.RUNNING.value}
     if pause_info["kind"] == "approval" and not approved_by:
+        waits = "to complete" if "pending" in pause_info else "to enter"
         raise ValidationError(
-            f"instance {state.instance_id!r} waits for approval to enter "
+            f"instance {state.instance_id!r} waits for approval {waits} "
             f"{state.current_phase!r}; resume it with approved_by=<who approves>",
             field="approved_by",
         )

@@ -339,6 +339,10 @@ def test_approve_checks_its_arguments(engine: WorkflowEngine) -> None:
         engine.approve(iid, by="ann", note=3)  # type: ignore[arg-type]
     with pytest.raises(chatflow.InstanceNotFoundError):
         engine.approve("wfi_missing", by="ann")
+    engine.approve(iid, by="ann")
+    engine.trigger_next_step(iid)  # code asks for no approvals
+    with pytest.raises(InvalidTransitionError, match="phase 'code' asks for no approvals"):
+        engine.approve(iid, by="ann")
     engine.cancel(iid)
     with pytest.raises(InvalidTransitionError, match="cancelled"):
         engine.approve(iid, by="ann")

@@ -3,6 +3,7 @@ refused operations change nothing, and everything reads back the same in a fresh
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import subprocess
@@ -195,6 +196,7 @@ def test_random_instances_survive_reload_in_a_fresh_process(tmp_path: Path) -> N
         assert seen[iid]["info"] == json.loads(json.dumps(engine.get_status_info(iid)))
         if state.status in ("created", "running"):  # a reloaded instance keeps working
             for approver in ("ann", "bob"):  # meet any exit gate
-                engine.approve(iid, by=approver)
+                with contextlib.suppress(InvalidTransitionError):  # it asks for none
+                    engine.approve(iid, by=approver)
             engine.record_task_artifacts(iid, "p", "r")
             check_consistent(engine.trigger_next_step(iid, {"x": 0}), engine)

@@ -120,7 +120,7 @@ def instance_view(
     ``checks`` comes from ``artifact_checks`` (without it, artifacts show as
     unchecked: ``null``). ``open_gates`` lists what the current phase's exit gate still
     misses; by default it is read from the state (``status_info``'s
-    ``open_requirements``, where the engine has gates).
+    ``open_requirements``).
     """
     from chatflow.core.status import status_info  # noqa: PLC0415 - show only
 

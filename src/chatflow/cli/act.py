@@ -26,7 +26,7 @@ from chatflow.cli.context import (
     key_values,
 )
 from chatflow.cli.read import load_schema_file, looks_like_file, print_instance
-from chatflow.errors import InvalidTransitionError, ValidationError
+from chatflow.errors import InvalidTransitionError
 
 if TYPE_CHECKING:
     from chatflow.cli.context import Subparsers
@@ -178,15 +178,14 @@ def cmd_next(ctx: Context) -> int:
 
 def cmd_approve(ctx: Context) -> int:
     """Approve what the instance waits on: a paused approval (``resume(approved_by=)``),
-    else the current phase's exit gate (``engine.approve``, where gates exist)."""
+    else the current phase's exit gate (``engine.approve``)."""
     args = ctx.args
     engine = ctx.reader()
     state = ctx.instance(args.instance_id)
     if state.pause is not None and state.pause.get("kind") == "approval":
         return report(ctx, engine.resume(args.instance_id, approved_by=args.by, note=args.note))
-    approve = getattr(engine, "approve", None)  # exit gates (issue 9) add engine.approve
-    if approve is not None and not state.status.is_finished:
-        return report(ctx, approve(args.instance_id, by=args.by, note=args.note))
+    if not state.status.is_finished:
+        return report(ctx, engine.approve(args.instance_id, by=args.by, note=args.note))
     raise InvalidTransitionError(
         f"instance {state.instance_id!r} is {state.status.value}, not waiting for approval"
         + ("; use resume" if state.pause else ""),
@@ -256,20 +255,18 @@ def cmd_upgrade(ctx: Context) -> int:
             raise UsageError(f"--map takes OLD=NEW, not {pair!r}")
         phase_map[old] = new
     engine = ctx.reader()
-    upgrade_one = getattr(engine, "upgrade_instance", None)  # upgrades arrive with issue 9
-    upgrade_many = getattr(engine, "upgrade_instances", None)
-    if upgrade_one is None or upgrade_many is None:
-        raise ValidationError("this ChatFlow cannot upgrade instances to another version")
     version = int(args.to_version) if args.to_version.isdigit() else args.to_version
     verb = "would upgrade" if args.dry_run else "upgraded"
     if args.instance_id:
         ctx.instance(args.instance_id)
-        upgrade_one(args.instance_id, to_version=version, phase_map=phase_map, dry_run=args.dry_run)
+        state = engine.upgrade_instance(
+            args.instance_id, to_version=version, phase_map=phase_map, dry_run=args.dry_run
+        )
         if ctx.out.json:
-            return report(ctx, ctx.instance(args.instance_id))
+            return report(ctx, state)  # in a dry run: what the upgrade would produce
         ctx.out.line(f"{verb} {args.instance_id} to version {version}")
         return EXIT_OK
-    outcomes = upgrade_many(
+    outcomes = engine.upgrade_instances(
         to_version=version,
         feature_id=args.feature,
         workflow_name=args.workflow,
@@ -295,6 +292,7 @@ def cmd_demo(ctx: Context) -> int:
     """Run the SPEC's workflow, recording a prompt and a response for each phase."""
     args = ctx.args
     engine = ctx.writer()
+    engine.register_schema(DEMO_SCHEMA)  # kept in the store: `chatflow workflows` lists it
     instance_id = engine.start_workflow_instance(
         workflow_schema=DEMO_SCHEMA,
         initial_context={"user_request": "create user registration"},

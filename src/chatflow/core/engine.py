@@ -38,6 +38,7 @@ from chatflow.errors import (
     CorruptStateError,
     GateNotSatisfiedError,
     InvalidTransitionError,
+    StoreNotFoundError,
     ValidationError,
 )
 from chatflow.storage._open import is_store_url, open_store
@@ -150,8 +151,24 @@ class WorkflowEngine:
             if self._schemas is None:
                 from chatflow.core.registry import SchemaRegistry  # noqa: PLC0415
 
-                self._schemas = SchemaRegistry(self._schema_folders, lambda: self.state_store)
+                self._schemas = SchemaRegistry(
+                    self._schema_folders,
+                    stored=self._existing_store,
+                    store=lambda: self.state_store,
+                )
             return self._schemas
+
+    def _existing_store(self) -> IWorkflowStateStore | None:
+        """The store, unless it does not exist yet: looking schemas up must not create one
+        (a server store cannot be checked without connecting, so it is opened)."""
+        if self._store is None:
+            from chatflow.storage._open import require_store  # noqa: PLC0415 - lookups only
+
+            try:
+                require_store(self._target if self._target is not None else default_store_target())
+            except StoreNotFoundError:
+                return None
+        return self.state_store
 
     def _schema_folders(self) -> list[Path]:
         """The user's schema folders, then ``schemas/`` of the storage folder, if any."""

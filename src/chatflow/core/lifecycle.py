@@ -228,8 +228,20 @@ def note_blocked(state: WorkflowInstanceState, error: GateNotSatisfiedError, now
 
 
 def approve(state: WorkflowInstanceState, by: str, note: str | None, now: float) -> None:
-    """Record ``by``'s approval of the current visit (counted by an ``approvals`` gate)."""
+    """Record ``by``'s approval of the current visit (counted by an ``approvals`` gate).
+
+    Refused where the current phase asks for no approvals: an approval nothing reads
+    would look like a decision that mattered.
+    """
     _require(state, "approve", Status.CREATED, Status.RUNNING, Status.PAUSED)
+    phase = state.current_phase
+    if not workflow_of(state.workflow_schema).phase(phase).exit_requires.approvals:
+        raise InvalidTransitionError(
+            f"instance {state.instance_id!r} is {state.status.value}, not waiting for approval: "
+            f"phase {phase!r} asks for no approvals (exit_requires.approvals)",
+            instance_id=state.instance_id,
+            phase=phase,
+        )
     log_event(state, EventKind.APPROVED, now, by, state.current_phase, {"by": by, "note": note})
 
 

@@ -127,15 +127,22 @@ class _Entry:
 class SchemaRegistry:
     """Finds workflow schemas by name and version; safe to share between threads.
 
-    ``folders`` is called at each lookup, so the engine can point it at a storage
-    directory that is chosen (or changed by ``chatflow.init``) later.
+    ``stored`` gives the store registered schemas are read from (``None`` while it does
+    not exist), ``store`` the one ``register`` writes to. ``folders`` is called at each
+    lookup, so the engine can point it at a storage directory that is chosen (or changed
+    by ``chatflow.init``) later.
     """
 
     def __init__(
-        self, folders: Callable[[], list[Path]], store: Callable[[], IWorkflowStateStore]
+        self,
+        folders: Callable[[], list[Path]],
+        *,
+        stored: Callable[[], IWorkflowStateStore | None],
+        store: Callable[[], IWorkflowStateStore],
     ) -> None:
         self._folders = folders
-        self._store = store
+        self._stored_in = stored  # for lookups: None while the store does not exist
+        self._store = store  # for registering: created if need be
         self._lock = threading.Lock()
         self._stored: dict[str, Workflow] = {}  # validated stored schemas, by content hash
         self._scans: dict[Path, tuple[object, list[_Entry], list[str]]] = {}
@@ -202,7 +209,8 @@ class SchemaRegistry:
         """The store's registered schemas, each validated once per process."""
         entries: list[_Entry] = []
         broken: list[str] = []
-        for row in self._store().list_schemas():
+        store = self._stored_in()
+        for row in [] if store is None else store.list_schemas():
             with self._lock:
                 workflow = self._stored.get(row.content_hash)
             if workflow is None:

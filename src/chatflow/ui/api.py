@@ -216,14 +216,11 @@ def _approve(
     engine: WorkflowEngine, instance_id: str, actor: str, note: str | None
 ) -> WorkflowInstanceState:
     """Let a paused instance enter the phase it waits for (``resume(approved_by=)``);
-    otherwise record an approval the current phase's exit gate counts, where the engine
-    has gates (``engine.approve``)."""
+    otherwise record an approval the current phase's exit gate counts (``engine.approve``)."""
     current = instance(engine, instance_id)
-    waiting = current.pause is not None and current.pause.get("kind") == "approval"
-    approve: Callable[..., WorkflowInstanceState] | None = getattr(engine, "approve", None)
-    if waiting or approve is None:
+    if current.pause is not None and current.pause.get("kind") == "approval":
         return engine.resume(instance_id, approved_by=actor, note=note)
-    return approve(instance_id, by=actor, note=note)
+    return engine.approve(instance_id, by=actor, note=note)
 
 
 def _text(value: object, what: str, *, required: bool = False) -> str | None:

@@ -6,23 +6,25 @@ the store's lock or transaction covers the whole read-modify-write: two processe
 triggering one instance can never lose each other's step.
 
 This module is the API layer: what each operation changes lives in ``lifecycle``
-(state changes and events), ``transitions`` (routing), ``registry`` (schemas by name)
-and ``status`` (reports).
+(state changes and events), ``transitions`` (routing), ``registry`` (schemas by name),
+``status`` (reports) and ``upgrade`` (live upgrades); how a change reaches the store in
+``_stored``, task records in ``_artifacts``, argument checks in ``_arguments``.
 """
 
 from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from chatflow._validation import check_json_object, check_text, new_instance_id, validate_id
-from chatflow.core import lifecycle
+from chatflow.core import _arguments, _artifacts, _stored, lifecycle
+from chatflow.core._actions import HumanActions
+from chatflow.core._stored import Change
 from chatflow.core.definition import Workflow
 from chatflow.core.history import timeline
-from chatflow.core.lazy import LazyList
 from chatflow.core.models import (
     TaskArtifacts,
     TaskExecutionRecord,
@@ -30,24 +32,12 @@ from chatflow.core.models import (
     WorkflowInstanceState,
     WorkflowStartResult,
     generate_timestamp,
-    sha256_text,
 )
-from chatflow.core.schema import task_key, validate_schema, version_key
+from chatflow.core.schema import validate_schema
 from chatflow.core.status import feature_rollup, phase_statuses, status_info
-from chatflow.errors import (
-    CorruptStateError,
-    GateNotSatisfiedError,
-    InvalidTransitionError,
-    StoreNotFoundError,
-    ValidationError,
-)
+from chatflow.errors import CorruptStateError, StoreNotFoundError, ValidationError
 from chatflow.storage._open import is_store_url, open_store
-from chatflow.storage.base import (
-    InstanceSummary,
-    IWorkflowStateStore,
-    Problem,
-    not_found,
-)
+from chatflow.storage.base import InstanceSummary, IWorkflowStateStore, Problem, not_found
 
 if TYPE_CHECKING:
     from chatflow.core.registry import SchemaRegistry, WorkflowInfo
@@ -56,8 +46,6 @@ if TYPE_CHECKING:
 DEFAULT_DIR_ENV = "CHATFLOW_DIR"
 DEFAULT_DIR = ".chatflow"
 SCHEMAS_SUBDIR = "schemas"
-
-Change = Callable[[WorkflowInstanceState], None]
 
 
 def default_storage_dir() -> Path:
@@ -74,7 +62,7 @@ def default_store_target() -> str | Path:
     return default_storage_dir()
 
 
-class WorkflowEngine:
+class WorkflowEngine(HumanActions):
     """Starts, advances and reports on workflow instances kept in one store.
 
     ``WorkflowEngine(storage_dir=...)`` uses the default file store in that folder, or
@@ -230,7 +218,7 @@ class WorkflowEngine:
         meta = check_json_object({} if meta is None else meta, "meta")
         if automation_level is None:
             automation_level = meta.get("automation_level", workflow.automation_level)
-        level = _automation_level(automation_level)
+        level = _arguments.automation_level(automation_level)
         state = lifecycle.new_state(
             instance_id=new_instance_id(),
             feature_id=feature_id,
@@ -294,145 +282,14 @@ class WorkflowEngine:
         return self._update(instance_id, advance)
 
     def _simulate(self, instance_id: str, change: Change) -> WorkflowInstanceState:
-        """Apply ``change`` to a private copy of the state, writing nothing.
-
-        A refusal by a gate is reported in the copy, not raised: a dry run says what
-        would happen, and "refused, missing ..." is an answer.
-        """
-        state = self.get_workflow_instance_status(instance_id)
-        if state is None:
-            raise not_found(instance_id)
-        try:
-            change(state)
-        except GateNotSatisfiedError as error:
-            lifecycle.note_blocked(state, error, generate_timestamp())
-            return state
-        state.version += 1
-        return state
+        """Apply ``change`` to a private copy of the state, writing nothing."""
+        return _stored.simulate(self._require_state(instance_id), change)
 
     def _update(self, instance_id: str, change: Change) -> WorkflowInstanceState:
-        """Apply ``change`` to the instance as one appended event.
+        """Apply ``change`` to the instance as one appended event."""
+        return _stored.update(self.state_store, instance_id, change)
 
-        The store hands over the instance's head, not its log: the state ``change``
-        works on loads history older than the head's tail only if it reads it. That
-        state is what the caller gets back; nothing the caller later does to it can
-        reach stored data (the event was encoded when it was appended).
-        """
-        changed: list[WorkflowInstanceState] = []
-        store = self.state_store
-
-        def step(head: dict[str, Any], load: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-            state = _parse_head(head, instance_id, load)
-            change(state)
-            changed.append(state)
-            return state.delta(head, load)
-
-        new_head = store.step(instance_id, step)
-        state = changed[-1]
-        state.version = new_head["state"]["version"]
-        # After the commit, older items load from the log as of the head the step read.
-        upto = new_head["seq"] - 1
-        _rebind(state, lambda: store.read_history(instance_id, upto))
-        return state
-
-    # -- human in the loop, failure and recovery ---------------------------------------
-
-    def pause(
-        self, instance_id: str, reason: str = "", *, actor: str | None = None
-    ) -> WorkflowInstanceState:
-        """Suspend a created or running instance until ``resume``."""
-        reason = check_text(reason, "reason")
-        return self._act(
-            instance_id, actor, lambda s, who, now: lifecycle.pause(s, reason, who, now)
-        )
-
-    def resume(
-        self,
-        instance_id: str,
-        *,
-        approved_by: str | None = None,
-        note: str | None = None,
-        actor: str | None = None,
-    ) -> WorkflowInstanceState:
-        """Continue a paused instance. Approving a gated phase needs ``approved_by``;
-        who approved, when and the ``note`` go into the event log."""
-        approved_by = _optional_text(approved_by, "approved_by")
-        note = _optional_text(note, "note")
-        return self._act(
-            instance_id, actor, lambda s, who, now: lifecycle.resume(s, approved_by, note, who, now)
-        )
-
-    def reject(
-        self,
-        instance_id: str,
-        *,
-        rejected_by: str | None = None,
-        note: str | None = None,
-        to: str | None = None,
-    ) -> WorkflowInstanceState:
-        """Refuse a pending approval: re-enter ``to`` (default: the phase that asked)."""
-        rejected_by = _optional_text(rejected_by, "rejected_by")
-        note = _optional_text(note, "note")
-        target = None if to is None else validate_id(to, "phase")
-        return self._act(
-            instance_id,
-            rejected_by,
-            lambda s, who, now: lifecycle.reject(s, who, note, target, now),
-        )
-
-    def fail_phase(
-        self, instance_id: str, error: str, *, actor: str | None = None
-    ) -> WorkflowInstanceState:
-        """Mark the current phase failed (an AI call broke); ``retry_phase`` recovers."""
-        error = check_text(error, "error")
-        return self._act(instance_id, actor, lambda s, who, now: lifecycle.fail(s, error, who, now))
-
-    def retry_phase(
-        self, instance_id: str, *, note: str | None = None, actor: str | None = None
-    ) -> WorkflowInstanceState:
-        """Start the current phase over as a new visit; counts toward its ``max_retries``."""
-        note = _optional_text(note, "note")
-        return self._act(instance_id, actor, lambda s, who, now: lifecycle.retry(s, note, who, now))
-
-    def cancel(
-        self, instance_id: str, reason: str = "", *, actor: str | None = None
-    ) -> WorkflowInstanceState:
-        """Abandon the instance; it takes no further steps."""
-        reason = check_text(reason, "reason")
-        return self._act(
-            instance_id, actor, lambda s, who, now: lifecycle.cancel(s, reason, who, now)
-        )
-
-    def jump_to(
-        self,
-        instance_id: str,
-        phase: str,
-        reason: str = "",
-        *,
-        actor: str | None = None,
-        force: bool = False,
-    ) -> WorkflowInstanceState:
-        """Human override: enter ``phase`` now, ignoring routes, visit limits and approval
-        to enter. The current phase's exit gate still applies unless ``force=True``
-        (recorded in the ``jumped`` event)."""
-        phase = validate_id(phase, "phase")
-        reason = check_text(reason, "reason")
-        if not isinstance(force, bool):
-            raise ValidationError(f"force must be true or false, not {force!r}", field="force")
-        return self._act(
-            instance_id,
-            actor,
-            lambda s, who, now: lifecycle.jump(s, phase, reason, who, now, force=force),
-        )
-
-    def approve(
-        self, instance_id: str, *, by: str, note: str | None = None
-    ) -> WorkflowInstanceState:
-        """Record ``by``'s approval of the current phase's visit, for its ``exit_requires``
-        ``approvals`` (distinct people count; the same person twice counts once)."""
-        by = _name(by, "by")
-        note = _optional_text(note, "note")
-        return self._act(instance_id, by, lambda s, who, now: lifecycle.approve(s, by, note, now))
+    # -- time travel ---------------------------------------------------------------------
 
     def fork(self, instance_id: str, at: int, *, meta: dict[str, Any] | None = None) -> str:
         """Start a new instance of the same feature as this one was on entering
@@ -442,9 +299,7 @@ class WorkflowEngine:
         if not isinstance(at, int) or isinstance(at, bool):
             raise ValidationError(f"at must be a history index (int), not {at!r}", field="at")
         extra_meta = check_json_object({} if meta is None else meta, "meta")
-        parent = self.get_workflow_instance_status(instance_id)
-        if parent is None:
-            raise not_found(instance_id)
+        parent = self._require_state(instance_id)
         child = lifecycle.fork_state(
             parent, at, instance_id=new_instance_id(), meta=extra_meta, now=generate_timestamp()
         )
@@ -456,21 +311,6 @@ class WorkflowEngine:
 
         self._update(instance_id, note)
         return child.instance_id
-
-    def _act(
-        self,
-        instance_id: str,
-        actor: str | None,
-        change: Callable[[WorkflowInstanceState, str | None, float], None],
-    ) -> WorkflowInstanceState:
-        """Run a lifecycle change; the actor defaults to the one in the instance's meta."""
-        validate_id(instance_id, "instance_id")
-        actor = _optional_text(actor, "actor")
-
-        def apply(state: WorkflowInstanceState) -> None:
-            change(state, actor or lifecycle.actor_of(state.meta), generate_timestamp())
-
-        return self._update(instance_id, apply)
 
     # -- live upgrade ------------------------------------------------------------------
 
@@ -495,9 +335,9 @@ class WorkflowEngine:
         from chatflow.core import upgrade  # noqa: PLC0415 - only upgrades need it
 
         validate_id(instance_id, "instance_id")
-        to_version = _version(to_version)
-        mapping = _phase_map(phase_map)
-        actor = _optional_text(actor, "actor")
+        to_version = _arguments.version(to_version)
+        mapping = _arguments.phase_map(phase_map)
+        actor = _arguments.optional_text(actor, "actor")
         target = self.schemas.find(self._require_state(instance_id).workflow_name, to_version)
 
         def change(state: WorkflowInstanceState) -> None:
@@ -522,10 +362,10 @@ class WorkflowEngine:
 
         return upgrade.upgrade_many(
             self,
-            to_version=_version(to_version),
+            to_version=_arguments.version(to_version),
             feature_id=feature_id,
             workflow_name=workflow_name,
-            phase_map=_phase_map(phase_map),
+            phase_map=_arguments.phase_map(phase_map),
             dry_run=dry_run,
             actor=actor,
         )
@@ -553,28 +393,15 @@ class WorkflowEngine:
         validate_id(instance_id, "instance_id")
         check_text(prompt, "prompt")
         check_text(response, "response")
-        state = self.get_workflow_instance_status(instance_id)
-        if state is None:
-            raise not_found(instance_id)
-        phase = validate_id(phase_name or state.current_phase, "phase_name")
-        if not any(entry.phase == phase for entry in state.history):
-            raise InvalidTransitionError(
-                f"instance {instance_id!r} has not entered phase {phase!r}; "
-                f"it can only record tasks for phases in its history",
-                instance_id=instance_id,
-                phase=phase,
-            )
-        index = max(i for i, entry in enumerate(state.history) if entry.phase == phase)
-        visit = sum(1 for entry in state.history[: index + 1] if entry.phase == phase)
-        key = task_key(phase, visit)
-        now = generate_timestamp()
-        record = TaskExecutionRecord(
-            phase_name=phase,
+        state = self._require_state(instance_id)
+        index, key, record = _artifacts.new_record(
+            state,
+            phase_name,
+            prompt,
+            response,
             status=status,
-            started_at=now if started_at is None else started_at,
-            ended_at=now if ended_at is None else ended_at,
-            prompt_checksum=sha256_text(prompt),
-            response_checksum=sha256_text(response),
+            started_at=started_at,
+            ended_at=ended_at,
         )
         self.state_store.save_task_artifacts(
             state.feature_id, instance_id, key, record.to_dict(), prompt, response
@@ -599,32 +426,9 @@ class WorkflowEngine:
         """
         validate_id(instance_id, "instance_id")
         validate_id(phase_name, "phase_name")
-        if version is not None and (isinstance(version, bool) or not isinstance(version, int)):
-            raise ValidationError(f"version must be an int, not {version!r}", field="version")
+        _artifacts.check_version(version)
         stored = self.state_store.load_task_artifacts(instance_id, phase_name, version)
-        if stored is None:
-            return None
-        try:
-            record = TaskExecutionRecord.from_dict(stored["record"])
-        except ValidationError as error:
-            raise CorruptStateError(
-                f"task record of phase {phase_name!r} of instance {instance_id!r} "
-                f"is corrupt: {error}",
-                instance_id=instance_id,
-                phase=phase_name,
-            ) from None
-        for what, text, checksum in (
-            ("prompt", stored["prompt"], record.prompt_checksum),
-            ("response", stored["response"], record.response_checksum),
-        ):
-            if sha256_text(text) != checksum:
-                raise CorruptStateError(
-                    f"{what} of phase {phase_name!r} of instance {instance_id!r} "
-                    "does not match its recorded SHA-256 checksum",
-                    instance_id=instance_id,
-                    phase=phase_name,
-                )
-        return TaskArtifacts(record=record, prompt=stored["prompt"], response=stored["response"])
+        return None if stored is None else _artifacts.checked(stored, instance_id, phase_name)
 
     # -- integrity and retention ------------------------------------------------------
 
@@ -675,8 +479,7 @@ class WorkflowEngine:
     def get_workflow_instance_status(self, instance_id: str) -> WorkflowInstanceState | None:
         """The instance's current state, or ``None`` if no instance has that id."""
         validate_id(instance_id, "instance_id")
-        data = self.state_store.load_state(instance_id)
-        return None if data is None else _parse(data, instance_id)
+        return _stored.load(self.state_store, instance_id)
 
     def get_workflow_history(self, instance_id: str) -> list[WorkflowEvent]:
         """Every event of the instance, oldest first: the audit log of what happened,
@@ -760,87 +563,3 @@ def _with_merge_default(workflow: Workflow, mode: str) -> Workflow:
     if "merge_trigger_data" in data:
         return workflow
     return validate_schema({**data, "merge_trigger_data": mode})
-
-
-def _automation_level(level: object) -> int | None:
-    if level is None:
-        return None
-    if isinstance(level, bool) or not isinstance(level, int) or not 0 <= level <= 100:
-        raise ValidationError(
-            f"automation_level must be an integer from 0 to 100, got {level!r}",
-            field="automation_level",
-        )
-    return level
-
-
-def _optional_text(value: object, what: str) -> str | None:
-    return None if value is None else check_text(value, what)
-
-
-def _version(value: object) -> int | str:
-    """A schema version to upgrade to: a positive int or a dotted number such as '1.2'."""
-    if version_key(value) is None:
-        raise ValidationError(
-            f"to_version must be a positive integer or a dotted number, not {value!r}",
-            field="to_version",
-        )
-    assert isinstance(value, (int, str))
-    return value
-
-
-def _phase_map(value: object) -> dict[str, str]:
-    """A ``{old phase: new phase}`` map of phase ids (``None``: no renames)."""
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise ValidationError(
-            f"phase_map must be a dict, not {type(value).__name__}", field="phase_map"
-        )
-    return {validate_id(old, "phase"): validate_id(new, "phase") for old, new in value.items()}
-
-
-def _name(value: object, what: str) -> str:
-    """A person's name: a non-blank ``str`` (blanks would count as a distinct approver)."""
-    if not check_text(value, what).strip():
-        raise ValidationError(f"{what} must name someone, got {value!r}", field=what)
-    return str(value)
-
-
-def _parse_head(
-    head: dict[str, Any], instance_id: str, load: Callable[[], dict[str, Any]]
-) -> WorkflowInstanceState:
-    try:
-        return _usable(WorkflowInstanceState.from_head(head, load))
-    except (ValidationError, KeyError, TypeError, AttributeError) as error:
-        raise CorruptStateError(
-            f"stored head of instance {instance_id!r} is invalid: {error}", instance_id=instance_id
-        ) from None
-
-
-def _usable(state: WorkflowInstanceState) -> WorkflowInstanceState:
-    """``state``, if it carries the schema every step and report routes by."""
-    phases = state.workflow_schema.get("phases")
-    if not isinstance(phases, list) or not phases or not all(isinstance(p, dict) for p in phases):
-        raise ValidationError("it has no usable workflow_schema (a list of phases)")
-    return state
-
-
-def _rebind(state: WorkflowInstanceState, load: Callable[[], dict[str, Any]]) -> None:
-    """Point the returned state's lazy lists at the committed log instead of the
-    finished transaction."""
-
-    def loader(key: str) -> Callable[[], list[Any]]:
-        return lambda: list(load().get(key, []))
-
-    for key, items in (("history", state.history), ("events", state.events)):
-        if isinstance(items, LazyList):
-            items.rebind(loader(key))
-
-
-def _parse(data: dict[str, Any], instance_id: str) -> WorkflowInstanceState:
-    try:
-        return _usable(WorkflowInstanceState.from_dict(data))
-    except ValidationError as error:
-        raise CorruptStateError(
-            f"stored state of instance {instance_id!r} is invalid: {error}", instance_id=instance_id
-        ) from None

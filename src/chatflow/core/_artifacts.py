@@ -1,0 +1,89 @@
+"""Task artifacts: the record of one phase visit's prompt and response, and the
+checks on one read back.
+
+Pure functions on a loaded state or stored data: the engine makes the store calls
+around them, so the rules for keys and checksums live here once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chatflow._validation import validate_id
+from chatflow.core.models import (
+    TaskArtifacts,
+    TaskExecutionRecord,
+    WorkflowInstanceState,
+    generate_timestamp,
+    sha256_text,
+)
+from chatflow.core.schema import task_key
+from chatflow.errors import CorruptStateError, InvalidTransitionError, ValidationError
+
+
+def new_record(
+    state: WorkflowInstanceState,
+    phase_name: str | None,
+    prompt: str,
+    response: str,
+    *,
+    status: str,
+    started_at: float | None,
+    ended_at: float | None,
+) -> tuple[int, str, TaskExecutionRecord]:
+    """The history index and task key of the phase's latest visit, and its record.
+
+    The first visit of a phase is keyed by the phase name, later ones by
+    ``<phase>--<visit>`` (``task_key``), so every visit keeps its own texts. The
+    texts themselves were checked by the caller.
+    """
+    phase = validate_id(phase_name or state.current_phase, "phase_name")
+    if not any(entry.phase == phase for entry in state.history):
+        raise InvalidTransitionError(
+            f"instance {state.instance_id!r} has not entered phase {phase!r}; "
+            f"it can only record tasks for phases in its history",
+            instance_id=state.instance_id,
+            phase=phase,
+        )
+    index = max(i for i, entry in enumerate(state.history) if entry.phase == phase)
+    visit = sum(1 for entry in state.history[: index + 1] if entry.phase == phase)
+    now = generate_timestamp()
+    record = TaskExecutionRecord(
+        phase_name=phase,
+        status=status,
+        started_at=now if started_at is None else started_at,
+        ended_at=now if ended_at is None else ended_at,
+        prompt_checksum=sha256_text(prompt),
+        response_checksum=sha256_text(response),
+    )
+    return index, task_key(phase, visit), record
+
+
+def check_version(version: object) -> None:
+    """A task version asked for: ``None`` (the latest) or an int."""
+    if version is not None and (isinstance(version, bool) or not isinstance(version, int)):
+        raise ValidationError(f"version must be an int, not {version!r}", field="version")
+
+
+def checked(stored: dict[str, Any], instance_id: str, phase_name: str) -> TaskArtifacts:
+    """Stored artifacts as ``TaskArtifacts``, each text verified against its checksum."""
+    try:
+        record = TaskExecutionRecord.from_dict(stored["record"])
+    except ValidationError as error:
+        raise CorruptStateError(
+            f"task record of phase {phase_name!r} of instance {instance_id!r} is corrupt: {error}",
+            instance_id=instance_id,
+            phase=phase_name,
+        ) from None
+    for what, text, checksum in (
+        ("prompt", stored["prompt"], record.prompt_checksum),
+        ("response", stored["response"], record.response_checksum),
+    ):
+        if sha256_text(text) != checksum:
+            raise CorruptStateError(
+                f"{what} of phase {phase_name!r} of instance {instance_id!r} "
+                "does not match its recorded SHA-256 checksum",
+                instance_id=instance_id,
+                phase=phase_name,
+            )
+    return TaskArtifacts(record=record, prompt=stored["prompt"], response=stored["response"])

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from chatflow import views
+from chatflow._text import counted
 from chatflow.cli.context import (
     EXIT_FAILED,
     EXIT_OK,
@@ -317,7 +318,8 @@ def cmd_demo(ctx: Context) -> int:
     if out.json:
         out.emit_json(views.instance_view(state, views.artifact_checks(engine, state)))
         return EXIT_OK
-    out.line(f"finished: {instance_id} is {state.status} after {len(state.history)} phases")
+    phases = counted(len(state.history), "phase")
+    out.line(f"finished: {instance_id} is {state.status} after {phases}")
     base = getattr(engine.state_store, "base_dir", None)
     if isinstance(base, Path):
         out.line(f"state:     {base}/instances/{instance_id}.json")

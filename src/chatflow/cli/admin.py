@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from chatflow._text import counted
 from chatflow.cli.context import (
     EXIT_FAILED,
     EXIT_OK,
@@ -121,14 +122,14 @@ def cmd_delete(ctx: Context) -> int:
     engine = ctx.reader()
     ids = _selected(ctx, engine)
     shown = ", ".join(ids[:5]) + (", ..." if len(ids) > 5 else "")
-    if not ctx.args.yes and not _confirm(f"delete {len(ids)} instance(s): {shown}"):
+    if not ctx.args.yes and not _confirm(f"delete {counted(len(ids), 'instance')}: {shown}"):
         print("chatflow: nothing deleted", file=sys.stderr)
         return EXIT_FAILED
     deleted = [iid for iid in ids if engine.state_store.delete_instance(iid)]
     if ctx.out.json:
         ctx.out.emit_json({"deleted": deleted})
     else:
-        ctx.out.line(f"deleted {len(deleted)} instance(s)")
+        ctx.out.line(f"deleted {counted(len(deleted), 'instance')}")
     return EXIT_OK
 
 
@@ -161,7 +162,7 @@ def cmd_export(ctx: Context) -> int:
     if ctx.out.json:
         ctx.out.emit_json(summary)
     else:
-        ctx.out.line(f"exported {len(lines)} instance(s) to {output}")
+        ctx.out.line(f"exported {counted(len(lines), 'instance')} to {output}")
     return EXIT_OK
 
 
@@ -305,7 +306,7 @@ def cmd_verify(ctx: Context) -> int:
         for problem in problems:
             print(f"chatflow: verify: {problem}", file=sys.stderr)
         if not problems:
-            ctx.out.line(f"ok: {len(ids)} instances verified")
+            ctx.out.line(f"ok: {counted(len(ids), 'instance')} verified")
         for feature, value in digests.items():
             ctx.out.line(f"digest {feature} {value}")
     return EXIT_FAILED if problems else EXIT_OK

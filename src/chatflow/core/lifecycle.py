@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from chatflow._text import counted
 from chatflow.core.definition import END, FAIL, Workflow, workflow_of
 from chatflow.core.models import (
     EventKind,
@@ -349,7 +350,8 @@ def retry(state: WorkflowInstanceState, note: str | None, actor: str | None, now
     limit = workflow_of(state.workflow_schema).phase(phase).max_retries
     if limit is not None and count >= limit:
         raise InvalidTransitionError(
-            f"phase {phase!r} of instance {state.instance_id!r} was retried {count} times; "
+            f"phase {phase!r} of instance {state.instance_id!r} was retried "
+            f"{counted(count, 'time')}; "
             f"its max_retries is {limit}",
             instance_id=state.instance_id,
             phase=phase,
@@ -423,7 +425,7 @@ def fork_state(
     if not -len(parent.history) <= at < len(parent.history):
         raise ValidationError(
             f"history index {at} is out of range: instance {parent.instance_id!r} "
-            f"has {len(parent.history)} history entries",
+            f"has {counted(len(parent.history), 'history entry', 'history entries')}",
             field="at",
         )
     at %= len(parent.history)

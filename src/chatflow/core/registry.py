@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from chatflow._text import counted
 from chatflow.core.definition import Workflow
 from chatflow.core.schema import validate_schema, version_key
 from chatflow.errors import ChatFlowError, SchemaError, SchemaNotFoundError, ValidationError
@@ -283,5 +284,6 @@ def _not_found(
     where = ", ".join(map(str, folders)) or "none"
     message = f"Schema {what} not found: not registered, nor in the schema folders ({where})"
     if broken:
-        message += f" ({len(broken)} schema files could not be loaded: {'; '.join(broken)})"
+        files = counted(len(broken), "schema file")
+        message += f" ({files} could not be loaded: {'; '.join(broken)})"
     return SchemaNotFoundError(message, name=name, version=version)

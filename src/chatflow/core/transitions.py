@@ -27,6 +27,7 @@ from __future__ import annotations
 import copy
 from typing import Any, NamedTuple
 
+from chatflow._text import counted
 from chatflow.core.conditions import evaluate
 from chatflow.core.definition import END, FAIL, Gate, Phase, Workflow
 from chatflow.errors import ValidationError
@@ -142,8 +143,7 @@ def open_requirements(
             missing.append({"kind": "artifact", "name": name, "text": text})
     if len(approvers) < gate.approvals:
         have = f": {', '.join(approvers)}" if approvers else ""
-        plural = "" if gate.approvals == 1 else "s"
-        text = f"{gate.approvals} approval{plural}, have {len(approvers)}{have} (approve)"
+        text = f"{counted(gate.approvals, 'approval')}, have {len(approvers)}{have} (approve)"
         missing.append(
             {"kind": "approvals", "required": gate.approvals, "have": approvers, "text": text}
         )

@@ -23,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from chatflow._text import counted
 from chatflow.core.definition import Workflow, workflow_of
 from chatflow.core.lifecycle import log_event, schema_ref, visit_events
 from chatflow.core.models import EventKind, InstanceStatus, WorkflowInstanceState
@@ -167,20 +168,17 @@ def _limit_problems(
     state: WorkflowInstanceState, target: Workflow, mapping: dict[str, str]
 ) -> list[str]:
     reasons = []
-    for name, count in _rekeyed(state.visits, mapping).items():
-        limit = target.phase(name).max_visits if target.has_phase(name) else None
-        if limit is not None and count > limit:
-            reasons.append(
-                f"phase {name!r} was visited {count} times; "
-                f"version {target.version!r} allows max_visits {limit}"
-            )
-    for name, count in _rekeyed(state.retries, mapping).items():
-        limit = target.phase(name).max_retries if target.has_phase(name) else None
-        if limit is not None and count > limit:
-            reasons.append(
-                f"phase {name!r} was retried {count} times; "
-                f"version {target.version!r} allows max_retries {limit}"
-            )
+    for counts, verb, field in (
+        (state.visits, "visited", "max_visits"),
+        (state.retries, "retried", "max_retries"),
+    ):
+        for name, count in _rekeyed(counts, mapping).items():
+            limit = getattr(target.phase(name), field) if target.has_phase(name) else None
+            if limit is not None and count > limit:
+                reasons.append(
+                    f"phase {name!r} was {verb} {counted(count, 'time')}; "
+                    f"version {target.version!r} allows {field} {limit}"
+                )
     return reasons
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from chatflow._text import counted
 from chatflow.errors import CorruptStateError
 from chatflow.storage._log import sha256_hex
 from chatflow.storage._open import is_store_url, open_store, require_store
@@ -48,14 +49,17 @@ class MigrationReport:
     def summary(self) -> str:
         """One line for people: counts of what was copied, updated and left alone."""
         text = (
-            f"{self.instances_copied} instances copied, {self.instances_updated} updated, "
-            f"{self.instances_unchanged} already present; {self.artifacts_copied} artifacts "
-            f"copied, {self.artifacts_unchanged} already present; {self.instances_verified} "
-            f"instances in {self.features} features verified; "
-            f"{self.schemas_copied} registered schemas copied"
+            f"{counted(self.instances_copied, 'instance')} copied, "
+            f"{self.instances_updated} updated, {self.instances_unchanged} already present; "
+            f"{counted(self.artifacts_copied, 'artifact')} copied, "
+            f"{self.artifacts_unchanged} already present; "
+            f"{counted(self.instances_verified, 'instance')} in "
+            f"{counted(self.features, 'feature')} verified; "
+            f"{counted(self.schemas_copied, 'registered schema')} copied"
         )
         if self.conflicts:
-            text += f"; {len(self.conflicts)} conflicts left untouched: {', '.join(self.conflicts)}"
+            conflicts = counted(len(self.conflicts), "conflict")
+            text += f"; {conflicts} left untouched: {', '.join(self.conflicts)}"
         return text
 
 
@@ -214,5 +218,5 @@ def _verify_order(src: IWorkflowStateStore, dst: IWorkflowStateStore, feature_id
     if in_target != source_ids:
         raise CorruptStateError(
             f"after migration, feature {feature_id!r} lists {len(in_target)} of the source's "
-            f"{len(source_ids)} instances, or in another order"
+            f"{counted(len(source_ids), 'instance')}, or in another order"
         )

@@ -25,7 +25,7 @@ def test_verify_passes_then_names_the_tampered_artifact(tmp_path: Path) -> None:
     iid = chatflow("demo", cwd=tmp_path).stdout.split()[1]
     clean = chatflow("verify", "--all", cwd=tmp_path)
     assert clean.returncode == 0, clean.stderr
-    assert "ok: 1 instances verified" in clean.stdout
+    assert "ok: 1 instance verified" in clean.stdout
     digest = [line for line in clean.stdout.splitlines() if line.startswith("digest ")]
     assert digest and digest[0].split()[1] == "feat_user_auth" and len(digest[0].split()[2]) == 64
     assert chatflow("verify", iid, cwd=tmp_path).returncode == 0

@@ -45,6 +45,7 @@ def test_export_import_round_trip_is_verified_and_idempotent(run: Runner, tmp_pa
     assert imported["instances_copied"] == 2 and imported["artifacts_copied"] == 6
     again = run.json(*other, "import", str(dump))
     assert again["instances_unchanged"] == 2 and again["artifacts_copied"] == 0
+    assert "ok: 2 instances verified" in run.ok(*other, "verify", "--all").stdout
     assert run.json(*other, "show", first) == run.json("show", first)
     prompt = run.ok(*other, "artifacts", first, "design", "--prompt").stdout
     assert prompt.startswith("# design")
@@ -125,7 +126,7 @@ def test_verify_checks_artifacts_and_compact_needs_an_event_log(
 ) -> None:
     iid = demo(run)
     clean = run.ok("verify", "--all")
-    assert "ok: 1 instances verified" in clean.stdout
+    assert "ok: 1 instance verified" in clean.stdout
     assert run.json("verify", iid)["problems"] == []
     assert run.ok("verify", "--feature", "feat_user_auth").stdout.startswith("ok: 1")
     prompt = tmp_path / ".chatflow" / "instances" / iid / "tasks" / "design.prompt.md"

@@ -162,7 +162,7 @@ def test_delete_asks_on_a_terminal(run: Runner, tmp_path: Path, answer: str, del
     seen = b""
     while b"[y/N]" not in seen:
         seen += os.read(leader, 1024)
-    assert f"delete 1 instance(s): {iid}".encode() in seen
+    assert f"delete 1 instance: {iid}".encode() in seen
     os.write(leader, f"{answer}\n".encode())
     assert process.wait() == (0 if deleted else 1)
     os.close(leader)

@@ -280,24 +280,19 @@ def _report(ctx: Context, report: MigrationReport) -> int:
 
 
 def cmd_verify(ctx: Context) -> int:
-    """Check each selected instance; print every problem (exit 1) or feature digests.
-
-    With an event-log store (``engine.verify``) this checks hash chains, artifacts and
-    heads; otherwise each instance must parse and its artifacts match their checksums.
-    """
+    """Check each selected instance's hash chain, artifacts and head (``engine.verify``);
+    print every problem (exit 1) or the feature digests."""
     engine = ctx.reader()
     ids = _selected(ctx, engine)
-    check = getattr(engine, "verify", None) or (lambda iid: _basic_problem(engine, iid))
     progress = Progress("verify")
     try:
-        problems = [str(p) for iid in progress.over(ids) if (p := check(iid)) is not None]
+        problems = [str(p) for iid in progress.over(ids) if (p := engine.verify(iid)) is not None]
     finally:
         progress.close()
-    digest = getattr(engine, "feature_digest", None)
     features = (
         engine.list_features() if ctx.args.all else [ctx.args.feature] * bool(ctx.args.feature)
     )
-    digests = {f: digest(f) for f in features} if digest is not None and not problems else {}
+    digests = {} if problems else {f: engine.feature_digest(f) for f in features}
     if ctx.out.json:
         ctx.out.emit_json(
             {"verified": len(ids) - len(problems), "problems": problems, "digests": digests}
@@ -312,35 +307,17 @@ def cmd_verify(ctx: Context) -> int:
     return EXIT_FAILED if problems else EXIT_OK
 
 
-def _basic_problem(engine: WorkflowEngine, instance_id: str) -> str | None:
-    """What a store without an event log can check: the state parses, artifacts match."""
-    from chatflow import views  # noqa: PLC0415
-    from chatflow.errors import ChatFlowError  # noqa: PLC0415
-
-    try:
-        state = engine.get_workflow_instance_status(instance_id)
-    except ChatFlowError as error:
-        return str(error)
-    if state is None:
-        return f"instance {instance_id!r} is listed but has no state"
-    for check in views.artifact_checks(engine, state).values():
-        if not check["verified"]:
-            return f"instance {instance_id!r}, task {check['task']!r}: {check['problem']}"
-    return None
-
-
 def cmd_compact(ctx: Context) -> int:
-    """Fold an instance's older events into a checkpoint (stores with an event log)."""
+    """Fold an instance's older events into a checkpoint."""
     engine = ctx.reader()
-    compact = getattr(engine, "compact", None)  # the event-log storage (issue 8) adds it
-    if compact is None:
-        raise ValidationError("this ChatFlow keeps no event log to compact")
     ctx.instance(ctx.args.instance_id)
-    folded = compact(ctx.args.instance_id, keep_last=ctx.args.keep_last, archive=ctx.args.archive)
+    folded = engine.compact(
+        ctx.args.instance_id, keep_last=ctx.args.keep_last, archive=ctx.args.archive
+    )
     if ctx.out.json:
         ctx.out.emit_json({"instance_id": ctx.args.instance_id, "folded": folded})
     else:
-        ctx.out.line(f"{ctx.args.instance_id}: {folded} events folded into a checkpoint")
+        ctx.out.line(f"{ctx.args.instance_id}: {counted(folded, 'event')} folded into a checkpoint")
     return EXIT_OK
 
 

@@ -40,27 +40,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+# The SPEC's workflow, and one whose review loops back until approved (any number of steps).
+from bench_stores import ENDLESS_SCHEMA as LOOP
+from bench_stores import SCHEMA as SPEC
 from chatflow import WorkflowEngine
 from chatflow.storage import IWorkflowStateStore
 from chatflow.storage._atomic import write_atomic
 
-LOOP: dict[str, Any] = {
-    "name": "endless",
-    "phases": [
-        {"name": "implementation"},
-        {
-            "name": "review",
-            "transitions": [
-                {"to": "$end", "when": {"path": "trigger.verdict", "op": "==", "value": "ok"}},
-                {"to": "implementation"},
-            ],
-        },
-    ],
-}
-SPEC: dict[str, Any] = {
-    "name": "code_generation",
-    "phases": [{"name": "requirement_analysis"}, {"name": "design"}, {"name": "implementation"}],
-}
 TRIGGER = {"result": "x" * 200}
 SIZES = (10, 1_000, 10_000)
 

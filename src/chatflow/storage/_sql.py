@@ -35,6 +35,7 @@ from chatflow.storage.base import (
     StatusCount,
     TaskTexts,
     check_status_filter,
+    parse_task_texts,
 )
 
 
@@ -173,10 +174,6 @@ class SQLStore(IWorkflowStateStore):
     def _query(self, action: str, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
         """One query outside any transaction."""
 
-    @staticmethod
-    def _texts_out(value: Any) -> str:
-        return value if isinstance(value, str) else bytes(value).decode("utf-8")
-
     # -- primitives ------------------------------------------------------------------
 
     @contextlib.contextmanager
@@ -220,17 +217,7 @@ class SQLStore(IWorkflowStateStore):
         rows = self._query("read", self.sql("texts"), (instance_id, task, version))
         if not rows:
             return None
-        record, prompt, response = rows[0]
-        try:
-            texts = (self._texts_out(prompt), self._texts_out(response))
-            parsed = json.loads(record)
-        except (UnicodeDecodeError, ValueError, RecursionError) as error:
-            raise _log.corrupt(
-                instance_id, self.where, f"task {task!r} version {version} is unreadable ({error})"
-            ) from None
-        if not isinstance(parsed, dict):
-            raise _log.corrupt(instance_id, self.where, f"task {task!r} record is not an object")
-        return TaskTexts(parsed, *texts)
+        return parse_task_texts(instance_id, self.where, task, version, rows[0])
 
     def _log_where(self, instance_id: str) -> str:
         return f"table {self.prefix}events of {self.where}"

@@ -19,6 +19,7 @@ when it passes it.
 from __future__ import annotations
 
 import contextlib
+import json
 import marshal
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -639,3 +640,22 @@ def not_found(instance_id: str) -> InstanceNotFoundError:
     return InstanceNotFoundError(
         f"workflow instance {instance_id!r} not found", instance_id=instance_id
     )
+
+
+def parse_task_texts(
+    instance_id: str, where: str, task: str, version: int, raw: tuple[Any, Any, Any]
+) -> TaskTexts:
+    """A stored task version from its raw record and texts (``str`` or UTF-8 bytes);
+    ``CorruptStateError`` if any of them cannot be read."""
+    record, prompt, response = raw
+    try:
+        parsed = json.loads(record)
+        texts = [
+            text if isinstance(text, str) else bytes(text).decode() for text in (prompt, response)
+        ]
+    except (UnicodeDecodeError, ValueError, RecursionError) as error:
+        problem = f"task {task!r} version {version} is unreadable ({error})"
+        raise _log.corrupt(instance_id, where, problem) from None
+    if not isinstance(parsed, dict):
+        raise _log.corrupt(instance_id, where, f"task {task!r} record is not an object")
+    return TaskTexts(parsed, *texts)

@@ -52,6 +52,7 @@ from chatflow.storage.base import (
     SchemaRow,
     StatusCount,
     TaskTexts,
+    parse_task_texts,
 )
 from chatflow.storage.file_lock import BaseFileLock, FileLock
 
@@ -227,23 +228,13 @@ class FileStateStore(IWorkflowStateStore):
         record_raw = self._read_bytes(str(self._task_file(instance_id, task, f"v{version}.json")))
         if record_raw is None:
             return None
-        try:
-            record = json.loads(record_raw)
-            texts = [
-                (
-                    self._read_bytes(str(self._task_file(instance_id, task, f"v{version}.{s}")))
-                    or b""
-                )
-                for _, s in _TEXTS
-            ]
-            prompt, response = (text.decode("utf-8") for text in texts)
-        except (UnicodeDecodeError, ValueError, RecursionError) as error:
-            raise _log.corrupt(
-                instance_id, self.where, f"task {task!r} version {version} is unreadable ({error})"
-            ) from None
-        if not isinstance(record, dict):
-            raise _log.corrupt(instance_id, self.where, f"task {task!r} record is not an object")
-        return TaskTexts(record, prompt, response)
+        prompt, response = (
+            self._read_bytes(str(self._task_file(instance_id, task, f"v{version}.{suffix}"))) or b""
+            for _, suffix in _TEXTS
+        )
+        return parse_task_texts(
+            instance_id, self.where, task, version, (record_raw, prompt, response)
+        )
 
     # -- feature index ---------------------------------------------------------------
 

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from chatflow import WorkflowEngine
+from chatflow.ui import UIServer
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "workflows"
 CHROMIUM = os.environ.get("CHATFLOW_TEST_CHROMIUM", "/usr/bin/chromium")
@@ -24,6 +27,9 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 HOSTILE = '<script>alert(1)</script> "><img src=x onerror=alert(2)>'
+
+Served = tuple[UIServer, WorkflowEngine, dict[str, str]]
+"""A running server that allows actions, its engine, and ``populate``'s instance ids."""
 
 GATED: dict[str, Any] = {
     "name": "gated_release",
@@ -83,6 +89,18 @@ def populate(engine: WorkflowEngine) -> dict[str, str]:
     engine.trigger_next_step(gated, {"notes": "ready"}, meta={"actor": "ai_agent"})
     ids["gated"] = gated
     return ids
+
+
+@contextmanager
+def serving_with_actions(folder: Path) -> Iterator[Served]:
+    """A server allowing actions on a fresh, populated file store in ``folder/store``."""
+    engine = WorkflowEngine(storage_dir=folder / "store", durable=False)
+    ids = populate(engine)
+    app = UIServer(engine, allow_actions=True).start()
+    try:
+        yield app, engine, ids
+    finally:
+        app.shutdown()
 
 
 def _start(engine: WorkflowEngine, feature: str, context: dict[str, Any]) -> str:

@@ -16,10 +16,16 @@ from typing import Any
 
 import pytest
 
-from chatflow import WorkflowEngine
 from chatflow.ui import UIServer
 
-from ._support import CHROMIUM, CHROMIUM_ARGS, HOSTILE, populate, require_browser
+from ._support import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    HOSTILE,
+    Served,
+    require_browser,
+    serving_with_actions,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -34,12 +40,9 @@ def browser() -> Iterator[Any]:
 
 
 @pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[UIServer, WorkflowEngine, dict[str, str]]]:
-    engine = WorkflowEngine(storage_dir=tmp_path / "store", durable=False)
-    ids = populate(engine)
-    app = UIServer(engine, allow_actions=True).start()
-    yield app, engine, ids
-    app.shutdown()
+def served(tmp_path: Path) -> Iterator[Served]:
+    with serving_with_actions(tmp_path) as served:
+        yield served
 
 
 @pytest.fixture
@@ -55,7 +58,7 @@ def page(browser: Any) -> Iterator[Any]:
 
 
 def test_overview_to_instance_shows_timeline_and_artifacts(
-    page: Any, served: tuple[UIServer, WorkflowEngine, dict[str, str]], tmp_path: Path
+    page: Any, served: Served, tmp_path: Path
 ) -> None:
     app, engine, ids = served
     page.goto(app.url)
@@ -93,9 +96,7 @@ def test_overview_to_instance_shows_timeline_and_artifacts(
     assert (tmp_path / "instance.png").stat().st_size > 10_000
 
 
-def test_stored_markup_shows_as_text_and_runs_nothing(
-    page: Any, served: tuple[UIServer, WorkflowEngine, dict[str, str]]
-) -> None:
+def test_stored_markup_shows_as_text_and_runs_nothing(page: Any, served: Served) -> None:
     app, _, ids = served
     page.goto(app.url)
     page.goto(f"{app.origin}/#/instance/{ids['running']}")
@@ -108,7 +109,7 @@ def test_stored_markup_shows_as_text_and_runs_nothing(
 
 
 def test_step_by_another_process_appears_without_reload(
-    page: Any, served: tuple[UIServer, WorkflowEngine, dict[str, str]], tmp_path: Path
+    page: Any, served: Served, tmp_path: Path
 ) -> None:
     app, _, ids = served
     iid = ids["running"]
@@ -133,9 +134,7 @@ def test_step_by_another_process_appears_without_reload(
     assert page.locator(".tl-row").last.get_attribute("data-phase") == "code"
 
 
-def test_approve_a_gated_phase_with_actions_on(
-    page: Any, served: tuple[UIServer, WorkflowEngine, dict[str, str]], tmp_path: Path
-) -> None:
+def test_approve_a_gated_phase_with_actions_on(page: Any, served: Served, tmp_path: Path) -> None:
     app, engine, ids = served
     iid = ids["gated"]
     page.goto(app.url)
@@ -158,9 +157,7 @@ def test_approve_a_gated_phase_with_actions_on(
     page.screenshot(path=tmp_path / "approved.png", full_page=True)
 
 
-def test_read_only_page_offers_no_actions(
-    browser: Any, served: tuple[UIServer, WorkflowEngine, dict[str, str]]
-) -> None:
+def test_read_only_page_offers_no_actions(browser: Any, served: Served) -> None:
     _, engine, ids = served
     app = UIServer(engine).start()
     context = browser.new_context()

@@ -19,7 +19,7 @@ from chatflow import WorkflowEngine
 from chatflow.ui import UIServer
 from chatflow.ui.graph import workflow_svg
 
-from ._support import GATED, HOSTILE, populate
+from ._support import GATED, HOSTILE, populate, serving_with_actions
 
 
 class Reply(NamedTuple):
@@ -96,11 +96,8 @@ def client(world: tuple[WorkflowEngine, dict[str, str]]) -> Iterator[Client]:
 
 @pytest.fixture
 def acting(tmp_path: Path) -> Iterator[tuple[Client, WorkflowEngine, dict[str, str]]]:
-    engine = WorkflowEngine(storage_dir=tmp_path / "store", durable=False)
-    ids = populate(engine)
-    app = UIServer(engine, allow_actions=True).start()
-    yield Client(app), engine, ids
-    app.shutdown()
+    with serving_with_actions(tmp_path) as (app, engine, ids):
+        yield Client(app), engine, ids
 
 
 # -- access ----------------------------------------------------------------------------

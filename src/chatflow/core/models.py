@@ -16,14 +16,14 @@ import time
 from collections.abc import Callable, MutableSequence
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, TypeVar
+from typing import Any
 
+from chatflow.core import _fields
 from chatflow.core.lazy import LazyList
 from chatflow.errors import CorruptStateError, ValidationError
 
 STATE_FORMAT = 2
 READABLE_FORMATS = (1, 2)
-_E = TypeVar("_E", bound=Enum)
 
 
 def generate_timestamp() -> float:
@@ -149,15 +149,15 @@ class WorkflowEvent:
 
     @classmethod
     def from_dict(cls, data: Any) -> WorkflowEvent:
-        fields = _require(data, "event", ("kind", "at"))
+        fields = _fields.require(data, "event", ("kind", "at"))
         return cls(
-            kind=_member(fields, "kind", EventKind, "event"),
-            at=_number(fields, "at"),
-            actor=_optional_str(fields, "actor"),
-            phase=_optional_str(fields, "phase"),
-            data=_optional_dict(fields, "data") or {},
-            history_index=_typed(fields, "history_index", int, -1),
-            while_open=_typed(fields, "while_open", bool, False),
+            kind=_fields.member(fields, "kind", EventKind, "event"),
+            at=_fields.number(fields, "at"),
+            actor=_fields.optional_str(fields, "actor"),
+            phase=_fields.optional_str(fields, "phase"),
+            data=_fields.optional_dict(fields, "data") or {},
+            history_index=_fields.typed(fields, "history_index", int, -1),
+            while_open=_fields.typed(fields, "while_open", bool, False),
         )
 
 
@@ -214,15 +214,15 @@ class HistoryEntry:
 
     @classmethod
     def _checked_from_dict(cls, data: Any) -> HistoryEntry:
-        fields = _require(data, "history entry", ("phase", "task", "started_at"))
+        fields = _fields.require(data, "history entry", ("phase", "task", "started_at"))
         return cls(
-            phase=_typed(fields, "phase", str),
-            task=_typed(fields, "task", str),
-            started_at=_number(fields, "started_at"),
-            ended_at=_optional_number(fields, "ended_at"),
-            status=_typed(fields, "status", str, "running"),
-            trigger_data_snapshot=_optional_dict(fields, "trigger_data_snapshot"),
-            actor=_optional_str(fields, "actor"),
+            phase=_fields.typed(fields, "phase", str),
+            task=_fields.typed(fields, "task", str),
+            started_at=_fields.number(fields, "started_at"),
+            ended_at=_fields.optional_number(fields, "ended_at"),
+            status=_fields.typed(fields, "status", str, "running"),
+            trigger_data_snapshot=_fields.optional_dict(fields, "trigger_data_snapshot"),
+            actor=_fields.optional_str(fields, "actor"),
         )
 
 
@@ -249,14 +249,14 @@ class TaskExecutionRecord:
 
     @classmethod
     def from_dict(cls, data: Any) -> TaskExecutionRecord:
-        fields = _require(data, "task record", ("phase_name", "status", "started_at"))
+        fields = _fields.require(data, "task record", ("phase_name", "status", "started_at"))
         return cls(
-            phase_name=_typed(fields, "phase_name", str),
-            status=_typed(fields, "status", str),
-            started_at=_number(fields, "started_at"),
-            ended_at=_optional_number(fields, "ended_at"),
-            prompt_checksum=_typed(fields, "prompt_checksum", str, ""),
-            response_checksum=_typed(fields, "response_checksum", str, ""),
+            phase_name=_fields.typed(fields, "phase_name", str),
+            status=_fields.typed(fields, "status", str),
+            started_at=_fields.number(fields, "started_at"),
+            ended_at=_fields.optional_number(fields, "ended_at"),
+            prompt_checksum=_fields.typed(fields, "prompt_checksum", str, ""),
+            response_checksum=_fields.typed(fields, "response_checksum", str, ""),
         )
 
 
@@ -372,7 +372,7 @@ class WorkflowInstanceState:
                     ) from None
 
             return LazyList(
-                stored["len"], stored["tail"], checked, dump, lambda: _list(load(), key)
+                stored["len"], stored["tail"], checked, dump, lambda: _fields.json_list(load(), key)
             )
 
         history = lazy("history", HistoryEntry.from_dict, HistoryEntry.to_dict)
@@ -401,7 +401,7 @@ class WorkflowInstanceState:
             else:  # replaced by a plain list: compare with the stored one
                 from chatflow.storage._log import list_change  # noqa: PLC0415
 
-                change = list_change(_list(load(), key), dumped[key]())
+                change = list_change(_fields.json_list(load(), key), dumped[key]())
             if change:
                 body["lists"][key] = change
         return body
@@ -414,7 +414,7 @@ class WorkflowInstanceState:
         lists: tuple[MutableSequence[HistoryEntry], MutableSequence[WorkflowEvent]] | None = None,
     ) -> WorkflowInstanceState:
         required = ("instance_id", "feature_id", "workflow_name", "current_phase", "status")
-        fields = _require(data, "instance state", required)
+        fields = _fields.require(data, "instance state", required)
         fmt = fields.get("format", STATE_FORMAT)
         if fmt not in READABLE_FORMATS or isinstance(fmt, bool):
             raise ValidationError(
@@ -424,29 +424,35 @@ class WorkflowInstanceState:
         history: MutableSequence[HistoryEntry]
         events: MutableSequence[WorkflowEvent]
         if lists is None:
-            history = [HistoryEntry.from_dict(entry) for entry in _list(fields, "history")]
-            events = [WorkflowEvent.from_dict(event) for event in _list(fields, "events")]
+            history = [
+                HistoryEntry.from_dict(entry) for entry in _fields.json_list(fields, "history")
+            ]
+            events = [
+                WorkflowEvent.from_dict(event) for event in _fields.json_list(fields, "events")
+            ]
         else:
             history, events = lists
         return cls(
-            instance_id=_typed(fields, "instance_id", str),
-            feature_id=_typed(fields, "feature_id", str),
-            workflow_name=_typed(fields, "workflow_name", str),
-            current_phase=_typed(fields, "current_phase", str),
-            variables=_optional_dict(fields, "variables") or {},
-            status=_member(fields, "status", InstanceStatus, "instance state"),
+            instance_id=_fields.typed(fields, "instance_id", str),
+            feature_id=_fields.typed(fields, "feature_id", str),
+            workflow_name=_fields.typed(fields, "workflow_name", str),
+            current_phase=_fields.typed(fields, "current_phase", str),
+            variables=_fields.optional_dict(fields, "variables") or {},
+            status=_fields.member(fields, "status", InstanceStatus, "instance state"),
             history=history,
-            created_at=_number(fields, "created_at", 0.0),
-            updated_at=_number(fields, "updated_at", 0.0),
-            meta=_optional_dict(fields, "meta") or {},
-            workflow_schema=_optional_dict(fields, "workflow_schema") or {},
-            version=_typed(fields, "version", int, 0),
+            created_at=_fields.number(fields, "created_at", 0.0),
+            updated_at=_fields.number(fields, "updated_at", 0.0),
+            meta=_fields.optional_dict(fields, "meta") or {},
+            workflow_schema=_fields.optional_dict(fields, "workflow_schema") or {},
+            version=_fields.typed(fields, "version", int, 0),
             events=events,
-            visits=_counts(fields, "visits") if "visits" in fields else _visit_counts(history),
-            retries=_counts(fields, "retries"),
-            pause=_optional_dict(fields, "pause"),
-            automation_level=_optional_int(fields, "automation_level"),
-            parent=_optional_dict(fields, "parent"),
+            visits=_fields.counts(fields, "visits")
+            if "visits" in fields
+            else _visit_counts(history),
+            retries=_fields.counts(fields, "retries"),
+            pause=_fields.optional_dict(fields, "pause"),
+            automation_level=_fields.optional_int(fields, "automation_level"),
+            parent=_fields.optional_dict(fields, "parent"),
         )
 
 
@@ -557,69 +563,3 @@ def _visit_counts(history: MutableSequence[HistoryEntry]) -> dict[str, int]:
     for entry in history:
         counts[entry.phase] = counts.get(entry.phase, 0) + 1
     return counts
-
-
-def _require(data: Any, what: str, keys: tuple[str, ...]) -> dict[str, Any]:
-    if not isinstance(data, dict):
-        raise ValidationError(f"{what} must be a JSON object, not {type(data).__name__}")
-    missing = [key for key in keys if key not in data]
-    if missing:
-        raise ValidationError(f"{what} is missing {', '.join(map(repr, missing))}")
-    return data
-
-
-def _typed(fields: dict[str, Any], key: str, kind: type[Any], *default: Any) -> Any:
-    value = fields.get(key, *default) if default else fields[key]
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise ValidationError(f"field {key!r} must be {kind.__name__}, not {type(value).__name__}")
-    return value
-
-
-def _member(fields: dict[str, Any], key: str, kind: type[_E], what: str) -> _E:
-    """The ``kind`` enum member named by a string field, or a ``ValidationError`` saying which."""
-    value = _typed(fields, key, str)
-    try:
-        return kind(value)
-    except ValueError:
-        raise ValidationError(f"{what} has unknown {key} {value!r}") from None
-
-
-def _number(fields: dict[str, Any], key: str, *default: float) -> float:
-    value = fields.get(key, *default) if default else fields[key]
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValidationError(f"field {key!r} must be a number, not {type(value).__name__}")
-    return float(value)
-
-
-def _optional_number(fields: dict[str, Any], key: str) -> float | None:
-    return None if fields.get(key) is None else _number(fields, key)
-
-
-def _optional_str(fields: dict[str, Any], key: str) -> str | None:
-    return None if fields.get(key) is None else _typed(fields, key, str)
-
-
-def _optional_int(fields: dict[str, Any], key: str) -> int | None:
-    return None if fields.get(key) is None else _typed(fields, key, int)
-
-
-def _list(fields: dict[str, Any], key: str) -> list[Any]:
-    value = fields.get(key, [])
-    if not isinstance(value, list):
-        raise ValidationError(f"instance state field {key!r} must be a list")
-    return value
-
-
-def _counts(fields: dict[str, Any], key: str) -> dict[str, int]:
-    value = _optional_dict(fields, key) or {}
-    for count in value.values():
-        if not isinstance(count, int) or isinstance(count, bool) or count < 0:
-            raise ValidationError(f"field {key!r} must map names to counts, not {count!r}")
-    return value
-
-
-def _optional_dict(fields: dict[str, Any], key: str) -> dict[str, Any] | None:
-    value = fields.get(key)
-    if value is not None and not isinstance(value, dict):
-        raise ValidationError(f"field {key!r} must be an object, not {type(value).__name__}")
-    return value

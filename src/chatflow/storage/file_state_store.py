@@ -45,6 +45,7 @@ from chatflow._validation import id_problem, validate_id
 from chatflow.errors import CorruptStateError, StorageError
 from chatflow.storage import _log
 from chatflow.storage._atomic import fsync_dir, write_atomic
+from chatflow.storage._file_transaction import TEXTS, FileTransaction
 from chatflow.storage._log import Event, Head
 from chatflow.storage.base import (
     IWorkflowStateStore,
@@ -60,7 +61,6 @@ ROLLUP_CACHE_FEATURES = 64
 LOG_NAME = "events.jsonl"
 _NOFOLLOW: int = getattr(os, "O_NOFOLLOW", 0)
 _BINARY: int = getattr(os, "O_BINARY", 0)
-_TEXTS = (("prompt", "prompt.md"), ("response", "ai_response.md"))
 
 
 class _Rollup:
@@ -153,7 +153,7 @@ class FileStateStore(IWorkflowStateStore):
             if feature_id is not None:
                 stack.enter_context(self._feature_lock(validate_id(feature_id, "feature_id")))
             stack.enter_context(self._instance_lock(instance_id))
-            yield _FileTransaction(self, instance_id, feature_id)
+            yield FileTransaction(self, instance_id, feature_id)
 
     # -- reading ---------------------------------------------------------------------
 
@@ -230,7 +230,7 @@ class FileStateStore(IWorkflowStateStore):
             return None
         prompt, response = (
             self._read_bytes(str(self._task_file(instance_id, task, f"v{version}.{suffix}"))) or b""
-            for _, suffix in _TEXTS
+            for _, suffix in TEXTS
         )
         return parse_task_texts(
             instance_id, self.where, task, version, (record_raw, prompt, response)
@@ -490,252 +490,6 @@ def _schema_file_name(name: str, version: int | str) -> str:
     return hashlib.sha256(_log.canonical([name, str(version)])).hexdigest()[:32] + ".json"
 
 
-_dumps = json.JSONEncoder(ensure_ascii=False).encode
-
-
-def _after_newline(path: Path, line: str) -> bytes:
-    """``line``, preceded by a newline if the file (a seed's index) does not end in one."""
-    try:
-        with open(path, "rb") as file:
-            file.seek(-1, os.SEEK_END)
-            last = file.read(1)
-    except (FileNotFoundError, OSError):
-        last = b"\n"
-    return (line if last == b"\n" else "\n" + line).encode("ascii")
-
-
 def _datasync(fd: int) -> None:
     sync = getattr(os, "fdatasync", os.fsync)
     sync(fd)
-
-
-class _FileTransaction(LogTransaction):
-    """One instance under its lock: the head checked against the log's end."""
-
-    def __init__(self, store: FileStateStore, instance_id: str, feature_id: str | None) -> None:
-        self.store, self.instance_id, self.feature_id = store, instance_id, feature_id
-        self.log_path = store._log_file(instance_id)
-        self._head: Head | None = None
-        self._events: list[Event] | None = None
-
-    def events(self) -> list[Event]:
-        if self._events is None:
-            self._events = self.store._events(self.instance_id)
-        return list(self._events)
-
-    def head(self) -> Head | None:
-        if self._head is None:
-            self._head = self._load_head()
-        return self._head
-
-    def _load_head(self) -> Head | None:
-        store, iid = self.store, self.instance_id
-        folder = store._folder(iid)
-        if os.path.islink(folder) or os.path.islink(os.path.join(folder, "tasks")):
-            # A planted link would send this instance's writes outside the storage folder.
-            raise StorageError(
-                f"{folder} (or its tasks/) is a symlink; refusing to write through it", path=folder
-            )
-        raw = store._read_bytes(store._head_file(iid))
-        try:
-            size = os.lstat(self.log_path).st_size
-        except FileNotFoundError:
-            if raw is None:
-                return None
-            return self._upgrade(raw)
-        head = store._usable_head(raw)
-        if head is not None:
-            end = head.get("_log_size")
-            if end == size and self._tail_matches(head):
-                return _log.check_head(head, iid, store.where)
-            if isinstance(end, int) and end > size:
-                raise _log.corrupt(iid, self.log_path, "its log is shorter than its head says")
-            if isinstance(end, int) and end < size:
-                return self._catch_up()
-            raise _log.corrupt(iid, store._head_file(iid), "the head does not match its log")
-        return self._catch_up()
-
-    def _tail_matches(self, head: Head) -> bool:
-        """The log's last event is the one the head was written after, and records it."""
-        start = head.get("_last_at")
-        if not isinstance(start, int):
-            return False
-        with open(self.log_path, "rb") as file:
-            file.seek(start)
-            line = file.read()
-        try:
-            return _log.is_tail_of(json.loads(line), head)
-        except (ValueError, RecursionError):
-            return False
-
-    def _catch_up(self) -> Head:
-        """Rebuild the head from the log after a crash between a commit and its head
-        write (or a lost head file); drop a torn, never-acknowledged last line."""
-        raw = self.store._read_bytes(self.log_path) or b""
-        end = raw.rfind(b"\n") + 1
-        if end < len(raw):
-            os.truncate(self.log_path, end)
-            raw = raw[:end]
-        events = self.store._events(self.instance_id, raw)
-        if not events:
-            raise _log.corrupt(self.instance_id, self.log_path, "its log is empty")
-        broken = _log.chain_problem(events)
-        if broken is not None:
-            raise _log.corrupt(self.instance_id, self.log_path, f"event {broken[0]}: {broken[1]}")
-        head = _log.project_head(events)
-        last_at = len(raw) - len(raw[: end - 1].rsplit(b"\n", 1)[-1]) - 1
-        self._write_head(head, len(raw), last_at)
-        self._status_line(head["state"]["feature_id"], _log.head_status(head))
-        self._events = events
-        return head
-
-    def _upgrade(self, raw: bytes) -> Head | None:
-        """Turn a 1.x whole-state file (and its task files) into a log and a head."""
-        store, iid = self.store, self.instance_id
-        state = store._parse_head(iid, raw)
-        if not isinstance(state, dict) or "history" not in state:
-            raise _log.corrupt(iid, store._head_file(iid), "not a ChatFlow instance state")
-        from chatflow.storage.base import _check_state  # noqa: PLC0415
-
-        _check_state(state, iid, store._head_file(iid))
-        events: list[Event] = []
-        head = _log.head_of(state, {})
-        events.append(_log.seal({"kind": "created", "state": state}, head, 1, _log.GENESIS))
-        for task, texts in self._old_tasks():
-            body = {
-                "kind": "artifact",
-                "task": task,
-                "version": 1,
-                "record": texts.record,
-                "prompt_sha256": _log.sha256_hex(texts.prompt.encode("utf-8")),
-                "response_sha256": _log.sha256_hex(texts.response.encode("utf-8")),
-            }
-            head = _log.advance_head(head, body)
-            events.append(_log.seal(body, head, events[-1]["seq"] + 1, events[-1]["hash"]))
-        self._write(events, head, None)
-        return head
-
-    def _old_tasks(self) -> Iterator[tuple[str, TaskTexts]]:
-        """1.x task files (``<task>.json`` and its two texts), linked in as version 1."""
-        folder = Path(self.store._folder(self.instance_id), "tasks")
-        if not folder.is_dir():
-            return
-        for path in sorted(folder.glob("*.json")):
-            task = path.stem
-            if id_problem(task) is not None:
-                continue
-            files = [path] + [path.with_name(f"{task}.{suffix}") for _, suffix in _TEXTS]
-            try:
-                for file in files:
-                    version_one = file.with_name(file.name.replace(f"{task}.", f"{task}.v1.", 1))
-                    if not version_one.exists():
-                        os.link(file, version_one)
-            except OSError as error:
-                raise _log.corrupt(
-                    self.instance_id, str(folder), f"task {task!r} cannot be upgraded ({error})"
-                ) from None
-            texts = self.store._read_texts(self.instance_id, task, 1)
-            if texts is not None:
-                yield task, texts
-
-    def append(
-        self, events: list[Event], head: Head, texts: tuple[str, int, TaskTexts] | None
-    ) -> None:
-        old = self._head
-        if texts is not None:
-            self._write_texts(*texts)
-        self._write(events, head, old)
-        self._head = head
-        if self._events is not None:
-            self._events.extend(events)
-
-    def _write(self, events: list[Event], head: Head, old: Head | None) -> None:
-        """Append ``events`` (the commit point), then bring the head and indexes along.
-
-        A create commits when its id is appended to the feature's ``.link`` file (after
-        its log): a crash before that leaves an unlisted instance nobody was told of.
-        """
-        store, iid = self.store, self.instance_id
-        data = b"".join(_log.canonical(event) + b"\n" for event in events)
-        last = len(_log.canonical(events[-1])) + 1
-        status = _log.head_status(head)
-        feature_id = head["state"]["feature_id"]
-        creating = old is None and self.feature_id is not None
-        if old is None and not os.path.lexists(self.log_path):
-            _make_folder(Path(store._folder(iid)), durable=store.durable)
-        if creating:  # before the id is listed: a listed id always has a status line
-            self._status_line(feature_id, status)
-        start = store._append_line(self.log_path, data, sync=store.durable)
-        if creating:
-            if store.durable:
-                fsync_dir(Path(store._folder(iid)))
-            link = store._index_file(feature_id)
-            store._append_line(link, _after_newline(link, f"{iid}\n"), sync=store.durable)
-        # Committed. A failure from here on must not report the step as failed (a retry
-        # would do it twice): the head and the status file are projections, and the
-        # next transaction rebuilds a head that is behind its log.
-        with contextlib.suppress(StorageError):
-            size = start + len(data)
-            self._write_head(head, size, size - last)
-            if not creating and (old is None or _log.head_status(old) != status):
-                self._status_line(feature_id, status)
-
-    def _status_line(self, feature_id: str, status: str) -> None:
-        line = f"{self.instance_id} {status}\n".encode("ascii", "replace")
-        self.store._append_line(self.store._index_file(feature_id, "status"), line, sync=False)
-
-    def _write_head(self, head: Head, log_size: int, last_at: int) -> None:
-        """Replace the head file: not fsynced, since the log already holds the step."""
-        stored = {**head, "_log_size": log_size, "_last_at": last_at}
-        # One top-level key per line, each encoded by the C encoder (indent= is slow).
-        lines = ",\n".join(f" {_dumps(key)}: {_dumps(stored[key])}" for key in sorted(stored))
-        data = ("{\n" + lines + "\n}\n").encode("utf-8")
-        write_atomic(Path(self.store._head_file(self.instance_id)), data, durable=False)
-
-    def _write_texts(self, task: str, version: int, texts: TaskTexts) -> None:
-        """Write a version's files (fsynced before the log commits them), then point the
-        readable ``<task>.*`` names at them."""
-        folder = Path(self.store._folder(self.instance_id), "tasks")
-        _make_folder(folder, durable=self.store.durable)
-        record = json.dumps(texts.record, indent=2, ensure_ascii=False) + "\n"
-        files = [("json", record), *((suffix, getattr(texts, key)) for key, suffix in _TEXTS)]
-        for suffix, text in files:
-            write_atomic(
-                folder / f"{task}.v{version}.{suffix}",
-                text.encode("utf-8"),
-                durable=self.store.durable,
-            )
-        for suffix, _ in files:
-            view = folder / f"{task}.{suffix}"
-            temp = folder / f".{task}.{suffix}.{os.getpid()}.link.tmp"
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(temp)
-            try:
-                os.link(folder / f"{task}.v{version}.{suffix}", temp)
-                os.replace(temp, view)
-            except OSError:  # views are a convenience; the versions are the data
-                with contextlib.suppress(OSError):
-                    os.unlink(temp)
-
-    def replace_prefix(self, checkpoint: Event, upto: int) -> None:
-        kept = [event for event in self.events() if event["seq"] > upto]
-        events = [checkpoint, *kept]
-        data = b"".join(_log.canonical(event) + b"\n" for event in events)
-        write_atomic(Path(self.log_path), data, durable=self.store.durable)
-        last = _log.canonical(events[-1]) + b"\n"
-        head = self.head()
-        assert head is not None
-        self._write_head(head, len(data), len(data) - len(last))
-        self._events = events
-
-
-def _make_folder(folder: Path, *, durable: bool) -> None:
-    """Create ``folder`` (a real folder: a planted symlink is refused)."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise StorageError(f"cannot create {folder}: {error.strerror}", path=str(folder)) from error
-    if folder.is_symlink():
-        raise StorageError(f"{folder} is a symlink; refusing to write through it", path=str(folder))
-    if durable:
-        fsync_dir(folder.parent)

@@ -26,7 +26,6 @@ LABEL_CHARS = 30
 MARGIN = 24
 LANE_GAP = 22
 BADGE_ROOM = 10  # keeps loop arcs clear of the visit-count badge on a node's corner
-CHAR_W = 7.0  # mean advance of the 13px UI font, to keep labels inside their boxes
 START = "$start"
 TIMES = "\u00d7"  # the multiplication sign of "x3 visits"
 

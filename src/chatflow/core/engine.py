@@ -282,7 +282,8 @@ class WorkflowEngine(HumanActions):
         return self._update(instance_id, advance)
 
     def _simulate(self, instance_id: str, change: Change) -> WorkflowInstanceState:
-        """Apply ``change`` to a private copy of the state, writing nothing."""
+        """Apply ``change`` to a private copy of the state, writing nothing (a gate's
+        refusal is reported in the copy: see ``_stored.simulate``)."""
         return _stored.simulate(self._require_state(instance_id), change)
 
     def _update(self, instance_id: str, change: Change) -> WorkflowInstanceState:

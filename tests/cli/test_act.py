@@ -131,3 +131,45 @@ def test_upgrade_moves_instances_to_another_version(run: Runner, tmp_path: Path)
     assert run.ok(*base, "upgrade", iid, "--to", "2").stdout.startswith(f"upgraded {iid}")
     assert run.json("show", iid)["workflow_version"] == 2
     refused(run(*base, "upgrade", iid, "--to", "2"), 1, "already")
+
+
+GATED_FLOW = {
+    "name": "gated_flow",
+    "phases": [
+        {"name": "design", "exit_requires": {"artifacts": ["prompt", "response"]}},
+        {"name": "ship"},
+    ],
+}
+
+
+def test_record_artifacts_then_pass_the_gate(run: Runner, tmp_path: Path) -> None:
+    """A gated phase can be driven from the shell alone: the dry run says what is
+    missing (exit 1), ``record`` stores the texts, then the step goes through."""
+    workflow = tmp_path / "gated.json"
+    workflow.write_text(json.dumps(GATED_FLOW), encoding="utf-8")
+    iid = run.json("start", str(workflow), "--feature", "feat_g")["instance_id"]
+    dry = run("next", iid, "--dry-run", "--json")
+    assert dry.returncode == 1
+    assert json.loads(dry.stdout)["current_phase"] == "design"
+    assert "would be refused" in dry.stderr and "artifact 'prompt'" in dry.stderr
+    refused(run("next", iid), 1, "cannot leave phase 'design'", "artifact 'response'")
+
+    (tmp_path / "prompt.md").write_text("# Design\nplease ü", encoding="utf-8")
+    refused(run("record", iid, "--prompt-file", "nope.md", "--response", "r"), 3, "nope.md")
+    recorded = run(
+        "record",
+        iid,
+        "--prompt-file",
+        "prompt.md",
+        "--response-file",
+        "-",
+        "--json",
+        stdin="the answer\n",
+    )
+    assert recorded.returncode == 0, recorded.stderr
+    assert run.ok("artifacts", iid, "design", "--prompt").stdout.startswith("# Design\nplease ü")
+    assert run.ok("artifacts", iid, "design", "--response").stdout == "the answer\n"
+
+    assert run("next", iid, "--dry-run").returncode == 0
+    assert run.json("next", iid)["current_phase"] == "ship"
+    refused(run("record", iid, "--phase", "nowhere", "--prompt", "p", "--response", "r"), 1)

@@ -10,6 +10,7 @@ store.
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -25,8 +26,10 @@ from chatflow.cli.context import (
     add_json,
     json_file,
     key_values,
+    text_file,
 )
 from chatflow.cli.read import load_schema_file, looks_like_file, print_instance
+from chatflow.core.models import EventKind
 from chatflow.errors import InvalidTransitionError
 
 if TYPE_CHECKING:
@@ -65,6 +68,21 @@ def _add_next(commands: Subparsers) -> None:
     step.add_argument("--meta", action="append", metavar="K=V", help="meta entry to merge")
     step.add_argument("--dry-run", action="store_true", help="show the result, write nothing")
     _finish(step, cmd_next)
+
+
+def _add_record(commands: Subparsers) -> None:
+    record = commands.add_parser(
+        "record", help="record the prompt sent to the AI and its response for a phase"
+    )
+    _id(record)
+    record.add_argument("--phase", help="phase to record for (default: the current one)")
+    for what in ("prompt", "response"):
+        text = record.add_mutually_exclusive_group(required=True)
+        text.add_argument(f"--{what}", metavar="TEXT", help=f"the {what} itself")
+        text.add_argument(
+            f"--{what}-file", metavar="FILE", help=f"read the {what} from FILE ('-': stdin)"
+        )
+    _finish(record, cmd_record)
 
 
 def _add_approve(commands: Subparsers) -> None:
@@ -168,13 +186,34 @@ def cmd_start(ctx: Context) -> int:
 
 
 def cmd_next(ctx: Context) -> int:
+    """Advance; with ``--dry-run``, show the preview and exit 1 if the step would be
+    refused by the phase's exit gate, so a script can ask "may this phase end?"."""
     args = ctx.args
     data = json_file(args.data_file) if args.data_file else key_values(args.data, "--data")
     ctx.instance(args.instance_id)  # not found: exit 3 before anything is written
     state = ctx.reader().trigger_next_step(
         args.instance_id, data, key_values(args.meta, "--meta"), dry_run=args.dry_run
     )
-    return report(ctx, state)
+    code = report(ctx, state)
+    blocked = state.events[-1] if args.dry_run and state.events else None
+    if blocked is not None and blocked.kind is EventKind.GATE_BLOCKED:
+        missing = "; ".join(item["text"] for item in blocked.data["missing"])
+        print(
+            f"chatflow: error: dry run: the step would be refused; missing: {missing}",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    return code
+
+
+def cmd_record(ctx: Context) -> int:
+    args = ctx.args
+    ctx.instance(args.instance_id)
+    prompt = args.prompt if args.prompt is not None else text_file(args.prompt_file)
+    response = args.response if args.response is not None else text_file(args.response_file)
+    engine = ctx.reader()
+    engine.record_task_artifacts(args.instance_id, prompt, response, phase_name=args.phase)
+    return report(ctx, ctx.instance(args.instance_id))
 
 
 def cmd_approve(ctx: Context) -> int:
@@ -350,6 +389,7 @@ def _add_simple(commands: Subparsers, name: str) -> None:
 PARSERS: dict[str, Callable[[Subparsers], None]] = {
     "start": _add_start,
     "next": _add_next,
+    "record": _add_record,
     "approve": _add_approve,
     "reject": _add_reject,
     **{name: partial(_add_simple, name=name) for name in _SIMPLE},

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -121,6 +122,18 @@ def key_values(pairs: list[str] | None, option: str) -> dict[str, Any]:
 def _not_json(constant: str) -> None:
     """``NaN`` and ``Infinity`` are Python's JSON extensions, not JSON: keep them as text."""
     raise ValueError(constant)
+
+
+def text_file(path: str) -> str:
+    """The UTF-8 text of ``path`` (``-``: standard input): missing file exit 3."""
+    if path == "-":
+        return sys.stdin.read()
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise NotFoundError(f"file {path!r} not found") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ValidationError(f"cannot read {path!r}: {error}") from None
 
 
 def json_file(path: str) -> dict[str, Any]:

@@ -38,7 +38,7 @@ compdef _chatflow chatflow
 _ID_COMMANDS = frozenset(
     {
         *("show", "history", "artifacts", "status", "diagram", "delete", "export", "fork"),
-        *("verify", "compact", "upgrade"),
+        *("verify", "compact", "upgrade", "record"),
         *("next", "approve", "reject", "pause", "resume", "fail", "retry", "cancel", "jump"),
     }
 )
@@ -50,6 +50,7 @@ _VALUE_OPTIONS = frozenset(
         *("--dir", "--schema-dir", "--feature", "--status", "--limit", "--var", "--meta"),
         *("--data", "--data-file", "--by", "--note", "--to", "--reason", "--error", "--at"),
         *("-o", "--output", "--from", "--version", "--keep-last", "--archive", "--map"),
+        *("--phase", "--prompt", "--prompt-file", "--response", "--response-file"),
     }
 )
 

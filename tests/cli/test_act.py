@@ -99,7 +99,7 @@ def test_start_by_name_and_refusals(run: Runner, tmp_path: Path) -> None:
     assert view["workflow"] == "flow" and view["workflow_version"] == 1
     refused(run("start", "nope", "--feature", "f"), 3, "Schema nope not found")
     refused(run("start", "missing.json", "--feature", "f"), 3, "not found")
-    refused(run("start", str(schemas / "flow.json"), "--feature", "a/b"), 1, "feature_id")
+    refused(run("start", str(schemas / "flow.json"), "--feature", "a/b"), 2, "feature_id")
     refused(run("start", str(schemas / "flow.json"), "--feature", "f", "--var", "novalue"), 2)
     refused(run("next", "wfi_nope"), 3, "not found")
     refused(run("next", view["instance_id"], "--data-file", "missing.json"), 3, "not found")

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from chatflow.cli.output import Output
-from chatflow.errors import ChatFlowError, ValidationError
+from chatflow.errors import ChatFlowError, InvalidIdError, ValidationError
 
 if TYPE_CHECKING:  # argparse's class is not subscriptable at run time
     from chatflow.core.engine import WorkflowEngine
@@ -36,8 +36,9 @@ class NotFoundError(ChatFlowError, LookupError):
 
 
 def exit_code(error: ChatFlowError) -> int:
-    """The documented exit code of an error: every lookup that found nothing is 3."""
-    if isinstance(error, UsageError):
+    """The documented exit code of an error: every lookup that found nothing is 3; a
+    malformed id typed on the command line (``../x``) is a usage error, like a bad option."""
+    if isinstance(error, (UsageError, InvalidIdError)):
         return EXIT_USAGE
     return EXIT_NOT_FOUND if isinstance(error, LookupError) else EXIT_FAILED
 

@@ -22,7 +22,7 @@ EPILOG = """\
 exit codes:
   0  ok
   1  the operation failed or was refused (wrong state, corrupt data, conflicts)
-  2  usage error (unknown command or option, malformed value)
+  2  usage error (unknown command or option, malformed value or id)
   3  not found (instance, feature, workflow, file or store)
 
 The store is --dir, else $CHATFLOW_DIR, else ./.chatflow: a folder or a store URL

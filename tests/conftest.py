@@ -1,14 +1,28 @@
-"""Shared fixtures: a fresh engine on a real temporary folder, and the SPEC's schema."""
+"""Shared fixtures: a fresh engine on a real temporary folder, the SPEC's schema, and
+the PostgreSQL server.
+
+PostgreSQL tests use the server on 127.0.0.1:5432 (database ``test``, trust auth), or
+``$CHATFLOW_TEST_PG_URL``. Each test session works in its own uniquely named schema and
+drops it at the end. Without psycopg or a reachable server the PostgreSQL cases are
+skipped, unless ``$CI`` is set: CI has both, so there they fail instead of silently
+passing.
+"""
 
 from __future__ import annotations
 
 import copy
+import getpass
+import os
+import secrets
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import Any, NoReturn
 
 import pytest
 
 from chatflow import WorkflowEngine
+from conformance._harness import PostgresHarness
 
 SPEC_SCHEMA: dict[str, Any] = {
     "name": "code_generation",
@@ -31,3 +45,84 @@ def storage_dir(tmp_path: Path) -> Path:
 def engine(storage_dir: Path) -> WorkflowEngine:
     """An engine on the default file store in a fresh folder."""
     return WorkflowEngine(storage_dir=storage_dir)
+
+
+PG_URL_ENV = "CHATFLOW_TEST_PG_URL"
+
+
+def _skip_unless_ci(reason: str) -> NoReturn:
+    if os.environ.get("CI"):
+        pytest.fail(f"CI is set but {reason}")
+    pytest.skip(reason)
+
+
+def _psycopg() -> ModuleType:
+    """psycopg, or skip (fail under CI): without it there is no PostgreSQL to test."""
+    try:
+        import psycopg
+    except ImportError as error:
+        _skip_unless_ci(
+            f"psycopg is not installed ({error}); pip install 'chatflow-engine[postgres]'"
+        )
+    return psycopg
+
+
+def _candidate_urls() -> list[str]:
+    if os.environ.get(PG_URL_ENV):
+        return [os.environ[PG_URL_ENV]]
+    return [
+        f"postgresql://{user}@127.0.0.1:5432/test"
+        for user in dict.fromkeys(["postgres", getpass.getuser()])
+    ]
+
+
+@pytest.fixture(name="psycopg", scope="session")
+def psycopg_fixture() -> ModuleType:
+    """The psycopg module, or skip (fail under CI)."""
+    return _psycopg()
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> str:
+    """A URL of a reachable PostgreSQL server, or skip (fail under CI) saying why."""
+    psycopg = _psycopg()
+
+    problems = []
+    for url in _candidate_urls():
+        try:
+            with psycopg.connect(url, connect_timeout=3):
+                return url
+        except psycopg.Error as error:
+            problems.append(f"{url}: {str(error).strip().splitlines()[0]}")
+    _skip_unless_ci(f"no PostgreSQL server reachable ({'; '.join(problems)}); set {PG_URL_ENV}")
+
+
+@pytest.fixture(scope="session")
+def pg_schema(pg_url: str) -> Iterator[str]:
+    """This session's schema name; it and every schema named after it are dropped at the end."""
+    psycopg = _psycopg()
+
+    name = f"chatflow_test_{os.getpid()}_{secrets.token_hex(3)}"
+    yield name
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT nspname FROM pg_namespace WHERE nspname LIKE %s", (f"{name}%",)
+        ).fetchall()
+        for (schema,) in rows:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture
+def pg_harness(request: pytest.FixtureRequest) -> PostgresHarness:
+    """A PostgreSQL harness on the session schema, emptied for this test."""
+    url: str = request.getfixturevalue("pg_url")
+    schema: str = request.getfixturevalue("pg_schema")
+    harness = PostgresHarness("postgres", url=url, schema=schema)
+    store = harness.open()
+    store.list_features()  # the first query creates the schema
+    store.close()
+    harness.execute(
+        "TRUNCATE {s}.heads, {s}.events, {s}.task_texts, {s}.feature_counts, {s}.schemas "
+        "RESTART IDENTITY"
+    )
+    return harness

@@ -13,7 +13,6 @@ import contextlib
 import json
 import sqlite3
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Any
 from chatflow.storage import FileLock, FileStateStore, IWorkflowStateStore, MemoryStore
 from chatflow.storage.postgres import PostgresStore
 from chatflow.storage.sqlite import SQLiteStore
+from chatflow.testing._states import increment, make_state
 
 WRONG_SHAPE = '["not", "an", "instance", "state"]'
 TRUNCATED = '{"instance_id": "wfi_'
@@ -226,52 +226,7 @@ def _held_by_thread(acquire: Any, release: Any) -> Iterator[None]:
         thread.join(10)
 
 
-# -- helpers for states and for child processes ----------------------------------------
-
-_counter = iter(range(10**9))
-
-
-def make_state(
-    feature_id: str = "feat_a", instance_id: str | None = None, **extra: Any
-) -> dict[str, Any]:
-    """A realistic state dict (as ``WorkflowInstanceState.to_dict`` makes) plus ``extra``."""
-    now = time.time()
-    state: dict[str, Any] = {
-        "format": 1,
-        "instance_id": instance_id or f"wfi_{next(_counter):04d}_{int(now * 1e6) % 10**8:08d}",
-        "feature_id": feature_id,
-        "workflow_name": "code_generation",
-        "current_phase": "requirement_analysis",
-        "status": "created",
-        "version": 1,
-        "created_at": now,
-        "updated_at": now,
-        "variables": {"user_request": "create user registration", "n": 0},
-        "meta": {"user_id": "dev_alice"},
-        "workflow_schema": {
-            "name": "code_generation",
-            "phases": [{"name": "requirement_analysis"}],
-        },
-        "history": [
-            {
-                "phase": "requirement_analysis",
-                "task": "",
-                "started_at": now,
-                "ended_at": None,
-                "status": "running",
-                "trigger_data_snapshot": None,
-            }
-        ],
-    }
-    state.update(extra)
-    return state
-
-
-def increment(state: dict[str, Any]) -> dict[str, Any]:
-    """A read-modify-write that loses counts if two writers interleave."""
-    state["variables"]["n"] += 1
-    state["history"].append({"phase": "p", "task": "", "started_at": time.time()})
-    return state
+# -- child-process bodies ----------------------------------------------------------
 
 
 def increment_many(harness: Harness, instance_id: str, count: int) -> int:
@@ -304,7 +259,3 @@ def create_many(harness: Harness, feature_id: str, count: int, worker: int) -> l
     finally:
         store.close()
     return ids
-
-
-def dumps(value: Any) -> str:
-    return json.dumps(value, sort_keys=True)

@@ -5,8 +5,16 @@ from __future__ import annotations
 import pytest
 
 from chatflow.storage import IWorkflowStateStore
+from chatflow.testing._states import make_state
 
-from ._harness import make_state
+__all__ = [
+    "test_artifacts_do_not_change_the_state",
+    "test_artifacts_round_trip",
+    "test_missing_artifacts_load_as_none",
+    "test_phases_with_artifacts_are_listed",
+    "test_saving_again_replaces_the_phase",
+]
+
 
 RECORD = {"phase_name": "design", "status": "completed", "started_at": 1.0, "ended_at": 2.0}
 

@@ -13,8 +13,8 @@ from chatflow import CorruptStateError, ValidationError
 from chatflow.cli import main
 from chatflow.storage import FileStateStore, IWorkflowStateStore, MemoryStore
 from chatflow.storage.migrate import display_name, migrate
-
-from ._harness import PostgresHarness, increment, make_state
+from chatflow.testing import increment, make_state
+from conformance._harness import PostgresHarness
 
 
 def _sha(text: str) -> str:

@@ -9,6 +9,15 @@ import pytest
 from chatflow import ValidationError, WorkflowEngine
 from chatflow.storage import IWorkflowStateStore
 
+__all__ = [
+    "test_all_failed_feature_rolls_up_failed",
+    "test_finished_feature_with_a_failure_rolls_up_completed",
+    "test_lone_surrogate_in_context_is_refused_before_creating",
+    "test_lone_surrogates_are_refused_and_the_instance_keeps_working",
+    "test_paused_and_running_instances_are_counted_apart",
+]
+
+
 SCHEMA: dict[str, Any] = {
     "name": "two_step",
     "phases": [{"name": "plan"}, {"name": "code"}, {"name": "ship", "requires_approval": True}],
@@ -16,16 +25,12 @@ SCHEMA: dict[str, Any] = {
 LONE_SURROGATE = "bad \ud800 text"
 
 
-@pytest.fixture
-def engine(store: IWorkflowStateStore) -> WorkflowEngine:
-    return WorkflowEngine(store=store)
-
-
 def _start(engine: WorkflowEngine, feature: str = "feat_mix") -> str:
     return engine.start_workflow_instance(SCHEMA, {}, feature)
 
 
-def test_paused_and_running_instances_are_counted_apart(engine: WorkflowEngine) -> None:
+def test_paused_and_running_instances_are_counted_apart(store: IWorkflowStateStore) -> None:
+    engine = WorkflowEngine(store=store)
     paused = _start(engine)
     engine.trigger_next_step(paused, {})
     engine.trigger_next_step(paused, {})  # entering `ship` needs approval: paused
@@ -38,7 +43,8 @@ def test_paused_and_running_instances_are_counted_apart(engine: WorkflowEngine) 
     assert rollup["active_instance_id"] == running
 
 
-def test_finished_feature_with_a_failure_rolls_up_completed(engine: WorkflowEngine) -> None:
+def test_finished_feature_with_a_failure_rolls_up_completed(store: IWorkflowStateStore) -> None:
+    engine = WorkflowEngine(store=store)
     done = _start(engine)
     engine.trigger_next_step(done, {})
     engine.trigger_next_step(done, {})
@@ -51,7 +57,8 @@ def test_finished_feature_with_a_failure_rolls_up_completed(engine: WorkflowEngi
     assert rollup["status"] == "completed"
 
 
-def test_all_failed_feature_rolls_up_failed(engine: WorkflowEngine) -> None:
+def test_all_failed_feature_rolls_up_failed(store: IWorkflowStateStore) -> None:
+    engine = WorkflowEngine(store=store)
     engine.fail_phase(_start(engine), "broke")
     assert engine.get_feature_status("feat_mix")["status"] == "failed"
 
@@ -68,8 +75,9 @@ TEXT_CALLS: dict[str, Any] = {
 
 @pytest.mark.parametrize("call", list(TEXT_CALLS))
 def test_lone_surrogates_are_refused_and_the_instance_keeps_working(
-    engine: WorkflowEngine, call: str
+    store: IWorkflowStateStore, call: str
 ) -> None:
+    engine = WorkflowEngine(store=store)
     iid = _start(engine)
     before = engine.get_workflow_instance_status(iid)
     with pytest.raises(ValidationError, match="lone surrogate"):
@@ -79,7 +87,8 @@ def test_lone_surrogates_are_refused_and_the_instance_keeps_working(
     assert engine.trigger_next_step(iid, {"note": "fine \u00e9\U0001f600"}).version == 2
 
 
-def test_lone_surrogate_in_context_is_refused_before_creating(engine: WorkflowEngine) -> None:
+def test_lone_surrogate_in_context_is_refused_before_creating(store: IWorkflowStateStore) -> None:
+    engine = WorkflowEngine(store=store)
     with pytest.raises(ValidationError, match=r"initial_context\['x'\]"):
         engine.start_workflow_instance(SCHEMA, {"x": LONE_SURROGATE}, "feat_mix")
     assert engine.list_features() == []

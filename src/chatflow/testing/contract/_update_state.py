@@ -8,8 +8,16 @@ import pytest
 
 from chatflow import InstanceNotFoundError
 from chatflow.storage import IWorkflowStateStore
+from chatflow.testing import StoreFactory
+from chatflow.testing._states import increment, make_state
 
-from ._harness import Harness, increment, make_state
+__all__ = [
+    "test_an_exception_in_mutate_writes_nothing",
+    "test_mutate_may_return_a_new_dict_with_new_keys",
+    "test_mutate_runs_once_on_the_latest_committed_state",
+    "test_update_bumps_the_version_and_returns_the_stored_state",
+    "test_updating_a_missing_instance_raises_without_calling_mutate",
+]
 
 
 def test_update_bumps_the_version_and_returns_the_stored_state(
@@ -23,8 +31,10 @@ def test_update_bumps_the_version_and_returns_the_stored_state(
     assert store.load_state(state["instance_id"]) == returned
 
 
-def test_mutate_runs_once_on_the_latest_committed_state(harness: Harness) -> None:
-    first, second = harness.open(), harness.open()
+def test_mutate_runs_once_on_the_latest_committed_state(
+    chatflow_store_factory: StoreFactory,
+) -> None:
+    first, second = chatflow_store_factory(), chatflow_store_factory()
     try:
         state = make_state()
         first.create_state(state)
@@ -68,9 +78,14 @@ def test_updating_a_missing_instance_raises_without_calling_mutate(
     store: IWorkflowStateStore,
 ) -> None:
     calls: list[object] = []
+
+    def record(state: dict[str, Any]) -> dict[str, Any]:
+        calls.append(state)
+        return state
+
     with pytest.raises(InstanceNotFoundError) as caught:
-        store.update_state("wfi_missing", calls.append)
-    assert caught.value.instance_id == "wfi_missing"
+        store.update_state("wfi_missing", record)
+    assert caught.value.instance_id == "wfi_missing"  # type: ignore[attr-defined]
     assert calls == []
     assert store.load_state("wfi_missing") is None
 

@@ -10,8 +10,10 @@ import pytest
 
 from chatflow import InvalidIdError
 from chatflow.storage import IWorkflowStateStore
+from chatflow.testing._states import make_state
 
-from ._harness import make_state
+__all__ = ["test_bad_ids_are_refused_and_nothing_is_written"]
+
 
 BAD_IDS: list[Any] = ["../escape", "a/b", "..", "", "x" * 200, "has space", "C:\\x", None, 7]
 RECORD = {"phase_name": "p", "status": "completed", "started_at": 1.0}

@@ -6,8 +6,19 @@ import pytest
 
 from chatflow import ValidationError
 from chatflow.storage import IWorkflowStateStore
+from chatflow.testing import StoreFactory
+from chatflow.testing._states import make_state
 
-from ._harness import Harness, make_state
+__all__ = [
+    "test_another_store_object_sees_every_write",
+    "test_created_state_loads_back_equal",
+    "test_creating_an_existing_instance_fails_and_keeps_the_first",
+    "test_keys_and_statuses_the_store_does_not_know_are_kept",
+    "test_long_history_round_trips",
+    "test_save_state_overwrites_and_indexes_once",
+    "test_stored_state_does_not_alias_the_callers_dicts",
+    "test_unknown_instance_loads_as_none",
+]
 
 
 def test_created_state_loads_back_equal(store: IWorkflowStateStore) -> None:
@@ -66,8 +77,8 @@ def test_stored_state_does_not_alias_the_callers_dicts(store: IWorkflowStateStor
     assert again["variables"]["n"] == 0
 
 
-def test_another_store_object_sees_every_write(harness: Harness) -> None:
-    writer, reader = harness.open(), harness.open()
+def test_another_store_object_sees_every_write(chatflow_store_factory: StoreFactory) -> None:
+    writer, reader = chatflow_store_factory(), chatflow_store_factory()
     try:
         state = make_state()
         writer.create_state(state)

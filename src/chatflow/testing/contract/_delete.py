@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 from chatflow.storage import IWorkflowStateStore
+from chatflow.testing._states import make_state
 
-from ._harness import make_state
+__all__ = [
+    "test_delete_removes_state_artifacts_and_index_entry",
+    "test_deleting_a_features_last_instance_removes_the_feature",
+]
+
 
 RECORD = {"phase_name": "design", "status": "completed", "started_at": 1.0, "ended_at": 2.0}
 

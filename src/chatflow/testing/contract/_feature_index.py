@@ -7,8 +7,19 @@ import pytest
 from chatflow import InstanceSummary, WorkflowEngine
 from chatflow.storage import IWorkflowStateStore
 from chatflow.storage.base import StatusCount
+from chatflow.testing._states import make_state
 
-from ._harness import make_state
+__all__ = [
+    "test_engine_roll_up_names_the_newest_instance",
+    "test_features_are_sorted_and_separate",
+    "test_instances_are_listed_in_creation_order",
+    "test_list_instances_filters_by_feature_and_status",
+    "test_status_counts_name_the_newest_instance_of_each_status",
+    "test_status_filter_must_be_a_string",
+    "test_summaries_follow_updates",
+    "test_unknown_feature_has_no_instances",
+]
+
 
 # Descending ids: creation order must come from the store, not from sorting ids.
 IDS = ["wfi_zz", "wfi_mm", "wfi_aa", "wfi_0b"]
@@ -85,7 +96,7 @@ def test_engine_roll_up_names_the_newest_instance(store: IWorkflowStateStore) ->
 @pytest.mark.parametrize("status", [5, b"created"])
 def test_status_filter_must_be_a_string(store: IWorkflowStateStore, status: object) -> None:
     with pytest.raises(ValueError, match="status"):
-        store.list_instances(status=status)
+        store.list_instances(status=status)  # type: ignore[arg-type]
 
 
 def test_status_counts_name_the_newest_instance_of_each_status(

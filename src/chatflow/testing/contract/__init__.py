@@ -1,0 +1,50 @@
+"""Every contract test, for ``from chatflow.testing.contract import *`` in a test module.
+
+The importing module must provide a ``chatflow_store_factory`` fixture (see
+``chatflow.testing``); the ``store`` fixture defined here opens and closes stores
+through it. Each capability lives in its own module, the way LangGraph splits its
+checkpointer conformance suite.
+"""
+
+from __future__ import annotations
+
+from chatflow.testing.contract import (
+    _artifacts,
+    _bad_input,
+    _delete,
+    _event_log,
+    _feature_index,
+    _fixtures,
+    _rollup_and_text,
+    _round_trip,
+    _threads,
+    _update_state,
+    _workflows,
+)
+from chatflow.testing.contract._artifacts import *  # noqa: F403
+from chatflow.testing.contract._bad_input import *  # noqa: F403
+from chatflow.testing.contract._delete import *  # noqa: F403
+from chatflow.testing.contract._event_log import *  # noqa: F403
+from chatflow.testing.contract._feature_index import *  # noqa: F403
+from chatflow.testing.contract._fixtures import *  # noqa: F403
+from chatflow.testing.contract._rollup_and_text import *  # noqa: F403
+from chatflow.testing.contract._round_trip import *  # noqa: F403
+from chatflow.testing.contract._threads import *  # noqa: F403
+from chatflow.testing.contract._update_state import *  # noqa: F403
+from chatflow.testing.contract._workflows import *  # noqa: F403
+
+MODULES = (
+    _artifacts,
+    _bad_input,
+    _delete,
+    _event_log,
+    _feature_index,
+    _rollup_and_text,
+    _round_trip,
+    _threads,
+    _update_state,
+    _workflows,
+)
+"""The capability modules, one spec each (``_fixtures`` holds only the ``store`` fixture)."""
+
+__all__ = _fixtures.__all__ + [name for module in MODULES for name in module.__all__]

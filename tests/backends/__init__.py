@@ -1,0 +1,1 @@
+"""One backend's own behaviour: its files, tables, errors and migrations."""

@@ -228,5 +228,5 @@ def test_upgrade_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert "OLD=NEW" in capsys.readouterr().err
     assert main([*base, "--all", "--to", ""]) == 1
     assert "to_version must be" in capsys.readouterr().err
-    assert main([*base, "--all", "--to", "2", "--map", "="]) == 1
+    assert main([*base, "--all", "--to", "2", "--map", "="]) == 2  # a malformed id: usage
     assert "invalid phase ''" in capsys.readouterr().err

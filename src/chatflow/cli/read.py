@@ -203,9 +203,7 @@ def cmd_features(ctx: Context) -> int:
     if feature is not None:
         ctx.require_feature(engine, feature)
     failed: list[str] = []
-    rollups = [
-        _rollup(engine, f, failed) for f in ([feature] if feature else engine.list_features())
-    ]
+    rollups = [_rollup(engine, feature, failed)] if feature else _rollups(engine, failed)
     if ctx.out.json:
         ctx.out.emit_json(rollups[0] if feature else rollups)
     elif not rollups:
@@ -238,6 +236,15 @@ def _features_table(out: Output, rollups: list[dict[str, Any]]) -> None:
         ),
         status=1,
     )
+
+
+def _rollups(engine: WorkflowEngine, failed: list[str]) -> list[dict[str, Any]]:
+    """Every feature's roll-up view from one pass over the store's counts; feature by
+    feature (naming unreadable instances) if that pass meets something unreadable."""
+    try:
+        return [views.feature_view(rollup) for rollup in engine.list_feature_rollups()]
+    except ChatFlowError:
+        return [_rollup(engine, f, failed) for f in engine.list_features()]
 
 
 def _rollup(engine: WorkflowEngine, feature_id: str, failed: list[str]) -> dict[str, Any]:

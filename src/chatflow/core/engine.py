@@ -533,7 +533,22 @@ class WorkflowEngine(HumanActions):
         validate_id(feature_id, "feature_id")
         # One aggregate query in the SQL stores: a row per status, not per instance
         # (bench/bench_stores.py: 10,000 instances in a few ms).
-        rollup = feature_rollup(feature_id, self.state_store.feature_status_counts(feature_id))
+        counts = self.state_store.feature_status_counts(feature_id)
+        return self._with_phases(feature_rollup(feature_id, counts))
+
+    def list_feature_rollups(self) -> list[dict[str, Any]]:
+        """Every feature's roll-up (as ``get_feature_status``), sorted by feature id.
+
+        The counts come from one pass over the store (``list_feature_counts``), not a
+        query per feature; ``phases`` still loads each feature's shown instance.
+        """
+        return [
+            self._with_phases(feature_rollup(found.feature_id, found.counts))
+            for found in self.state_store.list_feature_counts()
+        ]
+
+    def _with_phases(self, rollup: dict[str, Any]) -> dict[str, Any]:
+        """``rollup`` with the ``phases`` of its active (else latest) instance."""
         shown = rollup["active_instance_id"] or rollup["latest_instance_id"]
         try:
             state = None if shown is None else self.get_workflow_instance_status(shown)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from chatflow.storage._open import open_store as open_store
     from chatflow.storage._open import register_store_scheme as register_store_scheme
+    from chatflow.storage.base import FeatureCounts as FeatureCounts
     from chatflow.storage.base import InstanceSummary as InstanceSummary
     from chatflow.storage.base import IWorkflowStateStore as IWorkflowStateStore
     from chatflow.storage.base import StatusCount as StatusCount
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from chatflow.storage.sqlite import SQLiteStore as SQLiteStore
 
 _WHERE = {
+    "FeatureCounts": "chatflow.storage.base",
     "FileLock": "chatflow.storage.file_lock",
     "FileStateStore": "chatflow.storage.file_state_store",
     "IWorkflowStateStore": "chatflow.storage.base",
@@ -39,6 +41,7 @@ _WHERE = {
 }
 
 __all__ = [
+    "FeatureCounts",
     "FileLock",
     "FileStateStore",
     "IWorkflowStateStore",

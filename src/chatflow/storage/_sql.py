@@ -28,6 +28,7 @@ from chatflow.errors import CorruptStateError
 from chatflow.storage import _log
 from chatflow.storage._log import Event, Head
 from chatflow.storage.base import (
+    FeatureCounts,
     InstanceSummary,
     IWorkflowStateStore,
     LogTransaction,
@@ -125,6 +126,14 @@ _QUERIES = {
         JOIN {p}heads AS h ON h.seq = (SELECT max(seq) FROM {p}heads
             WHERE feature_id = c.feature_id AND status = c.status)
         WHERE c.feature_id = ? AND c.n > 0 ORDER BY h.seq""",
+    # Every feature's counts, each status's newest instance and the feature's last step.
+    "all_counts": """SELECT c.feature_id, c.status, c.n, h.instance_id, u.updated_at
+        FROM {p}feature_counts AS c
+        JOIN {p}heads AS h ON h.seq = (SELECT max(seq) FROM {p}heads
+            WHERE feature_id = c.feature_id AND status = c.status)
+        JOIN (SELECT feature_id, max(updated_at) AS updated_at FROM {p}heads
+            GROUP BY feature_id) AS u ON u.feature_id = c.feature_id
+        WHERE c.n > 0 ORDER BY c.feature_id, h.seq""",
     "filtered": f"""SELECT {_SUMMARY} FROM {{p}}heads
         WHERE (CAST(? AS TEXT) IS NULL OR feature_id = ?)
         AND (CAST(? AS TEXT) IS NULL OR status = ?) ORDER BY feature_id, seq""",
@@ -237,6 +246,15 @@ class SQLStore(IWorkflowStateStore):
         validate_id(feature_id, "feature_id")
         rows = self._query("count", self.sql("status_counts"), (feature_id,))
         return list(map(StatusCount._make, rows))
+
+    def list_feature_counts(self) -> list[FeatureCounts]:
+        features: dict[str, FeatureCounts] = {}
+        for feature, status, n, newest, updated_at in self._query("count", self.sql("all_counts")):
+            found = features.get(feature) or features.setdefault(
+                feature, FeatureCounts(feature, [], updated_at)
+            )
+            found.counts.append(StatusCount(status, n, newest))
+        return list(features.values())
 
     def list_instances(
         self, feature_id: str | None = None, status: str | None = None

@@ -58,6 +58,18 @@ class StatusCount(NamedTuple):
     newest_instance_id: str
 
 
+class FeatureCounts(NamedTuple):
+    """One feature's status counts (as ``feature_status_counts``) and its last activity.
+
+    ``updated_at`` is the newest ``updated_at`` among the feature's instances (the file
+    store reads it from the head files' modification times, which it writes with them).
+    """
+
+    feature_id: str
+    counts: list[StatusCount]
+    updated_at: float
+
+
 class TaskTexts(NamedTuple):
     """One stored version of a task's artifacts."""
 
@@ -538,6 +550,21 @@ class IWorkflowStateStore(ABC):
         counts they keep up to date with every step; this default walks the heads.
         """
         return status_counts(self.list_feature_summaries(feature_id))
+
+    def list_feature_counts(self) -> list[FeatureCounts]:
+        """Every feature's status counts and last activity, sorted by feature id.
+
+        What an overview of every feature needs, in one pass over the store rather than
+        a roll-up per feature (bench/bench_ui.py). Stores answer it from their kept
+        counts; this default groups one ``list_instances`` listing.
+        """
+        by_feature: dict[str, list[InstanceSummary]] = {}
+        for summary in self.list_instances():
+            by_feature.setdefault(summary.feature_id, []).append(summary)
+        return [
+            FeatureCounts(feature, status_counts(group), max(s.updated_at for s in group))
+            for feature, group in sorted(by_feature.items())
+        ]
 
     def get_current_task_id_for_feature(self, feature_id: str) -> str | None:
         """The feature's newest instance that is still active (created, running or

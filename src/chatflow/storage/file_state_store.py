@@ -48,6 +48,7 @@ from chatflow.storage._atomic import fsync_dir, write_atomic
 from chatflow.storage._file_transaction import TEXTS, FileTransaction
 from chatflow.storage._log import Event, Head
 from chatflow.storage.base import (
+    FeatureCounts,
     IWorkflowStateStore,
     LogTransaction,
     SchemaRow,
@@ -246,7 +247,32 @@ class FileStateStore(IWorkflowStateStore):
         return sorted(stem for stem in stems if id_problem(stem) is None)
 
     def feature_status_counts(self, feature_id: str) -> list[StatusCount]:
-        rollup = self._rollup(feature_id)
+        return self._counts(self._rollup(feature_id))
+
+    def list_feature_counts(self) -> list[FeatureCounts]:
+        """Counts from each feature's index files; last activity from one scan of the
+        head files' modification times (a head is rewritten by every step), so no
+        instance file is opened."""
+        modified = self._head_times()
+        overview = []
+        for feature_id in self.list_features():
+            rollup = self._rollup(feature_id)
+            latest = max((modified.get(i, 0.0) for i in rollup.ids), default=0.0)
+            overview.append(FeatureCounts(feature_id, self._counts(rollup), latest))
+        return overview
+
+    def _head_times(self) -> dict[str, float]:
+        """Instance id -> modification time of its head file."""
+        times = {}
+        with os.scandir(self.instances_dir) as entries:
+            for entry in entries:
+                name = entry.name
+                if name.endswith(".json"):
+                    with contextlib.suppress(OSError):  # deleted meanwhile
+                        times[name[:-5]] = entry.stat(follow_symlinks=False).st_mtime
+        return times
+
+    def _counts(self, rollup: _Rollup) -> list[StatusCount]:
         if rollup.counts is None:
             groups: dict[str, list[Any]] = {}
             for instance_id in rollup.ids:

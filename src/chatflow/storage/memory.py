@@ -18,6 +18,7 @@ from chatflow._validation import validate_id
 from chatflow.storage import _log
 from chatflow.storage._log import Event, Head
 from chatflow.storage.base import (
+    FeatureCounts,
     IWorkflowStateStore,
     LogTransaction,
     SchemaRow,
@@ -45,6 +46,7 @@ class MemoryStore(IWorkflowStateStore):
         self._features: dict[str, list[str]] = {}
         self._counts: dict[str, dict[str, set[str]]] = {}  # feature -> status -> instances
         self._created: dict[str, int] = {}  # creation order, to find each status's newest
+        self._updated: dict[str, float] = {}  # each instance's updated_at, for overviews
         self._rollups: dict[str, list[StatusCount]] = {}  # until a status changes
         self._schemas: dict[tuple[str, str], str] = {}
 
@@ -113,6 +115,17 @@ class MemoryStore(IWorkflowStateStore):
                 cached = self._rollups[feature_id] = _by_newest(rows, self._created)
             return list(cached)
 
+    def list_feature_counts(self) -> list[FeatureCounts]:
+        with self._lock:
+            return [
+                FeatureCounts(
+                    feature,
+                    self.feature_status_counts(feature),
+                    max(self._updated[instance_id] for instance_id in ids),
+                )
+                for feature, ids in sorted(self._features.items())
+            ]
+
     def _count(self, feature_id: str, instance_id: str, old: str | None, new: str) -> None:
         self._rollups.pop(feature_id, None)
         counts = self._counts.setdefault(feature_id, {})
@@ -135,6 +148,7 @@ class MemoryStore(IWorkflowStateStore):
                 members.discard(instance_id)
             self._rollups.pop(found.feature_id, None)
             self._created.pop(instance_id, None)
+            self._updated.pop(instance_id, None)
             return True
 
     def put_schema(
@@ -192,6 +206,7 @@ class _MemoryTransaction(LogTransaction):
             found.texts[(task, version)] = json.dumps(list(data))
         found.events.extend(encoded)
         found.head = head_text
+        store._updated[self.instance_id] = head["state"].get("updated_at", 0.0)
         new_status = _log.head_status(head)
         if new_status != old_status:
             store._count(found.feature_id, self.instance_id, old_status, new_status)

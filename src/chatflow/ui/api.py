@@ -3,8 +3,8 @@
 Every answer is a ``chatflow.views`` shape, sometimes with keys added for the page
 (shapes only ever gain keys): ``updated_at`` on roll-ups, ``progress`` on instance
 rows, the texts' own checksum verdicts on artifacts. The overview's roll-ups come
-from one ``list_instances`` call, so their ``phases`` is left empty: filling it costs
-an instance load per feature (a feature's own roll-up has it).
+from one ``list_feature_counts`` call, so their ``phases`` is left empty: filling it
+costs an instance load per feature (a feature's own roll-up has it).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from chatflow.core.models import (
 )
 from chatflow.core.status import feature_rollup, progress
 from chatflow.errors import InstanceNotFoundError, ValidationError
-from chatflow.storage.base import InstanceSummary, not_found, status_counts
+from chatflow.storage.base import not_found
 
 MAX_TEXT = 200  # actor names, notes and reasons typed into the page
 
@@ -34,18 +34,15 @@ Json = dict[str, Any]
 def feature_rollups(engine: WorkflowEngine) -> list[Json]:
     """Every feature's roll-up (``phases`` empty), the newest activity first.
 
-    One ``list_instances`` call answers it, so the overview of 10,000 instances costs
-    one listing rather than a roll-up query and an instance load per feature.
+    One ``list_feature_counts`` call answers it (one query, or one scan of the store's
+    index files), so the overview of 10,000 instances loads no instance.
     """
-    by_feature: dict[str, list[InstanceSummary]] = {}
-    for summary in engine.list_instances():
-        by_feature.setdefault(summary.feature_id, []).append(summary)
-    newest = {feature: max(s.updated_at for s in group) for feature, group in by_feature.items()}
+    overview = engine.state_store.list_feature_counts()
+    overview.sort(key=lambda found: found.updated_at, reverse=True)
     rollups = []
-    for feature_id in sorted(by_feature, key=newest.__getitem__, reverse=True):
-        rollup = feature_rollup(feature_id, status_counts(by_feature[feature_id]))
-        view = views.feature_view(rollup)
-        view["updated_at"] = views.iso_time(newest[feature_id])
+    for found in overview:
+        view = views.feature_view(feature_rollup(found.feature_id, found.counts))
+        view["updated_at"] = views.iso_time(found.updated_at)
         rollups.append(view)
     return rollups
 

@@ -1,0 +1,86 @@
+"""``list_feature_counts``: every feature's counts and last activity in one call.
+
+Each store answers it its own way (one query, one scan, a dict walk); all must agree
+with the base class's default, which groups one ``list_instances`` listing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from chatflow import WorkflowEngine
+from chatflow.storage import IWorkflowStateStore, StatusCount
+
+SCHEMA: dict[str, Any] = {
+    "name": "gated",
+    "phases": [{"name": "plan"}, {"name": "code"}, {"name": "ship", "requires_approval": True}],
+}
+
+
+@pytest.fixture
+def engine(store: IWorkflowStateStore) -> WorkflowEngine:
+    return WorkflowEngine(store=store)
+
+
+def _fill(engine: WorkflowEngine) -> dict[str, str]:
+    """Three features mixing statuses; the last step lands on ``feat_b``."""
+    ids = {
+        name: engine.start_workflow_instance(SCHEMA, {}, feature)
+        for name, feature in (
+            ("a_done", "feat_a"),
+            ("a_failed", "feat_a"),
+            ("b_paused", "feat_b"),
+            ("b_running", "feat_b"),
+            ("c_new", "feat_c"),
+        )
+    }
+    engine.fail_phase(ids["a_failed"], "broke")
+    engine.trigger_next_step(ids["a_done"], {})
+    engine.cancel(ids["a_done"], reason="dropped")
+    engine.trigger_next_step(ids["b_paused"], {})
+    engine.trigger_next_step(ids["b_paused"], {})  # entering `ship` waits for approval
+    engine.trigger_next_step(ids["b_running"], {})
+    return ids
+
+
+def test_counts_match_each_feature_and_the_default(engine: WorkflowEngine) -> None:
+    ids = _fill(engine)
+    store = engine.state_store
+    overview = store.list_feature_counts()
+    assert [found.feature_id for found in overview] == ["feat_a", "feat_b", "feat_c"]
+    for found in overview:
+        assert found.counts == store.feature_status_counts(found.feature_id)
+    by_feature = {found.feature_id: found for found in overview}
+    assert by_feature["feat_b"].counts == [
+        StatusCount("paused", 1, ids["b_paused"]),
+        StatusCount("running", 1, ids["b_running"]),
+    ]
+    default = IWorkflowStateStore.list_feature_counts(store)
+    assert [(f.feature_id, f.counts) for f in default] == [
+        (f.feature_id, f.counts) for f in overview
+    ]
+
+
+def test_last_activity_is_the_newest_step(engine: WorkflowEngine) -> None:
+    ids = _fill(engine)
+    engine.trigger_next_step(ids["c_new"], {})
+    overview = {found.feature_id: found for found in engine.state_store.list_feature_counts()}
+    newest = max(overview.values(), key=lambda found: found.updated_at)
+    assert newest.feature_id == "feat_c"
+    updated = engine.get_workflow_instance_status(ids["c_new"]).updated_at  # type: ignore[union-attr]
+    assert newest.updated_at == pytest.approx(updated, abs=1.0)
+
+
+def test_a_deleted_instance_leaves_the_counts(engine: WorkflowEngine) -> None:
+    ids = _fill(engine)
+    engine.state_store.delete_instance(ids["c_new"])
+    engine.state_store.delete_instance(ids["b_running"])
+    overview = engine.state_store.list_feature_counts()
+    assert [found.feature_id for found in overview] == ["feat_a", "feat_b"]
+    assert overview[1].counts == [StatusCount("paused", 1, ids["b_paused"])]
+
+
+def test_an_empty_store_has_no_features(store: IWorkflowStateStore) -> None:
+    assert store.list_feature_counts() == []

@@ -187,8 +187,8 @@ class FileTransaction(LogTransaction):
         its log): a crash before that leaves an unlisted instance nobody was told of.
         """
         store, iid = self.store, self.instance_id
-        data = b"".join(_log.canonical(event) + b"\n" for event in events)
-        last = len(_log.canonical(events[-1])) + 1
+        lines = [_log.canonical(event) + b"\n" for event in events]
+        data, last = b"".join(lines), len(lines[-1])
         status = _log.head_status(head)
         feature_id = head["state"]["feature_id"]
         creating = old is None and self.feature_id is not None

@@ -263,13 +263,19 @@ class FileStateStore(IWorkflowStateStore):
 
     def _head_times(self) -> dict[str, float]:
         """Instance id -> modification time of its head file."""
-        times = {}
-        with os.scandir(self.instances_dir) as entries:
-            for entry in entries:
-                name = entry.name
-                if name.endswith(".json"):
-                    with contextlib.suppress(OSError):  # deleted meanwhile
-                        times[name[:-5]] = entry.stat(follow_symlinks=False).st_mtime
+        times: dict[str, float] = {}
+        try:
+            with os.scandir(self.instances_dir) as entries:
+                for entry in entries:
+                    name = entry.name
+                    if name.endswith(".json"):
+                        with contextlib.suppress(OSError):  # deleted meanwhile
+                            times[name[:-5]] = entry.stat(follow_symlinks=False).st_mtime
+        except FileNotFoundError:
+            return times  # the folder was removed: nothing is left to date
+        except OSError as error:
+            where = str(self.instances_dir)
+            raise StorageError(f"cannot list {where}: {error.strerror}", path=where) from error
         return times
 
     def _counts(self, rollup: _Rollup) -> list[StatusCount]:

@@ -13,6 +13,7 @@ from chatflow.testing.contract import (
     _bad_input,
     _delete,
     _event_log,
+    _feature_counts,
     _feature_index,
     _fixtures,
     _rollup_and_text,
@@ -25,6 +26,7 @@ from chatflow.testing.contract._artifacts import *  # noqa: F403
 from chatflow.testing.contract._bad_input import *  # noqa: F403
 from chatflow.testing.contract._delete import *  # noqa: F403
 from chatflow.testing.contract._event_log import *  # noqa: F403
+from chatflow.testing.contract._feature_counts import *  # noqa: F403
 from chatflow.testing.contract._feature_index import *  # noqa: F403
 from chatflow.testing.contract._fixtures import *  # noqa: F403
 from chatflow.testing.contract._rollup_and_text import *  # noqa: F403
@@ -38,6 +40,7 @@ MODULES = (
     _bad_input,
     _delete,
     _event_log,
+    _feature_counts,
     _feature_index,
     _rollup_and_text,
     _round_trip,

@@ -13,20 +13,22 @@ import pytest
 from chatflow import WorkflowEngine
 from chatflow.storage import IWorkflowStateStore, StatusCount
 
+__all__ = [
+    "test_a_deleted_instance_leaves_the_counts",
+    "test_an_empty_store_has_no_features",
+    "test_counts_match_each_feature_and_the_default",
+    "test_last_activity_is_the_newest_step",
+]
+
 SCHEMA: dict[str, Any] = {
     "name": "gated",
     "phases": [{"name": "plan"}, {"name": "code"}, {"name": "ship", "requires_approval": True}],
 }
 
 
-@pytest.fixture
-def engine(store: IWorkflowStateStore) -> WorkflowEngine:
-    return WorkflowEngine(store=store)
-
-
 def _fill(engine: WorkflowEngine) -> dict[str, str]:
     """Three features mixing statuses; the last step lands on ``feat_b``."""
-    ids = {
+    ids: dict[str, str] = {
         name: engine.start_workflow_instance(SCHEMA, {}, feature)
         for name, feature in (
             ("a_done", "feat_a"),
@@ -45,7 +47,8 @@ def _fill(engine: WorkflowEngine) -> dict[str, str]:
     return ids
 
 
-def test_counts_match_each_feature_and_the_default(engine: WorkflowEngine) -> None:
+def test_counts_match_each_feature_and_the_default(store: IWorkflowStateStore) -> None:
+    engine = WorkflowEngine(store=store)
     ids = _fill(engine)
     store = engine.state_store
     overview = store.list_feature_counts()
@@ -63,7 +66,8 @@ def test_counts_match_each_feature_and_the_default(engine: WorkflowEngine) -> No
     ]
 
 
-def test_last_activity_is_the_newest_step(engine: WorkflowEngine) -> None:
+def test_last_activity_is_the_newest_step(store: IWorkflowStateStore) -> None:
+    engine = WorkflowEngine(store=store)
     ids = _fill(engine)
     engine.trigger_next_step(ids["c_new"], {})
     overview = {found.feature_id: found for found in engine.state_store.list_feature_counts()}
@@ -73,7 +77,8 @@ def test_last_activity_is_the_newest_step(engine: WorkflowEngine) -> None:
     assert newest.updated_at == pytest.approx(updated, abs=1.0)
 
 
-def test_a_deleted_instance_leaves_the_counts(engine: WorkflowEngine) -> None:
+def test_a_deleted_instance_leaves_the_counts(store: IWorkflowStateStore) -> None:
+    engine = WorkflowEngine(store=store)
     ids = _fill(engine)
     engine.state_store.delete_instance(ids["c_new"])
     engine.state_store.delete_instance(ids["b_running"])

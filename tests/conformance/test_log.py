@@ -8,24 +8,12 @@ import pytest
 
 from chatflow import CorruptStateError, WorkflowEngine
 from chatflow.storage import IWorkflowStateStore
+from chatflow.testing.contract import _event_log
 
 from ._harness import Harness
 
-SCHEMA = {
-    "name": "loop",
-    "phases": [
-        {"name": "plan"},
-        {"name": "review", "requires_approval": True},
-        {
-            "name": "build",
-            "max_retries": 2,
-            "transitions": [
-                {"to": "plan", "when": {"path": "trigger.again", "op": "==", "value": True}},
-                {"to": "$end"},
-            ],
-        },
-    ],
-}
+# The loop the packaged event-log contract walks: one schema, one place.
+SCHEMA = _event_log._SCHEMA
 
 
 def test_an_edited_head_is_reported_not_believed(

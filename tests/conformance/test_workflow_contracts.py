@@ -8,29 +8,21 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from typing import Any
 
 import pytest
 
 from chatflow import WorkflowEngine
+from chatflow.testing.contract import _workflows
 
 from ._harness import FileHarness, Harness, PostgresHarness, SQLiteHarness
 
-V2: dict[str, Any] = {
-    "name": "contract",
-    "version": "1.1",
-    "phases": [
-        {"name": "design", "exit_requires": {"approvals": 1}},
-        {"name": "implement"},
-        {"name": "ship", "exit_requires": {"variables": ["tag"]}},
-    ],
-    "merge_trigger_data": "flat",
-}
+V2 = _workflows._V2  # the version the packaged contract upgrades to
 
 
 _CHILD = """
 import json, sys
 from chatflow import WorkflowEngine
+from chatflow.testing.contract import _workflows
 engine = WorkflowEngine(sys.argv[1])
 infos = [(w.name, w.version, w.source) for w in engine.list_workflows()]
 iid = engine.start_workflow_instance(None, {}, "feat_child", schema_name="contract")

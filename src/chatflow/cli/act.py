@@ -9,7 +9,6 @@ store.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Callable
 from functools import partial
@@ -23,7 +22,8 @@ from chatflow.cli.context import (
     EXIT_OK,
     Context,
     UsageError,
-    add_json,
+    add_id,
+    finish,
     json_file,
     key_values,
     text_file,
@@ -54,12 +54,12 @@ def _add_start(commands: Subparsers) -> None:
     start.add_argument(
         "--meta", action="append", metavar="K=V", help="meta entry (who, session, ...)"
     )
-    _finish(start, cmd_start)
+    finish(start, cmd_start)
 
 
 def _add_next(commands: Subparsers) -> None:
     step = commands.add_parser("next", help="complete the current phase and go to the next")
-    _id(step)
+    add_id(step)
     data = step.add_mutually_exclusive_group()
     data.add_argument(
         "--data", action="append", metavar="K=V", help="trigger data (JSON value or text)"
@@ -67,14 +67,14 @@ def _add_next(commands: Subparsers) -> None:
     data.add_argument("--data-file", metavar="FILE", help="trigger data: a JSON object file")
     step.add_argument("--meta", action="append", metavar="K=V", help="meta entry to merge")
     step.add_argument("--dry-run", action="store_true", help="show the result, write nothing")
-    _finish(step, cmd_next)
+    finish(step, cmd_next)
 
 
 def _add_record(commands: Subparsers) -> None:
     record = commands.add_parser(
         "record", help="record the prompt sent to the AI and its response for a phase"
     )
-    _id(record)
+    add_id(record)
     record.add_argument("--phase", help="phase to record for (default: the current one)")
     for what in ("prompt", "response"):
         text = record.add_mutually_exclusive_group(required=True)
@@ -82,46 +82,46 @@ def _add_record(commands: Subparsers) -> None:
         text.add_argument(
             f"--{what}-file", metavar="FILE", help=f"read the {what} from FILE ('-': stdin)"
         )
-    _finish(record, cmd_record)
+    finish(record, cmd_record)
 
 
 def _add_approve(commands: Subparsers) -> None:
     approve = commands.add_parser("approve", help="approve the phase an instance waits on")
-    _id(approve)
+    add_id(approve)
     approve.add_argument("--by", required=True, metavar="NAME", help="who approves")
     approve.add_argument("--note", help="why")
-    _finish(approve, cmd_approve)
+    finish(approve, cmd_approve)
 
 
 def _add_reject(commands: Subparsers) -> None:
     reject = commands.add_parser("reject", help="refuse an approval and send the work back")
-    _id(reject)
+    add_id(reject)
     reject.add_argument("--by", required=True, metavar="NAME", help="who rejects")
     reject.add_argument("--to", metavar="PHASE", help="phase to redo (default: the one before)")
     reject.add_argument("--note", help="why")
-    _finish(reject, cmd_reject)
+    finish(reject, cmd_reject)
 
 
 def _add_fail(commands: Subparsers) -> None:
     fail = commands.add_parser("fail", help="mark the current phase failed")
-    _id(fail)
+    add_id(fail)
     fail.add_argument("--error", required=True, help="what went wrong")
-    _finish(fail, cmd_fail)
+    finish(fail, cmd_fail)
 
 
 def _add_jump(commands: Subparsers) -> None:
     jump = commands.add_parser("jump", help="enter a phase now, ignoring routes (override)")
-    _id(jump)
+    add_id(jump)
     jump.add_argument("phase", metavar="PHASE")
     jump.add_argument("--reason", default="", help="recorded in the event log")
-    _finish(jump, cmd_jump)
+    finish(jump, cmd_jump)
 
 
 def _add_fork(commands: Subparsers) -> None:
     fork = commands.add_parser("fork", help="new instance as this one was at history entry N")
-    _id(fork)
+    add_id(fork)
     fork.add_argument("--at", required=True, type=int, metavar="N", help="history index")
-    _finish(fork, cmd_fork)
+    finish(fork, cmd_fork)
 
 
 def _add_upgrade(commands: Subparsers) -> None:
@@ -133,22 +133,13 @@ def _add_upgrade(commands: Subparsers) -> None:
     upgrade.add_argument("--to", dest="to_version", required=True, metavar="VERSION")
     upgrade.add_argument("--map", action="append", metavar="OLD=NEW", help="rename a phase")
     upgrade.add_argument("--dry-run", action="store_true", help="report, change nothing")
-    _finish(upgrade, cmd_upgrade)
+    finish(upgrade, cmd_upgrade)
 
 
 def _add_demo(commands: Subparsers) -> None:
     demo = commands.add_parser("demo", help="run the code-generation workflow end to end")
     demo.add_argument("--feature", default="feat_user_auth", help="feature id to use")
-    _finish(demo, cmd_demo)
-
-
-def _id(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("instance_id", metavar="ID")
-
-
-def _finish(parser: argparse.ArgumentParser, handler: Any) -> None:
-    add_json(parser)
-    parser.set_defaults(command=handler)
+    finish(demo, cmd_demo)
 
 
 def report(ctx: Context, state: WorkflowInstanceState) -> int:
@@ -379,10 +370,10 @@ _SIMPLE: dict[str, tuple[str, Callable[[Context], int], str | None]] = {
 def _add_simple(commands: Subparsers, name: str) -> None:
     helptext, handler, reason = _SIMPLE[name]
     parser = commands.add_parser(name, help=helptext)
-    _id(parser)
+    add_id(parser)
     if reason:
         parser.add_argument(reason, default=None, help="recorded in the event log")
-    _finish(parser, handler)
+    finish(parser, handler)
 
 
 # Command name -> the function adding its parser (main builds only the one it runs).

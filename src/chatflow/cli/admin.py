@@ -22,7 +22,8 @@ from chatflow.cli.context import (
     Context,
     NotFoundError,
     UsageError,
-    add_json,
+    add_id,
+    finish,
 )
 from chatflow.cli.output import Progress
 from chatflow.errors import ValidationError
@@ -43,54 +44,47 @@ def _add_delete(commands: Subparsers) -> None:
     )
     _selection(delete, allow_all=False)
     delete.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-    add_json(delete)
-    delete.set_defaults(command=cmd_delete)
+    finish(delete, cmd_delete)
 
 
 def _add_export(commands: Subparsers) -> None:
     export = commands.add_parser("export", help="write instances and artifacts as JSON lines")
     _selection(export, allow_all=True)
     export.add_argument("-o", "--output", metavar="FILE", help="write to FILE (default: stdout)")
-    add_json(export)
-    export.set_defaults(command=cmd_export)
+    finish(export, cmd_export)
 
 
 def _add_import(commands: Subparsers) -> None:
     imp = commands.add_parser("import", help="read an export back (verified, idempotent)")
     imp.add_argument("file", metavar="FILE", help="JSON lines written by export ('-': stdin)")
-    add_json(imp)
-    imp.set_defaults(command=cmd_import)
+    finish(imp, cmd_import)
 
 
 def _add_verify(commands: Subparsers) -> None:
     verify = commands.add_parser("verify", help="check instances and artifact checksums")
     _selection(verify, allow_all=True)
-    add_json(verify)
-    verify.set_defaults(command=cmd_verify)
+    finish(verify, cmd_verify)
 
 
 def _add_compact(commands: Subparsers) -> None:
     compact = commands.add_parser("compact", help="fold an instance's older events into one")
-    compact.add_argument("instance_id", metavar="ID")
+    add_id(compact)
     compact.add_argument("--keep-last", type=int, default=100, metavar="N", help="default 100")
     compact.add_argument("--archive", metavar="FILE", help="append the folded events here")
-    add_json(compact)
-    compact.set_defaults(command=cmd_compact)
+    finish(compact, cmd_compact)
 
 
 def _add_doctor(commands: Subparsers) -> None:
     doctor = commands.add_parser("doctor", help="find (and --fix) damage in the store")
     doctor.add_argument("--fix", action="store_true", help="repair what is safe to repair")
-    add_json(doctor)
-    doctor.set_defaults(command=cmd_doctor)
+    finish(doctor, cmd_doctor)
 
 
 def _add_migrate(commands: Subparsers) -> None:
     migrate = commands.add_parser("migrate", help="copy every instance to another store, verified")
     migrate.add_argument("--from", dest="source", required=True, metavar="DIR_OR_URL")
     migrate.add_argument("--to", dest="target", required=True, metavar="DIR_OR_URL")
-    add_json(migrate)
-    migrate.set_defaults(command=cmd_migrate)
+    finish(migrate, cmd_migrate)
 
 
 def _selection(parser: argparse.ArgumentParser, *, allow_all: bool) -> None:

@@ -154,6 +154,17 @@ def json_file(path: str) -> dict[str, Any]:
     return data
 
 
+def add_id(parser: argparse.ArgumentParser) -> None:
+    """The instance id every per-instance command takes first."""
+    parser.add_argument("instance_id", metavar="ID")
+
+
+def finish(parser: argparse.ArgumentParser, handler: Any, **defaults: Any) -> None:
+    """Give a command the options every command takes, and its handler."""
+    add_json(parser)
+    parser.set_defaults(command=handler, **defaults)
+
+
 def add_json(parser: argparse.ArgumentParser) -> None:
     """The options every command takes."""
     parser.add_argument("--json", action="store_true", help="print JSON (README: JSON output)")

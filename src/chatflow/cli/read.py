@@ -19,7 +19,8 @@ from chatflow.cli.context import (
     EXIT_OK,
     Context,
     NotFoundError,
-    add_json,
+    add_id,
+    finish,
 )
 from chatflow.cli.output import Output, short_time, warn
 from chatflow.errors import ChatFlowError
@@ -38,53 +39,46 @@ def _add_list(commands: Subparsers) -> None:
     listing.add_argument("--feature", help="only this feature's instances")
     listing.add_argument("--status", choices=STATUSES, help="only instances in this status")
     listing.add_argument("--limit", type=_positive, default=None, help="show at most N")
-    add_json(listing)
-    listing.set_defaults(command=cmd_list)
+    finish(listing, cmd_list)
 
 
 def _add_features(commands: Subparsers) -> None:
     features = commands.add_parser("features", help="every feature's roll-up, all status counts")
-    add_json(features)
-    features.set_defaults(command=cmd_features, feature=None, instance_id=None)
+    finish(features, cmd_features, feature=None, instance_id=None)
 
 
 def _add_status(commands: Subparsers) -> None:
     status = commands.add_parser("status", help="roll-ups (like features), or one instance")
     status.add_argument("instance_id", nargs="?", help="instance to show (like show)")
     status.add_argument("--feature", help="this feature's roll-up and instances")
-    add_json(status)
-    status.set_defaults(command=cmd_features)
+    finish(status, cmd_features)
 
 
 def _add_show(commands: Subparsers) -> None:
     show = commands.add_parser("show", help="one instance: state, pause reason, timeline")
-    show.add_argument("instance_id", metavar="ID")
-    add_json(show)
-    show.set_defaults(command=cmd_show)
+    add_id(show)
+    finish(show, cmd_show)
 
 
 def _add_history(commands: Subparsers) -> None:
     history = commands.add_parser("history", help="an instance's event log")
-    history.add_argument("instance_id", metavar="ID")
-    add_json(history)
-    history.set_defaults(command=cmd_history)
+    add_id(history)
+    finish(history, cmd_history)
 
 
 def _add_artifacts(commands: Subparsers) -> None:
     artifacts = commands.add_parser("artifacts", help="print a phase's prompt and response")
-    artifacts.add_argument("instance_id", metavar="ID")
+    add_id(artifacts)
     artifacts.add_argument("phase", metavar="PHASE", help="phase (latest visit) or task key")
     which = artifacts.add_mutually_exclusive_group()
     which.add_argument("--prompt", action="store_true", help="only the prompt text")
     which.add_argument("--response", action="store_true", help="only the response text")
-    add_json(artifacts)
-    artifacts.set_defaults(command=cmd_artifacts)
+    finish(artifacts, cmd_artifacts)
 
 
 def _add_workflows(commands: Subparsers) -> None:
     workflows = commands.add_parser("workflows", help="the workflow schemas found by name")
-    add_json(workflows)
-    workflows.set_defaults(command=cmd_workflows)
+    finish(workflows, cmd_workflows)
 
 
 def _add_diagram(commands: Subparsers) -> None:
@@ -93,8 +87,7 @@ def _add_diagram(commands: Subparsers) -> None:
     )
     diagram.add_argument("target", metavar="NAME_OR_ID", help="schema name, file or instance id")
     diagram.add_argument("--version", dest="schema_version", help="schema version (default latest)")
-    add_json(diagram)
-    diagram.set_defaults(command=cmd_diagram)
+    finish(diagram, cmd_diagram)
 
 
 def _positive(text: str) -> int:

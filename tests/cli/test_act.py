@@ -153,6 +153,7 @@ def test_record_artifacts_then_pass_the_gate(run: Runner, tmp_path: Path) -> Non
     assert json.loads(dry.stdout)["current_phase"] == "design"
     assert "would be refused" in dry.stderr and "artifact 'prompt'" in dry.stderr
     refused(run("next", iid), 1, "cannot leave phase 'design'", "artifact 'response'")
+    refused(run("jump", iid, "ship"), 1, "cannot leave phase 'design'")
 
     (tmp_path / "prompt.md").write_text("# Design\nplease ü", encoding="utf-8")
     refused(run("record", iid, "--prompt-file", "nope.md", "--response", "r"), 3, "nope.md")
@@ -173,3 +174,13 @@ def test_record_artifacts_then_pass_the_gate(run: Runner, tmp_path: Path) -> Non
     assert run("next", iid, "--dry-run").returncode == 0
     assert run.json("next", iid)["current_phase"] == "ship"
     refused(run("record", iid, "--phase", "nowhere", "--prompt", "p", "--response", "r"), 1)
+
+
+def test_jump_force_leaves_an_unmet_gate_and_says_so(run: Runner, tmp_path: Path) -> None:
+    workflow = tmp_path / "gated.json"
+    workflow.write_text(json.dumps(GATED_FLOW), encoding="utf-8")
+    iid = run.json("start", str(workflow), "--feature", "feat_g")["instance_id"]
+    forced = run.json("jump", iid, "ship", "--force", "--reason", "hotfix")
+    assert forced["current_phase"] == "ship"
+    jumped = [e for e in run.json("history", iid) if e["kind"] == "jumped"]
+    assert jumped and jumped[-1]["data"]["forced"] is True

@@ -114,6 +114,9 @@ def _add_jump(commands: Subparsers) -> None:
     add_id(jump)
     jump.add_argument("phase", metavar="PHASE")
     jump.add_argument("--reason", default="", help="recorded in the event log")
+    jump.add_argument(
+        "--force", action="store_true", help="leave even if the phase's exit gate is not met"
+    )
     finish(jump, cmd_jump)
 
 
@@ -264,7 +267,8 @@ def cmd_cancel(ctx: Context) -> int:
 
 def cmd_jump(ctx: Context) -> int:
     ctx.instance(ctx.args.instance_id)
-    state = ctx.reader().jump_to(ctx.args.instance_id, ctx.args.phase, ctx.args.reason)
+    args = ctx.args
+    state = ctx.reader().jump_to(args.instance_id, args.phase, args.reason, force=args.force)
     return report(ctx, state)
 
 

@@ -26,7 +26,6 @@ if TYPE_CHECKING:
 
 TEXTS = (("prompt", "prompt.md"), ("response", "ai_response.md"))
 """Each task text and the suffix of its file."""
-_dumps = json.JSONEncoder(ensure_ascii=False).encode
 
 
 def after_newline(path: Path, line: str) -> bytes:
@@ -74,6 +73,11 @@ class FileTransaction(LogTransaction):
             if raw is None:
                 return None
             return self._upgrade(raw)
+        trusted = store._heads.get(iid)
+        if trusted is not None and trusted.stamp == raw:
+            mine = trusted.head()
+            if mine["_log_size"] == size:  # nothing appended since this process wrote it
+                return mine
         head = store._usable_head(raw)
         if head is not None:
             end = head.get("_log_size")
@@ -115,7 +119,7 @@ class FileTransaction(LogTransaction):
             raise _log.corrupt(self.instance_id, self.log_path, f"event {broken[0]}: {broken[1]}")
         head = _log.project_head(events)
         last_at = len(raw) - len(raw[: end - 1].rsplit(b"\n", 1)[-1]) - 1
-        self._write_head(head, len(raw), last_at)
+        self._write_head(head, _log.parts_of(head), len(raw), last_at)
         self._status_line(head["state"]["feature_id"], _log.head_status(head))
         self._events = events
         return head
@@ -129,9 +133,9 @@ class FileTransaction(LogTransaction):
         from chatflow.storage.base import _check_state  # noqa: PLC0415
 
         _check_state(state, iid, store._head_file(iid))
-        events: list[Event] = []
+        commit = _log.Commit(None)
         head = _log.head_of(state, {})
-        events.append(_log.seal({"kind": "created", "state": state}, head, 1, _log.GENESIS))
+        commit.add({"kind": "created", "state": state}, head)
         for task, texts in self._old_tasks():
             body = {
                 "kind": "artifact",
@@ -142,8 +146,8 @@ class FileTransaction(LogTransaction):
                 "response_sha256": _log.sha256_hex(texts.response.encode("utf-8")),
             }
             head = _log.advance_head(head, body)
-            events.append(_log.seal(body, head, events[-1]["seq"] + 1, events[-1]["hash"]))
-        self._write(events, head, None)
+            commit.add(body, head)
+        self._write(commit, None)
         return head
 
     def _old_tasks(self) -> Iterator[tuple[str, TaskTexts]]:
@@ -169,26 +173,23 @@ class FileTransaction(LogTransaction):
             if texts is not None:
                 yield task, texts
 
-    def append(
-        self, events: list[Event], head: Head, texts: tuple[str, int, TaskTexts] | None
-    ) -> None:
-        old = self._head
+    def append(self, commit: _log.Commit, texts: tuple[str, int, TaskTexts] | None) -> None:
         if texts is not None:
             self._write_texts(*texts)
-        self._write(events, head, old)
-        self._head = head
+        self._write(commit, self._head)
+        self._head = commit.head
         if self._events is not None:
-            self._events.extend(events)
+            self._events.extend(commit.events)
 
-    def _write(self, events: list[Event], head: Head, old: Head | None) -> None:
-        """Append ``events`` (the commit point), then bring the head and indexes along.
+    def _write(self, commit: _log.Commit, old: Head | None) -> None:
+        """Append the commit's events (the commit point), then bring the head and
+        indexes along.
 
         A create commits when its id is appended to the feature's ``.link`` file (after
         its log): a crash before that leaves an unlisted instance nobody was told of.
         """
-        store, iid = self.store, self.instance_id
-        lines = [_log.canonical(event) + b"\n" for event in events]
-        data, last = b"".join(lines), len(lines[-1])
+        store, iid, head = self.store, self.instance_id, commit.head
+        data, last = b"".join(line + b"\n" for line in commit.lines), len(commit.lines[-1]) + 1
         status = _log.head_status(head)
         feature_id = head["state"]["feature_id"]
         creating = old is None and self.feature_id is not None
@@ -205,9 +206,10 @@ class FileTransaction(LogTransaction):
         # Committed. A failure from here on must not report the step as failed (a retry
         # would do it twice): the head and the status file are projections, and the
         # next transaction rebuilds a head that is behind its log.
+        store._heads.drop(iid)
         with contextlib.suppress(StorageError):
             size = start + len(data)
-            self._write_head(head, size, size - last)
+            self._write_head(head, commit.head_parts(), size, size - last)
             if not creating and (old is None or _log.head_status(old) != status):
                 self._status_line(feature_id, status)
 
@@ -215,13 +217,17 @@ class FileTransaction(LogTransaction):
         line = f"{self.instance_id} {status}\n".encode("ascii", "replace")
         self.store._append_line(self.store._index_file(feature_id, "status"), line, sync=False)
 
-    def _write_head(self, head: Head, log_size: int, last_at: int) -> None:
-        """Replace the head file: not fsynced, since the log already holds the step."""
-        stored = {**head, "_log_size": log_size, "_last_at": last_at}
-        # One top-level key per line, each encoded by the C encoder (indent= is slow).
-        lines = ",\n".join(f" {_dumps(key)}: {_dumps(stored[key])}" for key in sorted(stored))
-        data = ("{\n" + lines + "\n}\n").encode("utf-8")
+    def _write_head(self, head: Head, parts: dict[str, bytes], log_size: int, last_at: int) -> None:
+        """Replace the head file (``parts``: its values, encoded); not fsynced, since the
+        log already holds the step. Then remember it as written by this process."""
+        stored = {**parts, "_log_size": b"%d" % log_size, "_last_at": b"%d" % last_at}
+        # One top-level key per line, for people reading and diffing the file.
+        lines = b",\n".join(b' "%s": %s' % (key.encode(), stored[key]) for key in sorted(stored))
+        data = b"{\n" + lines + b"\n}\n"
         write_atomic(Path(self.store._head_file(self.instance_id)), data, durable=False)
+        self.store._heads.put(
+            self.instance_id, data, {**head, "_log_size": log_size, "_last_at": last_at}
+        )
 
     def _write_texts(self, task: str, version: int, texts: TaskTexts) -> None:
         """Write a version's files (fsynced before the log commits them), then point the
@@ -251,12 +257,13 @@ class FileTransaction(LogTransaction):
     def replace_prefix(self, checkpoint: Event, upto: int) -> None:
         kept = [event for event in self.events() if event["seq"] > upto]
         events = [checkpoint, *kept]
-        data = b"".join(_log.canonical(event) + b"\n" for event in events)
+        lines = [_log.canonical(event) + b"\n" for event in events]
+        data = b"".join(lines)
         write_atomic(Path(self.log_path), data, durable=self.store.durable)
-        last = _log.canonical(events[-1]) + b"\n"
         head = self.head()
         assert head is not None
-        self._write_head(head, len(data), len(data) - len(last))
+        head = _log.content(head) | {"seq": head["seq"], "hash": head["hash"]}
+        self._write_head(head, _log.parts_of(head), len(data), len(data) - len(lines[-1]))
         self._events = events
 
 

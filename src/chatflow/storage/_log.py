@@ -23,6 +23,7 @@ items of each list, the latest version of each task, and the last event's ``seq`
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
@@ -72,14 +73,15 @@ def event_hash(event: Event) -> str:
     return sha256_hex(canonical({key: value for key, value in event.items() if key != "hash"}))
 
 
+def line_start(link: str) -> str:
+    """How the stored line of the event with hash ``link`` begins (74 characters):
+    ``hash`` sorts first among an event's keys."""
+    return f'{{"hash":"{link}"'
+
+
 def link_of(event: Event) -> str:
     """What the next event's ``prev`` must be: a checkpoint stands for what it replaced."""
     return str(event.get("replaced" if event.get("kind") == "checkpoint" else "hash"))
-
-
-def head_digest(head: Head) -> str:
-    """Digest of a head's content (its ``seq``/``hash`` are checked separately)."""
-    return sha256_hex(canonical(content(head)))
 
 
 def content(head: Head) -> Head:
@@ -87,12 +89,74 @@ def content(head: Head) -> Head:
     return {k: v for k, v in head.items() if k not in ("seq", "hash") and not k.startswith("_")}
 
 
+def head_digest(head: Head) -> str:
+    """Digest of a head's content (its ``seq``/``hash`` are checked separately)."""
+    return sha256_hex(_joined(parts_of(content(head))))
+
+
+def parts_of(head: Head) -> dict[str, bytes]:
+    """The canonical encoding of each top-level value of ``head``, by key."""
+    return {key: canonical(value) for key, value in head.items()}
+
+
+def _joined(parts: dict[str, bytes]) -> bytes:
+    """The canonical encoding of the object whose values ``parts`` encode (keys are
+    plain ASCII names, so sorting the pieces sorts the keys)."""
+    return b"{" + b",".join(_key(key) + b":" + parts[key] for key in sorted(parts)) + b"}"
+
+
+@functools.lru_cache(maxsize=64)
+def _key(key: str) -> bytes:
+    return canonical(key)
+
+
+class Commit:
+    """Events sealed one after another, each event and the last head encoded once.
+
+    What a store writes comes from here: ``lines`` are the events' canonical encodings
+    and ``head_json()`` the head's, reusing the bytes the hashes were computed over
+    (encoding is most of a step's cost).
+    """
+
+    def __init__(self, after: Head | None) -> None:
+        self.events: list[Event] = []
+        self.lines: list[bytes] = []
+        self.head: Head = {}
+        self._parts: dict[str, bytes] = {}
+        self.seq: int = 0 if after is None else after["seq"]
+        self.prev: str = GENESIS if after is None else after["hash"]
+
+    def add(self, body: Event, head: Head) -> Event:
+        """Seal ``body`` as the next event, leading to ``head`` (given its ``seq``/``hash``)."""
+        parts = parts_of(content(head))
+        self.seq += 1
+        event = {**body, "seq": self.seq, "prev": self.prev, "head": sha256_hex(_joined(parts))}
+        unhashed = canonical(event)
+        digest = sha256_hex(unhashed)
+        event["hash"] = digest
+        if min(event) > "hash":  # "hash" sorts first: splice it in, no second encoding
+            self.lines.append(line_start(digest).encode() + b"," + unhashed[1:])
+        else:
+            self.lines.append(canonical(event))
+        head["seq"], head["hash"] = self.seq, digest
+        parts["seq"], parts["hash"] = b"%d" % self.seq, b'"%s"' % digest.encode()
+        self.events.append(event)
+        self.head, self._parts, self.prev = head, parts, digest
+        return event
+
+    def head_parts(self) -> dict[str, bytes]:
+        """The last head's canonical top-level values, by key (``seq`` and ``hash`` too)."""
+        return dict(self._parts)
+
+    def head_json(self) -> bytes:
+        """The last head's canonical encoding."""
+        return _joined(self._parts)
+
+
 def seal(body: Event, head: Head, seq: int, prev: str) -> Event:
     """The stored event for ``body`` appended after ``prev``, leading to ``head``."""
-    event = {**body, "seq": seq, "prev": prev, "head": head_digest(head)}
-    event["hash"] = event_hash(event)
-    head["seq"], head["hash"] = seq, event["hash"]
-    return event
+    commit = Commit({"seq": seq - 1, "hash": prev})
+    return commit.add(body, head)
 
 
 # -- heads -----------------------------------------------------------------------------

@@ -99,8 +99,12 @@ _SUMMARY = "instance_id, feature_id, status, current_phase, created_at, updated_
 
 _QUERIES = {
     "head": "SELECT head FROM {p}heads WHERE instance_id = ?",
-    # A step's one read: the head and the event it claims to follow, row-locked in PG.
-    "head_and_tail": """SELECT h.head, e.event FROM {p}heads AS h LEFT JOIN {p}events AS e
+    # A step's one read: the head and the event it claims to follow, row-locked in PG;
+    # both NULL if the head is still the one this process wrote (given as text, and the
+    # start of its last event: see chatflow.storage._heads).
+    "head_and_tail": """SELECT CASE WHEN h.head = ? AND substr(e.event, 1, 74) = ? THEN NULL
+        ELSE h.head END, CASE WHEN h.head = ? AND substr(e.event, 1, 74) = ? THEN NULL
+        ELSE e.event END FROM {p}heads AS h LEFT JOIN {p}events AS e
         ON e.instance_id = h.instance_id AND e.seq = h.last_seq WHERE h.instance_id = ?""",
     "event": "SELECT event FROM {p}events WHERE instance_id = ? AND seq = ?",
     "events": "SELECT event FROM {p}events WHERE instance_id = ? ORDER BY seq",
@@ -191,7 +195,10 @@ class SQLStore(IWorkflowStateStore):
     ) -> Iterator[LogTransaction]:
         validate_id(instance_id, "instance_id")
         with self._write_cursor("write") as cursor:
-            yield _SQLTransaction(self, cursor, instance_id, feature_id)
+            txn = _SQLTransaction(self, cursor, instance_id, feature_id)
+            yield txn
+        if txn.written is not None:  # committed: the next step may trust this head
+            self._heads.put(instance_id, *txn.written)
 
     def _decode_head(self, instance_id: str, text: Any) -> Head:
         head = _log.decode_json(text, instance_id, self.where)
@@ -302,8 +309,8 @@ class SQLStore(IWorkflowStateStore):
             raise CorruptStateError(message) from None
 
 
-def head_row(head: Head) -> tuple[Any, ...]:
-    """The indexed columns of a head, then ``last_seq`` and the head JSON."""
+def head_row(head: Head, text: str) -> tuple[Any, ...]:
+    """The indexed columns of a head, then ``last_seq`` and the head JSON ``text``."""
     state = head["state"]
     return (
         state["feature_id"],
@@ -313,7 +320,7 @@ def head_row(head: Head) -> tuple[Any, ...]:
         float(state.get("updated_at", 0.0)),
         int(state.get("version", 0)),
         head["seq"],
-        _log.canonical(head).decode("utf-8"),
+        text,
     )
 
 
@@ -324,15 +331,22 @@ class _SQLTransaction(LogTransaction):
         self.store, self.cursor = store, cursor
         self.instance_id, self.feature_id = instance_id, feature_id
         self._head: Head | None = None
+        self.written: tuple[str, Head] | None = None  # the head text and head appended
 
     def head(self) -> Head | None:
         if self._head is not None:
             return self._head
         store, iid = self.store, self.instance_id
         query = store.sql("head_and_tail") + store.lock_clause
-        row = self.cursor.execute(query, (iid,)).fetchone()
+        trusted = store._heads.get(iid)
+        mine = trusted.head() if trusted is not None else None
+        stamp = (trusted.stamp, _log.line_start(mine["hash"])) if trusted and mine else (None, None)
+        row = self.cursor.execute(query, (*stamp, *stamp, iid)).fetchone()
         if row is None:
             return None
+        if row[0] is None and mine is not None:
+            self._head = mine
+            return mine
         head = store._decode_head(iid, row[0])
         event = _log.decode_json(row[1], iid, store._log_where(iid)) if row[1] else None
         if not _log.is_tail_of(event, head):
@@ -354,17 +368,16 @@ class _SQLTransaction(LogTransaction):
         rows = self.cursor.execute(self.store.sql("events"), (self.instance_id,)).fetchall()
         return self.store._decode_events(self.instance_id, rows)
 
-    def append(
-        self, events: list[Event], head: Head, texts: tuple[str, int, TaskTexts] | None
-    ) -> None:
+    def append(self, commit: _log.Commit, texts: tuple[str, int, TaskTexts] | None) -> None:
         store, cursor, iid = self.store, self.cursor, self.instance_id
+        events, head = commit.events, commit.head
         if texts is not None:
             task, version, data = texts
             record = json.dumps(data.record)
             blobs = (data.prompt.encode("utf-8"), data.response.encode("utf-8"))
             cursor.execute(store.sql("insert_texts"), (iid, task, version, record, *blobs))
-        texts_of = [_log.canonical(event).decode("utf-8") for event in events]
-        row = head_row(head)
+        texts_of = [line.decode("utf-8") for line in commit.lines]
+        row = head_row(head, commit.head_json().decode("utf-8"))
         old = self._head
         if old is not None and len(events) == 1 and store.append_query is not None:
             cursor.execute(store.append_query, (iid, events[0]["seq"], texts_of[0], *row, iid))
@@ -382,6 +395,7 @@ class _SQLTransaction(LogTransaction):
             for status, delta in sorted(changes):
                 cursor.execute(store.sql("count"), (feature, status, delta))
         self._head = head
+        self.written = (row[-1], head)
 
     def replace_prefix(self, checkpoint: Event, upto: int) -> None:
         store, cursor, iid = self.store, self.cursor, self.instance_id
@@ -400,7 +414,8 @@ def upgrade_v1(store: SQLStore, cursor: Cursor) -> None:
         if not isinstance(state, dict) or state.get("instance_id") != instance_id:
             raise _log.corrupt(instance_id, store.where, "its 1.x state cannot be upgraded")
         head = _log.head_of(state, {})
-        events = [_log.seal({"kind": "created", "state": state}, head, 1, _log.GENESIS)]
+        commit = _log.Commit(None)
+        commit.add({"kind": "created", "state": state}, head)
         artifacts = cursor.execute(
             f"SELECT phase_name, record, prompt, response FROM {p}task_artifacts "
             f"WHERE instance_id = {store.placeholder} ORDER BY phase_name",
@@ -422,11 +437,11 @@ def upgrade_v1(store: SQLStore, cursor: Cursor) -> None:
                 "response_sha256": _log.sha256_hex(texts[1].encode("utf-8")),
             }
             head = _log.advance_head(head, body)
-            events.append(_log.seal(body, head, events[-1]["seq"] + 1, events[-1]["hash"]))
+            commit.add(body, head)
             blobs = (texts[0].encode("utf-8"), texts[1].encode("utf-8"))
             cursor.execute(
                 store.sql("insert_texts"), (instance_id, task, 1, json.dumps(record_data), *blobs)
             )
-        txn.append(events, head, None)
+        txn.append(commit, None)
     cursor.execute(f"DROP TABLE {p}task_artifacts")
     cursor.execute(f"DROP TABLE {p}instances")

@@ -30,6 +30,7 @@ from chatflow._validation import validate_id
 from chatflow.core.models import InstanceStatus
 from chatflow.errors import CorruptStateError, InstanceNotFoundError, StorageError, ValidationError
 from chatflow.storage import _log
+from chatflow.storage._heads import HeadCache
 from chatflow.storage._log import Event, Head
 
 StateDict = dict[str, Any]
@@ -125,10 +126,9 @@ class LogTransaction(ABC):
         """Every event of the instance's log, oldest first."""
 
     @abstractmethod
-    def append(
-        self, events: list[Event], head: Head, texts: tuple[str, int, TaskTexts] | None
-    ) -> None:
-        """Append sealed ``events`` and replace the head with ``head``, atomically.
+    def append(self, commit: _log.Commit, texts: tuple[str, int, TaskTexts] | None) -> None:
+        """Append the sealed ``commit.events`` and replace the head with ``commit.head``,
+        atomically; write the encodings the commit made (``lines``, ``head_json()``).
 
         ``texts`` (task key, version, texts) are stored first, for an artifact event.
         A first append (a ``created`` event) also adds the instance to its feature index.
@@ -147,6 +147,14 @@ class IWorkflowStateStore(ABC):
     """
 
     where = "the store"
+
+    @property
+    def _heads(self) -> HeadCache:
+        """Heads this store object committed (see ``chatflow.storage._heads``)."""
+        cache: HeadCache | None = self.__dict__.get("_head_cache")
+        if cache is None:
+            cache = self.__dict__.setdefault("_head_cache", HeadCache())
+        return cache
 
     # -- primitives a store supplies ---------------------------------------------------
 
@@ -308,16 +316,15 @@ class IWorkflowStateStore(ABC):
         """Seal ``body`` after ``head`` and commit it with the head it leads to."""
         if head is None:
             new = _log.head_of(body["state"], {})
-            seq, prev = 1, _log.GENESIS
         else:
             try:
                 new = _log.advance_head(head, body)
             except _log._NeedsReplay:
                 state, tasks = _log.project(txn.events())
                 new = _log.head_of(_log.apply(state, body), tasks)
-            seq, prev = head["seq"] + 1, head["hash"]
-        event = _log.seal(body, new, seq, prev)
-        txn.append([event], new, texts)
+        commit = _log.Commit(head)
+        commit.add(body, new)
+        txn.append(commit, texts)
         return new
 
     def read_history(self, instance_id: str, upto: int) -> StateDict:

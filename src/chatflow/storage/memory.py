@@ -186,12 +186,10 @@ class _MemoryTransaction(LogTransaction):
         found = self.store._read(self.instance_id)
         return [] if found is None else found[1]
 
-    def append(
-        self, events: list[Event], head: Head, texts: tuple[str, int, TaskTexts] | None
-    ) -> None:
-        store = self.store
-        encoded = [_log.canonical(event).decode("utf-8") for event in events]
-        head_text = _log.canonical(head).decode("utf-8")
+    def append(self, commit: _log.Commit, texts: tuple[str, int, TaskTexts] | None) -> None:
+        store, head = self.store, commit.head
+        encoded = [line.decode("utf-8") for line in commit.lines]
+        head_text = commit.head_json().decode("utf-8")
         found = store._instances.get(self.instance_id)
         old_status = None
         if found is None or not found.head:

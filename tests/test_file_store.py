@@ -83,7 +83,7 @@ def test_on_disk_layout_is_readable(engine: WorkflowEngine, storage_dir: Path) -
     engine.record_task_artifacts(first, "the prompt", "the response")
     assert (storage_dir / "features" / "feat_user_auth.link").read_text() == f"{first}\n{second}\n"
     text = (storage_dir / "instances" / f"{first}.json").read_text(encoding="utf-8")
-    assert '"k": "中文"' in text  # readable, not \\u-escaped
+    assert '"k":"中文"' in text  # readable, not \\u-escaped
     assert json.loads(text)["state"]["instance_id"] == first
     log = (storage_dir / "instances" / first / "events.jsonl").read_text(encoding="utf-8")
     assert [json.loads(line)["kind"] for line in log.splitlines()] == [
@@ -229,6 +229,11 @@ def test_planted_symlinks_never_redirect_writes(
     assert list(outside.iterdir()) == []
     folder.unlink()
     (tmp_path / "moved").rename(folder)
+    (folder / "tasks").symlink_to(outside, target_is_directory=True)
+    with pytest.raises(StorageError, match="symlink"):
+        engine.record_task_artifacts(iid, "p", "r")
+    assert list(outside.iterdir()) == []
+    (folder / "tasks").unlink()
     log = folder / "events.jsonl"
     target = tmp_path / "target.jsonl"
     target.write_text("")

@@ -61,11 +61,9 @@ class FileTransaction(LogTransaction):
     def _load_head(self) -> Head | None:
         store, iid = self.store, self.instance_id
         folder = store._folder(iid)
-        if os.path.islink(folder) or os.path.islink(os.path.join(folder, "tasks")):
+        if os.path.islink(folder):  # (tasks/ is checked where texts are written)
             # A planted link would send this instance's writes outside the storage folder.
-            raise StorageError(
-                f"{folder} (or its tasks/) is a symlink; refusing to write through it", path=folder
-            )
+            raise StorageError(f"{folder} is a symlink; refusing to write through it", path=folder)
         raw = store._read_bytes(store._head_file(iid))
         try:
             size = os.lstat(self.log_path).st_size
@@ -206,7 +204,6 @@ class FileTransaction(LogTransaction):
         # Committed. A failure from here on must not report the step as failed (a retry
         # would do it twice): the head and the status file are projections, and the
         # next transaction rebuilds a head that is behind its log.
-        store._heads.drop(iid)
         with contextlib.suppress(StorageError):
             size = start + len(data)
             self._write_head(head, commit.head_parts(), size, size - last)
@@ -220,10 +217,10 @@ class FileTransaction(LogTransaction):
     def _write_head(self, head: Head, parts: dict[str, bytes], log_size: int, last_at: int) -> None:
         """Replace the head file (``parts``: its values, encoded); not fsynced, since the
         log already holds the step. Then remember it as written by this process."""
-        stored = {**parts, "_log_size": b"%d" % log_size, "_last_at": b"%d" % last_at}
         # One top-level key per line, for people reading and diffing the file.
-        lines = b",\n".join(b' "%s": %s' % (key.encode(), stored[key]) for key in sorted(stored))
-        data = b"{\n" + lines + b"\n}\n"
+        lines = [b' "_last_at": %d,\n "_log_size": %d' % (last_at, log_size)]
+        lines += [b' "%s": %s' % (key.encode(), parts[key]) for key in sorted(parts)]
+        data = b"{\n" + b",\n".join(lines) + b"\n}\n"
         write_atomic(Path(self.store._head_file(self.instance_id)), data, durable=False)
         self.store._heads.put(
             self.instance_id, data, {**head, "_log_size": log_size, "_last_at": last_at}

@@ -40,12 +40,15 @@ TAIL = 2  # list items kept in the head: a step needs the open entry and the one
 GENESIS = ""
 
 
+_encode = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+).encode
+
+
 def canonical(value: Any) -> bytes:
     """The one encoding hashes are computed over: sorted keys, no spaces, UTF-8."""
     try:
-        return json.dumps(
-            value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-        ).encode("utf-8")
+        return _encode(value).encode("utf-8")
     except UnicodeEncodeError as error:
         raise ValidationError(
             f"text holds a lone surrogate ({error.object[error.start : error.end]!r}); "
@@ -133,11 +136,10 @@ class Commit:
         event = {**body, "seq": self.seq, "prev": self.prev, "head": sha256_hex(_joined(parts))}
         unhashed = canonical(event)
         digest = sha256_hex(unhashed)
+        first = min(event) > "hash"  # then "hash" sorts first: splice it in
         event["hash"] = digest
-        if min(event) > "hash":  # "hash" sorts first: splice it in, no second encoding
-            self.lines.append(line_start(digest).encode() + b"," + unhashed[1:])
-        else:
-            self.lines.append(canonical(event))
+        line = line_start(digest).encode() + b"," + unhashed[1:] if first else canonical(event)
+        self.lines.append(line)
         head["seq"], head["hash"] = self.seq, digest
         parts["seq"], parts["hash"] = b"%d" % self.seq, b'"%s"' % digest.encode()
         self.events.append(event)

@@ -139,7 +139,7 @@ class FileStateStore(IWorkflowStateStore):
         return self.features_dir / f"{validate_id(feature_id, 'feature_id')}.{kind}"
 
     def _instance_lock(self, instance_id: str) -> BaseFileLock:
-        return FileLock(self.locks_dir / f"{instance_id}.lock", self.lock_timeout)
+        return FileLock(f"{self.locks_dir}{os.sep}{instance_id}.lock", self.lock_timeout)
 
     def _feature_lock(self, feature_id: str) -> BaseFileLock:
         # Ids cannot contain '.', so this name never collides with an instance's lock.
@@ -150,10 +150,12 @@ class FileStateStore(IWorkflowStateStore):
         self, instance_id: str, feature_id: str | None = None
     ) -> Iterator[LogTransaction]:
         validate_id(instance_id, "instance_id")
-        with contextlib.ExitStack() as stack:
-            if feature_id is not None:
-                stack.enter_context(self._feature_lock(validate_id(feature_id, "feature_id")))
-            stack.enter_context(self._instance_lock(instance_id))
+        feature_lock = (
+            contextlib.nullcontext()
+            if feature_id is None
+            else self._feature_lock(validate_id(feature_id, "feature_id"))
+        )
+        with feature_lock, self._instance_lock(instance_id):
             yield FileTransaction(self, instance_id, feature_id)
 
     # -- reading ---------------------------------------------------------------------
@@ -165,8 +167,15 @@ class FileStateStore(IWorkflowStateStore):
             return None
         except OSError as error:
             raise StorageError(f"cannot read {path}: {error.strerror}", path=path) from error
-        with open(fd, "rb") as file:
-            return file.read()
+        try:  # plain reads: a file object costs more than reading a small head
+            chunks = [os.read(fd, 1 << 16)]
+            while chunks[-1]:
+                chunks.append(os.read(fd, 1 << 20))
+        except OSError as error:
+            raise StorageError(f"cannot read {path}: {error.strerror}", path=path) from error
+        finally:
+            os.close(fd)
+        return b"".join(chunks)
 
     def _parse_head(self, instance_id: str, raw: bytes) -> Any:
         return _log.decode_json(raw, instance_id, self._head_file(instance_id))

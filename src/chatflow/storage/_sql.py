@@ -110,10 +110,13 @@ _QUERIES = {
     "events": "SELECT event FROM {p}events WHERE instance_id = ? ORDER BY seq",
     "insert_event": "INSERT INTO {p}events (instance_id, seq, event) VALUES (?, ?, ?)",
     "delete_events": "DELETE FROM {p}events WHERE instance_id = ? AND seq <= ?",
-    "insert_head": """INSERT INTO {p}heads (instance_id, feature_id, status, current_phase,
-        created_at, updated_at, version, last_seq, head) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-    "update_head": """UPDATE {p}heads SET feature_id = ?, status = ?, current_phase = ?,
-        created_at = ?, updated_at = ?, version = ?, last_seq = ?, head = ?
+    "insert_head": """INSERT INTO {p}heads (instance_id, feature_id, status, created_at,
+        current_phase, updated_at, version, last_seq, head) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+    # A step changes only these; the indexed keys below rarely (SQLite rewrites an index
+    # entry whenever its column is SET, even to the same value).
+    "update_head": """UPDATE {p}heads SET current_phase = ?, updated_at = ?, version = ?,
+        last_seq = ?, head = ? WHERE instance_id = ?""",
+    "update_keys": """UPDATE {p}heads SET feature_id = ?, status = ?, created_at = ?
         WHERE instance_id = ?""",
     "count": """INSERT INTO {p}feature_counts (feature_id, status, n) VALUES (?, ?, ?)
         ON CONFLICT (feature_id, status) DO UPDATE SET n = {p}feature_counts.n + excluded.n""",
@@ -309,14 +312,17 @@ class SQLStore(IWorkflowStateStore):
             raise CorruptStateError(message) from None
 
 
-def head_row(head: Head, text: str) -> tuple[Any, ...]:
-    """The indexed columns of a head, then ``last_seq`` and the head JSON ``text``."""
+def head_keys(head: Head) -> tuple[str, str, float]:
+    """The columns of a head row that listings are indexed by, and rarely change."""
+    state = head["state"]
+    return state["feature_id"], str(state["status"]), float(state.get("created_at", 0.0))
+
+
+def head_moving(head: Head, text: str) -> tuple[Any, ...]:
+    """The columns of a head row every step changes, ending with the head JSON ``text``."""
     state = head["state"]
     return (
-        state["feature_id"],
-        str(state["status"]),
         str(state["current_phase"]),
-        float(state.get("created_at", 0.0)),
         float(state.get("updated_at", 0.0)),
         int(state.get("version", 0)),
         head["seq"],
@@ -377,25 +383,27 @@ class _SQLTransaction(LogTransaction):
             blobs = (data.prompt.encode("utf-8"), data.response.encode("utf-8"))
             cursor.execute(store.sql("insert_texts"), (iid, task, version, record, *blobs))
         texts_of = [line.decode("utf-8") for line in commit.lines]
-        row = head_row(head, commit.head_json().decode("utf-8"))
+        keys, moving = head_keys(head), head_moving(head, commit.head_json().decode("utf-8"))
         old = self._head
         if old is not None and len(events) == 1 and store.append_query is not None:
-            cursor.execute(store.append_query, (iid, events[0]["seq"], texts_of[0], *row, iid))
+            cursor.execute(store.append_query, (iid, events[0]["seq"], texts_of[0], *moving, iid))
         else:
             for event, text in zip(events, texts_of, strict=True):
                 cursor.execute(store.sql("insert_event"), (iid, event["seq"], text))
             if old is None:
-                cursor.execute(store.sql("insert_head"), (iid, *row))
+                cursor.execute(store.sql("insert_head"), (iid, *keys, *moving))
             else:
-                cursor.execute(store.sql("update_head"), (*row, iid))
-        new_status, feature = row[1], row[0]
+                cursor.execute(store.sql("update_head"), (*moving, iid))
+        if old is not None and keys != head_keys(old):
+            cursor.execute(store.sql("update_keys"), (*keys, iid))
+        feature, new_status = keys[0], keys[1]
         old_status = None if old is None else _log.head_status(old)
         if new_status != old_status:
             changes = [(new_status, 1)] + ([(old_status, -1)] if old_status is not None else [])
             for status, delta in sorted(changes):
                 cursor.execute(store.sql("count"), (feature, status, delta))
         self._head = head
-        self.written = (row[-1], head)
+        self.written = (moving[-1], head)
 
     def replace_prefix(self, checkpoint: Event, upto: int) -> None:
         store, cursor, iid = self.store, self.cursor, self.instance_id

@@ -353,6 +353,8 @@ def test_changing_a_returned_state_never_reaches_the_store(
     returned = engine.trigger_next_step(iid, trigger_data={"x": 1})
     returned.variables["leak"] = True
     returned.meta["leak"] = True
+    returned.visits["leak"] = 1
+    returned.workflow_schema["phases"].append({"name": "leak"})  # not copied from the head
     snapshot = returned.history[0].trigger_data_snapshot
     assert snapshot is not None
     snapshot["leak"] = True
@@ -362,6 +364,10 @@ def test_changing_a_returned_state_never_reaches_the_store(
     assert on_disk is not None
     assert "leak" not in on_disk.variables
     assert "leak" not in on_disk.meta
+    assert "leak" not in on_disk.visits
+    assert [phase["name"] for phase in on_disk.workflow_schema["phases"]] == [
+        phase["name"] for phase in schema["phases"]
+    ]
     assert on_disk.history[0].trigger_data_snapshot == {"x": 1}
 
 

@@ -7,13 +7,16 @@ alphabet; user data is stored as JSON, so it must round-trip through JSON exactl
 
 from __future__ import annotations
 
+import marshal
 import math
 import os
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from chatflow.errors import InvalidIdError, ValidationError
+
+_J = TypeVar("_J")
 
 MAX_ID_LENGTH = 128
 MAX_JSON_DEPTH = 200
@@ -76,6 +79,17 @@ def check_json_object(value: object, what: str) -> dict[str, Any]:
         raise ValidationError(f"{what} must be a dict, not {type(value).__name__}", field=what)
     check_json_value(value, what)
     return value
+
+
+def copy_json(value: _J) -> _J:
+    """A deep copy of JSON data (checked by ``check_json_value``, or decoded from JSON).
+
+    ``marshal`` copies at C speed, several times faster than ``copy.deepcopy``, and keeps
+    exactly the types such data may hold (it would keep a tuple a tuple, too).
+    """
+    data: Any = value  # any JSON value marshals
+    copied: _J = marshal.loads(marshal.dumps(data))
+    return copied
 
 
 def check_json_value(value: object, what: str) -> None:

@@ -18,13 +18,13 @@ stored dict back into a ``Workflow``, cached, so a step does not rebuild it.
 
 from __future__ import annotations
 
-import copy
 import functools
 import marshal
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from chatflow._validation import copy_json
 from chatflow.core.conditions import describe, evaluate
 from chatflow.errors import CorruptStateError, ValidationError
 
@@ -160,7 +160,7 @@ class Workflow:
 
     def to_dict(self) -> dict[str, Any]:
         """A private copy of the validated JSON (what an instance stores)."""
-        return copy.deepcopy(self._data)
+        return copy_json(self._data)
 
 
 def build(data: dict[str, Any], content_hash: str) -> Workflow:

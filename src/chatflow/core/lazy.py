@@ -28,7 +28,7 @@ class LazyList(MutableSequence[T], Generic[T]):
         load: Callable[[], list[Any]],
     ) -> None:
         self._stored_len = length
-        self._stored: dict[int, Any] = {length - len(tail) + i: item for i, item in enumerate(tail)}
+        self._tail, self._tail_start = tail, length - len(tail)
         self._all: list[Any] | None = None
         self._items: dict[int, T] = {}
         self._added: list[T] = []
@@ -43,11 +43,11 @@ class LazyList(MutableSequence[T], Generic[T]):
         return self._stored_len + len(self._added)
 
     def _stored_item(self, index: int) -> Any:
-        if index not in self._stored:
-            if self._all is None:
-                self._all = list(self._load())
-            return self._all[index]
-        return self._stored[index]
+        if index >= self._tail_start:
+            return self._tail[index - self._tail_start]
+        if self._all is None:
+            self._all = list(self._load())
+        return self._all[index]
 
     def _get(self, index: int) -> T:
         if self._full is not None:

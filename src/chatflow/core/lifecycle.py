@@ -17,6 +17,7 @@ import copy
 from typing import Any
 
 from chatflow._text import counted
+from chatflow._validation import copy_json
 from chatflow.core.definition import END, FAIL, Workflow, workflow_of
 from chatflow.core.models import (
     EventKind,
@@ -62,16 +63,16 @@ def new_state(
         feature_id=feature_id,
         workflow_name=workflow.name,
         current_phase=workflow.first.name,
-        variables=copy.deepcopy(variables),
+        variables=copy_json(variables),
         status=Status.CREATED,
         created_at=now,
         updated_at=now,
-        meta=copy.deepcopy(meta),
+        meta=copy_json(meta),
         workflow_schema=workflow.to_dict(),
         version=1,
         automation_level=automation_level,
     )
-    started = {**schema_ref(workflow), "variables": copy.deepcopy(variables)}
+    started = {**schema_ref(workflow), "variables": copy_json(variables)}
     log_event(state, EventKind.STARTED, now, actor_of(meta), None, started)
     reasons = approval_reasons(workflow.first, None, None)
     _enter(state, state.current_phase, now, actor_of(meta), reasons)
@@ -88,7 +89,7 @@ def advance(
     _require(state, "trigger a step", Status.CREATED, Status.RUNNING)
     risk = check_risk(trigger)
     actor = actor_of(meta) or actor_of(state.meta)
-    _leave(state, trigger, copy.deepcopy(meta), actor, now, risk=risk)
+    _leave(state, trigger, copy_json(meta), actor, now, risk=risk)
 
 
 def _leave(
@@ -119,7 +120,7 @@ def _leave(
         if reasons:
             _await_completion(state, trigger, reasons, risk, actor, now)
             return
-    _close(state, "completed", now, actor, snapshot=copy.deepcopy(trigger))
+    _close(state, "completed", now, actor, snapshot=copy_json(trigger))
     state.variables = variables
     if step.target == END:
         state.status = Status.COMPLETED
@@ -146,7 +147,7 @@ def _await_completion(
         "reasons": reasons,
         "risk": risk,
         "resume_status": state.status.value,
-        "pending": {"trigger": copy.deepcopy(trigger)},
+        "pending": {"trigger": copy_json(trigger)},
     }
     state.status = Status.PAUSED
     _set_open_status(state, "awaiting_approval")
@@ -447,8 +448,8 @@ def fork_state(
         history=earlier,
         created_at=now,
         updated_at=now,
-        meta={**copy.deepcopy(parent.meta), **copy.deepcopy(meta)},
-        workflow_schema=copy.deepcopy(schema),
+        meta={**copy_json(parent.meta), **copy_json(meta)},
+        workflow_schema=copy_json(schema),
         version=1,
         automation_level=parent.automation_level,
         parent={"instance_id": parent.instance_id, "history_index": at},
@@ -486,8 +487,8 @@ def _initial_variables(state: WorkflowInstanceState) -> dict[str, Any]:
     """
     for event in state.events:
         if event.kind is EventKind.STARTED:
-            return copy.deepcopy(event.data.get("variables", {}))
-    return copy.deepcopy(state.variables)
+            return copy_json(event.data.get("variables", {}))
+    return copy_json(state.variables)
 
 
 def note_fork(state: WorkflowInstanceState, child_id: str, at: int, now: float) -> None:

@@ -11,13 +11,13 @@ missing fields get the values an instance without those features would have).
 
 from __future__ import annotations
 
-import marshal
 import time
 from collections.abc import Callable, MutableSequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+from chatflow._validation import copy_json
 from chatflow.core import _fields
 from chatflow.core.lazy import LazyList
 from chatflow.errors import CorruptStateError, ValidationError
@@ -71,6 +71,8 @@ compares equal to its plain string and ``json.dumps`` writes it as one."""
 
 def parse_status(value: object) -> InstanceStatus:
     """The status named by ``value`` (a member or its string), or a ``ValidationError``."""
+    if type(value) is InstanceStatus:
+        return value
     try:
         return InstanceStatus(value)
     except ValueError:
@@ -128,7 +130,8 @@ class WorkflowEvent:
     while_open: bool = False
 
     def __post_init__(self) -> None:
-        self.kind = EventKind(self.kind)
+        if type(self.kind) is not EventKind:
+            self.kind = EventKind(self.kind)
 
     @property
     def event_type(self) -> str:
@@ -314,9 +317,10 @@ class WorkflowInstanceState:
     @property
     def open_entry(self) -> HistoryEntry | None:
         """The history entry of the phase being worked on, if the instance is not finished."""
-        if self.history and self.history[-1].ended_at is None:
-            return self.history[-1]
-        return None
+        if not self.history:
+            return None
+        last = self.history[-1]
+        return last if last.ended_at is None else None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -377,10 +381,13 @@ class WorkflowInstanceState:
 
         history = lazy("history", HistoryEntry.from_dict, HistoryEntry.to_dict)
         events = lazy("events", WorkflowEvent.from_dict, WorkflowEvent.to_dict)
-        # A private copy: the step changes variables, meta and counters in place, and
-        # ``delta`` compares them with the head's (marshal: a deep copy at C speed).
-        fields = marshal.loads(marshal.dumps(head["state"]))
-        return cls.from_dict(fields, lists=(history, events))
+        # ``head`` is the step's own (a store hands each step a private copy), so the state
+        # may keep its values, but not the objects a step changes in place, which ``delta``
+        # compares with the head's: those are copied. That is every dict but the schema,
+        # which is only ever replaced (an upgrade) and is the largest value of all.
+        stored = head["state"]
+        changing = {k: v for k, v in stored.items() if type(v) is dict and k != "workflow_schema"}
+        return cls.from_dict({**stored, **copy_json(changing)}, lists=(history, events))
 
     def delta(self, head: dict[str, Any], load: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         """The ``update`` event that turns the state ``head`` describes into this one."""

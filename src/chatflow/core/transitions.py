@@ -24,10 +24,10 @@ step leaves it; what is missing is listed item by item.
 
 from __future__ import annotations
 
-import copy
 from typing import Any, NamedTuple
 
 from chatflow._text import counted
+from chatflow._validation import copy_json
 from chatflow.core.conditions import evaluate
 from chatflow.core.definition import END, FAIL, Gate, Phase, Workflow
 from chatflow.errors import ValidationError
@@ -91,9 +91,9 @@ def merged_variables(
     """
     mode = workflow.merge_trigger_data
     if mode == "phase":
-        return {**variables, phase: copy.deepcopy(trigger)}
+        return {**variables, phase: copy_json(trigger)}
     if mode == "flat":
-        return {**variables, **copy.deepcopy(trigger)}
+        return {**variables, **copy_json(trigger)}
     return variables
 
 

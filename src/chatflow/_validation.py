@@ -11,7 +11,6 @@ import marshal
 import math
 import os
 import re
-from collections.abc import Mapping
 from typing import Any, TypeVar
 
 from chatflow.errors import InvalidIdError, ValidationError
@@ -75,7 +74,7 @@ def new_instance_id() -> str:
 
 def check_json_object(value: object, what: str) -> dict[str, Any]:
     """Return ``value`` if it is a dict that round-trips through JSON unchanged."""
-    if not isinstance(value, Mapping) or type(value) is not dict:
+    if type(value) is not dict:
         raise ValidationError(f"{what} must be a dict, not {type(value).__name__}", field=what)
     check_json_value(value, what)
     return value
@@ -97,62 +96,75 @@ def check_json_value(value: object, what: str) -> None:
 
     Iterative, so deeply nested input gets a clear error instead of a RecursionError.
     Exact types only: a ``str`` or ``int`` subclass (an Enum, say) would come back as
-    a plain value, which is a silent change the caller did not ask for.
+    a plain value, which is a silent change the caller did not ask for. Every step
+    checks its data, so a path is kept as the keys leading there and spelled out only
+    for an error.
     """
-    stack: list[tuple[object, str, int]] = [(value, what, 0)]
+    stack: list[tuple[object, tuple[str | int, ...]]] = [(value, ())]
     while stack:
-        item, path, depth = stack.pop()
-        if depth > MAX_JSON_DEPTH:
+        item, at = stack.pop()
+        if len(at) > MAX_JSON_DEPTH:
+            path = _path(what, at)
             raise ValidationError(f"{path} is nested deeper than {MAX_JSON_DEPTH}", field=what)
         kind = type(item)
         if kind is str:
-            _check_text(item, path, what)  # type: ignore[arg-type]
+            _check_text(item, what, at)  # type: ignore[arg-type]
             continue
         if kind in (int, bool) or item is None:
             continue
         if kind is float:
             if not math.isfinite(item):  # type: ignore[arg-type]
+                path = _path(what, at)
                 raise ValidationError(f"{path} is {item!r}, which JSON cannot hold", field=what)
             continue
         if kind is dict:
             for key, child in item.items():  # type: ignore[attr-defined]
                 if type(key) is not str:
                     raise ValidationError(
-                        f"{path} has key {key!r} of type {type(key).__name__}; keys must be str",
+                        f"{_path(what, at)} has key {key!r} of type {type(key).__name__}; "
+                        "keys must be str",
                         field=what,
                     )
-                _check_text(key, f"{path} key {key!r}", what)
-                stack.append((child, f"{path}[{key!r}]", depth + 1))
+                _check_text(key, what, at, key=True)
+                stack.append((child, (*at, key)))
             continue
         if kind is list:
-            for index, child in enumerate(item):  # type: ignore[arg-type]
-                stack.append((child, f"{path}[{index}]", depth + 1))
+            stack.extend((child, (*at, index)) for index, child in enumerate(item))  # type: ignore[arg-type]
             continue
         raise ValidationError(
-            f"{path} is a {kind.__name__}, which is not JSON data "
+            f"{_path(what, at)} is a {kind.__name__}, which is not JSON data "
             "(use dict, list, str, int, float, bool or None)",
             field=what,
         )
+
+
+def _path(what: str, at: tuple[str | int, ...]) -> str:
+    """How errors name the value reached from ``what`` through the keys ``at``."""
+    return what + "".join(f"[{key!r}]" for key in at)
 
 
 def check_text(value: object, what: str) -> str:
     """Return ``value`` if it is a ``str`` every store can encode as UTF-8."""
     if not isinstance(value, str):
         raise ValidationError(f"{what} must be a str, not {type(value).__name__}", field=what)
-    _check_text(value, what, what)
+    _check_text(value, what)
     return value
 
 
-def _check_text(text: str, path: str, field: str) -> None:
+def _check_text(text: str, what: str, at: tuple[str | int, ...] = (), *, key: bool = False) -> None:
     """Reject lone surrogates (``"\\ud800"``): UTF-8 cannot hold them, so one store would
-    fail half-way through a write while another silently stored something else."""
+    fail half-way through a write while another silently stored something else.
+
+    ``text`` is reached from ``what`` through the keys ``at`` (``key``: it is a key there).
+    """
     if text.isascii():
         return
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as error:
+        path = f"{_path(what, at)} key {text!r}" if key else _path(what, at)
         raise ValidationError(
             f"{path} holds a lone surrogate {text[error.start]!r} at index {error.start}, "
             "which is not valid Unicode text",
-            field=field,
+            field=what,
         ) from None

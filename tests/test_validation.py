@@ -114,6 +114,34 @@ def test_state_round_trips_through_dict_and_file_encoding(state: WorkflowInstanc
     assert WorkflowInstanceState.from_dict(json.loads(canonical(data))) == state
 
 
+def _outcome(read: Any, data: Any) -> object:
+    try:
+        return read(data)
+    except ValidationError as error:
+        return str(error)
+
+
+_DELETED = object()
+
+
+@given(states, json_values)
+def test_state_from_dict_shortcut_reads_exactly_what_the_checked_path_reads(
+    state: WorkflowInstanceState, value: Any
+) -> None:
+    """``from_dict`` checks the well-formed case inline; with any one field changed or
+    removed it must still give what its field-by-field path gives, result or error."""
+    written = state.to_dict()
+    for key in written:
+        for changed in (value, None, True, 2.0, -1, "paused", {"a": -1}, {"a": 1}, _DELETED):
+            data = dict(written)
+            if changed is _DELETED:
+                data.pop(key, None)
+            else:
+                data[key] = changed
+            checked = _outcome(lambda d: WorkflowInstanceState._checked_from_dict(d, None), data)
+            assert _outcome(WorkflowInstanceState.from_dict, data) == checked, (key, changed)
+
+
 @settings(
     max_examples=40,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],

@@ -129,7 +129,8 @@ def check_json_value(value: object, what: str) -> None:
                 stack.append((child, (*at, key)))
             continue
         if kind is list:
-            stack.extend((child, (*at, index)) for index, child in enumerate(item))  # type: ignore[arg-type]
+            for index, child in enumerate(item):  # type: ignore[arg-type]
+                stack.append((child, (*at, index)))
             continue
         raise ValidationError(
             f"{_path(what, at)} is a {kind.__name__}, which is not JSON data "

@@ -62,6 +62,7 @@ class InstanceStatus(str, Enum):
         return self.value
 
 
+_STATUSES = {status.value: status for status in InstanceStatus}
 _FINISHED = frozenset({InstanceStatus.COMPLETED, InstanceStatus.FAILED, InstanceStatus.CANCELLED})
 
 WorkflowStatus = InstanceStatus
@@ -420,6 +421,63 @@ class WorkflowInstanceState:
         *,
         lists: tuple[MutableSequence[HistoryEntry], MutableSequence[WorkflowEvent]] | None = None,
     ) -> WorkflowInstanceState:
+        # Every step parses a state, so the case this version writes is checked inline
+        # (exact JSON types, no helper calls); anything else takes the path with precise
+        # errors (and the defaults for what older versions left out).
+        if type(data) is dict:
+            get = data.get
+            named = get("status")
+            status = _STATUSES.get(named) if type(named) is str else None
+            visits, retries, level = get("visits"), get("retries"), get("automation_level")
+            if (
+                get("format") == STATE_FORMAT
+                and status is not None
+                and type(get("instance_id")) is str
+                and type(get("feature_id")) is str
+                and type(get("workflow_name")) is str
+                and type(get("current_phase")) is str
+                and type(get("created_at")) is float
+                and type(get("updated_at")) is float
+                and type(get("version")) is int
+                and type(get("variables")) is dict
+                and type(get("meta")) is dict
+                and type(get("workflow_schema")) is dict
+                and type(visits) is dict
+                and type(retries) is dict
+                and all(type(n) is int and n >= 0 for n in (*visits.values(), *retries.values()))
+                and (get("pause") is None or type(get("pause")) is dict)
+                and (get("parent") is None or type(get("parent")) is dict)
+                and (level is None or type(level) is int)
+            ):
+                history, events = _parsed_lists(data) if lists is None else lists
+                return cls(
+                    data["instance_id"],
+                    data["feature_id"],
+                    data["workflow_name"],
+                    data["current_phase"],
+                    data["variables"],
+                    status,
+                    history,
+                    data["created_at"],
+                    data["updated_at"],
+                    data["meta"],
+                    data["workflow_schema"],
+                    data["version"],
+                    events,
+                    visits,
+                    retries,
+                    get("pause"),
+                    level,
+                    get("parent"),
+                )
+        return cls._checked_from_dict(data, lists)
+
+    @classmethod
+    def _checked_from_dict(
+        cls,
+        data: Any,
+        lists: tuple[MutableSequence[HistoryEntry], MutableSequence[WorkflowEvent]] | None,
+    ) -> WorkflowInstanceState:
         required = ("instance_id", "feature_id", "workflow_name", "current_phase", "status")
         fields = _fields.require(data, "instance state", required)
         fmt = fields.get("format", STATE_FORMAT)
@@ -428,17 +486,7 @@ class WorkflowInstanceState:
                 f"instance state has format {fmt!r}; this ChatFlow reads formats "
                 f"{', '.join(map(str, READABLE_FORMATS))}"
             )
-        history: MutableSequence[HistoryEntry]
-        events: MutableSequence[WorkflowEvent]
-        if lists is None:
-            history = [
-                HistoryEntry.from_dict(entry) for entry in _fields.json_list(fields, "history")
-            ]
-            events = [
-                WorkflowEvent.from_dict(event) for event in _fields.json_list(fields, "events")
-            ]
-        else:
-            history, events = lists
+        history, events = _parsed_lists(fields) if lists is None else lists
         return cls(
             instance_id=_fields.typed(fields, "instance_id", str),
             feature_id=_fields.typed(fields, "feature_id", str),
@@ -562,6 +610,15 @@ class WorkflowStatusInfo:
 
     def __contains__(self, key: object) -> bool:
         return key in self.__dataclass_fields__
+
+
+def _parsed_lists(
+    fields: dict[str, Any],
+) -> tuple[MutableSequence[HistoryEntry], MutableSequence[WorkflowEvent]]:
+    """A whole state's history and events."""
+    history = [HistoryEntry.from_dict(entry) for entry in _fields.json_list(fields, "history")]
+    events = [WorkflowEvent.from_dict(event) for event in _fields.json_list(fields, "events")]
+    return history, events
 
 
 def _visit_counts(history: MutableSequence[HistoryEntry]) -> dict[str, int]:

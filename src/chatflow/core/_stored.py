@@ -12,7 +12,6 @@ from collections.abc import Callable
 from typing import Any
 
 from chatflow.core import lifecycle
-from chatflow.core.lazy import LazyList
 from chatflow.core.models import WorkflowInstanceState, generate_timestamp
 from chatflow.errors import CorruptStateError, GateNotSatisfiedError, ValidationError
 from chatflow.storage.base import IWorkflowStateStore
@@ -50,9 +49,16 @@ def update(store: IWorkflowStateStore, instance_id: str, change: Change) -> Work
     reach stored data (the event was encoded when it was appended).
     """
     changed: list[WorkflowInstanceState] = []
+    # Where older history loads from: the transaction's log while the step runs, then
+    # the committed log as of the head the step read.
+    sources: list[Callable[[], dict[str, Any]]] = []
+
+    def load_older() -> dict[str, Any]:
+        return sources[-1]()
 
     def step(head: dict[str, Any], load: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-        state = _parse_head(head, instance_id, load)
+        sources.append(load)
+        state = _parse_head(head, instance_id, load_older)
         change(state)
         changed.append(state)
         return state.delta(head, load)
@@ -60,9 +66,8 @@ def update(store: IWorkflowStateStore, instance_id: str, change: Change) -> Work
     new_head = store.step(instance_id, step)
     state = changed[-1]
     state.version = new_head["state"]["version"]
-    # After the commit, older items load from the log as of the head the step read.
     upto = new_head["seq"] - 1
-    _rebind(state, lambda: store.read_history(instance_id, upto))
+    sources.append(lambda: store.read_history(instance_id, upto))
     return state
 
 
@@ -83,18 +88,6 @@ def _usable(state: WorkflowInstanceState) -> WorkflowInstanceState:
     if not isinstance(phases, list) or not phases or not all(isinstance(p, dict) for p in phases):
         raise ValidationError("it has no usable workflow_schema (a list of phases)")
     return state
-
-
-def _rebind(state: WorkflowInstanceState, load: Callable[[], dict[str, Any]]) -> None:
-    """Point the returned state's lazy lists at the committed log instead of the
-    finished transaction."""
-
-    def loader(key: str) -> Callable[[], list[Any]]:
-        return lambda: list(load().get(key, []))
-
-    for key, items in (("history", state.history), ("events", state.events)):
-        if isinstance(items, LazyList):
-            items.rebind(loader(key))
 
 
 def _parse(data: dict[str, Any], instance_id: str) -> WorkflowInstanceState:

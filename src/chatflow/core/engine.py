@@ -271,8 +271,8 @@ class WorkflowEngine(HumanActions):
         ``gate_blocked`` event at the end of ``events`` listing what is missing.
         """
         validate_id(instance_id, "instance_id")
-        data = check_json_object({} if trigger_data is None else trigger_data, "trigger_data")
-        extra_meta = check_json_object({} if meta is None else meta, "meta")
+        data = {} if trigger_data is None else check_json_object(trigger_data, "trigger_data")
+        extra_meta = {} if meta is None else check_json_object(meta, "meta")
 
         def advance(state: WorkflowInstanceState) -> None:
             lifecycle.advance(state, data, extra_meta, generate_timestamp())

@@ -93,10 +93,6 @@ class LazyList(MutableSequence[T], Generic[T]):
     def __reduce__(self) -> tuple[Any, ...]:
         return (list, (list(self),))
 
-    def rebind(self, load: Callable[[], list[Any]]) -> None:
-        """Load older items through ``load`` from now on (if not loaded already)."""
-        self._load = load
-
     # -- changing ----------------------------------------------------------------------
 
     def append(self, value: T) -> None:

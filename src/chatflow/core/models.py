@@ -399,17 +399,18 @@ class WorkflowInstanceState:
             "unset": [k for k in stored if k not in small],
             "lists": {},
         }
-        dumped: dict[str, Callable[[], list[dict[str, Any]]]] = {
-            "history": lambda: [entry.to_dict() for entry in self.history],
-            "events": lambda: [event.to_dict() for event in self.events],
-        }
-        for key, items in (("history", self.history), ("events", self.events)):
+        lists: tuple[tuple[str, MutableSequence[Any]], ...] = (
+            ("history", self.history),
+            ("events", self.events),
+        )
+        for key, items in lists:
             if isinstance(items, LazyList):
                 change = items.change()
             else:  # replaced by a plain list: compare with the stored one
                 from chatflow.storage._log import list_change  # noqa: PLC0415
 
-                change = list_change(_fields.json_list(load(), key), dumped[key]())
+                new = [item.to_dict() for item in items]
+                change = list_change(_fields.json_list(load(), key), new)
             if change:
                 body["lists"][key] = change
         return body

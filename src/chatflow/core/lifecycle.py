@@ -188,13 +188,13 @@ def exit_requirements(
     entry = state.open_entry
     if entry is None:
         return []
-    gate = (workflow or workflow_of(state.workflow_schema)).phase(state.current_phase)
-    if not gate.exit_requires.requires_anything:
+    gate = (workflow or workflow_of(state.workflow_schema)).phase(state.current_phase).exit_requires
+    if not gate.requires_anything:
         return []
     return open_requirements(
-        gate.exit_requires,
+        gate,
         recorded=bool(entry.task),
-        approvers=approvers(state),
+        approvers=approvers(state) if gate.approvals else [],  # only then read the event log
         variables=state.variables if variables is None else variables,
         trigger={} if trigger is None else trigger,
         visits=state.visits,

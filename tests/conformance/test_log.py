@@ -34,6 +34,44 @@ def test_an_edited_head_is_reported_not_believed(
         fresh.close()
 
 
+def test_a_head_changed_behind_its_writer_is_checked_again(
+    harness: Harness, store: IWorkflowStateStore
+) -> None:
+    engine = WorkflowEngine(store=store)
+    iid = engine.start_workflow_instance(SCHEMA, {}, "feat_log")
+    engine.trigger_next_step(iid, {"x": 1})  # the store now trusts the head it wrote
+    harness.edit_head(iid, status="completed")
+    with pytest.raises(CorruptStateError, match=iid):
+        engine.trigger_next_step(iid, {"x": 2})
+
+
+# Two phases taken in turn, as long as a test needs.
+LOOP = {
+    "name": "turns",
+    "phases": [{"name": "a", "max_visits": 9}, {"name": "b", "transitions": [{"to": "a"}]}],
+}
+
+
+def test_writers_taking_turns_each_see_the_others_steps(
+    harness: Harness, store: IWorkflowStateStore
+) -> None:
+    engine = WorkflowEngine(store=store)
+    iid = engine.start_workflow_instance(LOOP, {}, "feat_log")
+    other = harness.open()
+    try:
+        for turn in range(3):
+            engine.trigger_next_step(iid, {"turn": turn, "by": "first"})
+            WorkflowEngine(store=other).trigger_next_step(iid, {"turn": turn, "by": "second"})
+        state = engine.get_workflow_instance_status(iid)
+        assert state is not None and state.version == 7
+        snapshots = [entry.trigger_data_snapshot for entry in state.history[:-1]]
+        assert [s["by"] for s in snapshots if s] == ["first", "second"] * 3
+        assert engine.verify(iid) is None
+    finally:
+        if other is not store:
+            other.close()
+
+
 def test_verify_names_the_first_broken_event(harness: Harness, store: IWorkflowStateStore) -> None:
     engine = WorkflowEngine(store=store)
     iid = engine.start_workflow_instance(SCHEMA, {}, "feat_log")

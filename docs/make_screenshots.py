@@ -54,7 +54,9 @@ def work(engine: WorkflowEngine, clock: Clock, iid: str, minutes: float, trigger
         f"## {phase.title()} for {request}\n\n- done in small steps\n- tests first\n"
         f"- open question: none\n",
     )
-    return not engine.trigger_next_step(iid, trigger, meta={"actor": "claude_agent"}).status.is_finished
+    return not engine.trigger_next_step(
+        iid, trigger, meta={"actor": "claude_agent"}
+    ).status.is_finished
 
 
 def fill(engine: WorkflowEngine, clock: Clock) -> str:

@@ -25,9 +25,10 @@ across every read-modify-write; a feature's index has its own
 (``.locks/feature.<id>.lock``) taken only when an instance is created. Lock order is
 always feature, then instance.
 
-Memory: nothing per instance is cached; feature roll-ups cache the parsed ``.link`` and
-``.status`` files of at most ``ROLLUP_CACHE_FEATURES`` features, reading only what was
-appended since.
+Memory: the heads this store object wrote are kept (at most ``MAX_HEADS``/``MAX_BYTES``
+of ``chatflow.storage._heads``) so its next step on an instance skips re-checking them
+against the log; feature roll-ups cache the parsed ``.link`` and ``.status`` files of at
+most ``ROLLUP_CACHE_FEATURES`` features, reading only what was appended since.
 """
 
 from __future__ import annotations

@@ -103,8 +103,8 @@ def parts_of(head: Head) -> dict[str, bytes]:
 
 
 def _joined(parts: dict[str, bytes]) -> bytes:
-    """The canonical encoding of the object whose values ``parts`` encode (keys are
-    plain ASCII names, so sorting the pieces sorts the keys)."""
+    """The canonical encoding of the object whose values ``parts`` encode: the same
+    bytes ``canonical`` gives for the whole object, which sorts keys the same way."""
     return b"{" + b",".join(_key(key) + b":" + parts[key] for key in sorted(parts)) + b"}"
 
 
@@ -153,12 +153,6 @@ class Commit:
     def head_json(self) -> bytes:
         """The last head's canonical encoding."""
         return _joined(self._parts)
-
-
-def seal(body: Event, head: Head, seq: int, prev: str) -> Event:
-    """The stored event for ``body`` appended after ``prev``, leading to ``head``."""
-    commit = Commit({"seq": seq - 1, "hash": prev})
-    return commit.add(body, head)
 
 
 # -- heads -----------------------------------------------------------------------------

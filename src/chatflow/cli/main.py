@@ -12,11 +12,15 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from chatflow.cli.context import EXIT_FAILED, Context, exit_code
 from chatflow.errors import ChatFlowError
+
+if TYPE_CHECKING:
+    from chatflow.cli.context import Subparsers
 
 EPILOG = """\
 exit codes:
@@ -106,19 +110,27 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         "-v", "--verbose", action="count", default=0, help="log more (-v: info, -vv: debug)"
     )
     commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
-    from chatflow.cli import act, admin, completion, read, ui  # noqa: PLC0415 - as needed
-
-    parsers = {
-        **read.PARSERS,
-        **act.PARSERS,
-        **admin.PARSERS,
-        **ui.PARSERS,
-        **completion.PARSERS,
-    }
-    for name, add in parsers.items():
-        if only not in parsers or name == only:
-            add(commands)
+    for add in _adders(only).values():
+        add(commands)
     return parser
+
+
+# The modules holding the commands, in the order ``--help`` lists them.
+_COMMAND_MODULES = ("read", "act", "admin", "ui", "completion")
+
+
+def _adders(only: str | None) -> dict[str, Callable[[Subparsers], None]]:
+    """Command name -> the function adding its parser: just ``only``'s if it names a
+    command, else every command's. Modules are imported in turn until one holds
+    ``only``, so a command does not pay for importing the others (``list``: one)."""
+    adders: dict[str, Callable[[Subparsers], None]] = {}
+    for name in _COMMAND_MODULES:
+        module = f"chatflow.cli.{name}"
+        __import__(module)  # importlib itself would cost more than the search
+        adders.update(sys.modules[module].PARSERS)
+        if only in adders:
+            return {only: adders[only]}
+    return adders
 
 
 # Global options followed by a value: that value is not the command's name.

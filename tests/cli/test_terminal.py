@@ -144,6 +144,28 @@ def test_vv_logs_waiting_for_a_lock(run: Runner, tmp_path: Path) -> None:
     assert opened.stderr.startswith("chatflow: info: opened FileStateStore(")
 
 
+def test_list_imports_only_what_it_uses(run: Runner) -> None:
+    """Start-up (bench/bench_cli.py): ``list`` loads neither the other commands' modules
+    nor ``logging``, whose set-up waits for the library's first log call."""
+    run.ok("demo", "--feature", "f")
+    program = (
+        "import sys\n"
+        "from chatflow.cli import main\n"
+        "status = main(['list'])\n"
+        "names = ('logging', 'chatflow.cli.act', 'chatflow.cli.admin', 'chatflow.cli.ui')\n"
+        "print(status, [name for name in names if name in sys.modules])\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", program],
+        cwd=run.cwd,
+        env=base_env(),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert result.stdout.splitlines()[-1] == "0 []"
+
+
 @pytest.mark.skipif(sys.platform == "win32", reason="needs a POSIX pseudo-terminal")
 @pytest.mark.parametrize(("answer", "deleted"), [("n", False), ("y", True)])
 def test_delete_asks_on_a_terminal(run: Runner, tmp_path: Path, answer: str, deleted: bool) -> None:

@@ -9,13 +9,13 @@ User mistakes end with one line on stderr, never a traceback; a closed pipe
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from chatflow import _logger
 from chatflow.cli.context import EXIT_FAILED, Context, exit_code
 from chatflow.errors import ChatFlowError
 
@@ -151,19 +151,18 @@ def _command_in(arguments: list[str]) -> str | None:
 
 
 def _configure_logging(verbosity: int) -> None:
-    """Show the library's warnings (``-v`` info, ``-vv`` debug) as ``chatflow: ...`` lines."""
-    logger = logging.getLogger("chatflow")
-    for handler in logger.handlers:
-        if isinstance(handler.formatter, _Formatter):  # main() called again in one process
-            logger.removeHandler(handler)
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_Formatter())
-    logger.addHandler(handler)
-    logger.setLevel(
-        logging.DEBUG if verbosity > 1 else logging.INFO if verbosity else logging.WARNING
-    )
+    """Show the library's log records as ``chatflow: ...`` lines (``cli.logs``).
+
+    Without ``-v`` the set-up waits for the library's first log call: most commands
+    never log, and importing ``logging`` would cost every one of them milliseconds.
+    """
+    if verbosity or _logger.loaded():
+        _install_logs(verbosity)
+    else:
+        _logger.on_first_use = _install_logs
 
 
-class _Formatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        return f"chatflow: {record.levelname.lower()}: {record.getMessage()}"
+def _install_logs(verbosity: int = 0) -> None:
+    from chatflow.cli.logs import install  # noqa: PLC0415 - imports logging
+
+    install(verbosity)

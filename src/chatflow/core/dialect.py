@@ -25,17 +25,15 @@ comparison on a missing field is false (v1.1 compared ``None``).
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
+from chatflow._logger import logger
 from chatflow.core.conditions import OPERATORS, condition_problems
 from chatflow.core.definition import END
 
 DIALECT_KEYS = frozenset({"condition", "fallback_phase"})
 _COMBINATORS = {"and": "all", "or": "any", "not": "not"}
 _TERM_KEYS = frozenset({"field", "operator", "value"})
-
-logger = logging.getLogger("chatflow")
 
 
 def translate(schema: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
@@ -74,7 +72,9 @@ def _translate_phase(phases: list[Any], index: int, names: set[str]) -> list[str
     if fallback is not None and not isinstance(fallback, str):
         return [f"{where}.fallback_phase: must be a phase name, got {fallback!r}"]
     if not has_condition:
-        logger.warning("%s: fallback_phase applies only with a condition; ignored", where)
+        logger("chatflow").warning(
+            "%s: fallback_phase applies only with a condition; ignored", where
+        )
         return []
     if index == 0:
         return [f"{where}.condition: the first phase is always entered, so it cannot have one"]
@@ -103,7 +103,7 @@ def _otherwise(
     following = phases[index + 1] if index + 1 < len(phases) else {"name": END}
     after = following.get("name") if isinstance(following, dict) else None
     if fallback is not None:
-        logger.warning(
+        logger("chatflow").warning(
             "%s: fallback_phase %r names no phase; when the condition is false the phase "
             "is skipped (next: %r)",
             where,

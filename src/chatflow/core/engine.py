@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from chatflow import _logger
 from chatflow._validation import check_json_object, check_text, new_instance_id, validate_id
 from chatflow.core import _arguments, _artifacts, _stored, lifecycle
 from chatflow.core._actions import HumanActions
@@ -127,9 +128,8 @@ class WorkflowEngine(HumanActions):
             if self._store is None:
                 target = self._target if self._target is not None else default_store_target()
                 self._store = open_store(target, durable=self._durable)
-                import logging  # noqa: PLC0415 - once per engine; keeps `import chatflow` lean
-
-                logging.getLogger(__name__).info("opened %r", self._store)
+                if _logger.loaded():  # else no one can be listening for info
+                    _logger.logger(__name__).info("opened %r", self._store)
             return self._store
 
     @property

@@ -17,7 +17,6 @@ affected by edits: each stores the exact schema it started with.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import threading
 from collections.abc import Callable
@@ -25,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from chatflow._logger import logger
 from chatflow._text import counted
 from chatflow.core.definition import Workflow
 from chatflow.core.schema import validate_schema, version_key
@@ -32,7 +32,6 @@ from chatflow.errors import ChatFlowError, SchemaError, SchemaNotFoundError, Val
 from chatflow.storage.base import IWorkflowStateStore
 
 SCHEMA_SUFFIXES = (".json", ".yaml", ".yml")
-_log = logging.getLogger(__name__)
 
 
 def load_schema(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -236,7 +235,9 @@ class SchemaRegistry:
         except FileNotFoundError:
             return [], []
         except OSError as error:
-            _log.warning("cannot read schema folder %s: %s", folder, error.strerror or error)
+            logger(__name__).warning(
+                "cannot read schema folder %s: %s", folder, error.strerror or error
+            )
             return [], [f"{folder}: {error.strerror or error}"]
         with self._lock:
             cached = self._scans.get(folder)
@@ -248,7 +249,7 @@ class SchemaRegistry:
             try:
                 entries.append(_entry(load_workflow(file), str(file)))
             except ChatFlowError as error:
-                _log.warning("skipped workflow schema file: %s", error)
+                logger(__name__).warning("skipped workflow schema file: %s", error)
                 problems.append(str(error))
         with self._lock:
             self._scans[folder] = (signature, entries, problems)

@@ -11,7 +11,6 @@ replaced atomically (``os.replace``) without disturbing the lock.
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
 import time
@@ -19,6 +18,7 @@ import weakref
 from abc import ABC, abstractmethod
 from types import TracebackType
 
+from chatflow._logger import logger
 from chatflow.errors import LockTimeoutError, StorageError
 
 if os.name == "nt":
@@ -27,8 +27,6 @@ else:
     import fcntl
 
 __all__ = ["BaseFileLock", "FileLock", "UnixFileLock", "WindowsFileLock"]
-
-_log = logging.getLogger(__name__)
 
 
 class _Held:
@@ -155,10 +153,12 @@ class BaseFileLock(ABC):
             waited = False
             while not self._lock(fd, blocking=False):
                 if time.monotonic() >= deadline:
-                    _log.warning("gave up waiting %s s for lock %s", wait, self.path)
+                    logger(__name__).warning("gave up waiting %s s for lock %s", wait, self.path)
                     self._timed_out(wait)
                 if not waited:
-                    _log.debug("lock %s is held elsewhere; retrying until it is free", self.path)
+                    logger(__name__).debug(
+                        "lock %s is held elsewhere; retrying until it is free", self.path
+                    )
                     waited = True
                 time.sleep(self.poll_interval)
             return fd

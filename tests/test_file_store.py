@@ -14,7 +14,7 @@ import pytest
 
 import chatflow
 from chatflow import CorruptStateError, StorageError, WorkflowEngine
-from chatflow.storage import FileStateStore
+from chatflow.storage import FileStateStore, file_state_store
 
 TWO_PHASES = {"name": "w", "phases": [{"name": "a"}, {"name": "b"}, {"name": "c"}]}
 
@@ -244,3 +244,95 @@ def test_planted_symlinks_never_redirect_writes(
     with pytest.raises(StorageError):
         engine.trigger_next_step(iid)
     assert target.read_text() == ""
+
+
+def _settle(storage_dir: Path) -> None:
+    """Date every index file an hour back, as if last changed long ago, so the overview
+    keeps what it reads of them (a file changed within ``SETTLED_NS`` is read again)."""
+    for path in (storage_dir / "features").iterdir():
+        old = path.stat().st_mtime_ns - 3600 * 10**9
+        os.utime(path, ns=(old, old))
+
+
+def _fresh_overview(storage_dir: Path) -> list[Any]:
+    """The overview as a new store object reads it, with nothing cached."""
+    return FileStateStore(storage_dir).list_feature_counts()
+
+
+def test_overview_reads_only_index_files_that_changed(
+    storage_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = WorkflowEngine(storage_dir=storage_dir)
+    store = engine.state_store
+    assert isinstance(store, FileStateStore)
+    for feature in ("feat_a", "feat_b"):
+        engine.start_workflow_instance(TWO_PHASES, {}, feature)
+    _settle(storage_dir)
+    first = store.list_feature_counts()
+    read: list[str] = []
+    real_rollup = store._rollup
+
+    def rollup(feature_id: str) -> Any:
+        read.append(feature_id)
+        return real_rollup(feature_id)
+
+    monkeypatch.setattr(store, "_rollup", rollup)
+    assert store.list_feature_counts() == first
+    assert read == []  # both answered from the cache
+    engine.start_workflow_instance(TWO_PHASES, {}, "feat_c")  # changed just now
+    assert store.list_feature_counts() == _fresh_overview(storage_dir)
+    assert store.list_feature_counts() == _fresh_overview(storage_dir)
+    assert read == ["feat_c", "feat_c"]  # not kept: its files may change again unseen
+
+
+def test_overview_cache_never_serves_counts_another_process_changed(storage_dir: Path) -> None:
+    engine = WorkflowEngine(storage_dir=storage_dir)
+    iid = engine.start_workflow_instance(TWO_PHASES, {}, "feat_a")
+    engine.start_workflow_instance(TWO_PHASES, {}, "feat_b")
+    store = engine.state_store
+    other = f"from chatflow import WorkflowEngine as E; e = E(storage_dir={str(storage_dir)!r})\n"
+    schema = json.dumps(TWO_PHASES)
+    for change in (
+        f"e.cancel({iid!r}, reason='dropped')",  # a status line appended
+        f"print(e.start_workflow_instance({schema}, {{}}, 'feat_a'))",  # an id appended
+        f"e.start_workflow_instance({schema}, {{}}, 'feat_new')",  # a new feature
+        f"e.state_store.delete_instance({iid!r})",  # .link rewritten, one id fewer
+        "e.state_store.delete_instance(e.list_instances(feature_id='feat_b')[0].instance_id)",
+    ):
+        _settle(storage_dir)
+        before = store.list_feature_counts()  # cached
+        run_python(other + change, storage_dir.parent)
+        after = store.list_feature_counts()
+        assert after == _fresh_overview(storage_dir)
+        assert after != before
+    assert [found.feature_id for found in after] == ["feat_a", "feat_new"]
+    assert [count.status for count in after[0].counts] == ["created"]
+
+
+def test_overview_keeps_no_summary_that_read_a_head(storage_dir: Path) -> None:
+    # An id with no status line (listed by hand) is counted from its head, which can
+    # change without the index files: such a feature is read again on every overview.
+    WorkflowEngine(storage_dir=storage_dir).start_workflow_instance(TWO_PHASES, {}, "feat")
+    (storage_dir / "features" / "feat.status").write_text("")
+    instances, away = storage_dir / "instances", storage_dir.parent / "away"
+    instances.rename(away)
+    instances.mkdir()
+    _settle(storage_dir)
+    store = FileStateStore(storage_dir)
+    assert store.list_feature_counts()[0].counts == []  # gone: not counted
+    instances.rmdir()
+    away.rename(instances)  # put back by hand; no index file changed
+    assert [count.instances for count in store.list_feature_counts()[0].counts] == [1]
+
+
+def test_overview_cache_is_bounded(storage_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    engine = WorkflowEngine(storage_dir=storage_dir)
+    for feature in ("feat_a", "feat_b", "feat_c"):
+        engine.start_workflow_instance(TWO_PHASES, {}, feature)
+    _settle(storage_dir)
+    monkeypatch.setattr(file_state_store, "OVERVIEW_CACHE_IDS", 4)  # two one-id features
+    store = FileStateStore(storage_dir)
+    for _ in range(2):
+        assert store.list_feature_counts() == _fresh_overview(storage_dir)
+        assert sorted(store._summaries) == ["feat_a", "feat_b"]
+        assert store._summary_ids == 4

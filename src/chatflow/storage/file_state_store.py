@@ -28,7 +28,11 @@ always feature, then instance.
 Memory: the heads this store object wrote are kept (at most ``MAX_HEADS``/``MAX_BYTES``
 of ``chatflow.storage._heads``) so its next step on an instance skips re-checking them
 against the log; feature roll-ups cache the parsed ``.link`` and ``.status`` files of at
-most ``ROLLUP_CACHE_FEATURES`` features, reading only what was appended since.
+most ``ROLLUP_CACHE_FEATURES`` features, reading only what was appended since. The
+overview (``list_feature_counts``) keeps each feature's counts and ids keyed by its index
+files' stamps, for features listing at most ``OVERVIEW_CACHE_IDS`` ids in all (each
+feature counting one more): about 270 bytes per unit, so at most ~14 MB (25,000
+one-instance features at ~540 bytes each; ~80 bytes per id in a bigger feature).
 """
 
 from __future__ import annotations
@@ -36,11 +40,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import struct
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from chatflow._validation import id_problem, validate_id
 from chatflow.errors import CorruptStateError, StorageError
@@ -60,6 +66,8 @@ from chatflow.storage.base import (
 from chatflow.storage.file_lock import BaseFileLock, FileLock
 
 ROLLUP_CACHE_FEATURES = 64
+OVERVIEW_CACHE_IDS = 50_000
+SETTLED_NS = 2_000_000_000
 LOG_NAME = "events.jsonl"
 _NOFOLLOW: int = getattr(os, "O_NOFOLLOW", 0)
 _BINARY: int = getattr(os, "O_BINARY", 0)
@@ -77,6 +85,48 @@ class _Rollup:
         self.status_size = 0
         self.status_tail = b""
         self.counts: list[StatusCount] | None = None
+
+
+# One index file's st_ino, st_size, st_mtime_ns and st_ctime_ns, packed: a feature's
+# stamps (its .link file's, then its .status file's if it has one) take 97 bytes, not
+# the ~490 of tuples of ints.
+_STAMP = struct.Struct("<QQqq")
+
+
+def _stamp(stat: os.stat_result) -> bytes:
+    return _STAMP.pack(stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+
+
+class _Summary(NamedTuple):
+    """A feature's counts and instance ids, valid while its index files keep ``stamps``.
+
+    Why an unchanged stamp means unchanged contents: both files change only by appends
+    (which grow ``st_size``; a torn line left by a crash too), by ``write_atomic`` (a
+    rename: a new inode, as the old file is still linked when its replacement is made),
+    by a truncate back to the old size after a failed append, or by hand; every one
+    sets ``st_mtime_ns`` and ``st_ctime_ns`` to the current time (a tool restoring an old
+    mtime still moves the ctime). What a stamp alone could miss is two changes within
+    one tick of a coarse file clock (a few ms; 2 s on FAT) ending at the old size, or an
+    inode number freed and reused within that tick. So a summary is only kept when both
+    files' ``st_mtime_ns`` was ``SETTLED_NS`` older than the clock when they were
+    stamped: any later change writes a different time. Only a clock stepped back, or a
+    file server's clock running behind this machine's by more than ``SETTLED_NS``, leaves
+    size, inode and ctime alone to notice a change (Windows reports no inode here).
+    """
+
+    stamps: bytes
+    counts: tuple[StatusCount, ...]
+    ids: tuple[str, ...]
+
+    @property
+    def weight(self) -> int:
+        """What it counts for against ``OVERVIEW_CACHE_IDS``."""
+        return 1 + len(self.ids)
+
+
+def _settled(stamps: bytes, started: int) -> bool:
+    """Whether both files were last changed ``SETTLED_NS`` before ``started``."""
+    return all(mtime < started - SETTLED_NS for _, _, mtime, _ in _STAMP.iter_unpack(stamps))
 
 
 class FileStateStore(IWorkflowStateStore):
@@ -107,6 +157,8 @@ class FileStateStore(IWorkflowStateStore):
         self.where = str(self.base_dir)
         self._rollups: OrderedDict[str, _Rollup] = OrderedDict()
         self._rollup_lock = threading.Lock()
+        self._summaries: dict[str, _Summary] = {}
+        self._summary_ids = 0  # their total weight
         try:
             for folder in (self.instances_dir, self.features_dir, self.locks_dir):
                 folder.mkdir(parents=True, exist_ok=True)
@@ -253,8 +305,7 @@ class FileStateStore(IWorkflowStateStore):
         return list(self._rollup(feature_id).ids)
 
     def list_features(self) -> list[str]:
-        stems = (path.stem for path in self.features_dir.glob("*.link"))
-        return sorted(stem for stem in stems if id_problem(stem) is None)
+        return sorted(feature for feature, kind, _ in self._index_entries() if kind == "link")
 
     def feature_status_counts(self, feature_id: str) -> list[StatusCount]:
         return self._counts(self._rollup(feature_id))
@@ -262,14 +313,75 @@ class FileStateStore(IWorkflowStateStore):
     def list_feature_counts(self) -> list[FeatureCounts]:
         """Counts from each feature's index files; last activity from one scan of the
         head files' modification times (a head is rewritten by every step), so no
-        instance file is opened."""
+        instance file is opened. A feature whose index files are unchanged since the
+        last call is answered from ``_summaries`` (see ``_Summary``): a warm overview
+        reads no index file, it only lists ``features/`` and ``instances/``."""
+        started = time.time_ns()
+        stamps = self._index_stamps()
         modified = self._head_times()
+        with self._rollup_lock:
+            known = dict(self._summaries)
         overview = []
-        for feature_id in self.list_features():
-            rollup = self._rollup(feature_id)
-            latest = max((modified.get(i, 0.0) for i in rollup.ids), default=0.0)
-            overview.append(FeatureCounts(feature_id, self._counts(rollup), latest))
+        for feature_id in sorted(stamps):
+            summary = known.get(feature_id)
+            if summary is None or summary.stamps != stamps[feature_id]:
+                summary = self._read_summary(feature_id, stamps[feature_id], started)
+            latest = max([modified.get(i, 0.0) for i in summary.ids], default=0.0)
+            overview.append(FeatureCounts(feature_id, list(summary.counts), latest))
+        with self._rollup_lock:
+            for gone in self._summaries.keys() - stamps.keys():
+                self._drop_summary(gone)
         return overview
+
+    def _index_entries(self) -> Iterator[tuple[str, str, os.DirEntry[str]]]:
+        """``(feature id, "link" or "status", entry)`` for each index file of a valid id."""
+        try:
+            with os.scandir(self.features_dir) as entries:
+                for entry in entries:
+                    feature_id, _, kind = entry.name.partition(".")
+                    if kind in ("link", "status") and id_problem(feature_id) is None:
+                        yield feature_id, kind, entry
+        except FileNotFoundError:
+            return  # the folder was removed: no feature is left
+        except OSError as error:
+            where = str(self.features_dir)
+            raise StorageError(f"cannot list {where}: {error.strerror}", path=where) from error
+
+    def _index_stamps(self) -> dict[str, bytes]:
+        """Listed feature id -> the stamps of its ``.link`` and ``.status`` files."""
+        found: dict[str, dict[str, bytes]] = {"link": {}, "status": {}}
+        for feature_id, kind, entry in self._index_entries():
+            try:
+                found[kind][feature_id] = _stamp(entry.stat(follow_symlinks=False))
+            except OSError:
+                continue  # deleted meanwhile
+        statuses = found["status"]
+        return {f: stamp + statuses.get(f, b"") for f, stamp in found["link"].items()}
+
+    def _read_summary(self, feature_id: str, stamps: bytes, started: int) -> _Summary:
+        """The feature's counts and ids, read from its index files, kept if it may be.
+
+        ``stamps`` were taken before the files are read, so what is read is at least as
+        new as they are. A summary is kept only if its counts come from the two files
+        alone (see ``_counted``). Once the cache is full, new summaries are not kept (an
+        overview walks every feature in turn, which would evict each before its reuse).
+        """
+        rollup = self._rollup(feature_id)
+        counts, from_files = self._counted(rollup)
+        summary = _Summary(stamps, tuple(counts), tuple(rollup.ids))
+        if from_files and _settled(stamps, started):
+            with self._rollup_lock:
+                self._drop_summary(feature_id)
+                if self._summary_ids + summary.weight <= OVERVIEW_CACHE_IDS:
+                    self._summaries[feature_id] = summary
+                    self._summary_ids += summary.weight
+        return summary
+
+    def _drop_summary(self, feature_id: str) -> None:
+        """Forget the feature's summary; the caller holds ``_rollup_lock``."""
+        gone = self._summaries.pop(feature_id, None)
+        if gone is not None:
+            self._summary_ids -= gone.weight
 
     def _head_times(self) -> dict[str, float]:
         """Instance id -> modification time of its head file."""
@@ -289,18 +401,30 @@ class FileStateStore(IWorkflowStateStore):
         return times
 
     def _counts(self, rollup: _Rollup) -> list[StatusCount]:
-        if rollup.counts is None:
-            groups: dict[str, list[Any]] = {}
-            for instance_id in rollup.ids:
-                status = rollup.status.get(instance_id) or self._status_of(instance_id)
+        return self._counted(rollup)[0]
+
+    def _counted(self, rollup: _Rollup) -> tuple[list[StatusCount], bool]:
+        """The feature's counts, and whether they come from its index files alone: an
+        id with no status line (listed by hand or by a repair) is counted from its head,
+        which can change without them, so such counts are not kept."""
+        if rollup.counts is not None:
+            return list(rollup.counts), True
+        groups: dict[str, list[Any]] = {}
+        from_heads = False
+        for instance_id in rollup.ids:
+            status = rollup.status.get(instance_id)
+            if status is None:
+                from_heads, status = True, self._status_of(instance_id)
                 if status is None:
                     continue  # unreadable or gone: reported by verify and doctor
-                group = groups.setdefault(status, [0, instance_id])
-                group[0] += 1
-                group[1] = instance_id
-            rows = sorted(groups.items(), key=lambda item: rollup.place[item[1][1]])
-            rollup.counts = [StatusCount(status, n, newest) for status, (n, newest) in rows]
-        return list(rollup.counts)
+            group = groups.setdefault(status, [0, instance_id])
+            group[0] += 1
+            group[1] = instance_id
+        rows = sorted(groups.items(), key=lambda item: rollup.place[item[1][1]])
+        counts = [StatusCount(status, n, newest) for status, (n, newest) in rows]
+        if not from_heads:
+            rollup.counts = counts
+        return list(counts), not from_heads
 
     def _status_of(self, instance_id: str) -> str | None:
         """An instance's status from its head: for an id listed by hand or by a repair,

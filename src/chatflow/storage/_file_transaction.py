@@ -28,7 +28,7 @@ TEXTS = (("prompt", "prompt.md"), ("response", "ai_response.md"))
 """Each task text and the suffix of its file."""
 
 
-def after_newline(path: Path, line: str) -> bytes:
+def after_newline(path: str, line: str) -> bytes:
     """``line``, preceded by a newline if the file (a seed's index) does not end in one."""
     try:
         with open(path, "rb") as file:

@@ -188,8 +188,8 @@ class FileStateStore(IWorkflowStateStore):
     def _task_file(self, instance_id: str, task: str, suffix: str) -> Path:
         return Path(self._folder(instance_id), "tasks", f"{task}.{suffix}")
 
-    def _index_file(self, feature_id: str, kind: str = "link") -> Path:
-        return self.features_dir / f"{validate_id(feature_id, 'feature_id')}.{kind}"
+    def _index_file(self, feature_id: str, kind: str = "link") -> str:
+        return f"{self.features_dir}{os.sep}{validate_id(feature_id, 'feature_id')}.{kind}"
 
     def _instance_lock(self, instance_id: str) -> BaseFileLock:
         return FileLock(f"{self.locks_dir}{os.sep}{instance_id}.lock", self.lock_timeout)
@@ -443,15 +443,16 @@ class FileStateStore(IWorkflowStateStore):
             self._rollups[feature_id] = rollup
             while len(self._rollups) > ROLLUP_CACHE_FEATURES:
                 self._rollups.popitem(last=False)
-            if self._read_appended(link, rollup, "link"):
-                if not status.exists():
-                    with self._feature_lock(feature_id):
-                        if not status.exists():
-                            self._rebuild_status(feature_id, rollup)
+            if self._read_appended(link, rollup, "link") and not self._read_appended(
+                status, rollup, "status"
+            ):
+                with self._feature_lock(feature_id):
+                    if not os.path.exists(status):
+                        self._rebuild_status(feature_id, rollup)
                 self._read_appended(status, rollup, "status")
             return rollup
 
-    def _read_appended(self, path: Path, rollup: _Rollup, kind: str) -> bool:
+    def _read_appended(self, path: str, rollup: _Rollup, kind: str) -> bool:
         """Parse what was appended to ``path`` since the last call; False if it is absent.
 
         The bytes just before the old end are compared again, so a file rewritten by
@@ -497,7 +498,7 @@ class FileStateStore(IWorkflowStateStore):
         return True
 
     @staticmethod
-    def _add_ids(raw: bytes, rollup: _Rollup, path: Path) -> None:
+    def _add_ids(raw: bytes, rollup: _Rollup, path: str) -> None:
         try:
             text = raw.decode("ascii")
         except UnicodeDecodeError:
@@ -528,7 +529,7 @@ class FileStateStore(IWorkflowStateStore):
             if head is not None:
                 lines.append(f"{instance_id} {_log.head_status(head)}\n")
         write_atomic(
-            self._index_file(feature_id, "status"),
+            Path(self._index_file(feature_id, "status")),
             "".join(lines).encode("ascii", "replace"),
             durable=self.durable,
         )
@@ -596,14 +597,14 @@ class FileStateStore(IWorkflowStateStore):
         An index left empty is removed (with its status file), so the feature is no
         longer listed."""
         ids = change(self.list_instances_by_feature(feature_id))
-        index = self._index_file(feature_id)
+        index = Path(self._index_file(feature_id))
         if ids:
             data = "".join(f"{item}\n" for item in ids).encode("ascii")
             write_atomic(index, data, durable=self.durable)
             return
         try:
             index.unlink(missing_ok=True)
-            self._index_file(feature_id, "status").unlink(missing_ok=True)
+            Path(self._index_file(feature_id, "status")).unlink(missing_ok=True)
         except OSError as error:
             raise StorageError(
                 f"cannot delete {index}: {error.strerror}", path=str(index)

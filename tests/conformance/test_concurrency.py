@@ -12,7 +12,7 @@ import multiprocessing
 import pytest
 
 from chatflow.storage import IWorkflowStateStore
-from chatflow.testing import increment, make_state
+from chatflow.testing import assert_counted, increment, make_state
 
 from ._harness import Harness, create_many, increment_many, increment_with
 
@@ -32,14 +32,6 @@ def _require_shared(harness: Harness) -> None:
         pytest.skip(f"a {harness.kind} store lives in one process")
 
 
-def _assert_counted(store: IWorkflowStateStore, instance_id: str, total: int) -> None:
-    state = store.load_state(instance_id)
-    assert state is not None
-    assert state["variables"]["n"] == total
-    assert len(state["history"]) == total + 1
-    assert state["version"] == total + 1
-
-
 def test_processes_racing_on_one_instance_lose_nothing(
     harness: Harness, store: IWorkflowStateStore
 ) -> None:
@@ -49,7 +41,7 @@ def test_processes_racing_on_one_instance_lose_nothing(
     with _context().Pool(PROCESSES) as pool:
         done = pool.starmap(increment_many, [(harness, state["instance_id"], EACH)] * PROCESSES)
     assert sum(done) == PROCESSES * EACH
-    _assert_counted(store, state["instance_id"], PROCESSES * EACH)
+    assert_counted(store, state["instance_id"], PROCESSES * EACH)
 
 
 def test_processes_creating_instances_of_one_feature_index_them_all(
@@ -89,4 +81,4 @@ def test_a_store_used_before_fork_works_in_children_and_after(
     assert [child.exitcode for child in children] == [0] * PROCESSES
     # The parent's own connections must have survived its children.
     store.update_state(state["instance_id"], increment)
-    _assert_counted(store, state["instance_id"], PROCESSES * EACH + 2)
+    assert_counted(store, state["instance_id"], PROCESSES * EACH + 2)

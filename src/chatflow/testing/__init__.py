@@ -24,9 +24,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from chatflow.storage.base import IWorkflowStateStore
-from chatflow.testing._states import increment, make_state
+from chatflow.testing._states import assert_counted, increment, make_state
 
 StoreFactory = Callable[[], IWorkflowStateStore]
 """Opens a store object on the data under test; see ``chatflow_store_factory``."""
 
-__all__ = ["StoreFactory", "increment", "make_state"]
+__all__ = ["StoreFactory", "assert_counted", "increment", "make_state"]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from chatflow.storage.base import IWorkflowStateStore
+
 _counter = iter(range(10**9))
 
 
@@ -49,3 +51,12 @@ def increment(state: dict[str, Any]) -> dict[str, Any]:
     state["variables"]["n"] += 1
     state["history"].append({"phase": "p", "task": "", "started_at": time.time()})
     return state
+
+
+def assert_counted(store: IWorkflowStateStore, instance_id: str, total: int) -> None:
+    """``total`` racing ``increment`` s were all kept: none lost, none doubled."""
+    state = store.load_state(instance_id)
+    assert state is not None
+    assert state["variables"]["n"] == total
+    assert len(state["history"]) == total + 1
+    assert state["version"] == total + 1

@@ -5,19 +5,11 @@ from __future__ import annotations
 import threading
 
 from chatflow.storage import IWorkflowStateStore
-from chatflow.testing._states import increment, make_state
+from chatflow.testing._states import assert_counted, increment, make_state
 
 __all__ = ["test_threads_racing_on_one_instance_lose_nothing"]
 
 _EACH = 25
-
-
-def _assert_counted(store: IWorkflowStateStore, instance_id: str, total: int) -> None:
-    state = store.load_state(instance_id)
-    assert state is not None
-    assert state["variables"]["n"] == total
-    assert len(state["history"]) == total + 1
-    assert state["version"] == total + 1
 
 
 def test_threads_racing_on_one_instance_lose_nothing(store: IWorkflowStateStore) -> None:
@@ -38,4 +30,4 @@ def test_threads_racing_on_one_instance_lose_nothing(store: IWorkflowStateStore)
     for thread in threads:
         thread.join()
     assert errors == []
-    _assert_counted(store, state["instance_id"], 8 * _EACH)
+    assert_counted(store, state["instance_id"], 8 * _EACH)

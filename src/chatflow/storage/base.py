@@ -20,13 +20,12 @@ from __future__ import annotations
 
 import contextlib
 import json
-import marshal
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from chatflow._validation import validate_id
+from chatflow._validation import copy_json, validate_id
 from chatflow.core.models import InstanceStatus
 from chatflow.errors import CorruptStateError, InstanceNotFoundError, StorageError, ValidationError
 from chatflow.storage import _log
@@ -279,7 +278,7 @@ class IWorkflowStateStore(ABC):
             if head is None:
                 raise not_found(instance_id)
             old, _ = self._replay(instance_id, txn.events())
-            new = mutate(_copy(old))
+            new = mutate(copy_json(old))
             new["version"] = _version(head) + 1
             self._append(txn, head, _log.diff(old, new))
         return new
@@ -644,12 +643,6 @@ def _ids(state: Any) -> tuple[str, str]:
 def _version(head: Head) -> int:
     version = head["state"].get("version", 0)
     return version if isinstance(version, int) and not isinstance(version, bool) else 0
-
-
-def _copy(data: StateDict) -> StateDict:
-    """A deep copy of JSON-shaped data at C speed (``marshal`` knows exactly these types)."""
-    copied: StateDict = marshal.loads(marshal.dumps(data))
-    return copied
 
 
 REQUIRED_KEYS = ("instance_id", "feature_id", "status", "current_phase")

@@ -8,7 +8,7 @@ The machine is shared and noisy: every figure is the min and median of ``--round
 rounds, and every target is a ratio against a reference measured in the same run
 (interleaved round by round with the measurement it is compared with).
 
-Targets (README "Performance"):
+Targets (docs/performance.md):
 * durable step at 1,000 and 10,000 history entries <= 1.3x one at 10, every store;
 * file store step >= 0.7x its physical write pattern (append + fdatasync one event,
   replace the head without fsync) and >= 1.3x the previous release's file store

@@ -1,4 +1,4 @@
-"""``chatflow.views``: the JSON shapes every front end shares (README, "JSON output")."""
+"""``chatflow.views``: the JSON shapes every front end shares (docs/cli.md, "JSON output")."""
 
 from __future__ import annotations
 

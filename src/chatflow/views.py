@@ -1,7 +1,7 @@
 """JSON views of engine results: the shapes ``chatflow ... --json`` prints.
 
 One module so that every consumer (the ``chatflow`` command, a web UI's ``/api/``)
-returns the same documented shapes (README, "JSON output"). Each function turns what
+returns the same documented shapes (docs/cli.md, "JSON output"). Each function turns what
 the engine returned into plain JSON-ready dicts; only ``artifact_checks`` reads the
 store, because verifying checksums needs the texts.
 

@@ -167,7 +167,7 @@ def finish(parser: argparse.ArgumentParser, handler: Any, **defaults: Any) -> No
 
 def add_json(parser: argparse.ArgumentParser) -> None:
     """The options every command takes."""
-    parser.add_argument("--json", action="store_true", help="print JSON (README: JSON output)")
+    parser.add_argument("--json", action="store_true", help="print JSON (docs/cli.md: JSON output)")
     parser.add_argument(
         "--no-color", dest="no_color_sub", action="store_true", help="never colour the output"
     )

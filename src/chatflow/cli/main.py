@@ -1,6 +1,6 @@
 """``chatflow``: parse the command line, run one command, map errors to exit codes.
 
-Exit codes (also in ``--help`` and the README): 0 ok; 1 the operation failed or was
+Exit codes (also in ``--help`` and docs/cli.md): 0 ok; 1 the operation failed or was
 refused; 2 usage error; 3 not found (instance, feature, workflow, file or store).
 User mistakes end with one line on stderr, never a traceback; a closed pipe
 (``chatflow list | head``) ends the command quietly.
@@ -31,7 +31,7 @@ exit codes:
 
 The store is --dir, else $CHATFLOW_DIR, else ./.chatflow: a folder or a store URL
 (file:///path, sqlite:///state.db, postgresql://..., memory://). Commands that only
-read never create a store. Every command takes --json (shapes: README, "JSON output").
+read never create a store. Every command takes --json (shapes: docs/cli.md, "JSON output").
 Completion: eval "$(chatflow completion bash)" (or zsh).
 """
 

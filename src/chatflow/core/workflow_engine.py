@@ -2,7 +2,7 @@
 
 ChatCoder was written against ChatFlow "v1.1" and calls it by that version's names.
 This class is ChatFlow's own ``WorkflowEngine`` with those names added, so one object
-answers both the seed's calls and ChatCoder's (README, "ChatCoder"):
+answers both the seed's calls and ChatCoder's (docs/chatcoder.md):
 
 - ``start_workflow_instance(schema_name=...)`` finds ``<storage_dir>/schemas/<name>.yaml``
   and returns a ``WorkflowStartResult`` (the id string, with ``initial_phase`` and

@@ -97,6 +97,12 @@ def test_readme_links_every_docs_page() -> None:
     assert not unlinked, f"docs pages the README does not link: {unlinked}"
 
 
+def test_readme_images_are_absolute() -> None:
+    """PyPI shows the README without the repository around it: a relative image breaks."""
+    images = re.findall(r"!\[[^\]]*\]\(([^)\s]+)\)", prose(README.read_text("utf-8")))
+    assert [image for image in images if not image.startswith("https://")] == []
+
+
 @pytest.mark.parametrize("page", MARKDOWN, ids=lambda page: page.relative_to(ROOT).as_posix())
 def test_relative_links_resolve(page: Path) -> None:
     """Every relative link names an existing file, and every ``#anchor`` a heading in it

@@ -184,3 +184,17 @@ def test_jump_force_leaves_an_unmet_gate_and_says_so(run: Runner, tmp_path: Path
     assert forced["current_phase"] == "ship"
     jumped = [e for e in run.json("history", iid) if e["kind"] == "jumped"]
     assert jumped and jumped[-1]["data"]["forced"] is True
+
+
+def test_record_reads_a_dash_from_stdin(run: Runner) -> None:
+    """``--prompt -`` and ``--response -`` read standard input (as ``--*-file -`` do);
+    only one text can come from it."""
+    iid = run.start()
+    recorded = run("record", iid, "--prompt", "the prompt", "--response", "-", stdin="the answer\n")
+    assert recorded.returncode == 0, recorded.stderr
+    assert run.json("artifacts", iid, "draft")["response"] == "the answer\n"
+    run("record", iid, "--prompt", "-", "--response", "r2", stdin="asked\n")
+    assert run.json("artifacts", iid, "draft")["prompt"] == "asked\n"
+    both = run("record", iid, "--prompt", "-", "--response-file", "-", stdin="x")
+    refused(both, 2, "only one of the prompt and the response")
+    refused(run("record", iid, "--prompt", "-", "--response", "-", stdin="x"), 2, "stdin")

@@ -203,11 +203,25 @@ def cmd_next(ctx: Context) -> int:
 def cmd_record(ctx: Context) -> int:
     args = ctx.args
     ctx.instance(args.instance_id)
-    prompt = args.prompt if args.prompt is not None else text_file(args.prompt_file)
-    response = args.response if args.response is not None else text_file(args.response_file)
+    prompt, response = _record_texts(args)
     engine = ctx.reader()
     engine.record_task_artifacts(args.instance_id, prompt, response, phase_name=args.phase)
     return report(ctx, ctx.instance(args.instance_id))
+
+
+def _record_texts(args: Any) -> tuple[str, str]:
+    """The prompt and response ``record`` was given; ``-`` (as the text or the file)
+    reads standard input, which can feed only one of them."""
+    files = {what: getattr(args, f"{what}_file") for what in ("prompt", "response")}
+    for what in files:
+        if getattr(args, what) == "-":
+            files[what] = "-"
+    if list(files.values()).count("-") > 1:
+        raise UsageError("only one of the prompt and the response can be read from stdin ('-')")
+    prompt, response = (
+        getattr(args, what) if file is None else text_file(file) for what, file in files.items()
+    )
+    return prompt, response
 
 
 def cmd_approve(ctx: Context) -> int:

@@ -54,6 +54,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(argv: Sequence[str] | None) -> int:
     arguments = sys.argv[1:] if argv is None else list(argv)
+    if arguments[:1] == ["__complete"]:  # what the completion scripts run (cli.completion)
+        from chatflow.cli.completion import complete  # noqa: PLC0415
+
+        return complete(arguments[1:])
     parser = build_parser(_command_in(arguments))
     args = parser.parse_args(arguments)
     _configure_logging(args.verbose)

@@ -198,3 +198,27 @@ def test_record_reads_a_dash_from_stdin(run: Runner) -> None:
     both = run("record", iid, "--prompt", "-", "--response-file", "-", stdin="x")
     refused(both, 2, "only one of the prompt and the response")
     refused(run("record", iid, "--prompt", "-", "--response", "-", stdin="x"), 2, "stdin")
+
+
+def test_deeply_nested_json_is_one_line_not_a_traceback(run: Runner, tmp_path: Path) -> None:
+    """``--data``, ``--data-file`` and ``import`` parse JSON a user gave: nesting past
+    the parser's recursion is a clear error (exit 1), and nothing is written."""
+    iid = run.start()
+    deep = "[" * 5000 + "]" * 5000
+    refused(run("next", iid, "--data", f"k={deep}"), 1, "--data k is nested deeper than 200")
+    data_file = tmp_path / "deep.json"
+    data_file.write_text('{"k": ' + deep + "}", encoding="utf-8")
+    refused(run("next", iid, "--data-file", str(data_file)), 1, "deep.json is nested deeper")
+    export = tmp_path / "deep.jsonl"
+    export.write_text('{"chatflow_export": 1, "instance": ' + deep + "}\n", encoding="utf-8")
+    refused(run("import", str(export)), 1, "deep.jsonl:1 is nested deeper")
+    assert run.json("show", iid)["current_phase"] == "draft"
+    assert [row["instance_id"] for row in run.json("list")] == [iid]
+
+
+def test_start_refuses_a_yaml_alias_bomb(run: Runner, tmp_path: Path) -> None:
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_bytes((Path(__file__).parents[1] / "fixtures" / "alias_bomb.yaml").read_bytes())
+    refused(run("start", str(bomb), "--feature", "feat_b"), 1, "bomb.yaml", "larger than")
+    assert run("list").returncode in (0, 3)  # no instance, whether or not a store exists
+    assert "wfi_" not in run("list").stdout

@@ -7,11 +7,11 @@ does not exist instead of creating an empty one where a mistyped ``--dir`` point
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from chatflow._validation import parse_json
 from chatflow.cli.output import Output
 from chatflow.errors import ChatFlowError, InvalidIdError, ValidationError
 
@@ -114,7 +114,9 @@ def key_values(pairs: list[str] | None, option: str) -> dict[str, Any]:
         if not sep or not key:
             raise UsageError(f"{option} takes KEY=VALUE, not {pair!r}")
         try:
-            values[key] = json.loads(raw, parse_constant=_not_json)
+            values[key] = parse_json(raw, f"{option} {key}", parse_constant=_not_json)
+        except ValidationError:
+            raise  # JSON, but nested too deeply
         except ValueError:
             values[key] = raw
     return values
@@ -146,7 +148,9 @@ def json_file(path: str) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError) as error:
         raise ValidationError(f"cannot read {path!r}: {error}") from None
     try:
-        data = json.loads(text)
+        data = parse_json(text, path)
+    except ValidationError:
+        raise  # JSON, but nested too deeply
     except ValueError as error:
         raise ValidationError(f"{path}: not valid JSON: {error}") from None
     if not isinstance(data, dict):

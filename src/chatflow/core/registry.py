@@ -26,8 +26,9 @@ from typing import Any
 
 from chatflow._logger import logger
 from chatflow._text import counted
+from chatflow._validation import parse_json
 from chatflow.core.definition import Workflow
-from chatflow.core.schema import validate_schema, version_key
+from chatflow.core.schema import MAX_SCHEMA_BYTES, validate_schema, version_key
 from chatflow.errors import ChatFlowError, SchemaError, SchemaNotFoundError, ValidationError
 from chatflow.storage.base import IWorkflowStateStore
 
@@ -49,11 +50,16 @@ def load_workflow(path: str | os.PathLike[str]) -> Workflow:
         raise SchemaError("workflow schema path is empty", problems=["path: empty"])
     file = Path(path)
     try:
-        text = file.read_text(encoding="utf-8")
+        with file.open("rb") as stream:
+            raw = stream.read(MAX_SCHEMA_BYTES + 1)
+        text = raw.decode("utf-8")
     except (OSError, UnicodeDecodeError) as error:
         raise SchemaError(
             f"cannot read workflow schema {file}: {error}", problems=[f"{file}: {error}"]
         ) from error
+    if len(raw) > MAX_SCHEMA_BYTES:
+        message = f"{file}: larger than {MAX_SCHEMA_BYTES:,} bytes, too large for a workflow schema"
+        raise SchemaError(message, problems=[message], path=str(file))
     data = _parse_yaml(text, file) if file.suffix in (".yaml", ".yml") else _parse_json(text, file)
     try:
         return validate_schema(data)
@@ -64,14 +70,16 @@ def load_workflow(path: str | os.PathLike[str]) -> Workflow:
 
 def _parse_json(text: str, file: Path) -> Any:
     try:
-        return json.loads(text)
+        return parse_json(text, "the workflow schema")
     except json.JSONDecodeError as error:
         where = f"{file}:{error.lineno}:{error.colno}"
         raise SchemaError(
             f"{where}: not valid JSON: {error.msg}", problems=[f"{where}: {error.msg}"]
         ) from None
-    except RecursionError:
-        raise _too_deep(file) from None
+    except ValidationError:  # nested too deeply
+        raise _unusable(file, "nested too deeply to be a workflow schema") from None
+    except ValueError as error:  # an int of over 4,300 digits
+        raise _unusable(file, f"holds a value that cannot be read: {error}") from None
 
 
 def _parse_yaml(text: str, file: Path) -> Any:
@@ -88,13 +96,14 @@ def _parse_yaml(text: str, file: Path) -> Any:
             f"{file}: not valid YAML: {error}", problems=[f"{file}: {error}"]
         ) from None
     except RecursionError:
-        raise _too_deep(file) from None
+        # PyYAML recurses per nesting level (tests/test_gates.py: no RecursionError)
+        raise _unusable(file, "nested too deeply to be a workflow schema") from None
+    except ValueError as error:  # an int of over 4,300 digits, a date such as 2024-13-45
+        raise _unusable(file, f"holds a value that cannot be read: {error}") from None
 
 
-def _too_deep(file: Path) -> SchemaError:
-    # The JSON and YAML parsers recurse per nesting level; a hostile file would
-    # otherwise end in a RecursionError (tests/test_gates.py proves it does not).
-    message = f"{file}: nested too deeply to be a workflow schema"
+def _unusable(file: Path, why: object) -> SchemaError:
+    message = f"{file}: {why}"
     return SchemaError(message, problems=[message], path=str(file))
 
 

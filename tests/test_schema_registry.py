@@ -193,3 +193,22 @@ def test_schema_files_are_bounded_in_size_and_in_what_they_hold(tmp_path: Path) 
     huge_number.write_text('{"name": "n", "version": ' + "1" * 5000 + "}", encoding="utf-8")
     with pytest.raises(SchemaError, match="holds a value that cannot be read"):
         load_schema(huge_number)
+
+
+def test_a_version_names_one_definition(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Registering the same schema again changes nothing; other content under the same
+    name and version is refused with ``replace=False`` (naming both hashes), and
+    replaced with a warning by default (the library's behaviour before the rule)."""
+    engine = WorkflowEngine(tmp_path / ".chatflow", durable=False)
+    first, changed = schema(1, "a"), schema(1, "a", "b")
+    engine.register_schema(first)
+    engine.register_schema(first, replace=False)
+    with pytest.raises(ValidationError, match="already registered with other content") as caught:
+        engine.register_schema(changed, replace=False)
+    message = str(caught.value)
+    assert schema_hash(first)[:16] in message and schema_hash(changed)[:16] in message
+    assert engine.get_schema("flow", 1) == first
+    with caplog.at_level("WARNING", logger="chatflow"):
+        engine.register_schema(changed)
+    assert schema_hash(first)[:16] in caplog.text
+    assert engine.get_schema("flow", 1) == changed

@@ -215,14 +215,16 @@ def test_upgrade_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert main([*base, "--all", "--to", "2", "--dry-run"]) == 1
     out = capsys.readouterr().out
     assert f"{ready}  would upgrade from version 1" in out and "no counterpart" in out
-    assert "1 would upgrade, 1 refused (of 2 active)" in out
+    assert "1 would upgrade, 0 unchanged, 1 refused (of 2 active)" in out
     assert engine.get_workflow_instance_status(ready).workflow_schema["version"] == 1  # type: ignore[union-attr]
 
     assert main([*base, stuck, "--to", "2", "--map", "code=implement"]) == 0
     assert f"upgraded {stuck} to version 2" in capsys.readouterr().out
     assert main([*base, stuck, "--to", "2"]) == 1
     assert "already runs version 2" in capsys.readouterr().err
-    assert main([*base, "--feature", "f", "--to", "2"]) == 1  # stuck is refused: already there
+    assert main([*base, "--feature", "f", "--to", "2"]) == 0  # stuck is there already
+    out = capsys.readouterr().out
+    assert f"{stuck}  unchanged" in out and "1 upgraded, 1 unchanged, 0 refused" in out
     assert main([*base, "--to", "2"]) == 2
     assert main([*base, ready, "--to", "2", "--map", "oops"]) == 2
     assert "OLD=NEW" in capsys.readouterr().err
@@ -230,3 +232,20 @@ def test_upgrade_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert "to_version must be" in capsys.readouterr().err
     assert main([*base, "--all", "--to", "2", "--map", "="]) == 2  # a malformed id: usage
     assert "invalid phase ''" in capsys.readouterr().err
+
+
+def test_bulk_upgrade_counts_instances_at_the_target_as_unchanged(engine: WorkflowEngine) -> None:
+    """Re-running a bulk upgrade is not a failure: those already there are unchanged."""
+    moved = start(engine)
+    engine.upgrade_instance(moved, to_version=2)
+    fresh = start(engine)
+    (first, second) = sorted(engine.upgrade_instances(to_version=2), key=lambda o: o.upgraded)
+    assert (first.instance_id, first.upgraded, first.unchanged, first.reasons) == (
+        moved,
+        False,
+        True,
+        (),
+    )
+    assert (second.instance_id, second.upgraded, second.unchanged) == (fresh, True, False)
+    assert first.to_dict()["unchanged"] is True
+    assert all(o.unchanged for o in engine.upgrade_instances(to_version=2))

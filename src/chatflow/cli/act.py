@@ -163,9 +163,11 @@ def cmd_start(ctx: Context) -> int:
     if looks_like_file(args.workflow):
         if args.schema_version is not None:
             raise UsageError("--version applies to a workflow name, not a file")
-        instance_id = engine.start_workflow_instance(
-            load_schema_file(args.workflow), variables, args.feature, meta
-        )
+        schema = load_schema_file(args.workflow)
+        engine.register_schema(
+            schema, replace=False
+        )  # then `start NAME`, `upgrade`, `diagram` find it
+        instance_id = engine.start_workflow_instance(schema, variables, args.feature, meta)
     else:
         version = args.schema_version
         instance_id = engine.start_workflow_instance(
@@ -322,17 +324,22 @@ def cmd_upgrade(ctx: Context) -> int:
         phase_map=phase_map,
         dry_run=args.dry_run,
     )
-    refused = sum(not outcome.upgraded for outcome in outcomes)
+    unchanged = sum(outcome.unchanged for outcome in outcomes)
+    refused = sum(not (outcome.upgraded or outcome.unchanged) for outcome in outcomes)
     if ctx.out.json:
         ctx.out.emit_json([outcome.to_dict() for outcome in outcomes])
     else:
         for outcome in outcomes:
             done = f"{verb} from version {outcome.from_version}"
-            ctx.out.line(f"{outcome.instance_id}  {done if outcome.upgraded else 'refused'}")
+            if not outcome.upgraded:
+                done = "unchanged (runs it already)" if outcome.unchanged else "refused"
+            ctx.out.line(f"{outcome.instance_id}  {done}")
             for reason in outcome.reasons:
                 ctx.out.line(f"    {reason}")
+        upgraded = len(outcomes) - refused - unchanged
         ctx.out.line(
-            f"{len(outcomes) - refused} {verb}, {refused} refused (of {len(outcomes)} active)"
+            f"{upgraded} {verb}, {unchanged} unchanged, {refused} refused "
+            f"(of {len(outcomes)} active)"
         )
     return EXIT_FAILED if refused else EXIT_OK
 
@@ -341,7 +348,9 @@ def cmd_demo(ctx: Context) -> int:
     """Run the SPEC's workflow, recording a prompt and a response for each phase."""
     args = ctx.args
     engine = ctx.writer()
-    engine.register_schema(DEMO_SCHEMA)  # kept in the store: `chatflow workflows` lists it
+    engine.register_schema(
+        DEMO_SCHEMA, replace=False
+    )  # kept in the store: `chatflow workflows` lists it
     instance_id = engine.start_workflow_instance(
         workflow_schema=DEMO_SCHEMA,
         initial_context={"user_request": "create user registration"},

@@ -156,9 +156,14 @@ class SchemaRegistry:
         self._stored: dict[str, Workflow] = {}  # validated stored schemas, by content hash
         self._scans: dict[Path, tuple[object, list[_Entry], list[str]]] = {}
 
-    def register(self, schema: dict[str, Any] | str | os.PathLike[str]) -> WorkflowInfo:
+    def register(
+        self, schema: dict[str, Any] | str | os.PathLike[str], *, replace: bool = True
+    ) -> WorkflowInfo:
         """Validate ``schema`` (a dict or a file path), keep it in the store and make it
-        findable by name; the same name and version again replaces the stored one."""
+        findable by name. Registering it again changes nothing. Another schema with the
+        same name and version replaces the stored one, with a warning naming both
+        content hashes; with ``replace=False`` (what the ``chatflow`` command uses) it is
+        refused instead: ``ValidationError`` naming both hashes."""
         if isinstance(schema, (str, os.PathLike)):
             entry = _entry(load_workflow(schema), str(Path(schema)))
         elif isinstance(schema, dict):
@@ -169,9 +174,11 @@ class SchemaRegistry:
                 problems=[f"schema: expected a dict or a path, got {type(schema).__name__}"],
             )
         workflow = entry.workflow
-        self._store().put_schema(
-            workflow.name, workflow.version, workflow.content_hash, workflow.to_dict()
-        )
+        store = self._store()
+        if not _registered(store, workflow, replace=replace):
+            store.put_schema(
+                workflow.name, workflow.version, workflow.content_hash, workflow.to_dict()
+            )
         return entry.info
 
     def find(self, name: str, version: int | str | None = None) -> Workflow:
@@ -263,6 +270,32 @@ class SchemaRegistry:
         with self._lock:
             self._scans[folder] = (signature, entries, problems)
         return entries, problems
+
+
+def _registered(store: IWorkflowStateStore, workflow: Workflow, *, replace: bool) -> bool:
+    """Whether ``store`` keeps ``workflow`` already. Other content under its name and
+    version is refused (``ValidationError``) unless ``replace``, which warns."""
+    version = version_key(workflow.version)
+    for row in store.list_schemas():
+        if row.name != workflow.name or version_key(row.version) != version:
+            continue
+        if row.content_hash == workflow.content_hash:
+            return True
+        what = f"workflow {workflow.name!r} version {workflow.version!r}"
+        hashes = f"sha256 {row.content_hash[:16]}, this one {workflow.content_hash[:16]}"
+        if replace:
+            logger(__name__).warning("%s replaces its registered content (%s)", what, hashes)
+            return False
+        raise ValidationError(
+            f"{what} is already registered with other content ({hashes}): "
+            "give the changed workflow a new version",
+            field="schema",
+            name=workflow.name,
+            version=workflow.version,
+            registered_hash=row.content_hash,
+            content_hash=workflow.content_hash,
+        )
+    return False
 
 
 def _entry(workflow: Workflow, source: str) -> _Entry:

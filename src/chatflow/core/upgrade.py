@@ -45,11 +45,14 @@ class UpgradeOutcome:
     to_version: int | str
     reasons: tuple[str, ...] = ()
     dry_run: bool = False
+    unchanged: bool = False
+    """It already runs the target (same content): nothing to do, and not a refusal."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "instance_id": self.instance_id,
             "upgraded": self.upgraded,
+            "unchanged": self.unchanged,
             "from_version": self.from_version,
             "to_version": self.to_version,
             "reasons": list(self.reasons),
@@ -76,9 +79,16 @@ def upgrade_many(
         state = engine.get_workflow_instance_status(summary.instance_id)
         if state is None or workflow_name not in (None, state.workflow_name):
             continue
-        version = workflow_of(state.workflow_schema).version
+        source = workflow_of(state.workflow_schema)
+        version = source.version
         reasons: tuple[str, ...] = ()
         try:
+            target = engine.schemas.find(state.workflow_name, to_version)
+            if target.content_hash == source.content_hash:
+                outcomes.append(
+                    UpgradeOutcome(state.instance_id, False, version, to_version, (), dry_run, True)
+                )
+                continue
             engine.upgrade_instance(
                 state.instance_id,
                 to_version=to_version,

@@ -20,17 +20,19 @@ from chatflow._text import counted
 from chatflow.cli.context import (
     EXIT_FAILED,
     EXIT_OK,
+    TERMS,
     Context,
     UsageError,
     add_id,
     finish,
     json_file,
     key_values,
+    requirement,
     text_file,
 )
 from chatflow.cli.read import load_schema_file, looks_like_file, print_instance
 from chatflow.core.models import EventKind
-from chatflow.errors import InvalidTransitionError
+from chatflow.errors import InvalidTransitionError, phrase
 
 if TYPE_CHECKING:
     from chatflow.cli.context import Subparsers
@@ -193,7 +195,9 @@ def cmd_next(ctx: Context) -> int:
     code = report(ctx, state)
     blocked = state.events[-1] if args.dry_run and state.events else None
     if blocked is not None and blocked.kind is EventKind.GATE_BLOCKED:
-        missing = "; ".join(item["text"] for item in blocked.data["missing"])
+        missing = "; ".join(
+            requirement(item, state.instance_id) for item in blocked.data["missing"]
+        )
         print(
             f"chatflow: error: dry run: the step would be refused; missing: {missing}",
             file=sys.stderr,
@@ -336,6 +340,8 @@ def cmd_upgrade(ctx: Context) -> int:
             ctx.out.line(f"{outcome.instance_id}  {done}")
             for reason in outcome.reasons:
                 ctx.out.line(f"    {reason}")
+            if outcome.hint:
+                ctx.out.line(f"    {phrase(outcome.hint, TERMS, outcome.to_dict()).strip(' ()')}")
         upgraded = len(outcomes) - refused - unchanged
         ctx.out.line(
             f"{upgraded} {verb}, {unchanged} unchanged, {refused} refused "

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from chatflow._validation import parse_json
 from chatflow.cli.output import Output
-from chatflow.errors import ChatFlowError, InvalidIdError, ValidationError
+from chatflow.errors import ChatFlowError, InvalidIdError, ValidationError, phrase
 
 if TYPE_CHECKING:  # argparse's class is not subscriptable at run time
     from chatflow.core.engine import WorkflowEngine
@@ -33,6 +33,41 @@ class UsageError(ChatFlowError):
 
 class NotFoundError(ChatFlowError, LookupError):
     """A feature, file or phase the user named does not exist: exit 3."""
+
+
+TERMS: dict[str, str] = {
+    "resume": "chatflow resume {instance_id}",
+    "approve_entry": "chatflow approve {instance_id} --by NAME",
+    "approve": "chatflow approve {instance_id} --by NAME",
+    "reject": "chatflow reject {instance_id} --by NAME",
+    "cancel": "chatflow cancel {instance_id}",
+    "retry": "chatflow retry {instance_id}",
+    "jump": "chatflow jump {instance_id} PHASE",
+    "record": "chatflow record {instance_id}",
+    "map": "--map OLD=NEW",
+    # arguments a message may start with (its ``field``)
+    "to_version": "--to",
+    "phase_map": "--map",
+    "keep_last": "--keep-last",
+    "at": "--at",
+    "approved_by": "--by",
+}
+"""The library's terms (``chatflow.errors.TERMS``) as the command names them: an error
+seen from the command names commands and flags, not Python calls."""
+
+
+def phrased(error: ChatFlowError) -> str:
+    """The error's message in the command's terms."""
+    return error.phrased(TERMS)
+
+
+def requirement(item: dict[str, Any], instance_id: str) -> str:
+    """An open exit-gate item (``{"kind", "text", "remedy"?}``) with the command that
+    meets it, if one does."""
+    remedy = item.get("remedy")
+    if remedy not in TERMS:
+        return str(item["text"])
+    return f"{item['text']} ({phrase('{' + remedy + '}', TERMS, {'instance_id': instance_id})})"
 
 
 def exit_code(error: ChatFlowError) -> int:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from chatflow import _logger
-from chatflow.cli.context import EXIT_FAILED, Context, exit_code
+from chatflow.cli.context import EXIT_FAILED, Context, exit_code, phrased
 from chatflow.errors import ChatFlowError
 
 if TYPE_CHECKING:
@@ -65,7 +65,7 @@ def _run(argv: Sequence[str] | None) -> int:
     try:
         return int(args.command(context))
     except ChatFlowError as error:
-        print(f"chatflow: error: {error}", file=sys.stderr)
+        print(f"chatflow: error: {phrased(error)}", file=sys.stderr)
         return exit_code(error)
     except OSError as error:  # the environment, not a bug: a full disk, a permission
         if isinstance(error, BrokenPipeError):

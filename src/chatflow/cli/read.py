@@ -23,6 +23,7 @@ from chatflow.cli.context import (
     NotFoundError,
     add_id,
     finish,
+    requirement,
 )
 from chatflow.cli.output import Output, short_time, warn
 from chatflow.errors import ChatFlowError
@@ -311,7 +312,7 @@ def print_instance(out: Output, view: dict[str, Any]) -> None:
             ("status", out.paint(view["status"], view["status"])),
             ("phase", view["current_phase"] + (f"  ({t})" if (t := view["phase_title"]) else "")),
             *([("paused", f"{pause['kind']}: {pause['reason'] or '-'}")] if pause else []),
-            *[("needs", gate.get("text", gate)) for gate in view["open_gates"]],
+            *[("needs", requirement(gate, view["instance_id"])) for gate in view["open_gates"]],
             ("next", view["next_phase"] or "-"),
             ("progress", f"{view['progress']:.0%}"),
             ("created", short_time(view["created_at"])),

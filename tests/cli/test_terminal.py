@@ -115,6 +115,7 @@ def test_bash_completion_of_commands_ids_phases_and_features(run: Runner, tmp_pa
     assert "--status" in bash_complete(run, "chatflow list --")
     assert "running" in bash_complete(run, "chatflow list --status ")
     assert "zsh" in bash_complete(run, "chatflow completion ")
+    assert bash_complete(run, "chatflow workflows r") == ["register"]
     assert "compdef" in run.ok("completion", "zsh").stdout
 
 

@@ -130,6 +130,8 @@ def _arguments(ctx: Context, command: str, args: list[str]) -> list[str]:
         return _quiet(lambda: _phases(ctx, args[0]))
     if command == "start" and not args:
         return _quiet(lambda: [info.name for info in ctx.writer().list_workflows()])
+    if command == "workflows" and not args:
+        return ["register"]
     return ["bash", "zsh"] if command == "completion" and not args else []
 
 

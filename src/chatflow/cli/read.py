@@ -87,7 +87,10 @@ def _add_workflows(commands: Subparsers) -> None:
         "register", help="keep workflow files in the store, startable by name (changes it)"
     )
     register.add_argument("files", nargs="+", metavar="FILE", help="JSON or YAML workflow file")
-    finish(register, cmd_register)
+    register.add_argument(  # SUPPRESS: `workflows --json register` keeps its --json
+        "--json", action="store_true", default=argparse.SUPPRESS, help="print JSON"
+    )
+    register.set_defaults(command=cmd_register)
 
 
 def _add_diagram(commands: Subparsers) -> None:

@@ -166,9 +166,7 @@ def cmd_start(ctx: Context) -> int:
         if args.schema_version is not None:
             raise UsageError("--version applies to a workflow name, not a file")
         schema = load_schema_file(args.workflow)
-        engine.register_schema(
-            schema, replace=False
-        )  # then `start NAME`, `upgrade`, `diagram` find it
+        engine.register_schema(schema, replace=False)  # `start NAME`, `upgrade` find it
         instance_id = engine.start_workflow_instance(schema, variables, args.feature, meta)
     else:
         version = args.schema_version
@@ -338,10 +336,11 @@ def cmd_upgrade(ctx: Context) -> int:
             if not outcome.upgraded:
                 done = "unchanged (runs it already)" if outcome.unchanged else "refused"
             ctx.out.line(f"{outcome.instance_id}  {done}")
-            for reason in outcome.reasons:
+            reasons = list(outcome.reasons)
+            if reasons and outcome.hint:  # the remedy follows the reasons, as in the error
+                reasons[-1] += phrase(outcome.hint, TERMS, outcome.to_dict())
+            for reason in reasons:
                 ctx.out.line(f"    {reason}")
-            if outcome.hint:
-                ctx.out.line(f"    {phrase(outcome.hint, TERMS, outcome.to_dict()).strip(' ()')}")
         upgraded = len(outcomes) - refused - unchanged
         ctx.out.line(
             f"{upgraded} {verb}, {unchanged} unchanged, {refused} refused "
@@ -354,9 +353,7 @@ def cmd_demo(ctx: Context) -> int:
     """Run the SPEC's workflow, recording a prompt and a response for each phase."""
     args = ctx.args
     engine = ctx.writer()
-    engine.register_schema(
-        DEMO_SCHEMA, replace=False
-    )  # kept in the store: `chatflow workflows` lists it
+    engine.register_schema(DEMO_SCHEMA, replace=False)  # `chatflow workflows` lists it
     instance_id = engine.start_workflow_instance(
         workflow_schema=DEMO_SCHEMA,
         initial_context={"user_request": "create user registration"},

@@ -158,3 +158,57 @@ def test_a_damaged_stored_schema_is_reported_not_used(tmp_path: Path) -> None:
     stored.write_text("{broken")
     with pytest.raises(chatflow.CorruptStateError, match="unreadable"):
         fresh.list_workflows()
+
+
+# Under 400 bytes of YAML naming 9**6 (531,441) strings.
+ALIAS_BOMB = Path(__file__).parent / "fixtures" / "alias_bomb.yaml"
+
+
+def test_a_yaml_alias_bomb_is_refused_not_expanded(tmp_path: Path) -> None:
+    """A few hundred bytes may name millions of values: the schema's size as JSON is
+    bounded (``MAX_SCHEMA_BYTES``) before anything walks it, and nothing is stored."""
+    pytest.importorskip("yaml")
+    path = ALIAS_BOMB
+    assert path.stat().st_size < 400
+    engine = WorkflowEngine(storage_dir=tmp_path / "store", durable=False)
+    with pytest.raises(SchemaError, match="larger than 1,048,576 bytes"):
+        engine.register_schema(path)
+    with pytest.raises(SchemaError, match="larger than"):
+        load_schema(path)
+    import yaml
+
+    with pytest.raises(SchemaError, match="larger than"):  # the same from a dict
+        engine.start_workflow_instance(yaml.safe_load(path.read_text()), {}, "feat_bomb")
+    assert engine.list_workflows() == []
+    assert engine.list_features() == []
+
+
+def test_schema_files_are_bounded_in_size_and_in_what_they_hold(tmp_path: Path) -> None:
+    big = tmp_path / "big.json"
+    phases = [{"name": "a", "description": "x" * 1_100_000}]
+    big.write_text(json.dumps({"name": "big", "phases": phases}), encoding="utf-8")
+    with pytest.raises(SchemaError, match="larger than 1,048,576 bytes"):
+        load_schema(big)
+    huge_number = tmp_path / "number.json"
+    huge_number.write_text('{"name": "n", "version": ' + "1" * 5000 + "}", encoding="utf-8")
+    with pytest.raises(SchemaError, match="holds a value that cannot be read"):
+        load_schema(huge_number)
+
+
+def test_a_version_names_one_definition(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Registering the same schema again changes nothing; other content under the same
+    name and version is refused with ``replace=False`` (naming both hashes), and
+    replaced with a warning by default (the library's behaviour before the rule)."""
+    engine = WorkflowEngine(tmp_path / ".chatflow", durable=False)
+    first, changed = schema(1, "a"), schema(1, "a", "b")
+    engine.register_schema(first)
+    engine.register_schema(first, replace=False)
+    with pytest.raises(ValidationError, match="already registered with other content") as caught:
+        engine.register_schema(changed, replace=False)
+    message = str(caught.value)
+    assert schema_hash(first)[:16] in message and schema_hash(changed)[:16] in message
+    assert engine.get_schema("flow", 1) == first
+    with caplog.at_level("WARNING", logger="chatflow"):
+        engine.register_schema(changed)
+    assert schema_hash(first)[:16] in caplog.text
+    assert engine.get_schema("flow", 1) == changed

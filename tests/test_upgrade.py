@@ -100,8 +100,8 @@ def test_each_refusal_reason(engine: WorkflowEngine) -> None:
     (reason,) = reasons_of(engine, iid)
     assert "current phase 'code' has no counterpart in version 2" in reason
     reasons = reasons_of(engine, iid, phase_map={"nope": "implement", "code": "gone"})
-    assert "phase_map: version 1 has no phase 'nope'" in reasons
-    assert "phase_map: version 2 has no phase 'gone'" in reasons
+    assert "the phase map renames 'nope', which version 1 lacks" in reasons
+    assert "the phase map names 'gone', which version 2 lacks" in reasons
     for _ in range(2):
         engine.fail_phase(iid, "boom")
         engine.retry_phase(iid)
@@ -215,18 +215,37 @@ def test_upgrade_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert main([*base, "--all", "--to", "2", "--dry-run"]) == 1
     out = capsys.readouterr().out
     assert f"{ready}  would upgrade from version 1" in out and "no counterpart" in out
-    assert "1 would upgrade, 1 refused (of 2 active)" in out
+    assert "1 would upgrade, 0 unchanged, 1 refused (of 2 active)" in out
     assert engine.get_workflow_instance_status(ready).workflow_schema["version"] == 1  # type: ignore[union-attr]
 
     assert main([*base, stuck, "--to", "2", "--map", "code=implement"]) == 0
     assert f"upgraded {stuck} to version 2" in capsys.readouterr().out
     assert main([*base, stuck, "--to", "2"]) == 1
     assert "already runs version 2" in capsys.readouterr().err
-    assert main([*base, "--feature", "f", "--to", "2"]) == 1  # stuck is refused: already there
+    assert main([*base, "--feature", "f", "--to", "2"]) == 0  # stuck is there already
+    out = capsys.readouterr().out
+    assert f"{stuck}  unchanged" in out and "1 upgraded, 1 unchanged, 0 refused" in out
     assert main([*base, "--to", "2"]) == 2
     assert main([*base, ready, "--to", "2", "--map", "oops"]) == 2
     assert "OLD=NEW" in capsys.readouterr().err
     assert main([*base, "--all", "--to", ""]) == 1
-    assert "to_version must be" in capsys.readouterr().err
+    assert "--to must be" in capsys.readouterr().err  # the flag, not the argument
     assert main([*base, "--all", "--to", "2", "--map", "="]) == 2  # a malformed id: usage
     assert "invalid phase ''" in capsys.readouterr().err
+
+
+def test_bulk_upgrade_counts_instances_at_the_target_as_unchanged(engine: WorkflowEngine) -> None:
+    """Re-running a bulk upgrade is not a failure: those already there are unchanged."""
+    moved = start(engine)
+    engine.upgrade_instance(moved, to_version=2)
+    fresh = start(engine)
+    (first, second) = sorted(engine.upgrade_instances(to_version=2), key=lambda o: o.upgraded)
+    assert (first.instance_id, first.upgraded, first.unchanged, first.reasons) == (
+        moved,
+        False,
+        True,
+        (),
+    )
+    assert (second.instance_id, second.upgraded, second.unchanged) == (fresh, True, False)
+    assert first.to_dict()["unchanged"] is True
+    assert all(o.unchanged for o in engine.upgrade_instances(to_version=2))

@@ -7,6 +7,7 @@ alphabet; user data is stored as JSON, so it must round-trip through JSON exactl
 
 from __future__ import annotations
 
+import json
 import marshal
 import math
 import os
@@ -104,8 +105,7 @@ def check_json_value(value: object, what: str) -> None:
     while stack:
         item, at = stack.pop()
         if len(at) > MAX_JSON_DEPTH:
-            path = _path(what, at)
-            raise ValidationError(f"{path} is nested deeper than {MAX_JSON_DEPTH}", field=what)
+            raise _too_deep(_path(what, at[:3]) + "...", what)
         kind = type(item)
         if kind is str:
             _check_text(item, what, at)  # type: ignore[arg-type]
@@ -137,6 +137,56 @@ def check_json_value(value: object, what: str) -> None:
             "(use dict, list, str, int, float, bool or None)",
             field=what,
         )
+
+
+def parse_json(text: str | bytes, what: str, **options: Any) -> Any:
+    """Decode JSON a user gave (a ``--data`` value, a file, an export, a request body).
+
+    Not JSON: ``json.JSONDecodeError`` (a ``ValueError``), as from ``json.loads``. The
+    decoder recurses once per level of nesting, so hostile input would end in a
+    ``RecursionError`` (a traceback); it is a ``ValidationError`` naming ``what`` instead.
+    ``options`` go to ``json.loads``.
+    """
+    try:
+        return json.loads(text, **options)
+    except RecursionError:
+        raise _too_deep(what, what) from None
+
+
+def check_json_size(value: object, what: str, limit: int) -> None:
+    """Raise ``ValidationError`` if ``value`` would take more than ``limit`` bytes as JSON.
+
+    YAML anchors let a few hundred bytes of text name millions of values (an "alias
+    bomb"): each alias is one shared object until something walks or stores it. This
+    walk stops as soon as the count passes ``limit``, so its cost is bounded too, and it
+    runs before anything else walks ``value``. Sizes are close to ``json.dumps``'s
+    (text counted in characters, escapes not), which is all a limit needs.
+    """
+    size = 0
+    stack: list[object] = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            size += 2 + sum(len(str(key)) + 4 for key in item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            size += 2 + len(item)
+            stack.extend(item)
+        elif isinstance(item, str):
+            size += len(item) + 2
+        elif isinstance(item, int):  # repr refuses ints of over 4,300 digits
+            size += item.bit_length() // 3 + 1
+        else:
+            size += len(repr(item))
+        if size > limit:
+            raise ValidationError(
+                f"{what} is larger than {limit:,} bytes as JSON (YAML anchors can hide that)",
+                field=what,
+            )
+
+
+def _too_deep(where: str, what: str) -> ValidationError:
+    return ValidationError(f"{where} is nested deeper than {MAX_JSON_DEPTH} levels", field=what)
 
 
 def _path(what: str, at: tuple[str | int, ...]) -> str:

@@ -10,11 +10,35 @@ from __future__ import annotations
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: errors load first
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from typing import Any
+
+TERMS: dict[str, str] = {
+    "resume": "resume()",
+    "approve_entry": "resume(approved_by=<who approves>)",
+    "approve": "approve(by=<who approves>)",
+    "reject": "reject()",
+    "cancel": "cancel()",
+    "retry": "retry_phase()",
+    "jump": "jump_to()",
+    "record": "record_task_artifacts()",
+    "map": "phase_map",
+}
+"""How the library's messages name what a caller can do: its own calls and arguments.
+A front end has its own terms (``chatflow.cli``: commands and flags) for the same names."""
 
 
 class ChatFlowError(Exception):
-    """Root of every error ChatFlow raises on purpose."""
+    """Root of every error ChatFlow raises on purpose.
+
+    Two optional context items let each front end word the error in its own terms
+    (``phrased``), while ``str(error)`` uses the library's (``TERMS``):
+
+    - ``hint``: what to do about it, appended to the message: a sentence naming each
+      remedy as a ``{term}`` field, such as ``": {resume} or {reject} it first"``;
+    - ``field``: the argument at fault; a message that starts with its name starts
+      with the front end's name for it instead (``to_version`` is ``--to`` to the CLI).
+    """
 
     def __init__(self, message: str, **context: Any) -> None:
         super().__init__(message)
@@ -27,7 +51,24 @@ class ChatFlowError(Exception):
         return (_rebuild, (type(self), self.message, self.context))
 
     def __str__(self) -> str:
-        return self.message
+        return self.phrased(TERMS)
+
+    def phrased(self, terms: Mapping[str, str]) -> str:
+        """The message in a front end's ``terms`` (each may name ``{instance_id}``)."""
+        text = self.message
+        field = self.context.get("field")
+        if isinstance(field, str) and field in terms and text.startswith(f"{field} "):
+            text = terms[field] + text[len(field) :]
+        hint = self.context.get("hint")
+        return text + phrase(hint, terms, self.context) if isinstance(hint, str) else text
+
+
+def phrase(template: str, terms: Mapping[str, str], context: Mapping[str, Any]) -> str:
+    """``template`` with each ``{term}`` in ``terms``' words, their ``{instance_id}``
+    filled from ``context`` (else ``ID``)."""
+    instance_id = context.get("instance_id") or "ID"
+    words = {name: text.replace("{instance_id}", str(instance_id)) for name, text in terms.items()}
+    return template.format_map(words)
 
 
 def _rebuild(cls: type[ChatFlowError], message: str, context: dict[str, Any]) -> ChatFlowError:

@@ -184,3 +184,90 @@ def test_jump_force_leaves_an_unmet_gate_and_says_so(run: Runner, tmp_path: Path
     assert forced["current_phase"] == "ship"
     jumped = [e for e in run.json("history", iid) if e["kind"] == "jumped"]
     assert jumped and jumped[-1]["data"]["forced"] is True
+
+
+def test_record_reads_a_dash_from_stdin(run: Runner) -> None:
+    """``--prompt -`` and ``--response -`` read standard input (as ``--*-file -`` do);
+    only one text can come from it."""
+    iid = run.start()
+    recorded = run("record", iid, "--prompt", "the prompt", "--response", "-", stdin="the answer\n")
+    assert recorded.returncode == 0, recorded.stderr
+    assert run.json("artifacts", iid, "draft")["response"] == "the answer\n"
+    run("record", iid, "--prompt", "-", "--response", "r2", stdin="asked\n")
+    assert run.json("artifacts", iid, "draft")["prompt"] == "asked\n"
+    both = run("record", iid, "--prompt", "-", "--response-file", "-", stdin="x")
+    refused(both, 2, "only one of the prompt and the response")
+    refused(run("record", iid, "--prompt", "-", "--response", "-", stdin="x"), 2, "stdin")
+
+
+def test_deeply_nested_json_is_one_line_not_a_traceback(run: Runner, tmp_path: Path) -> None:
+    """``--data``, ``--data-file`` and ``import`` parse JSON a user gave: nesting past
+    the parser's recursion is a clear error (exit 1), and nothing is written."""
+    iid = run.start()
+    deep = "[" * 5000 + "]" * 5000
+    refused(run("next", iid, "--data", f"k={deep}"), 1, "--data k is nested deeper than 200")
+    data_file = tmp_path / "deep.json"
+    data_file.write_text('{"k": ' + deep + "}", encoding="utf-8")
+    refused(run("next", iid, "--data-file", str(data_file)), 1, "deep.json is nested deeper")
+    export = tmp_path / "deep.jsonl"
+    export.write_text('{"chatflow_export": 1, "instance": ' + deep + "}\n", encoding="utf-8")
+    refused(run("import", str(export)), 1, "deep.jsonl:1 is nested deeper")
+    assert run.json("show", iid)["current_phase"] == "draft"
+    assert [row["instance_id"] for row in run.json("list")] == [iid]
+
+
+def test_start_refuses_a_yaml_alias_bomb(run: Runner, tmp_path: Path) -> None:
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_bytes((Path(__file__).parents[1] / "fixtures" / "alias_bomb.yaml").read_bytes())
+    refused(run("start", str(bomb), "--feature", "feat_b"), 1, "bomb.yaml", "larger than")
+    assert run("list").returncode in (0, 3)  # no instance, whether or not a store exists
+    assert "wfi_" not in run("list").stdout
+
+
+def test_errors_name_commands_and_flags_not_python_calls(run: Runner, tmp_path: Path) -> None:
+    """What to do next is said in the command's words: ``chatflow approve ID --by NAME``,
+    ``chatflow record ID``, ``--map``, ``--to``; never ``resume()`` or ``phase_map``."""
+    gated = {
+        "name": "terms",
+        "phases": [
+            {"name": "design", "exit_requires": {"artifacts": ["response"], "approvals": 1}},
+            {"name": "review", "requires_approval": True},
+            {"name": "ship"},
+        ],
+    }
+    workflow = tmp_path / "terms.json"
+    workflow.write_text(json.dumps(gated), encoding="utf-8")
+    iid = run.json("start", str(workflow), "--feature", "feat_t")["instance_id"]
+    errors = []
+
+    def error(*args: str, code: int = 1) -> str:
+        result = run(*args)
+        refused(result, code)
+        errors.append(result.stderr)
+        return result.stderr
+
+    blocked = error("next", iid)
+    assert f"chatflow record {iid}" in blocked and f"chatflow approve {iid} --by NAME" in blocked
+    dry = run("next", iid, "--dry-run")
+    assert f"(chatflow record {iid})" in dry.stderr
+    assert f"(chatflow record {iid})" in run("show", iid).stdout
+    run.ok("record", iid, "--prompt", "p", "--response", "r")
+    run.ok("approve", iid, "--by", "ann")
+    assert run.json("next", iid)["status"] == "paused"  # waits for approval into review
+    waiting = error("pause", iid)
+    assert f"first chatflow approve {iid} --by NAME or chatflow reject {iid} --by NAME" in waiting
+    run.ok("approve", iid, "--by", "ann")
+    run.ok("fail", iid, "--error", "broke")
+    assert f"first chatflow retry {iid} or chatflow jump {iid} PHASE" in error("next", iid)
+
+    renamed = {**gated, "version": 2, "phases": [{"name": "draft"}, *gated["phases"][1:]]}
+    v2 = tmp_path / "terms2.json"
+    v2.write_text(json.dumps(renamed), encoding="utf-8")
+    run.ok("workflows", "register", str(v2))
+    other = run.json("start", str(workflow), "--feature", "feat_t")["instance_id"]
+    assert "with --map OLD=NEW" in error("upgrade", other, "--to", "2")
+    bulk = run("upgrade", "--feature", "feat_t", "--to", "2")
+    assert bulk.returncode == 1 and "with --map OLD=NEW" in bulk.stdout
+    assert "--to must be" in error("upgrade", other, "--to", "x")
+    for text in [*errors, dry.stderr, bulk.stdout]:
+        assert "()" not in text and "phase_map" not in text and "approved_by" not in text

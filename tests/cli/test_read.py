@@ -254,3 +254,37 @@ def test_bad_ids_are_one_line_errors(run: Runner) -> None:
     refused(run("show", "wfi_missing"), 3, "'wfi_missing' not found")
     assert run().returncode == 2
     assert run("nonsense").returncode == 2
+
+
+def test_a_workflow_file_is_registered_for_every_later_command(run: Runner, tmp_path: Path) -> None:
+    """``start FILE`` and ``workflows register FILE...`` keep the schema in the store, so
+    ``workflows``, ``start NAME``, ``diagram NAME`` and ``upgrade --to`` find it without
+    ``--schema-dir``; a changed file under the same version is refused (exit 1)."""
+    flow = {"name": "flow", "version": 1, "phases": [{"name": "a"}, {"name": "b"}]}
+    v1, v2, edited = tmp_path / "v1.json", tmp_path / "v2.json", tmp_path / "edited.json"
+    v1.write_text(json.dumps(flow), encoding="utf-8")
+    v2.write_text(json.dumps({**flow, "version": 2, "phases": [{"name": "a"}]}), "utf-8")
+    edited.write_text(json.dumps({**flow, "phases": [{"name": "a"}]}), encoding="utf-8")
+
+    first = run.json("start", str(v1), "--feature", "feat_r")["instance_id"]
+    assert [(w["name"], w["version"]) for w in run.json("workflows")] == [("flow", 1)]
+    second = run.json("start", "flow", "--feature", "feat_r")["instance_id"]
+    assert "flowchart" in run.ok("diagram", "flow").stdout
+    missing = run("upgrade", "--all", "--to", "2")
+    assert missing.returncode == 1 and "flow version 2 not found" in missing.stdout
+
+    refused(run("workflows", "register", str(v2), "missing.json"), 3, "missing.json")
+    assert len(run.json("workflows")) == 1  # every file is read before any is registered
+    registered = run.ok("workflows", "register", str(v2), str(v1)).stdout
+    assert "registered flow@2" in registered and "registered flow@1" in registered
+    assert [w["version"] for w in run.json("workflows")] == [1, 2]
+    refused(run("workflows", "register", str(edited)), 1, "flow' version 1 is already registered")
+    refused(run("start", str(edited), "--feature", "feat_r"), 1, "already registered")
+
+    upgraded = run("upgrade", "--all", "--to", "2")
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert "2 upgraded, 0 unchanged, 0 refused" in upgraded.stdout
+    again = run("upgrade", "--feature", "feat_r", "--to", "2")
+    assert again.returncode == 0, again.stderr
+    assert f"{first}  unchanged" in again.stdout and f"{second}  unchanged" in again.stdout
+    assert "0 upgraded, 2 unchanged, 0 refused" in again.stdout

@@ -115,6 +115,7 @@ def test_bash_completion_of_commands_ids_phases_and_features(run: Runner, tmp_pa
     assert "--status" in bash_complete(run, "chatflow list --")
     assert "running" in bash_complete(run, "chatflow list --status ")
     assert "zsh" in bash_complete(run, "chatflow completion ")
+    assert bash_complete(run, "chatflow workflows r") == ["register"]
     assert "compdef" in run.ok("completion", "zsh").stdout
 
 
@@ -189,3 +190,26 @@ def test_delete_asks_on_a_terminal(run: Runner, tmp_path: Path, answer: str, del
     assert process.wait() == (0 if deleted else 1)
     os.close(leader)
     assert (run("show", iid).returncode == 3) is deleted
+
+
+def test_completion_reads_the_store_the_line_names(run: Runner, tmp_path: Path) -> None:
+    """Ids come from the store ``--dir`` (in any spelling bash passes), ``ui --store``
+    or ``$CHATFLOW_DIR`` names, not from ./.chatflow."""
+    store = tmp_path / "elsewhere"
+    run.ok("--dir", str(store), "demo", "--feature", "feat_x")
+    iid = run.json("--dir", str(store), "list")[0]["instance_id"]
+    assert bash_complete(run, "chatflow show ") == []
+    assert bash_complete(run, f"chatflow --dir {store} show ") == [iid]
+    assert bash_complete(run, f"chatflow --dir={store} show ") == [iid]
+    assert bash_complete(run, f"chatflow --dir {store} list --feature ") == ["feat_x"]
+    direct = run("__complete", "--dir", str(store), "jump", iid, "")
+    assert direct.returncode == 0 and "design" in direct.stdout.split(), direct.stderr
+    from_env = run("__complete", "show", "", env=base_env(CHATFLOW_DIR=str(store)))
+    assert from_env.stdout.split() == [iid]
+
+
+def test_a_typo_lists_only_the_commands_people_type(run: Runner) -> None:
+    result = run("bogus")
+    assert result.returncode == 2
+    assert "invalid choice: 'bogus'" in result.stderr and "'list'" in result.stderr
+    assert "__complete" not in result.stderr

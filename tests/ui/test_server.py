@@ -448,6 +448,18 @@ def test_actions_need_same_origin_csrf_actor_and_a_valid_step(
     assert script.status == 200
 
 
+def test_a_deeply_nested_body_gets_a_400_answer(
+    acting: tuple[Client, WorkflowEngine, dict[str, str]],
+) -> None:
+    """JSON nested past the parser's recursion (within the size limit) is refused with
+    a reason; it used to end the request's thread, leaving the page without an answer."""
+    client, _, ids = acting
+    deep = b'{"actor": "ann", "note": ' + b"[" * 20_000 + b"]" * 20_000 + b"}"
+    reply = client.act(ids["gated"], "approve", deep)
+    assert reply.status == 400
+    assert "nested deeper than" in reply.json()["error"]
+
+
 # -- the command -----------------------------------------------------------------------
 
 

@@ -20,17 +20,19 @@ from chatflow._text import counted
 from chatflow.cli.context import (
     EXIT_FAILED,
     EXIT_OK,
+    TERMS,
     Context,
     UsageError,
     add_id,
     finish,
     json_file,
     key_values,
+    requirement,
     text_file,
 )
 from chatflow.cli.read import load_schema_file, looks_like_file, print_instance
 from chatflow.core.models import EventKind
-from chatflow.errors import InvalidTransitionError
+from chatflow.errors import InvalidTransitionError, phrase
 
 if TYPE_CHECKING:
     from chatflow.cli.context import Subparsers
@@ -163,9 +165,9 @@ def cmd_start(ctx: Context) -> int:
     if looks_like_file(args.workflow):
         if args.schema_version is not None:
             raise UsageError("--version applies to a workflow name, not a file")
-        instance_id = engine.start_workflow_instance(
-            load_schema_file(args.workflow), variables, args.feature, meta
-        )
+        schema = load_schema_file(args.workflow)
+        engine.register_schema(schema, replace=False)  # `start NAME`, `upgrade` find it
+        instance_id = engine.start_workflow_instance(schema, variables, args.feature, meta)
     else:
         version = args.schema_version
         instance_id = engine.start_workflow_instance(
@@ -191,7 +193,9 @@ def cmd_next(ctx: Context) -> int:
     code = report(ctx, state)
     blocked = state.events[-1] if args.dry_run and state.events else None
     if blocked is not None and blocked.kind is EventKind.GATE_BLOCKED:
-        missing = "; ".join(item["text"] for item in blocked.data["missing"])
+        missing = "; ".join(
+            requirement(item, state.instance_id) for item in blocked.data["missing"]
+        )
         print(
             f"chatflow: error: dry run: the step would be refused; missing: {missing}",
             file=sys.stderr,
@@ -203,11 +207,25 @@ def cmd_next(ctx: Context) -> int:
 def cmd_record(ctx: Context) -> int:
     args = ctx.args
     ctx.instance(args.instance_id)
-    prompt = args.prompt if args.prompt is not None else text_file(args.prompt_file)
-    response = args.response if args.response is not None else text_file(args.response_file)
+    prompt, response = _record_texts(args)
     engine = ctx.reader()
     engine.record_task_artifacts(args.instance_id, prompt, response, phase_name=args.phase)
     return report(ctx, ctx.instance(args.instance_id))
+
+
+def _record_texts(args: Any) -> tuple[str, str]:
+    """The prompt and response ``record`` was given; ``-`` (as the text or the file)
+    reads standard input, which can feed only one of them."""
+    files = {what: getattr(args, f"{what}_file") for what in ("prompt", "response")}
+    for what in files:
+        if getattr(args, what) == "-":
+            files[what] = "-"
+    if list(files.values()).count("-") > 1:
+        raise UsageError("only one of the prompt and the response can be read from stdin ('-')")
+    prompt, response = (
+        getattr(args, what) if file is None else text_file(file) for what, file in files.items()
+    )
+    return prompt, response
 
 
 def cmd_approve(ctx: Context) -> int:
@@ -308,17 +326,25 @@ def cmd_upgrade(ctx: Context) -> int:
         phase_map=phase_map,
         dry_run=args.dry_run,
     )
-    refused = sum(not outcome.upgraded for outcome in outcomes)
+    unchanged = sum(outcome.unchanged for outcome in outcomes)
+    refused = sum(not (outcome.upgraded or outcome.unchanged) for outcome in outcomes)
     if ctx.out.json:
         ctx.out.emit_json([outcome.to_dict() for outcome in outcomes])
     else:
         for outcome in outcomes:
             done = f"{verb} from version {outcome.from_version}"
-            ctx.out.line(f"{outcome.instance_id}  {done if outcome.upgraded else 'refused'}")
-            for reason in outcome.reasons:
+            if not outcome.upgraded:
+                done = "unchanged (runs it already)" if outcome.unchanged else "refused"
+            ctx.out.line(f"{outcome.instance_id}  {done}")
+            reasons = list(outcome.reasons)
+            if reasons and outcome.hint:  # the remedy follows the reasons, as in the error
+                reasons[-1] += phrase(outcome.hint, TERMS, outcome.to_dict())
+            for reason in reasons:
                 ctx.out.line(f"    {reason}")
+        upgraded = len(outcomes) - refused - unchanged
         ctx.out.line(
-            f"{len(outcomes) - refused} {verb}, {refused} refused (of {len(outcomes)} active)"
+            f"{upgraded} {verb}, {unchanged} unchanged, {refused} refused "
+            f"(of {len(outcomes)} active)"
         )
     return EXIT_FAILED if refused else EXIT_OK
 
@@ -327,7 +353,7 @@ def cmd_demo(ctx: Context) -> int:
     """Run the SPEC's workflow, recording a prompt and a response for each phase."""
     args = ctx.args
     engine = ctx.writer()
-    engine.register_schema(DEMO_SCHEMA)  # kept in the store: `chatflow workflows` lists it
+    engine.register_schema(DEMO_SCHEMA, replace=False)  # `chatflow workflows` lists it
     instance_id = engine.start_workflow_instance(
         workflow_schema=DEMO_SCHEMA,
         initial_context={"user_request": "create user registration"},

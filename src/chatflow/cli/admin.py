@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from chatflow._text import counted
+from chatflow._validation import parse_json
 from chatflow.cli.context import (
     EXIT_FAILED,
     EXIT_OK,
@@ -212,7 +213,9 @@ def _read_export(path: str) -> IWorkflowStateStore:
 
 def _load_line(store: IWorkflowStateStore, line: str, where: str) -> None:
     try:
-        item = json.loads(line)
+        item = parse_json(line, where)
+    except ValidationError:
+        raise  # JSON, but nested too deeply
     except ValueError as error:
         raise ValidationError(f"{where}: not valid JSON: {error}") from None
     if not isinstance(item, dict) or item.get("chatflow_export") != EXPORT_FORMAT:

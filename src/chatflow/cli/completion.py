@@ -3,14 +3,21 @@
 The shell scripts stay tiny: they pass the words typed so far to the hidden
 ``chatflow __complete`` command, and Python decides what fits there (commands,
 options, instance ids, phases of the instance named, features, workflow names), so
-both shells complete the same things. Completion never creates a store and never
-prints an error: a missing store completes nothing.
+both shells complete the same things. Ids, phases and features come from the store the
+words name (``--dir``, ``ui --store``), else ``$CHATFLOW_DIR``, as the command would use.
+Completion never creates a store and never prints an error: a missing store completes
+nothing.
+
+``__complete`` is not an argparse command: ``main`` hands it the raw words, so it is
+not offered among the commands of a typo's error, and words such as ``--dir X`` that
+argparse would read as its own options reach it unchanged.
 """
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from chatflow.cli.context import EXIT_OK, Context
@@ -51,8 +58,11 @@ _VALUE_OPTIONS = frozenset(
         *("--data", "--data-file", "--by", "--note", "--to", "--reason", "--error", "--at"),
         *("-o", "--output", "--from", "--version", "--keep-last", "--archive", "--map"),
         *("--phase", "--prompt", "--prompt-file", "--response", "--response-file"),
+        *("--store", "--host", "--port"),
     }
 )
+# Options naming the store the command works on (``--store``: ``chatflow ui``'s).
+_STORE_OPTIONS = frozenset({"--dir", "--store"})
 
 if TYPE_CHECKING:
     from chatflow.cli.context import Subparsers
@@ -64,23 +74,22 @@ def _add_completion(commands: Subparsers) -> None:
     completion.set_defaults(command=cmd_completion)
 
 
-def _add_complete(commands: Subparsers) -> None:
-    hidden = commands.add_parser("__complete")  # no help=: not listed in --help
-    hidden.add_argument("words", nargs=argparse.REMAINDER)
-    hidden.set_defaults(command=cmd_complete)
-
-
 def cmd_completion(ctx: Context) -> int:
     ctx.out.line((BASH if ctx.args.shell == "bash" else ZSH).rstrip("\n"))
     return EXIT_OK
 
 
-def cmd_complete(ctx: Context) -> int:
-    words: list[str] = list(ctx.args.words) or [""]
-    *before, current = words
-    for candidate in candidates(ctx, before, current):
-        if candidate.startswith(current):
-            ctx.out.line(candidate)
+def complete(words: list[str]) -> int:
+    """``chatflow __complete WORD...``: print what may replace the last word, one a line."""
+    *before, current = words or [""]
+    options = argparse.Namespace(dir=None, schema_dir=[], no_fsync=False, no_color=True)
+    ctx = Context(options)
+    try:
+        for candidate in candidates(ctx, before, current):
+            if candidate.startswith(current):
+                ctx.out.line(candidate)
+    finally:
+        ctx.close()
     return EXIT_OK
 
 
@@ -93,10 +102,14 @@ def candidates(ctx: Context, before: list[str], current: str) -> list[str]:
     positional: list[str] = []
     previous = None
     for word in before:
-        if previous in _VALUE_OPTIONS:
-            if previous == "--dir":
-                ctx.args.dir = word
-        elif not word.startswith("-"):
+        if word == "=":  # bash splits --dir=X into three words
+            continue
+        option, equals, value = word.partition("=")
+        if previous in _STORE_OPTIONS or (equals and option in _STORE_OPTIONS):
+            ctx.args.dir = word if previous in _STORE_OPTIONS else value
+        elif previous == "--schema-dir":
+            ctx.args.schema_dir.append(Path(word))
+        elif previous not in _VALUE_OPTIONS and not word.startswith("-"):
             positional.append(word)
         previous = word
     if previous in _VALUE_OPTIONS:
@@ -117,11 +130,13 @@ def _arguments(ctx: Context, command: str, args: list[str]) -> list[str]:
         return _quiet(lambda: _phases(ctx, args[0]))
     if command == "start" and not args:
         return _quiet(lambda: [info.name for info in ctx.writer().list_workflows()])
+    if command == "workflows" and not args:
+        return ["register"]
     return ["bash", "zsh"] if command == "completion" and not args else []
 
 
 def _commands(subparsers: dict[str, argparse.ArgumentParser]) -> list[str]:
-    return sorted(name for name in subparsers if not name.startswith("_"))
+    return sorted(subparsers)
 
 
 def _option_values(ctx: Context, option: str, positional: list[str]) -> list[str]:
@@ -170,5 +185,4 @@ def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentP
 # Command name -> the function adding its parser (main builds only the one it runs).
 PARSERS: dict[str, Callable[[Subparsers], None]] = {
     "completion": _add_completion,
-    "__complete": _add_complete,
 }

@@ -7,13 +7,13 @@ does not exist instead of creating an empty one where a mistyped ``--dir`` point
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from chatflow._validation import parse_json
 from chatflow.cli.output import Output
-from chatflow.errors import ChatFlowError, InvalidIdError, ValidationError
+from chatflow.errors import ChatFlowError, InvalidIdError, ValidationError, phrase
 
 if TYPE_CHECKING:  # argparse's class is not subscriptable at run time
     from chatflow.core.engine import WorkflowEngine
@@ -33,6 +33,41 @@ class UsageError(ChatFlowError):
 
 class NotFoundError(ChatFlowError, LookupError):
     """A feature, file or phase the user named does not exist: exit 3."""
+
+
+TERMS: dict[str, str] = {
+    "resume": "chatflow resume {instance_id}",
+    "approve_entry": "chatflow approve {instance_id} --by NAME",
+    "approve": "chatflow approve {instance_id} --by NAME",
+    "reject": "chatflow reject {instance_id} --by NAME",
+    "cancel": "chatflow cancel {instance_id}",
+    "retry": "chatflow retry {instance_id}",
+    "jump": "chatflow jump {instance_id} PHASE",
+    "record": "chatflow record {instance_id}",
+    "map": "--map OLD=NEW",
+    # arguments a message may start with (its ``field``)
+    "to_version": "--to",
+    "phase_map": "--map",
+    "keep_last": "--keep-last",
+    "at": "--at",
+    "approved_by": "--by",
+}
+"""The library's terms (``chatflow.errors.TERMS``) as the command names them: an error
+seen from the command names commands and flags, not Python calls."""
+
+
+def phrased(error: ChatFlowError) -> str:
+    """The error's message in the command's terms."""
+    return error.phrased(TERMS)
+
+
+def requirement(item: dict[str, Any], instance_id: str) -> str:
+    """An open exit-gate item (``{"kind", "text", "remedy"?}``) with the command that
+    meets it, if one does."""
+    remedy = item.get("remedy")
+    if remedy not in TERMS:
+        return str(item["text"])
+    return f"{item['text']} ({phrase('{' + remedy + '}', TERMS, {'instance_id': instance_id})})"
 
 
 def exit_code(error: ChatFlowError) -> int:
@@ -114,7 +149,9 @@ def key_values(pairs: list[str] | None, option: str) -> dict[str, Any]:
         if not sep or not key:
             raise UsageError(f"{option} takes KEY=VALUE, not {pair!r}")
         try:
-            values[key] = json.loads(raw, parse_constant=_not_json)
+            values[key] = parse_json(raw, f"{option} {key}", parse_constant=_not_json)
+        except ValidationError:
+            raise  # JSON, but nested too deeply
         except ValueError:
             values[key] = raw
     return values
@@ -146,7 +183,9 @@ def json_file(path: str) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError) as error:
         raise ValidationError(f"cannot read {path!r}: {error}") from None
     try:
-        data = json.loads(text)
+        data = parse_json(text, path)
+    except ValidationError:
+        raise  # JSON, but nested too deeply
     except ValueError as error:
         raise ValidationError(f"{path}: not valid JSON: {error}") from None
     if not isinstance(data, dict):

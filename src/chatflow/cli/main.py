@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from chatflow import _logger
-from chatflow.cli.context import EXIT_FAILED, Context, exit_code
+from chatflow.cli.context import EXIT_FAILED, Context, exit_code, phrased
 from chatflow.errors import ChatFlowError
 
 if TYPE_CHECKING:
@@ -54,6 +54,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(argv: Sequence[str] | None) -> int:
     arguments = sys.argv[1:] if argv is None else list(argv)
+    if arguments[:1] == ["__complete"]:  # what the completion scripts run (cli.completion)
+        from chatflow.cli.completion import complete  # noqa: PLC0415
+
+        return complete(arguments[1:])
     parser = build_parser(_command_in(arguments))
     args = parser.parse_args(arguments)
     _configure_logging(args.verbose)
@@ -61,7 +65,7 @@ def _run(argv: Sequence[str] | None) -> int:
     try:
         return int(args.command(context))
     except ChatFlowError as error:
-        print(f"chatflow: error: {error}", file=sys.stderr)
+        print(f"chatflow: error: {phrased(error)}", file=sys.stderr)
         return exit_code(error)
     except OSError as error:  # the environment, not a bug: a full disk, a permission
         if isinstance(error, BrokenPipeError):

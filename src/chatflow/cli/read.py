@@ -1,5 +1,7 @@
 """Commands that only read: list, features (status), show, history, artifacts, workflows,
-diagram. None of them creates a store: ``Context.reader`` refuses a missing one.
+diagram. None of them creates a store: ``Context.reader`` refuses a missing one. (The
+exception: ``workflows register``, which adds schemas to the store, lives here beside
+``workflows``, whose parser holds it.)
 
 One unreadable instance must not hide the others: listings and roll-ups fall back to
 reading instances one by one, warn about each one that fails, and exit 1 at the end.
@@ -21,6 +23,7 @@ from chatflow.cli.context import (
     NotFoundError,
     add_id,
     finish,
+    requirement,
 )
 from chatflow.cli.output import Output, short_time, warn
 from chatflow.errors import ChatFlowError
@@ -79,6 +82,15 @@ def _add_artifacts(commands: Subparsers) -> None:
 def _add_workflows(commands: Subparsers) -> None:
     workflows = commands.add_parser("workflows", help="the workflow schemas found by name")
     finish(workflows, cmd_workflows)
+    actions = workflows.add_subparsers(title="actions", metavar="[ACTION]")
+    register = actions.add_parser(
+        "register", help="keep workflow files in the store, startable by name (changes it)"
+    )
+    register.add_argument("files", nargs="+", metavar="FILE", help="JSON or YAML workflow file")
+    register.add_argument(  # SUPPRESS: `workflows --json register` keeps its --json
+        "--json", action="store_true", default=argparse.SUPPRESS, help="print JSON"
+    )
+    register.set_defaults(command=cmd_register)
 
 
 def _add_diagram(commands: Subparsers) -> None:
@@ -303,7 +315,7 @@ def print_instance(out: Output, view: dict[str, Any]) -> None:
             ("status", out.paint(view["status"], view["status"])),
             ("phase", view["current_phase"] + (f"  ({t})" if (t := view["phase_title"]) else "")),
             *([("paused", f"{pause['kind']}: {pause['reason'] or '-'}")] if pause else []),
-            *[("needs", gate.get("text", gate)) for gate in view["open_gates"]],
+            *[("needs", requirement(gate, view["instance_id"])) for gate in view["open_gates"]],
             ("next", view["next_phase"] or "-"),
             ("progress", f"{view['progress']:.0%}"),
             ("created", short_time(view["created_at"])),
@@ -417,6 +429,22 @@ def cmd_workflows(ctx: Context) -> int:
         )
     else:
         ctx.out.line("no workflow schemas found (use --schema-dir or <store>/schemas)")
+    return EXIT_OK
+
+
+def cmd_register(ctx: Context) -> int:
+    """``workflows register FILE...``: every file is checked before any is registered,
+    so a typo in the last one registers none; each one registered is printed at once."""
+    schemas = [load_schema_file(path) for path in ctx.args.files]
+    engine = ctx.writer()
+    infos = []
+    for path, schema in zip(ctx.args.files, schemas, strict=True):
+        info = engine.register_schema(schema, replace=False)
+        infos.append(info.to_dict())
+        if not ctx.out.json:
+            ctx.out.line(f"registered {info.name}@{info.version} (sha256 {info.hash[:16]}) {path}")
+    if ctx.out.json:
+        ctx.out.emit_json(infos)
     return EXIT_OK
 
 

@@ -559,9 +559,14 @@ class WorkflowEngine(HumanActions):
 
     # -- workflow schemas --------------------------------------------------------------
 
-    def register_schema(self, schema: dict[str, Any] | str | os.PathLike[str]) -> WorkflowInfo:
-        """Validate a schema (a dict or a JSON/YAML file) and make it startable by name."""
-        return self.schemas.register(schema)
+    def register_schema(
+        self, schema: dict[str, Any] | str | os.PathLike[str], *, replace: bool = True
+    ) -> WorkflowInfo:
+        """Validate a schema (a dict or a JSON/YAML file) and make it startable by name.
+
+        Other content already registered under its name and version is replaced (with a
+        warning), or with ``replace=False`` refused (``ValidationError``)."""
+        return self.schemas.register(schema, replace=replace)
 
     def get_schema(self, name: str, version: int | str | None = None) -> dict[str, Any]:
         """The workflow schema ``name`` at ``version`` (default: the latest), as JSON data."""

@@ -164,9 +164,11 @@ def _check_exit(
     missing = exit_requirements(state, workflow, trigger=trigger, variables=variables)
     if missing:
         phase = state.current_phase
+        remedies = dict.fromkeys(f"{{{item['remedy']}}}" for item in missing if "remedy" in item)
         raise GateNotSatisfiedError(
             f"instance {state.instance_id!r} cannot leave phase {phase!r} yet; missing: "
             + "; ".join(item["text"] for item in missing),
+            hint=f" (use {' and '.join(remedies)})" if remedies else None,
             instance_id=state.instance_id,
             phase=phase,
             missing=missing,
@@ -272,9 +274,10 @@ def resume(
     if pause_info["kind"] == "approval" and not approved_by:
         waits = "to complete" if "pending" in pause_info else "to enter"
         raise ValidationError(
-            f"instance {state.instance_id!r} waits for approval {waits} "
-            f"{state.current_phase!r}; resume it with approved_by=<who approves>",
+            f"instance {state.instance_id!r} waits for approval {waits} {state.current_phase!r}",
             field="approved_by",
+            hint="; approve it with {approve_entry}",
+            instance_id=state.instance_id,
         )
     state.status = Status(pause_info.get("resume_status", Status.RUNNING.value))
     state.pause = None
@@ -302,8 +305,8 @@ def reject(
     _require(state, "reject", Status.PAUSED)
     if state.pause is None or state.pause.get("kind") != "approval":
         raise InvalidTransitionError(
-            f"instance {state.instance_id!r} is paused by hand, not waiting for approval; "
-            "use resume() or cancel()",
+            f"instance {state.instance_id!r} is paused by hand, not waiting for approval",
+            hint="; use {resume} or {cancel}",
             instance_id=state.instance_id,
             status=state.status.value,
         )
@@ -576,15 +579,17 @@ def _require(state: WorkflowInstanceState, action: str, *allowed: InstanceStatus
     if state.status in allowed:
         return
     if state.status is Status.PAUSED:
-        hint = "resume() or reject() it first"
+        approval = state.pause is not None and state.pause.get("kind") == "approval"
+        hint = "first {approve_entry} or {reject}" if approval else "first {resume}"
     elif state.status is Status.FAILED:
-        hint = "retry_phase() or jump_to() it first"
-    elif state.status.is_active:
+        hint = "first {retry} or {jump}"
+    elif state.status.is_active:  # no remedy, but it holds no {term}: phrased as it is
         hint = f"only a {' or '.join(status.value for status in allowed)} instance can"
     else:
         hint = "it takes no further steps"
     raise InvalidTransitionError(
-        f"instance {state.instance_id!r} is {state.status.value}; cannot {action}: {hint}",
+        f"instance {state.instance_id!r} is {state.status.value}; cannot {action}",
+        hint=f": {hint}",
         instance_id=state.instance_id,
         status=state.status.value,
     )

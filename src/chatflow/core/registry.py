@@ -26,8 +26,9 @@ from typing import Any
 
 from chatflow._logger import logger
 from chatflow._text import counted
+from chatflow._validation import parse_json
 from chatflow.core.definition import Workflow
-from chatflow.core.schema import validate_schema, version_key
+from chatflow.core.schema import MAX_SCHEMA_BYTES, validate_schema, version_key
 from chatflow.errors import ChatFlowError, SchemaError, SchemaNotFoundError, ValidationError
 from chatflow.storage.base import IWorkflowStateStore
 
@@ -49,11 +50,16 @@ def load_workflow(path: str | os.PathLike[str]) -> Workflow:
         raise SchemaError("workflow schema path is empty", problems=["path: empty"])
     file = Path(path)
     try:
-        text = file.read_text(encoding="utf-8")
+        with file.open("rb") as stream:
+            raw = stream.read(MAX_SCHEMA_BYTES + 1)
+        text = raw.decode("utf-8")
     except (OSError, UnicodeDecodeError) as error:
         raise SchemaError(
             f"cannot read workflow schema {file}: {error}", problems=[f"{file}: {error}"]
         ) from error
+    if len(raw) > MAX_SCHEMA_BYTES:
+        message = f"{file}: larger than {MAX_SCHEMA_BYTES:,} bytes, too large for a workflow schema"
+        raise SchemaError(message, problems=[message], path=str(file))
     data = _parse_yaml(text, file) if file.suffix in (".yaml", ".yml") else _parse_json(text, file)
     try:
         return validate_schema(data)
@@ -64,14 +70,16 @@ def load_workflow(path: str | os.PathLike[str]) -> Workflow:
 
 def _parse_json(text: str, file: Path) -> Any:
     try:
-        return json.loads(text)
+        return parse_json(text, "the workflow schema")
     except json.JSONDecodeError as error:
         where = f"{file}:{error.lineno}:{error.colno}"
         raise SchemaError(
             f"{where}: not valid JSON: {error.msg}", problems=[f"{where}: {error.msg}"]
         ) from None
-    except RecursionError:
-        raise _too_deep(file) from None
+    except ValidationError:  # nested too deeply
+        raise _unusable(file, "nested too deeply to be a workflow schema") from None
+    except ValueError as error:  # an int of over 4,300 digits
+        raise _unusable(file, f"holds a value that cannot be read: {error}") from None
 
 
 def _parse_yaml(text: str, file: Path) -> Any:
@@ -88,13 +96,14 @@ def _parse_yaml(text: str, file: Path) -> Any:
             f"{file}: not valid YAML: {error}", problems=[f"{file}: {error}"]
         ) from None
     except RecursionError:
-        raise _too_deep(file) from None
+        # PyYAML recurses per nesting level (tests/test_gates.py: no RecursionError)
+        raise _unusable(file, "nested too deeply to be a workflow schema") from None
+    except ValueError as error:  # an int of over 4,300 digits, a date such as 2024-13-45
+        raise _unusable(file, f"holds a value that cannot be read: {error}") from None
 
 
-def _too_deep(file: Path) -> SchemaError:
-    # The JSON and YAML parsers recurse per nesting level; a hostile file would
-    # otherwise end in a RecursionError (tests/test_gates.py proves it does not).
-    message = f"{file}: nested too deeply to be a workflow schema"
+def _unusable(file: Path, why: object) -> SchemaError:
+    message = f"{file}: {why}"
     return SchemaError(message, problems=[message], path=str(file))
 
 
@@ -147,9 +156,14 @@ class SchemaRegistry:
         self._stored: dict[str, Workflow] = {}  # validated stored schemas, by content hash
         self._scans: dict[Path, tuple[object, list[_Entry], list[str]]] = {}
 
-    def register(self, schema: dict[str, Any] | str | os.PathLike[str]) -> WorkflowInfo:
+    def register(
+        self, schema: dict[str, Any] | str | os.PathLike[str], *, replace: bool = True
+    ) -> WorkflowInfo:
         """Validate ``schema`` (a dict or a file path), keep it in the store and make it
-        findable by name; the same name and version again replaces the stored one."""
+        findable by name. Registering it again changes nothing. Another schema with the
+        same name and version replaces the stored one, with a warning naming both
+        content hashes; with ``replace=False`` (what the ``chatflow`` command uses) it is
+        refused instead: ``ValidationError`` naming both hashes."""
         if isinstance(schema, (str, os.PathLike)):
             entry = _entry(load_workflow(schema), str(Path(schema)))
         elif isinstance(schema, dict):
@@ -160,9 +174,11 @@ class SchemaRegistry:
                 problems=[f"schema: expected a dict or a path, got {type(schema).__name__}"],
             )
         workflow = entry.workflow
-        self._store().put_schema(
-            workflow.name, workflow.version, workflow.content_hash, workflow.to_dict()
-        )
+        store = self._store()
+        if not _registered(store, workflow, replace=replace):
+            store.put_schema(
+                workflow.name, workflow.version, workflow.content_hash, workflow.to_dict()
+            )
         return entry.info
 
     def find(self, name: str, version: int | str | None = None) -> Workflow:
@@ -254,6 +270,32 @@ class SchemaRegistry:
         with self._lock:
             self._scans[folder] = (signature, entries, problems)
         return entries, problems
+
+
+def _registered(store: IWorkflowStateStore, workflow: Workflow, *, replace: bool) -> bool:
+    """Whether ``store`` keeps ``workflow`` already. Other content under its name and
+    version is refused (``ValidationError``) unless ``replace``, which warns."""
+    version = version_key(workflow.version)
+    for row in store.list_schemas():
+        if row.name != workflow.name or version_key(row.version) != version:
+            continue
+        if row.content_hash == workflow.content_hash:
+            return True
+        what = f"workflow {workflow.name!r} version {workflow.version!r}"
+        hashes = f"sha256 {row.content_hash[:16]}, this one {workflow.content_hash[:16]}"
+        if replace:
+            logger(__name__).warning("%s replaces its registered content (%s)", what, hashes)
+            return False
+        raise ValidationError(
+            f"{what} is already registered with other content ({hashes}): "
+            "give the changed workflow a new version",
+            field="schema",
+            name=workflow.name,
+            version=workflow.version,
+            registered_hash=row.content_hash,
+            content_hash=workflow.content_hash,
+        )
+    return False
 
 
 def _entry(workflow: Workflow, source: str) -> _Entry:

@@ -27,7 +27,7 @@ import copy
 import json
 from typing import Any
 
-from chatflow._validation import check_json_value, id_problem
+from chatflow._validation import check_json_size, check_json_value, id_problem
 from chatflow.core.conditions import condition_problems
 from chatflow.core.definition import (
     ARTIFACTS,
@@ -54,6 +54,9 @@ PHASE_KEYS = (
 """Phase keys with a meaning to the engine (``task``: what the phase does, as v1.1 named it)."""
 METADATA_KEYS = ("title", "template", "description")
 """Descriptive phase keys: kept with the schema and shown by status and diagrams."""
+MAX_SCHEMA_BYTES = 1024 * 1024
+"""The most a workflow schema may take as JSON (files: on disk too). Every instance
+stores its schema, so a larger one, typically a YAML alias bomb, is refused."""
 
 
 def validate_schema(schema: object) -> Workflow:
@@ -68,6 +71,7 @@ def validate_schema(schema: object) -> Workflow:
             problems=[f"schema: expected a dict, got {type(schema).__name__}"],
         )
     try:
+        check_json_size(schema, "workflow_schema", MAX_SCHEMA_BYTES)  # first: bounds any walk
         check_json_value(schema, "workflow_schema")
     except ValidationError as error:
         raise SchemaError(str(error), problems=[str(error)]) from None

@@ -139,13 +139,19 @@ def open_requirements(
     missing: list[dict[str, Any]] = []
     if not recorded:
         for name in gate.artifacts:
-            text = f"artifact {name!r} of this visit (record_task_artifacts)"
-            missing.append({"kind": "artifact", "name": name, "text": text})
+            text = f"artifact {name!r} of this visit"
+            missing.append({"kind": "artifact", "name": name, "text": text, "remedy": "record"})
     if len(approvers) < gate.approvals:
         have = f": {', '.join(approvers)}" if approvers else ""
-        text = f"{counted(gate.approvals, 'approval')}, have {len(approvers)}{have} (approve)"
+        text = f"{counted(gate.approvals, 'approval')}, have {len(approvers)}{have}"
         missing.append(
-            {"kind": "approvals", "required": gate.approvals, "have": approvers, "text": text}
+            {
+                "kind": "approvals",
+                "required": gate.approvals,
+                "have": approvers,
+                "text": text,
+                "remedy": "approve",
+            }
         )
     context = {"variables": variables, "trigger": trigger, "visits": visits}
     for path in gate.variables:

@@ -45,11 +45,16 @@ class UpgradeOutcome:
     to_version: int | str
     reasons: tuple[str, ...] = ()
     dry_run: bool = False
+    unchanged: bool = False
+    """It already runs the target (same content): nothing to do, and not a refusal."""
+    hint: str | None = None
+    """What to do about the refusal (``ChatFlowError``'s ``hint``: ``{term}`` fields)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "instance_id": self.instance_id,
             "upgraded": self.upgraded,
+            "unchanged": self.unchanged,
             "from_version": self.from_version,
             "to_version": self.to_version,
             "reasons": list(self.reasons),
@@ -76,9 +81,17 @@ def upgrade_many(
         state = engine.get_workflow_instance_status(summary.instance_id)
         if state is None or workflow_name not in (None, state.workflow_name):
             continue
-        version = workflow_of(state.workflow_schema).version
+        source = workflow_of(state.workflow_schema)
+        version = source.version
         reasons: tuple[str, ...] = ()
+        hint = None
         try:
+            target = engine.schemas.find(state.workflow_name, to_version)
+            if target.content_hash == source.content_hash:
+                outcomes.append(
+                    UpgradeOutcome(state.instance_id, False, version, to_version, (), dry_run, True)
+                )
+                continue
             engine.upgrade_instance(
                 state.instance_id,
                 to_version=to_version,
@@ -88,8 +101,9 @@ def upgrade_many(
             )
         except (UpgradeRefusedError, SchemaNotFoundError) as error:
             reasons = tuple(error.context.get("reasons", [str(error)]))
+            hint = error.context.get("hint")
         outcome = UpgradeOutcome(
-            state.instance_id, not reasons, version, to_version, reasons, dry_run
+            state.instance_id, not reasons, version, to_version, reasons, dry_run, hint=hint
         )
         outcomes.append(outcome)
     return outcomes
@@ -112,6 +126,7 @@ def apply(
             f"{source.version!r} to {target.version!r}: " + "; ".join(reasons),
             instance_id=state.instance_id,
             reasons=reasons,
+            hint=remedies(state, target, mapping),
         )
     kept = {old: new for old, new in mapping.items() if target.has_phase(new)}
     state.visits = _rekeyed(state.visits, kept)
@@ -145,23 +160,42 @@ def problems(
         reasons.append(f"it already runs version {target.version!r}")
     for old, new in phase_map.items():
         if not source.has_phase(old):
-            reasons.append(f"phase_map: version {source.version!r} has no phase {old!r}")
+            reasons.append(f"the phase map renames {old!r}, which version {source.version!r} lacks")
         if not target.has_phase(new):
-            reasons.append(f"phase_map: version {target.version!r} has no phase {new!r}")
+            reasons.append(f"the phase map names {new!r}, which version {target.version!r} lacks")
     current = mapping.get(state.current_phase, state.current_phase)
     if not target.has_phase(current):
         reasons.append(
             f"the current phase {state.current_phase!r} has no counterpart in version "
-            f"{target.version!r} (map it with phase_map)"
+            f"{target.version!r}"
         )
     reasons += _limit_problems(state, target, mapping)
-    gated = target.has_phase(current) and target.phase(current).requires_approval
-    if gated and not _visit_was_approved(state):
+    if _entered_unapproved(state, target, current):
         reasons.append(
             f"phase {current!r} requires approval in version {target.version!r}, and the "
-            "current visit was entered without one (reject or jump_to it first)"
+            "current visit was entered without one"
         )
     return reasons
+
+
+def remedies(state: WorkflowInstanceState, target: Workflow, mapping: dict[str, str]) -> str | None:
+    """What to do about the refusals ``problems`` found that have a remedy: the error's
+    ``hint``, naming the steps as ``{term}`` (``chatflow.errors.TERMS``)."""
+    current = mapping.get(state.current_phase, state.current_phase)
+    found = []
+    if not target.has_phase(current):
+        found.append(
+            f"map {state.current_phase!r} to a phase of version {target.version!r} with {{map}}"
+        )
+    if _entered_unapproved(state, target, current):
+        found.append("first {reject} or {jump}")
+    return f" ({'; '.join(found)})" if found else None
+
+
+def _entered_unapproved(state: WorkflowInstanceState, target: Workflow, current: str) -> bool:
+    """Whether ``current`` needs approval in ``target`` and its open visit had none."""
+    gated = target.has_phase(current) and target.phase(current).requires_approval
+    return gated and not _visit_was_approved(state)
 
 
 def _limit_problems(

@@ -36,7 +36,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from chatflow import __version__
-from chatflow._validation import id_problem
+from chatflow._validation import id_problem, parse_json
 from chatflow.core.engine import WorkflowEngine
 from chatflow.errors import (
     ChatFlowError,
@@ -409,7 +409,9 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self._send_json(HTTPStatus.BAD_REQUEST, {"error": "bad or missing Content-Length"})
             return None
         try:
-            body = json.loads(self.rfile.read(length) or b"{}")
+            body = parse_json(self.rfile.read(length) or b"{}", "the request body")
+        except ValidationError:
+            raise  # JSON nested too deeply: answered 400 with the reason
         except (ValueError, UnicodeDecodeError):
             body = None
         if not isinstance(body, dict):

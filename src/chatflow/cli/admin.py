@@ -26,7 +26,7 @@ from chatflow.cli.context import (
     finish,
 )
 from chatflow.cli.output import Progress
-from chatflow.errors import ValidationError
+from chatflow.errors import CorruptStateError, ValidationError
 
 if TYPE_CHECKING:
     from chatflow.cli.context import Subparsers
@@ -102,7 +102,10 @@ def _selected(ctx: Context, engine: WorkflowEngine) -> list[str]:
         options = "ID, --feature F or --all" if hasattr(args, "all") else "ID or --feature F"
         raise UsageError(f"give exactly one of {options}")
     if args.instance_id:
-        return [ctx.instance(args.instance_id).instance_id]
+        try:
+            return [ctx.instance(args.instance_id).instance_id]
+        except CorruptStateError:
+            return [args.instance_id]  # there, but damaged: verify says where, delete removes
     if args.feature:
         ctx.require_feature(engine, args.feature)
         return engine.list_feature_instances(args.feature)

@@ -136,7 +136,7 @@ class FileTransaction(LogTransaction):
         line of its own), keeping its bytes in the store's quarantine folder."""
         store = self.store
         torn = (store._read_bytes(self.log_path) or b"")[at:]
-        kept = store._keep_aside(self.instance_id, os.path.basename(self.log_path) + ".torn", torn)
+        kept = store._keep_aside(f"{self.instance_id}.events.jsonl.torn", torn)
         try:
             os.truncate(self.log_path, at)
         except OSError as error:

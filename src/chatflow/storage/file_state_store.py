@@ -59,6 +59,7 @@ from chatflow.storage.base import (
     FeatureCounts,
     IWorkflowStateStore,
     LogTransaction,
+    Problem,
     SchemaRow,
     StatusCount,
     TaskTexts,
@@ -79,6 +80,7 @@ class Found(NamedTuple):
     """An instance's stored head and log as ``FileStateStore._inspect`` reads them."""
 
     head: Head  # the head to use: the stored one if current, else the log's projection
+    stored: Head | None  # the stored head, if it is a readable head
     events: list[Event]
     torn_at: int | None  # where a torn, never-acknowledged last line starts
     stale: str | None  # why the stored head must be rewritten; None if it is current
@@ -320,9 +322,11 @@ class FileStateStore(IWorkflowStateStore):
         last = events[-1]
         last_at = end - 1 - len(log[: end - 1].rsplit(b"\n", 1)[-1])
         at = (end, last_at)
+        if damaged and _salvaged_size(raw) > end:
+            raise _log.corrupt(instance_id, where, "its log is shorter than its damaged head says")
         if stored is None:  # (so no torn line either)
             missing = "its head file is unreadable" if damaged else "its head file is missing"
-            return Found(_log.project_head(events), events, None, missing, at, damaged)
+            return Found(_log.project_head(events), None, events, None, missing, at, damaged)
         cut = end if torn else None
         seq, link = stored["seq"], stored.get("hash")
         if seq > last["seq"]:
@@ -330,7 +334,7 @@ class FileStateStore(IWorkflowStateStore):
         if seq == last["seq"] and link == _log.link_of(last):
             current = (stored.get("_log_size"), stored.get("_last_at")) == at
             stale = None if current else "its log offsets are stale (an interrupted compaction)"
-            return Found(stored, events, cut, stale, at, False)
+            return Found(stored, stored, events, cut, stale, at, False)
         upto = next(
             (n for n, e in enumerate(events) if e["seq"] == seq and _log.link_of(e) == link), None
         )
@@ -340,7 +344,7 @@ class FileStateStore(IWorkflowStateStore):
         # Behind, and (unless edited) the head the log projected to at that event.
         edited = _log.head_problem(stored, events[: upto + 1]) is not None
         why = "its head is behind its log (a crash after a commit)"
-        return Found(_log.project_head(events), events, cut, why, at, edited)
+        return Found(_log.project_head(events), stored, events, cut, why, at, edited)
 
     def _read(self, instance_id: str) -> tuple[Head, list[Event]] | None:
         validate_id(instance_id, "instance_id")
@@ -352,6 +356,16 @@ class FileStateStore(IWorkflowStateStore):
             return self._upgraded(instance_id, raw)
         found = self._inspect(instance_id, raw, log)
         return found.head, found.events
+
+    def verify(self, instance_id: str) -> Problem | None:
+        """As every store's, and a head file that steps refuse (unreadable: ``chatflow
+        doctor --fix`` rebuilds it) is a problem too, though reads use the log."""
+        problem = super().verify(instance_id)
+        raw = self._read_bytes(self._head_file(instance_id))
+        if problem is None and raw is not None and self._usable_head(raw) is None:
+            where = self._head_file(instance_id)
+            return Problem(instance_id, None, where, "the head file is unreadable (damaged)")
+        return problem
 
     def _upgraded(self, instance_id: str, raw: bytes) -> tuple[Head, list[Event]] | None:
         """An instance written by ChatFlow 1.x (one whole-state file), upgraded in place."""
@@ -385,19 +399,19 @@ class FileStateStore(IWorkflowStateStore):
 
     # -- repairs ---------------------------------------------------------------------
 
-    def _keep_aside(self, instance_id: str, name: str, data: bytes) -> str:
-        """Keep ``data`` (damaged or cut-off bytes) as a new file in the quarantine
-        folder before anything removes them from where they were; return its path."""
+    def _keep_aside(self, name: str, data: bytes) -> str:
+        """Keep ``data`` (bytes about to be cut off a file) as a new file in the
+        quarantine folder, before they are removed where they were; return its path."""
         make_folder(self.quarantine_dir, durable=self.durable)
-        path = self.quarantine_dir / f"{instance_id}.{name}.{time.time_ns()}"
+        path = self.quarantine_dir / f"{name}.{time.time_ns()}"
         write_atomic(path, data, durable=self.durable)
         return str(path)
 
-    def _move_aside(self, instance_id: str, path: str) -> str:
+    def _move_aside(self, path: str) -> str:
         """Move a damaged file or folder into the quarantine folder (kept, never
-        deleted); return where it went."""
+        deleted); return where it went. Its name there starts with the instance id."""
         make_folder(self.quarantine_dir, durable=self.durable)
-        kept = self.quarantine_dir / f"{instance_id}.{os.path.basename(path)}.{time.time_ns()}"
+        kept = self.quarantine_dir / f"{os.path.basename(path)}.{time.time_ns()}"
         try:
             os.rename(path, kept)
         except OSError as error:
@@ -408,6 +422,10 @@ class FileStateStore(IWorkflowStateStore):
             fsync_dir(Path(path).parent)
             fsync_dir(self.quarantine_dir)
         return str(kept)
+
+    def quarantined(self, instance_id: str) -> list[str]:
+        """What was moved aside from the instance (ids hold no '.', so the prefix is its)."""
+        return [p for p in self.moved_aside() if os.path.basename(p).startswith(f"{instance_id}.")]
 
     def _repaired(self, instance_id: str, what: str, kept: str | None = None) -> None:
         """Tell of a repair the store made by itself: a WARNING on the ``chatflow``
@@ -801,6 +819,15 @@ class FileStateStore(IWorkflowStateStore):
                     f"registered schema {path} is unreadable: {error}"
                 ) from None
         return sorted(rows, key=lambda row: (row.name, str(row.version)))
+
+
+def _salvaged_size(raw: bytes | None) -> int:
+    """The log size a damaged head file still states on its second line (``-1`` if
+    none): what proves a log that lost its last lines shorter than it was."""
+    import re  # noqa: PLC0415 - damaged heads only
+
+    found = re.match(rb'\{\n "_last_at": \d+,\n "_log_size": (\d+)[,\n]', raw or b"")
+    return int(found[1]) if found else -1
 
 
 def _schema_file_name(name: str, version: int | str) -> str:

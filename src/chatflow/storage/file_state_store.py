@@ -38,6 +38,7 @@ one-instance features at ~540 bytes each; ~80 bytes per id in a bigger feature).
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import stat
@@ -242,15 +243,16 @@ class FileStateStore(IWorkflowStateStore):
         except OSError as error:
             raise StorageError(f"cannot read {path}: {error.strerror}", path=path) from error
         try:  # plain reads: a file object costs more than reading a small head
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                raise not_a_file(path)
-            chunks = [os.read(fd, 1 << 16)]
+            regular = stat.S_ISREG(os.fstat(fd).st_mode)
+            chunks = [os.read(fd, 1 << 16) if regular else b""]
             while chunks[-1]:
                 chunks.append(os.read(fd, 1 << 20))
         except OSError as error:
             raise StorageError(f"cannot read {path}: {error.strerror}", path=path) from error
         finally:
             os.close(fd)
+        if not regular:
+            raise not_a_file(path)
         return b"".join(chunks)
 
     def _parse_head(self, instance_id: str, raw: bytes) -> Any:
@@ -729,7 +731,11 @@ class FileStateStore(IWorkflowStateStore):
                     raise
             finally:
                 os.close(fd)
+        except StorageError:
+            raise
         except OSError as error:
+            if error.errno == errno.ENXIO:  # a FIFO no one reads (O_NONBLOCK)
+                raise not_a_file(path) from error
             raise StorageError(
                 f"cannot append to {path}: {error.strerror or error}", path=str(path)
             ) from error

@@ -243,9 +243,10 @@ class FileStateStore(IWorkflowStateStore):
         except OSError as error:
             raise StorageError(f"cannot read {path}: {error.strerror}", path=path) from error
         try:  # plain reads: a file object costs more than reading a small head
-            regular = stat.S_ISREG(os.fstat(fd).st_mode)
-            chunks = [os.read(fd, 1 << 16) if regular else b""]
-            while chunks[-1]:
+            chunks = [os.read(fd, 1 << 16)]
+            # Nothing read: an empty file, or a FIFO (O_NONBLOCK returns at once).
+            regular = bool(chunks[0]) or stat.S_ISREG(os.fstat(fd).st_mode)
+            while chunks[-1] and regular:
                 chunks.append(os.read(fd, 1 << 20))
         except OSError as error:
             raise StorageError(f"cannot read {path}: {error.strerror}", path=path) from error

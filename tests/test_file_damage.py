@@ -217,14 +217,18 @@ def test_damage_loads_the_acknowledged_state_or_is_corrupt_and_changes_nothing(
     except CorruptStateError as error:
         error_text, stepped = str(error), False
         assert iid in error_text
-    else:  # a missing head is rebuilt; damage a step does not read (the middle of the
-        stepped = True  # log) stays as it is, and is still reported
-        assert head in (None, "missing")
+    else:  # an unreadable head is moved aside and rebuilt; damage a step does not read
+        stepped = True  # (the middle of the log) stays as it is, and is still reported
+        assert head != "same_length_edit"  # a readable head that disagrees: refused
     after = _files(folder)
+    head_name = f"instances/{iid}.json"
     if not stepped:
         assert after == before  # a refused step changes nothing
     else:
-        _unchanged_or_appended(before, after, log_name, f"instances/{iid}.json")
+        _unchanged_or_appended(before, after, log_name, head_name)
+        if head not in (None, "missing"):  # the damaged head, kept whole
+            [kept] = FileStateStore(folder).moved_aside()
+            assert Path(kept).read_bytes() == before[head_name]
         whole = log is None or (head, log) in UNDETECTABLE
         assert (FileStateStore(folder).verify(iid) is None) == whole
 

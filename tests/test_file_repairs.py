@@ -71,7 +71,7 @@ def test_a_torn_unacknowledged_line_loads_as_the_last_state_and_the_next_event_i
     assert record["instance_id"] == iid and record["kept"] == kept
 
 
-@pytest.mark.parametrize("damage", ["head_missing", "head_behind"])
+@pytest.mark.parametrize("damage", ["head_missing", "head_behind", "head_garbled"])
 def test_a_head_rebuilt_from_the_log_is_logged_and_recorded(
     tmp_path: Path, caplog: pytest.LogCaptureFixture, damage: str
 ) -> None:
@@ -80,6 +80,8 @@ def test_a_head_rebuilt_from_the_log_is_logged_and_recorded(
     head = folder / "instances" / f"{iid}.json"
     if damage == "head_missing":
         head.unlink()
+    elif damage == "head_garbled":  # a lost write: its bytes are moved aside, kept
+        head.write_bytes(b'{\n "_last_at": 12')
     else:  # a crash between a step's commit and its head write
         behind = head.read_bytes()
         engine.trigger_next_step(iid, {"n": "last"})
@@ -87,13 +89,19 @@ def test_a_head_rebuilt_from_the_log_is_logged_and_recorded(
     expected = FileStateStore(folder).load_state(iid)
     assert not warnings(caplog)  # reading repairs nothing
     report = file_doctor.check(FileStateStore(folder))
-    assert [(f.kind, f.instance_id) for f in report] == [("stale_head", iid)]
+    kind = "damaged_head" if damage == "head_garbled" else "stale_head"
+    assert [(f.kind, f.instance_id) for f in report] == [(kind, iid)]
 
     WorkflowEngine(storage_dir=folder).trigger_next_step(iid, {"n": "after"})
-    [warning] = warnings(caplog)
-    assert iid in warning and "head rebuilt" in warning
+    told = warnings(caplog)
+    assert all(iid in warning for warning in told)
+    assert "head rebuilt" in told[-1]
     store = FileStateStore(folder)
-    assert [r["instance_id"] for r in store.repairs()] == [iid]
+    assert [r["instance_id"] for r in store.repairs()] == [iid] * len(told)
+    if damage == "head_garbled":
+        assert len(told) == 2 and "moved aside" in told[0]
+        [kept] = store.moved_aside()
+        assert Path(kept).read_bytes() == b'{\n "_last_at": 12'
     assert store.verify(iid) is None
     assert len(store.load_state(iid)["history"]) == len(expected["history"]) + 1  # type: ignore[index]
     assert file_doctor.check(store) == []

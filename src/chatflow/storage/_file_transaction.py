@@ -112,18 +112,21 @@ class FileTransaction(LogTransaction):
         """
         store, iid = self.store, self.instance_id
         found = store._inspect(iid, raw, store._read_bytes(self.log_path) or b"")
-        if found.damaged:
+        if found.damaged and found.stored is not None:  # readable, yet edited: a person's call
             raise _log.corrupt(
                 iid,
                 store._head_file(iid),
-                "its head file is damaged (`chatflow doctor --fix` moves it aside and "
-                "rebuilds it from the log)",
+                "its head file disagrees with its log (`chatflow doctor --fix` moves it "
+                "aside and rebuilds it from the log)",
             )
         if not _log.is_tail_of(found.events[-1], found.head):
             raise _log.corrupt(iid, store._head_file(iid), "the head does not match its log")
         if found.torn_at is not None:
             self._set_aside_torn(found.torn_at)
         head = found.head
+        if found.damaged:  # unreadable (a lost write, garbage): kept, then rebuilt
+            kept = store._move_aside(store._head_file(iid))
+            store._repaired(iid, "its unreadable head file was moved aside", kept)
         if found.stale is not None:
             self._write_head(head, _log.parts_of(head), *found.at)
             self._status_line(head["state"]["feature_id"], _log.head_status(head))

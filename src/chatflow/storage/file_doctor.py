@@ -9,8 +9,9 @@ What can go wrong in a folder that people, crashes and other tools also touch:
 - ``stale_head``: a head missing, behind its log or with stale offsets, or a torn and
   never-acknowledged last log line: what the next step repairs by itself. Repair: the
   same, now (the head is a projection, rebuilt from the log; torn bytes are kept).
-- ``damaged_head``: a head file that is unreadable or disagrees with a whole log; steps
-  refuse the instance. Repair: move the head aside and rebuild it from the log.
+- ``damaged_head``: a head file that is unreadable (the next step moves it aside and
+  rebuilds it) or readable but disagrees with a whole log (steps refuse the instance).
+  Repair: move the head aside and rebuild it from the log.
 - ``damaged_log``: a log that does not verify (edited, cut, reordered, a torn line no
   head proves unacknowledged) or is missing: nothing can rebuild it. Repair: move the
   instance's files aside, whole, into ``quarantine/``; it stays listed in its feature

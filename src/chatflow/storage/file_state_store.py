@@ -305,9 +305,10 @@ class FileStateStore(IWorkflowStateStore):
         when the stored head proves it was never acknowledged (the head was written
         after the last complete line). A head missing, behind its log (a crash after a
         commit) or at the log's last event but with stale offsets (a compaction killed
-        between its two writes) is rebuilt from the log. A head that is present but
-        unreadable is damage: readers use the log, writers refuse until ``chatflow
-        doctor --fix`` moves it aside.
+        between its two writes) is rebuilt from the log. A head file that is there but
+        unreadable is ``damaged``: readers use the log, writers move it aside first. A
+        readable head that disagrees with the log is refused (someone edited one of
+        them), until ``chatflow doctor --fix`` moves it aside.
         """
         where = self._log_file(instance_id)
         end = log.rfind(b"\n") + 1

@@ -120,3 +120,24 @@ def test_a_1x_upgrade_is_logged_and_recorded(
     assert len(upgraded) == len(ids) and all("1.x" in message for message in upgraded)
     assert sorted(r["instance_id"] for r in store.repairs()) == ids
     assert file_doctor.check(store) == []
+
+
+def test_a_reader_overtaken_by_two_steps_reads_again_instead_of_calling_it_corrupt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / ".chatflow"
+    engine, iid = started(folder)
+    head = folder / "instances" / f"{iid}.json"
+    before = head.read_bytes()  # what a reader read just before two more steps ...
+    engine.trigger_next_step(iid, {"n": "one"})
+    with (folder / "instances" / iid / "events.jsonl").open("ab") as file:
+        file.write(TORN)  # ... the second still being appended when it reads the log
+    store = FileStateStore(folder)
+    real = store._read_bytes
+    heads = [before]
+    monkeypatch.setattr(
+        store,
+        "_read_bytes",
+        lambda path: heads.pop() if path.endswith(".json") and heads else real(path),
+    )
+    assert store.load_state(iid) == FileStateStore(folder).load_state(iid)

@@ -71,6 +71,7 @@ from chatflow.storage.file_lock import BaseFileLock, FileLock
 ROLLUP_CACHE_FEATURES = 64
 OVERVIEW_CACHE_IDS = 50_000
 SETTLED_NS = 2_000_000_000
+READ_RETRIES = 5  # reads of a head and log that moved on under concurrent writers
 LOG_NAME = "events.jsonl"
 _NOFOLLOW: int = getattr(os, "O_NOFOLLOW", 0)
 _BINARY: int = getattr(os, "O_BINARY", 0)
@@ -352,14 +353,24 @@ class FileStateStore(IWorkflowStateStore):
 
     def _read(self, instance_id: str) -> tuple[Head, list[Event]] | None:
         validate_id(instance_id, "instance_id")
-        raw = self._read_bytes(self._head_file(instance_id))
-        log = self._read_bytes(self._log_file(instance_id))
-        if log is None:
-            if raw is None:
-                return None
-            return self._upgraded(instance_id, raw)
-        found = self._inspect(instance_id, raw, log)
-        return found.head, found.events
+        head_file, log_file = self._head_file(instance_id), self._log_file(instance_id)
+        raw = self._read_bytes(head_file)
+        tries = READ_RETRIES
+        while True:
+            log = self._read_bytes(log_file)
+            if log is None:
+                return None if raw is None else self._upgraded(instance_id, raw)
+            try:
+                found = self._inspect(instance_id, raw, log)
+            except CorruptStateError:
+                # Unlocked: writers may have moved on between the two reads (a head read
+                # before two steps, a log read amid the second's append). Damage stays.
+                again, tries = self._read_bytes(head_file), tries - 1
+                if again == raw or not tries:
+                    raise
+                raw = again
+            else:
+                return found.head, found.events
 
     def verify(self, instance_id: str) -> Problem | None:
         """As every store's, and a head file that steps refuse (unreadable: ``chatflow

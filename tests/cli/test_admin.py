@@ -64,7 +64,7 @@ def test_doctor_finds_and_fixes_file_store_damage(run: Runner, tmp_path: Path) -
     ok = demo(run, "feat_a")
     unindexed = demo(run, "feat_a")
     unreadable = demo(run, "feat_b")
-    assert run.json("doctor") == {"problems": [], "fixed": []}
+    assert run.json("doctor") == {"problems": [], "fixed": [], "repairs": [], "moved_aside": []}
     store = tmp_path / ".chatflow"
     index = store / "features" / "feat_a.link"
     index.write_text(f"{ok}\nwfi_vanished\n", encoding="utf-8")  # drops one, adds a ghost
@@ -90,24 +90,32 @@ def test_doctor_finds_and_fixes_file_store_damage(run: Runner, tmp_path: Path) -
             "case_clash",
             "dangling_index_entry",
             "unindexed_instance",
-            "unreadable_instance",
-            "unreadable_instance",  # the upper-case copy names another instance inside
+            "damaged_log",
+            "damaged_log",  # the upper-case copy is a head with no log
         ]
     )
     clash.unlink()
+    broken_log = (store / "instances" / unreadable / "events.jsonl").read_bytes()
     fixed = run("doctor", "--fix", "--json")
-    assert fixed.returncode == 1  # the unreadable file needs a human
+    assert fixed.returncode == 1  # the damaged instance, moved aside, needs a human
     report = json.loads(fixed.stdout)
     assert sorted(p["kind"] for p in report["fixed"]) == [
+        "damaged_log",
         "dangling_index_entry",
         "stale_temp",
         "unindexed_instance",
     ]
-    assert [p["kind"] for p in report["problems"]] == ["unreadable_instance"]
+    assert [p["kind"] for p in report["problems"]] == ["quarantined_instance"]
     assert not temp.exists()
     assert index.read_text(encoding="utf-8").split() == [ok, unindexed]
+    kept = [Path(p) for p in report["moved_aside"]]
+    assert broken_log in [p.read_bytes() for q in kept for p in q.rglob("events.jsonl")]
+    assert {r["instance_id"] for r in report["repairs"]} == {"wfi_vanished", unindexed, unreadable}
     text = run("doctor").stdout
-    assert "unreadable_instance" in text and unreadable in text
+    assert "quarantined_instance" in text and unreadable in text
+    assert run.json("delete", unreadable, "--yes") == {"deleted": [unreadable]}
+    assert run("doctor").returncode == 0  # the evidence stays in quarantine/
+    assert all(path.exists() for path in kept)
 
 
 def test_migrate_reports_and_reruns(run: Runner, tmp_path: Path) -> None:
@@ -118,7 +126,7 @@ def test_migrate_reports_and_reruns(run: Runner, tmp_path: Path) -> None:
     assert "already present" in run.ok("migrate", "--from", ".chatflow", "--to", target).stdout
     refused(run("migrate", "--from", "nowhere", "--to", target), 3, "does not exist")
     assert not (tmp_path / "nowhere").exists()
-    assert run.json("--dir", target, "doctor") == {"problems": [], "fixed": []}
+    assert run.json("--dir", target, "doctor")["problems"] == []
 
 
 def test_verify_checks_artifacts_and_compact_needs_an_event_log(

@@ -27,7 +27,7 @@ from chatflow.cli.context import (
     finish,
 )
 from chatflow.cli.output import Progress
-from chatflow.errors import ValidationError
+from chatflow.errors import CorruptStateError, InstanceNotFoundError, ValidationError
 
 if TYPE_CHECKING:
     from chatflow.cli.context import Subparsers
@@ -103,7 +103,14 @@ def _selected(ctx: Context, engine: WorkflowEngine) -> list[str]:
         options = "ID, --feature F or --all" if hasattr(args, "all") else "ID or --feature F"
         raise UsageError(f"give exactly one of {options}")
     if args.instance_id:
-        return [ctx.instance(args.instance_id).instance_id]
+        try:
+            return [ctx.instance(args.instance_id).instance_id]
+        except CorruptStateError:
+            return [args.instance_id]  # there, but damaged: verify says where, delete removes
+        except InstanceNotFoundError:
+            if args.instance_id in engine.state_store.list_instance_ids():
+                return [args.instance_id]  # listed, its files moved aside (chatflow doctor)
+            raise
     if args.feature:
         ctx.require_feature(engine, args.feature)
         return engine.list_feature_instances(args.feature)
@@ -337,17 +344,29 @@ def cmd_doctor(ctx: Context) -> int:
     finally:
         progress.close()
     fixed: list[Finding] = []
+    remaining = findings
     if ctx.args.fix and isinstance(store, FileStateStore):
         fixed = file_doctor.fix(store, findings)
-    remaining = [finding for finding in findings if finding not in fixed]
+        # Looked at again: a repair can leave something for a person (an instance
+        # moved aside is still listed in its feature).
+        remaining = file_doctor.check(store) if fixed else findings
+    # What the store repaired by itself, and the damaged bytes it kept (file store only).
+    repairs = store.repairs() if isinstance(store, FileStateStore) else []
+    kept = store.moved_aside() if isinstance(store, FileStateStore) else []
     if ctx.out.json:
         ctx.out.emit_json(
             {
                 "problems": [f.to_dict() for f in remaining],
                 "fixed": [f.to_dict() for f in fixed],
+                "repairs": repairs,
+                "moved_aside": kept,
             }
         )
     else:
+        for repair in repairs:
+            ctx.out.line(f"repaired {repair.get('instance_id')}: {repair.get('repair')}")
+        for path in kept:
+            ctx.out.line(f"kept     {path} (moved aside, never deleted)")
         for finding in fixed:
             ctx.out.line(f"fixed    {finding.kind:<22} {finding.message} ({finding.path})")
         for finding in remaining:

@@ -13,6 +13,7 @@ This module is the API layer: what each operation changes lives in ``lifecycle``
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from collections.abc import Sequence
@@ -36,7 +37,7 @@ from chatflow.core.models import (
 )
 from chatflow.core.schema import validate_schema
 from chatflow.core.status import feature_rollup, phase_statuses, status_info
-from chatflow.errors import CorruptStateError, StoreNotFoundError, ValidationError
+from chatflow.errors import CorruptStateError, StorageError, StoreNotFoundError, ValidationError
 from chatflow.storage._open import is_store_url, open_store
 from chatflow.storage.base import InstanceSummary, IWorkflowStateStore, Problem, not_found
 
@@ -465,15 +466,15 @@ class WorkflowEngine(HumanActions):
         (which records the hash of what it replaced); return how many were folded.
 
         The state, ``verify`` and the chain's digest are unchanged. With ``archive``, the
-        folded events are appended to that file as JSON lines first.
+        folded events are appended to that file as JSON lines (and synced) before the
+        log changes: a compaction that cannot write its archive (a missing folder, a
+        full disk) raises ``StorageError`` and folds nothing.
         """
-        folded = self.state_store.compact(validate_id(instance_id, "instance_id"), keep_last)
-        if archive is not None and folded:
-            import json  # noqa: PLC0415
-
-            with open(archive, "a", encoding="utf-8") as file:
-                file.writelines(json.dumps(event, ensure_ascii=False) + "\n" for event in folded)
-        return len(folded)
+        validate_id(instance_id, "instance_id")
+        if archive is None:
+            return len(self.state_store.compact(instance_id, keep_last))
+        writer = functools.partial(_write_archive, archive)
+        return len(self.state_store.compact(instance_id, keep_last, writer))
 
     # -- queries ---------------------------------------------------------------------
 
@@ -584,3 +585,21 @@ def _with_merge_default(workflow: Workflow, mode: str) -> Workflow:
     if "merge_trigger_data" in data:
         return workflow
     return validate_schema({**data, "merge_trigger_data": mode})
+
+
+def _write_archive(path: str | os.PathLike[str], events: list[dict[str, Any]]) -> None:
+    """Append ``events`` to the archive file as JSON lines and sync them to disk."""
+    import json  # noqa: PLC0415
+
+    data = "".join(json.dumps(event, ensure_ascii=False) + "\n" for event in events)
+    try:
+        with open(path, "a", encoding="utf-8") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+    except OSError as error:
+        raise StorageError(
+            f"cannot write the archive {os.fspath(path)}: {error.strerror or error}; "
+            "nothing was folded",
+            path=os.fspath(path),
+        ) from error

@@ -65,6 +65,11 @@ def fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def not_a_file(path: str | Path) -> StorageError:
+    """The error for a FIFO, device or folder found where a stored file should be."""
+    return StorageError(f"{path} is not a regular file; refusing to use it", path=str(path))
+
+
 def _discard(temp: Path) -> None:
     with contextlib.suppress(FileNotFoundError):
         os.unlink(temp)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING
 from chatflow._validation import id_problem
 from chatflow.errors import StorageError
 from chatflow.storage import _log
-from chatflow.storage._atomic import fsync_dir, write_atomic
+from chatflow.storage._atomic import fsync_dir, not_a_file, write_atomic
 from chatflow.storage._log import Event, Head
 from chatflow.storage.base import LogTransaction, TaskTexts
 
@@ -31,11 +32,16 @@ TEXTS = (("prompt", "prompt.md"), ("response", "ai_response.md"))
 def after_newline(path: str, line: str) -> bytes:
     """``line``, preceded by a newline if the file (a seed's index) does not end in one."""
     try:
-        with open(path, "rb") as file:
-            file.seek(-1, os.SEEK_END)
-            last = file.read(1)
-    except (FileNotFoundError, OSError):
-        last = b"\n"
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError:
+        return line.encode("ascii")  # (a file that is not there yet)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise not_a_file(path)
+        last = os.pread(fd, 1, info.st_size - 1) if info.st_size else b"\n"
+    finally:
+        os.close(fd)
     return (line if last == b"\n" else "\n" + line).encode("ascii")
 
 
@@ -66,27 +72,23 @@ class FileTransaction(LogTransaction):
             raise StorageError(f"{folder} is a symlink; refusing to write through it", path=folder)
         raw = store._read_bytes(store._head_file(iid))
         try:
-            size = os.lstat(self.log_path).st_size
+            info = os.lstat(self.log_path)
         except FileNotFoundError:
             if raw is None:
                 return None
             return self._upgrade(raw)
+        if not stat.S_ISREG(info.st_mode):
+            raise not_a_file(self.log_path)
+        size = info.st_size
         trusted = store._heads.get(iid)
         if trusted is not None and trusted.stamp == raw:
             mine = trusted.head()
             if mine["_log_size"] == size:  # nothing appended since this process wrote it
                 return mine
         head = store._usable_head(raw)
-        if head is not None:
-            end = head.get("_log_size")
-            if end == size and self._tail_matches(head):
-                return _log.check_head(head, iid, store.where)
-            if isinstance(end, int) and end > size:
-                raise _log.corrupt(iid, self.log_path, "its log is shorter than its head says")
-            if isinstance(end, int) and end < size:
-                return self._catch_up()
-            raise _log.corrupt(iid, store._head_file(iid), "the head does not match its log")
-        return self._catch_up()
+        if head is not None and head.get("_log_size") == size and self._tail_matches(head):
+            return _log.check_head(head, iid, store.where)
+        return self._repair(raw)
 
     def _tail_matches(self, head: Head) -> bool:
         """The log's last event is the one the head was written after, and records it."""
@@ -101,26 +103,50 @@ class FileTransaction(LogTransaction):
         except (ValueError, RecursionError):
             return False
 
-    def _catch_up(self) -> Head:
-        """Rebuild the head from the log after a crash between a commit and its head
-        write (or a lost head file); drop a torn, never-acknowledged last line."""
-        raw = self.store._read_bytes(self.log_path) or b""
-        end = raw.rfind(b"\n") + 1
-        if end < len(raw):
-            os.truncate(self.log_path, end)
-            raw = raw[:end]
-        events = self.store._events(self.instance_id, raw)
-        if not events:
-            raise _log.corrupt(self.instance_id, self.log_path, "its log is empty")
-        broken = _log.chain_problem(events)
-        if broken is not None:
-            raise _log.corrupt(self.instance_id, self.log_path, f"event {broken[0]}: {broken[1]}")
-        head = _log.project_head(events)
-        last_at = len(raw) - len(raw[: end - 1].rsplit(b"\n", 1)[-1]) - 1
-        self._write_head(head, _log.parts_of(head), len(raw), last_at)
-        self._status_line(head["state"]["feature_id"], _log.head_status(head))
-        self._events = events
-        return head
+    def _repair(self, raw: bytes | None) -> Head:
+        """The unusual path: the head is not the one written after the log's last line.
+
+        ``FileStateStore._inspect`` decides what the head and log say; what it calls
+        a crash's leftovers is repaired here (each repair logged and recorded), and
+        anything else is refused without changing a byte.
+        """
+        store, iid = self.store, self.instance_id
+        found = store._inspect(iid, raw, store._read_bytes(self.log_path) or b"")
+        if found.damaged and found.stored is not None:  # readable, yet edited: a person's call
+            raise _log.corrupt(
+                iid,
+                store._head_file(iid),
+                "its head file disagrees with its log (`chatflow doctor --fix` moves it "
+                "aside and rebuilds it from the log)",
+            )
+        if not _log.is_tail_of(found.events[-1], found.head):
+            raise _log.corrupt(iid, store._head_file(iid), "the head does not match its log")
+        if found.torn_at is not None:
+            self._set_aside_torn(found.torn_at)
+        head = found.head
+        if found.damaged:  # unreadable (a lost write, garbage): kept, then rebuilt
+            kept = store._move_aside(store._head_file(iid))
+            store._repaired(iid, "its unreadable head file was moved aside", kept)
+        if found.stale is not None:
+            self._write_head(head, _log.parts_of(head), *found.at)
+            self._status_line(head["state"]["feature_id"], _log.head_status(head))
+            store._repaired(iid, f"head rebuilt from its log: {found.stale}")
+        self._events = found.events
+        return _log.check_head(head, iid, store.where)
+
+    def _set_aside_torn(self, at: int) -> None:
+        """Cut a torn, never-acknowledged last line off the log (so the next event is a
+        line of its own), keeping its bytes in the store's quarantine folder."""
+        store = self.store
+        torn = (store._read_bytes(self.log_path) or b"")[at:]
+        kept = store._keep_aside(f"{self.instance_id}.events.jsonl.torn", torn)
+        try:
+            os.truncate(self.log_path, at)
+        except OSError as error:
+            where = self.log_path
+            raise StorageError(f"cannot repair {where}: {error.strerror}", path=where) from error
+        what = f"cut a torn, never-acknowledged last line ({len(torn)} bytes) off its log"
+        store._repaired(self.instance_id, what, kept)
 
     def _upgrade(self, raw: bytes) -> Head | None:
         """Turn a 1.x whole-state file (and its task files) into a log and a head."""
@@ -146,6 +172,7 @@ class FileTransaction(LogTransaction):
             head = _log.advance_head(head, body)
             commit.add(body, head)
         self._write(commit, None)
+        store._repaired(iid, "upgraded from a ChatFlow 1.x state file to a log and a head")
         return head
 
     def _old_tasks(self) -> Iterator[tuple[str, TaskTexts]]:

@@ -82,6 +82,19 @@ def line_start(link: str) -> str:
     return f'{{"hash":"{link}"'
 
 
+def line_is_sealed(line: bytes, event: Event) -> bool:
+    """Whether a stored line still holds what its ``hash`` was computed over.
+
+    A line this version wrote begins with its hash, followed by the canonical encoding
+    of the rest: hashing those bytes checks it without re-encoding the event. Any other
+    line (written in another key order) is checked by re-encoding it.
+    """
+    digest = event.get("hash")
+    if line[:9] == b'{"hash":"' and line[73:75] == b'",' and sha256_hex(b"{" + line[75:]) == digest:
+        return True
+    return event_hash(event) == digest
+
+
 def link_of(event: Event) -> str:
     """What the next event's ``prev`` must be: a checkpoint stands for what it replaced."""
     return str(event.get("replaced" if event.get("kind") == "checkpoint" else "hash"))

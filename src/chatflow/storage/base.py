@@ -448,14 +448,12 @@ class IWorkflowStateStore(ABC):
         if the instance's log, artifacts and head all check out."""
         validate_id(instance_id, "instance_id")
         where = self._log_where(instance_id)
-        # A head left behind by a crash after a commit is not damage: let the store
-        # catch it up first. Real damage is found below, with its precise place.
-        with contextlib.suppress(CorruptStateError), self._transaction(instance_id) as txn:
-            txn.head()
+        # Reads only (a read-only store verifies): a head a crash left behind its log is
+        # not damage, and the store's read answers with the log's head.
         try:
             found = self._read(instance_id)
         except CorruptStateError as error:
-            return Problem(instance_id, None, where, str(error))
+            return Problem(instance_id, error.context.get("seq"), where, str(error))
         if found is None:
             raise not_found(instance_id)
         head, events = found
@@ -500,9 +498,18 @@ class IWorkflowStateStore(ABC):
             raise not_found(instance_id)
         return str(head["hash"])
 
-    def compact(self, instance_id: str, keep_last: int) -> list[Event]:
+    def compact(
+        self,
+        instance_id: str,
+        keep_last: int,
+        archive: Callable[[list[Event]], None] | None = None,
+    ) -> list[Event]:
         """Fold all but the last ``keep_last`` events into one checkpoint; return the
-        folded events (for an archive). The projection and ``verify`` are unchanged."""
+        folded events. The projection and ``verify`` are unchanged.
+
+        ``archive`` is given the events to fold before anything changes, under the
+        instance's lock: if it raises, the log is left as it was.
+        """
         validate_id(instance_id, "instance_id")
         if isinstance(keep_last, bool) or not isinstance(keep_last, int) or keep_last < 0:
             raise ValidationError(
@@ -527,6 +534,8 @@ class IWorkflowStateStore(ABC):
                 "head": _log.head_digest(_log.head_of(state, tasks)),
             }
             checkpoint["hash"] = _log.event_hash(checkpoint)
+            if archive is not None:
+                archive(folded)
             txn.replace_prefix(checkpoint, folded[-1]["seq"])
             return folded
 

@@ -38,8 +38,10 @@ one-instance features at ~540 bytes each; ~80 bytes per id in a bigger feature).
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
+import stat
 import struct
 import threading
 import time
@@ -51,13 +53,14 @@ from typing import Any, NamedTuple
 from chatflow._validation import id_problem, validate_id
 from chatflow.errors import CorruptStateError, StorageError
 from chatflow.storage import _log
-from chatflow.storage._atomic import fsync_dir, write_atomic
-from chatflow.storage._file_transaction import TEXTS, FileTransaction
+from chatflow.storage._atomic import fsync_dir, not_a_file, write_atomic
+from chatflow.storage._file_transaction import TEXTS, FileTransaction, make_folder
 from chatflow.storage._log import Event, Head
 from chatflow.storage.base import (
     FeatureCounts,
     IWorkflowStateStore,
     LogTransaction,
+    Problem,
     SchemaRow,
     StatusCount,
     TaskTexts,
@@ -68,9 +71,23 @@ from chatflow.storage.file_lock import BaseFileLock, FileLock
 ROLLUP_CACHE_FEATURES = 64
 OVERVIEW_CACHE_IDS = 50_000
 SETTLED_NS = 2_000_000_000
+READ_RETRIES = 5  # reads of a head and log that moved on under concurrent writers
 LOG_NAME = "events.jsonl"
 _NOFOLLOW: int = getattr(os, "O_NOFOLLOW", 0)
 _BINARY: int = getattr(os, "O_BINARY", 0)
+_NONBLOCK: int = getattr(os, "O_NONBLOCK", 0)
+
+
+class Found(NamedTuple):
+    """An instance's stored head and log as ``FileStateStore._inspect`` reads them."""
+
+    head: Head  # the head to use: the stored one if current, else the log's projection
+    stored: Head | None  # the stored head, if it is a readable head
+    events: list[Event]
+    torn_at: int | None  # where a torn, never-acknowledged last line starts
+    stale: str | None  # why the stored head must be rewritten; None if it is current
+    at: tuple[int, int]  # the log's size and its last line's offset, without a torn line
+    damaged: bool  # a head file is there but cannot be read: evidence to move aside
 
 
 class _Rollup:
@@ -159,6 +176,9 @@ class FileStateStore(IWorkflowStateStore):
         self._rollup_lock = threading.Lock()
         self._summaries: dict[str, _Summary] = {}
         self._summary_ids = 0  # their total weight
+        # Moved-aside damaged files, and the record of every repair the store made.
+        self.quarantine_dir = self.base_dir / "quarantine"
+        self.repairs_file = self.base_dir / "repairs.jsonl"
         try:
             for folder in (self.instances_dir, self.features_dir, self.locks_dir):
                 folder.mkdir(parents=True, exist_ok=True)
@@ -167,6 +187,9 @@ class FileStateStore(IWorkflowStateStore):
                 f"cannot create storage folder {self.base_dir}: {error.strerror or error}",
                 path=str(self.base_dir),
             ) from error
+        for folder in (self.instances_dir, self.features_dir, self.locks_dir):
+            if folder.is_symlink():  # planted: every read and write would leave the store
+                raise StorageError(f"{folder} is a symlink; refusing to use it", path=str(folder))
 
     def __repr__(self) -> str:
         return f"FileStateStore({str(self.base_dir)!r}, durable={self.durable})"
@@ -214,20 +237,24 @@ class FileStateStore(IWorkflowStateStore):
     # -- reading ---------------------------------------------------------------------
 
     def _read_bytes(self, path: str) -> bytes | None:
-        try:
-            fd = os.open(path, os.O_RDONLY | _NOFOLLOW | _BINARY)
+        try:  # O_NONBLOCK: a FIFO planted in place of a file must not hang a reader
+            fd = os.open(path, os.O_RDONLY | _NOFOLLOW | _BINARY | _NONBLOCK)
         except FileNotFoundError:
             return None
         except OSError as error:
             raise StorageError(f"cannot read {path}: {error.strerror}", path=path) from error
         try:  # plain reads: a file object costs more than reading a small head
             chunks = [os.read(fd, 1 << 16)]
-            while chunks[-1]:
+            # Nothing read: an empty file, or a FIFO (O_NONBLOCK returns at once).
+            regular = bool(chunks[0]) or stat.S_ISREG(os.fstat(fd).st_mode)
+            while chunks[-1] and regular:
                 chunks.append(os.read(fd, 1 << 20))
         except OSError as error:
             raise StorageError(f"cannot read {path}: {error.strerror}", path=path) from error
         finally:
             os.close(fd)
+        if not regular:
+            raise not_a_file(path)
         return b"".join(chunks)
 
     def _parse_head(self, instance_id: str, raw: bytes) -> Any:
@@ -246,35 +273,121 @@ class FileStateStore(IWorkflowStateStore):
         return head if isinstance(head, dict) and head.get("format") == _log.HEAD_FORMAT else None
 
     def _events(self, instance_id: str, raw: bytes | None = None) -> list[Event]:
-        """The log's complete events (a torn last line, never acknowledged, is ignored)."""
+        """The log's complete events (a torn last line is left to ``_inspect``), each
+        checked against its hash and linked to the one before: a line edited, removed,
+        repeated or moved is ``CorruptStateError``, never a different state."""
         if raw is None:
             raw = self._read_bytes(self._log_file(instance_id)) or b""
         where = self._log_file(instance_id)
         lines = raw.split(b"\n")
         events = []
+        seq, link = -1, None
         for line in lines[:-1]:
             event = _log.decode_json(line, instance_id, where)
-            if not isinstance(event, dict):
+            if not isinstance(event, dict) or not isinstance(event.get("seq"), int):
                 raise _log.corrupt(instance_id, where, "an event is not an object", path=where)
+            if not _log.line_is_sealed(line, event):
+                problem = f"event {event['seq']}: its content does not match its hash (edited)"
+                raise _log.corrupt(instance_id, where, problem, path=where, seq=event["seq"])
+            if link is not None and (event["seq"] != seq + 1 or event.get("prev") != link):
+                problem = f"event {event['seq']} does not follow event {seq} (removed, repeated "
+                problem += "or moved)"
+                raise _log.corrupt(instance_id, where, problem, path=where, seq=event["seq"])
+            seq, link = event["seq"], _log.link_of(event)
             events.append(event)
         return events
 
+    def _inspect(self, instance_id: str, raw: bytes | None, log: bytes) -> Found:
+        """What the stored head and log say together, read only: the head to use, and
+        what a writer must repair first. ``CorruptStateError`` naming the instance for
+        damage that a writer cannot repair without losing or hiding something.
+
+        A torn last line (no newline) is a write that never finished; it is dropped only
+        when the stored head proves it was never acknowledged (the head was written
+        after the last complete line). A head missing, behind its log (a crash after a
+        commit) or at the log's last event but with stale offsets (a compaction killed
+        between its two writes) is rebuilt from the log. A head file that is there but
+        unreadable is ``damaged``: readers use the log, writers move it aside first. A
+        readable head that disagrees with the log is refused (someone edited one of
+        them), until ``chatflow doctor --fix`` moves it aside.
+        """
+        where = self._log_file(instance_id)
+        end = log.rfind(b"\n") + 1
+        stored = self._usable_head(raw)
+        damaged = raw is not None and stored is None
+        if stored is not None:
+            stored = _log.check_head(stored, instance_id, self._head_file(instance_id))
+        torn = end < len(log)
+        if torn and (stored is None or stored.get("_log_size") != end):
+            problem = "its last line is incomplete and no head proves it was never acknowledged"
+            raise _log.corrupt(instance_id, where, problem, path=where)
+        events = self._events(instance_id, log[:end])
+        if not events:
+            raise _log.corrupt(instance_id, where, "its log is empty", path=where)
+        last = events[-1]
+        last_at = end - 1 - len(log[: end - 1].rsplit(b"\n", 1)[-1])
+        at = (end, last_at)
+        if damaged and _salvaged_size(raw) > end:
+            raise _log.corrupt(instance_id, where, "its log is shorter than its damaged head says")
+        if stored is None:  # (so no torn line either)
+            missing = "its head file is unreadable" if damaged else "its head file is missing"
+            return Found(_log.project_head(events), None, events, None, missing, at, damaged)
+        cut = end if torn else None
+        seq, link = stored["seq"], stored.get("hash")
+        if seq > last["seq"]:
+            raise _log.corrupt(instance_id, where, "its log is shorter than its head says")
+        if seq == last["seq"] and link == _log.link_of(last):
+            current = (stored.get("_log_size"), stored.get("_last_at")) == at
+            stale = None if current else "its log offsets are stale (an interrupted compaction)"
+            return Found(stored, stored, events, cut, stale, at, False)
+        upto = next(
+            (n for n, e in enumerate(events) if e["seq"] == seq and _log.link_of(e) == link), None
+        )
+        if upto is None:
+            where = self._head_file(instance_id)
+            raise _log.corrupt(instance_id, where, "the head does not match its log")
+        # Behind, and (unless edited) the head the log projected to at that event.
+        edited = _log.head_problem(stored, events[: upto + 1]) is not None
+        why = "its head is behind its log (a crash after a commit)"
+        return Found(_log.project_head(events), stored, events, cut, why, at, edited)
+
     def _read(self, instance_id: str) -> tuple[Head, list[Event]] | None:
         validate_id(instance_id, "instance_id")
-        raw = self._read_bytes(self._head_file(instance_id))
-        log = self._read_bytes(self._log_file(instance_id))
-        if raw is not None and log is None:
-            return self._upgraded(instance_id)
-        if log is None:
-            return None
-        events = self._events(instance_id, log)
-        head = self._usable_head(raw)
-        if head is None:
-            head = _log.project_head(events)  # lost in a crash: the log is the truth
-        return _log.check_head(head, instance_id, self.where), events
+        head_file, log_file = self._head_file(instance_id), self._log_file(instance_id)
+        raw = self._read_bytes(head_file)
+        tries = READ_RETRIES
+        while True:
+            log = self._read_bytes(log_file)
+            if log is None:
+                return None if raw is None else self._upgraded(instance_id, raw)
+            try:
+                found = self._inspect(instance_id, raw, log)
+            except CorruptStateError:
+                # Unlocked: writers may have moved on between the two reads (a head read
+                # before two steps, a log read amid the second's append). Damage stays.
+                again, tries = self._read_bytes(head_file), tries - 1
+                if again == raw or not tries:
+                    raise
+                raw = again
+            else:
+                return found.head, found.events
 
-    def _upgraded(self, instance_id: str) -> tuple[Head, list[Event]] | None:
+    def verify(self, instance_id: str) -> Problem | None:
+        """As every store's, and a head file that steps refuse (unreadable: ``chatflow
+        doctor --fix`` rebuilds it) is a problem too, though reads use the log."""
+        problem = super().verify(instance_id)
+        raw = self._read_bytes(self._head_file(instance_id))
+        if problem is None and raw is not None and self._usable_head(raw) is None:
+            where = self._head_file(instance_id)
+            return Problem(instance_id, None, where, "the head file is unreadable (damaged)")
+        return problem
+
+    def _upgraded(self, instance_id: str, raw: bytes) -> tuple[Head, list[Event]] | None:
         """An instance written by ChatFlow 1.x (one whole-state file), upgraded in place."""
+        state = self._parse_head(instance_id, raw)
+        if not isinstance(state, dict) or "history" not in state:
+            problem = "its log is missing" if self._usable_head(raw) else "not a ChatFlow state"
+            raise _log.corrupt(instance_id, self._head_file(instance_id), problem)
         with self._transaction(instance_id) as txn:
             head = txn.head()
             return None if head is None else (head, txn.events())
@@ -298,6 +411,75 @@ class FileStateStore(IWorkflowStateStore):
         return parse_task_texts(
             instance_id, self.where, task, version, (record_raw, prompt, response)
         )
+
+    # -- repairs ---------------------------------------------------------------------
+
+    def _keep_aside(self, name: str, data: bytes) -> str:
+        """Keep ``data`` (bytes about to be cut off a file) as a new file in the
+        quarantine folder, before they are removed where they were; return its path."""
+        make_folder(self.quarantine_dir, durable=self.durable)
+        path = self.quarantine_dir / f"{name}.{time.time_ns()}"
+        write_atomic(path, data, durable=self.durable)
+        return str(path)
+
+    def _move_aside(self, path: str) -> str:
+        """Move a damaged file or folder into the quarantine folder (kept, never
+        deleted); return where it went. Its name there starts with the instance id."""
+        make_folder(self.quarantine_dir, durable=self.durable)
+        kept = self.quarantine_dir / f"{os.path.basename(path)}.{time.time_ns()}"
+        try:
+            os.rename(path, kept)
+        except OSError as error:
+            raise StorageError(
+                f"cannot move {path} aside: {error.strerror or error}", path=path
+            ) from error
+        if self.durable:
+            fsync_dir(Path(path).parent)
+            fsync_dir(self.quarantine_dir)
+        return str(kept)
+
+    def quarantined(self, instance_id: str) -> list[str]:
+        """What was moved aside from the instance (ids hold no '.', so the prefix is its)."""
+        return [p for p in self.moved_aside() if os.path.basename(p).startswith(f"{instance_id}.")]
+
+    def _repaired(self, instance_id: str, what: str, kept: str | None = None) -> None:
+        """Tell of a repair the store made by itself: a WARNING on the ``chatflow``
+        logger, and a line in ``repairs.jsonl`` (which ``chatflow doctor`` shows)."""
+        from chatflow._logger import logger  # noqa: PLC0415 - repairs are rare
+
+        logger(__name__).warning(
+            "repaired instance %s in %s: %s%s",
+            instance_id,
+            self.where,
+            what,
+            f" (the removed bytes are kept in {kept})" if kept else "",
+        )
+        record = {"at": time.time(), "instance_id": instance_id, "repair": what, "kept": kept}
+        with contextlib.suppress(StorageError):  # the warning above was given regardless
+            line = json.dumps(record, ensure_ascii=True).encode("ascii") + b"\n"
+            self._append_line(self.repairs_file, line, sync=False)
+
+    def repairs(self) -> list[dict[str, Any]]:
+        """Every repair recorded in ``repairs.jsonl``, oldest first."""
+        raw = self._read_bytes(str(self.repairs_file)) or b""
+        found = []
+        for line in raw.splitlines():
+            with contextlib.suppress(ValueError):
+                record = json.loads(line)
+                if isinstance(record, dict):
+                    found.append(record)
+        return found
+
+    def moved_aside(self) -> list[str]:
+        """Every file or folder kept in the quarantine folder, sorted."""
+        try:
+            names = os.listdir(self.quarantine_dir)
+        except FileNotFoundError:
+            return []
+        except OSError as error:
+            where = str(self.quarantine_dir)
+            raise StorageError(f"cannot list {where}: {error.strerror}", path=where) from error
+        return sorted(str(self.quarantine_dir / name) for name in names)
 
     # -- feature index ---------------------------------------------------------------
 
@@ -446,7 +628,8 @@ class FileStateStore(IWorkflowStateStore):
             if self._read_appended(link, rollup, "link") and not self._read_appended(
                 status, rollup, "status"
             ):
-                with self._feature_lock(feature_id):
+                # A read-only store keeps counting from the heads (see _counted).
+                with contextlib.suppress(StorageError), self._feature_lock(feature_id):
                     if not os.path.exists(status):
                         self._rebuild_status(feature_id, rollup)
                 self._read_appended(status, rollup, "status")
@@ -467,13 +650,16 @@ class FileStateStore(IWorkflowStateStore):
             )
         )
         try:
-            fd = os.open(path, os.O_RDONLY | _NOFOLLOW | _BINARY)
+            fd = os.open(path, os.O_RDONLY | _NOFOLLOW | _BINARY | _NONBLOCK)
         except FileNotFoundError:
             return False
         except OSError as error:
             raise StorageError(f"cannot read {path}: {error.strerror}", path=str(path)) from error
         with open(fd, "rb") as file:
-            size = os.fstat(fd).st_size
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                raise not_a_file(path)
+            size = info.st_size
             if size == done:
                 return True
             start = max(done - len(seen), 0)
@@ -538,9 +724,13 @@ class FileStateStore(IWorkflowStateStore):
         """Append ``line`` (one ``write``); fdatasync it if ``sync``; return the offset
         it starts at."""
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | _NOFOLLOW | _BINARY, 0o644)
+            flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | _NOFOLLOW | _BINARY | _NONBLOCK
+            fd = os.open(path, flags, 0o644)
             try:
-                start = os.fstat(fd).st_size
+                info = os.fstat(fd)
+                if not stat.S_ISREG(info.st_mode):
+                    raise not_a_file(path)
+                start = info.st_size
                 try:
                     view = memoryview(line)
                     while view:
@@ -554,7 +744,11 @@ class FileStateStore(IWorkflowStateStore):
                     raise
             finally:
                 os.close(fd)
+        except StorageError:
+            raise
         except OSError as error:
+            if error.errno == errno.ENXIO:  # a FIFO no one reads (O_NONBLOCK)
+                raise not_a_file(path) from error
             raise StorageError(
                 f"cannot append to {path}: {error.strerror or error}", path=str(path)
             ) from error
@@ -635,7 +829,7 @@ class FileStateStore(IWorkflowStateStore):
             else []
         ):
             try:
-                data = json.loads(path.read_bytes())
+                data = json.loads(self._read_bytes(str(path)) or b"")
                 rows.append(
                     SchemaRow(data["name"], data["version"], data["content_hash"], data["schema"])
                 )
@@ -644,6 +838,15 @@ class FileStateStore(IWorkflowStateStore):
                     f"registered schema {path} is unreadable: {error}"
                 ) from None
         return sorted(rows, key=lambda row: (row.name, str(row.version)))
+
+
+def _salvaged_size(raw: bytes | None) -> int:
+    """The log size a damaged head file still states on its second line (``-1`` if
+    none): what proves a log that lost its last lines shorter than it was."""
+    import re  # noqa: PLC0415 - damaged heads only
+
+    found = re.match(rb'\{\n "_last_at": \d+,\n "_log_size": (\d+)[,\n]', raw or b"")
+    return int(found[1]) if found else -1
 
 
 def _schema_file_name(name: str, version: int | str) -> str:

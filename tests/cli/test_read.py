@@ -200,6 +200,17 @@ def test_read_commands_never_create_a_postgres_schema(
     assert len(run.json("--dir", url, "list")) == 1
 
 
+@pytest.mark.parametrize("content", [b"", b"SQLite format 2\x00 and then garbage" * 50])
+def test_a_damaged_sqlite_file_is_an_error_not_an_empty_store(
+    run: Runner, tmp_path: Path, content: bytes
+) -> None:
+    (tmp_path / "state.db").write_bytes(content)
+    for args in (("list",), ("features",), ("verify", "--all"), ("doctor",), ("demo",)):
+        refused(run("--dir", "sqlite:///state.db", *args), 1, str(tmp_path / "state.db"))
+    assert (tmp_path / "state.db").read_bytes() == content
+    assert [path.name for path in tmp_path.iterdir()] == ["state.db"]
+
+
 def test_chatflow_dir_takes_store_urls_like_dir(run: Runner, tmp_path: Path) -> None:
     env = base_env(CHATFLOW_DIR="sqlite:///state.db")
     result = run("status", env=env)

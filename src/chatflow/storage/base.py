@@ -455,7 +455,8 @@ class IWorkflowStateStore(ABC):
         try:
             found = self._read(instance_id)
         except CorruptStateError as error:
-            return Problem(instance_id, None, where, str(error))
+            found_seq, reason = getattr(error, "seq", None), getattr(error, "reason", None)
+            return Problem(instance_id, found_seq, where, reason or str(error))
         if found is None:
             raise not_found(instance_id)
         head, events = found

@@ -234,6 +234,9 @@ class PostgresStore(SQLStore):
                 raise
             raise translated from error
 
+    def is_duplicate(self, error: Exception) -> bool:
+        return getattr(error, "sqlstate", None) == "23505"  # unique_violation
+
     @contextlib.contextmanager
     def _connection(self, action: str) -> Iterator[Connection]:
         with self._errors(action), self._get_pool().connection() as conn:

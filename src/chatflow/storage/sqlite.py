@@ -220,6 +220,9 @@ class SQLiteStore(SQLStore):
         with self._errors(action):
             return self._connection().execute(sql, params).fetchall()
 
+    def is_duplicate(self, error: Exception) -> bool:
+        return isinstance(error, sqlite3.IntegrityError)
+
     def _write_cursor(self, action: str) -> contextlib.AbstractContextManager[Cursor]:
         return self._transaction_on(action)
 

@@ -112,6 +112,10 @@ DAMAGES: dict[str, Damage] = {
     ),
     "middle event edited, same length": lambda rows, iid, _: _same_length_edit(rows, iid, 3),
     "last event edited, same length": lambda rows, iid, _: _last_edit(rows, iid),
+    "an event not JSON": lambda rows, iid, _: rows.set_event(iid, 4, '{"hash":"'),
+    "first event deleted": lambda rows, iid, _: rows.run(
+        "DELETE FROM {p}events WHERE instance_id = ? AND seq = 1", (iid,)
+    ),
     "middle event deleted": lambda rows, iid, _: rows.run(
         "DELETE FROM {p}events WHERE instance_id = ? AND seq = 3", (iid,)
     ),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -69,3 +70,19 @@ def test_verify_mistakes_get_one_line(tmp_path: Path) -> None:
         result = chatflow(*args, cwd=tmp_path)
         assert result.returncode == 3 and "Traceback" not in result.stderr  # not found
         assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_verify_names_an_edited_response_in_a_sqlite_store(tmp_path: Path) -> None:
+    on_sqlite = ("--dir", "sqlite:///state.db")
+    iid = chatflow(*on_sqlite, "demo", cwd=tmp_path).stdout.split()[1]
+    assert chatflow(*on_sqlite, "verify", iid, cwd=tmp_path).returncode == 0
+    with sqlite3.connect(tmp_path / "state.db") as conn:  # same length: only the hash differs
+        edited = conn.execute(
+            "UPDATE task_texts SET response = CAST(upper(CAST(response AS TEXT)) AS BLOB) "
+            "WHERE instance_id = ? AND task = 'design'",
+            (iid,),
+        ).rowcount
+    assert edited == 1
+    broken = chatflow(*on_sqlite, "verify", "--all", cwd=tmp_path)
+    assert broken.returncode == 1 and "Traceback" not in broken.stderr
+    assert iid in broken.stderr and "'design'" in broken.stderr and "response" in broken.stderr

@@ -4,6 +4,7 @@ grant."""
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import sqlite3
 from pathlib import Path
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from chatflow import CorruptStateError, StorageError
-from chatflow.storage import FileStateStore
+from chatflow.storage import FileStateStore, open_store
 from chatflow.storage.postgres import PostgresStore
 from chatflow.storage.postgres import migrations as pg_migrations
 from chatflow.storage.sqlite import MIGRATIONS, SQLiteStore
@@ -35,6 +36,37 @@ def test_sqlite_file_that_is_not_a_database_is_corrupt(tmp_path: Path) -> None:
     path.write_bytes(b"this is not an SQLite database, just text " * 100)
     with pytest.raises(CorruptStateError, match="corrupt"):
         SQLiteStore(path)
+    assert path.read_bytes() == b"this is not an SQLite database, just text " * 100
+    assert sorted(tmp_path.iterdir()) == [path]
+
+
+def test_empty_sqlite_file_is_corrupt_not_an_empty_store(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    path.touch()
+    for opening in (lambda: SQLiteStore(path), lambda: open_store(f"sqlite:///{path}")):
+        with pytest.raises(CorruptStateError, match=f"{path} is empty") as caught:
+            opening()
+        assert caught.value.path == str(path)
+    assert path.stat().st_size == 0 and sorted(tmp_path.iterdir()) == [path]
+
+
+def test_sqlite_database_of_another_program_is_refused_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "notes.db"
+    with contextlib.closing(sqlite3.connect(path)) as conn, conn:
+        conn.execute("CREATE TABLE notes (text TEXT)")
+    before = path.read_bytes()
+    with pytest.raises(StorageError, match="not a ChatFlow store"):
+        SQLiteStore(path)
+    assert path.read_bytes() == before
+
+
+def test_a_new_sqlite_database_appears_whole(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    SQLiteStore(path, durable=False).close()
+    assert sorted(tmp_path.iterdir()) == [path]  # no temporary file left beside it
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
 def test_sqlite_path_that_cannot_be_created_is_a_storage_error(tmp_path: Path) -> None:

@@ -29,6 +29,17 @@ def test_delete_asks_unless_yes(run: Runner, tmp_path: Path) -> None:
     refused(run("delete", "--feature", "feat_keep", "--yes"), 3, "no feature")
 
 
+def test_features_count_what_delete_leaves_in_a_sqlite_store(run: Runner) -> None:
+    on_sqlite = ("--dir", "sqlite:///state.db")
+    first, second = demo(run, "feat_two", *on_sqlite), demo(run, "feat_two", *on_sqlite)
+    assert run.json(*on_sqlite, "features")[0]["counts"]["completed"] == 2
+    assert run.json(*on_sqlite, "delete", second, "--yes") == {"deleted": [second]}
+    (rollup,) = run.json(*on_sqlite, "features")
+    assert rollup["counts"]["completed"] == rollup["total_instances"] == 1
+    assert rollup["latest_instance_id"] == first
+    assert run.json(*on_sqlite, "status", "--feature", "feat_two")["total_instances"] == 1
+
+
 def test_export_import_round_trip_is_verified_and_idempotent(run: Runner, tmp_path: Path) -> None:
     first = demo(run, "feat_one")
     demo(run, "feat_two")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -149,20 +150,21 @@ def test_tampered_artifact_is_reported_not_hidden(run: Runner, tmp_path: Path) -
     refused(run("artifacts", iid, "design"), 1, "checksum")
 
 
-@pytest.mark.parametrize(
-    "args",
-    [
-        ("status",),
-        ("list",),
-        ("features",),
-        ("show", "wfi_abc"),
-        ("history", "wfi_abc"),
-        ("artifacts", "wfi_abc", "design"),
-        ("doctor",),
-        ("verify", "--all"),
-        ("export", "--all"),
-    ],
-)
+READ_COMMANDS = [
+    ("status",),
+    ("list",),
+    ("features",),
+    ("show", "wfi_abc"),
+    ("history", "wfi_abc"),
+    ("artifacts", "wfi_abc", "design"),
+    ("diagram", "wfi_abc"),
+    ("doctor",),
+    ("verify", "--all"),
+    ("export", "--all"),
+]
+
+
+@pytest.mark.parametrize("args", READ_COMMANDS)
 def test_read_commands_never_create_a_store(
     run: Runner, tmp_path: Path, args: tuple[str, ...]
 ) -> None:
@@ -171,6 +173,42 @@ def test_read_commands_never_create_a_store(
     refused(run(*args), 3, "does not exist")  # the default ./.chatflow
     assert not (tmp_path / "nonexistent").exists()
     assert not (tmp_path / ".chatflow").exists()
+
+
+def test_read_commands_never_create_a_sqlite_database(run: Runner, tmp_path: Path) -> None:
+    for args in READ_COMMANDS:
+        refused(run("--dir", "sqlite:///typo/state.db", *args), 3, "does not exist")
+    for args in (("workflows",), ("diagram", "some_flow")):  # lookups in folders, then store
+        assert "Traceback" not in run("--dir", "sqlite:///typo/state.db", *args).stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_read_commands_never_create_a_postgres_schema(
+    run: Runner, pg_url: str, pg_schema: str, psycopg: ModuleType
+) -> None:
+    typo = f"{pg_schema}_typo"  # dropped with the session's schema if it were created
+    url = f"{pg_url}?schema={typo}"
+    for args in READ_COMMANDS:
+        refused(run("--dir", url, *args), 3, "does not exist", f"schema={typo}")
+    for args in (("workflows",), ("diagram", "some_flow")):
+        assert "Traceback" not in run("--dir", url, *args).stderr
+    with psycopg.connect(pg_url) as conn:
+        found = conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (typo,)).fetchall()
+    assert found == []
+    # The same schema once a command that writes has created it: readable, listed.
+    run.ok("--dir", url, "demo")
+    assert len(run.json("--dir", url, "list")) == 1
+
+
+@pytest.mark.parametrize("content", [b"", b"SQLite format 2\x00 and then garbage" * 50])
+def test_a_damaged_sqlite_file_is_an_error_not_an_empty_store(
+    run: Runner, tmp_path: Path, content: bytes
+) -> None:
+    (tmp_path / "state.db").write_bytes(content)
+    for args in (("list",), ("features",), ("verify", "--all"), ("doctor",), ("demo",)):
+        refused(run("--dir", "sqlite:///state.db", *args), 1, str(tmp_path / "state.db"))
+    assert (tmp_path / "state.db").read_bytes() == content
+    assert [path.name for path in tmp_path.iterdir()] == ["state.db"]
 
 
 def test_chatflow_dir_takes_store_urls_like_dir(run: Runner, tmp_path: Path) -> None:

@@ -51,6 +51,11 @@ class Harness:
         """Damage a phase's stored artifacts in a way the store can detect."""
         raise NotImplementedError
 
+    def edit_text(self, instance_id: str, phase: str, what: str, old: str, new: str) -> None:
+        """Replace ``old`` by ``new`` in version 1 of a phase's stored ``what`` ("prompt" or
+        "response"), as a hand edit of the stored text would."""
+        raise NotImplementedError
+
     def hold_write_lock(self, instance_id: str) -> contextlib.AbstractContextManager[None]:
         """Act as another writer holding ``instance_id`` for the duration."""
         raise NotImplementedError
@@ -77,6 +82,13 @@ class MemoryHarness(Harness):
         found = self.store._instances[instance_id]
         found.texts[(phase, 1)] = found.texts[(phase, 1)].replace('"prompt"', '"tampered"')
 
+    def edit_text(self, instance_id: str, phase: str, what: str, old: str, new: str) -> None:
+        texts = self.store._instances[instance_id].texts
+        record, prompt, response = json.loads(texts[(phase, 1)])
+        edited = {"prompt": prompt, "response": response}
+        edited[what] = edited[what].replace(old, new)
+        texts[(phase, 1)] = json.dumps([record, edited["prompt"], edited["response"]])
+
 
 @dataclass
 class FileHarness(Harness):
@@ -99,6 +111,13 @@ class FileHarness(Harness):
     def corrupt_artifacts(self, instance_id: str, phase: str) -> None:
         path = Path(self.folder, "instances", instance_id, "tasks", f"{phase}.v1.prompt.md")
         path.write_text("tampered", encoding="utf-8")
+
+    def edit_text(self, instance_id: str, phase: str, what: str, old: str, new: str) -> None:
+        suffix = {"prompt": "prompt.md", "response": "ai_response.md"}[what]
+        tasks = Path(self.folder, "instances", instance_id, "tasks")
+        for path in (tasks / f"{phase}.v1.{suffix}", tasks / f"{phase}.{suffix}"):
+            if path.exists():  # the versioned file, and the latest version's copy
+                path.write_bytes(path.read_bytes().replace(old.encode(), new.encode()))
 
     @contextlib.contextmanager
     def hold_write_lock(self, instance_id: str) -> Iterator[None]:
@@ -136,6 +155,14 @@ class SQLiteHarness(Harness):
         self._execute(
             "UPDATE task_texts SET prompt = prompt || X'00' WHERE instance_id = ? AND task = ?",
             (instance_id, phase),
+        )
+
+    def edit_text(self, instance_id: str, phase: str, what: str, old: str, new: str) -> None:
+        column = {"prompt": "prompt", "response": "response"}[what]
+        self._execute(
+            f"UPDATE task_texts SET {column} = CAST(replace(CAST({column} AS TEXT), ?, ?) "
+            "AS BLOB) WHERE instance_id = ? AND task = ? AND version = 1",
+            (old, new, instance_id, phase),
         )
 
     @contextlib.contextmanager
@@ -188,6 +215,15 @@ class PostgresHarness(Harness):
             "UPDATE {s}.task_texts SET prompt = prompt || 'tampered'::bytea "
             "WHERE instance_id = %s AND task = %s",
             (instance_id, phase),
+        )
+
+    def edit_text(self, instance_id: str, phase: str, what: str, old: str, new: str) -> None:
+        column = {"prompt": "prompt", "response": "response"}[what]
+        self.execute(
+            f"UPDATE {{s}}.task_texts SET {column} = convert_to(replace(convert_from("
+            f"{column}, 'UTF8'), %s, %s), 'UTF8') "
+            "WHERE instance_id = %s AND task = %s AND version = 1",
+            (old, new, instance_id, phase),
         )
 
     @contextlib.contextmanager

@@ -94,6 +94,31 @@ def test_verify_checks_artifacts_against_the_log(
     assert problem is not None and "plan" in str(problem)
 
 
+@pytest.mark.parametrize("what", ["prompt", "response"])
+def test_verify_reports_an_edited_text(
+    harness: Harness, store: IWorkflowStateStore, what: str
+) -> None:
+    engine = WorkflowEngine(store=store)
+    iid = engine.start_workflow_instance(SCHEMA, {}, "feat_log")
+    engine.record_task_artifacts(iid, "Plan the login page.", "Use OAuth.", phase_name="plan")
+    engine.record_task_artifacts(iid, "Plan it again.", "Use passkeys.", phase_name="plan")
+    assert engine.verify(iid) is None
+    old, new = {"prompt": ("login", "LOGIN"), "response": ("OAuth", "SAML!")}[what]
+    harness.edit_text(iid, "plan", what, old, new)  # version 1: same length, one word
+    fresh = harness.open()
+    try:
+        problem = fresh.verify(iid)
+        assert problem is not None and problem.instance_id == iid
+        assert "'plan' version 1" in problem.where and what in problem.what
+        with pytest.raises(CorruptStateError, match=what):
+            fresh.load_task_artifacts(iid, "plan", 1)
+        edited = fresh.load_task_artifacts(iid, "plan", 1, checked=False)
+        assert edited is not None and new in edited[what]
+        assert fresh.load_task_artifacts(iid, "plan") is not None  # version 2 still reads
+    finally:
+        fresh.close()
+
+
 def test_deeply_nested_stored_data_is_corrupt_not_a_recursion_error(
     harness: Harness, store: IWorkflowStateStore
 ) -> None:

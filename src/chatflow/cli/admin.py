@@ -378,7 +378,8 @@ def cmd_doctor(ctx: Context) -> int:
 
 
 def _check_instances(store: IWorkflowStateStore, progress: Progress) -> list[Finding]:
-    """Checks every store supports: each listed instance loads and parses."""
+    """Checks every store supports: each listed instance verifies (its log, head and
+    artifacts: damage a load would not notice), loads and parses."""
     from chatflow.core.models import WorkflowInstanceState  # noqa: PLC0415
     from chatflow.errors import ChatFlowError  # noqa: PLC0415
     from chatflow.storage.file_doctor import Finding  # noqa: PLC0415
@@ -387,6 +388,12 @@ def _check_instances(store: IWorkflowStateStore, progress: Progress) -> list[Fin
     ids = store.list_instance_ids()
     for instance_id in progress.over(ids):
         try:
+            problem = store.verify(instance_id)
+            if problem is not None:
+                findings.append(
+                    Finding("damaged_instance", repr(store), str(problem), False, instance_id)
+                )
+                continue
             data = store.load_state(instance_id)
             if data is None:
                 raise ValidationError(f"instance {instance_id!r} is listed but has no state")

@@ -149,7 +149,7 @@ class WorkflowEngine(HumanActions):
 
     def _existing_store(self) -> IWorkflowStateStore | None:
         """The store, unless it does not exist yet: looking schemas up must not create one
-        (a server store cannot be checked without connecting, so it is opened)."""
+        (``require_store`` says, asking a PostgreSQL server without creating anything)."""
         if self._store is None:
             from chatflow.storage._open import require_store  # noqa: PLC0415 - lookups only
 

@@ -361,6 +361,43 @@ def chain_problem(  # noqa: PLR0911 - one return per kind of break, in checking 
     return None
 
 
+def link_problem(events: Sequence[Event], texts: Sequence[str | bytes]) -> tuple[int, str] | None:
+    """The first edited, deleted, duplicated or reordered event of a stored log, found
+    without replaying it (what every load checks; ``chain_problem`` checks more).
+
+    ``texts`` are the events as stored: canonical, ``hash`` first, so an event's hash
+    is checked over its stored bytes instead of encoding it again.
+    """
+    seq, link = 0, GENESIS
+    for number, (event, text) in enumerate(zip(events, texts, strict=True)):
+        found = event.get("seq")
+        if not isinstance(found, int) or isinstance(found, bool):
+            return seq + 1, "event is not an object with a seq"
+        checkpoint = event.get("kind") == "checkpoint"
+        if found != seq + 1 and not (number == 0 and checkpoint):
+            return seq + 1, f"expected event {seq + 1}, found {found} (deleted or reordered)"
+        if not _hash_matches(event, text):
+            return found, "its content does not match its hash (edited)"
+        if event.get("prev") != link and not checkpoint:
+            return found, "it does not link to the event before it"
+        seq, link = found, link_of(event)
+    return None
+
+
+def _hash_matches(event: Event, text: str | bytes) -> bool:
+    claimed = event.get("hash")
+    if not isinstance(claimed, str):
+        return False
+    if isinstance(text, str):  # as written: hash the stored text after the hash
+        start = line_start(claimed) + ","
+        if text.startswith(start) and sha256_hex("{" + text[len(start) :]) == claimed:
+            return True
+    try:
+        return event_hash(event) == claimed  # stored in another encoding, or edited
+    except ValidationError:  # holds what no event can (NaN): not as written
+        return False
+
+
 def is_tail_of(event: Any, head: Head) -> bool:
     """Whether ``event`` is intact, is the one ``head`` was written after, and records
     that very head: the check a step makes before trusting a head (one event, not the

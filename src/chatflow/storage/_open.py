@@ -91,22 +91,37 @@ def is_store_url(target: str | os.PathLike[str]) -> bool:
 def require_store(target: str | os.PathLike[str], what: str = "store") -> None:
     """Raise ``StoreNotFoundError`` unless ``target`` names a store that already exists.
 
-    Callers that only read use it so that a mistyped folder is an error, not a new empty
-    store: a file store is a folder with ``instances/`` in it, a SQLite store an existing
-    file. Server and memory stores cannot be checked without connecting; they pass.
+    Callers that only read use it so that a mistyped folder, file or schema is an error,
+    not a new empty store: a file store is a folder with ``instances/`` in it, a SQLite
+    store an existing file, a PostgreSQL store a schema holding ChatFlow's tables (asked
+    over one connection, creating nothing). Memory and third-party stores pass.
     """
+    if _store_exists(target):
+        return
+    from chatflow.storage.migrate import display_name  # noqa: PLC0415 - messages only
+
+    path = _local_path(target)
+    raise StoreNotFoundError(
+        f"{what} {display_name(target)!r} does not exist (no ChatFlow store there)",
+        **({"path": str(path)} if path is not None else {}),
+    )
+
+
+def _store_exists(target: str | os.PathLike[str]) -> bool:
+    """False only for a store known not to exist (see ``require_store``)."""
+    scheme = url_scheme(target)
+    if scheme in ("postgresql", "postgres"):
+        from chatflow.storage.postgres import PostgresStore  # noqa: PLC0415
+
+        store = PostgresStore(str(target), min_size=0)
+        try:
+            return store.exists()
+        finally:
+            store.close()
     path = _local_path(target)
     if path is None:
-        return
-    is_file_store = url_scheme(target) in (None, "file")
-    exists = (path / "instances").is_dir() if is_file_store else path.is_file()
-    if not exists:
-        from chatflow.storage.migrate import display_name  # noqa: PLC0415 - messages only
-
-        raise StoreNotFoundError(
-            f"{what} {display_name(target)!r} does not exist (no ChatFlow store there)",
-            path=str(path),
-        )
+        return True
+    return (path / "instances").is_dir() if scheme in (None, "file") else path.is_file()
 
 
 def _local_path(target: str | os.PathLike[str]) -> Path | None:

@@ -179,6 +179,10 @@ class SQLStore(IWorkflowStateStore):
         return text
 
     @abstractmethod
+    def is_duplicate(self, error: Exception) -> bool:
+        """Whether ``error`` is the driver's unique-key violation."""
+
+    @abstractmethod
     def _write_cursor(self, action: str) -> contextlib.AbstractContextManager[Cursor]:
         """A write transaction; committed if the block completes, else rolled back."""
 
@@ -208,14 +212,21 @@ class SQLStore(IWorkflowStateStore):
         return _log.check_head(head, instance_id, self.where)
 
     def _decode_events(self, instance_id: str, rows: list[Any]) -> list[Event]:
+        """The stored log, checked link by link: an edited, deleted, duplicated or
+        reordered row is a ``CorruptStateError`` (with its ``seq``), never read as data."""
+        where = self._log_where(instance_id)
         events = []
         for (text,) in rows:
-            event = _log.decode_json(text, instance_id, self._log_where(instance_id))
+            event = _log.decode_json(text, instance_id, where)
             if not isinstance(event, dict):
-                raise _log.corrupt(
-                    instance_id, self._log_where(instance_id), "an event is not an object"
-                )
+                raise _log.corrupt(instance_id, where, "an event is not an object")
             events.append(event)
+        broken = _log.link_problem(events, [text for (text,) in rows])
+        if broken is not None:
+            seq, problem = broken
+            raise _log.corrupt(
+                instance_id, where, f"event {seq}: {problem}", seq=seq, reason=problem
+            )
         return events
 
     def _read(self, instance_id: str) -> tuple[Head, list[Event]] | None:
@@ -385,15 +396,28 @@ class _SQLTransaction(LogTransaction):
         texts_of = [line.decode("utf-8") for line in commit.lines]
         keys, moving = head_keys(head), head_moving(head, commit.head_json().decode("utf-8"))
         old = self._head
-        if old is not None and len(events) == 1 and store.append_query is not None:
-            cursor.execute(store.append_query, (iid, events[0]["seq"], texts_of[0], *moving, iid))
-        else:
-            for event, text in zip(events, texts_of, strict=True):
-                cursor.execute(store.sql("insert_event"), (iid, event["seq"], text))
-            if old is None:
-                cursor.execute(store.sql("insert_head"), (iid, *keys, *moving))
+        try:
+            if old is not None and len(events) == 1 and store.append_query is not None:
+                row = (iid, events[0]["seq"], texts_of[0], *moving, iid)
+                cursor.execute(store.append_query, row)
             else:
-                cursor.execute(store.sql("update_head"), (*moving, iid))
+                for event, text in zip(events, texts_of, strict=True):
+                    cursor.execute(store.sql("insert_event"), (iid, event["seq"], text))
+                if old is None:
+                    cursor.execute(store.sql("insert_head"), (iid, *keys, *moving))
+                else:
+                    cursor.execute(store.sql("update_head"), (*moving, iid))
+        except Exception as error:
+            if not store.is_duplicate(error):
+                raise
+            # The head was checked against the event it names, so the log runs on past
+            # it: the head is older than the log. Nothing is written (rolled back).
+            raise _log.corrupt(
+                iid,
+                store.where,
+                f"its log already holds event {events[0]['seq']} (its head is older than its log)",
+                seq=events[0]["seq"],
+            ) from error
         if old is not None and keys != head_keys(old):
             cursor.execute(store.sql("update_keys"), (*keys, iid))
         feature, new_status = keys[0], keys[1]

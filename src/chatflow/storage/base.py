@@ -453,7 +453,8 @@ class IWorkflowStateStore(ABC):
         try:
             found = self._read(instance_id)
         except CorruptStateError as error:
-            return Problem(instance_id, error.context.get("seq"), where, str(error))
+            seq, reason = error.context.get("seq"), error.context.get("reason")
+            return Problem(instance_id, seq, where, reason or str(error))
         if found is None:
             raise not_found(instance_id)
         head, events = found

@@ -151,6 +151,7 @@ class PostgresStore(SQLStore):
         self._pool: ConnectionPool[Connection] | None = None
         self._closed = False
         self._quoted = f'"{self.schema}"'
+        _driver()  # without the extra, fail here with how to install it, not at first use
         _stores.add(self)
 
     def __repr__(self) -> str:
@@ -170,21 +171,27 @@ class PostgresStore(SQLStore):
                 self._pool = self._open_pool()
             return self._pool
 
+    def exists(self) -> bool:
+        """Whether this schema holds ChatFlow's tables; asks without creating anything
+        (commands that only read must not create a store where a typo points)."""
+        with self._errors("connect to"), self._connect() as conn:
+            return self._schema_version(conn) > 0
+
+    def _connect(self) -> Connection:
+        """One plain connection: it fails fast with the server's own reason (refused, no
+        such database, permission denied) instead of a pool timeout."""
+        psycopg, _ = _driver()
+        conn: Connection = psycopg.connect(
+            self.url, autocommit=True, connect_timeout=self.connect_timeout
+        )
+        return conn
+
     def _open_pool(self) -> ConnectionPool[Connection]:
-        try:
-            import psycopg  # noqa: PLC0415 - optional dependency, loaded only when used
-            from psycopg_pool import ConnectionPool  # noqa: PLC0415
-        except ImportError as error:
-            raise StorageError(
-                f"PostgresStore needs psycopg 3 and psycopg_pool ({error}): "
-                "pip install 'chatflow-engine[postgres]'"
-            ) from error
-        options: dict[str, Any] = {"autocommit": True, "connect_timeout": self.connect_timeout}
-        # One plain connection first: it fails fast with the server's own reason
-        # (refused, no such database, permission denied) instead of a pool timeout.
-        with self._errors("connect to"), psycopg.connect(self.url, **options) as conn:
+        _, pool_class = _driver()
+        with self._errors("connect to"), self._connect() as conn:
             self._migrate(conn)
-        pool: ConnectionPool[Connection] = ConnectionPool(
+        options: dict[str, Any] = {"autocommit": True, "connect_timeout": self.connect_timeout}
+        pool: ConnectionPool[Connection] = pool_class(
             self.url,
             kwargs=options,
             min_size=self.min_size,
@@ -226,6 +233,9 @@ class PostgresStore(SQLStore):
             if translated is None:
                 raise
             raise translated from error
+
+    def is_duplicate(self, error: Exception) -> bool:
+        return getattr(error, "sqlstate", None) == "23505"  # unique_violation
 
     @contextlib.contextmanager
     def _connection(self, action: str) -> Iterator[Connection]:
@@ -287,6 +297,20 @@ class PostgresStore(SQLStore):
             return 0
         row = conn.execute(f"SELECT coalesce(max(version), 0) FROM {table}").fetchone()
         return int(row[0]) if row else 0
+
+
+def _driver() -> tuple[Any, type[ConnectionPool[Connection]]]:
+    """psycopg and psycopg_pool's ``ConnectionPool``, or a ``StorageError`` saying how to
+    install them: they are the optional ``[postgres]`` extra."""
+    try:
+        import psycopg  # noqa: PLC0415 - optional dependency, loaded only when used
+        from psycopg_pool import ConnectionPool  # noqa: PLC0415
+    except ImportError as error:
+        raise StorageError(
+            f"PostgreSQL stores need the [postgres] extra (psycopg 3 and psycopg_pool; "
+            f"{error}): pip install 'chatflow-engine[postgres]'"
+        ) from error
+    return psycopg, ConnectionPool
 
 
 def _split_schema(url: str) -> tuple[str, str | None]:

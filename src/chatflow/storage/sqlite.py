@@ -16,12 +16,16 @@ mid-transaction), reopened in a forked child: a connection inherited across ``fo
 never used or closed there, because SQLite's POSIX locks do not survive the fork.
 
 Schema migrations are numbered; ``PRAGMA user_version`` records how many have run.
+A new database is built beside its path and linked into place whole, so no process ever
+sees it half made; an empty file, or a SQLite database of another program, is therefore
+refused and left untouched, never read as an empty store.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -137,12 +141,13 @@ class SQLiteStore(SQLStore):
         for thread in [thread for thread in self._connections if not thread.is_alive()]:
             self._connections.pop(thread).close()
 
-    def _connect(self) -> sqlite3.Connection:
+    def _connect(self, path: Path | None = None) -> sqlite3.Connection:
+        """A connection to the database (or to ``path``, one being created)."""
         with self._errors("open"):
             # check_same_thread=False only so close() can close every thread's
             # connection; each connection is still used by its own thread alone.
             conn = sqlite3.connect(
-                self.path,
+                path or self.path,
                 timeout=self.busy_timeout,
                 isolation_level=None,
                 check_same_thread=False,
@@ -153,7 +158,6 @@ class SQLiteStore(SQLStore):
                 # Waiting (like the file store's lock timeout) turns contention into
                 # queueing; only a writer stuck past the timeout is an error.
                 conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
-                conn.execute("PRAGMA journal_mode = WAL")
                 conn.execute(f"PRAGMA synchronous = {'FULL' if self.durable else 'NORMAL'}")
             except BaseException:
                 conn.close()
@@ -216,6 +220,9 @@ class SQLiteStore(SQLStore):
         with self._errors(action):
             return self._connection().execute(sql, params).fetchall()
 
+    def is_duplicate(self, error: Exception) -> bool:
+        return isinstance(error, sqlite3.IntegrityError)
+
     def _write_cursor(self, action: str) -> contextlib.AbstractContextManager[Cursor]:
         return self._transaction_on(action)
 
@@ -234,28 +241,94 @@ class SQLiteStore(SQLStore):
     # -- schema ----------------------------------------------------------------------
 
     def _migrate(self) -> None:
-        """Bring the database's tables up to date; safe when many processes open it at once."""
+        """Create the database if there is none, else bring its tables up to date; safe
+        when many processes open it at once. A file that is not a ChatFlow database is
+        refused and left as it is: never read as an empty store, never written to."""
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            size = self.path.stat().st_size if self.path.exists() else None
         except OSError as error:
             raise StorageError(
-                f"cannot create folder {self.path.parent}: {error.strerror or error}",
-                path=str(self.path),
+                f"cannot open {self.where}: {error.strerror or error}", path=str(self.path)
             ) from error
+        if size is None:
+            self._create()
+        elif size == 0:
+            # Every database ChatFlow creates appears whole (see _create): an empty file
+            # is damage, or a file that is not a database at all.
+            raise CorruptStateError(
+                f"{self.where} is empty (0 bytes): not a ChatFlow store, perhaps a damaged "
+                "one; left untouched (move it away to start a new store there)",
+                path=str(self.path),
+            )
         with self._transaction_on("set up") as conn:
-            version: int = conn.execute("PRAGMA user_version").fetchone()[0]
-            if version > len(MIGRATIONS):
+            self._upgrade(conn)
+        with self._errors("set up"):
+            # Kept in the file, so only a database made in place (see _create) lacks it.
+            self._connection().execute("PRAGMA journal_mode = WAL")
+
+    def _create(self) -> None:
+        """Build a new database beside ``path`` and link it into place, so that no other
+        process ever sees it half made. (On a file system without hard links, SQLite
+        creates it in place when it is first opened.)"""
+        temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+        try:
+            with self._errors("create"), contextlib.closing(self._connect(temporary)) as conn:
+                conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute("BEGIN IMMEDIATE")
+                self._upgrade(conn)
+                conn.execute("COMMIT")
+            # Closing checkpointed the log into the file; now make it durable, then visible.
+            if self.durable:
+                _fsync(temporary)
+            try:
+                os.link(temporary, self.path)
+            except FileExistsError:
+                return  # another process created it first: use theirs, it is whole too
+            except OSError:
+                return
+            if self.durable:
+                _fsync(self.path.parent)
+        except OSError as error:
+            raise StorageError(
+                f"cannot create {self.where}: {error.strerror or error}", path=str(self.path)
+            ) from error
+        finally:
+            for suffix in ("", "-wal", "-shm"):
+                with contextlib.suppress(OSError):
+                    os.unlink(f"{temporary}{suffix}")
+
+    def _upgrade(self, conn: sqlite3.Connection) -> None:
+        """Run the migrations ``conn``'s database lacks, inside the caller's transaction."""
+        version: int = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > len(MIGRATIONS):
+            raise StorageError(
+                f"{self.where} has schema version {version}; this ChatFlow knows up to "
+                f"{len(MIGRATIONS)}: upgrade ChatFlow",
+                path=str(self.path),
+            )
+        if version == 0:
+            tables = [row[0] for row in conn.execute("SELECT name FROM sqlite_master")]
+            if tables:
                 raise StorageError(
-                    f"SQLite database {self.path} has schema version {version}; this ChatFlow "
-                    f"knows up to {len(MIGRATIONS)}: upgrade ChatFlow",
+                    f"{self.where} is a SQLite database but not a ChatFlow store (it holds "
+                    f"{', '.join(sorted(tables)[:5])}): refusing to add tables to it",
                     path=str(self.path),
                 )
-            for number in range(version, len(MIGRATIONS)):
-                for statement in MIGRATIONS[number]:
-                    conn.execute(statement)
-                if number == 1:
-                    upgrade_v1(self, conn)
-                conn.execute(f"PRAGMA user_version = {number + 1}")
+        for number in range(version, len(MIGRATIONS)):
+            for statement in MIGRATIONS[number]:
+                conn.execute(statement)
+            if number == 1:
+                upgrade_v1(self, conn)
+            conn.execute(f"PRAGMA user_version = {number + 1}")
+
+
+def _fsync(path: Path) -> None:
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 def _result_code(error: sqlite3.Error) -> int | None:

@@ -14,6 +14,7 @@ from chatflow import WorkflowEngine
 from chatflow.storage import IWorkflowStateStore, StatusCount
 
 __all__ = [
+    "test_a_deleted_instance_leaves_every_roll_up_at_once",
     "test_a_deleted_instance_leaves_the_counts",
     "test_an_empty_store_has_no_features",
     "test_counts_match_each_feature_and_the_default",
@@ -85,6 +86,38 @@ def test_a_deleted_instance_leaves_the_counts(store: IWorkflowStateStore) -> Non
     overview = engine.state_store.list_feature_counts()
     assert [found.feature_id for found in overview] == ["feat_a", "feat_b"]
     assert overview[1].counts == [StatusCount("paused", 1, ids["b_paused"])]
+
+
+def test_a_deleted_instance_leaves_every_roll_up_at_once(store: IWorkflowStateStore) -> None:
+    engine = WorkflowEngine(store=store)
+    ids = _fill(engine)
+    twin = engine.start_workflow_instance(SCHEMA, {}, "feat_b")  # a second running one
+    engine.trigger_next_step(twin, {})
+    assert store.feature_status_counts("feat_b")[-1] == StatusCount("running", 2, twin)
+    assert store.delete_instance(twin)
+    expected = [
+        StatusCount("paused", 1, ids["b_paused"]),
+        StatusCount("running", 1, ids["b_running"]),
+    ]
+    assert store.feature_status_counts("feat_b") == expected
+    assert {found.feature_id: found.counts for found in store.list_feature_counts()}[
+        "feat_b"
+    ] == expected
+    rollup = engine.get_feature_status("feat_b")
+    assert (rollup["total_instances"], rollup["running_count"]) == (2, 1)
+    assert rollup["latest_instance_id"] == ids["b_running"]
+    assert store.get_current_task_id_for_feature("feat_b") == ids["b_running"]
+    overview = {found["feature_id"]: found for found in engine.list_feature_rollups()}
+    assert (overview["feat_b"]["total_instances"], overview["feat_b"]["running_count"]) == (2, 1)
+    # The feature's last instances go too: no count, no roll-up is left behind.
+    for iid in (ids["b_paused"], ids["b_running"]):
+        assert store.delete_instance(iid)
+    assert store.feature_status_counts("feat_b") == []
+    assert "feat_b" not in {found.feature_id for found in store.list_feature_counts()}
+    assert engine.get_feature_status("feat_b")["status"] == "not_started"
+    # A new instance of the feature is counted from one again, not on top of stale counts.
+    again = engine.start_workflow_instance(SCHEMA, {}, "feat_b")
+    assert store.feature_status_counts("feat_b") == [StatusCount("created", 1, again)]
 
 
 def test_an_empty_store_has_no_features(store: IWorkflowStateStore) -> None:

@@ -36,7 +36,7 @@ def test_export_import_round_trip_is_verified_and_idempotent(run: Runner, tmp_pa
     assert run.json("export", "--all", "-o", str(dump)) == {"exported": 2, "file": str(dump)}
     lines = [json.loads(line) for line in dump.read_text(encoding="utf-8").splitlines()]
     assert [line["instance"]["feature_id"] for line in lines] == ["feat_one", "feat_two"]
-    assert len(lines[0]["artifacts"]) == 3 and lines[0]["chatflow_export"] == 1
+    assert len(lines[0]["texts"]) == 3 and lines[0]["chatflow_export"] == 2
     single = run.ok("export", first).stdout
     assert json.loads(single) == lines[0]
 
@@ -52,9 +52,9 @@ def test_export_import_round_trip_is_verified_and_idempotent(run: Runner, tmp_pa
 
     tampered = tmp_path / "tampered.jsonl"
     line = lines[0]
-    line["artifacts"][0]["prompt"] = "changed"
+    line["texts"][0]["prompt"] = "changed"
     tampered.write_text(json.dumps(line) + "\n", encoding="utf-8")
-    refused(run("--dir", str(tmp_path / "t"), "import", str(tampered)), 1, "checksum")
+    refused(run("--dir", str(tmp_path / "t"), "import", str(tampered)), 1, "does not match")
     (tmp_path / "junk.jsonl").write_text("{}\n", encoding="utf-8")
     refused(run("import", str(tmp_path / "junk.jsonl")), 1, "junk.jsonl:1")
     refused(run("import", str(tmp_path / "missing.jsonl")), 3, "not found")

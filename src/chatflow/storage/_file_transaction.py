@@ -173,7 +173,7 @@ class FileTransaction(LogTransaction):
 
     def append(self, commit: _log.Commit, texts: tuple[str, int, TaskTexts] | None) -> None:
         if texts is not None:
-            self._write_texts(*texts)
+            self.put_texts(*texts)
         self._write(commit, self._head)
         self._head = commit.head
         if self._events is not None:
@@ -191,11 +191,16 @@ class FileTransaction(LogTransaction):
         status = _log.head_status(head)
         feature_id = head["state"]["feature_id"]
         creating = old is None and self.feature_id is not None
-        if old is None and not os.path.lexists(self.log_path):
+        new_log = old is None and not os.path.lexists(self.log_path)
+        if new_log:
             make_folder(Path(store._folder(iid)), durable=store.durable)
         if creating:  # before the id is listed: a listed id always has a status line
             self._status_line(feature_id, status)
-        start = store._append_line(self.log_path, data, sync=store.durable)
+        if new_log:  # whole or not at all: a killed create never leaves a torn first log
+            write_atomic(Path(self.log_path), data, durable=store.durable)
+            start = 0
+        else:
+            start = store._append_line(self.log_path, data, sync=store.durable)
         if creating:
             if store.durable:
                 fsync_dir(Path(store._folder(iid)))
@@ -226,7 +231,7 @@ class FileTransaction(LogTransaction):
             self.instance_id, data, {**head, "_log_size": log_size, "_last_at": last_at}
         )
 
-    def _write_texts(self, task: str, version: int, texts: TaskTexts) -> None:
+    def put_texts(self, task: str, version: int, texts: TaskTexts) -> None:
         """Write a version's files (fsynced before the log commits them), then point the
         readable ``<task>.*`` names at them."""
         folder = Path(self.store._folder(self.instance_id), "tasks")
@@ -250,6 +255,20 @@ class FileTransaction(LogTransaction):
             except OSError:  # views are a convenience; the versions are the data
                 with contextlib.suppress(OSError):
                     os.unlink(temp)
+
+    def ensure_listed(self) -> None:
+        """List the instance in its feature's ``.link`` file if a crash after its log was
+        written (the commit of its data, not yet of its listing) left it out."""
+        head = self.head()
+        assert head is not None
+        feature_id = head["state"]["feature_id"]
+        link = self.store._index_file(feature_id)
+        raw = (self.store._read_bytes(link) or b"").decode("ascii", "replace")
+        if self.instance_id in raw.replace(",", "\n").split():
+            return
+        self._status_line(feature_id, _log.head_status(head))
+        line = after_newline(link, f"{self.instance_id}\n")
+        self.store._append_line(link, line, sync=self.store.durable)
 
     def replace_prefix(self, checkpoint: Event, upto: int) -> None:
         kept = [event for event in self.events() if event["seq"] > upto]

@@ -211,7 +211,10 @@ def test_import_refuses_an_edited_export_and_writes_nothing(run: Runner, tmp_pat
     }
     target = ["--dir", str(tmp_path / "target")]
     run.ok(*target, "demo", "--feature", "feat_three")
+    (tmp_path / "good.jsonl").write_text(json.dumps(good) + "\n", encoding="utf-8")
+    run.ok(*target, "import", str(tmp_path / "good.jsonl"))  # edits of a stored instance too
     before = run.ok(*target, "verify", "--all").stdout
+    prompt = run.ok(*target, "artifacts", iid, "implementation", "--prompt").stdout
     for what, (change, seq) in edits.items():
         dump = tmp_path / f"{what}.jsonl"
         dump.write_text(json.dumps(second) + "\n" + _edit(good, change) + "\n", encoding="utf-8")
@@ -220,6 +223,7 @@ def test_import_refuses_an_edited_export_and_writes_nothing(run: Runner, tmp_pat
     dump.write_text(_edit(good, lambda d: d["instance"].update(status="failed")), encoding="utf-8")
     refused(run(*target, "import", str(dump)), 1, iid, "differs from the state")
     assert run.ok(*target, "verify", "--all").stdout == before  # nothing was written
+    assert run.ok(*target, "artifacts", iid, "implementation", "--prompt").stdout == prompt
 
 
 def test_an_old_format_export_imports_with_a_warning(run: Runner, tmp_path: Path) -> None:

@@ -262,11 +262,10 @@ class FileTransaction(LogTransaction):
         head = self.head()
         assert head is not None
         feature_id = head["state"]["feature_id"]
-        link = self.store._index_file(feature_id)
-        raw = (self.store._read_bytes(link) or b"").decode("ascii", "replace")
-        if self.instance_id in raw.replace(",", "\n").split():
-            return
+        if self.instance_id in self.store.list_instances_by_feature(feature_id):
+            return  # (the feature's parsed index is cached: only appends are read)
         self._status_line(feature_id, _log.head_status(head))
+        link = self.store._index_file(feature_id)
         line = after_newline(link, f"{self.instance_id}\n")
         self.store._append_line(link, line, sync=self.store.durable)
 

@@ -19,6 +19,7 @@ when it passes it.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
@@ -107,7 +108,7 @@ class InstanceLog:
     events: list[Event]
     texts: dict[tuple[str, int], TaskTexts]
 
-    @property
+    @functools.cached_property
     def feature_id(self) -> str:
         """The feature the log's state belongs to (``KeyError`` if the log has none)."""
         return str(_log.project(self.events)[0]["feature_id"])

@@ -173,7 +173,7 @@ class FileTransaction(LogTransaction):
 
     def append(self, commit: _log.Commit, texts: tuple[str, int, TaskTexts] | None) -> None:
         if texts is not None:
-            self.put_texts(*texts)
+            self._write_texts(*texts)
         self._write(commit, self._head)
         self._head = commit.head
         if self._events is not None:
@@ -202,7 +202,7 @@ class FileTransaction(LogTransaction):
         else:
             start = store._append_line(self.log_path, data, sync=store.durable)
         if creating:
-            if store.durable:
+            if store.durable and not new_log:  # (write_atomic synced the folder)
                 fsync_dir(Path(store._folder(iid)))
             link = store._index_file(feature_id)
             store._append_line(link, after_newline(link, f"{iid}\n"), sync=store.durable)
@@ -231,7 +231,7 @@ class FileTransaction(LogTransaction):
             self.instance_id, data, {**head, "_log_size": log_size, "_last_at": last_at}
         )
 
-    def put_texts(self, task: str, version: int, texts: TaskTexts) -> None:
+    def _write_texts(self, task: str, version: int, texts: TaskTexts) -> None:
         """Write a version's files (fsynced before the log commits them), then point the
         readable ``<task>.*`` names at them."""
         folder = Path(self.store._folder(self.instance_id), "tasks")
@@ -255,6 +255,9 @@ class FileTransaction(LogTransaction):
             except OSError:  # views are a convenience; the versions are the data
                 with contextlib.suppress(OSError):
                     os.unlink(temp)
+
+    def put_texts(self, task: str, version: int, texts: TaskTexts) -> None:
+        self._write_texts(task, version, texts)
 
     def ensure_listed(self) -> None:
         """List the instance in its feature's ``.link`` file if a crash after its log was

@@ -140,3 +140,8 @@ class CorruptStateError(StorageError):
 
 class LockTimeoutError(StorageError, TimeoutError):
     """A lock was not acquired within its timeout."""
+
+
+class HistoryConflictError(ValidationError):
+    """An instance is already stored with a history the copy being installed does not
+    continue (``install_log``): it was changed there, so it is left untouched."""

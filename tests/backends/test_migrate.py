@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import json
 from pathlib import Path
 from typing import Any
 
@@ -97,15 +98,16 @@ def test_an_instance_changed_in_the_target_is_a_conflict_and_kept(tmp_path: Path
     assert target.load_state("wfi_aa") == changed
 
 
-def test_artifacts_not_matching_their_checksums_are_not_copied() -> None:
+def test_a_source_whose_texts_do_not_match_its_log_is_refused() -> None:
     source, target = MemoryStore(), MemoryStore()
     _fill(source)
     loaded = source.load_task_artifacts("wfi_doc", "a")
     assert loaded is not None
-    source.save_task_artifacts("feat_docs", "wfi_doc", "a", loaded["record"], "edited", "r")
-    with pytest.raises(CorruptStateError, match="checksum"):
+    edited = json.dumps([loaded["record"], "edited", loaded["response"]])
+    source._instances["wfi_doc"].texts[("a", 1)] = edited  # damage behind the store's back
+    with pytest.raises(CorruptStateError, match=r"wfi_doc at event 2 .*prompt does not match"):
         migrate(source, target)
-    assert target.load_task_artifacts("wfi_doc", "a") is None
+    assert target.load_state("wfi_doc") is None
 
 
 def test_a_missing_source_is_refused_not_created(tmp_path: Path) -> None:

@@ -89,6 +89,18 @@ def test_fork_starts_a_linked_instance(run: Runner) -> None:
     assert run("fork", iid, "--at", "x").returncode == 2
 
 
+def test_a_fork_shows_and_verifies_the_artifacts_it_inherits(run: Runner) -> None:
+    parent = run.ok("demo", "--feature", "feat_fork").stdout.split()[1]
+    child = run.json("fork", parent, "--at", "2")["instance_id"]
+    checks = [entry["artifacts"] for entry in run.json("show", child)["timeline"]]
+    assert [(c["task"], c["verified"]) for c in checks if c] == [
+        ("requirement_analysis", True),
+        ("design", True),
+    ]
+    assert run.ok("artifacts", child, "design", "--prompt").stdout.startswith("# design")
+    assert "ok: 1 instance verified" in run.ok("verify", child).stdout
+
+
 def test_start_by_name_and_refusals(run: Runner, tmp_path: Path) -> None:
     schemas = tmp_path / "schemas"
     schemas.mkdir()

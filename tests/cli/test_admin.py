@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from ._cli import Runner, refused
 
@@ -47,7 +50,7 @@ def test_export_import_round_trip_is_verified_and_idempotent(run: Runner, tmp_pa
     assert run.json("export", "--all", "-o", str(dump)) == {"exported": 2, "file": str(dump)}
     lines = [json.loads(line) for line in dump.read_text(encoding="utf-8").splitlines()]
     assert [line["instance"]["feature_id"] for line in lines] == ["feat_one", "feat_two"]
-    assert len(lines[0]["artifacts"]) == 3 and lines[0]["chatflow_export"] == 1
+    assert len(lines[0]["texts"]) == 3 and lines[0]["chatflow_export"] == 2
     single = run.ok("export", first).stdout
     assert json.loads(single) == lines[0]
 
@@ -63,9 +66,9 @@ def test_export_import_round_trip_is_verified_and_idempotent(run: Runner, tmp_pa
 
     tampered = tmp_path / "tampered.jsonl"
     line = lines[0]
-    line["artifacts"][0]["prompt"] = "changed"
+    line["texts"][0]["prompt"] = "changed"
     tampered.write_text(json.dumps(line) + "\n", encoding="utf-8")
-    refused(run("--dir", str(tmp_path / "t"), "import", str(tampered)), 1, "checksum")
+    refused(run("--dir", str(tmp_path / "t"), "import", str(tampered)), 1, "does not match")
     (tmp_path / "junk.jsonl").write_text("{}\n", encoding="utf-8")
     refused(run("import", str(tmp_path / "junk.jsonl")), 1, "junk.jsonl:1")
     refused(run("import", str(tmp_path / "missing.jsonl")), 3, "not found")
@@ -162,3 +165,100 @@ def test_verify_checks_artifacts_and_compact_needs_an_event_log(
         assert run.ok("compact", iid, "--keep-last", "2").stdout.startswith(iid)
     else:
         refused(run("compact", iid), 1, "no event log")
+
+
+def test_migrate_and_import_keep_every_event_and_the_digests(run: Runner, tmp_path: Path) -> None:
+    first = demo(run, "feat_one")
+    run.ok("record", first, "--phase", "design", "--prompt", "again", "--response", "v2")
+    run.ok("fork", first, "--at", "1")
+    run.ok("compact", first, "--keep-last", "3")
+    demo(run, "feat_two")
+    digests = run.ok("verify", "--all").stdout
+    assert digests.count("digest ") == 2
+
+    db = f"sqlite:///{tmp_path}/moved.db"
+    run.ok("migrate", "--from", str(tmp_path / ".chatflow"), "--to", db)
+    assert run.ok("--dir", db, "verify", "--all").stdout == digests
+    run.ok("--dir", db, "export", "--all", "-o", str(tmp_path / "dump.jsonl"))
+    run.ok("--dir", str(tmp_path / "copy"), "import", str(tmp_path / "dump.jsonl"))
+    assert run.ok("--dir", str(tmp_path / "copy"), "verify", "--all").stdout == digests
+    for where in (db, str(tmp_path / "copy")):
+        assert run.ok("--dir", where, "artifacts", first, "design", "--response").stdout == "v2\n"
+
+
+def _edit(line: dict[str, Any], change: Callable[[dict[str, Any]], Any]) -> str:
+    edited = copy.deepcopy(line)
+    change(edited)
+    return json.dumps(edited)
+
+
+def _first(line: dict[str, Any], test: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+    return next(event for event in line["events"] if test(event))
+
+
+def test_import_refuses_an_edited_export_and_writes_nothing(run: Runner, tmp_path: Path) -> None:
+    iid = demo(run, "feat_one")
+    good = json.loads(run.ok("export", iid).stdout)
+    other = demo(run, "feat_two")
+    second = json.loads(run.ok("export", other).stdout)
+    status_event = _first(good, lambda e: "status" in e.get("set", {}))
+    version_event = _first(good, lambda e: "version" in e.get("set", {}))
+    edits = {
+        "trigger data": (
+            lambda d: d["events"][0]["state"]["variables"].update(user_request="evil"),
+            1,
+        ),
+        "status": (
+            lambda d: _first(d, lambda e: e["seq"] == status_event["seq"])["set"].update(
+                status="cancelled"
+            ),
+            status_event["seq"],
+        ),
+        "version": (
+            lambda d: _first(d, lambda e: e["seq"] == version_event["seq"])["set"].update(
+                version=99
+            ),
+            version_event["seq"],
+        ),
+        "history": (lambda d: d["events"].pop(3), 4),
+        "texts": (
+            lambda d: d["texts"][-1].update(prompt="a tampered prompt"),
+            _first(good, lambda e: e.get("kind") == "artifact" and e["task"] == "implementation")[
+                "seq"
+            ],
+        ),
+    }
+    target = ["--dir", str(tmp_path / "target")]
+    run.ok(*target, "demo", "--feature", "feat_three")
+    (tmp_path / "good.jsonl").write_text(json.dumps(good) + "\n", encoding="utf-8")
+    run.ok(*target, "import", str(tmp_path / "good.jsonl"))  # edits of a stored instance too
+    before = run.ok(*target, "verify", "--all").stdout
+    prompt = run.ok(*target, "artifacts", iid, "implementation", "--prompt").stdout
+    for what, (change, seq) in edits.items():
+        dump = tmp_path / f"{what}.jsonl"
+        dump.write_text(json.dumps(second) + "\n" + _edit(good, change) + "\n", encoding="utf-8")
+        refused(run(*target, "import", str(dump)), 1, f"{dump}:2", iid, f"at event {seq} ")
+    dump = tmp_path / "instance.jsonl"
+    dump.write_text(_edit(good, lambda d: d["instance"].update(status="failed")), encoding="utf-8")
+    refused(run(*target, "import", str(dump)), 1, iid, "differs from the state")
+    assert run.ok(*target, "verify", "--all").stdout == before  # nothing was written
+    assert run.ok(*target, "artifacts", iid, "implementation", "--prompt").stdout == prompt
+
+
+def test_an_old_format_export_imports_with_a_warning(run: Runner, tmp_path: Path) -> None:
+    iid = demo(run, "feat_one")
+    state = run.json("show", iid)
+    assert state["instance_id"] == iid
+    new = json.loads(run.ok("export", iid).stdout)
+    artifacts = [{k: t[k] for k in ("task", "record", "prompt", "response")} for t in new["texts"]]
+    line = {"chatflow_export": 1, "instance": new["instance"], "artifacts": artifacts}
+    dump = tmp_path / "old.jsonl"
+    dump.write_text(json.dumps(line) + "\n", encoding="utf-8")
+    result = run("--dir", str(tmp_path / "copy"), "import", str(dump))
+    assert result.returncode == 0, result.stderr
+    assert "export format 1" in result.stderr and "unverified" in result.stderr
+    assert run.json("--dir", str(tmp_path / "copy"), "show", iid)["status"] == state["status"]
+    # Over the store it came from, its rebuilt history is a conflict: nothing replaced.
+    again = run("import", str(dump))
+    assert again.returncode == 1 and f"1 conflict left untouched: {iid}" in again.stdout
+    assert run.json("show", iid) == state

@@ -1,9 +1,11 @@
 """Commands that look after a whole store: delete, export, import, doctor, migrate.
 
-Export writes JSON lines, one instance per line with its verified artifacts
-(``{"chatflow_export": 1, "instance": {...}, "artifacts": [...]}``); import reads them
-back through ``migrate`` from an in-memory store, so it is verified and idempotent in
-exactly the way ``migrate`` is.
+Export writes JSON lines, one instance per line with its verified hash chain and every
+version of its task texts (``{"chatflow_export": 2, "instance_id": ..., "instance":
+{...}, "events": [...], "texts": [...]}``). Import checks each line's chain and texts
+against their hashes (refusing the whole file at the first that does not verify), then
+copies them through ``migrate`` from an in-memory store, so it is event for event,
+verified and idempotent in exactly the way ``migrate`` is.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from chatflow._text import counted
 from chatflow._validation import parse_json
@@ -27,7 +29,12 @@ from chatflow.cli.context import (
     finish,
 )
 from chatflow.cli.output import Progress
-from chatflow.errors import CorruptStateError, InstanceNotFoundError, ValidationError
+from chatflow.errors import (
+    ChatFlowError,
+    CorruptStateError,
+    InstanceNotFoundError,
+    ValidationError,
+)
 
 if TYPE_CHECKING:
     from chatflow.cli.context import Subparsers
@@ -36,7 +43,10 @@ if TYPE_CHECKING:
     from chatflow.storage.file_doctor import Finding
     from chatflow.storage.migrate import MigrationReport
 
-EXPORT_FORMAT = 1
+EXPORT_FORMAT = 2
+"""2: each line carries the instance's chain (events with their hashes) and every
+version of its task texts; 1 (still read, unverified) carried a state and the latest
+artifacts only."""
 
 
 def _add_delete(commands: Subparsers) -> None:
@@ -169,22 +179,32 @@ def cmd_export(ctx: Context) -> int:
 
 
 def _export_line(engine: WorkflowEngine, instance_id: str) -> str:
-    """One instance with its artifacts (checksums verified while reading)."""
+    """One instance as its verified chain: every event with its hash, every stored
+    version of its task texts, and (for people and tools) the state they project to."""
+    from chatflow.storage.base import log_problem  # noqa: PLC0415
+
     store = engine.state_store
-    state = store.load_state(instance_id)
-    artifacts = []
-    for key in store.list_task_phases(instance_id):
-        found = engine.get_task_artifacts(instance_id, key)
-        if found is not None:
-            artifacts.append(
-                {
-                    "task": key,
-                    "record": found.record.to_dict(),
-                    "prompt": found.prompt,
-                    "response": found.response,
-                }
-            )
-    line = {"chatflow_export": EXPORT_FORMAT, "instance": state, "artifacts": artifacts}
+    log = store.read_log(instance_id)
+    problem = log_problem(log)
+    if problem is not None:
+        raise CorruptStateError(f"not exported: {problem}", instance_id=instance_id)
+    texts = [
+        {
+            "task": task,
+            "version": version,
+            "record": t.record,
+            "prompt": t.prompt,
+            "response": t.response,
+        }
+        for (task, version), t in log.texts.items()
+    ]
+    line = {
+        "chatflow_export": EXPORT_FORMAT,
+        "instance_id": instance_id,
+        "instance": store.load_state(instance_id),
+        "events": log.events,
+        "texts": texts,
+    }
     return json.dumps(line, ensure_ascii=False, separators=(",", ":"))
 
 
@@ -202,7 +222,7 @@ def cmd_import(ctx: Context) -> int:
 
 
 def _read_export(path: str) -> IWorkflowStateStore:
-    """The lines of an export, loaded into a memory store (``migrate``'s source)."""
+    """The lines of an export, each verified, in a memory store (``migrate``'s source)."""
     from chatflow.storage.memory import MemoryStore  # noqa: PLC0415
 
     try:
@@ -212,21 +232,78 @@ def _read_export(path: str) -> IWorkflowStateStore:
     except (OSError, UnicodeDecodeError) as error:
         raise ValidationError(f"cannot read {path!r}: {error}") from None
     store = MemoryStore()
+    old_lines = 0
     for number, line in enumerate(text.splitlines(), 1):
         if line.strip():
-            _load_line(store, line, f"{path}:{number}")
+            old_lines += _load_line(store, line, f"{path}:{number}")
+    if old_lines:
+        print(
+            f"chatflow: warning: {path}: {counted(old_lines, 'line')} in export format 1, "
+            "which carries no hash chain: imported as new, unverified histories (an instance "
+            "already stored with another history is left untouched as a conflict)",
+            file=sys.stderr,
+        )
     return store
 
 
-def _load_line(store: IWorkflowStateStore, line: str, where: str) -> None:
+def _load_line(store: IWorkflowStateStore, line: str, where: str) -> int:
+    """Add one export line to ``store``; 1 if it was in the old format 1, else 0."""
     try:
         item = parse_json(line, where)
     except ValidationError:
         raise  # JSON, but nested too deeply
     except ValueError as error:
         raise ValidationError(f"{where}: not valid JSON: {error}") from None
-    if not isinstance(item, dict) or item.get("chatflow_export") != EXPORT_FORMAT:
-        raise ValidationError(f"{where}: not a line of a chatflow export (format {EXPORT_FORMAT})")
+    version = item.get("chatflow_export") if isinstance(item, dict) else None
+    if version == EXPORT_FORMAT:
+        _load_chain(store, item, where)
+        return 0
+    if version == 1:
+        _load_format_1(store, item, where)
+        return 1
+    raise ValidationError(
+        f"{where}: not a line of a chatflow export (format {EXPORT_FORMAT}, or 1)"
+    )
+
+
+def _load_chain(store: IWorkflowStateStore, item: dict[str, Any], where: str) -> None:
+    """A format-2 line: its chain and texts, verified against their hashes by
+    ``install_log``; the state shown beside them must be the one they project to."""
+    from chatflow.storage.base import InstanceLog, TaskTexts  # noqa: PLC0415
+
+    instance_id, events, texts = item.get("instance_id"), item.get("events"), item.get("texts")
+    if (
+        not isinstance(instance_id, str)
+        or not isinstance(events, list)
+        or not isinstance(texts, list)
+    ):
+        raise ValidationError(f"{where}: needs 'instance_id', an 'events' list and a 'texts' list")
+    try:
+        log = InstanceLog(
+            instance_id,
+            events,
+            {
+                (t["task"], t["version"]): TaskTexts(t["record"], t["prompt"], t["response"])
+                for t in texts
+            },
+        )
+        store.install_log(log)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as error:
+        if isinstance(error, ChatFlowError):
+            raise ValidationError(f"{where}: {error}", instance_id=instance_id) from None
+        raise ValidationError(f"{where}: malformed instance or texts: {error!r}") from None
+    except CorruptStateError as error:
+        raise ValidationError(f"{where}: {error}", instance_id=instance_id) from None
+    if "instance" in item and item["instance"] != store.load_state(instance_id):
+        raise ValidationError(
+            f"{where}: instance {instance_id}: its 'instance' differs from the state its "
+            "events lead to (edited)",
+            instance_id=instance_id,
+        )
+
+
+def _load_format_1(store: IWorkflowStateStore, item: dict[str, Any], where: str) -> None:
+    """A line of the old format: a state and the latest artifacts, with no chain."""
     state, artifacts = item.get("instance"), item.get("artifacts")
     if not isinstance(state, dict) or not isinstance(artifacts, list):
         raise ValidationError(f"{where}: needs an 'instance' object and an 'artifacts' list")

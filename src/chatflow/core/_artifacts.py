@@ -19,6 +19,7 @@ from chatflow.core.models import (
 )
 from chatflow.core.schema import task_key
 from chatflow.errors import CorruptStateError, InvalidTransitionError, ValidationError
+from chatflow.storage.base import Problem
 
 
 def new_record(
@@ -87,3 +88,17 @@ def checked(stored: dict[str, Any], instance_id: str, phase_name: str) -> TaskAr
                 phase=phase_name,
             )
     return TaskArtifacts(record=record, prompt=stored["prompt"], response=stored["response"])
+
+
+def missing_record(state: WorkflowInstanceState, stored: set[str]) -> Problem | None:
+    """The first history entry naming a task record the store does not hold (``stored``
+    task keys): its artifacts were lost, or never copied (a fork before 2.0)."""
+    for index, entry in enumerate(state.history):
+        if entry.task and entry.task not in stored:
+            return Problem(
+                state.instance_id,
+                None,
+                f"history entry {index} ({entry.phase})",
+                f"it names task record {entry.task!r}, which is not stored",
+            )
+    return None

@@ -39,7 +39,13 @@ from chatflow.core.schema import validate_schema
 from chatflow.core.status import feature_rollup, phase_statuses, status_info
 from chatflow.errors import CorruptStateError, StorageError, StoreNotFoundError, ValidationError
 from chatflow.storage._open import is_store_url, open_store
-from chatflow.storage.base import InstanceSummary, IWorkflowStateStore, Problem, not_found
+from chatflow.storage.base import (
+    InstanceSummary,
+    IWorkflowStateStore,
+    Problem,
+    TaskTexts,
+    not_found,
+)
 
 if TYPE_CHECKING:
     from chatflow.core.registry import SchemaRegistry, WorkflowInfo
@@ -305,7 +311,8 @@ class WorkflowEngine(HumanActions):
         child = lifecycle.fork_state(
             parent, at, instance_id=new_instance_id(), meta=extra_meta, now=generate_timestamp()
         )
-        self.state_store.create_state(child.to_dict())
+        artifacts = self._inherited_artifacts(parent, child)
+        self.state_store.create_state(child.to_dict(), artifacts=artifacts)
         index = child.parent["history_index"] if child.parent else at
 
         def note(state: WorkflowInstanceState) -> None:
@@ -313,6 +320,26 @@ class WorkflowEngine(HumanActions):
 
         self._update(instance_id, note)
         return child.instance_id
+
+    def _inherited_artifacts(
+        self, parent: WorkflowInstanceState, child: WorkflowInstanceState
+    ) -> list[tuple[str, TaskTexts]]:
+        """Every stored version of each task the fork's inherited history names, read
+        back verified from the parent: the fork keeps its own copies (same version
+        numbers), so its ``show``, ``artifacts`` and ``verify`` need no parent."""
+        store, parent_id = self.state_store, parent.instance_id
+        stored = set(store.list_task_phases(parent_id))
+        copies = []
+        for key in dict.fromkeys(entry.task for entry in child.history):
+            version = 1
+            while (
+                key in stored
+                and (found := store.load_task_artifacts(parent_id, key, version)) is not None
+            ):
+                _artifacts.checked(found, parent_id, key)
+                copies.append((key, TaskTexts(found["record"], found["prompt"], found["response"])))
+                version += 1
+        return copies
 
     # -- live upgrade ------------------------------------------------------------------
 
@@ -436,8 +463,13 @@ class WorkflowEngine(HumanActions):
 
     def verify(self, instance_id: str) -> Problem | None:
         """Check the instance's hash chain, every artifact against its recorded SHA-256,
-        and its head against its log; return the first problem, or ``None`` if clean."""
-        return self.state_store.verify(validate_id(instance_id, "instance_id"))
+        its head against its log, and that every task record its history names is
+        stored; return the first problem, or ``None`` if clean."""
+        problem = self.state_store.verify(validate_id(instance_id, "instance_id"))
+        if problem is not None:
+            return problem
+        stored = set(self.state_store.list_task_phases(instance_id))
+        return _artifacts.missing_record(self._require_state(instance_id), stored)
 
     def feature_digest(self, feature_id: str) -> str:
         """One SHA-256 over the last event hash of each of the feature's instances.

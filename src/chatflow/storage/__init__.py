@@ -13,9 +13,11 @@ if TYPE_CHECKING:
     from chatflow.storage._open import open_store as open_store
     from chatflow.storage._open import register_store_scheme as register_store_scheme
     from chatflow.storage.base import FeatureCounts as FeatureCounts
+    from chatflow.storage.base import InstanceLog as InstanceLog
     from chatflow.storage.base import InstanceSummary as InstanceSummary
     from chatflow.storage.base import IWorkflowStateStore as IWorkflowStateStore
     from chatflow.storage.base import StatusCount as StatusCount
+    from chatflow.storage.base import TaskTexts as TaskTexts
     from chatflow.storage.file_lock import FileLock as FileLock
     from chatflow.storage.file_state_store import FileStateStore as FileStateStore
     from chatflow.storage.memory import MemoryStore as MemoryStore
@@ -29,12 +31,14 @@ _WHERE = {
     "FileLock": "chatflow.storage.file_lock",
     "FileStateStore": "chatflow.storage.file_state_store",
     "IWorkflowStateStore": "chatflow.storage.base",
+    "InstanceLog": "chatflow.storage.base",
     "InstanceSummary": "chatflow.storage.base",
     "MemoryStore": "chatflow.storage.memory",
     "MigrationReport": "chatflow.storage.migrate",
     "PostgresStore": "chatflow.storage.postgres",
     "SQLiteStore": "chatflow.storage.sqlite",
     "StatusCount": "chatflow.storage.base",
+    "TaskTexts": "chatflow.storage.base",
     "migrate": "chatflow.storage.migrate",
     "open_store": "chatflow.storage._open",
     "register_store_scheme": "chatflow.storage._open",
@@ -45,12 +49,14 @@ __all__ = [
     "FileLock",
     "FileStateStore",
     "IWorkflowStateStore",
+    "InstanceLog",
     "InstanceSummary",
     "MemoryStore",
     "MigrationReport",
     "PostgresStore",
     "SQLiteStore",
     "StatusCount",
+    "TaskTexts",
     "migrate",
     "open_store",
     "register_store_scheme",

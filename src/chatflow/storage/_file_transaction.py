@@ -218,13 +218,18 @@ class FileTransaction(LogTransaction):
         status = _log.head_status(head)
         feature_id = head["state"]["feature_id"]
         creating = old is None and self.feature_id is not None
-        if old is None and not os.path.lexists(self.log_path):
+        new_log = old is None and not os.path.lexists(self.log_path)
+        if new_log:
             make_folder(Path(store._folder(iid)), durable=store.durable)
         if creating:  # before the id is listed: a listed id always has a status line
             self._status_line(feature_id, status)
-        start = store._append_line(self.log_path, data, sync=store.durable)
+        if new_log:  # whole or not at all: a killed create never leaves a torn first log
+            write_atomic(Path(self.log_path), data, durable=store.durable)
+            start = 0
+        else:
+            start = store._append_line(self.log_path, data, sync=store.durable)
         if creating:
-            if store.durable:
+            if store.durable and not new_log:  # (write_atomic synced the folder)
                 fsync_dir(Path(store._folder(iid)))
             link = store._index_file(feature_id)
             store._append_line(link, after_newline(link, f"{iid}\n"), sync=store.durable)
@@ -277,6 +282,22 @@ class FileTransaction(LogTransaction):
             except OSError:  # views are a convenience; the versions are the data
                 with contextlib.suppress(OSError):
                     os.unlink(temp)
+
+    def put_texts(self, task: str, version: int, texts: TaskTexts) -> None:
+        self._write_texts(task, version, texts)
+
+    def ensure_listed(self) -> None:
+        """List the instance in its feature's ``.link`` file if a crash after its log was
+        written (the commit of its data, not yet of its listing) left it out."""
+        head = self.head()
+        assert head is not None
+        feature_id = head["state"]["feature_id"]
+        if self.instance_id in self.store.list_instances_by_feature(feature_id):
+            return  # (the feature's parsed index is cached: only appends are read)
+        self._status_line(feature_id, _log.head_status(head))
+        link = self.store._index_file(feature_id)
+        line = after_newline(link, f"{self.instance_id}\n")
+        self.store._append_line(link, line, sync=self.store.durable)
 
     def replace_prefix(self, checkpoint: Event, upto: int) -> None:
         kept = [event for event in self.events() if event["seq"] > upto]

@@ -159,6 +159,15 @@ class Commit:
         self.head, self._parts, self.prev = head, parts, digest
         return event
 
+    def add_sealed(self, events: Sequence[Event], head: Head) -> None:
+        """Take ``events`` sealed elsewhere (a copied log) verbatim, leading to ``head``
+        (with its ``seq``/``hash``); the caller has checked their chain."""
+        for event in events:
+            self.lines.append(canonical(event))  # the very line ``add`` wrote for it
+            self.events.append(event)
+        self.seq, self.prev = events[-1]["seq"], link_of(events[-1])
+        self.head, self._parts = head, parts_of(head)
+
     def head_parts(self) -> dict[str, bytes]:
         """The last head's canonical top-level values, by key (``seq`` and ``hash`` too)."""
         return dict(self._parts)

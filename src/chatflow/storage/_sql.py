@@ -389,10 +389,7 @@ class _SQLTransaction(LogTransaction):
         store, cursor, iid = self.store, self.cursor, self.instance_id
         events, head = commit.events, commit.head
         if texts is not None:
-            task, version, data = texts
-            record = json.dumps(data.record)
-            blobs = (data.prompt.encode("utf-8"), data.response.encode("utf-8"))
-            cursor.execute(store.sql("insert_texts"), (iid, task, version, record, *blobs))
+            self.put_texts(*texts)
         texts_of = [line.decode("utf-8") for line in commit.lines]
         keys, moving = head_keys(head), head_moving(head, commit.head_json().decode("utf-8"))
         old = self._head
@@ -428,6 +425,12 @@ class _SQLTransaction(LogTransaction):
                 cursor.execute(store.sql("count"), (feature, status, delta))
         self._head = head
         self.written = (moving[-1], head)
+
+    def put_texts(self, task: str, version: int, texts: TaskTexts) -> None:
+        record = json.dumps(texts.record)
+        blobs = (texts.prompt.encode("utf-8"), texts.response.encode("utf-8"))
+        row = (self.instance_id, task, version, record, *blobs)
+        self.cursor.execute(self.store.sql("insert_texts"), row)
 
     def replace_prefix(self, checkpoint: Event, upto: int) -> None:
         store, cursor, iid = self.store, self.cursor, self.instance_id

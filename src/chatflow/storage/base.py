@@ -19,15 +19,22 @@ when it passes it.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from chatflow._validation import copy_json, validate_id
+from chatflow._validation import copy_json, id_problem, validate_id
 from chatflow.core.models import InstanceStatus
-from chatflow.errors import CorruptStateError, InstanceNotFoundError, StorageError, ValidationError
+from chatflow.errors import (
+    CorruptStateError,
+    HistoryConflictError,
+    InstanceNotFoundError,
+    StorageError,
+    ValidationError,
+)
 from chatflow.storage import _log
 from chatflow.storage._heads import HeadCache
 from chatflow.storage._log import Event, Head
@@ -88,6 +95,26 @@ class SchemaRow(NamedTuple):
 
 
 @dataclass(frozen=True)
+class InstanceLog:
+    """One instance's whole stored history: what ``read_log`` returns and ``install_log``
+    takes, to copy an instance between stores event for event (same hashes, same digest).
+
+    ``events`` are the sealed events, oldest first (a compacted log starts with its
+    checkpoint); ``texts`` holds every stored version of each task's texts, by
+    ``(task, version)``.
+    """
+
+    instance_id: str
+    events: list[Event]
+    texts: dict[tuple[str, int], TaskTexts]
+
+    @functools.cached_property
+    def feature_id(self) -> str:
+        """The feature the log's state belongs to (``KeyError`` if the log has none)."""
+        return str(_log.project(self.events)[0]["feature_id"])
+
+
+@dataclass(frozen=True)
 class Problem:
     """The first thing ``verify`` found wrong with an instance."""
 
@@ -136,6 +163,17 @@ class LogTransaction(ABC):
     @abstractmethod
     def replace_prefix(self, checkpoint: Event, upto: int) -> None:
         """Replace the events up to seq ``upto`` with ``checkpoint`` (compaction)."""
+
+    def put_texts(self, task: str, version: int, texts: TaskTexts) -> None:
+        """Store one version of a task's texts ahead of the ``append`` that records it
+        (``install_log`` stores several per commit). Not abstract, so stores written
+        before it existed keep working; they cannot install copied logs."""
+        raise StorageError(f"{type(self).__name__} cannot store copied task texts")
+
+    def ensure_listed(self) -> None:  # noqa: B027 - most stores list an instance with its log
+        """Make sure the instance (which has a head) is in its feature's index: for a
+        store that lists an instance apart from committing its log, so a crash between
+        the two cannot leave a copied instance unlisted for good."""
 
 
 class IWorkflowStateStore(ABC):
@@ -203,18 +241,40 @@ class IWorkflowStateStore(ABC):
 
     # -- states ------------------------------------------------------------------------
 
-    def create_state(self, state_data: StateDict) -> None:
+    def create_state(
+        self, state_data: StateDict, *, artifacts: Sequence[tuple[str, TaskTexts]] = ()
+    ) -> None:
         """Store a new instance (its ``created`` event) and add it to its feature's index.
 
+        ``artifacts`` (task, texts) are stored with it in the same commit, each as the
+        next version of its task (a fork's copies of the artifacts it inherits).
         Raises ``ValidationError`` if an instance with that id already exists.
         """
         instance_id, feature_id = _ids(state_data)
+        bodies: list[Event] = [{"kind": "created", "state": state_data}]
+        texts: dict[tuple[str, int], TaskTexts] = {}
+        for task, found in artifacts:
+            validate_id(task, "phase_name")
+            version = 1 + sum(1 for key in texts if key[0] == task)
+            texts[(task, version)] = found
+            bodies.append(_artifact_body(task, version, found))
         with self._transaction(instance_id, feature_id) as txn:
             if txn.head() is not None:
                 raise ValidationError(
                     f"workflow instance {instance_id!r} already exists", instance_id=instance_id
                 )
-            self._append(txn, None, {"kind": "created", "state": state_data})
+            if not texts:
+                self._append(txn, None, bodies[0])
+                return
+            commit = _log.Commit(None)
+            head = _log.head_of(state_data, {})
+            commit.add(bodies[0], head)
+            for body in bodies[1:]:
+                head = _log.advance_head(head, body)
+                commit.add(body, head)
+            for (task, version), found in texts.items():
+                txn.put_texts(task, version, found)
+            txn.append(commit, None)
 
     def save_state(self, instance_id: str, state_data: StateDict) -> None:
         """Make ``state_data`` the instance's state (as one event), creating it if new."""
@@ -359,23 +419,14 @@ class IWorkflowStateStore(ABC):
         validate_id(feature_id, "feature_id")
         validate_id(instance_id, "instance_id")
         validate_id(phase_name, "phase_name")
-        for what, text in (("prompt", prompt_content), ("response", ai_response_content)):
-            if not isinstance(text, str):
-                raise ValidationError(f"{what} must be a str, not {type(text).__name__}")
-        body: Event = {
-            "kind": "artifact",
-            "task": phase_name,
-            "record": task_record_data,
-            "prompt_sha256": _log.text_sha256(prompt_content),
-            "response_sha256": _log.text_sha256(ai_response_content),
-        }
+        texts = TaskTexts(task_record_data, prompt_content, ai_response_content)
+        body = _artifact_body(phase_name, 0, texts)
         with self._transaction(instance_id) as txn:
             head = txn.head()
             if head is None:
                 raise not_found(instance_id)
             version = int(head["tasks"].get(phase_name, {}).get("version", 0)) + 1
             body["version"] = version
-            texts = TaskTexts(task_record_data, prompt_content, ai_response_content)
             self._append(txn, head, body, (phase_name, version, texts))
 
     def load_task_artifacts(
@@ -498,6 +549,62 @@ class IWorkflowStateStore(ABC):
         if head is None:
             raise not_found(instance_id)
         return str(head["hash"])
+
+    # -- copying whole histories ------------------------------------------------------
+
+    def read_log(self, instance_id: str) -> InstanceLog:
+        """The instance's sealed events and every stored version of its task texts, as
+        stored (check them with ``log_problem``); what ``install_log`` copies."""
+        validate_id(instance_id, "instance_id")
+        found = self._read(instance_id)
+        if found is None:
+            raise not_found(instance_id)
+        events = found[1]
+        texts: dict[tuple[str, int], TaskTexts] = {}
+        for task, entry in self._replay(instance_id, events)[1].items():
+            for version in range(1, int(entry["version"]) + 1):
+                stored = self._read_texts(instance_id, task, version)
+                if stored is not None:
+                    texts[(task, version)] = stored
+        return InstanceLog(instance_id, events, texts)
+
+    def install_log(self, log: InstanceLog) -> str:
+        """Store a copy of another store's instance, event for event: its hashes, its
+        digest and every version of its task texts stay exactly as they were.
+
+        The log is verified first (``log_problem``): ``CorruptStateError`` naming the
+        instance and its first bad event if it does not. Returns ``"copied"`` (new
+        here), ``"updated"`` (the events this store's copy lacked were appended) or
+        ``"unchanged"``. Raises ``HistoryConflictError``, changing nothing, if this
+        store's copy is not a prefix of ``log`` (changed here, or compacted past it).
+        Safe to repeat after a crash: a partly stored copy is completed.
+        """
+        problem = log_problem(log)
+        if problem is not None:
+            raise CorruptStateError(
+                f"refusing to store a copy that does not verify: {problem}",
+                instance_id=log.instance_id,
+            )
+        events = log.events
+        feature_id = log.feature_id
+        with self._transaction(log.instance_id, feature_id) as txn:
+            head = txn.head()
+            start = 0 if head is None else _resume_at(log, head)
+            new = events[start:]
+            for event in new:
+                if event.get("kind") == "artifact":
+                    key = (event["task"], event["version"])
+                    txn.put_texts(*key, log.texts[key])
+            if head is None:  # versions folded into a checkpoint have no event of their own
+                for (task, version), texts in log.texts.items():
+                    if not any(e.get("task") == task and e.get("version") == version for e in new):
+                        txn.put_texts(task, version, texts)
+            if new:
+                commit = _log.Commit(head)
+                commit.add_sealed(new, _log.project_head(events))
+                txn.append(commit, None)
+            txn.ensure_listed()
+        return "copied" if head is None else "updated" if new else "unchanged"
 
     def compact(
         self,
@@ -640,6 +747,96 @@ def status_counts(summaries: list[InstanceSummary]) -> list[StatusCount]:
         count, _ = groups.pop(summary.status, (0, ""))  # re-inserted last: newest
         groups[summary.status] = (count + 1, summary.instance_id)
     return [StatusCount(status, count, newest) for status, (count, newest) in groups.items()]
+
+
+def _artifact_body(task: str, version: int, texts: TaskTexts) -> Event:
+    """The unsealed ``artifact`` event of one task version."""
+    for what, text in (("prompt", texts.prompt), ("response", texts.response)):
+        if not isinstance(text, str):
+            raise ValidationError(f"{what} must be a str, not {type(text).__name__}")
+    return {
+        "kind": "artifact",
+        "task": task,
+        "version": version,
+        "record": texts.record,
+        "prompt_sha256": _log.text_sha256(texts.prompt),
+        "response_sha256": _log.text_sha256(texts.response),
+    }
+
+
+def log_problem(log: InstanceLog) -> Problem | None:  # noqa: PLR0911 - one per kind
+    """The first thing wrong with a log to install: a broken or edited event, a state
+    of another instance, texts missing or not matching the SHA-256 the log (or, for a
+    version folded into a checkpoint, its record) gives them; ``None`` if it verifies."""
+    iid, events, where = log.instance_id, log.events, "the copied log"
+    if not events:
+        return Problem(iid, None, where, "it has no events")
+    broken = _log.chain_problem(events)
+    if broken is not None:
+        return Problem(iid, broken[0], where, broken[1])
+    state, tasks = _log.project(events)
+    if not isinstance(state, dict) or any(key not in state for key in REQUIRED_KEYS):
+        return Problem(iid, events[-1]["seq"], where, "its state is not an instance's state")
+    if state["instance_id"] != iid:
+        return Problem(iid, None, where, f"it holds instance {state['instance_id']!r}")
+    if id_problem(state["feature_id"]) is not None:
+        return Problem(iid, None, where, f"its feature id {state['feature_id']!r} is invalid")
+    logged = {(e["task"], e["version"]): e for e in events if e.get("kind") == "artifact"}
+    for (task, version), event in logged.items():
+        problem = _texts_problem(log.texts.get((task, version)), event)
+        if problem is not None:
+            return Problem(
+                iid, event["seq"], f"artifacts of task {task!r} version {version}", problem
+            )
+    for (task, version), texts in log.texts.items():
+        entry = tasks.get(task)
+        if (task, version) in logged:
+            continue
+        if entry is None or not isinstance(version, int) or not 1 <= version <= entry["version"]:
+            return Problem(
+                iid, None, where, f"texts of task {task!r} version {version} are not in its log"
+            )
+        expected = (
+            entry
+            if version == entry["version"]
+            else {
+                "prompt_sha256": texts.record.get("prompt_checksum"),
+                "response_sha256": texts.record.get("response_checksum"),
+            }
+        )
+        problem = _texts_problem(texts, expected)
+        if problem is not None:
+            return Problem(iid, None, f"artifacts of task {task!r} version {version}", problem)
+    return None
+
+
+def _texts_problem(texts: TaskTexts | None, expected: dict[str, Any]) -> str | None:
+    """How texts differ from the SHA-256s ``expected`` gives (a missing one is not checked)."""
+    if texts is None:
+        return "its texts are missing"
+    if not isinstance(texts.record, dict):
+        return "its task record is not an object"
+    if "record" in expected and texts.record != expected["record"]:
+        return "its task record differs from the one in the log"
+    for what, text in (("prompt", texts.prompt), ("response", texts.response)):
+        checksum = expected.get(f"{what}_sha256")
+        if not isinstance(text, str) or (checksum and _log.sha256_hex(text) != checksum):
+            return f"the {what} does not match the SHA-256 in the log"
+    return None
+
+
+def _resume_at(log: InstanceLog, head: Head) -> int:
+    """Where ``log`` goes on after the event ``head`` stands at; ``HistoryConflictError``
+    if it never passes there (the stored copy went its own way, or was compacted past)."""
+    same_feature = head["state"].get("feature_id") == log.feature_id
+    for index, event in enumerate(log.events):
+        if same_feature and (event["seq"], _log.link_of(event)) == (head["seq"], head["hash"]):
+            return index + 1
+    raise HistoryConflictError(
+        f"instance {log.instance_id!r} is stored with a history the copy does not continue "
+        f"(here at event {head.get('seq')}, changed here or compacted past); left untouched",
+        instance_id=log.instance_id,
+    )
 
 
 def _ids(state: Any) -> tuple[str, str]:

@@ -171,6 +171,7 @@ def _by_newest(rows: list[tuple[str, int, str]], created: dict[str, int]) -> lis
 class _MemoryTransaction(LogTransaction):
     def __init__(self, store: MemoryStore, instance_id: str, feature_id: str | None) -> None:
         self.store, self.instance_id, self.feature_id = store, instance_id, feature_id
+        self._texts: dict[tuple[str, int], str] = {}  # stored by the next append
 
     def head(self) -> Head | None:
         head = self.store._read_head(self.instance_id)
@@ -200,14 +201,18 @@ class _MemoryTransaction(LogTransaction):
         else:
             old_status = _log.head_status(store._head(self.instance_id, found.head))
         if texts is not None:
-            task, version, data = texts
-            found.texts[(task, version)] = json.dumps(list(data))
+            self.put_texts(*texts)
+        found.texts.update(self._texts)
+        self._texts.clear()
         found.events.extend(encoded)
         found.head = head_text
         store._updated[self.instance_id] = head["state"].get("updated_at", 0.0)
         new_status = _log.head_status(head)
         if new_status != old_status:
             store._count(found.feature_id, self.instance_id, old_status, new_status)
+
+    def put_texts(self, task: str, version: int, texts: TaskTexts) -> None:
+        self._texts[(task, version)] = json.dumps(list(texts))
 
     def replace_prefix(self, checkpoint: Event, upto: int) -> None:
         found = self.store._instances[self.instance_id]

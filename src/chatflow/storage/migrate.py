@@ -4,11 +4,15 @@
 walks the source feature by feature in creation order, so the target's feature indexes
 keep the same order and ``latest_instance_id`` stays the same instance.
 
-Safe to re-run: an instance already identical in the target is left alone, one with an
-older ``version`` there is brought up to date, and one that is newer or different there
-(someone kept working in the target) is reported as a conflict and never overwritten.
-Artifacts are checked against the SHA-256 checksums in their task record before they are
-copied, and read back from the target afterwards.
+Each instance is copied event for event (``read_log``/``install_log``): the same hashes,
+any compaction checkpoint, every version of every task's texts, so ``verify --all``
+prints the same feature digests on both sides. The source's log is verified before it
+is copied and the target's copy is verified (and its digest compared) afterwards.
+
+Safe to re-run, also after being killed: an instance already identical in the target
+is left alone, one whose target copy is a prefix of the source's gets the missing
+events, and one that went its own way there (someone kept working in the target) is
+reported as a conflict and never overwritten.
 """
 
 from __future__ import annotations
@@ -16,14 +20,12 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from chatflow._text import counted
-from chatflow.errors import CorruptStateError
-from chatflow.storage._log import sha256_hex
+from chatflow.errors import CorruptStateError, HistoryConflictError, InstanceNotFoundError
 from chatflow.storage._open import is_store_url, open_store, require_store
-from chatflow.storage.base import IWorkflowStateStore
+from chatflow.storage.base import IWorkflowStateStore, log_problem
 
 StoreLike = IWorkflowStateStore | str | os.PathLike[str]
 
@@ -102,8 +104,7 @@ def migrate(
                 if progress is not None:
                     progress(done, total)
                 done += 1
-                if _copy_instance(src, dst, instance_id, report):
-                    _copy_artifacts(src, dst, feature_id, instance_id, report)
+                _copy_instance(src, dst, instance_id, report)
             _verify_order(src, dst, feature_id)
         _copy_schemas(src, dst, report)
         if progress is not None:
@@ -142,72 +143,42 @@ def _open(
 
 def _copy_instance(
     src: IWorkflowStateStore, dst: IWorkflowStateStore, instance_id: str, report: MigrationReport
-) -> bool:
-    """Bring the target's copy of one instance up to date; False if it is in conflict."""
-    state = src.load_state(instance_id)
-    if state is None:
-        raise CorruptStateError(
-            f"source lists instance {instance_id!r} in a feature index but has no state for it",
-            instance_id=instance_id,
-        )
-    existing = dst.load_state(instance_id)
-    if existing is None:
-        dst.create_state(state)
+) -> None:
+    """Bring the target's copy of one instance up to date, event for event, and check
+    it there; an instance the target changed is a conflict, left untouched."""
+    log = src.read_log(instance_id)
+    problem = log_problem(log)
+    if problem is not None:
+        raise CorruptStateError(f"source: {problem}; nothing of it copied", instance_id=instance_id)
+    had = _texts_in(dst, instance_id)
+    try:
+        outcome = dst.install_log(log)
+    except HistoryConflictError:
+        report.conflicts.append(instance_id)
+        return
+    if outcome == "copied":
         report.instances_copied += 1
-    elif existing == state:
-        report.instances_unchanged += 1
-    elif existing.get("version", 0) < state.get("version", 0):
-        dst.save_state(instance_id, state)
+    elif outcome == "updated":
         report.instances_updated += 1
     else:
-        report.conflicts.append(instance_id)
-        return False
-    _check_equal(state, dst.load_state(instance_id), f"state of instance {instance_id!r}")
-    return True
+        report.instances_unchanged += 1
+    report.artifacts_copied += len(log.texts) - had
+    report.artifacts_unchanged += had
+    found = dst.verify(instance_id)
+    if found is not None or dst.instance_digest(instance_id) != src.instance_digest(instance_id):
+        raise CorruptStateError(
+            f"the target's copy of instance {instance_id!r} does not verify as the source's: "
+            f"{found or 'its digest differs'}",
+            instance_id=instance_id,
+        )
 
 
-def _copy_artifacts(
-    src: IWorkflowStateStore,
-    dst: IWorkflowStateStore,
-    feature_id: str,
-    instance_id: str,
-    report: MigrationReport,
-) -> None:
-    for phase in src.list_task_phases(instance_id):
-        artifacts = src.load_task_artifacts(instance_id, phase)
-        if artifacts is None:
-            continue
-        _verify_checksums(artifacts, instance_id, phase)
-        if dst.load_task_artifacts(instance_id, phase) == artifacts:
-            report.artifacts_unchanged += 1
-            continue
-        record, prompt, response = artifacts["record"], artifacts["prompt"], artifacts["response"]
-        dst.save_task_artifacts(feature_id, instance_id, phase, record, prompt, response)
-        report.artifacts_copied += 1
-        copied = dst.load_task_artifacts(instance_id, phase)
-        _check_equal(artifacts, copied, f"artifacts of phase {phase!r} of {instance_id!r}")
-
-
-def _verify_checksums(artifacts: dict[str, Any], instance_id: str, phase: str) -> None:
-    """Refuse to copy texts that do not match the checksums their task record carries."""
-    record = artifacts["record"]
-    for text_key, checksum_key in (
-        ("prompt", "prompt_checksum"),
-        ("response", "response_checksum"),
-    ):
-        expected = record.get(checksum_key) if isinstance(record, dict) else None
-        if expected and sha256_hex(artifacts[text_key]) != expected:
-            raise CorruptStateError(
-                f"source {text_key} of phase {phase!r} of instance {instance_id!r} does not "
-                "match its recorded SHA-256 checksum; not copied",
-                instance_id=instance_id,
-                phase=phase,
-            )
-
-
-def _check_equal(expected: Any, actual: Any, what: str) -> None:
-    if actual != expected:
-        raise CorruptStateError(f"the target's copy of the {what} differs from the source")
+def _texts_in(store: IWorkflowStateStore, instance_id: str) -> int:
+    """How many task text versions ``store`` holds for the instance (0 if absent)."""
+    try:
+        return len(store.read_log(instance_id).texts)
+    except InstanceNotFoundError:
+        return 0
 
 
 def _verify_order(src: IWorkflowStateStore, dst: IWorkflowStateStore, feature_id: str) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from chatflow.testing.contract import (
     _artifacts,
     _bad_input,
+    _copying,
     _delete,
     _event_log,
     _feature_counts,
@@ -24,6 +25,7 @@ from chatflow.testing.contract import (
 )
 from chatflow.testing.contract._artifacts import *  # noqa: F403
 from chatflow.testing.contract._bad_input import *  # noqa: F403
+from chatflow.testing.contract._copying import *  # noqa: F403
 from chatflow.testing.contract._delete import *  # noqa: F403
 from chatflow.testing.contract._event_log import *  # noqa: F403
 from chatflow.testing.contract._feature_counts import *  # noqa: F403
@@ -38,6 +40,7 @@ from chatflow.testing.contract._workflows import *  # noqa: F403
 MODULES = (
     _artifacts,
     _bad_input,
+    _copying,
     _delete,
     _event_log,
     _feature_counts,

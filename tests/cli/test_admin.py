@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 import subprocess
 import sys
@@ -19,11 +20,12 @@ def test_delete_asks_unless_yes(run: Runner, tmp_path: Path) -> None:
     gone = demo(run, "feat_gone")
     refused(run("delete", gone), 1, "--yes")  # stdin is not a terminal: never guess
     assert run.json("show", gone)["instance_id"] == gone
-    assert run.json("delete", gone, "--yes") == {"deleted": [gone]}
+    assert run.json("delete", gone, "--yes", "--by", "ops") == {"deleted": [gone], "by": "ops"}
     refused(run("show", gone), 3, "not found")
     assert not (tmp_path / ".chatflow" / "instances" / gone).exists()
     assert [r["feature_id"] for r in run.json("features")] == ["feat_keep"]
-    assert run.json("delete", "--feature", "feat_keep", "--yes") == {"deleted": [keep]}
+    by_default = run.json("delete", "--feature", "feat_keep", "--yes")
+    assert by_default == {"deleted": [keep], "by": getpass.getuser()}  # the OS user
     refused(run("delete", "--yes"), 2, "exactly one")
     refused(run("delete", keep, "--feature", "feat_keep", "--yes"), 2, "exactly one")
     refused(run("delete", "--feature", "feat_keep", "--yes"), 3, "no feature")

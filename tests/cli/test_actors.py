@@ -120,7 +120,9 @@ def test_the_meta_of_the_call_names_the_actor_when_by_does_not(cli: As) -> None:
     events = cli.history(iid)
     assert actors(events, "started") == ["dev_al"]
     assert actors(events, "phase_completed") == ["bot"]
-    refused(cli("pause", iid, "--by", " "), 2, "--by must name someone")
+    for blank in (" ", "bad\nname"):
+        refused(cli("pause", iid, "--by", blank), 2, "--by must name someone")
+    refused(cli("approve", iid, "--by", ""), 2, "--by must name someone")
 
 
 def test_delete_says_who_deleted(file_cli: As) -> None:

@@ -243,10 +243,11 @@ def cmd_approve(ctx: Context) -> int:
     args = ctx.args
     engine = ctx.reader()
     state = ctx.instance(args.instance_id)
+    by = ctx.actor()  # --by is required: a person, never the OS user by default
     if state.pause is not None and state.pause.get("kind") == "approval":
-        return report(ctx, engine.resume(args.instance_id, approved_by=args.by, note=args.note))
+        return report(ctx, engine.resume(args.instance_id, approved_by=by, note=args.note))
     if not state.status.is_finished:
-        return report(ctx, engine.approve(args.instance_id, by=args.by, note=args.note))
+        return report(ctx, engine.approve(args.instance_id, by=by, note=args.note))
     raise InvalidTransitionError(
         f"instance {state.instance_id!r} is {state.status.value}, not waiting for approval"
         + ("; use resume" if state.pause else ""),
@@ -258,7 +259,7 @@ def cmd_reject(ctx: Context) -> int:
     args = ctx.args
     ctx.instance(args.instance_id)
     state = ctx.reader().reject(
-        args.instance_id, rejected_by=args.by, note=args.note, to=args.to, force=args.force
+        args.instance_id, rejected_by=ctx.actor(), note=args.note, to=args.to, force=args.force
     )
     return report(ctx, state)
 

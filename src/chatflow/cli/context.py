@@ -98,8 +98,8 @@ class Context:
         from chatflow.core.lifecycle import actor_of  # noqa: PLC0415 - steering commands only
 
         by: str | None = getattr(self.args, "by", None)
-        if by is not None and not by.strip():
-            raise UsageError("--by must name someone")
+        if by is not None and (not by.strip() or not by.isprintable()):
+            raise UsageError(f"--by must name someone (printable text), not {by!r}")
         return by or actor_of(meta or {}) or os_user()
 
     def require_feature(self, engine: WorkflowEngine, feature_id: str) -> None:

@@ -145,13 +145,88 @@ def test_refused_when_visits_exceed_the_new_limit(engine: WorkflowEngine) -> Non
     assert reason == "phase 'code' was visited 3 times; version 2 allows max_visits 2"
 
 
-def test_refused_when_the_current_phase_now_needs_approval(engine: WorkflowEngine) -> None:
+def test_a_phase_that_now_needs_approval_waits_for_it_unless_forced(
+    engine: WorkflowEngine,
+) -> None:
+    """Upgrading is one more way into a phase: its approval to enter is honoured."""
     gated = {**V1, "version": 2}
     gated["phases"] = [{"name": "design", "requires_approval": True}, *V1["phases"][1:]]
     engine.register_schema(gated)
     iid = start(engine)
-    (reason,) = reasons_of(engine, iid)
-    assert "'design' requires approval in version 2" in reason
+    state = engine.upgrade_instance(iid, to_version=2, actor="ops")
+    assert (state.status, state.current_phase) == ("paused", "design")
+    assert state.pause is not None and state.pause["kind"] == "approval"
+    assert state.open_entry is not None and state.open_entry.status == "awaiting_approval"
+    kinds = [e.kind for e in engine.get_workflow_history(iid)][-2:]
+    assert kinds == [EventKind.SCHEMA_UPGRADED, EventKind.APPROVAL_REQUESTED]
+    assert engine.resume(iid, approved_by="boss").status == "created"
+
+    forced = start(engine)
+    state = engine.upgrade_instance(forced, to_version=2, actor="ops", force=True)
+    assert (state.status, state.pause) == ("created", None)
+    override = engine.get_workflow_history(forced)[-1]
+    assert (override.kind, override.actor) == (EventKind.APPROVAL_OVERRIDDEN, "ops")
+    assert override.data == {"reasons": ["phase 'design' requires approval"]}
+
+    held = start(engine)
+    engine.pause(held, "lunch")
+    (reason,) = reasons_of(engine, held)
+    assert "'design' requires approval in version 2" in reason and "paused by hand" in reason
+
+
+def test_limits_reached_but_not_exceeded_may_upgrade(engine: WorkflowEngine) -> None:
+    """A limit binds the next visit or retry: having used it up is not a violation."""
+    looping = {
+        "name": "loop",
+        "version": 1,
+        "phases": [
+            {"name": "code"},
+            {
+                "name": "review",
+                "transitions": [
+                    {"to": "$end", "when": {"path": "trigger.done", "op": "exists"}},
+                    {"to": "code"},
+                ],
+            },
+        ],
+    }
+    engine.register_schema(looping)
+    limited = {**looping, "version": 2}
+    limited["phases"] = [{"name": "code", "max_visits": 3, "max_retries": 1}, looping["phases"][1]]
+    engine.register_schema(limited)
+
+    def looped(times: int) -> str:
+        iid = engine.start_workflow_instance(None, {}, "f", schema_name="loop", schema_version=1)
+        for _ in range(times):
+            engine.trigger_next_step(iid)
+            engine.trigger_next_step(iid)
+        engine.fail_phase(iid, "boom")
+        engine.retry_phase(iid)
+        return iid
+
+    at_limits = looped(1)  # code: visits 1 + 1 loop + 1 retry = 3, retries 1
+    state = engine.upgrade_instance(at_limits, to_version=2)
+    assert (state.visits["code"], state.retries["code"]) == (3, 1)
+    assert state.workflow_schema["version"] == 2
+    over = looped(2)
+    assert reasons_of(engine, over) == [
+        "phase 'code' was visited 4 times; version 2 allows max_visits 3"
+    ]
+
+
+def test_finished_and_failed_instances_are_refused_with_their_status(
+    engine: WorkflowEngine,
+) -> None:
+    done = start(engine)
+    for _ in range(3):
+        engine.trigger_next_step(done)
+    failed = start(engine)
+    engine.fail_phase(failed, "boom")
+    cancelled = start(engine)
+    engine.cancel(cancelled)
+    for iid, status in ((done, "completed"), (failed, "failed"), (cancelled, "cancelled")):
+        reasons = reasons_of(engine, iid)
+        assert f"it is {status}; only created, running or paused instances move" in reasons
 
 
 def test_resume_checks_the_gate_of_the_new_version(engine: WorkflowEngine) -> None:

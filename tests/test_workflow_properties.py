@@ -20,6 +20,7 @@ from chatflow import (
     InvalidTransitionError,
     ValidationError,
     WorkflowEngine,
+    WorkflowEvent,
     WorkflowInstanceState,
 )
 from chatflow.core.definition import Workflow
@@ -28,7 +29,7 @@ from chatflow.storage.memory import MemoryStore
 
 # Operation -> weight; cancelling ends everything, so it is rare.
 OPERATIONS = {"trigger": 12, "dry_run": 2, "pause": 2, "resume": 3, "reject": 1, "fail": 2}
-OPERATIONS |= {"retry": 2, "cancel": 0.3, "jump": 1, "approve": 2, "record": 2}
+OPERATIONS |= {"retry": 2, "cancel": 0.3, "jump": 1, "approve": 2, "record": 2, "force_jump": 0.5}
 
 
 def random_schema(rng: random.Random) -> Workflow:
@@ -92,6 +93,9 @@ def apply(engine: WorkflowEngine, iid: str, operation: str, rng: random.Random) 
         "retry": lambda: engine.retry_phase(iid),
         "cancel": lambda: engine.cancel(iid, "stop"),
         "jump": lambda: engine.jump_to(iid, rng.choice(state.workflow_schema["phases"])["name"]),
+        "force_jump": lambda: engine.jump_to(
+            iid, rng.choice(state.workflow_schema["phases"])["name"], actor="lead", force=True
+        ),
         "approve": lambda: engine.approve(iid, by=rng.choice(["ann", "bob"])),
         "record": lambda: engine.record_task_artifacts(iid, "p", "r"),
     }
@@ -123,6 +127,22 @@ def check_consistent(state: WorkflowInstanceState, engine: WorkflowEngine) -> No
     assert kinds[EventKind.COMPLETED] == (state.status == "completed")
     assert kinds[EventKind.CANCELLED] == (state.status == "cancelled")
     assert kinds[EventKind.RESUMED] <= kinds[EventKind.PAUSED] + kinds[EventKind.APPROVAL_REQUESTED]
+    check_entry_approvals(state, events)
+
+
+def check_entry_approvals(state: WorkflowInstanceState, events: list[WorkflowEvent]) -> None:
+    """Every visit of a phase that requires approval (entered by this instance, not
+    copied from a fork's parent) began by asking for it, or by logging who forced it."""
+    gated = {p["name"] for p in state.workflow_schema["phases"] if p.get("requires_approval")}
+    first = state.parent["history_index"] if state.parent else 0
+    for index in range(first, len(state.history)):
+        if state.history[index].phase not in gated:
+            continue
+        visit = [e.kind for e in events if e.history_index == index and e.while_open]
+        assert visit[:2] in (
+            [EventKind.PHASE_ENTERED, EventKind.APPROVAL_REQUESTED],
+            [EventKind.PHASE_ENTERED, EventKind.APPROVAL_OVERRIDDEN],
+        ), (index, visit)
 
 
 def run_random(engine: WorkflowEngine, seed: int, steps: int) -> str:

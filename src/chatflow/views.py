@@ -188,11 +188,17 @@ def _timeline(state: WorkflowInstanceState, checks: Mapping[str, JSON]) -> list[
 
 
 def _decision(event: WorkflowEvent) -> JSON | None:
-    """An approval or rejection recorded by ``event``, if it is one."""
+    """An approval, rejection or forced entry recorded by ``event``, if it is one.
+
+    Only the end of an approval pause is an approval: resuming a pause by hand is a
+    resume, whatever names it carries.
+    """
     if event.kind is EventKind.RESUMED and event.data.get("kind") == "approval":
         by, decision = event.data.get("approved_by"), "approved"
     elif event.kind is EventKind.REJECTED:
         by, decision = event.data.get("rejected_by"), "rejected"
+    elif event.kind is EventKind.APPROVAL_OVERRIDDEN:
+        by, decision = event.actor, "overridden"
     else:
         return None
     note = event.data.get("note")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import getpass
 import json
 import subprocess
 import sys
@@ -22,11 +23,12 @@ def test_delete_asks_unless_yes(run: Runner, tmp_path: Path) -> None:
     gone = demo(run, "feat_gone")
     refused(run("delete", gone), 1, "--yes")  # stdin is not a terminal: never guess
     assert run.json("show", gone)["instance_id"] == gone
-    assert run.json("delete", gone, "--yes") == {"deleted": [gone]}
+    assert run.json("delete", gone, "--yes", "--by", "ops") == {"deleted": [gone], "by": "ops"}
     refused(run("show", gone), 3, "not found")
     assert not (tmp_path / ".chatflow" / "instances" / gone).exists()
     assert [r["feature_id"] for r in run.json("features")] == ["feat_keep"]
-    assert run.json("delete", "--feature", "feat_keep", "--yes") == {"deleted": [keep]}
+    by_default = run.json("delete", "--feature", "feat_keep", "--yes")
+    assert by_default == {"deleted": [keep], "by": getpass.getuser()}  # the OS user
     refused(run("delete", "--yes"), 2, "exactly one")
     refused(run("delete", keep, "--feature", "feat_keep", "--yes"), 2, "exactly one")
     refused(run("delete", "--feature", "feat_keep", "--yes"), 3, "no feature")
@@ -36,7 +38,7 @@ def test_features_count_what_delete_leaves_in_a_sqlite_store(run: Runner) -> Non
     on_sqlite = ("--dir", "sqlite:///state.db")
     first, second = demo(run, "feat_two", *on_sqlite), demo(run, "feat_two", *on_sqlite)
     assert run.json(*on_sqlite, "features")[0]["counts"]["completed"] == 2
-    assert run.json(*on_sqlite, "delete", second, "--yes") == {"deleted": [second]}
+    assert run.json(*on_sqlite, "delete", second, "--yes")["deleted"] == [second]
     (rollup,) = run.json(*on_sqlite, "features")
     assert rollup["counts"]["completed"] == rollup["total_instances"] == 1
     assert rollup["latest_instance_id"] == first
@@ -127,7 +129,7 @@ def test_doctor_finds_and_fixes_file_store_damage(run: Runner, tmp_path: Path) -
     assert {r["instance_id"] for r in report["repairs"]} == {"wfi_vanished", unindexed, unreadable}
     text = run("doctor").stdout
     assert "quarantined_instance" in text and unreadable in text
-    assert run.json("delete", unreadable, "--yes") == {"deleted": [unreadable]}
+    assert run.json("delete", unreadable, "--yes")["deleted"] == [unreadable]
     assert run("doctor").returncode == 0  # the evidence stays in quarantine/
     assert all(path.exists() for path in kept)
 

@@ -4,7 +4,8 @@ retry, cancel, jump, fork, and the demo.
 Each prints the instance's new state (``--json``: the ``show`` view) and exits 1 with the
 engine's one-line reason when the step is refused (a paused instance, a finished one,
 a phase that needs approval). Steering an instance that does not exist never creates a
-store.
+store. Each records who acted: ``--by NAME``, else the OS user (``approve`` and
+``reject`` always name their person).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from chatflow.cli.context import (
     TERMS,
     Context,
     UsageError,
+    add_by,
     add_id,
     finish,
     json_file,
@@ -56,6 +58,7 @@ def _add_start(commands: Subparsers) -> None:
     start.add_argument(
         "--meta", action="append", metavar="K=V", help="meta entry (who, session, ...)"
     )
+    add_by(start)
     finish(start, cmd_start)
 
 
@@ -69,6 +72,7 @@ def _add_next(commands: Subparsers) -> None:
     data.add_argument("--data-file", metavar="FILE", help="trigger data: a JSON object file")
     step.add_argument("--meta", action="append", metavar="K=V", help="meta entry to merge")
     step.add_argument("--dry-run", action="store_true", help="show the result, write nothing")
+    add_by(step)
     finish(step, cmd_next)
 
 
@@ -84,6 +88,7 @@ def _add_record(commands: Subparsers) -> None:
         text.add_argument(
             f"--{what}-file", metavar="FILE", help=f"read the {what} from FILE ('-': stdin)"
         )
+    add_by(record)
     finish(record, cmd_record)
 
 
@@ -101,6 +106,7 @@ def _add_reject(commands: Subparsers) -> None:
     reject.add_argument("--by", required=True, metavar="NAME", help="who rejects")
     reject.add_argument("--to", metavar="PHASE", help="phase to redo (default: the one before)")
     reject.add_argument("--note", help="why")
+    reject.add_argument("--force", action="store_true", help=_FORCE_ENTRY)
     finish(reject, cmd_reject)
 
 
@@ -108,6 +114,7 @@ def _add_fail(commands: Subparsers) -> None:
     fail = commands.add_parser("fail", help="mark the current phase failed")
     add_id(fail)
     fail.add_argument("--error", required=True, help="what went wrong")
+    add_by(fail)
     finish(fail, cmd_fail)
 
 
@@ -117,8 +124,12 @@ def _add_jump(commands: Subparsers) -> None:
     jump.add_argument("phase", metavar="PHASE")
     jump.add_argument("--reason", default="", help="recorded in the event log")
     jump.add_argument(
-        "--force", action="store_true", help="leave even if the phase's exit gate is not met"
+        "--force",
+        action="store_true",
+        help="leave even if the phase's exit gate is not met, and enter PHASE without "
+        "the approval it requires (recorded)",
     )
+    add_by(jump)
     finish(jump, cmd_jump)
 
 
@@ -126,6 +137,8 @@ def _add_fork(commands: Subparsers) -> None:
     fork = commands.add_parser("fork", help="new instance as this one was at history entry N")
     add_id(fork)
     fork.add_argument("--at", required=True, type=int, metavar="N", help="history index")
+    fork.add_argument("--force", action="store_true", help=_FORCE_ENTRY)
+    add_by(fork)
     finish(fork, cmd_fork)
 
 
@@ -138,7 +151,16 @@ def _add_upgrade(commands: Subparsers) -> None:
     upgrade.add_argument("--to", dest="to_version", required=True, metavar="VERSION")
     upgrade.add_argument("--map", action="append", metavar="OLD=NEW", help="rename a phase")
     upgrade.add_argument("--dry-run", action="store_true", help="report, change nothing")
+    upgrade.add_argument(
+        "--force",
+        action="store_true",
+        help="keep going where the current phase now requires approval (recorded)",
+    )
+    add_by(upgrade)
     finish(upgrade, cmd_upgrade)
+
+
+_FORCE_ENTRY = "enter a phase that requires approval without it (recorded)"
 
 
 def _add_demo(commands: Subparsers) -> None:
@@ -162,12 +184,15 @@ def cmd_start(ctx: Context) -> int:
     engine = ctx.writer()
     variables = key_values(args.var, "--var")
     meta = key_values(args.meta, "--meta")
+    actor = ctx.actor(meta)
     if looks_like_file(args.workflow):
         if args.schema_version is not None:
             raise UsageError("--version applies to a workflow name, not a file")
         schema = load_schema_file(args.workflow)
         engine.register_schema(schema, replace=False)  # `start NAME`, `upgrade` find it
-        instance_id = engine.start_workflow_instance(schema, variables, args.feature, meta)
+        instance_id = engine.start_workflow_instance(
+            schema, variables, args.feature, meta, actor=actor
+        )
     else:
         version = args.schema_version
         instance_id = engine.start_workflow_instance(
@@ -177,6 +202,7 @@ def cmd_start(ctx: Context) -> int:
             meta,
             schema_name=args.workflow,
             schema_version=int(version) if version and version.isdigit() else version,
+            actor=actor,
         )
     return report(ctx, ctx.instance(instance_id))
 
@@ -187,8 +213,9 @@ def cmd_next(ctx: Context) -> int:
     args = ctx.args
     data = json_file(args.data_file) if args.data_file else key_values(args.data, "--data")
     ctx.instance(args.instance_id)  # not found: exit 3 before anything is written
+    meta = key_values(args.meta, "--meta")
     state = ctx.reader().trigger_next_step(
-        args.instance_id, data, key_values(args.meta, "--meta"), dry_run=args.dry_run
+        args.instance_id, data, meta, dry_run=args.dry_run, actor=ctx.actor(meta)
     )
     code = report(ctx, state)
     blocked = state.events[-1] if args.dry_run and state.events else None
@@ -209,7 +236,9 @@ def cmd_record(ctx: Context) -> int:
     ctx.instance(args.instance_id)
     prompt, response = _record_texts(args)
     engine = ctx.reader()
-    engine.record_task_artifacts(args.instance_id, prompt, response, phase_name=args.phase)
+    engine.record_task_artifacts(
+        args.instance_id, prompt, response, phase_name=args.phase, actor=ctx.actor()
+    )
     return report(ctx, ctx.instance(args.instance_id))
 
 
@@ -234,10 +263,11 @@ def cmd_approve(ctx: Context) -> int:
     args = ctx.args
     engine = ctx.reader()
     state = ctx.instance(args.instance_id)
+    by = ctx.actor()  # --by is required: a person, never the OS user by default
     if state.pause is not None and state.pause.get("kind") == "approval":
-        return report(ctx, engine.resume(args.instance_id, approved_by=args.by, note=args.note))
+        return report(ctx, engine.resume(args.instance_id, approved_by=by, note=args.note))
     if not state.status.is_finished:
-        return report(ctx, engine.approve(args.instance_id, by=args.by, note=args.note))
+        return report(ctx, engine.approve(args.instance_id, by=by, note=args.note))
     raise InvalidTransitionError(
         f"instance {state.instance_id!r} is {state.status.value}, not waiting for approval"
         + ("; use resume" if state.pause else ""),
@@ -248,13 +278,17 @@ def cmd_approve(ctx: Context) -> int:
 def cmd_reject(ctx: Context) -> int:
     args = ctx.args
     ctx.instance(args.instance_id)
-    state = ctx.reader().reject(args.instance_id, rejected_by=args.by, note=args.note, to=args.to)
+    state = ctx.reader().reject(
+        args.instance_id, rejected_by=ctx.actor(), note=args.note, to=args.to, force=args.force
+    )
     return report(ctx, state)
 
 
 def cmd_pause(ctx: Context) -> int:
     ctx.instance(ctx.args.instance_id)
-    return report(ctx, ctx.reader().pause(ctx.args.instance_id, ctx.args.reason or ""))
+    return report(
+        ctx, ctx.reader().pause(ctx.args.instance_id, ctx.args.reason or "", actor=ctx.actor())
+    )
 
 
 def cmd_resume(ctx: Context) -> int:
@@ -265,34 +299,45 @@ def cmd_resume(ctx: Context) -> int:
             f"{state.current_phase!r}: use chatflow approve {state.instance_id} --by NAME",
             instance_id=state.instance_id,
         )
-    return report(ctx, ctx.reader().resume(ctx.args.instance_id))
+    return report(ctx, ctx.reader().resume(ctx.args.instance_id, actor=ctx.actor()))
 
 
 def cmd_fail(ctx: Context) -> int:
     ctx.instance(ctx.args.instance_id)
-    return report(ctx, ctx.reader().fail_phase(ctx.args.instance_id, ctx.args.error))
+    engine = ctx.reader()
+    return report(ctx, engine.fail_phase(ctx.args.instance_id, ctx.args.error, actor=ctx.actor()))
 
 
 def cmd_retry(ctx: Context) -> int:
-    ctx.instance(ctx.args.instance_id)
-    return report(ctx, ctx.reader().retry_phase(ctx.args.instance_id, note=ctx.args.note))
+    args = ctx.args
+    ctx.instance(args.instance_id)
+    engine = ctx.reader()
+    state = engine.retry_phase(
+        args.instance_id, note=args.note, actor=ctx.actor(), force=args.force
+    )
+    return report(ctx, state)
 
 
 def cmd_cancel(ctx: Context) -> int:
     ctx.instance(ctx.args.instance_id)
-    return report(ctx, ctx.reader().cancel(ctx.args.instance_id, ctx.args.reason or ""))
+    return report(
+        ctx, ctx.reader().cancel(ctx.args.instance_id, ctx.args.reason or "", actor=ctx.actor())
+    )
 
 
 def cmd_jump(ctx: Context) -> int:
     ctx.instance(ctx.args.instance_id)
     args = ctx.args
-    state = ctx.reader().jump_to(args.instance_id, args.phase, args.reason, force=args.force)
+    state = ctx.reader().jump_to(
+        args.instance_id, args.phase, args.reason, actor=ctx.actor(), force=args.force
+    )
     return report(ctx, state)
 
 
 def cmd_fork(ctx: Context) -> int:
     ctx.instance(ctx.args.instance_id)
-    child = ctx.reader().fork(ctx.args.instance_id, ctx.args.at)
+    args = ctx.args
+    child = ctx.reader().fork(args.instance_id, args.at, actor=ctx.actor(), force=args.force)
     return report(ctx, ctx.instance(child))
 
 
@@ -313,7 +358,12 @@ def cmd_upgrade(ctx: Context) -> int:
     if args.instance_id:
         ctx.instance(args.instance_id)
         state = engine.upgrade_instance(
-            args.instance_id, to_version=version, phase_map=phase_map, dry_run=args.dry_run
+            args.instance_id,
+            to_version=version,
+            phase_map=phase_map,
+            dry_run=args.dry_run,
+            actor=ctx.actor(),
+            force=args.force,
         )
         if ctx.out.json:
             return report(ctx, state)  # in a dry run: what the upgrade would produce
@@ -325,6 +375,8 @@ def cmd_upgrade(ctx: Context) -> int:
         workflow_name=args.workflow,
         phase_map=phase_map,
         dry_run=args.dry_run,
+        actor=ctx.actor(),
+        force=args.force,
     )
     unchanged = sum(outcome.unchanged for outcome in outcomes)
     refused = sum(not (outcome.upgraded or outcome.unchanged) for outcome in outcomes)
@@ -388,7 +440,7 @@ def cmd_demo(ctx: Context) -> int:
     return EXIT_OK
 
 
-# The steering commands that take only an id and an optional text.
+# The steering commands that take only an id, an optional text and who acts.
 _SIMPLE: dict[str, tuple[str, Callable[[Context], int], str | None]] = {
     "pause": ("pause an instance until resume", cmd_pause, "--reason"),
     "resume": ("resume an instance paused by hand", cmd_resume, None),
@@ -403,6 +455,9 @@ def _add_simple(commands: Subparsers, name: str) -> None:
     add_id(parser)
     if reason:
         parser.add_argument(reason, default=None, help="recorded in the event log")
+    if name == "retry":
+        parser.add_argument("--force", action="store_true", help=_FORCE_ENTRY)
+    add_by(parser)
     finish(parser, handler)
 
 

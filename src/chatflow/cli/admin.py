@@ -25,6 +25,7 @@ from chatflow.cli.context import (
     Context,
     NotFoundError,
     UsageError,
+    add_by,
     add_id,
     finish,
 )
@@ -55,6 +56,7 @@ def _add_delete(commands: Subparsers) -> None:
     )
     _selection(delete, allow_all=False)
     delete.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    add_by(delete)
     finish(delete, cmd_delete)
 
 
@@ -131,17 +133,27 @@ def _selected(ctx: Context, engine: WorkflowEngine) -> list[str]:
 
 
 def cmd_delete(ctx: Context) -> int:
+    """Delete the selected instances. Their logs go with them, so who deleted them is
+    said in the output and logged (``-v`` shows it) instead."""
+    from chatflow import _logger  # noqa: PLC0415
+
     engine = ctx.reader()
     ids = _selected(ctx, engine)
+    by = ctx.actor()
     shown = ", ".join(ids[:5]) + (", ..." if len(ids) > 5 else "")
     if not ctx.args.yes and not _confirm(f"delete {counted(len(ids), 'instance')}: {shown}"):
         print("chatflow: nothing deleted", file=sys.stderr)
         return EXIT_FAILED
-    deleted = [iid for iid in ids if engine.state_store.delete_instance(iid)]
+    log = _logger.logger(__name__)
+    deleted = []
+    for iid in ids:
+        if engine.state_store.delete_instance(iid):
+            deleted.append(iid)
+            log.info("deleted instance %s (by %s)", iid, by)
     if ctx.out.json:
-        ctx.out.emit_json({"deleted": deleted})
+        ctx.out.emit_json({"deleted": deleted, "by": by})
     else:
-        ctx.out.line(f"deleted {counted(len(deleted), 'instance')}")
+        ctx.out.line(f"deleted {counted(len(deleted), 'instance')} (by {by})")
     return EXIT_OK
 
 

@@ -127,6 +127,16 @@ class Context:
             raise not_found(instance_id)
         return state
 
+    def actor(self, meta: dict[str, Any] | None = None) -> str:
+        """Who runs the command: ``--by NAME``, else the one this call's ``meta`` names
+        (``--meta actor=`` or ``user_id=``), else the user logged in to the machine."""
+        from chatflow.core.lifecycle import actor_of  # noqa: PLC0415 - steering commands only
+
+        by: str | None = getattr(self.args, "by", None)
+        if by is not None and (not by.strip() or not by.isprintable()):
+            raise UsageError(f"--by must name someone (printable text), not {by!r}")
+        return by or actor_of(meta or {}) or os_user()
+
     def require_feature(self, engine: WorkflowEngine, feature_id: str) -> None:
         """Refuse a feature with no instances: a typo must not look like an empty feature."""
         if not engine.list_feature_instances(feature_id):
@@ -135,6 +145,29 @@ class Context:
     def close(self) -> None:
         if self._engine is not None:
             self._engine.close()
+
+
+def os_user() -> str:
+    """The name of the user logged in (``getpass.getuser``), or ``uid <n>`` where the
+    system has none to give (a container's unnamed uid)."""
+    import getpass  # noqa: PLC0415 - steering commands only
+    import os  # noqa: PLC0415
+
+    try:
+        name = getpass.getuser().strip()
+    except (OSError, KeyError, ImportError):  # 3.13: OSError; before: KeyError from pwd
+        name = ""
+    if name and name.isprintable():
+        return name
+    getuid = getattr(os, "getuid", None)
+    return f"uid {getuid()}" if getuid is not None else "unknown user"
+
+
+def add_by(parser: argparse.ArgumentParser) -> None:
+    """``--by NAME``: who acts, recorded in the event log (default: the OS user)."""
+    parser.add_argument(
+        "--by", metavar="NAME", help="who acts, recorded in the history (default: your user name)"
+    )
 
 
 def key_values(pairs: list[str] | None, option: str) -> dict[str, Any]:

@@ -4,6 +4,12 @@ reject, fail, retry, cancel and jump.
 Each one checks its arguments, then runs one ``lifecycle`` change through the
 engine's ``_update`` (one appended event). ``WorkflowEngine`` inherits them; this
 split keeps the engine module to its API and store plumbing.
+
+Who acted is ``actor=`` (approvals name their person: ``approve(by=)``,
+``resume(approved_by=)``, ``reject(rejected_by=)``); left out, it is the one the
+instance's meta names (``actor`` or ``user_id``), as it always was. Entering a phase
+that requires approval waits for it; ``force=True`` (reject, retry, jump) enters
+anyway and logs who did (``approval_overridden``).
 """
 
 from __future__ import annotations
@@ -14,7 +20,6 @@ from chatflow._validation import check_text, validate_id
 from chatflow.core import _arguments, lifecycle
 from chatflow.core._stored import Change
 from chatflow.core.models import WorkflowInstanceState, generate_timestamp
-from chatflow.errors import ValidationError
 
 
 class HumanActions:
@@ -55,15 +60,18 @@ class HumanActions:
         rejected_by: str | None = None,
         note: str | None = None,
         to: str | None = None,
+        force: bool = False,
     ) -> WorkflowInstanceState:
-        """Refuse a pending approval: re-enter ``to`` (default: the phase that asked)."""
+        """Refuse a pending approval: re-enter ``to`` (default: the phase that asked).
+        A ``to`` that requires approval waits for it, unless ``force=True``."""
         rejected_by = _arguments.optional_text(rejected_by, "rejected_by")
         note = _arguments.optional_text(note, "note")
         target = None if to is None else validate_id(to, "phase")
+        force = _arguments.flag(force, "force")
         return self._act(
             instance_id,
             rejected_by,
-            lambda s, who, now: lifecycle.reject(s, who, note, target, now),
+            lambda s, who, now: lifecycle.reject(s, who, note, target, now, force=force),
         )
 
     def fail_phase(
@@ -74,11 +82,22 @@ class HumanActions:
         return self._act(instance_id, actor, lambda s, who, now: lifecycle.fail(s, error, who, now))
 
     def retry_phase(
-        self, instance_id: str, *, note: str | None = None, actor: str | None = None
+        self,
+        instance_id: str,
+        *,
+        note: str | None = None,
+        actor: str | None = None,
+        force: bool = False,
     ) -> WorkflowInstanceState:
-        """Start the current phase over as a new visit; counts toward its ``max_retries``."""
+        """Start the current phase over as a new visit; counts toward its ``max_retries``.
+        A phase that requires approval waits for it again, unless ``force=True``."""
         note = _arguments.optional_text(note, "note")
-        return self._act(instance_id, actor, lambda s, who, now: lifecycle.retry(s, note, who, now))
+        force = _arguments.flag(force, "force")
+        return self._act(
+            instance_id,
+            actor,
+            lambda s, who, now: lifecycle.retry(s, note, who, now, force=force),
+        )
 
     def cancel(
         self, instance_id: str, reason: str = "", *, actor: str | None = None
@@ -98,13 +117,13 @@ class HumanActions:
         actor: str | None = None,
         force: bool = False,
     ) -> WorkflowInstanceState:
-        """Human override: enter ``phase`` now, ignoring routes, visit limits and approval
-        to enter. The current phase's exit gate still applies unless ``force=True``
-        (recorded in the ``jumped`` event)."""
+        """Human override: enter ``phase`` now, ignoring routes and visit limits. The
+        current phase's exit gate and ``phase``'s approval to enter still apply unless
+        ``force=True`` (recorded in the ``jumped`` event; a skipped approval also as
+        ``approval_overridden``)."""
         phase = validate_id(phase, "phase")
         reason = check_text(reason, "reason")
-        if not isinstance(force, bool):
-            raise ValidationError(f"force must be true or false, not {force!r}", field="force")
+        force = _arguments.flag(force, "force")
         return self._act(
             instance_id,
             actor,

@@ -23,6 +23,13 @@ def optional_text(value: object, what: str) -> str | None:
     return None if value is None else check_text(value, what)
 
 
+def flag(value: object, what: str) -> bool:
+    """A true/false option (``force``): a truthy string must not pass for ``True``."""
+    if not isinstance(value, bool):
+        raise ValidationError(f"{what} must be true or false, not {value!r}", field=what)
+    return value
+
+
 def name(value: object, what: str) -> str:
     """A person's name: a non-blank ``str`` (blanks would count as a distinct approver)."""
     if not check_text(value, what).strip():

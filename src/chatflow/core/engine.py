@@ -203,6 +203,7 @@ class WorkflowEngine(HumanActions):
         schema_name: str | None = None,
         schema_version: int | str | None = None,
         automation_level: int | None = None,
+        actor: str | None = None,
     ) -> WorkflowStartResult:
         """Create an instance in the schema's first phase; return its id.
 
@@ -213,7 +214,8 @@ class WorkflowEngine(HumanActions):
         definition the instance started with. ``automation_level`` (0-100; default
         ``meta["automation_level"]``, else the schema's) pauses steps whose trigger data
         carries a higher ``risk``. The returned id is a ``WorkflowStartResult``: a
-        ``str`` that also tells ``initial_phase`` and ``created_at``.
+        ``str`` that also tells ``initial_phase`` and ``created_at``. ``actor`` is who
+        starts it (default: ``meta["actor"]``, else ``meta["user_id"]``).
         """
         workflow = self._resolve_schema(workflow_schema, schema_name, schema_version)
         if self.default_merge_trigger_data is not None:
@@ -226,6 +228,7 @@ class WorkflowEngine(HumanActions):
         if automation_level is None:
             automation_level = meta.get("automation_level", workflow.automation_level)
         level = _arguments.automation_level(automation_level)
+        actor = _arguments.optional_text(actor, "actor")
         state = lifecycle.new_state(
             instance_id=new_instance_id(),
             feature_id=feature_id,
@@ -234,6 +237,7 @@ class WorkflowEngine(HumanActions):
             meta=meta,
             automation_level=level,
             now=generate_timestamp(),
+            actor=actor,
         )
         self.state_store.create_state(state.to_dict())
         return WorkflowStartResult(state.instance_id, state.current_phase, state.created_at)
@@ -263,6 +267,7 @@ class WorkflowEngine(HumanActions):
         meta: dict[str, Any] | None = None,
         *,
         dry_run: bool = False,
+        actor: str | None = None,
     ) -> WorkflowInstanceState:
         """Complete the current phase and route to the next; return the new state.
 
@@ -276,13 +281,16 @@ class WorkflowEngine(HumanActions):
         With ``dry_run=True`` nothing is written: the returned state is what the step
         would produce, or, for a step a gate refuses, the unchanged state with a
         ``gate_blocked`` event at the end of ``events`` listing what is missing.
+        ``actor`` is who takes the step (default: the one ``meta``, else the instance's
+        meta, names).
         """
         validate_id(instance_id, "instance_id")
         data = {} if trigger_data is None else check_json_object(trigger_data, "trigger_data")
         extra_meta = {} if meta is None else check_json_object(meta, "meta")
+        who = _arguments.optional_text(actor, "actor")
 
         def advance(state: WorkflowInstanceState) -> None:
-            lifecycle.advance(state, data, extra_meta, generate_timestamp())
+            lifecycle.advance(state, data, extra_meta, generate_timestamp(), who)
 
         if dry_run:
             return self._simulate(instance_id, advance)
@@ -299,24 +307,43 @@ class WorkflowEngine(HumanActions):
 
     # -- time travel ---------------------------------------------------------------------
 
-    def fork(self, instance_id: str, at: int, *, meta: dict[str, Any] | None = None) -> str:
+    def fork(
+        self,
+        instance_id: str,
+        at: int,
+        *,
+        meta: dict[str, Any] | None = None,
+        actor: str | None = None,
+        force: bool = False,
+    ) -> str:
         """Start a new instance of the same feature as this one was on entering
         ``history[at]`` (time travel); return its id. The fork records its ``parent``
-        and the parent gets a ``forked`` event."""
+        and the parent gets a ``forked`` event, both by ``actor`` (default: the one
+        ``meta``, else the parent's meta, names). A phase that requires approval waits
+        for it in the fork, unless ``force=True`` (logged as ``approval_overridden``)."""
         validate_id(instance_id, "instance_id")
         if not isinstance(at, int) or isinstance(at, bool):
             raise ValidationError(f"at must be a history index (int), not {at!r}", field="at")
         extra_meta = check_json_object({} if meta is None else meta, "meta")
+        actor = _arguments.optional_text(actor, "actor")
+        force = _arguments.flag(force, "force")
         parent = self._require_state(instance_id)
         child = lifecycle.fork_state(
-            parent, at, instance_id=new_instance_id(), meta=extra_meta, now=generate_timestamp()
+            parent,
+            at,
+            instance_id=new_instance_id(),
+            meta=extra_meta,
+            now=generate_timestamp(),
+            actor=actor,
+            force=force,
         )
         artifacts = self._inherited_artifacts(parent, child)
         self.state_store.create_state(child.to_dict(), artifacts=artifacts)
         index = child.parent["history_index"] if child.parent else at
+        who = actor or lifecycle.actor_of(extra_meta)
 
         def note(state: WorkflowInstanceState) -> None:
-            lifecycle.note_fork(state, child.instance_id, index, generate_timestamp())
+            lifecycle.note_fork(state, child.instance_id, index, who, generate_timestamp())
 
         self._update(instance_id, note)
         return child.instance_id
@@ -351,6 +378,7 @@ class WorkflowEngine(HumanActions):
         phase_map: dict[str, str] | None = None,
         dry_run: bool = False,
         actor: str | None = None,
+        force: bool = False,
     ) -> WorkflowInstanceState:
         """Move a created, running or paused instance to version ``to_version`` of its
         workflow (found by name like ``start_workflow_instance(schema_name=...)``).
@@ -359,7 +387,9 @@ class WorkflowEngine(HumanActions):
         Refusals raise ``UpgradeRefusedError`` listing every reason
         (``chatflow.core.upgrade``) and change nothing; so does ``dry_run=True``, which
         returns the state the upgrade would produce. A ``schema_upgraded`` event records
-        from, to, the map and who; every later step follows the new definition.
+        from, to, the map and who; every later step follows the new definition. If the
+        current phase requires approval in the new version and its visit had none, the
+        instance waits for it, unless ``force=True`` (logged as ``approval_overridden``).
         """
         from chatflow.core import upgrade  # noqa: PLC0415 - only upgrades need it
 
@@ -367,11 +397,12 @@ class WorkflowEngine(HumanActions):
         to_version = _arguments.version(to_version)
         mapping = _arguments.phase_map(phase_map)
         actor = _arguments.optional_text(actor, "actor")
+        force = _arguments.flag(force, "force")
         target = self.schemas.find(self._require_state(instance_id).workflow_name, to_version)
 
         def change(state: WorkflowInstanceState) -> None:
             who = actor or lifecycle.actor_of(state.meta)
-            upgrade.apply(state, target, mapping, who, generate_timestamp())
+            upgrade.apply(state, target, mapping, who, generate_timestamp(), force=force)
 
         return self._simulate(instance_id, change) if dry_run else self._update(instance_id, change)
 
@@ -384,6 +415,7 @@ class WorkflowEngine(HumanActions):
         phase_map: dict[str, str] | None = None,
         dry_run: bool = False,
         actor: str | None = None,
+        force: bool = False,
     ) -> list[UpgradeOutcome]:
         """Upgrade every active instance (of ``feature_id`` and/or ``workflow_name``, if
         given); one outcome per instance, refusals included. ``dry_run`` touches none."""
@@ -397,6 +429,7 @@ class WorkflowEngine(HumanActions):
             phase_map=_arguments.phase_map(phase_map),
             dry_run=dry_run,
             actor=actor,
+            force=_arguments.flag(force, "force"),
         )
 
     # -- task artifacts ----------------------------------------------------------------
@@ -411,17 +444,21 @@ class WorkflowEngine(HumanActions):
         status: str = "completed",
         started_at: float | None = None,
         ended_at: float | None = None,
+        actor: str | None = None,
     ) -> TaskExecutionRecord:
         """Store the prompt sent to the AI and its response for a phase (default: current).
 
         Writes the task record with SHA-256 checksums of both texts and links it to the
         phase's latest history entry (its ``task`` field names the record). The first
         visit of a phase is keyed by the phase name; later visits (loops, retries) by
-        ``<phase>--<visit>``, so every visit keeps its own prompt and response.
+        ``<phase>--<visit>``, so every visit keeps its own prompt and response. A
+        ``task_recorded`` event says who recorded it: ``actor`` (default: the one the
+        instance's meta names).
         """
         validate_id(instance_id, "instance_id")
         check_text(prompt, "prompt")
         check_text(response, "response")
+        actor = _arguments.optional_text(actor, "actor")
         state = self._require_state(instance_id)
         index, key, record = _artifacts.new_record(
             state,
@@ -438,8 +475,7 @@ class WorkflowEngine(HumanActions):
 
         def link(current: WorkflowInstanceState) -> None:
             # History only grows, so the visit found above keeps its index.
-            current.history[index].task = key
-            current.updated_at = generate_timestamp()
+            lifecycle.note_recorded(current, index, key, actor, generate_timestamp())
 
         self._update(instance_id, link)
         return record

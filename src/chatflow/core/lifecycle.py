@@ -8,7 +8,11 @@ these always hold (the property tests in ``tests/test_workflow_properties.py`` c
 - an instance that is not finished has exactly one open history entry, a finished one
   has none;
 - every history entry is a visit: ``visits`` counts entries per phase;
-- ``retries`` counts ``retried`` events per phase (a fork starts with none).
+- ``retries`` counts ``retried`` events per phase (a fork starts with none);
+- a visit of a phase that ``requires_approval`` either waited for that approval
+  (``approval_requested``) or was forced in by someone (``approval_overridden``):
+  every path into a phase goes through ``_enter``, and the upgrade that makes the
+  current phase a gated one through ``gate_entry``.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from typing import Any
 
 from chatflow._text import counted
 from chatflow._validation import copy_json
-from chatflow.core.definition import END, FAIL, Workflow, workflow_of
+from chatflow.core.definition import END, FAIL, Phase, Workflow, workflow_of
 from chatflow.core.models import (
     EventKind,
     HistoryEntry,
@@ -56,8 +60,10 @@ def new_state(
     meta: dict[str, Any],
     automation_level: int | None,
     now: float,
+    actor: str | None = None,
 ) -> WorkflowInstanceState:
-    """A new instance in the workflow's first phase (paused if that phase needs approval)."""
+    """A new instance in the workflow's first phase (paused if that phase needs approval);
+    ``actor`` (default: the one ``meta`` names) started it."""
     state = WorkflowInstanceState(
         instance_id=instance_id,
         feature_id=feature_id,
@@ -72,10 +78,10 @@ def new_state(
         version=1,
         automation_level=automation_level,
     )
+    actor = actor or actor_of(meta)
     started = {**schema_ref(workflow), "variables": copy_json(variables)}
-    log_event(state, EventKind.STARTED, now, actor_of(meta), None, started)
-    reasons = approval_reasons(workflow.first, None, None)
-    _enter(state, state.current_phase, now, actor_of(meta), reasons)
+    log_event(state, EventKind.STARTED, now, actor, None, started)
+    _enter(state, workflow.first, now, actor)
     return state
 
 
@@ -83,12 +89,19 @@ def new_state(
 
 
 def advance(
-    state: WorkflowInstanceState, trigger: dict[str, Any], meta: dict[str, Any], now: float
+    state: WorkflowInstanceState,
+    trigger: dict[str, Any],
+    meta: dict[str, Any],
+    now: float,
+    actor: str | None = None,
 ) -> None:
-    """Complete the current phase with ``trigger`` data and route to the next step."""
+    """Complete the current phase with ``trigger`` data and route to the next step.
+
+    Who acts: ``actor``, else the one ``meta`` names, else the instance's meta's.
+    """
     _require(state, "trigger a step", Status.CREATED, Status.RUNNING)
     risk = check_risk(trigger)
-    actor = actor_of(meta) or actor_of(state.meta)
+    actor = actor or actor_of(meta) or actor_of(state.meta)
     _leave(state, trigger, copy_json(meta), actor, now, risk=risk)
 
 
@@ -129,8 +142,8 @@ def _leave(
         state.status = Status.FAILED
         log_event(state, EventKind.FAILED, now, actor, phase, {"error": step.reason})
     else:
-        reasons = approval_reasons(step.phase, None if approved else risk, state.automation_level)
-        _enter(state, step.target, now, actor, reasons, risk=risk)
+        assert step.phase is not None  # a target other than $end/$fail is a phase
+        _enter(state, step.phase, now, actor, risk=None if approved else risk)
 
 
 def _await_completion(
@@ -268,10 +281,17 @@ def resume(
     actor: str | None,
     now: float,
 ) -> None:
-    """Continue a paused instance; an approval pause needs ``approved_by``."""
+    """Continue a paused instance; an approval pause needs ``approved_by``.
+
+    A pause by hand waits for no approval, so ending it records none: a name given
+    as ``approved_by`` there is only who resumed (views show it as a resume, never as
+    an approval decision).
+    """
     _require(state, "resume", Status.PAUSED)
     pause_info = state.pause or {"kind": "manual", "resume_status": Status.RUNNING.value}
-    if pause_info["kind"] == "approval" and not approved_by:
+    if pause_info["kind"] != "approval":
+        approved_by, actor = None, approved_by or actor
+    elif not approved_by:
         waits = "to complete" if "pending" in pause_info else "to enter"
         raise ValidationError(
             f"instance {state.instance_id!r} waits for approval {waits} {state.current_phase!r}",
@@ -295,12 +315,15 @@ def reject(
     note: str | None,
     to: str | None,
     now: float,
+    *,
+    force: bool = False,
 ) -> None:
     """Refuse an approval: send the work back to ``to`` (default: the phase before, or
     the current phase when the refused step would have completed the instance).
 
     With no earlier phase to go back to (the first phase needed approval), the
-    instance is cancelled.
+    instance is cancelled. A target that requires approval waits for it again,
+    unless ``force`` (recorded).
     """
     _require(state, "reject", Status.PAUSED)
     if state.pause is None or state.pause.get("kind") != "approval":
@@ -317,17 +340,17 @@ def reject(
         target = gated
     else:
         target = _previous_phase(state)
-    if target is not None:
-        _require_phase(state, target)
+    workflow = workflow_of(state.workflow_schema)
+    entered = None if target is None else workflow.phase(target)
     _close(state, "rejected", now, rejected_by)
     state.pause = None
     data = {"rejected_by": rejected_by, "note": note, "to": target}
     log_event(state, EventKind.REJECTED, now, rejected_by, gated, data)
-    if target is None:
+    if entered is None:
         state.status = Status.CANCELLED
         log_event(state, EventKind.CANCELLED, now, rejected_by, gated, {"reason": "rejected"})
     else:
-        _enter(state, target, now, rejected_by, [])
+        _enter(state, entered, now, rejected_by, force=force)
 
 
 def _previous_phase(state: WorkflowInstanceState) -> str | None:
@@ -346,12 +369,23 @@ def fail(state: WorkflowInstanceState, error: str, actor: str | None, now: float
     log_event(state, EventKind.FAILED, now, actor, state.current_phase, {"error": error})
 
 
-def retry(state: WorkflowInstanceState, note: str | None, actor: str | None, now: float) -> None:
-    """Start the current phase again (a new visit), counting the retry for that phase."""
+def retry(
+    state: WorkflowInstanceState,
+    note: str | None,
+    actor: str | None,
+    now: float,
+    *,
+    force: bool = False,
+) -> None:
+    """Start the current phase again (a new visit), counting the retry for that phase.
+
+    A phase that requires approval waits for it again, unless ``force`` (recorded).
+    """
     _require(state, "retry", Status.CREATED, Status.RUNNING, Status.FAILED)
     phase = state.current_phase
     count = state.retries.get(phase, 0)
-    limit = workflow_of(state.workflow_schema).phase(phase).max_retries
+    definition = workflow_of(state.workflow_schema).phase(phase)
+    limit = definition.max_retries
     if limit is not None and count >= limit:
         raise InvalidTransitionError(
             f"phase {phase!r} of instance {state.instance_id!r} was retried "
@@ -363,7 +397,7 @@ def retry(state: WorkflowInstanceState, note: str | None, actor: str | None, now
     _close(state, "retried", now, actor)
     state.retries[phase] = count + 1
     log_event(state, EventKind.RETRIED, now, actor, phase, {"retry": count + 1, "note": note})
-    _enter(state, phase, now, actor, [])
+    _enter(state, definition, now, actor, force=force)
 
 
 def cancel(state: WorkflowInstanceState, reason: str, actor: str | None, now: float) -> None:
@@ -386,13 +420,14 @@ def jump(
 ) -> None:
     """Human override: leave the current phase and enter ``phase``, whatever the routes.
 
-    Visit limits and approvals to enter do not apply: the human deciding is the
-    approval. The current phase's exit gate does, once its work has begun (not while
-    it waits for approval to be entered), unless ``force`` (recorded in the event).
+    Visit limits do not apply. The current phase's exit gate does, once its work has
+    begun (not while it waits for approval to be entered), and so does ``phase``'s
+    approval to enter: both unless ``force`` (recorded in the ``jumped`` event, and
+    a skipped approval as ``approval_overridden``).
     """
     _require(state, "jump", Status.CREATED, Status.RUNNING, Status.PAUSED, Status.FAILED)
     workflow = workflow_of(state.workflow_schema)
-    workflow.phase(phase)
+    target = workflow.phase(phase)
     pause = state.pause or {}
     waiting_to_enter = pause.get("kind") == "approval" and "pending" not in pause
     if not force and not waiting_to_enter:
@@ -404,7 +439,7 @@ def jump(
     if force:
         data["forced"] = True
     log_event(state, EventKind.JUMPED, now, actor, source, data)
-    _enter(state, phase, now, actor, [])
+    _enter(state, target, now, actor, force=force)
 
 
 # -- time travel -----------------------------------------------------------------------
@@ -417,9 +452,12 @@ def fork_state(
     instance_id: str,
     meta: dict[str, Any],
     now: float,
+    actor: str | None = None,
+    force: bool = False,
 ) -> WorkflowInstanceState:
     """A new instance of the parent's feature and pinned schema, as the parent was on
-    entering ``parent.history[at]``.
+    entering ``parent.history[at]``, started by ``actor`` (default: the one ``meta`` or
+    the parent's meta names).
 
     The child gets copies of the closed entries before ``at`` (their task records stay
     stored under the parent) and a fresh visit of ``history[at]``'s phase; its
@@ -465,12 +503,11 @@ def fork_state(
         "forked_from": parent.instance_id,
         "history_index": at,
     }
-    actor = actor_of(meta) or actor_of(parent.meta)
+    actor = actor or actor_of(meta) or actor_of(parent.meta)
     log_event(child, EventKind.STARTED, now, actor, None, data)
     # A fork starts a fresh visit: the phase's approval to enter and its exit gate
     # apply again (approvals given to the parent's visit do not carry over).
-    reasons = approval_reasons(workflow.phase(child.current_phase), None, None)
-    _enter(child, child.current_phase, now, actor, reasons)
+    _enter(child, workflow.phase(child.current_phase), now, actor, force=force)
     return child
 
 
@@ -494,10 +531,22 @@ def _initial_variables(state: WorkflowInstanceState) -> dict[str, Any]:
     return copy_json(state.variables)
 
 
-def note_fork(state: WorkflowInstanceState, child_id: str, at: int, now: float) -> None:
-    """Record on the parent that ``child_id`` was forked from it."""
+def note_fork(
+    state: WorkflowInstanceState, child_id: str, at: int, actor: str | None, now: float
+) -> None:
+    """Record on the parent that ``actor`` forked ``child_id`` from it."""
     data = {"child": child_id, "history_index": at}
-    log_event(state, EventKind.FORKED, now, actor_of(state.meta), None, data)
+    log_event(state, EventKind.FORKED, now, actor or actor_of(state.meta), None, data)
+
+
+def note_recorded(
+    state: WorkflowInstanceState, index: int, key: str, actor: str | None, now: float
+) -> None:
+    """Link ``history[index]`` to its task record ``key`` and log who recorded it."""
+    state.history[index].task = key
+    data = {"task": key, "history_index": index}
+    phase = state.history[index].phase
+    log_event(state, EventKind.TASK_RECORDED, now, actor or actor_of(state.meta), phase, data)
 
 
 # -- shared steps ----------------------------------------------------------------------
@@ -505,30 +554,54 @@ def note_fork(state: WorkflowInstanceState, child_id: str, at: int, now: float) 
 
 def _enter(
     state: WorkflowInstanceState,
-    phase: str,
+    phase: Phase,
     now: float,
     actor: str | None,
-    approval: list[str],
     *,
     risk: float | None = None,
+    force: bool = False,
 ) -> None:
-    """Open a visit of ``phase``; pause it for approval if ``approval`` gives reasons."""
-    state.current_phase = phase
-    state.visits[phase] = state.visits.get(phase, 0) + 1
-    entry_status = "awaiting_approval" if approval else "running"
-    state.history.append(HistoryEntry(phase=phase, task="", started_at=now, status=entry_status))
-    if not approval:
-        if len(state.history) > 1:
-            state.status = Status.RUNNING
+    """Open a visit of ``phase``: the one way every path (start, trigger, jump, reject,
+    retry, fork) enters a phase, so that none skips its approval to enter (``gate_entry``).
+
+    ``risk`` is the trigger's, weighed against the instance's automation level.
+    """
+    name = phase.name
+    state.current_phase = name
+    state.visits[name] = state.visits.get(name, 0) + 1
+    state.history.append(HistoryEntry(phase=name, task="", started_at=now, status="running"))
+    if len(state.history) > 1:
+        state.status = Status.RUNNING
+    reasons = approval_reasons(phase, risk, state.automation_level)
+    if reasons:
+        gate_entry(state, reasons, now, actor, risk=risk, force=force)
+
+
+def gate_entry(
+    state: WorkflowInstanceState,
+    reasons: list[str],
+    now: float,
+    actor: str | None,
+    *,
+    risk: float | None = None,
+    force: bool = False,
+) -> None:
+    """Hold the open visit until a person approves entering it (``resume(approved_by=)``)
+    for ``reasons``; or, ``force``d, let it run and log who skipped the approval."""
+    phase = state.current_phase
+    if force:
+        data = {"reasons": reasons}
+        log_event(state, EventKind.APPROVAL_OVERRIDDEN, now, actor, phase, data)
         return
     state.pause = {
         "kind": "approval",
-        "reasons": approval,
+        "reasons": reasons,
         "risk": risk,
-        "resume_status": (Status.RUNNING if len(state.history) > 1 else Status.CREATED).value,
+        "resume_status": state.status.value,
     }
     state.status = Status.PAUSED
-    log_event(state, EventKind.APPROVAL_REQUESTED, now, actor, phase, {"reasons": approval})
+    _set_open_status(state, "awaiting_approval")
+    log_event(state, EventKind.APPROVAL_REQUESTED, now, actor, phase, {"reasons": reasons})
 
 
 def _close(
@@ -593,7 +666,3 @@ def _require(state: WorkflowInstanceState, action: str, *allowed: InstanceStatus
         instance_id=state.instance_id,
         status=state.status.value,
     )
-
-
-def _require_phase(state: WorkflowInstanceState, phase: str) -> None:
-    workflow_of(state.workflow_schema).phase(phase)

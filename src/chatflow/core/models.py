@@ -100,6 +100,10 @@ class EventKind(str, Enum):
     APPROVED = "approved"
     GATE_BLOCKED = "gate_blocked"
     SCHEMA_UPGRADED = "schema_upgraded"
+    APPROVAL_OVERRIDDEN = "approval_overridden"
+    """A phase that requires approval was entered without it, forced by ``actor``."""
+    TASK_RECORDED = "task_recorded"
+    """A visit's prompt and response were recorded (``record_task_artifacts``)."""
 
     def __str__(self) -> str:
         return self.value

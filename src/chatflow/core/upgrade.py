@@ -8,13 +8,17 @@ on a private copy for a dry run). It refuses, listing every reason, when:
 - ``phase_map`` names a phase the current version lacks, or maps to one the target lacks;
 - the current phase has no counterpart in the target (same name, or mapped);
 - the target's limits are already exceeded: a phase visited or retried more often than
-  its new ``max_visits`` / ``max_retries`` allow;
-- the current phase needs approval to be entered in the target, and the current visit
-  neither had nor waits for one.
+  its new ``max_visits`` / ``max_retries`` allow (having reached a limit is fine: it
+  binds the next visit or retry);
+- the current phase needs approval to be entered in the target, its visit neither had
+  nor waits for one, and the instance is paused by hand (it cannot wait for both).
 
 Exit gates are not "violated" by an upgrade: they apply from now on, so the status
-report lists what the new version still requires. History entries keep the names
-they had; the open visit, the visit and retry counters take the new names, and a
+report lists what the new version still requires. Approval to enter is honoured as
+for every other way into a phase (``lifecycle.gate_entry``): a visit entered without
+the approval its phase now requires waits for it after the upgrade, unless forced
+(logged as ``approval_overridden``). History entries keep the names they had; the
+open visit, the visit and retry counters take the new names, and a
 ``schema_upgraded`` event records from, to, the map and who did it.
 """
 
@@ -25,8 +29,9 @@ from typing import TYPE_CHECKING, Any
 
 from chatflow._text import counted
 from chatflow.core.definition import Workflow, workflow_of
-from chatflow.core.lifecycle import log_event, schema_ref, visit_events
+from chatflow.core.lifecycle import gate_entry, log_event, schema_ref, visit_events
 from chatflow.core.models import EventKind, InstanceStatus, WorkflowInstanceState
+from chatflow.core.transitions import approval_reasons
 from chatflow.errors import SchemaNotFoundError, UpgradeRefusedError
 
 if TYPE_CHECKING:
@@ -71,6 +76,7 @@ def upgrade_many(
     phase_map: dict[str, str] | None,
     dry_run: bool,
     actor: str | None,
+    force: bool = False,
 ) -> list[UpgradeOutcome]:
     """``engine.upgrade_instances``: each active instance upgraded on its own (one
     refusal does not stop the others), one outcome each."""
@@ -98,6 +104,7 @@ def upgrade_many(
                 phase_map=phase_map,
                 dry_run=dry_run,
                 actor=actor,
+                force=force,
             )
         except (UpgradeRefusedError, SchemaNotFoundError) as error:
             reasons = tuple(error.context.get("reasons", [str(error)]))
@@ -115,8 +122,14 @@ def apply(
     phase_map: dict[str, str],
     actor: str | None,
     now: float,
+    *,
+    force: bool = False,
 ) -> None:
-    """Move ``state`` to ``target``; ``UpgradeRefusedError`` (``reasons``) if it cannot."""
+    """Move ``state`` to ``target``; ``UpgradeRefusedError`` (``reasons``) if it cannot.
+
+    If the current phase now needs approval to be entered, the instance waits for it
+    (``force``: goes on, the override logged).
+    """
     source = workflow_of(state.workflow_schema)
     mapping = {name: phase_map.get(name, name) for name in source.phase_names}
     reasons = problems(state, source, target, phase_map, mapping)
@@ -139,6 +152,9 @@ def apply(
     renamed = {old: new for old, new in kept.items() if old != new}
     data = {"from": schema_ref(source), "to": schema_ref(target), "phase_map": renamed, "by": actor}
     log_event(state, EventKind.SCHEMA_UPGRADED, now, actor, state.current_phase, data)
+    reasons = _entry_approval(state, target, state.current_phase)
+    if reasons:
+        gate_entry(state, reasons, now, actor, force=force)
 
 
 def problems(
@@ -170,10 +186,11 @@ def problems(
             f"{target.version!r}"
         )
     reasons += _limit_problems(state, target, mapping)
-    if _entered_unapproved(state, target, current):
+    manual = state.pause is not None and state.pause.get("kind") == "manual"
+    if manual and _entry_approval(state, target, current):
         reasons.append(
             f"phase {current!r} requires approval in version {target.version!r}, and the "
-            "current visit was entered without one"
+            "instance is paused by hand: resume it first, or upgrade with force"
         )
     return reasons
 
@@ -182,20 +199,17 @@ def remedies(state: WorkflowInstanceState, target: Workflow, mapping: dict[str, 
     """What to do about the refusals ``problems`` found that have a remedy: the error's
     ``hint``, naming the steps as ``{term}`` (``chatflow.errors.TERMS``)."""
     current = mapping.get(state.current_phase, state.current_phase)
-    found = []
-    if not target.has_phase(current):
-        found.append(
-            f"map {state.current_phase!r} to a phase of version {target.version!r} with {{map}}"
-        )
-    if _entered_unapproved(state, target, current):
-        found.append("first {reject} or {jump}")
-    return f" ({'; '.join(found)})" if found else None
+    if target.has_phase(current):
+        return None
+    return f" (map {state.current_phase!r} to a phase of version {target.version!r} with {{map}})"
 
 
-def _entered_unapproved(state: WorkflowInstanceState, target: Workflow, current: str) -> bool:
-    """Whether ``current`` needs approval in ``target`` and its open visit had none."""
-    gated = target.has_phase(current) and target.phase(current).requires_approval
-    return gated and not _visit_was_approved(state)
+def _entry_approval(state: WorkflowInstanceState, target: Workflow, current: str) -> list[str]:
+    """Why the current visit must still be approved to be entered under ``target``: it
+    requires approval there, and the visit neither had, waits for nor overrode one."""
+    if not target.has_phase(current) or _visit_was_approved(state):
+        return []
+    return approval_reasons(target.phase(current), None, None)
 
 
 def _limit_problems(
@@ -217,10 +231,12 @@ def _limit_problems(
 
 
 def _visit_was_approved(state: WorkflowInstanceState) -> bool:
-    """Whether the current visit waits for, or was given, approval to be entered."""
+    """Whether the current visit waits for, was given, or was forced past approval to
+    be entered."""
     if state.pause is not None and state.pause.get("kind") == "approval":
         return True
-    return any(event.kind is EventKind.APPROVAL_REQUESTED for event in visit_events(state))
+    asked = (EventKind.APPROVAL_REQUESTED, EventKind.APPROVAL_OVERRIDDEN)
+    return any(event.kind in asked for event in visit_events(state))
 
 
 def _rekeyed(counts: dict[str, int], mapping: dict[str, str]) -> dict[str, int]:

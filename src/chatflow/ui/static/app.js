@@ -506,7 +506,7 @@ function timeline(state, history) {
     chip("Visits", String(rows.length)),
     chip("Retries", String(counter("retried")), counter("retried") ? "warn" : ""),
     chip("Failures", String(counter("failed")), counter("failed") ? "bad" : ""),
-    chip("Approvals", String(history.filter((e) => e.kind === "approved" || (e.kind === "resumed" && e.data && e.data.approved_by)).length)),
+    chip("Approvals", String(history.filter((e) => e.kind === "approved" || (e.kind === "resumed" && e.data && e.data.kind === "approval")).length)),
     chip("Pauses", String(counter("paused") + counter("approval_requested"))),
     chip("Waiting", fmtDuration(waited)));
   const list = h("ol", { class: "tl" }, rows.map((r) => {
@@ -548,12 +548,14 @@ const EVENT_LABEL = {
   approval_requested: "approval requested", paused: "paused", resumed: "resumed",
   rejected: "rejected", failed: "failed", retried: "retried", cancelled: "cancelled",
   jumped: "jumped", completed: "workflow completed", forked: "forked",
+  task_recorded: "prompt and response recorded",
 };
 
 function eventText(e) {
   const d = e.data || {};
   let text = EVENT_LABEL[e.kind] || e.kind;
-  if (e.kind === "resumed" && d.approved_by) text = "approved by " + d.approved_by;
+  if (e.kind === "resumed" && d.kind === "approval") text = "approved by " + (d.approved_by || e.actor);
+  else if (e.kind === "approval_overridden") text = "approval overridden by " + (e.actor || "someone");
   else if (e.kind === "approved") text = "approved by " + (d.by || e.actor);
   else if (e.kind === "rejected") text = "rejected by " + (d.rejected_by || e.actor || "someone") + (d.to ? " → " + d.to : "");
   else if (e.kind === "failed" && d.error) text = "failed: " + d.error;

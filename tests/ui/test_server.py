@@ -382,6 +382,29 @@ def test_read_only_refuses_every_state_change(
     assert before is not None and after is not None and after.version == before.version
 
 
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH"])
+def test_read_only_refuses_every_action_from_a_token_holder(
+    client: Client, world: tuple[WorkflowEngine, dict[str, str]], method: str
+) -> None:
+    """The Bearer token reads; it does not lift read-only (with or without ``Origin``)."""
+    engine, ids = world
+    iid = ids["awaiting_approval"]
+    before = engine.get_workflow_instance_status(iid)
+    for action in ("approve", "reject", "pause", "resume", "retry", "cancel"):
+        for headers in ({}, {"Origin": client.app.origin}):
+            reply = client.request(
+                f"/api/instances/{iid}/{action}",
+                method=method,
+                auth="bearer",
+                body={"actor": "script"},
+                headers=headers,
+            )
+            assert reply.status == 403, (method, action, headers)
+            assert "read-only" in reply.json()["error"]
+    after = engine.get_workflow_instance_status(iid)
+    assert before is not None and after is not None and after.version == before.version
+
+
 def test_approve_with_actions_on_records_who_approved(
     acting: tuple[Client, WorkflowEngine, dict[str, str]],
 ) -> None:
@@ -426,6 +449,13 @@ def test_actions_need_same_origin_csrf_actor_and_a_valid_step(
     body = {"actor": "mallory"}
     cross = client.act(iid, "approve", body, headers={"Origin": "http://evil.example"})
     assert cross.status == 403
+    port = client.app.port
+    for name in ("127.0.0.1", "localhost"):  # same host, another port: another origin
+        for other in (f"http://{name}:{port + 1}", f"http://{name}", f"https://{name}:{port}"):
+            for auth in ("page", "bearer"):
+                reply = client.act(iid, "approve", body, auth=auth, headers={"Origin": other})
+                assert reply.status == 403, (other, auth)
+                assert reply.json()["error"] == "cross-origin request refused"
     no_origin = client.request(f"/api/instances/{iid}/approve", method="POST", body=body)
     assert no_origin.status == 403
     assert client.act(iid, "approve", body, auth="cookie").status == 401  # no CSRF header

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
+from xml.etree import ElementTree
 
 import pytest
 
@@ -328,6 +329,34 @@ def test_graph_is_an_escaped_self_contained_svg(
     drawn = workflow_svg(hostile)
     assert "<script>" not in drawn and "<img" not in drawn
     assert "&lt;script&gt;" in drawn and 'class="n gate"' in drawn
+
+
+def test_graph_with_control_characters_in_texts_is_well_formed(tmp_path: Path) -> None:
+    """XML forbids most control characters: one in a title made the image unreadable."""
+    schema = {
+        "name": "ctl",
+        "title": "Workflow\x02",
+        "phases": [
+            {
+                "name": "a",
+                "title": "Bell\x07 \x1b[31mred\x00",
+                "transitions": [{"to": "b", "label": "go\x01on"}, {"to": "$fail"}],
+            },
+            {"name": "b", "title": "del\x7f c1\x85"},
+        ],
+    }
+    engine = WorkflowEngine(storage_dir=tmp_path, durable=False)
+    iid = engine.start_workflow_instance(schema, {}, "feat_ctl")
+    app = UIServer(engine).start()
+    try:
+        reply = Client(app).request(f"/api/instances/{iid}/graph.svg")
+    finally:
+        app.shutdown()
+    assert reply.status == 200
+    texts = "".join(ElementTree.fromstring(reply.body).itertext())
+    assert "Bell\u2407 \u241b[31mred\u2400" in texts and "go\u2401on" in texts
+    assert "del\u2421 c1\ufffd" in texts
+    assert not re.search("[\x00-\x08\x0b\x0c\x0e-\x1f]", reply.body.decode())
 
 
 def test_graph_layout_puts_loops_right_and_skips_left() -> None:

@@ -5,11 +5,14 @@ light and dark themes live in an embedded stylesheet. Layout is layered: back ed
 (loops) are found by a depth-first walk from the first phase, every other edge points
 down, a phase sits one layer below its deepest predecessor, and each layer is ordered
 once by the mean position of its predecessors to cut crossings. Loops are drawn as
-arcs on the right. Every text from the schema is XML-escaped.
+arcs on the right. Every text from the schema goes through ``_xml``: escaped, and its
+control characters shown as their Unicode pictures, since XML forbids most of them
+and one would make the whole image unreadable.
 """
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass
 from html import escape
@@ -101,7 +104,7 @@ def workflow_svg(
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width:.0f} {height:.0f}" '
         f'width="{width:.0f}" height="{height:.0f}" role="img" '
-        f'aria-label="{escape(workflow.name)} workflow">',
+        f'aria-label="{_xml(workflow.name)} workflow">',
         f"<style>{_STYLE}</style>",
         '<defs><marker id="a" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" '
         'markerHeight="7" orient="auto-start-reverse"><path d="M0 0L10 5L0 10z"/></marker>'
@@ -256,10 +259,10 @@ def _edge(edge: Edge, boxes: dict[str, _Box], lane: float | None, taken: int) ->
         w = _label_width(shown)
         label = (
             f'<rect x="{mx - w / 2:.1f}" y="{my - 9:.1f}" width="{w:.1f}" height="17" rx="4"/>'
-            f'<text x="{mx:.1f}" y="{my + 4:.1f}" text-anchor="middle">{escape(shown)}</text>'
+            f'<text x="{mx:.1f}" y="{my + 4:.1f}" text-anchor="middle">{_xml(shown)}</text>'
         )
-    title = f"<title>{escape(edge.source)} \u2192 {escape(edge.target)}"
-    title += f": {escape(edge.label)}</title>" if edge.label else "</title>"
+    title = f"<title>{_xml(edge.source)} \u2192 {_xml(edge.target)}"
+    title += f": {_xml(edge.label)}</title>" if edge.label else "</title>"
     return f'<g class="{kind}">{title}{path}</g>', f'<g class="{kind}">{label}</g>' if label else ""
 
 
@@ -288,15 +291,15 @@ def _phase_node(
     left, top = box.x - box.half_w, box.y - box.half_h
     sub_y = box.y + 13 if details else box.y
     parts = [
-        f'<g class="{kind}" data-phase="{escape(name)}"><title>{escape(heading)}</title>',
+        f'<g class="{kind}" data-phase="{_xml(name)}"><title>{_xml(heading)}</title>',
         f'<rect x="{left:.1f}" y="{top:.1f}" width="{NODE_W}" height="{NODE_H}" rx="10"/>',
         f'<text class="t" x="{box.x:.1f}" y="{(box.y - 3 if details else box.y + 5):.1f}" '
-        f'text-anchor="middle">{escape(_fit(heading, 27))}</text>',
+        f'text-anchor="middle">{_xml(_fit(heading, 27))}</text>',
     ]
     if details:
         parts.append(
             f'<text class="s" x="{box.x:.1f}" y="{sub_y:.1f}" text-anchor="middle">'
-            f"{escape(_fit(' · '.join(details), 32))}</text>"
+            f"{_xml(_fit(' · '.join(details), 32))}</text>"
         )
     visits = instance.visits.get(name, 0) if instance is not None else 0
     if visits > 1:
@@ -332,6 +335,24 @@ def _marks(instance: WorkflowInstanceState | None) -> dict[str, str]:
     elif not status.is_finished:
         marks[instance.current_phase] = "current"
     return marks
+
+
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
+def _xml(text: str) -> str:
+    """``text`` safe inside an XML text node or quoted attribute.
+
+    >>> _xml('a<b\x01"')
+    'a&lt;b\u2401&quot;'
+    """
+    return escape(_CONTROL.sub(_picture, text))
+
+
+def _picture(found: re.Match[str]) -> str:
+    """The visible stand-in of a control character (U+2400 block; U+FFFD for C1)."""
+    code = ord(found.group())
+    return chr(0x2400 + code) if code < 0x20 else "\u2421" if code == 0x7F else "\ufffd"
 
 
 def _fit(text: str, limit: int) -> str:

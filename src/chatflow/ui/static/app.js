@@ -506,7 +506,7 @@ function timeline(state, history) {
     chip("Visits", String(rows.length)),
     chip("Retries", String(counter("retried")), counter("retried") ? "warn" : ""),
     chip("Failures", String(counter("failed")), counter("failed") ? "bad" : ""),
-    chip("Approvals", String(history.filter((e) => e.kind === "approved" || (e.kind === "resumed" && e.data && e.data.approved_by)).length)),
+    chip("Approvals", String(history.filter(isApproval).length)),
     chip("Pauses", String(counter("paused") + counter("approval_requested"))),
     chip("Waiting", fmtDuration(waited)));
   const list = h("ol", { class: "tl" }, rows.map((r) => {
@@ -550,10 +550,16 @@ const EVENT_LABEL = {
   jumped: "jumped", completed: "workflow completed", forked: "forked",
 };
 
+function isApproval(e) {
+  // A resume is an approval only when it ended an approval pause (chatflow.views._decision):
+  // a manual pause resumed with approved_by set is still a plain resume.
+  return e.kind === "approved" || (e.kind === "resumed" && (e.data || {}).kind === "approval");
+}
+
 function eventText(e) {
   const d = e.data || {};
   let text = EVENT_LABEL[e.kind] || e.kind;
-  if (e.kind === "resumed" && d.approved_by) text = "approved by " + d.approved_by;
+  if (isApproval(e) && e.kind === "resumed") text = "approved by " + d.approved_by;
   else if (e.kind === "approved") text = "approved by " + (d.by || e.actor);
   else if (e.kind === "rejected") text = "rejected by " + (d.rejected_by || e.actor || "someone") + (d.to ? " → " + d.to : "");
   else if (e.kind === "failed" && d.error) text = "failed: " + d.error;

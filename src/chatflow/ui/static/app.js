@@ -392,7 +392,7 @@ function renderInstance(data) {
     fact("Progress", progressBar(state.progress)),
     fact("Started", h("span", { title: fmtTime(state.created_at) }, fmtTime(state.created_at))),
     fact("Updated", when(state.updated_at)),
-    state.parent ? fact("Forked from", link("/instance/" + enc(state.parent.instance_id), state.parent.instance_id, "mono")) : null,
+    state.parent ? fact("Forked from", link("/instance/" + enc(state.parent.instance_id), state.parent.instance_id, "mono"), "fact-id") : null,
     fact("Version", String(state.version)));
   replaceMain(h("section", { id: "instance" },
     header,
@@ -420,8 +420,8 @@ function graphImage(url, name) {
   return img;
 }
 
-function fact(label, value) {
-  return h("div", {}, h("dt", {}, label), h("dd", {}, value));
+function fact(label, value, cls) {
+  return h("div", { class: cls }, h("dt", {}, label), h("dd", {}, value));
 }
 
 function legend() {
@@ -496,7 +496,8 @@ function waitTime(events) {
 function timeline(state, history) {
   const rows = visitsOf(state, history);
   if (!rows.length) return h("p", { class: "muted" }, "No phase entered yet.");
-  const start = state.created_at;
+  // A fork inherits visits from before it was created: the axis starts at the earliest.
+  const start = Math.min(state.created_at, ...rows.map((r) => r.entry.started_at));
   const end = Math.max(...rows.map((r) => r.end), start + 0.001);
   const span = end - start;
   const counter = (kind) => history.filter((e) => e.kind === kind).length;

@@ -180,6 +180,11 @@ def test_fork_page_keeps_bars_on_their_card_and_the_parent_id_on_one_line(
         assert state is not None
         rows = page.locator("#instance .tl-row")
         assert rows.count() == len(state.history)
+        fresh = rows.nth(state.parent["history_index"])  # the fork begins here, not before
+        assert fresh.locator(".note.m-started").all_text_contents() == [
+            f"forked from {ids['looped']}"
+        ]
+        assert page.locator(".tl-row .note.m-started").count() == 1
         for index in range(rows.count()):
             track = rows.nth(index).locator(".track-row").bounding_box()
             bar = rows.nth(index).locator(".bar").bounding_box()

@@ -476,10 +476,16 @@ function visitsOf(state, history) {
     return {
       index, entry, visit: counts[entry.phase],
       end: entry.ended_at === null ? (FINISHED.includes(state.status) ? state.updated_at : now) : entry.ended_at,
-      events: history.filter((e) => e.history_index === index && !["phase_entered", "phase_completed"].includes(e.kind)),
+      events: history.filter((e) => rowOf(e) === index && !["phase_entered", "phase_completed"].includes(e.kind)),
     };
   });
   return rows;
+}
+
+function rowOf(e) {
+  // A fork's "started" event is logged after its inherited rows; it begins the fresh visit.
+  const d = e.data || {};
+  return e.kind === "started" && d.forked_from ? d.history_index : e.history_index;
 }
 
 function waitTime(events) {
@@ -571,6 +577,7 @@ function eventText(e) {
   else if (e.kind === "phase_completed" && d.next) text = "completed → " + d.next;
   else if (e.kind === "cancelled" && d.reason) text = "cancelled: " + d.reason;
   else if (e.kind === "forked") text = "forked into " + d.child;
+  else if (e.kind === "started" && d.forked_from) text = "forked from " + d.forked_from;
   if (d.note && e.kind !== "retried") text += " — “" + d.note + "”";
   return text;
 }

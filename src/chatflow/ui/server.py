@@ -1,6 +1,6 @@
 """The HTTP side of ``chatflow ui``: access control, routing and responses.
 
-Security model (tests: ``tests/test_ui_server.py``):
+Security model (tests: ``tests/ui/test_server.py``):
 
 - One random token per server. The printed URL carries it once (``/?token=...``); the
   server answers with an ``HttpOnly``, ``SameSite=Strict`` cookie and a redirect that

@@ -1,4 +1,4 @@
-"""Regenerate docs/ui-overview.png and docs/ui-instance.png (needs Playwright + Chromium).
+"""Regenerate docs/ui-overview.png, ui-instance.png and ui-fork.png (Playwright + Chromium).
 
 Run:  python docs/make_screenshots.py [--dark]
 
@@ -10,13 +10,14 @@ real day's work.
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 from playwright.sync_api import sync_playwright
 
-import chatflow.core.engine
+import chatflow.core.engine  # noqa: F401 - loads every module that reads the clock
 from chatflow import WorkflowEngine
 from chatflow.ui import UIServer
 
@@ -39,6 +40,14 @@ class Clock:
         self.now += minutes * 60
 
 
+def use_clock(clock: Clock) -> None:
+    """Every engine module that stamps times reads ``clock`` (each imported its own name)."""
+    for name, module in list(sys.modules.items()):
+        reads = name.startswith("chatflow.") and name != "chatflow.core.models"
+        if reads and hasattr(module, "generate_timestamp"):
+            module.generate_timestamp = clock
+
+
 def work(engine: WorkflowEngine, clock: Clock, iid: str, minutes: float, trigger: dict) -> bool:
     """Spend ``minutes`` on the current phase, record its prompt and response, step;
     ``False`` once the instance has finished."""
@@ -59,7 +68,7 @@ def work(engine: WorkflowEngine, clock: Clock, iid: str, minutes: float, trigger
     ).status.is_finished
 
 
-def fill(engine: WorkflowEngine, clock: Clock) -> str:
+def fill(engine: WorkflowEngine, clock: Clock) -> tuple[str, str]:
     engine.register_schema(EXAMPLES / "chatcoder_feature.yaml")
     features = {
         "feat_user_auth": 6,
@@ -88,8 +97,9 @@ def fill(engine: WorkflowEngine, clock: Clock) -> str:
     return story(engine, clock)
 
 
-def story(engine: WorkflowEngine, clock: Clock) -> str:
-    """The instance on the second picture: a loop, a failure and retry, an approval."""
+def story(engine: WorkflowEngine, clock: Clock) -> tuple[str, str]:
+    """The instance on the second picture (a loop, a failure and retry, an approval) and
+    the one on the third: a fork of it from its second visit of code."""
     iid = engine.start_workflow_instance(
         schema_name="chatcoder_feature",
         initial_context={"user_request": "password reset by e-mail"},
@@ -109,7 +119,11 @@ def story(engine: WorkflowEngine, clock: Clock) -> str:
     clock.wait(18)
     engine.resume(iid, approved_by="dev_alice", note="touches the token table; reviewed")
     clock.wait(4)
-    return iid
+    fork = engine.fork(iid, 4, meta={"actor": "dev_bob"})
+    work(engine, clock, fork, 14, {})
+    work(engine, clock, fork, 6, {"failed": 0})
+    clock.wait(3)
+    return iid, fork
 
 
 def main() -> int:
@@ -118,13 +132,13 @@ def main() -> int:
     parser.add_argument("--chromium", default="/usr/bin/chromium")
     args = parser.parse_args()
     probe = Clock(0.0)  # a rehearsal in memory: how long the simulated story lasts
-    chatflow.core.engine.generate_timestamp = probe  # type: ignore[assignment]
+    use_clock(probe)
     fill(WorkflowEngine(storage_dir="memory://"), probe)
     clock = Clock(time.time() - probe.now)  # so that it ends now
     with tempfile.TemporaryDirectory() as folder:
-        chatflow.core.engine.generate_timestamp = clock  # type: ignore[assignment]
+        use_clock(clock)
         engine = WorkflowEngine(storage_dir=folder, durable=False)
-        iid = fill(engine, clock)
+        iid, fork = fill(engine, clock)
         app = UIServer(engine, allow_actions=True).start()
         suffix = "-dark" if args.dark else ""
         try:
@@ -144,6 +158,12 @@ def main() -> int:
                 page.locator("img.graph[data-loaded]").wait_for()
                 page.set_viewport_size({"width": 1360, "height": 1900})
                 page.screenshot(path=DOCS / f"ui-instance{suffix}.png")
+                page.set_viewport_size({"width": 1360, "height": 860})
+                page.goto(f"{app.origin}/#/instance/{fork}")
+                page.locator("img.graph[data-loaded]").wait_for()
+                page.locator(".facts .fact-id").wait_for()
+                page.set_viewport_size({"width": 1360, "height": 1480})
+                page.screenshot(path=DOCS / f"ui-fork{suffix}.png")
                 browser.close()
         finally:
             app.shutdown()

@@ -157,6 +157,25 @@ def test_approve_a_gated_phase_with_actions_on(page: Any, served: Served, tmp_pa
     page.screenshot(path=tmp_path / "approved.png", full_page=True)
 
 
+def test_a_manual_resume_shows_as_a_resume_not_an_approval(page: Any, served: Served) -> None:
+    """Issue 20: only a resume that ends an approval pause is an approval decision."""
+    app, engine, ids = served
+    iid = ids["running"]
+    engine.pause(iid, "lunch", actor="dev_alice")
+    engine.resume(iid, approved_by="dev_alice", note="back")  # a manual pause
+    engine.pause(iid, "meeting", actor="dev_alice")
+    engine.resume(iid, actor="dev_bob")
+    page.goto(app.url)
+    page.goto(f"{app.origin}/#/instance/{iid}")
+    page.locator(".note.m-resumed").first.wait_for()
+    notes = page.locator(".note.m-resumed").all_text_contents()
+    assert notes == ["resumed — \u201cback\u201d", "resumed"]
+    logged = page.locator("tr.ev-resumed td:nth-child(2)").all_text_contents()
+    assert logged == ["resumed", "resumed — \u201cback\u201d"]  # newest first
+    approvals = page.locator(".chip2", has_text="Approvals").locator(".chip-v")
+    assert approvals.text_content() == "0"
+
+
 def test_read_only_page_offers_no_actions(browser: Any, served: Served) -> None:
     _, engine, ids = served
     app = UIServer(engine).start()

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
+from xml.etree import ElementTree
 
 import pytest
 
@@ -330,6 +331,34 @@ def test_graph_is_an_escaped_self_contained_svg(
     assert "&lt;script&gt;" in drawn and 'class="n gate"' in drawn
 
 
+def test_graph_with_control_characters_in_texts_is_well_formed(tmp_path: Path) -> None:
+    """XML forbids most control characters: one in a title made the image unreadable."""
+    schema = {
+        "name": "ctl",
+        "title": "Workflow\x02",
+        "phases": [
+            {
+                "name": "a",
+                "title": "Bell\x07 \x1b[31mred\x00",
+                "transitions": [{"to": "b", "label": "go\x01on"}, {"to": "$fail"}],
+            },
+            {"name": "b", "title": "del\x7f c1\x85"},
+        ],
+    }
+    engine = WorkflowEngine(storage_dir=tmp_path, durable=False)
+    iid = engine.start_workflow_instance(schema, {}, "feat_ctl")
+    app = UIServer(engine).start()
+    try:
+        reply = Client(app).request(f"/api/instances/{iid}/graph.svg")
+    finally:
+        app.shutdown()
+    assert reply.status == 200
+    texts = "".join(ElementTree.fromstring(reply.body).itertext())
+    assert "Bell\u2407 \u241b[31mred\u2400" in texts and "go\u2401on" in texts
+    assert "del\u2421 c1\ufffd" in texts
+    assert not re.search("[\x00-\x08\x0b\x0c\x0e-\x1f]", reply.body.decode())
+
+
 def test_graph_layout_puts_loops_right_and_skips_left() -> None:
     svg = workflow_svg(GATED)
     assert svg.count('class="n') == 3 and "end" in svg
@@ -382,6 +411,29 @@ def test_read_only_refuses_every_state_change(
     assert before is not None and after is not None and after.version == before.version
 
 
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH"])
+def test_read_only_refuses_every_action_from_a_token_holder(
+    client: Client, world: tuple[WorkflowEngine, dict[str, str]], method: str
+) -> None:
+    """The Bearer token reads; it does not lift read-only (with or without ``Origin``)."""
+    engine, ids = world
+    iid = ids["awaiting_approval"]
+    before = engine.get_workflow_instance_status(iid)
+    for action in ("approve", "reject", "pause", "resume", "retry", "cancel"):
+        for headers in ({}, {"Origin": client.app.origin}):
+            reply = client.request(
+                f"/api/instances/{iid}/{action}",
+                method=method,
+                auth="bearer",
+                body={"actor": "script"},
+                headers=headers,
+            )
+            assert reply.status == 403, (method, action, headers)
+            assert "read-only" in reply.json()["error"]
+    after = engine.get_workflow_instance_status(iid)
+    assert before is not None and after is not None and after.version == before.version
+
+
 def test_approve_with_actions_on_records_who_approved(
     acting: tuple[Client, WorkflowEngine, dict[str, str]],
 ) -> None:
@@ -426,6 +478,13 @@ def test_actions_need_same_origin_csrf_actor_and_a_valid_step(
     body = {"actor": "mallory"}
     cross = client.act(iid, "approve", body, headers={"Origin": "http://evil.example"})
     assert cross.status == 403
+    port = client.app.port
+    for name in ("127.0.0.1", "localhost"):  # same host, another port: another origin
+        for other in (f"http://{name}:{port + 1}", f"http://{name}", f"https://{name}:{port}"):
+            for auth in ("page", "bearer"):
+                reply = client.act(iid, "approve", body, auth=auth, headers={"Origin": other})
+                assert reply.status == 403, (other, auth)
+                assert reply.json()["error"] == "cross-origin request refused"
     no_origin = client.request(f"/api/instances/{iid}/approve", method="POST", body=body)
     assert no_origin.status == 403
     assert client.act(iid, "approve", body, auth="cookie").status == 401  # no CSRF header

@@ -5,11 +5,14 @@ light and dark themes live in an embedded stylesheet. Layout is layered: back ed
 (loops) are found by a depth-first walk from the first phase, every other edge points
 down, a phase sits one layer below its deepest predecessor, and each layer is ordered
 once by the mean position of its predecessors to cut crossings. Loops are drawn as
-arcs on the right. Every text from the schema is XML-escaped.
+arcs on the right. Every text from the schema goes through ``_xml``: escaped, and its
+control characters shown as their Unicode pictures, since XML forbids most of them
+and one would make the whole image unreadable.
 """
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass
 from html import escape
@@ -101,7 +104,7 @@ def workflow_svg(
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width:.0f} {height:.0f}" '
         f'width="{width:.0f}" height="{height:.0f}" role="img" '
-        f'aria-label="{escape(workflow.name)} workflow">',
+        f'aria-label="{_xml(workflow.name)} workflow">',
         f"<style>{_STYLE}</style>",
         '<defs><marker id="a" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" '
         'markerHeight="7" orient="auto-start-reverse"><path d="M0 0L10 5L0 10z"/></marker>'
@@ -111,11 +114,18 @@ def workflow_svg(
     ]
     first = Edge(START, names[0], "", dotted=False)
     started = instance is not None
-    drawn = [_edge(first, boxes, None, 1 if started else 0)]
-    drawn += [
-        _edge(edge, boxes, lanes.get(edge), taken.get((edge.source, edge.target), 0))
-        for edge in edges
-    ]
+    taken[START, names[0]] = 1 if started else 0
+    # Straight edges pick their label places first, then the lanes, each avoiding the
+    # boxes and the labels already placed.
+    obstacles = [_rect(box, 3) for box in boxes.values()]
+    order = sorted([first, *edges], key=lambda edge: edge in lanes)
+    placed = {
+        edge: _edge(
+            edge, boxes, lanes.get(edge), taken.get((edge.source, edge.target), 0), obstacles
+        )
+        for edge in order
+    }
+    drawn = [placed[edge] for edge in [first, *edges]]
     parts += [path for path, _ in drawn]
     for phase in workflow.phases:
         parts.append(_phase_node(phase, boxes[phase.name], marks.get(phase.name), instance))
@@ -226,41 +236,136 @@ def _lanes(
     return {edge: x + shift for edge, x in lanes.items()}
 
 
-def _edge(edge: Edge, boxes: dict[str, _Box], lane: float | None, taken: int) -> tuple[str, str]:
-    """The edge's path group and its label group (drawn later, above the nodes)."""
-    source, target = boxes[edge.source], boxes[edge.target]
-    if lane is not None:  # leave sideways, arc through the lane, come back in that side
-        side = 1 if lane > source.x else -1
-        x0, y0 = source.x + side * source.half_w, source.y
-        x3, y3 = target.x + side * target.half_w, target.y
-        c1, c2 = (lane, y0), (lane, y3)
+Rect = tuple[float, float, float, float]
+"""left, top, right, bottom"""
+Point = tuple[float, float]
+
+
+def _edge(
+    edge: Edge, boxes: dict[str, _Box], lane: float | None, taken: int, obstacles: list[Rect]
+) -> tuple[str, str]:
+    """The edge's path group and its label group (drawn later, above the nodes).
+
+    The label goes to the first of its places (best first) that overlaps no box and no
+    label already placed; its rectangle joins ``obstacles``.
+    """
+    if lane is None:
+        data, places = _curve(boxes[edge.source], boxes[edge.target])
     else:
-        x0, y0 = source.x, source.y + source.half_h
-        x3, y3 = target.x, target.y - target.half_h
-        bend = max((y3 - y0) / 2, 20.0)
-        c1, c2 = (x0, y0 + bend), (x3, y3 - bend)
+        data, places = _lane_path(edge, boxes, lane)
     kind = "e" + (" fallback" if edge.dotted else "") + (" taken" if taken else "")
     marker = "at" if taken else "a"
-    path = (
-        f'<path d="M{x0:.1f} {y0:.1f}C{c1[0]:.1f} {c1[1]:.1f} {c2[0]:.1f} {c2[1]:.1f} '
-        f'{x3:.1f} {y3:.1f}" marker-end="url(#{marker})"/>'
-    )
+    path = f'<path d="{data}" marker-end="url(#{marker})"/>'
     text = edge.label
     if taken > 1:
         text = f"{text} {TIMES}{taken}" if text else f"{TIMES}{taken}"
     label = ""
     if text:
-        mx = (x0 + 3 * c1[0] + 3 * c2[0] + x3) / 8
-        my = (y0 + 3 * c1[1] + 3 * c2[1] + y3) / 8
         shown = _fit(text, LABEL_CHARS)
         w = _label_width(shown)
+        rects = [(x - w / 2, y - 9, x + w / 2, y + 8) for x, y in places]
+        free = [rect for rect in rects if not any(_overlap(rect, o) for o in obstacles)]
+        left, top, right, _ = (free or rects)[0]
+        obstacles.append((left, top, right, top + 17))
         label = (
-            f'<rect x="{mx - w / 2:.1f}" y="{my - 9:.1f}" width="{w:.1f}" height="17" rx="4"/>'
-            f'<text x="{mx:.1f}" y="{my + 4:.1f}" text-anchor="middle">{escape(shown)}</text>'
+            f'<rect x="{left:.1f}" y="{top:.1f}" width="{w:.1f}" height="17" rx="4"/>'
+            f'<text x="{(left + right) / 2:.1f}" y="{top + 13:.1f}" '
+            f'text-anchor="middle">{_xml(shown)}</text>'
         )
-    title = f"<title>{escape(edge.source)} \u2192 {escape(edge.target)}"
-    title += f": {escape(edge.label)}</title>" if edge.label else "</title>"
-    return f'<g class="{kind}">{title}{path}</g>', f'<g class="{kind}">{label}</g>' if label else ""
+    title = f"<title>{_xml(edge.source)} \u2192 {_xml(edge.target)}"
+    title += f": {_xml(edge.label)}</title>" if edge.label else "</title>"
+    ends = f'data-from="{_xml(edge.source)}" data-to="{_xml(edge.target)}"'
+    return (
+        f'<g class="{kind}" {ends}>{title}{path}</g>',
+        f'<g class="{kind} label" {ends}>{label}</g>' if label else "",
+    )
+
+
+def _curve(source: _Box, target: _Box) -> tuple[str, list[Point]]:
+    """A straight-down edge: a cubic from the bottom of ``source`` to the top of ``target``."""
+    x0, y0 = source.x, source.y + source.half_h
+    x3, y3 = target.x, target.y - target.half_h
+    bend = max((y3 - y0) / 2, 20.0)
+    c1, c2 = (x0, y0 + bend), (x3, y3 - bend)
+    data = f"M{x0:.1f} {y0:.1f}C{c1[0]:.1f} {c1[1]:.1f} {c2[0]:.1f} {c2[1]:.1f} {x3:.1f} {y3:.1f}"
+    places = []
+    for t in (0.5, 0.35, 0.65, 0.2, 0.8):
+        u = 1 - t
+        places.append(
+            (
+                u**3 * x0 + 3 * u * u * t * c1[0] + 3 * u * t * t * c2[0] + t**3 * x3,
+                u**3 * y0 + 3 * u * u * t * c1[1] + 3 * u * t * t * c2[1] + t**3 * y3,
+            )
+        )
+    return data, places
+
+
+def _lane_path(edge: Edge, boxes: dict[str, _Box], lane: float) -> tuple[str, list[Point]]:
+    """An edge around the rows it spans: out to its lane through the gap between rows
+    (or straight out of the side when nothing stands beside the box), along the lane,
+    and back in the same way, so it crosses no box. Labels sit on the lane."""
+    source, target = boxes[edge.source], boxes[edge.target]
+    side = 1 if lane > source.x else -1
+    self_loop = edge.source == edge.target
+    lift = source.half_h / 2 if self_loop else 0.0
+    if _outermost(source, boxes, side):
+        points = [(source.x + side * source.half_w, source.y - lift)]
+    else:
+        bottom = source.y + source.half_h
+        points = [(source.x, bottom), (source.x, bottom + GAP_Y / 2)]
+    points.append((lane, points[-1][1]))
+    if _outermost(target, boxes, side):
+        end = target.y + lift
+        points += [(lane, end), (target.x + side * target.half_w, end)]
+    else:
+        top = target.y - target.half_h
+        points += [(lane, top - GAP_Y / 2), (target.x, top - GAP_Y / 2), (target.x, top)]
+    y_start = next(y for x, y in points if x == lane)
+    y_end = [y for x, y in points if x == lane][-1]
+    places = [(lane, y_start + (y_end - y_start) * t) for t in (0.5, 0.35, 0.65, 0.2, 0.8)]
+    return _rounded(points), places
+
+
+def _outermost(box: _Box, boxes: dict[str, _Box], side: int) -> bool:
+    """Whether no other box of ``box``'s row lies beyond it on ``side``."""
+    return not any(other.y == box.y and (other.x - box.x) * side > 0 for other in boxes.values())
+
+
+def _rounded(points: list[Point], radius: float = 8.0) -> str:
+    """SVG path data through ``points`` with rounded corners."""
+    data = f"M{points[0][0]:.1f} {points[0][1]:.1f}"
+    for before, corner, after in zip(points, points[1:], points[2:], strict=False):
+        r_in = min(radius, _distance(before, corner) / 2)
+        r_out = min(radius, _distance(corner, after) / 2)
+        a = _toward(corner, before, r_in)
+        b = _toward(corner, after, r_out)
+        data += f"L{a[0]:.1f} {a[1]:.1f}Q{corner[0]:.1f} {corner[1]:.1f} {b[0]:.1f} {b[1]:.1f}"
+    return data + f"L{points[-1][0]:.1f} {points[-1][1]:.1f}"
+
+
+def _distance(a: Point, b: Point) -> float:
+    return float(((a[0] - b[0]) ** 2 + (a[1] - b[1]) ** 2) ** 0.5)
+
+
+def _toward(start: Point, goal: Point, length: float) -> Point:
+    whole = _distance(start, goal) or 1.0
+    return (
+        start[0] + (goal[0] - start[0]) * length / whole,
+        start[1] + (goal[1] - start[1]) * length / whole,
+    )
+
+
+def _rect(box: _Box, pad: float = 0.0) -> Rect:
+    return (
+        box.x - box.half_w - pad,
+        box.y - box.half_h - pad,
+        box.x + box.half_w + pad,
+        box.y + box.half_h + pad,
+    )
+
+
+def _overlap(a: Rect, b: Rect) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
 
 def _label_width(text: str) -> float:
@@ -288,15 +393,15 @@ def _phase_node(
     left, top = box.x - box.half_w, box.y - box.half_h
     sub_y = box.y + 13 if details else box.y
     parts = [
-        f'<g class="{kind}" data-phase="{escape(name)}"><title>{escape(heading)}</title>',
+        f'<g class="{kind}" data-phase="{_xml(name)}"><title>{_xml(heading)}</title>',
         f'<rect x="{left:.1f}" y="{top:.1f}" width="{NODE_W}" height="{NODE_H}" rx="10"/>',
         f'<text class="t" x="{box.x:.1f}" y="{(box.y - 3 if details else box.y + 5):.1f}" '
-        f'text-anchor="middle">{escape(_fit(heading, 27))}</text>',
+        f'text-anchor="middle">{_xml(_fit(heading, 27))}</text>',
     ]
     if details:
         parts.append(
             f'<text class="s" x="{box.x:.1f}" y="{sub_y:.1f}" text-anchor="middle">'
-            f"{escape(_fit(' · '.join(details), 32))}</text>"
+            f"{_xml(_fit(' · '.join(details), 32))}</text>"
         )
     visits = instance.visits.get(name, 0) if instance is not None else 0
     if visits > 1:
@@ -314,7 +419,8 @@ def _terminal(node: str, box: _Box, *, reached: bool) -> str:
     label = {START: "start", END: "end", FAIL: "fail"}[node]
     kind = "term" + (" fail" if node == FAIL else "") + (" reached" if reached else "")
     return (
-        f'<g class="{kind}"><circle cx="{box.x:.1f}" cy="{box.y:.1f}" r="{TERMINAL_R}"/>'
+        f'<g class="{kind}" data-node="{node}">'
+        f'<circle cx="{box.x:.1f}" cy="{box.y:.1f}" r="{TERMINAL_R}"/>'
         f'<text x="{box.x:.1f}" y="{box.y + 4:.1f}" text-anchor="middle">{label}</text></g>'
     )
 
@@ -332,6 +438,24 @@ def _marks(instance: WorkflowInstanceState | None) -> dict[str, str]:
     elif not status.is_finished:
         marks[instance.current_phase] = "current"
     return marks
+
+
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
+def _xml(text: str) -> str:
+    """``text`` safe inside an XML text node or quoted attribute.
+
+    >>> _xml('a<b\x01"')
+    'a&lt;b\u2401&quot;'
+    """
+    return escape(_CONTROL.sub(_picture, text))
+
+
+def _picture(found: re.Match[str]) -> str:
+    """The visible stand-in of a control character (U+2400 block; U+FFFD for C1)."""
+    code = ord(found.group())
+    return chr(0x2400 + code) if code < 0x20 else "\u2421" if code == 0x7F else "\ufffd"
 
 
 def _fit(text: str, limit: int) -> str:

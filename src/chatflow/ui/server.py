@@ -1,6 +1,6 @@
 """The HTTP side of ``chatflow ui``: access control, routing and responses.
 
-Security model (tests: ``tests/test_ui_server.py``):
+Security model (tests: ``tests/ui/test_server.py``):
 
 - One random token per server. The printed URL carries it once (``/?token=...``); the
   server answers with an ``HttpOnly``, ``SameSite=Strict`` cookie and a redirect that
@@ -17,6 +17,12 @@ Security model (tests: ``tests/test_ui_server.py``):
   come from a fixed table, never from a path built out of the request.
 - Every response forbids framing, sniffing and caching, and the page's
   Content-Security-Policy allows only this origin's script and style.
+
+Load: the listen backlog holds ``BACKLOG`` pending connections, at most ``max_threads``
+connections are served at once (the next waits in the backlog instead of getting a
+thread), and a connection idle for ``idle_timeout`` seconds is closed, so a client
+that opens connections and sends nothing cannot hold every thread for good
+(``tests/ui/test_server.py``: 200 concurrent GETs, the bound, the idle timeout).
 """
 
 from __future__ import annotations
@@ -52,6 +58,9 @@ from chatflow.ui.graph import instance_svg
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 MAX_BODY = 64 * 1024
+BACKLOG = 256  # pending connections the kernel queues: 5 (the default) drops a burst
+MAX_THREADS = 32  # connections served at once; a browser tab keeps up to 6 open
+IDLE_TIMEOUT = 20.0  # seconds a connection may stay silent (the page polls every second)
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
     "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
@@ -80,13 +89,17 @@ class UIServer:
         port: int = 0,
         allow_actions: bool = False,
         token: str | None = None,
+        max_threads: int = MAX_THREADS,
+        idle_timeout: float = IDLE_TIMEOUT,
     ) -> None:
+        if max_threads < 1 or not idle_timeout > 0:
+            raise ValidationError("max_threads must be at least 1 and idle_timeout positive")
         self.engine = engine
         self.allow_actions = allow_actions
         self.token = token or secrets.token_urlsafe(24)
         self.csrf = hmac.new(self.token.encode(), b"chatflow-ui-csrf", "sha256").hexdigest()
-        self.httpd = _HTTPServer((host, port), _handler_class(self))
-        self.httpd.daemon_threads = True
+        self.idle_timeout = idle_timeout
+        self.httpd = _HTTPServer((host, port), _handler_class(self), max_threads=max_threads)
         self.host = host
         self.port: int = self.httpd.server_address[1]
         self.cookie_name = f"chatflow_ui_{self.port}"  # cookies ignore ports: one per server
@@ -113,7 +126,10 @@ class UIServer:
         return self
 
     def shutdown(self) -> None:
-        self.httpd.shutdown()
+        """Stop serving and close the socket (a server never started is only closed)."""
+        self.httpd.closing.set()  # frees a serve loop waiting for a thread slot
+        if self._thread is not None:
+            self.httpd.shutdown()
         self.httpd.server_close()
         if self._thread is not None:
             self._thread.join()
@@ -232,6 +248,44 @@ def _status_of(error: ChatFlowError) -> HTTPStatus:
 
 
 class _HTTPServer(ThreadingHTTPServer):
+    """A thread per connection, at most ``max_threads`` at once, over a real backlog."""
+
+    request_queue_size = BACKLOG
+    daemon_threads = True
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        handler: type[BaseHTTPRequestHandler],
+        *,
+        max_threads: int,
+    ) -> None:
+        self.slots = threading.BoundedSemaphore(max_threads)
+        self.closing = threading.Event()
+        super().__init__(address, handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """Start the connection's thread once a slot is free.
+
+        Waiting here keeps the serve loop from accepting more, so further connections
+        queue in the kernel's backlog rather than each getting a thread.
+        """
+        while not self.slots.acquire(timeout=0.2):
+            if self.closing.is_set():
+                self.shutdown_request(request)
+                return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self.slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()
+
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A page closed mid-answer is normal; anything else is reported as usual."""
         if not isinstance(sys.exc_info()[1], ConnectionError):
@@ -241,6 +295,7 @@ class _HTTPServer(ThreadingHTTPServer):
 def _handler_class(app: UIServer) -> type[BaseHTTPRequestHandler]:
     class RequestHandler(_RequestHandler):
         server_app = app
+        timeout = app.idle_timeout  # socketserver applies it to every read and write
 
     return RequestHandler
 

@@ -392,7 +392,7 @@ function renderInstance(data) {
     fact("Progress", progressBar(state.progress)),
     fact("Started", h("span", { title: fmtTime(state.created_at) }, fmtTime(state.created_at))),
     fact("Updated", when(state.updated_at)),
-    state.parent ? fact("Forked from", link("/instance/" + enc(state.parent.instance_id), state.parent.instance_id, "mono")) : null,
+    state.parent ? fact("Forked from", link("/instance/" + enc(state.parent.instance_id), state.parent.instance_id, "mono"), "fact-id") : null,
     fact("Version", String(state.version)));
   replaceMain(h("section", { id: "instance" },
     header,
@@ -420,8 +420,8 @@ function graphImage(url, name) {
   return img;
 }
 
-function fact(label, value) {
-  return h("div", {}, h("dt", {}, label), h("dd", {}, value));
+function fact(label, value, cls) {
+  return h("div", { class: cls }, h("dt", {}, label), h("dd", {}, value));
 }
 
 function legend() {
@@ -476,10 +476,16 @@ function visitsOf(state, history) {
     return {
       index, entry, visit: counts[entry.phase],
       end: entry.ended_at === null ? (FINISHED.includes(state.status) ? state.updated_at : now) : entry.ended_at,
-      events: history.filter((e) => e.history_index === index && !["phase_entered", "phase_completed"].includes(e.kind)),
+      events: history.filter((e) => rowOf(e) === index && !["phase_entered", "phase_completed"].includes(e.kind)),
     };
   });
   return rows;
+}
+
+function rowOf(e) {
+  // A fork's "started" event is logged after its inherited rows; it begins the fresh visit.
+  const d = e.data || {};
+  return e.kind === "started" && d.forked_from ? d.history_index : e.history_index;
 }
 
 function waitTime(events) {
@@ -496,7 +502,8 @@ function waitTime(events) {
 function timeline(state, history) {
   const rows = visitsOf(state, history);
   if (!rows.length) return h("p", { class: "muted" }, "No phase entered yet.");
-  const start = state.created_at;
+  // A fork inherits visits from before it was created: the axis starts at the earliest.
+  const start = Math.min(state.created_at, ...rows.map((r) => r.entry.started_at));
   const end = Math.max(...rows.map((r) => r.end), start + 0.001);
   const span = end - start;
   const counter = (kind) => history.filter((e) => e.kind === kind).length;
@@ -506,7 +513,7 @@ function timeline(state, history) {
     chip("Visits", String(rows.length)),
     chip("Retries", String(counter("retried")), counter("retried") ? "warn" : ""),
     chip("Failures", String(counter("failed")), counter("failed") ? "bad" : ""),
-    chip("Approvals", String(history.filter((e) => e.kind === "approved" || (e.kind === "resumed" && e.data && e.data.kind === "approval")).length)),
+    chip("Approvals", String(history.filter(isApproval).length)),
     chip("Pauses", String(counter("paused") + counter("approval_requested"))),
     chip("Waiting", fmtDuration(waited)));
   const list = h("ol", { class: "tl" }, rows.map((r) => {
@@ -551,10 +558,16 @@ const EVENT_LABEL = {
   task_recorded: "prompt and response recorded",
 };
 
+function isApproval(e) {
+  // A resume is an approval only when it ended an approval pause (chatflow.views._decision):
+  // a manual pause resumed with approved_by set is still a plain resume.
+  return e.kind === "approved" || (e.kind === "resumed" && (e.data || {}).kind === "approval");
+}
+
 function eventText(e) {
   const d = e.data || {};
   let text = EVENT_LABEL[e.kind] || e.kind;
-  if (e.kind === "resumed" && d.kind === "approval") text = "approved by " + (d.approved_by || e.actor);
+  if (isApproval(e) && e.kind === "resumed") text = "approved by " + (d.approved_by || e.actor);
   else if (e.kind === "approval_overridden") text = "approval overridden by " + (e.actor || "someone");
   else if (e.kind === "approved") text = "approved by " + (d.by || e.actor);
   else if (e.kind === "rejected") text = "rejected by " + (d.rejected_by || e.actor || "someone") + (d.to ? " → " + d.to : "");
@@ -566,6 +579,7 @@ function eventText(e) {
   else if (e.kind === "phase_completed" && d.next) text = "completed → " + d.next;
   else if (e.kind === "cancelled" && d.reason) text = "cancelled: " + d.reason;
   else if (e.kind === "forked") text = "forked into " + d.child;
+  else if (e.kind === "started" && d.forked_from) text = "forked from " + d.forked_from;
   if (d.note && e.kind !== "retried") text += " — “" + d.note + "”";
   return text;
 }

@@ -362,10 +362,18 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "log-diff-type-blind",
         LOG,
-        "elif key not in old or before != value or type(before) is not type(value):",
+        "elif key not in old or not same_json(before, value):",
         "elif key not in old or before != value:",
         "loosened comparison: save_state of 1 -> true (or 1 -> 1.0) writes nothing",
         STORE,
+    ),
+    Mutant(
+        "model-delta-type-blind",
+        "chatflow/core/models.py",
+        "if k not in stored or not same_json(stored[k], v)",
+        "if k not in stored or stored[k] != v",
+        "loosened comparison: a step changing a variable from 1 to true writes nothing",
+        CORE,
     ),
     Mutant(
         "base-verify-prompt-only",

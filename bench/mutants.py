@@ -25,6 +25,7 @@ test that already fails cannot pass for a catch.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -44,6 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from mutant_list import MUTANTS, Mutant  # noqa: E402 - the list lives beside this file
 
 CAUGHT, MISSED, TIMEOUT, BROKEN = "caught", "MISSED", "timeout", "error"
+SNAPSHOT_ROOT = ROOT  # replaced by main() with a private copy of the tree
 
 
 @dataclass
@@ -80,17 +82,36 @@ def check_list(mutants: Sequence[Mutant], src: Path) -> list[str]:
     return problems
 
 
-def planted(mutant: Mutant | None, src: Path, into: Path) -> Path:
-    """A copy of ``src`` under ``into`` with ``mutant`` applied; the copy's ``src``."""
-    copy = into / "src"
-    shutil.copytree(src, copy, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+SNAPSHOT = ("src", "tests", "examples", "pyproject.toml")
+"""What each mutant's copy holds: the sources, the suite and what the suite reads."""
+
+
+def snapshot(tree: Path, into: Path) -> Path:
+    """A copy of the tree's ``SNAPSHOT`` taken once, so that edits made while a run
+    goes on (other branches, a fix in progress) reach none of its mutants."""
+    root = into / "snapshot"
+    for name in SNAPSHOT:
+        source = tree / name
+        if source.is_dir():
+            shutil.copytree(source, root / name, ignore=_IGNORED)
+        else:
+            root.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, root / name)
+    return root
+
+
+_IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache")
+
+
+def planted(mutant: Mutant | None, snapshot_root: Path, into: Path) -> Path:
+    """A copy of the snapshot in ``into`` with ``mutant`` applied; the copy's root."""
+    root = into / "tree"
+    shutil.copytree(snapshot_root, root, ignore=_IGNORED)
     if mutant is not None:
-        path = copy / mutant.file
+        path = root / "src" / mutant.file
         text = path.read_text(encoding="utf-8")
-        if text.count(mutant.find) != 1:  # checked up front; the tree may have moved since
-            raise SystemExit(f"{mutant.id}: snippet not found exactly once in {mutant.file}")
         path.write_text(text.replace(mutant.find, mutant.replace, 1), encoding="utf-8")
-    return copy
+    return root
 
 
 def pytest_command(tests: Sequence[str], keyword: str | None) -> list[str]:
@@ -100,30 +121,36 @@ def pytest_command(tests: Sequence[str], keyword: str | None) -> list[str]:
     return command + list(tests)
 
 
+_running: set[subprocess.Popen[str]] = set()
+
+
 def run_tests(
     mutant: Mutant | None, tests: Sequence[str], keyword: str | None, timeout: float
 ) -> tuple[str, float, str]:
     """(outcome, seconds, last lines of output) of the tests against ``mutant``."""
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="chatflow-mutant-") as temp:
-        copy = planted(mutant, ROOT / "src", Path(temp))
-        env = {**os.environ, "PYTHONPATH": str(copy), "CI": "true", "PYTHONDONTWRITEBYTECODE": "1"}
-        env["TMPDIR"] = temp  # the tests' own temp files go with the copy
+        root = planted(mutant, SNAPSHOT_ROOT, Path(temp))
+        env = {**os.environ, "PYTHONPATH": str(root / "src"), "CI": "true"}
+        env.update(PYTHONDONTWRITEBYTECODE="1", TMPDIR=temp)  # all of it goes with the copy
         process = subprocess.Popen(
             pytest_command(tests, keyword),
-            cwd=ROOT,
+            cwd=root,
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
             start_new_session=True,  # its own process group: a timeout ends every child
         )
+        _running.add(process)
         try:
             output, _ = process.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             output, _ = process.communicate()
             return TIMEOUT, time.monotonic() - started, _tail(output)
+        finally:
+            _running.discard(process)
     seconds = time.monotonic() - started
     code = process.returncode
     if code == 0:
@@ -131,6 +158,13 @@ def run_tests(
     if code in (1, 2):  # tests failed, or could not even be collected (an import broke)
         return CAUGHT, seconds, _failure(output)
     return BROKEN, seconds, f"pytest exit {code}: " + _tail(output)
+
+
+def _stop_running() -> None:
+    """End the test runs still going (interrupted): each is its own process group."""
+    for process in list(_running):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
 
 
 def _tail(output: str, lines: int = 3) -> str:
@@ -223,12 +257,28 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--check-clean", action="store_true", help="first check each test subset passes unmutated"
     )
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    parser.add_argument(
+        "--tree",
+        type=Path,
+        default=ROOT,
+        help="the checkout to plant into (default: this one); it needs src/ and tests/",
+    )
     return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    problems = check_list(MUTANTS, ROOT / "src")
+    global SNAPSHOT_ROOT  # noqa: PLW0603 - set once, before any mutant runs
+    with tempfile.TemporaryDirectory(prefix="chatflow-mutants-") as temp:
+        SNAPSHOT_ROOT = snapshot(args.tree.resolve(), Path(temp))
+        try:
+            return _main(args)
+        finally:
+            _stop_running()
+
+
+def _main(args: argparse.Namespace) -> int:
+    problems = check_list(MUTANTS, SNAPSHOT_ROOT / "src")
     if problems:
         print("the mutant list is broken:", *problems, sep="\n  ", file=sys.stderr)
         return 2

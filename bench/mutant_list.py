@@ -179,6 +179,10 @@ MUTANTS: tuple[Mutant, ...] = (
         "if step.target == END:",
         "dropped flag: an approved risky last step asks for approval again",
         CORE,
+        equivalent=(
+            "resume, the only caller passing approved=True, also passes risk=None, so "
+            "approval_reasons finds no reason to wait: the flag is redundant there"
+        ),
     ),
     # -- routing and conditions ------------------------------------------------------------
     Mutant(

@@ -61,3 +61,24 @@ def test_risk_takes_both_ends_of_0_to_100_and_nothing_outside(engine: WorkflowEn
             engine.trigger_next_step(iid, {"risk": risk})
     after = engine.get_workflow_instance_status(iid)
     assert after is not None and after.current_phase == "ship"  # refused steps changed nothing
+
+
+def test_a_finished_feature_is_completed_then_failed_then_cancelled(
+    engine: WorkflowEngine,
+) -> None:
+    """A feature's status once no instance is active: completed if any completed, else
+    failed if any failed, else cancelled (a failure must not hide behind a cancel)."""
+    cancelled = engine.start_workflow_instance(THREE, {}, "feat_done")
+    engine.cancel(cancelled, "obsolete")
+    assert engine.get_feature_status("feat_done")["status"] == "cancelled"
+    failed = engine.start_workflow_instance(THREE, {}, "feat_done")
+    engine.fail_phase(failed, "the model gave up")
+    rollup = engine.get_feature_status("feat_done")
+    assert (rollup["status"], rollup["failed_count"], rollup["cancelled_count"]) == ("failed", 1, 1)
+    engine.cancel(engine.start_workflow_instance(THREE, {}, "feat_done"), "dropped")
+    assert engine.get_feature_status("feat_done")["status"] == "failed"  # the newest: cancelled
+    done = engine.start_workflow_instance(
+        {"name": "one", "phases": [{"name": "a"}]}, {}, "feat_done"
+    )
+    engine.trigger_next_step(done)
+    assert engine.get_feature_status("feat_done")["status"] == "completed"

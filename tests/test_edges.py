@@ -82,3 +82,13 @@ def test_a_finished_feature_is_completed_then_failed_then_cancelled(
     )
     engine.trigger_next_step(done)
     assert engine.get_feature_status("feat_done")["status"] == "completed"
+
+
+def test_progress_counts_only_completed_phases(engine: WorkflowEngine) -> None:
+    iid = engine.start_workflow_instance(THREE, {}, "feat_progress")
+    engine.fail_phase(iid, "the build broke")
+    assert engine.get_status_info(iid)["progress"] == 0  # a failed visit is no progress
+    engine.retry_phase(iid)
+    assert engine.get_status_info(iid)["progress"] == 0  # nor a retried one
+    engine.trigger_next_step(iid)
+    assert engine.get_status_info(iid)["progress"] == pytest.approx(1 / 3, abs=1e-3)

@@ -362,6 +362,10 @@ MUTANTS: tuple[Mutant, ...] = (
         "TAIL = 1  #",
         "off-by-one: the head keeps one list item, not the open entry and the one before",
         STORE + CORE,
+        equivalent=(
+            "the head's tail is a cache: a step needing an older item (reject's phase "
+            "before) loads it from the log through LazyList, so only the cost changes"
+        ),
     ),
     Mutant(
         "log-diff-type-blind",

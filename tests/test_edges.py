@@ -92,3 +92,11 @@ def test_progress_counts_only_completed_phases(engine: WorkflowEngine) -> None:
     assert engine.get_status_info(iid)["progress"] == 0  # nor a retried one
     engine.trigger_next_step(iid)
     assert engine.get_status_info(iid)["progress"] == pytest.approx(1 / 3, abs=1e-3)
+
+
+def test_ids_of_exactly_the_maximum_length_are_accepted(engine: WorkflowEngine) -> None:
+    longest, too_long = "f" * 128, "f" * 129
+    iid = engine.start_workflow_instance(THREE, {}, longest)
+    assert engine.list_feature_instances(longest) == [iid]
+    with pytest.raises(ValidationError, match="longer than 128"):
+        engine.start_workflow_instance(THREE, {}, too_long)

@@ -657,7 +657,8 @@ MUTANTS: tuple[Mutant, ...] = (
         equivalent=(
             "every route is a full regex match whose ids cannot contain '.', and static "
             "files come from a fixed table, so a dot segment still matches nothing: 404 "
-            "(or 401 before authorization, as before)"
+            "for every authorized request, as before; only a request already refused "
+            "(cookie without the CSRF header) gets 401 instead of 404 on such a path"
         ),
     ),
     Mutant(

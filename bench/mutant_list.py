@@ -414,6 +414,11 @@ MUTANTS: tuple[Mutant, ...] = (
         "",
         "dropped check: get_task_artifacts returns an edited response as verified",
         STORE + CORE,
+        equivalent=(
+            "the engine reads through load_task_artifacts(checked=True), which refuses a "
+            "text not matching its checksum in every store built on the base class: the "
+            "engine's own check only matters for a store overriding that method"
+        ),
     ),
     Mutant(
         "art-first-visit",

@@ -224,15 +224,15 @@ def test_planted_symlinks_never_redirect_writes(
     folder = storage_dir / "instances" / iid
     folder.rename(tmp_path / "moved")
     folder.symlink_to(outside, target_is_directory=True)
-    with pytest.raises(StorageError, match="symlink"):
+    with pytest.raises(StorageError, match="is a symlink"):
         engine.trigger_next_step(iid)
-    with pytest.raises(StorageError, match="symlink"):
+    with pytest.raises(StorageError, match="is a symlink"):
         engine.record_task_artifacts(iid, "p", "r")
     assert list(outside.iterdir()) == []
     folder.unlink()
     (tmp_path / "moved").rename(folder)
     (folder / "tasks").symlink_to(outside, target_is_directory=True)
-    with pytest.raises(StorageError, match="symlink"):
+    with pytest.raises(StorageError, match="is a symlink"):
         engine.record_task_artifacts(iid, "p", "r")
     assert list(outside.iterdir()) == []
     (folder / "tasks").unlink()

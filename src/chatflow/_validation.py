@@ -92,6 +92,27 @@ def copy_json(value: _J) -> _J:
     return copied
 
 
+def same_json(left: Any, right: Any) -> bool:
+    """Whether two JSON values are the same, types included.
+
+    Python's ``==`` says ``1 == 1.0 == True``; JSON and whoever reads the value back
+    keep them apart, so a change between them is a change that must be stored
+    (tests/conformance/test_exact_values.py).
+    """
+    if left is right:
+        return True
+    kind = type(left)
+    if kind is not type(right):
+        return False
+    if kind is dict:
+        return len(left) == len(right) and all(
+            key in right and same_json(value, right[key]) for key, value in left.items()
+        )
+    if kind is list:
+        return len(left) == len(right) and all(map(same_json, left, right))
+    return bool(left == right)
+
+
 def check_json_value(value: object, what: str) -> None:
     """Raise ``ValidationError`` naming the first path in ``value`` JSON would not keep.
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, MutableSequence
 from typing import Any, Generic, TypeVar, overload
 
+from chatflow._validation import same_json
+
 T = TypeVar("T")
 
 
@@ -124,7 +126,11 @@ class LazyList(MutableSequence[T], Generic[T]):
         if self._full is not None:
             old = [self._stored_item(i) for i in range(self._stored_len)]
             new = [self._dump(item) for item in self._full]
-            put = {str(i): new[i] for i in range(min(len(old), len(new))) if new[i] != old[i]}
+            put = {
+                str(i): new[i]
+                for i in range(min(len(old), len(new)))
+                if not same_json(new[i], old[i])
+            }
             change: dict[str, Any] = {"put": put} if put else {}
             if len(new) != len(old):
                 shared = min(len(old), len(new))
@@ -133,7 +139,7 @@ class LazyList(MutableSequence[T], Generic[T]):
         put = {}
         for index, item in self._items.items():
             dumped = self._dump(item)
-            if dumped != self._stored_item(index):
+            if not same_json(dumped, self._stored_item(index)):
                 put[str(index)] = dumped
         change = {"put": put} if put else {}
         if self._added:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from chatflow._validation import copy_json
+from chatflow._validation import copy_json, same_json
 from chatflow.core import _fields
 from chatflow.core.lazy import LazyList
 from chatflow.errors import CorruptStateError, ValidationError
@@ -399,7 +399,9 @@ class WorkflowInstanceState:
         small, stored = self.small_dict(), head["state"]
         body: dict[str, Any] = {
             "kind": "update",
-            "set": {k: v for k, v in small.items() if k not in stored or stored[k] != v},
+            "set": {
+                k: v for k, v in small.items() if k not in stored or not same_json(stored[k], v)
+            },
             "unset": [k for k in stored if k not in small],
             "lists": {},
         }

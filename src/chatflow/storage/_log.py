@@ -29,6 +29,7 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from chatflow._validation import same_json
 from chatflow.errors import CorruptStateError, ValidationError
 
 StateDict = dict[str, Any]
@@ -263,7 +264,7 @@ def diff(old: StateDict, new: StateDict) -> Event:
             change = list_change(before if isinstance(before, list) else [], value)
             if change:
                 body["lists"][key] = change
-        elif key not in old or before != value or type(before) is not type(value):
+        elif key not in old or not same_json(before, value):
             body["set"][key] = value
     return body
 
@@ -278,7 +279,7 @@ def list_change(
     """
     shared = min(len(old), len(new))
     indexes = range(shared) if known is None else (i for i in known if i < shared)
-    put = {str(i): new[i] for i in indexes if new[i] != old[i]}
+    put = {str(i): new[i] for i in indexes if not same_json(new[i], old[i])}
     change: dict[str, Any] = {"put": put} if put else {}
     if len(new) != len(old):
         change["from"] = shared

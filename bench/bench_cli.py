@@ -87,7 +87,7 @@ def main() -> int:
                 f"{cpu / cpu_reference:.2f}x",
             ]
         )
-    header = ("command", "wall min / median", "x pass", "added", "cpu median", "x pass")
+    header = ("command", "wall min / median", "x pass", "added", "cpu median", "cpu x pass")
     report.table("start-up, fresh processes, round-robin", header, rows)
     report.check("cli-import", (median(walls[IMPORT]) - reference) * 1000)
     report.check(

@@ -103,7 +103,10 @@ def bench_steps(folder: Path, args: argparse.Namespace, report: Report) -> None:
 
 
 def steps_figure(stats: Stats) -> str:
-    return f"{stats.rate:,.0f}/s, min / median {ms(stats.min)} / {ms(stats.median)} ms"
+    return (
+        f"{stats.rate:,.0f}/s, min / median / p99"
+        f" {ms(stats.min)} / {ms(stats.median)} / {ms(stats.p99)} ms"
+    )
 
 
 def bench_history(folder: Path, args: argparse.Namespace, report: Report) -> None:

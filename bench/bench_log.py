@@ -3,25 +3,26 @@
 Run:  python bench/bench_log.py [--stores memory,file,sqlite,postgres] [--rounds 7]
       [--steps 40] [--instances 10000] [--old-rev 548874d] [--kills 200]
       [--pg-url postgresql://postgres@127.0.0.1:5432/test] [--skip crash,rss]
+      [--quick] [--json]
 
 The machine is shared and noisy: every figure is the min and median of ``--rounds``
 rounds, and every target is a ratio against a reference measured in the same run
 (interleaved round by round with the measurement it is compared with).
 
-Targets (docs/performance.md):
-* durable step at 1,000 and 10,000 history entries <= 1.3x one at 10, every store;
-* file store step >= 0.7x its physical write pattern (append + fdatasync one event,
-  replace the head without fsync) and >= 1.3x the previous release's file store
+Targets (bench/targets.toml, the ``log-*`` entries; docs/performance.md cites them):
+* durable step at 1,000 and 10,000 history entries against one at 10, every store;
+* file store step against its physical write pattern (append + fdatasync one event,
+  replace the head without fsync) and against the previous release's file store
   (``--old-rev``: that commit's ``src/``, extracted with ``git archive`` and run in a
   subprocess);
-* SQLite step >= 0.7x a bare SQLite commit of the same writes (insert one event row,
+* SQLite step against a bare SQLite commit of the same writes (insert one event row,
   update one head row, WAL, synchronous=FULL);
-* PostgreSQL >= 1,000 durable steps/s with 4 processes;
-* roll-up of a 10,000-instance feature <= 10 ms warm, <= 100 ms in a fresh process;
-* creating the 10,000th instance of a feature <= 1.5x creating the first;
-* 0 lost or doubled steps: 8 processes x 500 triggers on one instance;
-* 0 unreadable states, 0 lost acknowledged steps or artifacts after ``--kills`` SIGKILLs;
-* a process touching 100,000 instances stays under 80 MB RSS.
+* PostgreSQL durable steps/s with 4 processes;
+* roll-up of a 10,000-instance feature, warm and in a fresh process;
+* creating the last 500 instances of a 10,000-instance feature against the first 500;
+* lost or doubled steps: 8 processes x 500 triggers on one instance;
+* unreadable states, lost acknowledged steps or artifacts after ``--kills`` SIGKILLs;
+* the peak RSS of a process touching 100,000 instances.
 """
 
 from __future__ import annotations
@@ -39,9 +40,9 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 # The SPEC's workflow, and one whose review loops back until approved (any number of steps).
+from _harness import Report, interleaved, min_median_ms, ms, parser, quick_sizes, ratio, timed
 from bench_stores import ENDLESS_SCHEMA as LOOP
 from bench_stores import SCHEMA as SPEC
 from chatflow import WorkflowEngine
@@ -49,7 +50,6 @@ from chatflow.storage import IWorkflowStateStore
 from chatflow.storage._atomic import write_atomic
 
 TRIGGER = {"result": "x" * 200}
-SIZES = (10, 1_000, 10_000)
 
 
 def open_store(kind: str, where: str, *, durable: bool) -> IWorkflowStateStore:
@@ -70,19 +70,6 @@ def open_store(kind: str, where: str, *, durable: bool) -> IWorkflowStateStore:
 _MEMORY: dict[str, IWorkflowStateStore] = {}
 
 
-def stats(samples: list[float]) -> tuple[float, float]:
-    return min(samples), statistics.median(samples)
-
-
-def ms(value: float) -> str:
-    return f"{value * 1000:.3f}"
-
-
-def row(name: str, figure: str, target: str, ok: bool | None) -> None:
-    mark = "" if ok is None else ("met" if ok else "MISSED")
-    print(f"| {name} | {figure} | {target} | {mark} |", flush=True)
-
-
 # -- step cost by history size ---------------------------------------------------------
 
 
@@ -96,31 +83,21 @@ def grow(engine: WorkflowEngine, iid: str, entries: int) -> None:
 def step_costs(
     kind: str,
     where: str,
-    rounds: int,
-    steps: int,
+    args: argparse.Namespace,
     reference: Callable[[], None] | None = None,
-) -> dict[Any, list[float]]:
-    """Per-step seconds of durable steps on instances of 10, 1,000 and 10,000 entries,
+) -> dict[str, list[float]]:
+    """Per-step seconds of durable steps on instances of each of ``args.sizes`` entries,
     and of ``reference`` (a physical write), interleaved round by round."""
     builder = WorkflowEngine(store=open_store(kind, where, durable=False))
-    ids = {}
-    for size in SIZES:
-        ids[size] = builder.start_workflow_instance(LOOP, {}, f"feat_size_{size}")
-        grow(builder, ids[size], size)
     engine = WorkflowEngine(store=open_store(kind, where, durable=True))
-    samples: dict[Any, list[float]] = {size: [] for size in (*SIZES, "reference")}
-    for _ in range(rounds):
-        for size in SIZES:
-            start = time.perf_counter()
-            for _ in range(steps):
-                engine.trigger_next_step(ids[size], TRIGGER)
-            samples[size].append((time.perf_counter() - start) / steps)
-        if reference is not None:
-            start = time.perf_counter()
-            for _ in range(steps):
-                reference()
-            samples["reference"].append((time.perf_counter() - start) / steps)
-    return samples
+    actions: dict[str, Callable[[], object]] = {}
+    for size in args.sizes:
+        iid = builder.start_workflow_instance(LOOP, {}, f"feat_size_{size}")
+        grow(builder, iid, size)
+        actions[str(size)] = lambda i=iid: engine.trigger_next_step(i, TRIGGER)
+    if reference is not None:
+        actions["reference"] = reference
+    return interleaved(actions, args.rounds, args.steps)
 
 
 def physical_file(folder: Path, event: int, head: int) -> Callable[[], None]:
@@ -180,16 +157,17 @@ OLD_STEP = """
 import sys, time, json
 from chatflow import WorkflowEngine
 schema = json.loads(sys.argv[2])
+sizes = json.loads(sys.argv[5])
 engine = WorkflowEngine(storage_dir=sys.argv[1], durable=False)
 ids = {}
-for size in (10, 1000):
+for size in sizes:
     ids[size] = engine.start_workflow_instance(schema, {}, "f")
     for _ in range(size - 1):
         engine.trigger_next_step(ids[size], {"result": "x" * 200})
 engine = WorkflowEngine(storage_dir=sys.argv[1], durable=True)
-out = {10: [], 1000: []}
+out = {size: [] for size in sizes}
 for _ in range(int(sys.argv[3])):
-    for size in (10, 1000):
+    for size in sizes:
         start = time.perf_counter()
         for _ in range(int(sys.argv[4])):
             engine.trigger_next_step(ids[size], {"result": "x" * 200})
@@ -201,7 +179,7 @@ print(json.dumps(out))
 OLD_RELEASE = "548874d"  # the last 1.x commit: one JSON document per instance
 
 
-def extract_src(rev: str, into: Path) -> Path | None:
+def extract_src(rev: str, into: Path, report: Report) -> Path | None:
     """``src/`` of commit ``rev`` of this repository in ``into``, or None outside a checkout."""
     repo = Path(__file__).resolve().parent.parent
     into.mkdir(parents=True, exist_ok=True)
@@ -209,15 +187,19 @@ def extract_src(rev: str, into: Path) -> Path | None:
         ["git", "-C", str(repo), "archive", rev, "src"], capture_output=True, check=False
     )
     if archive.returncode != 0:
-        print(f"(no 1.x comparison: git archive {rev} failed)")
+        report.note(f"no 1.x comparison: git archive {rev} failed")
         return None
     subprocess.run(["tar", "-x", "-C", str(into)], input=archive.stdout, check=True)
     return into / "src"
 
 
-def old_file_store(old_src: str, folder: Path, rounds: int, steps: int) -> dict[str, list[float]]:
+def old_file_store(
+    old_src: str, folder: Path, rounds: int, steps: int, sizes: list[int]
+) -> dict[str, list[float]]:
+    """Per-step seconds of the 1.x file store at ``sizes`` entries, keyed by str(size)."""
     env = {**os.environ, "PYTHONPATH": old_src}
     args = [sys.executable, "-c", OLD_STEP, str(folder), json.dumps(LOOP), str(rounds), str(steps)]
+    args.append(json.dumps(sizes))
     done = subprocess.run(args, env=env, capture_output=True, text=True, check=True)
     result: dict[str, list[float]] = json.loads(done.stdout)
     return result
@@ -241,12 +223,7 @@ def create_feature(kind: str, where: str, count: int, batch: int) -> tuple[float
 def warm_rollup(kind: str, where: str, rounds: int) -> list[float]:
     engine = WorkflowEngine(store=open_store(kind, where, durable=True))
     engine.get_feature_status("feat_big")
-    samples = []
-    for _ in range(rounds * 3):
-        start = time.perf_counter()
-        engine.get_feature_status("feat_big")
-        samples.append(time.perf_counter() - start)
-    return samples
+    return timed(lambda: engine.get_feature_status("feat_big"), rounds * 3)
 
 
 FRESH = """
@@ -410,14 +387,14 @@ def rss(folder: Path, count: int) -> float:
 # -- main ------------------------------------------------------------------------------
 
 
-def pg_where(url: str) -> str | None:
+def pg_where(url: str, report: Report) -> str | None:
     try:
         import psycopg
 
         with psycopg.connect(url, connect_timeout=3):
             pass
     except Exception as error:  # noqa: BLE001 - reported, and PostgreSQL is left out
-        print(f"(PostgreSQL left out: {str(error).strip().splitlines()[0]})")
+        report.note(f"PostgreSQL left out: {str(error).strip().splitlines()[0]}")
         return None
     return f"{url}#bench_log_{os.getpid()}"
 
@@ -430,45 +407,73 @@ def drop_pg(where: str) -> None:
         conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--stores", default="memory,file,sqlite,postgres")
-    parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--steps", type=int, default=40)
-    parser.add_argument("--instances", type=int, default=10_000)
-    parser.add_argument("--kills", type=int, default=200)
-    parser.add_argument(
+def main() -> int:
+    options = parser(__doc__)
+    options.add_argument("--stores", default="memory,file,sqlite,postgres")
+    options.add_argument("--rounds", type=int, default=7)
+    options.add_argument("--steps", type=int, default=40, help="steps per round and size")
+    options.add_argument(
+        "--sizes", default="10,1000,10000", help="history sizes: the first is the reference"
+    )
+    options.add_argument("--instances", type=int, default=10_000)
+    options.add_argument("--writers", type=int, default=8, help="processes on one instance")
+    options.add_argument("--triggers", type=int, default=500, help="triggers per process")
+    options.add_argument("--kills", type=int, default=200)
+    options.add_argument("--rss-instances", type=int, default=100_000)
+    options.add_argument(
         "--old-rev", default=OLD_RELEASE, help="commit of the 1.x release to compare with"
     )
-    parser.add_argument("--pg-url", default="postgresql://postgres@127.0.0.1:5432/test")
-    parser.add_argument(
+    options.add_argument("--pg-url", default="postgresql://postgres@127.0.0.1:5432/test")
+    options.add_argument(
         "--skip", default="", help="comma list of: size,rollup,contention,crash,rss"
     )
-    args = parser.parse_args()
+    args = quick_sizes(
+        options.parse_args(),
+        rounds=1,
+        steps=2,
+        sizes="2,4,6",
+        instances=20,
+        writers=2,
+        triggers=3,
+        kills=2,
+        rss_instances=50,
+    )
+    args.sizes = [int(size) for size in args.sizes.split(",")]
     skip = set(args.skip.split(","))
+    report = Report.start("bench_log", args)
     tmp = Path(tempfile.mkdtemp(prefix="bench_log_"))
-    print(f"bench_log: {args.rounds} rounds, min / median; {os.cpu_count()} CPUs, shared machine")
-    print("| measurement | min / median | target | |")
-    print("|---|---|---|---|")
     for kind in args.stores.split(","):
         where = {
             "memory": "m",
             "file": str(tmp / kind),
             "sqlite": str(tmp / "state.db"),
-        }.get(kind) or pg_where(args.pg_url)
+        }.get(kind) or pg_where(args.pg_url, report)
         if where is None:
             continue
+        rows: list[list[str]] = []
         try:
-            run_store(kind, where, args, skip, tmp)
+            run_store(kind, where, args, skip, tmp, report, rows)
         finally:
             if kind == "postgres":
                 drop_pg(where)
+            report.table(f"{kind} store, {args.rounds} rounds", HEADER, rows)
+    return report.finish()
 
 
-def run_store(  # noqa: PLR0912 - one section per target, in the docstring's order
-    kind: str, where: str, args: argparse.Namespace, skip: set[str], tmp: Path
+HEADER = ("measurement", "min / median", "target")
+
+
+def run_store(  # noqa: PLR0912, PLR0915 - one section per target, in the docstring's order
+    kind: str,
+    where: str,
+    args: argparse.Namespace,
+    skip: set[str],
+    tmp: Path,
+    report: Report,
+    rows: list[list[str]],
 ) -> None:
-    measured: Callable[[list[float]], str] = lambda s: " / ".join(ms(v) for v in stats(s)) + " ms"  # noqa: E731
+    """Measure every target that applies to store ``kind``, adding its figures to ``rows``."""
+    base, sizes = args.sizes[0], args.sizes
     if "size" not in skip:
         reference = None
         if kind in ("file", "sqlite"):
@@ -477,83 +482,97 @@ def run_store(  # noqa: PLR0912 - one section per target, in the docstring's ord
                 reference = physical_file(tmp / "physical", event, head)
             else:
                 reference = bare_sqlite(tmp / "bare.db", event, head)
-        costs = step_costs(kind, where, args.rounds, args.steps, reference)
-        for size in SIZES:
-            row(f"{kind}: durable step at {size:,} entries", measured(costs[size]), "", None)
-        base = statistics.median(costs[10])
-        for size in SIZES[1:]:
-            ratio = statistics.median(costs[size]) / base
-            row(
-                f"{kind}: step {size:,} / step 10 (medians)",
-                f"{ratio:.2f}x",
-                "<= 1.3x",
-                ratio <= 1.3,
-            )
+        costs = step_costs(kind, where, args, reference)
+        for size in sizes:
+            rows.append([f"durable step at {size:,} entries", min_median_ms(costs[str(size)]), ""])
+        for size, name in zip(sizes[1:], ("log-step-1000", "log-step-10000"), strict=False):
+            growth = ratio(costs[str(size)], costs[str(base)])
+            rows.append([f"step at {size:,} / at {base:,} (medians)", f"{growth:.2f}x", name])
+            report.check(name, growth, f"{kind}, {size:,} entries")
         if reference is not None:
             what = "physical append+fdatasync, head replace" if kind == "file" else "bare commit"
-            row(f"{kind}: {what}", measured(costs["reference"]), "", None)
-            ratio = statistics.median(costs["reference"]) / base
-            row(f"{kind}: {what} / step (medians)", f"{ratio:.2f}x", ">= 0.7x", ratio >= 0.7)
-        old_src = extract_src(args.old_rev, tmp / "old_src") if kind == "file" else None
+            name = "log-file-vs-physical" if kind == "file" else "log-sqlite-vs-bare-commit"
+            speed = ratio(costs["reference"], costs[str(base)])
+            rows.append([what, min_median_ms(costs["reference"]), ""])
+            rows.append([f"{what} / step (medians)", f"{speed:.2f}x", name])
+            report.check(name, speed, f"{base:,} entries")
+        old_src = extract_src(args.old_rev, tmp / "old_src", report) if kind == "file" else None
         if old_src is not None:
-            old = old_file_store(str(old_src), tmp / "old", args.rounds, args.steps)
-            for size in ("10", "1000"):
-                new = statistics.median(costs[int(size)])
-                speed = statistics.median(old[size]) / new
-                row(f"file: previous release step at {size} entries", measured(old[size]), "", None)
-                row(
-                    f"file: speed-up vs previous at {size}",
-                    f"{speed:.2f}x",
-                    ">= 1.3x",
-                    speed >= 1.3,
+            compared = sizes[:2]
+            old = old_file_store(str(old_src), tmp / "old", args.rounds, args.steps, compared)
+            for size in compared:
+                speed = ratio(old[str(size)], costs[str(size)])
+                rows.append(
+                    [f"previous release step at {size:,}", min_median_ms(old[str(size)]), ""]
                 )
+                rows.append(
+                    [f"speed-up vs previous at {size:,}", f"{speed:.2f}x", "log-file-vs-1x"]
+                )
+                report.check("log-file-vs-1x", speed, f"{size:,} entries")
     if "rollup" not in skip:
-        first, last = create_feature(kind, where, args.instances, 500)
-        ratio = last / first
-        row(
-            f"{kind}: create, last 500 / first 500 of {args.instances:,}",
-            f"{ms(first)} -> {ms(last)} ms = {ratio:.2f}x",
-            "<= 1.5x",
-            ratio <= 1.5,
+        batch = max(1, args.instances // 20)
+        first, last = create_feature(kind, where, args.instances, batch)
+        growth = last / first
+        rows.append(
+            [
+                f"create, last {batch:,} / first {batch:,} of {args.instances:,}",
+                f"{ms(first)} -> {ms(last)} ms = {growth:.2f}x",
+                "log-create-last-vs-first",
+            ]
         )
+        report.check("log-create-last-vs-first", growth, kind)
         warm = warm_rollup(kind, where, args.rounds)
-        row(
-            f"{kind}: roll-up of {args.instances:,}, warm",
-            measured(warm),
-            "<= 10 ms",
-            statistics.median(warm) <= 0.010,
+        rows.append(
+            [f"roll-up of {args.instances:,}, warm", min_median_ms(warm), "log-rollup-warm"]
+        )
+        report.check(
+            "log-rollup-warm", statistics.median(warm) * 1000, f"{kind}, {args.instances:,}"
         )
         if kind != "memory":
             fresh = fresh_rollup(kind, where, min(args.rounds, 5))
-            row(
-                f"{kind}: roll-up of {args.instances:,}, fresh process",
-                measured(fresh),
-                "<= 100 ms",
-                statistics.median(fresh) <= 0.100,
+            rows.append(
+                [
+                    f"roll-up of {args.instances:,}, fresh process",
+                    min_median_ms(fresh),
+                    "log-rollup-fresh",
+                ]
+            )
+            report.check(
+                "log-rollup-fresh", statistics.median(fresh) * 1000, f"{kind}, {args.instances:,}"
             )
     if "contention" not in skip:
-        problems, _, rate = contention(kind, where, 8, 500)
-        row(
-            f"{kind}: 8 x 500 triggers on one instance",
-            f"{problems} lost/doubled ({rate:.0f} steps/s)",
-            "0",
-            problems == 0,
+        problems, _, rate = contention(kind, where, args.writers, args.triggers)
+        rows.append(
+            [
+                f"{args.writers} x {args.triggers} triggers on one instance",
+                f"{problems} lost/doubled ({rate:.0f} steps/s)",
+                "log-contention",
+            ]
         )
+        report.check("log-contention", problems, kind, f"{rate:,.0f} steps/s")
         if kind == "postgres":
-            rate = four_processes(kind, where, 500)
-            row("postgres: 4 processes, durable steps/s", f"{rate:.0f}", ">= 1,000", rate >= 1000)
+            rate = four_processes(kind, where, args.triggers)
+            rows.append(
+                ["4 processes, durable steps/s", f"{rate:,.0f}", "log-postgres-4-processes"]
+            )
+            report.check("log-postgres-4-processes", rate, "4 processes")
     if "crash" not in skip and kind != "memory":
         problems, acknowledged = kills(kind, where, args.kills)
-        row(
-            f"{kind}: {args.kills} SIGKILLs in steps + artifacts",
-            f"{problems} problems, {acknowledged} acknowledged",
-            "0",
-            problems == 0,
+        rows.append(
+            [
+                f"{args.kills} SIGKILLs in steps + artifacts",
+                f"{problems} problems, {acknowledged} acknowledged",
+                "log-kills",
+            ]
         )
+        report.check("log-kills", problems, f"{kind}, {args.kills} kills")
     if "rss" not in skip and kind == "file":
-        peak = rss(tmp / "rss", 100_000)
-        row("file: peak RSS touching 100,000 instances", f"{peak:.0f} MB", "< 80 MB", peak < 80)
+        peak = rss(tmp / "rss", args.rss_instances)
+        rows.append(
+            [f"peak RSS touching {args.rss_instances:,} instances", f"{peak:.0f} MB", "log-rss"]
+        )
+        report.check("log-rss", peak, f"{args.rss_instances:,} instances")
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

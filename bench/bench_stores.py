@@ -2,6 +2,7 @@
 
 Run:  python bench/bench_stores.py [--steps 300] [--instances 10000] [--processes 4]
       [--pg-url postgresql://postgres@127.0.0.1:5432/test] [--stores file,sqlite,postgres]
+      [--quick] [--json]
 
 Every figure goes through the public engine API with durable stores (fsync on commit),
 except the 10,000-instance fixtures, which are loaded with ``durable=False``:
@@ -13,8 +14,9 @@ except the 10,000-instance fixtures, which are loaded with ``durable=False``:
   shared instance of a looping workflow (steps/4 each, so its history grows to ``steps``
   entries: the shared rate includes handling an ever longer state).
 
-Targets: SQLite durable steps/s >= 2x the file store's; PostgreSQL >= 500 steps/s with
-4 processes; feature status at 10,000 instances <= 10 ms on SQLite and PostgreSQL.
+Targets (bench/targets.toml): ``stores-sqlite-vs-file``, SQLite's durable steps/s
+against the file store's in the same run; ``stores-postgres-4-processes``;
+``stores-rollup-warm``, feature status at 10,000 instances on SQLite and PostgreSQL.
 PostgreSQL runs in a schema of its own, dropped at the end; it is left out (with a note)
 when no server is reachable. ``bench_log.py`` measures the event-log targets.
 """
@@ -33,6 +35,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from _harness import Report, parser, quick_sizes
 from chatflow import WorkflowEngine
 from chatflow.storage import IWorkflowStateStore
 from chatflow.storage.sqlite import SQLiteStore
@@ -194,55 +197,59 @@ def measure(kind: str, args: argparse.Namespace, workdir: Path) -> dict[str, flo
     return results
 
 
-def print_table(results: dict[str, dict[str, float]]) -> None:
+def print_table(results: dict[str, dict[str, float]], report: Report) -> None:
     kinds = list(results)
     metrics = list(next(iter(results.values())))
-    print(f"{'metric':<28}" + "".join(f"{kind:>14}" for kind in kinds))
-    for metric in metrics:
-        print(f"{metric:<28}" + "".join(f"{results[kind][metric]:>14.1f}" for kind in kinds))
+    rows = [[metric, *(f"{results[kind][metric]:,.1f}" for kind in kinds)] for metric in metrics]
+    report.table("the stores side by side", ("metric", *kinds), rows)
 
 
-def print_targets(results: dict[str, dict[str, float]], args: argparse.Namespace) -> None:
+def check_targets(
+    results: dict[str, dict[str, float]], args: argparse.Namespace, report: Report
+) -> None:
     status = f"status@{args.instances} ms"
     distinct = f"{args.processes} procs distinct steps/s"
     if "file" in results and "sqlite" in results:
         ratio = results["sqlite"]["steps/s"] / results["file"]["steps/s"]
-        print(f"SQLite durable steps/s vs file store: {ratio:.1f}x (target >= 2x)")
+        report.check("stores-sqlite-vs-file", ratio)
     if "postgres" in results:
-        rate = results["postgres"][distinct]
-        print(f"PostgreSQL steps/s, {args.processes} processes: {rate:.0f} (target >= 500)")
+        report.check(
+            "stores-postgres-4-processes",
+            results["postgres"][distinct],
+            f"{args.processes} processes",
+        )
     for kind in ("sqlite", "postgres"):
         if kind in results:
-            print(
-                f"{kind} feature status at {args.instances}: {results[kind][status]:.2f} ms "
-                "(target <= 10 ms)"
+            report.check(
+                "stores-rollup-warm", results[kind][status], f"{kind}, {args.instances:,} instances"
             )
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--steps", type=int, default=300)
-    parser.add_argument("--instances", type=int, default=10_000)
-    parser.add_argument("--processes", type=int, default=4)
-    parser.add_argument("--stores", default="file,sqlite,postgres")
-    parser.add_argument(
+    options = parser(__doc__)
+    options.add_argument("--steps", type=int, default=300)
+    options.add_argument("--instances", type=int, default=10_000)
+    options.add_argument("--processes", type=int, default=4)
+    options.add_argument("--stores", default="file,sqlite,postgres")
+    options.add_argument(
         "--pg-url",
         default=os.environ.get("CHATFLOW_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test"),
     )
-    args = parser.parse_args()
+    args = quick_sizes(options.parse_args(), steps=8, instances=20, processes=1)
+    report = Report.start("bench_stores", args)
     kinds = args.stores.split(",")
     if "postgres" in kinds and (why := postgres_reachable(args.pg_url)):
-        print(f"PostgreSQL left out: {why}", file=sys.stderr)
+        report.note(f"PostgreSQL left out: {why}")
         kinds.remove("postgres")
     results = {}
     with tempfile.TemporaryDirectory(prefix="chatflow_bench_") as folder:
         for kind in kinds:
             started = time.monotonic()
             results[kind] = measure(kind, args, Path(folder))
-            print(f"{kind}: measured in {time.monotonic() - started:.0f} s", file=sys.stderr)
-    print_table(results)
-    print_targets(results, args)
-    return 0
+            report.say(f"{kind}: measured in {time.monotonic() - started:.0f} s")
+    print_table(results, report)
+    check_targets(results, args, report)
+    return report.finish()
 
 
 if __name__ == "__main__":

@@ -404,6 +404,7 @@ def serve_http(
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind(("127.0.0.1", port))
+    listener.listen(128)  # connections queue from here on, so the printed URL works at once
     bound = listener.getsockname()[1]
     mode = "read-only" if read_only else "read-write"
     print(f"ChatFlow MCP server ({mode}) for {engine.state_store!r}")

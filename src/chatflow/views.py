@@ -235,3 +235,82 @@ def artifacts_view(instance_id: str, task: str, artifacts: TaskArtifacts) -> JSO
         "prompt": artifacts.prompt,
         "response": artifacts.response,
     }
+
+
+def awaits_approval(state: WorkflowInstanceState) -> bool:
+    """Whether the instance is paused until a person approves (entering a phase that
+    ``requires_approval``, or a risky step): ``resume(approved_by=)`` lets it go on,
+    where an exit gate's approvals are counted by ``approve(by=)`` instead."""
+    return state.pause is not None and state.pause.get("kind") == "approval"
+
+
+NEXT_ACTIONS = ("none", "retry", "approve_entry", "resume", "meet_gate", "next")
+"""What ``next_action`` may say an instance needs: nothing (it is finished), a retry of
+its failed phase, a person's approval to go on, a resume by hand, its exit gate's open
+items met, or its phase done and completed with a step."""
+
+
+def next_action(state: WorkflowInstanceState, open_gates: Iterable[JSON] = ()) -> str:
+    """What the instance needs next (one of ``NEXT_ACTIONS``), given what its current
+    phase's exit gate still misses (``instance_view``'s ``open_gates``)."""
+    if state.status is InstanceStatus.FAILED:
+        return "retry"
+    if state.status.is_finished:
+        return "none"
+    if state.pause is not None:
+        return "approve_entry" if awaits_approval(state) else "resume"
+    return "meet_gate" if any(True for _ in open_gates) else "next"
+
+
+def latest_task(state: WorkflowInstanceState, phase: str) -> str:
+    """The task key of ``phase``'s latest visit that recorded its texts (a later visit's
+    is ``<phase>--<visit>``); the phase's name if none did."""
+    tasks = [entry.task for entry in state.history if entry.phase == phase and entry.task]
+    return tasks[-1] if tasks else phase
+
+
+def looks_like_file(target: str) -> bool:
+    """A workflow argument is a file when it has a schema suffix or a path separator
+    (else it names a registered workflow)."""
+    from pathlib import PurePath  # noqa: PLC0415 - pathlib costs start-up for most commands
+
+    from chatflow.core.registry import SCHEMA_SUFFIXES  # noqa: PLC0415
+
+    return PurePath(target).suffix in SCHEMA_SUFFIXES or "/" in target or "\\" in target
+
+
+def start(
+    engine: WorkflowEngine,
+    workflow: str,
+    feature_id: str,
+    variables: dict[str, Any] | None = None,
+    meta: dict[str, Any] | None = None,
+    version: str | None = None,
+    *,
+    actor: str | None = None,
+) -> str:
+    """Start an instance of ``workflow``, a registered name (at ``version``, default the
+    latest) or a JSON/YAML file, which is registered so that later starts by name and
+    upgrades find it; return the new instance's id."""
+    if looks_like_file(workflow):
+        from pathlib import Path  # noqa: PLC0415
+
+        from chatflow.core.registry import load_schema  # noqa: PLC0415
+        from chatflow.errors import SchemaNotFoundError, ValidationError  # noqa: PLC0415
+
+        if version is not None:
+            raise ValidationError("a version applies to a workflow name, not a file")
+        if not Path(workflow).is_file():
+            raise SchemaNotFoundError(f"workflow file {workflow!r} not found")
+        schema = load_schema(workflow)
+        engine.register_schema(schema, replace=False)
+        return engine.start_workflow_instance(schema, variables, feature_id, meta, actor=actor)
+    return engine.start_workflow_instance(
+        None,
+        variables,
+        feature_id,
+        meta,
+        schema_name=workflow,
+        schema_version=int(version) if version and version.isdigit() else version,
+        actor=actor,
+    )

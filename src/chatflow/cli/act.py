@@ -32,7 +32,7 @@ from chatflow.cli.context import (
     requirement,
     text_file,
 )
-from chatflow.cli.read import load_schema_file, looks_like_file, print_instance
+from chatflow.cli.read import print_instance
 from chatflow.core.models import EventKind
 from chatflow.errors import InvalidTransitionError, phrase
 
@@ -184,26 +184,17 @@ def cmd_start(ctx: Context) -> int:
     engine = ctx.writer()
     variables = key_values(args.var, "--var")
     meta = key_values(args.meta, "--meta")
-    actor = ctx.actor(meta)
-    if looks_like_file(args.workflow):
-        if args.schema_version is not None:
-            raise UsageError("--version applies to a workflow name, not a file")
-        schema = load_schema_file(args.workflow)
-        engine.register_schema(schema, replace=False)  # `start NAME`, `upgrade` find it
-        instance_id = engine.start_workflow_instance(
-            schema, variables, args.feature, meta, actor=actor
-        )
-    else:
-        version = args.schema_version
-        instance_id = engine.start_workflow_instance(
-            None,
-            variables,
-            args.feature,
-            meta,
-            schema_name=args.workflow,
-            schema_version=int(version) if version and version.isdigit() else version,
-            actor=actor,
-        )
+    if args.schema_version is not None and views.looks_like_file(args.workflow):
+        raise UsageError("--version applies to a workflow name, not a file")
+    instance_id = views.start(
+        engine,
+        args.workflow,
+        args.feature,
+        variables,
+        meta,
+        args.schema_version,
+        actor=ctx.actor(meta),
+    )
     return report(ctx, ctx.instance(instance_id))
 
 
@@ -264,7 +255,7 @@ def cmd_approve(ctx: Context) -> int:
     engine = ctx.reader()
     state = ctx.instance(args.instance_id)
     by = ctx.actor()  # --by is required: a person, never the OS user by default
-    if state.pause is not None and state.pause.get("kind") == "approval":
+    if views.awaits_approval(state):
         return report(ctx, engine.resume(args.instance_id, approved_by=by, note=args.note))
     if not state.status.is_finished:
         return report(ctx, engine.approve(args.instance_id, by=by, note=args.note))
@@ -293,7 +284,7 @@ def cmd_pause(ctx: Context) -> int:
 
 def cmd_resume(ctx: Context) -> int:
     state = ctx.instance(ctx.args.instance_id)
-    if state.pause is not None and state.pause.get("kind") == "approval":
+    if views.awaits_approval(state):
         raise InvalidTransitionError(
             f"instance {state.instance_id!r} waits for approval to enter "
             f"{state.current_phase!r}: use chatflow approve {state.instance_id} --by NAME",

@@ -393,8 +393,7 @@ def cmd_artifacts(ctx: Context) -> int:
     engine = ctx.reader()
     state = ctx.instance(ctx.args.instance_id)
     phase: str = ctx.args.phase
-    tasks = [entry.task for entry in state.history if entry.phase == phase and entry.task]
-    key = tasks[-1] if tasks else phase
+    key = views.latest_task(state, phase)
     artifacts = engine.get_task_artifacts(state.instance_id, key)
     if artifacts is None:
         raise NotFoundError(f"instance {state.instance_id!r} has no artifacts for {phase!r}")
@@ -455,7 +454,7 @@ def cmd_diagram(ctx: Context) -> int:
     target: str = ctx.args.target
     schema: dict[str, Any]
     state = None
-    if looks_like_file(target):
+    if views.looks_like_file(target):
         schema = load_schema_file(target)
     elif target.startswith("wfi_"):
         state = ctx.instance(target)
@@ -471,13 +470,6 @@ def cmd_diagram(ctx: Context) -> int:
     else:
         ctx.out.line(text.rstrip("\n"))
     return EXIT_OK
-
-
-def looks_like_file(target: str) -> bool:
-    """A schema argument is a file when it has a schema suffix or a path separator."""
-    from chatflow.core.registry import SCHEMA_SUFFIXES  # noqa: PLC0415
-
-    return Path(target).suffix in SCHEMA_SUFFIXES or "/" in target or "\\" in target
 
 
 def load_schema_file(path: str) -> dict[str, Any]:

@@ -214,8 +214,7 @@ def _approve(
 ) -> WorkflowInstanceState:
     """Let a paused instance enter the phase it waits for (``resume(approved_by=)``);
     otherwise record an approval the current phase's exit gate counts (``engine.approve``)."""
-    current = instance(engine, instance_id)
-    if current.pause is not None and current.pause.get("kind") == "approval":
+    if views.awaits_approval(instance(engine, instance_id)):
         return engine.resume(instance_id, approved_by=actor, note=note)
     return engine.approve(instance_id, by=actor, note=note)
 

@@ -44,8 +44,12 @@ def test_a_durable_step_syncs_its_log_line_before_returning(
 ) -> None:
     engine = WorkflowEngine(storage_dir=tmp_path / ".chatflow")
     iid = engine.start_workflow_instance(SCHEMA, {}, "feat_d")
-    log = str((tmp_path / ".chatflow" / "instances" / iid / "events.jsonl").resolve())
-    assert log in synced  # the instance's first event
+    folder = (tmp_path / ".chatflow" / "instances" / iid).resolve()
+    log = str(folder / "events.jsonl")
+    # The first event is written whole: its temporary file is synced, renamed into
+    # place, and then the folder holding the new name is synced.
+    temp = [i for i, path in enumerate(synced) if path.startswith(f"{folder}/.events.jsonl.")]
+    assert temp and str(folder) in synced[temp[0] + 1 :]
     synced.clear()
     engine.trigger_next_step(iid)
     assert log in synced

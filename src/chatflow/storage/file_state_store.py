@@ -384,6 +384,9 @@ class FileStateStore(IWorkflowStateStore):
 
     def _upgraded(self, instance_id: str, raw: bytes) -> tuple[Head, list[Event]] | None:
         """An instance written by ChatFlow 1.x (one whole-state file), upgraded in place."""
+        folder = self._folder(instance_id)
+        if os.path.islink(folder):  # its log "missing" behind a planted link: say so
+            raise StorageError(f"{folder} is a symlink; refusing to use it", path=str(folder))
         state = self._parse_head(instance_id, raw)
         if not isinstance(state, dict) or "history" not in state:
             problem = "its log is missing" if self._usable_head(raw) else "not a ChatFlow state"

@@ -64,7 +64,7 @@ async def _over_stdio(
         return await _atimes(repeat, lambda: client.call_tool(tool, arguments))
 
 
-def main() -> None:
+def main() -> int:
     import anyio
 
     from chatflow.agent import operations
@@ -72,7 +72,11 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=200)
-    repeat = parser.parse_args().repeat
+    parser.add_argument(
+        "--quick", action="store_true", help="3 calls each: proves it runs; a miss never fails"
+    )
+    args = parser.parse_args()
+    repeat = 3 if args.quick else args.repeat
     with tempfile.TemporaryDirectory() as folder:
         store = Path(folder) / "store"
         engine = WorkflowEngine(storage_dir=store)
@@ -96,7 +100,8 @@ def main() -> None:
     ratio = statistics.median(tool) / budget
     verdict = "ok" if ratio <= 3 else "OVER"
     print(f"chatflow / (direct + echo), medians: {ratio:.2f}x (target <= 3x: {verdict})")
+    return 0 if args.quick or ratio <= 3 else 3  # 3: a target missed, as the other benches
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

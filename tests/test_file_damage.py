@@ -180,6 +180,17 @@ def _unchanged_or_appended(
             assert after[name] == data, f"{name} was changed"
 
 
+def _damaged_copy(
+    template: tuple[Path, str, dict[str, object]], tmp_path: Path, head: str | None, log: str | None
+) -> tuple[Path, str, dict[str, object], dict[str, bytes]]:
+    """A copy of the template store with this case's damage done, and its files' bytes."""
+    source, iid, expected = template
+    folder = tmp_path / ".chatflow"
+    shutil.copytree(source, folder)
+    _damage(folder, iid, head, log)
+    return folder, iid, expected, _files(folder)
+
+
 @pytest.mark.parametrize(("head", "log"), CASES, ids=str)
 def test_damage_loads_the_acknowledged_state_or_is_corrupt_and_changes_nothing(
     template: tuple[Path, str, dict[str, object]],
@@ -187,11 +198,7 @@ def test_damage_loads_the_acknowledged_state_or_is_corrupt_and_changes_nothing(
     head: str | None,
     log: str | None,
 ) -> None:
-    source, iid, expected = template
-    folder = tmp_path / ".chatflow"
-    shutil.copytree(source, folder)
-    _damage(folder, iid, head, log)
-    before = _files(folder)
+    folder, iid, expected, before = _damaged_copy(template, tmp_path, head, log)
     store = FileStateStore(folder)
     log_name = f"instances/{iid}/events.jsonl"
 
@@ -240,11 +247,7 @@ def test_doctor_fix_rebuilds_what_it_can_and_keeps_every_damaged_byte(
     head: str | None,
     log: str | None,
 ) -> None:
-    source, iid, expected = template
-    folder = tmp_path / ".chatflow"
-    shutil.copytree(source, folder)
-    _damage(folder, iid, head, log)
-    before = _files(folder)
+    folder, iid, expected, before = _damaged_copy(template, tmp_path, head, log)
     store = FileStateStore(folder)
     file_doctor.fix(store, file_doctor.check(store))
     fresh = FileStateStore(folder)

@@ -19,24 +19,12 @@ import pytest
 from chatflow.ui import UIServer
 
 from ._support import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
     HOSTILE,
     Served,
-    require_browser,
     serving_with_actions,
 )
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    sync_api = require_browser()
-    with sync_api.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from chatflow import WorkflowEngine
 from chatflow.ui import UIServer
 from chatflow.ui.graph import instance_svg
 
-from ._support import CHROMIUM, CHROMIUM_ARGS, EXAMPLES, GATED, require_browser
+from ._support import EXAMPLES, GATED
 
 pytestmark = pytest.mark.slow
 
@@ -77,15 +77,6 @@ GEOMETRY = """() => {
   });
   return { nodes, labels, edges };
 }"""
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    sync_api = require_browser()
-    with sync_api.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
 
 
 @pytest.fixture

@@ -76,11 +76,17 @@ def predicted_path(state: WorkflowInstanceState) -> list[str]:
 
 
 def progress(state: WorkflowInstanceState) -> float:
-    """Completed phases / phases on the path taken (and forecast); 1.0 once completed."""
+    """The share of the path's phases that are done; 1.0 only once completed.
+
+    A phase is done when a visit of it completed and it is not the current phase: an
+    instance that looped back to a phase, or failed in one, has that phase still to do,
+    so a loop or a failure never reads as 100 %.
+    """
     if state.status is InstanceStatus.COMPLETED:
         return 1.0
-    done = {entry.phase for entry in state.history if entry.status == "completed"}
     path = predicted_path(state)
+    done = {entry.phase for entry in state.history if entry.status == "completed"}
+    done.discard(state.current_phase)
     return round(len(done & set(path)) / len(path), 4) if path else 0.0
 
 

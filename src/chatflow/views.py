@@ -134,6 +134,7 @@ def instance_view(
         "phase_title": _phase_title(state),
         "pause": _pause_view(state.pause),
         "open_gates": list(gates),
+        "actions": available_actions(state, gates),
         "parent": state.parent,
         "next_phase": info["next_phase"],
         "progress": info["progress"],
@@ -242,6 +243,38 @@ def awaits_approval(state: WorkflowInstanceState) -> bool:
     ``requires_approval``, or a risky step): ``resume(approved_by=)`` lets it go on,
     where an exit gate's approvals are counted by ``approve(by=)`` instead."""
     return state.pause is not None and state.pause.get("kind") == "approval"
+
+
+PAGE_ACTIONS = ("approve", "reject", "pause", "resume", "retry", "cancel")
+"""The actions a person takes from the page (and its API), in the order it offers them."""
+
+
+def available_actions(
+    state: WorkflowInstanceState, open_gates: Iterable[JSON] | None = None
+) -> list[str]:
+    """Which of ``PAGE_ACTIONS`` the instance accepts now, from the lifecycle's one
+    table (``lifecycle.ALLOWED``) and the approve-vs-resume rule: an approval pause is
+    ended by ``approve`` (``resume(approved_by=)``) or ``reject``, never by a plain
+    resume; a running phase offers ``approve`` only while its exit gate still counts
+    approvals (``open_gates``: ``status_info``'s ``open_requirements``)."""
+    from chatflow.core.lifecycle import ALLOWED  # noqa: PLC0415
+
+    approval = awaits_approval(state)
+    gates = list(open_gates or [])
+    wanted = {
+        "approve": approval
+        or (
+            state.status is not InstanceStatus.PAUSED
+            and any(item.get("kind") == "approvals" for item in gates)
+        ),
+        "reject": approval,
+        "resume": not approval,
+    }
+    return [
+        action
+        for action in PAGE_ACTIONS
+        if state.status in ALLOWED[action] and wanted.get(action, True)
+    ]
 
 
 NEXT_ACTIONS = ("none", "retry", "approve_entry", "resume", "meet_gate", "next")

@@ -18,6 +18,7 @@ these always hold (the property tests in ``tests/test_workflow_properties.py`` c
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from typing import Any
 
 from chatflow._text import counted
@@ -99,7 +100,7 @@ def advance(
 
     Who acts: ``actor``, else the one ``meta`` names, else the instance's meta's.
     """
-    _require(state, "trigger a step", Status.CREATED, Status.RUNNING)
+    _require(state, "trigger a step")
     risk = check_risk(trigger)
     actor = actor or actor_of(meta) or actor_of(state.meta)
     _leave(state, trigger, copy_json(meta), actor, now, risk=risk)
@@ -250,7 +251,7 @@ def approve(state: WorkflowInstanceState, by: str, note: str | None, now: float)
     Refused where the current phase asks for no approvals: an approval nothing reads
     would look like a decision that mattered.
     """
-    _require(state, "approve", Status.CREATED, Status.RUNNING, Status.PAUSED)
+    _require(state, "approve")
     phase = state.current_phase
     if not workflow_of(state.workflow_schema).phase(phase).exit_requires.approvals:
         raise InvalidTransitionError(
@@ -267,7 +268,7 @@ def approve(state: WorkflowInstanceState, by: str, note: str | None, now: float)
 
 def pause(state: WorkflowInstanceState, reason: str, actor: str | None, now: float) -> None:
     """Suspend work on the current phase until ``resume``."""
-    _require(state, "pause", Status.CREATED, Status.RUNNING)
+    _require(state, "pause")
     state.pause = {"kind": "manual", "reason": reason, "resume_status": state.status.value}
     state.status = Status.PAUSED
     _set_open_status(state, "paused")
@@ -287,7 +288,7 @@ def resume(
     as ``approved_by`` there is only who resumed (views show it as a resume, never as
     an approval decision).
     """
-    _require(state, "resume", Status.PAUSED)
+    _require(state, "resume")
     pause_info = state.pause or {"kind": "manual", "resume_status": Status.RUNNING.value}
     if pause_info["kind"] != "approval":
         approved_by, actor = None, approved_by or actor
@@ -325,7 +326,7 @@ def reject(
     instance is cancelled. A target that requires approval waits for it again,
     unless ``force`` (recorded).
     """
-    _require(state, "reject", Status.PAUSED)
+    _require(state, "reject")
     if state.pause is None or state.pause.get("kind") != "approval":
         raise InvalidTransitionError(
             f"instance {state.instance_id!r} is paused by hand, not waiting for approval",
@@ -362,7 +363,7 @@ def _previous_phase(state: WorkflowInstanceState) -> str | None:
 
 def fail(state: WorkflowInstanceState, error: str, actor: str | None, now: float) -> None:
     """Mark the current phase failed; the instance fails until ``retry`` or ``jump``."""
-    _require(state, "fail", Status.CREATED, Status.RUNNING, Status.PAUSED)
+    _require(state, "fail")
     _close(state, "failed", now, actor)
     state.status = Status.FAILED
     state.pause = None
@@ -381,7 +382,7 @@ def retry(
 
     A phase that requires approval waits for it again, unless ``force`` (recorded).
     """
-    _require(state, "retry", Status.CREATED, Status.RUNNING, Status.FAILED)
+    _require(state, "retry")
     phase = state.current_phase
     count = state.retries.get(phase, 0)
     definition = workflow_of(state.workflow_schema).phase(phase)
@@ -402,7 +403,7 @@ def retry(
 
 def cancel(state: WorkflowInstanceState, reason: str, actor: str | None, now: float) -> None:
     """Abandon the instance for good."""
-    _require(state, "cancel", Status.CREATED, Status.RUNNING, Status.PAUSED, Status.FAILED)
+    _require(state, "cancel")
     _close(state, "cancelled", now, actor)
     state.status = Status.CANCELLED
     state.pause = None
@@ -425,7 +426,7 @@ def jump(
     approval to enter: both unless ``force`` (recorded in the ``jumped`` event, and
     a skipped approval as ``approval_overridden``).
     """
-    _require(state, "jump", Status.CREATED, Status.RUNNING, Status.PAUSED, Status.FAILED)
+    _require(state, "jump")
     workflow = workflow_of(state.workflow_schema)
     target = workflow.phase(phase)
     pause = state.pause or {}
@@ -648,7 +649,24 @@ def log_event(
     state.updated_at = now
 
 
-def _require(state: WorkflowInstanceState, action: str, *allowed: InstanceStatus) -> None:
+ALLOWED: Mapping[str, tuple[InstanceStatus, ...]] = {
+    "trigger a step": (Status.CREATED, Status.RUNNING),
+    "approve": (Status.CREATED, Status.RUNNING, Status.PAUSED),
+    "pause": (Status.CREATED, Status.RUNNING),
+    "resume": (Status.PAUSED,),
+    "reject": (Status.PAUSED,),
+    "fail": (Status.CREATED, Status.RUNNING, Status.PAUSED),
+    "retry": (Status.CREATED, Status.RUNNING, Status.FAILED),
+    "cancel": (Status.CREATED, Status.RUNNING, Status.PAUSED, Status.FAILED),
+    "jump": (Status.CREATED, Status.RUNNING, Status.PAUSED, Status.FAILED),
+}
+"""The one table of which statuses each action accepts: the lifecycle's checks and
+``chatflow.views.available_actions`` (the CLI, the page, MCP) all read it. An approval
+pause further narrows ``resume`` (it needs an approver) and ``reject`` (only it)."""
+
+
+def _require(state: WorkflowInstanceState, action: str) -> None:
+    allowed = ALLOWED[action]
     if state.status in allowed:
         return
     if state.status is Status.PAUSED:

@@ -640,19 +640,8 @@ const ACTION_INFO = {
   cancel: { label: "Cancel instance", help: "Abandon the instance for good.", danger: true },
 };
 
-function availableActions(state) {
-  const approval = state.status === "paused" && state.pause && state.pause.kind === "approval";
-  const gate = (state.open_gates || []).some((item) => item.kind === "approvals");
-  switch (state.status) {
-    case "paused": return approval ? ["approve", "reject", "cancel"] : ["resume", "cancel"];
-    case "created": case "running": return (gate ? ["approve"] : []).concat(["pause", "retry", "cancel"]);
-    case "failed": return ["retry", "cancel"];
-    default: return [];
-  }
-}
-
 function actionBar(state) {
-  const names = availableActions(state);
+  const names = state.actions || []; // chatflow.views.available_actions decides
   if (!names.length) return null;
   return h("div", { class: "actions", role: "toolbar", "aria-label": "Actions" },
     h("span", { class: "muted" }, "Actions"),

@@ -29,6 +29,8 @@ CORE = (
     "tests/test_workflow_lifecycle.py",
     "tests/test_engine.py",
     "tests/test_gates.py",
+    "tests/test_entry_approval.py",
+    "tests/test_actors.py",
     "tests/test_conditions.py",
     "tests/test_upgrade.py",
     "tests/test_workflow_properties.py",
@@ -44,6 +46,8 @@ CORE = (
 )
 STORE = (
     "tests/test_file_store.py",
+    "tests/test_file_damage.py",
+    "tests/test_file_repairs.py",
     "tests/test_log_encoding.py",
     "tests/test_file_lock.py",
     "tests/test_concurrency.py",
@@ -54,7 +58,7 @@ STORE = (
     "tests/test_engine.py",
 )
 CLI = ("tests/cli", "tests/test_cli_verify.py", "tests/test_views.py")
-UI = ("tests/ui/test_server.py", "tests/test_views.py")
+UI = ("tests/ui/test_server.py", "tests/ui/test_approve_semantics.py", "tests/test_views.py")
 
 LC = "chatflow/core/lifecycle.py"
 TR = "chatflow/core/transitions.py"
@@ -98,8 +102,8 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "lc-resume-actor-approves",
         LC,
-        'if pause_info["kind"] == "approval" and not approved_by:',
-        'if pause_info["kind"] == "approval" and not (approved_by or actor):',
+        "    elif not approved_by:\n",
+        "    elif not (approved_by or actor):\n",
         "loosened check: any actor's plain resume passes an approval gate",
         CORE,
     ),
@@ -151,8 +155,9 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "lc-first-phase-approval",
         LC,
-        "reasons = approval_reasons(workflow.first, None, None)",
-        "reasons: list[str] = []",
+        "    if reasons:\n        gate_entry(state, reasons, now, actor, risk=risk, force=force)",
+        "    if reasons and len(state.history) > 1:\n"
+        "        gate_entry(state, reasons, now, actor, risk=risk, force=force)",
         "dropped check: a first phase with requires_approval starts without waiting",
         CORE,
     ),
@@ -299,8 +304,8 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "up-approval-swapped",
         UP,
-        "if gated and not _visit_was_approved(state):",
-        "if gated and _visit_was_approved(state):",
+        "if not target.has_phase(current) or _visit_was_approved(state):",
+        "if not target.has_phase(current) or not _visit_was_approved(state):",
         "swapped condition: an unapproved visit moves into a phase needing approval",
         CORE,
     ),
@@ -386,8 +391,10 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "base-verify-prompt-only",
         BASE,
-        'for what, text in (("prompt", texts.prompt), ("response", texts.response)):',
-        'for what, text in (("prompt", texts.prompt),):',
+        'for what, text in (("prompt", texts.prompt), ("response", texts.response)):\n'
+        "            if _log.sha256_hex(text) != event[",
+        'for what, text in (("prompt", texts.prompt),):\n'
+        "            if _log.sha256_hex(text) != event[",
         "dropped check: verify ignores an edited AI response",
         STORE,
     ),
@@ -456,9 +463,15 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "fs-torn-line-kept",
         FT,
-        "            os.truncate(self.log_path, end)\n            raw = raw[:end]\n",
-        "            raw = raw[:end]\n",
-        "dropped repair: the next event is glued to a torn, never acknowledged line",
+        "        try:\n"
+        "            os.truncate(self.log_path, at)\n"
+        "        except OSError as error:\n"
+        "            where = self.log_path\n"
+        '            raise StorageError(f"cannot repair {where}: {error.strerror}", path=where)'
+        " from error\n",
+        "",
+        "dropped repair: a torn, never acknowledged line is kept aside but left in the log,"
+        " so the next event is glued to it",
         STORE,
     ),
     Mutant(
@@ -544,10 +557,11 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         "migrate-older-overwrites",
-        "chatflow/storage/migrate.py",
-        'elif existing.get("version", 0) < state.get("version", 0):',
-        'elif existing.get("version", 0) != state.get("version", 0):',
-        "loosened comparison: migrate overwrites a target copy that moved further on",
+        BASE,
+        'if same_feature and (event["seq"], _log.link_of(event)) == (head["seq"], head["hash"]):',
+        'if same_feature and event["seq"] == head["seq"]:',
+        "loosened comparison: migrate continues a target copy that went its own way (same"
+        " seq, other hash) instead of leaving it as a conflict",
         STORE,
     ),
     # -- views -----------------------------------------------------------------------------
@@ -621,8 +635,8 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "cli-nan-parsed",
         "chatflow/cli/context.py",
-        "values[key] = json.loads(raw, parse_constant=_not_json)",
-        "values[key] = json.loads(raw)",
+        'values[key] = parse_json(raw, f"{option} {key}", parse_constant=_not_json)',
+        'values[key] = parse_json(raw, f"{option} {key}")',
         "loosened parse: --var x=NaN is a float NaN (then refused), not the text 'NaN'",
         CLI,
     ),
@@ -668,11 +682,12 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         "ui-approve-manual-pause",
-        "chatflow/ui/api.py",
-        'if current.pause is not None and current.pause.get("kind") == "approval":',
-        "if current.pause is not None:",
-        "loosened check: 'approve' on a manually paused instance resumes it as an approval",
-        UI,
+        VIEWS,
+        'return state.pause is not None and state.pause.get("kind") == "approval"',
+        "return state.pause is not None",
+        "loosened check: 'approve' on a manually paused instance resumes it (a pause by hand"
+        " counts as waiting for approval)",
+        CLI + UI,
     ),
     Mutant(
         "ui-limit-zero",

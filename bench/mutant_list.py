@@ -78,8 +78,8 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "lc-trigger-while-paused",
         LC,
-        '_require(state, "trigger a step", Status.CREATED, Status.RUNNING)',
-        '_require(state, "trigger a step", Status.CREATED, Status.RUNNING, Status.PAUSED)',
+        '"trigger a step": (Status.CREATED, Status.RUNNING),',
+        '"trigger a step": (Status.CREATED, Status.RUNNING, Status.PAUSED),',
         "dropped check: a paused instance (awaiting approval) can be stepped on",
         CORE,
     ),
@@ -118,9 +118,9 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "lc-cancel-completed",
         LC,
-        '_require(state, "cancel", Status.CREATED, Status.RUNNING, Status.PAUSED, Status.FAILED)',
-        '_require(state, "cancel", Status.CREATED, Status.RUNNING, Status.PAUSED, Status.FAILED, '
-        "Status.COMPLETED)",
+        '"cancel": (Status.CREATED, Status.RUNNING, Status.PAUSED, Status.FAILED),',
+        '"cancel": (Status.CREATED, Status.RUNNING, Status.PAUSED, Status.FAILED, '
+        "Status.COMPLETED),",
         "dropped check: a completed instance can be cancelled",
         CORE,
     ),

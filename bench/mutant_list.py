@@ -49,6 +49,7 @@ STORE = (
     "tests/test_file_damage.py",
     "tests/test_file_repairs.py",
     "tests/test_log_encoding.py",
+    "tests/test_resealed_copy.py",
     "tests/test_file_lock.py",
     "tests/test_concurrency.py",
     "tests/conformance",

@@ -33,6 +33,7 @@ CORE = (
     "tests/test_edges.py",
     "tests/test_progress.py",
     "tests/test_actions_table.py",
+    "tests/conformance/test_exact_values.py",
     "tests/test_actors.py",
     "tests/test_conditions.py",
     "tests/test_upgrade.py",

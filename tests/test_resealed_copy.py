@@ -33,3 +33,18 @@ def test_an_edit_resealed_without_its_head_digest_is_refused() -> None:
     assert problem is not None
     assert problem.seq == events[0]["seq"]
     assert "head" in problem.what
+
+
+def test_an_event_that_does_not_link_to_its_predecessor_is_refused() -> None:
+    store = MemoryStore()
+    engine = WorkflowEngine(store=store)
+    iid = engine.start_workflow_instance(SCHEMA, {}, "feat_r")
+    engine.trigger_next_step(iid)
+    log = store.read_log(iid)
+    events = copy.deepcopy(log.events)
+    events[1]["prev"] = "0" * 64  # sealed again, but chained to nothing
+    events[1]["hash"] = event_hash(events[1])
+    problem = log_problem(InstanceLog(iid, events, log.texts))
+    assert problem is not None
+    assert problem.seq == events[1]["seq"]
+    assert "link" in problem.what

@@ -23,6 +23,8 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from _harness import timed
+
 ECHO_SERVER = """\
 from mcp.server.mcpserver import MCPServer
 server = MCPServer("echo", log_level="WARNING")
@@ -31,15 +33,6 @@ def echo(text: str) -> str:
     return text
 server.run("stdio")
 """
-
-
-def _times(repeat: int, call: Callable[[], object]) -> list[float]:
-    found = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        call()
-        found.append(time.perf_counter() - start)
-    return found
 
 
 async def _atimes(repeat: int, call: Callable[[], Awaitable[object]]) -> list[float]:
@@ -82,7 +75,7 @@ def main() -> int:
         engine = WorkflowEngine(storage_dir=store)
         schema = {"name": "bench", "phases": [{"name": "a"}, {"name": "b"}, {"name": "c"}]}
         iid = engine.start_workflow_instance(schema, {"x": 1}, "feat_bench")
-        direct = _times(repeat, lambda: operations.status(engine, instance_id=iid))
+        direct = timed(lambda: operations.status(engine, instance_id=iid), repeat)
         engine.close()
         tool = anyio.run(
             _over_stdio,

@@ -303,3 +303,27 @@ def _browser() -> Any:
             pytest.fail(reason)
         pytest.skip(reason)
     return sync_api
+
+
+def test_the_cli_roll_up_fallback_is_the_engines_rule(world: World) -> None:
+    """``views.rollup_of`` (what ``chatflow features`` falls back on when the store's
+    counts cannot be read) gives the engine's roll-up for the same instances."""
+    engine, ids, _ = world
+    for feature in ("feat_run", "feat_wait", "feat_done", "feat_up"):
+        states = [
+            engine.get_workflow_instance_status(i) for i in engine.list_feature_instances(feature)
+        ]
+        readable = [state for state in states if state is not None]
+        engine_view = views.feature_view(engine.get_feature_status(feature))
+        assert views.rollup_of(feature, readable) == engine_view, feature
+    readable = [
+        state
+        for i in engine.list_feature_instances("feat_bad")
+        if i != ids["damaged"] and (state := engine.get_workflow_instance_status(i)) is not None
+    ]
+    fallback = views.rollup_of("feat_bad", readable, [ids["damaged"]])
+    counted = views.feature_view(engine.get_feature_status("feat_bad"))
+    assert fallback["total_instances"] == counted["total_instances"] - 1  # the damaged one
+    assert fallback["unreadable_instances"] == [ids["damaged"]]
+    # The store's counts still hold the damaged (running) instance; the fallback cannot.
+    assert (fallback["status"], counted["status"]) == ("failed", "in_progress")

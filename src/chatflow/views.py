@@ -53,6 +53,8 @@ def feature_view(rollup: Mapping[str, Any], unreadable: Iterable[str] = ()) -> J
 
     ``unreadable`` names instances whose stored state could not be read; they are not
     in ``counts`` (see ``chatflow features``: one corrupt file must not hide the rest).
+    ``shown_instance_id`` is the instance ``phases`` describes: the active one, else the
+    latest.
     """
     return {
         "feature_id": rollup["feature_id"],
@@ -61,6 +63,7 @@ def feature_view(rollup: Mapping[str, Any], unreadable: Iterable[str] = ()) -> J
         "counts": {status: rollup.get(f"{status}_count", 0) for status in STATUSES},
         "latest_instance_id": rollup["latest_instance_id"],
         "active_instance_id": rollup["active_instance_id"],
+        "shown_instance_id": rollup["active_instance_id"] or rollup["latest_instance_id"],
         "phases": dict(rollup["phases"]),
         "unreadable_instances": list(unreadable),
     }

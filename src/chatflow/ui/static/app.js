@@ -275,7 +275,7 @@ function featureRow(f) {
     counts.append(h("span", { class: "count s-" + s }, `${n} ${s}`));
   }
   const route = "/feature/" + enc(f.feature_id);
-  const latest = f.active_instance_id || f.latest_instance_id;
+  const latest = f.shown_instance_id;  // chatflow.views: the active instance, else the latest
   const el = h("tr", { "data-feature": f.feature_id },
     h("td", {}, link(route, f.feature_id, "strong")),
     h("td", {}, pill(f.status)),
@@ -290,7 +290,7 @@ function featureRow(f) {
 }
 
 function featureText(f) {
-  const latest = f.active_instance_id || f.latest_instance_id || "";
+  const latest = f.shown_instance_id || "";
   return [f.feature_id, f.status, latest, ...STATUS_ORDER.filter((s) => f[s + "_count"])].join(" ").toLowerCase();
 }
 

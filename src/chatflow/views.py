@@ -16,8 +16,8 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from chatflow.core.definition import workflow_of
-from chatflow.core.models import (
+from chatflow.domain.definition import workflow_of
+from chatflow.domain.models import (
     EventKind,
     InstanceStatus,
     TaskArtifacts,
@@ -122,7 +122,7 @@ def instance_view(
     misses; by default it is read from the state (``status_info``'s
     ``open_requirements``).
     """
-    from chatflow.core.status import status_info  # noqa: PLC0415 - show only
+    from chatflow.domain.status import status_info  # noqa: PLC0415 - show only
 
     info = status_info(state)
     gates = (info.get("open_requirements") or []) if open_gates is None else open_gates
@@ -257,7 +257,7 @@ def available_actions(
     ended by ``approve`` (``resume(approved_by=)``) or ``reject``, never by a plain
     resume; a running phase offers ``approve`` only while its exit gate still counts
     approvals (``open_gates``: ``status_info``'s ``open_requirements``)."""
-    from chatflow.core.lifecycle import ALLOWED  # noqa: PLC0415
+    from chatflow.domain.lifecycle import ALLOWED  # noqa: PLC0415
 
     approval = awaits_approval(state)
     gates = list(open_gates or [])

@@ -31,7 +31,7 @@ from chatflow.errors import ChatFlowError
 if TYPE_CHECKING:
     from chatflow.cli.context import Subparsers
     from chatflow.core.engine import WorkflowEngine
-    from chatflow.core.models import WorkflowInstanceState
+    from chatflow.domain.models import WorkflowInstanceState
     from chatflow.storage.base import InstanceSummary
 
 STATUSES = views.STATUSES
@@ -259,8 +259,8 @@ def _rollup(engine: WorkflowEngine, feature_id: str, failed: list[str]) -> dict[
         return views.feature_view(engine.get_feature_status(feature_id))
     except ChatFlowError:
         pass  # found again below, instance by instance, and reported there
-    from chatflow.core.models import InstanceStatus  # noqa: PLC0415
-    from chatflow.core.status import feature_rollup_status, phase_statuses  # noqa: PLC0415
+    from chatflow.domain.models import InstanceStatus  # noqa: PLC0415
+    from chatflow.domain.status import feature_rollup_status, phase_statuses  # noqa: PLC0415
 
     unreadable: list[str] = []
     states = [

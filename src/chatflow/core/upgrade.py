@@ -28,10 +28,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from chatflow._text import counted
-from chatflow.core.definition import Workflow, workflow_of
-from chatflow.core.lifecycle import gate_entry, log_event, schema_ref, visit_events
-from chatflow.core.models import EventKind, InstanceStatus, WorkflowInstanceState
-from chatflow.core.transitions import approval_reasons
+from chatflow.domain.definition import Workflow, workflow_of
+from chatflow.domain.lifecycle import gate_entry, log_event, schema_ref, visit_events
+from chatflow.domain.models import EventKind, InstanceStatus, WorkflowInstanceState
+from chatflow.domain.transitions import approval_reasons
 from chatflow.errors import SchemaNotFoundError, UpgradeRefusedError
 
 if TYPE_CHECKING:

@@ -23,15 +23,15 @@ from typing import Any
 
 from chatflow._text import counted
 from chatflow._validation import copy_json
-from chatflow.core.definition import END, FAIL, Phase, Workflow, workflow_of
-from chatflow.core.models import (
+from chatflow.domain.definition import END, FAIL, Phase, Workflow, workflow_of
+from chatflow.domain.models import (
     EventKind,
     HistoryEntry,
     InstanceStatus,
     WorkflowEvent,
     WorkflowInstanceState,
 )
-from chatflow.core.transitions import (
+from chatflow.domain.transitions import (
     approval_reasons,
     check_risk,
     merged_variables,

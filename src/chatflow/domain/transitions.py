@@ -1,6 +1,6 @@
 """Where a step goes: transition routing, visit limits, trigger-data merging, approval gates.
 
-Pure functions of a typed ``Workflow`` (whose defaults ``chatflow.core.definition``
+Pure functions of a typed ``Workflow`` (whose defaults ``chatflow.domain.definition``
 resolves) and plain data, so ``dry_run``, the engine and the status report all agree.
 
 Routing rule (``route``): a phase takes the first transition whose ``when`` holds (a
@@ -28,8 +28,8 @@ from typing import Any, NamedTuple
 
 from chatflow._text import counted
 from chatflow._validation import copy_json
-from chatflow.core.conditions import evaluate
-from chatflow.core.definition import END, FAIL, Gate, Phase, Workflow
+from chatflow.domain.conditions import evaluate
+from chatflow.domain.definition import END, FAIL, Gate, Phase, Workflow
 from chatflow.errors import ValidationError
 
 RISK_KEY = "risk"

@@ -14,15 +14,15 @@ from collections.abc import Callable
 from typing import Any
 
 from chatflow import views
-from chatflow.core.definition import workflow_of
 from chatflow.core.engine import WorkflowEngine
-from chatflow.core.models import (
+from chatflow.domain.definition import workflow_of
+from chatflow.domain.models import (
     TaskArtifacts,
     TaskExecutionRecord,
     WorkflowInstanceState,
     sha256_text,
 )
-from chatflow.core.status import feature_rollup, progress
+from chatflow.domain.status import feature_rollup, progress
 from chatflow.errors import InstanceNotFoundError, ValidationError
 from chatflow.storage.base import not_found
 

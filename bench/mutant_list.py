@@ -694,8 +694,8 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "ui-approve-manual-pause",
         VIEWS,
-        'return state.pause is not None and state.pause.get("kind") == "approval"',
-        "return state.pause is not None",
+        "return state.pause_info is not None and state.pause_info.is_approval",
+        "return state.pause_info is not None",
         "loosened check: 'approve' on a manually paused instance resumes it (a pause by hand"
         " counts as waiting for approval)",
         CLI + UI,

@@ -28,6 +28,7 @@ from chatflow.errors import ChatFlowError
 
 if TYPE_CHECKING:
     from chatflow.core.engine import WorkflowEngine
+    from chatflow.domain.values import Pause
 
 JSON = dict[str, Any]
 STATUSES = tuple(status.value for status in InstanceStatus)
@@ -132,7 +133,7 @@ def instance_view(
         "variables": state.variables,
         "meta": state.meta,
         "phase_title": _phase_title(state),
-        "pause": _pause_view(state.pause),
+        "pause": _pause_view(state.pause_info),
         "open_gates": list(gates),
         "actions": available_actions(state, gates),
         "parent": state.parent,
@@ -150,14 +151,10 @@ def _phase_title(state: WorkflowInstanceState) -> str | None:
     return workflow.phase(current).title if workflow.has_phase(current) else None
 
 
-def _pause_view(pause: Mapping[str, Any] | None) -> JSON | None:
+def _pause_view(pause: Pause | None) -> JSON | None:
     if pause is None:
         return None
-    return {
-        "kind": pause.get("kind"),
-        "reason": pause.get("reason") or "; ".join(pause.get("reasons") or []) or None,
-        "risk": pause.get("risk"),
-    }
+    return {"kind": pause.kind, "reason": pause.because, "risk": pause.risk}
 
 
 def _timeline(state: WorkflowInstanceState, checks: Mapping[str, JSON]) -> list[JSON]:
@@ -242,7 +239,7 @@ def awaits_approval(state: WorkflowInstanceState) -> bool:
     """Whether the instance is paused until a person approves (entering a phase that
     ``requires_approval``, or a risky step): ``resume(approved_by=)`` lets it go on,
     where an exit gate's approvals are counted by ``approve(by=)`` instead."""
-    return state.pause is not None and state.pause.get("kind") == "approval"
+    return state.pause_info is not None and state.pause_info.is_approval
 
 
 PAGE_ACTIONS = ("approve", "reject", "pause", "resume", "retry", "cancel")

@@ -12,13 +12,18 @@ missing fields get the values an instance without those features would have).
 from __future__ import annotations
 
 import time
-from collections.abc import MutableSequence
+from collections.abc import Callable, MutableSequence
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from chatflow.domain import _fields
-from chatflow.errors import ValidationError
+from chatflow.errors import CorruptStateError, ValidationError
+
+if TYPE_CHECKING:
+    from chatflow.domain.values import ParentLink, Pause
+
+T = TypeVar("T")
 
 STATE_FORMAT = 2
 READABLE_FORMATS = (1, 2)
@@ -324,6 +329,29 @@ class WorkflowInstanceState:
             return None
         last = self.history[-1]
         return last if last.ended_at is None else None
+
+    @property
+    def pause_info(self) -> Pause | None:
+        """``pause`` read as a typed value (the dict stays what is stored and returned)."""
+        from chatflow.domain.values import Pause  # noqa: PLC0415 - values builds on this module
+
+        return None if self.pause is None else self._read(Pause.from_dict, self.pause)
+
+    @property
+    def parent_link(self) -> ParentLink | None:
+        """``parent`` read as a typed value: the instance and history index forked from."""
+        from chatflow.domain.values import ParentLink  # noqa: PLC0415 - see pause_info
+
+        return None if self.parent is None else self._read(ParentLink.from_dict, self.parent)
+
+    def _read(self, parse: Callable[[Any], T], data: Any) -> T:
+        try:
+            return parse(data)
+        except ValidationError as error:  # a stored record: damage, not a caller's mistake
+            raise CorruptStateError(
+                f"stored state of instance {self.instance_id!r} is invalid: {error}",
+                instance_id=self.instance_id,
+            ) from None
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -66,6 +66,7 @@ class Import:
     target: str
     path: Path
     line: int
+    by_string: bool = False  # named in a lazy-import table, not an import statement
 
     def __str__(self) -> str:
         where = (
@@ -106,6 +107,7 @@ def imports_of(module: str, path: Path, source: str, known: dict[str, Path]) -> 
     )
     for node in ast.walk(tree):
         names: list[str] = []
+        named = False
         if isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
@@ -115,10 +117,10 @@ def imports_of(module: str, path: Path, source: str, known: dict[str, Path]) -> 
                 for alias in node.names
             ]
         elif by_string and isinstance(node, ast.Constant) and isinstance(node.value, str):
-            names = [node.value] if node.value in known else []
+            names, named = ([node.value] if node.value in known else []), True
         for name in names:
             if name == "chatflow" or name.startswith("chatflow."):
-                yield Import(module, _nearest(name, known), path, node.lineno)
+                yield Import(module, _nearest(name, known), path, node.lineno, named)
 
 
 def _absolute(module: str, path: Path, node: ast.ImportFrom) -> str:
@@ -154,6 +156,19 @@ def violations(imports: list[Import]) -> list[str]:
         if theirs in FORBIDDEN.get(mine, ()):
             bad.append(f"{item}: {mine} must not import {theirs}")
     return bad
+
+
+def private_storage(imports: list[Import]) -> list[str]:
+    """Each import by the application layer of a private storage module: the engine
+    reaches storage only through its public names (``storage.codec`` for the wire
+    format). The table of old ``chatflow.core`` paths may name one (by string)."""
+    return [
+        f"{item}: chatflow.core must use chatflow.storage's public modules"
+        for item in imports
+        if package_of(item.module) == "chatflow.core"
+        and item.target.startswith("chatflow.storage._")
+        and not item.by_string
+    ]
 
 
 def cycles(imports: list[Import]) -> list[str]:
@@ -203,6 +218,11 @@ def _imports() -> list[Import]:
 def test_no_package_imports_a_layer_above_it() -> None:
     bad = violations(_imports())
     assert not bad, "layering broken:\n" + "\n".join(bad)
+
+
+def test_the_engine_uses_storage_only_by_public_names() -> None:
+    bad = private_storage(_imports())
+    assert not bad, "\n".join(bad)
 
 
 def test_no_import_cycle_between_packages() -> None:

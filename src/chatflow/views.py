@@ -16,8 +16,8 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from chatflow.core.definition import workflow_of
-from chatflow.core.models import (
+from chatflow.domain.definition import workflow_of
+from chatflow.domain.models import (
     EventKind,
     InstanceStatus,
     TaskArtifacts,
@@ -28,6 +28,7 @@ from chatflow.errors import ChatFlowError
 
 if TYPE_CHECKING:
     from chatflow.core.engine import WorkflowEngine
+    from chatflow.domain.values import Pause
     from chatflow.storage.base import InstanceSummary
 
 JSON = dict[str, Any]
@@ -71,7 +72,7 @@ def feature_view(rollup: Mapping[str, Any], unreadable: Iterable[str] = ()) -> J
 
 def instance_row(state: WorkflowInstanceState) -> JSON:
     """One line of ``chatflow list``: where an instance is, without its history."""
-    from chatflow.core.status import progress  # noqa: PLC0415 - routing costs start-up
+    from chatflow.domain.status import progress  # noqa: PLC0415 - routing costs start-up
 
     return {
         "instance_id": state.instance_id,
@@ -132,7 +133,7 @@ def rollup_of(
     """The roll-up view of a feature from its readable instances (oldest first), for
     when the store's counts cannot be read: the engine's own rule
     (``status.feature_rollup``) over these instances, naming the ``unreadable`` ones."""
-    from chatflow.core.status import feature_rollup, phase_statuses  # noqa: PLC0415
+    from chatflow.domain.status import feature_rollup, phase_statuses  # noqa: PLC0415
     from chatflow.storage.base import status_counts, summarize  # noqa: PLC0415
 
     rollup = feature_rollup(feature_id, status_counts([summarize(s.to_dict()) for s in states]))
@@ -178,7 +179,7 @@ def _read_task(
 
 def _unchecked(engine: WorkflowEngine, instance_id: str, task: str) -> TaskArtifacts | None:
     """The task's stored texts without checking them; ``None`` if they cannot be read."""
-    from chatflow.core.models import TaskExecutionRecord  # noqa: PLC0415
+    from chatflow.domain.models import TaskExecutionRecord  # noqa: PLC0415
 
     try:
         stored = engine.state_store.load_task_artifacts(instance_id, task, checked=False)
@@ -200,7 +201,7 @@ def _check(key: str, artifacts: TaskArtifacts | None, problem: str | None) -> JS
     record = artifacts.record if artifacts is not None else None
     prompt_ok = response_ok = problem is None
     if artifacts is not None and problem is not None:
-        from chatflow.core.models import sha256_text  # noqa: PLC0415
+        from chatflow.domain.models import sha256_text  # noqa: PLC0415
 
         prompt_ok = sha256_text(artifacts.prompt) == artifacts.record.prompt_checksum
         response_ok = sha256_text(artifacts.response) == artifacts.record.response_checksum
@@ -248,8 +249,8 @@ def instance_view(
     misses; by default it is read from the state (``status_info``'s
     ``open_requirements``).
     """
-    from chatflow.core.history import timeline  # noqa: PLC0415
-    from chatflow.core.status import status_info  # noqa: PLC0415 - show only
+    from chatflow.domain.history import timeline  # noqa: PLC0415
+    from chatflow.domain.status import status_info  # noqa: PLC0415 - show only
 
     info = status_info(state)
     gates = (info.get("open_requirements") or []) if open_gates is None else open_gates
@@ -261,7 +262,7 @@ def instance_view(
         "variables": state.variables,
         "meta": state.meta,
         "phase_title": _phase_title(state),
-        "pause": _pause_view(state.pause),
+        "pause": _pause_view(state.pause_info),
         "open_gates": list(gates),
         "actions": available_actions(state, gates),
         "parent": state.parent,
@@ -281,14 +282,10 @@ def _phase_title(state: WorkflowInstanceState) -> str | None:
     return workflow.phase(current).title if workflow.has_phase(current) else None
 
 
-def _pause_view(pause: Mapping[str, Any] | None) -> JSON | None:
+def _pause_view(pause: Pause | None) -> JSON | None:
     if pause is None:
         return None
-    return {
-        "kind": pause.get("kind"),
-        "reason": pause.get("reason") or "; ".join(pause.get("reasons") or []) or None,
-        "risk": pause.get("risk"),
-    }
+    return {"kind": pause.kind, "reason": pause.because, "risk": pause.risk}
 
 
 def _timeline(
@@ -457,7 +454,7 @@ def awaits_approval(state: WorkflowInstanceState) -> bool:
     """Whether the instance is paused until a person approves (entering a phase that
     ``requires_approval``, or a risky step): ``resume(approved_by=)`` lets it go on,
     where an exit gate's approvals are counted by ``approve(by=)`` instead."""
-    return state.pause is not None and state.pause.get("kind") == "approval"
+    return state.pause_info is not None and state.pause_info.is_approval
 
 
 PAGE_ACTIONS = ("approve", "reject", "pause", "resume", "retry", "cancel")
@@ -472,7 +469,7 @@ def available_actions(
     ended by ``approve`` (``resume(approved_by=)``) or ``reject``, never by a plain
     resume; a running phase offers ``approve`` only while its exit gate still counts
     approvals (``open_gates``: ``status_info``'s ``open_requirements``)."""
-    from chatflow.core.lifecycle import ALLOWED  # noqa: PLC0415
+    from chatflow.domain.lifecycle import ALLOWED  # noqa: PLC0415
 
     approval = awaits_approval(state)
     gates = list(open_gates or [])

@@ -14,7 +14,7 @@ from typing import Any
 
 from chatflow import views
 from chatflow.core.engine import WorkflowEngine
-from chatflow.core.models import InstanceStatus, WorkflowInstanceState
+from chatflow.domain.models import InstanceStatus, WorkflowInstanceState
 from chatflow.errors import ChatFlowError, GateNotSatisfiedError, ValidationError, phrase
 from chatflow.storage.base import not_found
 

@@ -33,12 +33,12 @@ from chatflow.cli.context import (
     text_file,
 )
 from chatflow.cli.read import print_instance
-from chatflow.core.models import EventKind
+from chatflow.domain.models import EventKind
 from chatflow.errors import InvalidTransitionError, phrase
 
 if TYPE_CHECKING:
     from chatflow.cli.context import Subparsers
-    from chatflow.core.models import WorkflowInstanceState
+    from chatflow.domain.models import WorkflowInstanceState
 
 
 DEMO_SCHEMA: dict[str, Any] = {

@@ -31,7 +31,7 @@ from chatflow.errors import ChatFlowError
 if TYPE_CHECKING:
     from chatflow.cli.context import Subparsers
     from chatflow.core.engine import WorkflowEngine
-    from chatflow.core.models import WorkflowInstanceState
+    from chatflow.domain.models import WorkflowInstanceState
     from chatflow.storage.base import InstanceSummary
 
 STATUSES = views.STATUSES

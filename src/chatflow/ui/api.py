@@ -14,10 +14,12 @@ from collections.abc import Callable
 from typing import Any
 
 from chatflow import views
-from chatflow.core.definition import workflow_of
 from chatflow.core.engine import WorkflowEngine
-from chatflow.core.models import WorkflowInstanceState
-from chatflow.core.status import feature_rollup
+from chatflow.domain.definition import workflow_of
+from chatflow.domain.models import (
+    WorkflowInstanceState,
+)
+from chatflow.domain.status import feature_rollup
 from chatflow.errors import InstanceNotFoundError, ValidationError
 from chatflow.storage.base import not_found
 

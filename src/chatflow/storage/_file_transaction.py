@@ -239,6 +239,7 @@ class FileTransaction(LogTransaction):
         with contextlib.suppress(StorageError):
             size = start + len(data)
             self._write_head(head, commit.head_parts(), size, size - last)
+            self.store._write_committed(iid, commit.events[-1])
             if not creating and (old is None or _log.head_status(old) != status):
                 self._status_line(feature_id, status)
 
@@ -309,6 +310,7 @@ class FileTransaction(LogTransaction):
         assert head is not None
         head = _log.content(head) | {"seq": head["seq"], "hash": head["hash"]}
         self._write_head(head, _log.parts_of(head), len(data), len(data) - len(lines[-1]))
+        self.store._write_committed(self.instance_id, events[-1])
         self._events = events
 
 

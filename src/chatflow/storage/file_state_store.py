@@ -5,6 +5,7 @@ Layout (people read and diff these files)::
     .chatflow/
       instances/wfi_abc123.json                    head: current phase, status, variables...
       instances/wfi_abc123/events.jsonl            the event log, one event per line
+      instances/wfi_abc123/committed               its last committed event's seq and hash
       instances/wfi_abc123/tasks/<task>.v<N>.json            task record, version N
       instances/wfi_abc123/tasks/<task>.v<N>.prompt.md       prompt sent to the AI
       instances/wfi_abc123/tasks/<task>.v<N>.ai_response.md  the AI's response
@@ -73,6 +74,8 @@ OVERVIEW_CACHE_IDS = 50_000
 SETTLED_NS = 2_000_000_000
 READ_RETRIES = 5  # reads of a head and log that moved on under concurrent writers
 LOG_NAME = "events.jsonl"
+COMMITTED_NAME = "committed"
+_COMMITTED = struct.Struct("20s1s64s1s")  # "<seq, 20 digits> <link, 64 hex>\n"
 _NOFOLLOW: int = getattr(os, "O_NOFOLLOW", 0)
 _BINARY: int = getattr(os, "O_BINARY", 0)
 _NONBLOCK: int = getattr(os, "O_NONBLOCK", 0)
@@ -205,6 +208,9 @@ class FileStateStore(IWorkflowStateStore):
     def _log_file(self, instance_id: str) -> str:
         return f"{self.instances_dir}{os.sep}{instance_id}{os.sep}{LOG_NAME}"
 
+    def _committed_file(self, instance_id: str) -> str:
+        return f"{self.instances_dir}{os.sep}{instance_id}{os.sep}{COMMITTED_NAME}"
+
     def _log_where(self, instance_id: str) -> str:
         return self._log_file(instance_id)
 
@@ -297,6 +303,55 @@ class FileStateStore(IWorkflowStateStore):
             events.append(event)
         return events
 
+    def _write_committed(self, instance_id: str, last: Event) -> None:
+        """Record the log's last committed event (``seq`` and link) beside it, after the
+        commit: the second record of how long the log is, for when its head is lost.
+
+        One fixed-size ``pwrite`` in place (no fsync: the log is already durable, so
+        this record is never ahead of it; a lost update leaves it behind, which only
+        checks less). Best effort: the step has committed.
+        """
+        record = _COMMITTED.pack(
+            b"%020d" % last["seq"], b" ", _log.link_of(last).encode("ascii"), b"\n"
+        )
+        path = self._committed_file(instance_id)
+        with contextlib.suppress(OSError, UnicodeEncodeError):
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | _NOFOLLOW | _BINARY | _NONBLOCK, 0o644)
+            try:
+                if stat.S_ISREG(os.fstat(fd).st_mode):
+                    os.pwrite(fd, record, 0)
+            finally:
+                os.close(fd)
+
+    def _read_committed(self, instance_id: str) -> tuple[int, str] | None:
+        """The last committed event's ``seq`` and link as recorded beside the log;
+        ``None`` if there is no readable record (an older store, a torn write)."""
+        try:
+            raw = self._read_bytes(self._committed_file(instance_id))
+        except StorageError:
+            return None
+        if raw is None or len(raw) != _COMMITTED.size:
+            return None
+        seq, space, link, newline = _COMMITTED.unpack(raw)
+        if not (seq.isdigit() and space == b" " and newline == b"\n"):
+            return None
+        return int(seq), link.decode("ascii", "replace")
+
+    def _check_committed(self, instance_id: str, last: Event) -> None:
+        """``CorruptStateError`` if the log ends before the last event it committed
+        (lines lost off its end, which a head lost too cannot tell)."""
+        recorded = self._read_committed(instance_id)
+        if recorded is None:
+            return
+        seq, link = recorded
+        if seq > last["seq"] or (seq == last["seq"] and link != _log.link_of(last)):
+            where = self._log_file(instance_id)
+            problem = (
+                f"its log ends at event {last['seq']}, but event {seq} was committed "
+                f"(recorded in {self._committed_file(instance_id)}): lines were lost off its end"
+            )
+            raise _log.corrupt(instance_id, where, problem, path=where, seq=last["seq"])
+
     def _inspect(self, instance_id: str, raw: bytes | None, log: bytes) -> Found:
         """What the stored head and log say together, read only: the head to use, and
         what a writer must repair first. ``CorruptStateError`` naming the instance for
@@ -325,6 +380,7 @@ class FileStateStore(IWorkflowStateStore):
         if not events:
             raise _log.corrupt(instance_id, where, "its log is empty", path=where)
         last = events[-1]
+        self._check_committed(instance_id, last)
         last_at = end - 1 - len(log[: end - 1].rsplit(b"\n", 1)[-1])
         at = (end, last_at)
         if damaged and _salvaged_size(raw) > end:

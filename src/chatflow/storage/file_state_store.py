@@ -55,7 +55,13 @@ from chatflow._validation import id_problem, validate_id
 from chatflow.errors import CorruptStateError, StorageError
 from chatflow.storage import _log
 from chatflow.storage._atomic import fsync_dir, not_a_file, write_atomic
-from chatflow.storage._file_transaction import TEXTS, FileTransaction, make_folder
+from chatflow.storage._file_transaction import (
+    TEXTS,
+    FileTransaction,
+    make_folder,
+    old_commit,
+    old_task_names,
+)
 from chatflow.storage._log import Event, Head
 from chatflow.storage.base import (
     FeatureCounts,
@@ -433,13 +439,15 @@ class FileStateStore(IWorkflowStateStore):
         doctor --fix`` rebuilds it) is a problem too, though reads use the log."""
         problem = super().verify(instance_id)
         raw = self._read_bytes(self._head_file(instance_id))
-        if problem is None and raw is not None and self._usable_head(raw) is None:
+        old = not os.path.lexists(self._log_file(instance_id))  # 1.x: read in memory
+        if problem is None and raw is not None and not old and self._usable_head(raw) is None:
             where = self._head_file(instance_id)
             return Problem(instance_id, None, where, "the head file is unreadable (damaged)")
         return problem
 
     def _upgraded(self, instance_id: str, raw: bytes) -> tuple[Head, list[Event]] | None:
-        """An instance written by ChatFlow 1.x (one whole-state file), upgraded in place."""
+        """An instance written by ChatFlow 1.x (one whole-state file), read in memory:
+        reads never write; the first step (or ``chatflow doctor --fix``) upgrades it."""
         folder = self._folder(instance_id)
         if os.path.islink(folder):  # its log "missing" behind a planted link: say so
             raise StorageError(f"{folder} is a symlink; refusing to use it", path=str(folder))
@@ -447,9 +455,13 @@ class FileStateStore(IWorkflowStateStore):
         if not isinstance(state, dict) or "history" not in state:
             problem = "its log is missing" if self._usable_head(raw) else "not a ChatFlow state"
             raise _log.corrupt(instance_id, self._head_file(instance_id), problem)
-        with self._transaction(instance_id) as txn:
-            head = txn.head()
-            return None if head is None else (head, txn.events())
+        tasks = [
+            (task, texts)
+            for task in old_task_names(self, instance_id)
+            if (texts := self._read_texts(instance_id, task, 1)) is not None
+        ]
+        commit = old_commit(self, instance_id, raw, tasks)
+        return commit.head, commit.events
 
     def _read_head(self, instance_id: str) -> Head | None:
         validate_id(instance_id, "instance_id")
@@ -460,11 +472,15 @@ class FileStateStore(IWorkflowStateStore):
         return None if found is None else found[0]
 
     def _read_texts(self, instance_id: str, task: str, version: int) -> TaskTexts | None:
-        record_raw = self._read_bytes(str(self._task_file(instance_id, task, f"v{version}.json")))
+        infix = f"v{version}."
+        record_raw = self._read_bytes(str(self._task_file(instance_id, task, f"{infix}json")))
+        if record_raw is None and version == 1 and not os.path.lexists(self._log_file(instance_id)):
+            infix = ""  # a 1.x instance not upgraded yet: its one version has no number
+            record_raw = self._read_bytes(str(self._task_file(instance_id, task, "json")))
         if record_raw is None:
             return None
         prompt, response = (
-            self._read_bytes(str(self._task_file(instance_id, task, f"v{version}.{suffix}"))) or b""
+            self._read_bytes(str(self._task_file(instance_id, task, f"{infix}{suffix}"))) or b""
             for _, suffix in TEXTS
         )
         return parse_task_texts(
@@ -684,13 +700,9 @@ class FileStateStore(IWorkflowStateStore):
             self._rollups[feature_id] = rollup
             while len(self._rollups) > ROLLUP_CACHE_FEATURES:
                 self._rollups.popitem(last=False)
-            if self._read_appended(link, rollup, "link") and not self._read_appended(
-                status, rollup, "status"
-            ):
-                # A read-only store keeps counting from the heads (see _counted).
-                with contextlib.suppress(StorageError), self._feature_lock(feature_id):
-                    if not os.path.exists(status):
-                        self._rebuild_status(feature_id, rollup)
+            # A 1.x feature has no status file: counted from the heads (see _counted)
+            # until `chatflow doctor --fix` writes it (reads never write).
+            if self._read_appended(link, rollup, "link"):
                 self._read_appended(status, rollup, "status")
             return rollup
 
@@ -764,7 +776,8 @@ class FileStateStore(IWorkflowStateStore):
                 rollup.ids.append(item)
 
     def _rebuild_status(self, feature_id: str, rollup: _Rollup) -> None:
-        """Write a feature's ``.status`` file from its instances' heads (a 1.x folder)."""
+        """Write a feature's ``.status`` file from its instances' heads (a 1.x folder;
+        ``chatflow doctor --fix``, under the feature's lock)."""
         lines = []
         for instance_id in rollup.ids:
             try:

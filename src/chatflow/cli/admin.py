@@ -60,6 +60,12 @@ def _add_delete(commands: Subparsers) -> None:
     finish(delete, cmd_delete)
 
 
+def _add_deleted(commands: Subparsers) -> None:
+    deleted = commands.add_parser("deleted", help="who deleted which instances, and when")
+    deleted.add_argument("--feature", help="only this feature's deleted instances")
+    finish(deleted, cmd_deleted)
+
+
 def _add_export(commands: Subparsers) -> None:
     export = commands.add_parser("export", help="write instances and artifacts as JSON lines")
     _selection(export, allow_all=True)
@@ -133,8 +139,8 @@ def _selected(ctx: Context, engine: WorkflowEngine) -> list[str]:
 
 
 def cmd_delete(ctx: Context) -> int:
-    """Delete the selected instances. Their logs go with them, so who deleted them is
-    said in the output and logged (``-v`` shows it) instead."""
+    """Delete the selected instances. Their logs go with them; who deleted what and
+    when is kept in the store's deletion record (``chatflow deleted``)."""
     from chatflow import _logger  # noqa: PLC0415
 
     engine = ctx.reader()
@@ -147,13 +153,41 @@ def cmd_delete(ctx: Context) -> int:
     log = _logger.logger(__name__)
     deleted = []
     for iid in ids:
-        if engine.state_store.delete_instance(iid):
+        if engine.state_store.delete_instance_by(iid, by):
             deleted.append(iid)
             log.info("deleted instance %s (by %s)", iid, by)
     if ctx.out.json:
         ctx.out.emit_json({"deleted": deleted, "by": by})
     else:
         ctx.out.line(f"deleted {counted(len(deleted), 'instance')} (by {by})")
+    return EXIT_OK
+
+
+def cmd_deleted(ctx: Context) -> int:
+    """The store's deletion record, oldest first (it outlives the deleted logs)."""
+    import datetime  # noqa: PLC0415
+
+    records = ctx.reader().state_store.deletions()
+    if ctx.args.feature:
+        records = [r for r in records if r.get("feature_id") == ctx.args.feature]
+    if ctx.out.json:
+        ctx.out.emit_json(records)
+        return EXIT_OK
+    if not records:
+        ctx.out.line("no deleted instances")
+        return EXIT_OK
+    rows = [
+        (
+            datetime.datetime.fromtimestamp(r["at"]).astimezone().isoformat(timespec="seconds"),
+            r.get("instance_id"),
+            r.get("feature_id") or "-",
+            r.get("status") or "-",
+            r.get("seq") if r.get("seq") is not None else "-",
+            r.get("by"),
+        )
+        for r in records
+    ]
+    ctx.out.table(("DELETED", "ID", "FEATURE", "STATUS", "EVENTS", "BY"), rows, status=3)
     return EXIT_OK
 
 
@@ -497,6 +531,7 @@ def _check_instances(store: IWorkflowStateStore, progress: Progress) -> list[Fin
 # Command name -> the function adding its parser (main builds only the one it runs).
 PARSERS: dict[str, Callable[[Subparsers], None]] = {
     "delete": _add_delete,
+    "deleted": _add_deleted,
     "export": _add_export,
     "import": _add_import,
     "verify": _add_verify,

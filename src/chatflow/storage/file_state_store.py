@@ -188,6 +188,7 @@ class FileStateStore(IWorkflowStateStore):
         # Moved-aside damaged files, and the record of every repair the store made.
         self.quarantine_dir = self.base_dir / "quarantine"
         self.repairs_file = self.base_dir / "repairs.jsonl"
+        self.deletions_file = self.base_dir / "deletions.jsonl"  # who deleted what, when
         try:
             for folder in (self.instances_dir, self.features_dir, self.locks_dir):
                 folder.mkdir(parents=True, exist_ok=True)
@@ -828,15 +829,40 @@ class FileStateStore(IWorkflowStateStore):
 
     # -- deleting --------------------------------------------------------------------
 
+    def _delete_recorded(self, instance_id: str, record: dict[str, Any]) -> bool:
+        """Append the record to ``deletions.jsonl`` (fsynced) first: a crash midway leaves
+        a record of a deletion begun, never a deletion without one."""
+        if not self._listed_in(instance_id) and not self._has_files(instance_id):
+            return False
+        line = json.dumps(record, ensure_ascii=True, sort_keys=True).encode("ascii") + b"\n"
+        self._append_line(self.deletions_file, line, sync=self.durable)
+        return self.delete_instance(instance_id)
+
+    def deletions(self) -> list[dict[str, Any]]:
+        raw = self._read_bytes(str(self.deletions_file)) or b""
+        found = []
+        for line in raw.splitlines():
+            with contextlib.suppress(ValueError):
+                record = json.loads(line)
+                if isinstance(record, dict):
+                    found.append(record)
+        return found
+
+    def _listed_in(self, instance_id: str) -> list[str]:
+        return [f for f in self.list_features() if instance_id in self.list_instances_by_feature(f)]
+
+    def _has_files(self, instance_id: str) -> bool:
+        return os.path.lexists(self._head_file(instance_id)) or os.path.lexists(
+            self._folder(instance_id)
+        )
+
     def delete_instance(self, instance_id: str) -> bool:
         # The index entry goes first: a crash midway leaves an unlisted instance (which
         # `chatflow doctor` reports), never an index naming a missing instance.
         validate_id(instance_id, "instance_id")
         head_file, folder = Path(self._head_file(instance_id)), Path(self._folder(instance_id))
-        features = [
-            f for f in self.list_features() if instance_id in self.list_instances_by_feature(f)
-        ]
-        if not features and not head_file.exists() and not folder.exists():
+        features = self._listed_in(instance_id)
+        if not features and not self._has_files(instance_id):
             return False
         for feature_id in features:
             with self._feature_lock(feature_id):

@@ -9,6 +9,7 @@ that need no persistence.
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import threading
 from collections.abc import Iterator
@@ -48,6 +49,7 @@ class MemoryStore(IWorkflowStateStore):
         self._created: dict[str, int] = {}  # creation order, to find each status's newest
         self._updated: dict[str, float] = {}  # each instance's updated_at, for overviews
         self._rollups: dict[str, list[StatusCount]] = {}  # until a status changes
+        self._deletions: list[dict[str, Any]] = []  # who deleted what, when (appended)
         self._schemas: dict[tuple[str, str], str] = {}
 
     @contextlib.contextmanager
@@ -132,6 +134,17 @@ class MemoryStore(IWorkflowStateStore):
         if old is not None:
             counts[old].discard(instance_id)
         counts.setdefault(new, set()).add(instance_id)
+
+    def _delete_recorded(self, instance_id: str, record: dict[str, Any]) -> bool:
+        with self._lock:  # (re-entrant: deleted and recorded as one)
+            deleted = self.delete_instance(instance_id)
+            if deleted:
+                self._deletions.append(copy.deepcopy(record))
+            return deleted
+
+    def deletions(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return copy.deepcopy(self._deletions)
 
     def delete_instance(self, instance_id: str) -> bool:
         validate_id(instance_id, "instance_id")

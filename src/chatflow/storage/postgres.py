@@ -259,6 +259,13 @@ class PostgresStore(SQLStore):
         with self._connection(action) as conn:
             return conn.execute(query, params).fetchall()
 
+    def _has_deletions_table(self) -> bool:
+        query = (
+            "SELECT 1 FROM information_schema.tables "
+            "WHERE table_schema = %s AND table_name = 'deletions'"
+        )
+        return bool(self._query("list", query, (self.schema,)))
+
     # -- schema ----------------------------------------------------------------------
 
     def _migrate(self, conn: Connection) -> None:

@@ -453,6 +453,7 @@ def cmd_compact(ctx: Context) -> int:
 
 def cmd_doctor(ctx: Context) -> int:
     """Report damage (exit 1 while any remains); ``--fix`` repairs what is safe."""
+    from chatflow.core import fork_repair  # noqa: PLC0415
     from chatflow.storage import file_doctor  # noqa: PLC0415
     from chatflow.storage.file_state_store import FileStateStore  # noqa: PLC0415
 
@@ -460,19 +461,18 @@ def cmd_doctor(ctx: Context) -> int:
     store = engine.state_store
     progress = Progress("doctor")
     try:
-        if isinstance(store, FileStateStore):
-            findings = file_doctor.check(store, progress)
-        else:
-            findings = _check_instances(store, progress)
+        findings = _doctor_findings(engine, progress)
     finally:
         progress.close()
     fixed: list[Finding] = []
     remaining = findings
-    if ctx.args.fix and isinstance(store, FileStateStore):
-        fixed = file_doctor.fix(store, findings)
+    if ctx.args.fix:
+        own = [f for f in findings if f.kind != fork_repair.KIND]  # the store's findings
+        fixed = file_doctor.fix(store, own) if isinstance(store, FileStateStore) else []
+        fixed += fork_repair.fix(engine, findings)
         # Looked at again: a repair can leave something for a person (an instance
         # moved aside is still listed in its feature).
-        remaining = file_doctor.check(store) if fixed else findings
+        remaining = _doctor_findings(engine, None) if fixed else findings
     # What the store repaired by itself, and the damaged bytes it kept (file store only).
     repairs = store.repairs() if isinstance(store, FileStateStore) else []
     kept = store.moved_aside() if isinstance(store, FileStateStore) else []
@@ -498,6 +498,21 @@ def cmd_doctor(ctx: Context) -> int:
         if not remaining:
             ctx.out.line(f"no problems found in {store!r}" if not fixed else "store repaired")
     return EXIT_FAILED if remaining else EXIT_OK
+
+
+def _doctor_findings(engine: WorkflowEngine, progress: Progress | None) -> list[Finding]:
+    """What ``doctor`` reports: the store's own checks, then forks missing records."""
+    from chatflow.core import fork_repair  # noqa: PLC0415
+    from chatflow.storage import file_doctor  # noqa: PLC0415
+    from chatflow.storage.file_state_store import FileStateStore  # noqa: PLC0415
+
+    store = engine.state_store
+    if isinstance(store, FileStateStore):
+        findings = file_doctor.check(store, progress)
+    else:
+        findings = _check_instances(store, progress or Progress("doctor"))
+    damaged = {f.instance_id for f in findings if f.instance_id is not None}
+    return findings + fork_repair.findings(engine, damaged)
 
 
 def _check_instances(store: IWorkflowStateStore, progress: Progress) -> list[Finding]:

@@ -37,6 +37,7 @@ from chatflow.storage.base import (
     TaskTexts,
     check_status_filter,
     parse_task_texts,
+    same_version,
 )
 
 
@@ -156,6 +157,8 @@ _QUERIES = {
     "(at DOUBLE PRECISION NOT NULL, instance_id TEXT NOT NULL, record TEXT NOT NULL)",
     "insert_deletion": "INSERT INTO {p}deletions (at, instance_id, record) VALUES (?, ?, ?)",
     "deletions": "SELECT record FROM {p}deletions ORDER BY at",
+    "schemas_named": "SELECT name, version, content_hash FROM {p}schemas WHERE name = ?",
+    "lock_schemas": "LOCK TABLE {p}schemas IN SHARE ROW EXCLUSIVE MODE",
     "schemas": "SELECT name, version, content_hash, schema FROM {p}schemas ORDER BY name, version",
 }
 
@@ -169,6 +172,8 @@ class SQLStore(IWorkflowStateStore):
     # Dialects that can append the event and update the head in one statement (one
     # round trip to a server) give it here, parameters: event's, then head's.
     append_query: str | None = None
+    # A statement serialising registrations (``add_schema``), if the write lock does not.
+    schema_lock: str | None = None
 
     def __init__(self) -> None:
         self._sql_cache: dict[str, str] = {}
@@ -339,6 +344,29 @@ class SQLStore(IWorkflowStateStore):
         row = (name, json.dumps(version), content_hash, _log.canonical(schema).decode("utf-8"))
         with self._write_cursor("write") as cursor:
             cursor.execute(self.sql("put_schema"), row)
+
+    def add_schema(
+        self,
+        name: str,
+        version: int | str,
+        content_hash: str,
+        schema: dict[str, Any],
+        *,
+        replace: bool = True,
+    ) -> SchemaRow | None:
+        """The check and the write in one transaction, registrations serialised (SQLite:
+        its write lock; PostgreSQL: ``schema_lock``, as the rows may not exist yet)."""
+        with self._write_cursor("write") as cursor:
+            if self.schema_lock:
+                cursor.execute(self.sql(self.schema_lock))
+            rows = cursor.execute(self.sql("schemas_named"), (name,)).fetchall()
+            kept = [SchemaRow(n, json.loads(v), digest, {}) for n, v, digest in rows]
+            old = same_version(kept, name, version)
+            if old is None or (replace and old.content_hash != content_hash):
+                text = _log.canonical(schema).decode("utf-8")
+                row = (name, json.dumps(version), content_hash, text)
+                cursor.execute(self.sql("put_schema"), row)
+        return old
 
     def list_schemas(self) -> list[SchemaRow]:
         rows = self._query("list", self.sql("schemas"))

@@ -235,6 +235,28 @@ class IWorkflowStateStore(ABC):
     def list_schemas(self) -> list[SchemaRow]:
         """Every schema kept by ``put_schema``, sorted by name and version."""
 
+    def add_schema(
+        self,
+        name: str,
+        version: int | str,
+        content_hash: str,
+        schema: dict[str, Any],
+        *,
+        replace: bool = True,
+    ) -> SchemaRow | None:
+        """Keep ``schema`` under its name and version unless other content is kept there
+        (then only if ``replace``); return the row kept there before, if any.
+
+        Registering is read-then-write: ChatFlow's stores do both under one lock or
+        transaction, so registrations racing in many processes never lose one, and a
+        version never ends up with two contents. This default (for stores written
+        before it) reads, then writes.
+        """
+        old = same_version(self.list_schemas(), name, version)
+        if old is None or (replace and old.content_hash != content_hash):
+            self.put_schema(name, version, content_hash, schema)
+        return old
+
     def _log_where(self, instance_id: str) -> str:
         """Where an instance's log lives, for messages (a file, a table)."""
         return self.where
@@ -758,6 +780,17 @@ class IWorkflowStateStore(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook; most stores hold nothing to release
         """Release connections or handles; the store is unusable afterwards."""
+
+
+def same_version(rows: Sequence[SchemaRow], name: str, version: int | str) -> SchemaRow | None:
+    """The row kept under ``name`` and ``version`` (``2`` and ``"2"`` are one version)."""
+    from chatflow.core.schema import version_key  # noqa: PLC0415 - registering only
+
+    wanted = version_key(version)
+    for row in rows:
+        if row.name == name and version_key(row.version) == wanted:
+            return row
+    return None
 
 
 def deletion_record(instance_id: str, head: Head | None, by: str) -> dict[str, Any]:

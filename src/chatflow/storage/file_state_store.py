@@ -919,6 +919,19 @@ class FileStateStore(IWorkflowStateStore):
             durable=self.durable,
         )
 
+    def add_schema(
+        self,
+        name: str,
+        version: int | str,
+        content_hash: str,
+        schema: dict[str, Any],
+        *,
+        replace: bool = True,
+    ) -> SchemaRow | None:
+        # One registration at a time, across processes: the check and the write together.
+        with FileLock(self.locks_dir / "schemas.lock", self.lock_timeout):
+            return super().add_schema(name, version, content_hash, schema, replace=replace)
+
     def list_schemas(self) -> list[SchemaRow]:
         rows = []
         for path in (

@@ -170,6 +170,18 @@ class MemoryStore(IWorkflowStateStore):
         with self._lock:
             self._schemas[(name, str(version))] = json.dumps([version, content_hash, schema])
 
+    def add_schema(
+        self,
+        name: str,
+        version: int | str,
+        content_hash: str,
+        schema: dict[str, Any],
+        *,
+        replace: bool = True,
+    ) -> SchemaRow | None:
+        with self._lock:  # (re-entrant) the check and the write together
+            return super().add_schema(name, version, content_hash, schema, replace=replace)
+
     def list_schemas(self) -> list[SchemaRow]:
         with self._lock:
             rows = sorted(self._schemas.items())

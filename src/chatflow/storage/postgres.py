@@ -145,6 +145,7 @@ class PostgresStore(SQLStore):
         self.where = self._target
         self.prefix = f'"{self.schema}".'
         self.placeholder = "%s"
+        self.schema_lock = "lock_schemas"
         self.lock_clause = " FOR UPDATE OF h"
         self.append_query = f"WITH e AS ({self.sql('insert_event')}) {self.sql('update_head')}"
         self._lock = threading.Lock()

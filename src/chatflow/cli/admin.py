@@ -470,6 +470,8 @@ def cmd_doctor(ctx: Context) -> int:
         own = [f for f in findings if f.kind != fork_repair.KIND]  # the store's findings
         fixed = file_doctor.fix(store, own) if isinstance(store, FileStateStore) else []
         fixed += fork_repair.fix(engine, findings)
+        upgrade = getattr(store, "upgrade", None)  # (SQLite: a 1.x database)
+        fixed += [f for f in findings if f.kind == "old_database" and upgrade and upgrade()]
         # Looked at again: a repair can leave something for a person (an instance
         # moved aside is still listed in its feature).
         remaining = _doctor_findings(engine, None) if fixed else findings
@@ -504,6 +506,7 @@ def _doctor_findings(engine: WorkflowEngine, progress: Progress | None) -> list[
     """What ``doctor`` reports: the store's own checks, then forks missing records."""
     from chatflow.core import fork_repair  # noqa: PLC0415
     from chatflow.storage import file_doctor  # noqa: PLC0415
+    from chatflow.storage.file_doctor import Finding  # noqa: PLC0415
     from chatflow.storage.file_state_store import FileStateStore  # noqa: PLC0415
 
     store = engine.state_store
@@ -511,6 +514,9 @@ def _doctor_findings(engine: WorkflowEngine, progress: Progress | None) -> list[
         findings = file_doctor.check(store, progress)
     else:
         findings = _check_instances(store, progress or Progress("doctor"))
+    if getattr(store, "needs_upgrade", False):  # read as it is until a write upgrades it
+        message = f"{store!r} is a ChatFlow 1.x database (reads use it as it is)"
+        findings.append(Finding("old_database", repr(store), message, True))
     damaged = {f.instance_id for f in findings if f.instance_id is not None}
     return findings + fork_repair.findings(engine, damaged)
 

@@ -109,13 +109,6 @@ LOG_DAMAGE: dict[str, Damage] = {
     "edit_last_line": lambda data: _edit(data, -1),
 }
 
-# A log cut exactly at a line boundary looks whole: with no readable head stating its
-# length (a lost head; garbage keeps no number), it loads as the older state it holds.
-UNDETECTABLE = {
-    (head, log)
-    for head in ("missing", "garbage")
-    for log in ("cut_between_lines", "last_line_removed")
-}
 CASES = (
     [(head, None) for head in HEAD_DAMAGE]
     + [(None, log) for log in LOG_DAMAGE]
@@ -171,12 +164,12 @@ def _unchanged_or_appended(
     before: dict[str, bytes], after: dict[str, bytes], log: str, head: str
 ) -> None:
     """No byte of a stored file was changed or removed: a step appends to the log, and
-    replaces the head (it never takes this path with a damaged head)."""
+    replaces the head and the record of the log's last committed event (projections)."""
     for name, data in before.items():
         assert name in after, f"{name} was removed"
         if name == log:
             assert after[name].startswith(data), f"{name} was rewritten, not appended to"
-        elif name != head:
+        elif name not in (head, log.replace("events.jsonl", "committed")):
             assert after[name] == data, f"{name} was changed"
 
 
@@ -208,11 +201,11 @@ def test_damage_loads_the_acknowledged_state_or_is_corrupt_and_changes_nothing(
         error_text, loaded = str(error), None
         assert iid in error_text
     else:
-        assert loaded == expected or (head, log) in UNDETECTABLE
-    if log is not None and (head, log) not in UNDETECTABLE:
+        assert loaded == expected
+    if log is not None:
         assert loaded is None, "a damaged log must not load"
     problem = store.verify(iid)
-    clean = head == "missing" and (log is None or (head, log) in UNDETECTABLE)
+    clean = head == "missing" and log is None
     assert (problem is None) == clean, problem
     findings = file_doctor.check(store)
     assert (not findings) == (head is None and log is None)
@@ -236,8 +229,7 @@ def test_damage_loads_the_acknowledged_state_or_is_corrupt_and_changes_nothing(
         if head not in (None, "missing"):  # the damaged head, kept whole
             [kept] = FileStateStore(folder).moved_aside()
             assert Path(kept).read_bytes() == before[head_name]
-        whole = log is None or (head, log) in UNDETECTABLE
-        assert (FileStateStore(folder).verify(iid) is None) == whole
+        assert (FileStateStore(folder).verify(iid) is None) == (log is None)
 
 
 @pytest.mark.parametrize(("head", "log"), CASES, ids=str)
@@ -251,8 +243,8 @@ def test_doctor_fix_rebuilds_what_it_can_and_keeps_every_damaged_byte(
     store = FileStateStore(folder)
     file_doctor.fix(store, file_doctor.check(store))
     fresh = FileStateStore(folder)
-    if log is None or (head, log) in UNDETECTABLE:  # rebuilt, listed and verified
-        assert fresh.load_state(iid) == expected or log is not None
+    if log is None:  # rebuilt, listed and verified
+        assert fresh.load_state(iid) == expected
         assert fresh.verify(iid) is None
         assert iid in fresh.list_instance_ids()
         assert [s.instance_id for s in fresh.list_instances()] == [iid]
@@ -266,3 +258,18 @@ def test_doctor_fix_rebuilds_what_it_can_and_keeps_every_damaged_byte(
     now = _files(folder)
     for name, data in before.items():
         assert now.get(name) == data or data in kept_bytes, f"{name} was lost"
+
+
+def test_a_lost_head_and_a_log_cut_at_a_line_end_is_corrupt_not_an_older_state(
+    template: tuple[Path, str, dict[str, object]], tmp_path: Path
+) -> None:
+    """The log's last committed event is recorded beside it: with the head gone, a log
+    that lost whole lines off its end is still known to be shorter than it was."""
+    folder, iid, _, before = _damaged_copy(template, tmp_path, "missing", "last_line_removed")
+    store = FileStateStore(folder)
+    with pytest.raises(CorruptStateError, match="lines were lost off its end") as caught:
+        store.load_state(iid)
+    assert iid in str(caught.value)
+    [finding] = file_doctor.check(store)
+    assert (finding.kind, finding.instance_id) == ("damaged_log", iid)
+    assert _files(folder) == before

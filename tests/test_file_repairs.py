@@ -107,19 +107,41 @@ def test_a_head_rebuilt_from_the_log_is_logged_and_recorded(
     assert file_doctor.check(store) == []
 
 
-def test_a_1x_upgrade_is_logged_and_recorded(
+def _tree(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def test_a_1x_folder_is_read_without_a_write_and_upgraded_by_a_step_or_doctor(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     folder = tmp_path / ".chatflow"
     write_file_store(folder)
+    before = _tree(folder)
     store = FileStateStore(folder)
-    ids = sorted(store.list_instance_ids())  # the first read upgrades them in place
-    for iid in ids:
+    engine = WorkflowEngine(store=store)
+    ids = sorted(store.list_instance_ids())
+    for iid in ids:  # every read: states, artifacts, verify, roll-ups, listings
         assert store.load_state(iid) is not None
+        assert engine.verify(iid) is None
+        for task in ("design", "implement"):
+            store.load_task_artifacts(iid, task)
+    for feature in store.list_features():
+        engine.get_feature_status(feature)
+    store.list_feature_counts()
+    findings = file_doctor.check(store)
+    assert _tree(folder) == before, "a read wrote to a 1.x folder"
+    assert not warnings(caplog) and store.repairs() == []
+    old = {(f.kind, f.instance_id) for f in findings}
+    assert {("old_format", iid) for iid in ids} <= old  # doctor shows what is not upgraded
+    first = ids[0]
+    engine.trigger_next_step(first)  # the first write upgrades that instance
     upgraded = warnings(caplog)
-    assert len(upgraded) == len(ids) and all("1.x" in message for message in upgraded)
-    assert sorted(r["instance_id"] for r in store.repairs()) == ids
-    assert file_doctor.check(store) == []
+    assert len(upgraded) == 1 and "1.x" in upgraded[0] and first in upgraded[0]
+    file_doctor.fix(store, file_doctor.check(store))  # doctor --fix upgrades the rest
+    assert sorted({r["instance_id"] for r in store.repairs() if "upgraded" in r["repair"]}) == ids
+    fresh = FileStateStore(folder)
+    assert file_doctor.check(fresh) == []
+    assert all(fresh.verify(iid) is None for iid in ids)
 
 
 def test_a_reader_overtaken_by_two_steps_reads_again_instead_of_calling_it_corrupt(

@@ -27,6 +27,26 @@ TERMS: dict[str, str] = {
 """How the library's messages name what a caller can do: its own calls and arguments.
 A front end has its own terms (``chatflow.cli``: commands and flags) for the same names."""
 
+USER_TERMS: dict[str, str] = {
+    "resume": "chatflow resume {instance_id}",
+    "approve_entry": "chatflow approve {instance_id} --by NAME",
+    "approve": "chatflow approve {instance_id} --by NAME",
+    "reject": "chatflow reject {instance_id} --by NAME",
+    "cancel": "chatflow cancel {instance_id}",
+    "retry": "chatflow retry {instance_id}",
+    "jump": "chatflow jump {instance_id} PHASE",
+    "record": "chatflow record {instance_id}",
+    "map": "--map OLD=NEW",
+    # arguments a message may start with (its ``field``)
+    "to_version": "--to",
+    "phase_map": "--map",
+    "keep_last": "--keep-last",
+    "at": "--at",
+    "approved_by": "--by",
+}
+"""``TERMS`` as people see them, in the ``chatflow`` command's words (commands and
+flags): the one mapping both the command and the web page phrase errors with."""
+
 
 class ChatFlowError(Exception):
     """Root of every error ChatFlow raises on purpose.

@@ -6,6 +6,8 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -104,8 +106,7 @@ def test_a_1x_folder_upgrades_in_place(tmp_path: Path) -> None:
     assert check_upgraded_again.verify(next(iter(FIXTURE["instances"]))) is None
 
 
-def test_a_1x_sqlite_file_upgrades_in_place(tmp_path: Path) -> None:
-    path = tmp_path / "state.db"
+def write_sqlite_store(path: Path) -> None:
     with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as conn:
         for statement in MIGRATIONS[0]:
             conn.execute(statement)
@@ -118,11 +119,82 @@ def test_a_1x_sqlite_file_upgrades_in_place(tmp_path: Path) -> None:
         conn.executemany(
             "INSERT INTO task_artifacts VALUES (?, ?, ?, ?, ?, ?, ?, ?)", artifact_rows(str)
         )
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in folder.iterdir()}
+
+
+def test_a_1x_sqlite_file_upgrades_in_place(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    write_sqlite_store(path)
     store = SQLiteStore(path)
     try:
         check_upgraded(store)
     finally:
         store.close()
+
+
+def test_a_1x_sqlite_file_is_read_without_a_write_until_a_write_or_doctor_fix(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "state.db"
+    write_sqlite_store(path)
+    before = _files(tmp_path)
+    store = SQLiteStore(path)
+    engine = WorkflowEngine(store=store)
+    for iid, text in FIXTURE["instances"].items():  # every read, from the 1.x rows
+        assert engine.get_workflow_instance_status(iid) == WorkflowInstanceState.from_dict(
+            json.loads(text)
+        )
+        assert engine.verify(iid) is None
+    for (iid, task), old in old_artifacts().items():
+        assert store.load_task_artifacts(iid, task) == old
+    assert engine.get_feature_status("feat_user_auth")["total_instances"] == 2
+    store.list_feature_counts()
+    assert store.needs_upgrade and not caplog.records
+    store.close()
+    assert _files(tmp_path) == before, "a read wrote to a 1.x database"
+
+    target = f"sqlite:///{path}"
+    src = str(Path(__file__).resolve().parents[2] / "src")
+    env = {"PYTHONPATH": src, "PATH": "/usr/bin:/bin"}
+    chatflow = [sys.executable, "-m", "chatflow", "--dir", target, "doctor"]
+    listed = subprocess.run(chatflow, capture_output=True, text=True, env=env, check=False)
+    assert listed.returncode == 1 and "old_database" in listed.stdout, listed.stderr
+    assert _files(tmp_path) == before  # doctor only reads
+    fixed = subprocess.run(
+        [*chatflow, "--fix"], capture_output=True, text=True, env=env, check=False
+    )
+    assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+    assert "upgraded" in fixed.stderr and "1.x" in fixed.stderr  # logged as a warning
+    upgraded = SQLiteStore(path)
+    try:
+        assert not upgraded.needs_upgrade
+        check_upgraded(upgraded)
+    finally:
+        upgraded.close()
+
+
+def test_a_1x_sqlite_file_is_upgraded_by_its_first_write(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "state.db"
+    write_sqlite_store(path)
+    store = SQLiteStore(path)
+    try:
+        first = FIXTURE["features"]["feat_user_auth"].split()[0]
+        assert store.needs_upgrade
+        WorkflowEngine(store=store).trigger_next_step(first)
+        assert not store.needs_upgrade
+        assert any("1.x" in r.getMessage() for r in caplog.records)
+    finally:
+        store.close()
+    again = SQLiteStore(path)
+    try:
+        assert not again.needs_upgrade and again.load_state(first) is not None
+    finally:
+        again.close()
 
 
 def test_a_1x_postgres_schema_upgrades_in_place(pg_url: str, pg_schema: str) -> None:

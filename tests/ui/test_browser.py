@@ -145,6 +145,25 @@ def test_approve_a_gated_phase_with_actions_on(page: Any, served: Served, tmp_pa
     page.screenshot(path=tmp_path / "approved.png", full_page=True)
 
 
+def test_a_refused_action_is_worded_as_the_command_words_it(page: Any, served: Served) -> None:
+    """The page shows the server's error, in the command's terms (``USER_TERMS``)."""
+    app, engine, ids = served
+    iid = ids["gated"]
+    page.goto(app.url)
+    page.goto(f"{app.origin}/#/instance/{iid}")
+    page.locator(".banner.b-paused").wait_for()
+    page.click("button[data-action='reject']")
+    page.fill("#act-actor", "dev_carol")
+    engine.resume(iid, approved_by="dev_bob")  # meanwhile, elsewhere: approved, then
+    engine.pause(iid, "lunch", actor="dev_bob")  # paused by hand: nothing to reject
+    page.click("#act-go")
+    shown = page.locator("#act-error")
+    shown.filter(has_text="not waiting for approval").wait_for()
+    text = shown.text_content() or ""
+    assert f"use chatflow resume {iid} or chatflow cancel {iid}" in text
+    assert "()" not in text
+
+
 def test_a_manual_resume_shows_as_a_resume_not_an_approval(page: Any, served: Served) -> None:
     """Issue 20: only a resume that ends an approval pause is an approval decision."""
     app, engine, ids = served

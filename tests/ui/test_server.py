@@ -16,7 +16,7 @@ from xml.etree import ElementTree
 
 import pytest
 
-from chatflow import WorkflowEngine
+from chatflow import InvalidTransitionError, WorkflowEngine
 from chatflow.ui import UIServer
 from chatflow.ui.graph import workflow_svg
 
@@ -447,6 +447,26 @@ def test_approve_with_actions_on_records_who_approved(
     resumed = engine.get_workflow_history(iid)[-1]
     assert resumed.kind.value == "resumed"
     assert resumed.data["approved_by"] == "dev_carol" and resumed.data["note"] == "looks right"
+
+
+def test_errors_name_what_to_do_in_the_commands_words_as_the_cli_does(
+    acting: tuple[Client, WorkflowEngine, dict[str, str]],
+) -> None:
+    """One mapping (``chatflow.errors.USER_TERMS``) for the command and the page."""
+    from chatflow.cli.context import phrased
+
+    client, engine, ids = acting
+    iid = ids["gated"]  # waiting for approval: pausing it again is refused with a remedy
+    reply = client.act(iid, "pause", {"actor": "dev_dan"})
+    assert reply.status == 409, reply.body
+    error = reply.json()["error"]
+    assert error.endswith(
+        f"first chatflow approve {iid} --by NAME or chatflow reject {iid} --by NAME"
+    )
+    assert "()" not in error and "approved_by" not in error
+    with pytest.raises(InvalidTransitionError) as caught:
+        engine.pause(iid, actor="dev_dan")
+    assert error == phrased(caught.value)  # word for word what `chatflow pause` prints
 
 
 def test_every_action_changes_the_store(

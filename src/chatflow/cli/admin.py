@@ -60,6 +60,12 @@ def _add_delete(commands: Subparsers) -> None:
     finish(delete, cmd_delete)
 
 
+def _add_deleted(commands: Subparsers) -> None:
+    deleted = commands.add_parser("deleted", help="who deleted which instances, and when")
+    deleted.add_argument("--feature", help="only this feature's deleted instances")
+    finish(deleted, cmd_deleted)
+
+
 def _add_export(commands: Subparsers) -> None:
     export = commands.add_parser("export", help="write instances and artifacts as JSON lines")
     _selection(export, allow_all=True)
@@ -133,8 +139,8 @@ def _selected(ctx: Context, engine: WorkflowEngine) -> list[str]:
 
 
 def cmd_delete(ctx: Context) -> int:
-    """Delete the selected instances. Their logs go with them, so who deleted them is
-    said in the output and logged (``-v`` shows it) instead."""
+    """Delete the selected instances. Their logs go with them; who deleted what and
+    when is kept in the store's deletion record (``chatflow deleted``)."""
     from chatflow import _logger  # noqa: PLC0415
 
     engine = ctx.reader()
@@ -147,13 +153,41 @@ def cmd_delete(ctx: Context) -> int:
     log = _logger.logger(__name__)
     deleted = []
     for iid in ids:
-        if engine.state_store.delete_instance(iid):
+        if engine.state_store.delete_instance_by(iid, by):
             deleted.append(iid)
             log.info("deleted instance %s (by %s)", iid, by)
     if ctx.out.json:
         ctx.out.emit_json({"deleted": deleted, "by": by})
     else:
         ctx.out.line(f"deleted {counted(len(deleted), 'instance')} (by {by})")
+    return EXIT_OK
+
+
+def cmd_deleted(ctx: Context) -> int:
+    """The store's deletion record, oldest first (it outlives the deleted logs)."""
+    import datetime  # noqa: PLC0415
+
+    records = ctx.reader().state_store.deletions()
+    if ctx.args.feature:
+        records = [r for r in records if r.get("feature_id") == ctx.args.feature]
+    if ctx.out.json:
+        ctx.out.emit_json(records)
+        return EXIT_OK
+    if not records:
+        ctx.out.line("no deleted instances")
+        return EXIT_OK
+    rows = [
+        (
+            datetime.datetime.fromtimestamp(r["at"]).astimezone().isoformat(timespec="seconds"),
+            r.get("instance_id"),
+            r.get("feature_id") or "-",
+            r.get("status") or "-",
+            r.get("seq") if r.get("seq") is not None else "-",
+            r.get("by"),
+        )
+        for r in records
+    ]
+    ctx.out.table(("DELETED", "ID", "FEATURE", "STATUS", "EVENTS", "BY"), rows, status=3)
     return EXIT_OK
 
 
@@ -419,6 +453,7 @@ def cmd_compact(ctx: Context) -> int:
 
 def cmd_doctor(ctx: Context) -> int:
     """Report damage (exit 1 while any remains); ``--fix`` repairs what is safe."""
+    from chatflow.core import fork_repair  # noqa: PLC0415
     from chatflow.storage import file_doctor  # noqa: PLC0415
     from chatflow.storage.file_state_store import FileStateStore  # noqa: PLC0415
 
@@ -426,19 +461,20 @@ def cmd_doctor(ctx: Context) -> int:
     store = engine.state_store
     progress = Progress("doctor")
     try:
-        if isinstance(store, FileStateStore):
-            findings = file_doctor.check(store, progress)
-        else:
-            findings = _check_instances(store, progress)
+        findings = _doctor_findings(engine, progress)
     finally:
         progress.close()
     fixed: list[Finding] = []
     remaining = findings
-    if ctx.args.fix and isinstance(store, FileStateStore):
-        fixed = file_doctor.fix(store, findings)
+    if ctx.args.fix:
+        own = [f for f in findings if f.kind != fork_repair.KIND]  # the store's findings
+        fixed = file_doctor.fix(store, own) if isinstance(store, FileStateStore) else []
+        fixed += fork_repair.fix(engine, findings)
+        upgrade = getattr(store, "upgrade", None)  # (SQLite: a 1.x database)
+        fixed += [f for f in findings if f.kind == "old_database" and upgrade and upgrade()]
         # Looked at again: a repair can leave something for a person (an instance
         # moved aside is still listed in its feature).
-        remaining = file_doctor.check(store) if fixed else findings
+        remaining = _doctor_findings(engine, None) if fixed else findings
     # What the store repaired by itself, and the damaged bytes it kept (file store only).
     repairs = store.repairs() if isinstance(store, FileStateStore) else []
     kept = store.moved_aside() if isinstance(store, FileStateStore) else []
@@ -464,6 +500,25 @@ def cmd_doctor(ctx: Context) -> int:
         if not remaining:
             ctx.out.line(f"no problems found in {store!r}" if not fixed else "store repaired")
     return EXIT_FAILED if remaining else EXIT_OK
+
+
+def _doctor_findings(engine: WorkflowEngine, progress: Progress | None) -> list[Finding]:
+    """What ``doctor`` reports: the store's own checks, then forks missing records."""
+    from chatflow.core import fork_repair  # noqa: PLC0415
+    from chatflow.storage import file_doctor  # noqa: PLC0415
+    from chatflow.storage.file_doctor import Finding  # noqa: PLC0415
+    from chatflow.storage.file_state_store import FileStateStore  # noqa: PLC0415
+
+    store = engine.state_store
+    if isinstance(store, FileStateStore):
+        findings = file_doctor.check(store, progress)
+    else:
+        findings = _check_instances(store, progress or Progress("doctor"))
+    if getattr(store, "needs_upgrade", False):  # read as it is until a write upgrades it
+        message = f"{store!r} is a ChatFlow 1.x database (reads use it as it is)"
+        findings.append(Finding("old_database", repr(store), message, True))
+    damaged = {f.instance_id for f in findings if f.instance_id is not None}
+    return findings + fork_repair.findings(engine, damaged)
 
 
 def _check_instances(store: IWorkflowStateStore, progress: Progress) -> list[Finding]:
@@ -497,6 +552,7 @@ def _check_instances(store: IWorkflowStateStore, progress: Progress) -> list[Fin
 # Command name -> the function adding its parser (main builds only the one it runs).
 PARSERS: dict[str, Callable[[Subparsers], None]] = {
     "delete": _add_delete,
+    "deleted": _add_deleted,
     "export": _add_export,
     "import": _add_import,
     "verify": _add_verify,

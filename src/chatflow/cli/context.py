@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from chatflow._validation import parse_json
 from chatflow.cli.output import Output
-from chatflow.errors import ChatFlowError, InvalidIdError, ValidationError, phrase
+from chatflow.errors import USER_TERMS, ChatFlowError, InvalidIdError, ValidationError, phrase
 
 if TYPE_CHECKING:  # argparse's class is not subscriptable at run time
     from chatflow.core.engine import WorkflowEngine
@@ -35,25 +35,10 @@ class NotFoundError(ChatFlowError, LookupError):
     """A feature, file or phase the user named does not exist: exit 3."""
 
 
-TERMS: dict[str, str] = {
-    "resume": "chatflow resume {instance_id}",
-    "approve_entry": "chatflow approve {instance_id} --by NAME",
-    "approve": "chatflow approve {instance_id} --by NAME",
-    "reject": "chatflow reject {instance_id} --by NAME",
-    "cancel": "chatflow cancel {instance_id}",
-    "retry": "chatflow retry {instance_id}",
-    "jump": "chatflow jump {instance_id} PHASE",
-    "record": "chatflow record {instance_id}",
-    "map": "--map OLD=NEW",
-    # arguments a message may start with (its ``field``)
-    "to_version": "--to",
-    "phase_map": "--map",
-    "keep_last": "--keep-last",
-    "at": "--at",
-    "approved_by": "--by",
-}
+TERMS = USER_TERMS
 """The library's terms (``chatflow.errors.TERMS``) as the command names them: an error
-seen from the command names commands and flags, not Python calls."""
+seen from the command names commands and flags, not Python calls (the web page uses the
+same ``chatflow.errors.USER_TERMS``)."""
 
 
 def phrased(error: ChatFlowError) -> str:

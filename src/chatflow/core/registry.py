@@ -175,10 +175,15 @@ class SchemaRegistry:
             )
         workflow = entry.workflow
         store = self._store()
-        if not _registered(store, workflow, replace=replace):
-            store.put_schema(
-                workflow.name, workflow.version, workflow.content_hash, workflow.to_dict()
-            )
+        old = store.add_schema(
+            workflow.name,
+            workflow.version,
+            workflow.content_hash,
+            workflow.to_dict(),
+            replace=replace,
+        )  # checked and kept atomically: racing registrations never lose one
+        if old is not None and old.content_hash != workflow.content_hash:
+            _conflict(old.content_hash, workflow, replace=replace)
         return entry.info
 
     def find(self, name: str, version: int | str | None = None) -> Workflow:
@@ -272,30 +277,23 @@ class SchemaRegistry:
         return entries, problems
 
 
-def _registered(store: IWorkflowStateStore, workflow: Workflow, *, replace: bool) -> bool:
-    """Whether ``store`` keeps ``workflow`` already. Other content under its name and
-    version is refused (``ValidationError``) unless ``replace``, which warns."""
-    version = version_key(workflow.version)
-    for row in store.list_schemas():
-        if row.name != workflow.name or version_key(row.version) != version:
-            continue
-        if row.content_hash == workflow.content_hash:
-            return True
-        what = f"workflow {workflow.name!r} version {workflow.version!r}"
-        hashes = f"sha256 {row.content_hash[:16]}, this one {workflow.content_hash[:16]}"
-        if replace:
-            logger(__name__).warning("%s replaces its registered content (%s)", what, hashes)
-            return False
-        raise ValidationError(
-            f"{what} is already registered with other content ({hashes}): "
-            "give the changed workflow a new version",
-            field="schema",
-            name=workflow.name,
-            version=workflow.version,
-            registered_hash=row.content_hash,
-            content_hash=workflow.content_hash,
-        )
-    return False
+def _conflict(registered: str, workflow: Workflow, *, replace: bool) -> None:
+    """Other content was kept under the workflow's name and version (``registered``,
+    its hash): replaced with a warning, or refused (``ValidationError``, both hashes)."""
+    what = f"workflow {workflow.name!r} version {workflow.version!r}"
+    hashes = f"sha256 {registered[:16]}, this one {workflow.content_hash[:16]}"
+    if replace:
+        logger(__name__).warning("%s replaces its registered content (%s)", what, hashes)
+        return
+    raise ValidationError(
+        f"{what} is already registered with other content ({hashes}): "
+        "give the changed workflow a new version",
+        field="schema",
+        name=workflow.name,
+        version=workflow.version,
+        registered_hash=registered,
+        content_hash=workflow.content_hash,
+    )
 
 
 def _entry(workflow: Workflow, source: str) -> _Entry:

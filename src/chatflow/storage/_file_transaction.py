@@ -11,7 +11,7 @@ import contextlib
 import json
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -149,41 +149,19 @@ class FileTransaction(LogTransaction):
         store._repaired(self.instance_id, what, kept)
 
     def _upgrade(self, raw: bytes) -> Head | None:
-        """Turn a 1.x whole-state file (and its task files) into a log and a head."""
+        """Turn a 1.x whole-state file (and its task files) into a log and a head: on
+        the first write (or ``chatflow doctor --fix``); reads use ``old_commit``."""
         store, iid = self.store, self.instance_id
-        state = store._parse_head(iid, raw)
-        if not isinstance(state, dict) or "history" not in state:
-            raise _log.corrupt(iid, store._head_file(iid), "not a ChatFlow instance state")
-        from chatflow.storage.base import _check_state  # noqa: PLC0415
-
-        _check_state(state, iid, store._head_file(iid))
-        commit = _log.Commit(None)
-        head = _log.head_of(state, {})
-        commit.add({"kind": "created", "state": state}, head)
-        for task, texts in self._old_tasks():
-            body = {
-                "kind": "artifact",
-                "task": task,
-                "version": 1,
-                "record": texts.record,
-                "prompt_sha256": _log.sha256_hex(texts.prompt.encode("utf-8")),
-                "response_sha256": _log.sha256_hex(texts.response.encode("utf-8")),
-            }
-            head = _log.advance_head(head, body)
-            commit.add(body, head)
+        commit = old_commit(store, iid, raw, self._old_tasks())
         self._write(commit, None)
         store._repaired(iid, "upgraded from a ChatFlow 1.x state file to a log and a head")
-        return head
+        return commit.head
 
     def _old_tasks(self) -> Iterator[tuple[str, TaskTexts]]:
         """1.x task files (``<task>.json`` and its two texts), linked in as version 1."""
         folder = Path(self.store._folder(self.instance_id), "tasks")
-        if not folder.is_dir():
-            return
-        for path in sorted(folder.glob("*.json")):
-            task = path.stem
-            if id_problem(task) is not None:
-                continue
+        for task in old_task_names(self.store, self.instance_id):
+            path = folder / f"{task}.json"
             files = [path] + [path.with_name(f"{task}.{suffix}") for _, suffix in TEXTS]
             try:
                 for file in files:
@@ -239,6 +217,7 @@ class FileTransaction(LogTransaction):
         with contextlib.suppress(StorageError):
             size = start + len(data)
             self._write_head(head, commit.head_parts(), size, size - last)
+            self.store._write_committed(iid, commit.events[-1])
             if not creating and (old is None or _log.head_status(old) != status):
                 self._status_line(feature_id, status)
 
@@ -309,7 +288,44 @@ class FileTransaction(LogTransaction):
         assert head is not None
         head = _log.content(head) | {"seq": head["seq"], "hash": head["hash"]}
         self._write_head(head, _log.parts_of(head), len(data), len(data) - len(lines[-1]))
+        self.store._write_committed(self.instance_id, events[-1])
         self._events = events
+
+
+def old_commit(
+    store: FileStateStore, iid: str, raw: bytes, tasks: Iterable[tuple[str, TaskTexts]]
+) -> _log.Commit:
+    """The log a 1.x whole-state file (``raw``) and its task files (``tasks``, each as
+    version 1) stand for, built in memory."""
+    state = store._parse_head(iid, raw)
+    if not isinstance(state, dict) or "history" not in state:
+        raise _log.corrupt(iid, store._head_file(iid), "not a ChatFlow instance state")
+    from chatflow.storage.base import _check_state  # noqa: PLC0415
+
+    _check_state(state, iid, store._head_file(iid))
+    commit = _log.Commit(None)
+    head = _log.head_of(state, {})
+    commit.add({"kind": "created", "state": state}, head)
+    for task, texts in tasks:
+        body = {
+            "kind": "artifact",
+            "task": task,
+            "version": 1,
+            "record": texts.record,
+            "prompt_sha256": _log.sha256_hex(texts.prompt.encode("utf-8")),
+            "response_sha256": _log.sha256_hex(texts.response.encode("utf-8")),
+        }
+        head = _log.advance_head(head, body)
+        commit.add(body, head)
+    return commit
+
+
+def old_task_names(store: FileStateStore, iid: str) -> list[str]:
+    """The tasks a 1.x instance kept (``tasks/<task>.json``), sorted."""
+    folder = Path(store._folder(iid), "tasks")
+    if not folder.is_dir():
+        return []
+    return [p.stem for p in sorted(folder.glob("*.json")) if id_problem(p.stem) is None]
 
 
 def make_folder(folder: Path, *, durable: bool) -> None:

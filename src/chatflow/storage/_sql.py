@@ -37,6 +37,7 @@ from chatflow.storage.base import (
     TaskTexts,
     check_status_filter,
     parse_task_texts,
+    same_version,
 )
 
 
@@ -152,6 +153,12 @@ _QUERIES = {
     "put_schema": """INSERT INTO {p}schemas (name, version, content_hash, schema)
         VALUES (?, ?, ?, ?) ON CONFLICT (name, version) DO UPDATE SET
         content_hash = excluded.content_hash, schema = excluded.schema""",
+    "deletions_table": "CREATE TABLE IF NOT EXISTS {p}deletions "
+    "(at DOUBLE PRECISION NOT NULL, instance_id TEXT NOT NULL, record TEXT NOT NULL)",
+    "insert_deletion": "INSERT INTO {p}deletions (at, instance_id, record) VALUES (?, ?, ?)",
+    "deletions": "SELECT record FROM {p}deletions ORDER BY at",
+    "schemas_named": "SELECT name, version, content_hash FROM {p}schemas WHERE name = ?",
+    "lock_schemas": "LOCK TABLE {p}schemas IN SHARE ROW EXCLUSIVE MODE",
     "schemas": "SELECT name, version, content_hash, schema FROM {p}schemas ORDER BY name, version",
 }
 
@@ -165,6 +172,8 @@ class SQLStore(IWorkflowStateStore):
     # Dialects that can append the event and update the head in one statement (one
     # round trip to a server) give it here, parameters: event's, then head's.
     append_query: str | None = None
+    # A statement serialising registrations (``add_schema``), if the write lock does not.
+    schema_lock: str | None = None
 
     def __init__(self) -> None:
         self._sql_cache: dict[str, str] = {}
@@ -294,6 +303,15 @@ class SQLStore(IWorkflowStateStore):
 
     def delete_instance(self, instance_id: str) -> bool:
         validate_id(instance_id, "instance_id")
+        return self._delete(instance_id, None)
+
+    def _delete_recorded(self, instance_id: str, record: dict[str, Any]) -> bool:
+        return self._delete(instance_id, record)
+
+    def _delete(self, instance_id: str, record: dict[str, Any] | None) -> bool:
+        """Delete the instance, and append ``record`` (if any) to the deletion table in
+        the same transaction. The table is made by the first recorded deletion (so
+        opening a store never needs it, and reads never create it)."""
         with self._write_cursor("delete") as cursor:
             found = cursor.execute(self.sql("delete_head"), (instance_id,)).fetchone()
             if found is None:
@@ -301,7 +319,23 @@ class SQLStore(IWorkflowStateStore):
             cursor.execute(self.sql("delete_all_events"), (instance_id,))
             cursor.execute(self.sql("delete_texts"), (instance_id,))
             cursor.execute(self.sql("count"), (found[0], found[1], -1))
+            if record is not None:
+                cursor.execute(self.sql("deletions_table"))
+                text = json.dumps(record, ensure_ascii=True, sort_keys=True)
+                cursor.execute(self.sql("insert_deletion"), (record["at"], instance_id, text))
         return True
+
+    def deletions(self) -> list[dict[str, Any]]:
+        if not self._has_deletions_table():
+            return []
+        rows = self._query("list", self.sql("deletions"))
+        return [json.loads(text) for (text,) in rows]
+
+    def _has_deletions_table(self) -> bool:
+        """Whether a deletion was ever recorded here (the table exists; SQLite's
+        catalogue, a dialect may ask its own)."""
+        query = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'deletions'"
+        return bool(self._query("list", query))
 
     def put_schema(
         self, name: str, version: int | str, content_hash: str, schema: dict[str, Any]
@@ -310,6 +344,29 @@ class SQLStore(IWorkflowStateStore):
         row = (name, json.dumps(version), content_hash, _log.canonical(schema).decode("utf-8"))
         with self._write_cursor("write") as cursor:
             cursor.execute(self.sql("put_schema"), row)
+
+    def add_schema(
+        self,
+        name: str,
+        version: int | str,
+        content_hash: str,
+        schema: dict[str, Any],
+        *,
+        replace: bool = True,
+    ) -> SchemaRow | None:
+        """The check and the write in one transaction, registrations serialised (SQLite:
+        its write lock; PostgreSQL: ``schema_lock``, as the rows may not exist yet)."""
+        with self._write_cursor("write") as cursor:
+            if self.schema_lock:
+                cursor.execute(self.sql(self.schema_lock))
+            rows = cursor.execute(self.sql("schemas_named"), (name,)).fetchall()
+            kept = [SchemaRow(n, json.loads(v), digest, {}) for n, v, digest in rows]
+            old = same_version(kept, name, version)
+            if old is None or (replace and old.content_hash != content_hash):
+                text = _log.canonical(schema).decode("utf-8")
+                row = (name, json.dumps(version), content_hash, text)
+                cursor.execute(self.sql("put_schema"), row)
+        return old
 
     def list_schemas(self) -> list[SchemaRow]:
         rows = self._query("list", self.sql("schemas"))

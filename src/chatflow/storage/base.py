@@ -227,6 +227,28 @@ class IWorkflowStateStore(ABC):
     def list_schemas(self) -> list[SchemaRow]:
         """Every schema kept by ``put_schema``, sorted by name and version."""
 
+    def add_schema(
+        self,
+        name: str,
+        version: int | str,
+        content_hash: str,
+        schema: dict[str, Any],
+        *,
+        replace: bool = True,
+    ) -> SchemaRow | None:
+        """Keep ``schema`` under its name and version unless other content is kept there
+        (then only if ``replace``); return the row kept there before, if any.
+
+        Registering is read-then-write: ChatFlow's stores do both under one lock or
+        transaction, so registrations racing in many processes never lose one, and a
+        version never ends up with two contents. This default (for stores written
+        before it) reads, then writes.
+        """
+        old = same_version(self.list_schemas(), name, version)
+        if old is None or (replace and old.content_hash != content_hash):
+            self.put_schema(name, version, content_hash, schema)
+        return old
+
     def _log_where(self, instance_id: str) -> str:
         """Where an instance's log lives, for messages (a file, a table)."""
         return self.where
@@ -721,8 +743,63 @@ class IWorkflowStateStore(ABC):
         """
         raise StorageError(f"{type(self).__name__} cannot delete instances")
 
+    def delete_instance_by(self, instance_id: str, by: str) -> bool:
+        """Delete the instance as ``delete_instance`` does, keeping who deleted it, when,
+        and what (its feature, status and last event's ``seq``/hash) in the store's
+        append-only deletion record (``deletions()``): the instance's log goes, so this
+        record is what says it existed. Returns False if there was no such instance.
+
+        The record is written before (file) or with (SQL, memory) the deletion. Stores
+        that keep no record (the default, for stores written before it existed) delete
+        only.
+        """
+        validate_id(instance_id, "instance_id")
+        try:
+            head = self._read_head(instance_id)
+        except CorruptStateError:
+            head = None  # damaged: still deleted (what `chatflow delete` is for), and told
+        record = deletion_record(instance_id, head, by)
+        return self._delete_recorded(instance_id, record)
+
+    def _delete_recorded(self, instance_id: str, record: dict[str, Any]) -> bool:
+        """Delete the instance and append ``record`` to the deletion record, together."""
+        return self.delete_instance(instance_id)
+
+    def deletions(self) -> list[dict[str, Any]]:
+        """Every deletion recorded by ``delete_instance_by``, oldest first: ``{at,
+        instance_id, feature_id, by, status, seq, hash}``."""
+        return []
+
     def close(self) -> None:  # noqa: B027 - optional hook; most stores hold nothing to release
         """Release connections or handles; the store is unusable afterwards."""
+
+
+def same_version(rows: Sequence[SchemaRow], name: str, version: int | str) -> SchemaRow | None:
+    """The row kept under ``name`` and ``version`` (``2`` and ``"2"`` are one version)."""
+    from chatflow.domain.schema import version_key  # noqa: PLC0415 - registering only
+
+    wanted = version_key(version)
+    for row in rows:
+        if row.name == name and version_key(row.version) == wanted:
+            return row
+    return None
+
+
+def deletion_record(instance_id: str, head: Head | None, by: str) -> dict[str, Any]:
+    """What the deletion record keeps of a deleted instance (``head``: its head, if
+    readable)."""
+    import time  # noqa: PLC0415 - deletions only
+
+    state = head["state"] if head is not None else {}
+    return {
+        "at": time.time(),
+        "instance_id": instance_id,
+        "feature_id": state.get("feature_id"),
+        "by": by,
+        "status": state.get("status"),
+        "seq": None if head is None else head.get("seq"),
+        "hash": None if head is None else head.get("hash"),
+    }
 
 
 def status_counts(summaries: list[InstanceSummary]) -> list[StatusCount]:

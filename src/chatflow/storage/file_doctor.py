@@ -16,7 +16,9 @@ What can go wrong in a folder that people, crashes and other tools also touch:
   head proves unacknowledged) or is missing: nothing can rebuild it. Repair: move the
   instance's files aside, whole, into ``quarantine/``; it stays listed in its feature
   and is reported as ``quarantined_instance`` until a person restores or deletes it.
-- ``old_format``: a ChatFlow 1.x state file. Repair: upgrade it to a log and a head.
+- ``old_format``: a ChatFlow 1.x state file, or a 1.x feature index with no ``.status``
+  file. Reads use them as they are (reads never write). Repair: upgrade the instance to
+  a log and a head (as its first step would), or write the feature's ``.status`` file.
 - ``dangling_index_entry``: a feature index lists an instance with no file at all (no
   head, no log, nothing moved aside). Repair: drop the entry (there is nothing to list).
 - ``unindexed_instance``: a readable instance its feature's index does not list (a
@@ -89,6 +91,10 @@ def check(store: FileStateStore, progress: Progress | None = None) -> list[Findi
                 Finding("unreadable_index", str(store._index_file(feature_id)), str(error), False)
             )
             continue
+        status = store._index_file(feature_id, "status")
+        if not os.path.lexists(status):
+            message = f"feature {feature_id!r} has no status index (a ChatFlow 1.x folder)"
+            findings.append(Finding("old_format", status, message, True, None, feature_id))
         for instance_id in ids:
             indexed.setdefault(instance_id, feature_id)
             if instance_id not in present:
@@ -263,7 +269,7 @@ def fix(store: FileStateStore, findings: list[Finding]) -> list[Finding]:
     return fixed
 
 
-def _repair(store: FileStateStore, finding: Finding) -> bool:
+def _repair(store: FileStateStore, finding: Finding) -> bool:  # noqa: PLR0911 - one per kind
     if finding.kind == "stale_temp":
         try:
             Path(finding.path).unlink()
@@ -273,6 +279,8 @@ def _repair(store: FileStateStore, finding: Finding) -> bool:
             raise StorageError(f"cannot delete {finding.path}: {error.strerror}") from error
         return True
     instance_id = finding.instance_id
+    if finding.kind == "old_format" and instance_id is None and finding.feature_id:
+        return _write_status_index(store, finding.feature_id)
     if instance_id is None:
         raise ValidationError(f"finding {finding.kind} names no instance")
     if finding.kind in ("stale_head", "damaged_head", "damaged_log", "old_format"):
@@ -296,6 +304,16 @@ def _repair(store: FileStateStore, finding: Finding) -> bool:
             store._repaired(instance_id, f"listed in feature {feature_id!r}'s index")
             return True
     return False
+
+
+def _write_status_index(store: FileStateStore, feature_id: str) -> bool:
+    """Write a 1.x feature's ``.status`` file from its heads, under the feature's lock."""
+    with store._feature_lock(feature_id):
+        if os.path.lexists(store._index_file(feature_id, "status")):
+            return False
+        store._rebuild_status(feature_id, store._rollup(feature_id))
+        store._repaired("-", f"wrote feature {feature_id!r}'s status index (from ChatFlow 1.x)")
+    return True
 
 
 def _repair_instance(store: FileStateStore, kind: str, instance_id: str) -> bool:

@@ -5,6 +5,7 @@ Layout (people read and diff these files)::
     .chatflow/
       instances/wfi_abc123.json                    head: current phase, status, variables...
       instances/wfi_abc123/events.jsonl            the event log, one event per line
+      instances/wfi_abc123/committed               its last committed event's seq and hash
       instances/wfi_abc123/tasks/<task>.v<N>.json            task record, version N
       instances/wfi_abc123/tasks/<task>.v<N>.prompt.md       prompt sent to the AI
       instances/wfi_abc123/tasks/<task>.v<N>.ai_response.md  the AI's response
@@ -54,7 +55,13 @@ from chatflow._validation import id_problem, validate_id
 from chatflow.errors import CorruptStateError, StorageError
 from chatflow.storage import _log
 from chatflow.storage._atomic import fsync_dir, not_a_file, write_atomic
-from chatflow.storage._file_transaction import TEXTS, FileTransaction, make_folder
+from chatflow.storage._file_transaction import (
+    TEXTS,
+    FileTransaction,
+    make_folder,
+    old_commit,
+    old_task_names,
+)
 from chatflow.storage._log import Event, Head
 from chatflow.storage.base import (
     FeatureCounts,
@@ -73,6 +80,8 @@ OVERVIEW_CACHE_IDS = 50_000
 SETTLED_NS = 2_000_000_000
 READ_RETRIES = 5  # reads of a head and log that moved on under concurrent writers
 LOG_NAME = "events.jsonl"
+COMMITTED_NAME = "committed"
+_COMMITTED = struct.Struct("20s1s64s1s")  # "<seq, 20 digits> <link, 64 hex>\n"
 _NOFOLLOW: int = getattr(os, "O_NOFOLLOW", 0)
 _BINARY: int = getattr(os, "O_BINARY", 0)
 _NONBLOCK: int = getattr(os, "O_NONBLOCK", 0)
@@ -179,6 +188,7 @@ class FileStateStore(IWorkflowStateStore):
         # Moved-aside damaged files, and the record of every repair the store made.
         self.quarantine_dir = self.base_dir / "quarantine"
         self.repairs_file = self.base_dir / "repairs.jsonl"
+        self.deletions_file = self.base_dir / "deletions.jsonl"  # who deleted what, when
         try:
             for folder in (self.instances_dir, self.features_dir, self.locks_dir):
                 folder.mkdir(parents=True, exist_ok=True)
@@ -204,6 +214,9 @@ class FileStateStore(IWorkflowStateStore):
 
     def _log_file(self, instance_id: str) -> str:
         return f"{self.instances_dir}{os.sep}{instance_id}{os.sep}{LOG_NAME}"
+
+    def _committed_file(self, instance_id: str) -> str:
+        return f"{self.instances_dir}{os.sep}{instance_id}{os.sep}{COMMITTED_NAME}"
 
     def _log_where(self, instance_id: str) -> str:
         return self._log_file(instance_id)
@@ -297,6 +310,55 @@ class FileStateStore(IWorkflowStateStore):
             events.append(event)
         return events
 
+    def _write_committed(self, instance_id: str, last: Event) -> None:
+        """Record the log's last committed event (``seq`` and link) beside it, after the
+        commit: the second record of how long the log is, for when its head is lost.
+
+        One fixed-size ``pwrite`` in place (no fsync: the log is already durable, so
+        this record is never ahead of it; a lost update leaves it behind, which only
+        checks less). Best effort: the step has committed.
+        """
+        record = _COMMITTED.pack(
+            b"%020d" % last["seq"], b" ", _log.link_of(last).encode("ascii"), b"\n"
+        )
+        path = self._committed_file(instance_id)
+        with contextlib.suppress(OSError, UnicodeEncodeError):
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | _NOFOLLOW | _BINARY | _NONBLOCK, 0o644)
+            try:
+                if stat.S_ISREG(os.fstat(fd).st_mode):
+                    os.pwrite(fd, record, 0)
+            finally:
+                os.close(fd)
+
+    def _read_committed(self, instance_id: str) -> tuple[int, str] | None:
+        """The last committed event's ``seq`` and link as recorded beside the log;
+        ``None`` if there is no readable record (an older store, a torn write)."""
+        try:
+            raw = self._read_bytes(self._committed_file(instance_id))
+        except StorageError:
+            return None
+        if raw is None or len(raw) != _COMMITTED.size:
+            return None
+        seq, space, link, newline = _COMMITTED.unpack(raw)
+        if not (seq.isdigit() and space == b" " and newline == b"\n"):
+            return None
+        return int(seq), link.decode("ascii", "replace")
+
+    def _check_committed(self, instance_id: str, last: Event) -> None:
+        """``CorruptStateError`` if the log ends before the last event it committed
+        (lines lost off its end, which a head lost too cannot tell)."""
+        recorded = self._read_committed(instance_id)
+        if recorded is None:
+            return
+        seq, link = recorded
+        if seq > last["seq"] or (seq == last["seq"] and link != _log.link_of(last)):
+            where = self._log_file(instance_id)
+            problem = (
+                f"its log ends at event {last['seq']}, but event {seq} was committed "
+                f"(recorded in {self._committed_file(instance_id)}): lines were lost off its end"
+            )
+            raise _log.corrupt(instance_id, where, problem, path=where, seq=last["seq"])
+
     def _inspect(self, instance_id: str, raw: bytes | None, log: bytes) -> Found:
         """What the stored head and log say together, read only: the head to use, and
         what a writer must repair first. ``CorruptStateError`` naming the instance for
@@ -325,6 +387,7 @@ class FileStateStore(IWorkflowStateStore):
         if not events:
             raise _log.corrupt(instance_id, where, "its log is empty", path=where)
         last = events[-1]
+        self._check_committed(instance_id, last)
         last_at = end - 1 - len(log[: end - 1].rsplit(b"\n", 1)[-1])
         at = (end, last_at)
         if damaged and _salvaged_size(raw) > end:
@@ -377,13 +440,15 @@ class FileStateStore(IWorkflowStateStore):
         doctor --fix`` rebuilds it) is a problem too, though reads use the log."""
         problem = super().verify(instance_id)
         raw = self._read_bytes(self._head_file(instance_id))
-        if problem is None and raw is not None and self._usable_head(raw) is None:
+        old = not os.path.lexists(self._log_file(instance_id))  # 1.x: read in memory
+        if problem is None and raw is not None and not old and self._usable_head(raw) is None:
             where = self._head_file(instance_id)
             return Problem(instance_id, None, where, "the head file is unreadable (damaged)")
         return problem
 
     def _upgraded(self, instance_id: str, raw: bytes) -> tuple[Head, list[Event]] | None:
-        """An instance written by ChatFlow 1.x (one whole-state file), upgraded in place."""
+        """An instance written by ChatFlow 1.x (one whole-state file), read in memory:
+        reads never write; the first step (or ``chatflow doctor --fix``) upgrades it."""
         folder = self._folder(instance_id)
         if os.path.islink(folder):  # its log "missing" behind a planted link: say so
             raise StorageError(f"{folder} is a symlink; refusing to use it", path=str(folder))
@@ -391,9 +456,13 @@ class FileStateStore(IWorkflowStateStore):
         if not isinstance(state, dict) or "history" not in state:
             problem = "its log is missing" if self._usable_head(raw) else "not a ChatFlow state"
             raise _log.corrupt(instance_id, self._head_file(instance_id), problem)
-        with self._transaction(instance_id) as txn:
-            head = txn.head()
-            return None if head is None else (head, txn.events())
+        tasks = [
+            (task, texts)
+            for task in old_task_names(self, instance_id)
+            if (texts := self._read_texts(instance_id, task, 1)) is not None
+        ]
+        commit = old_commit(self, instance_id, raw, tasks)
+        return commit.head, commit.events
 
     def _read_head(self, instance_id: str) -> Head | None:
         validate_id(instance_id, "instance_id")
@@ -404,11 +473,15 @@ class FileStateStore(IWorkflowStateStore):
         return None if found is None else found[0]
 
     def _read_texts(self, instance_id: str, task: str, version: int) -> TaskTexts | None:
-        record_raw = self._read_bytes(str(self._task_file(instance_id, task, f"v{version}.json")))
+        infix = f"v{version}."
+        record_raw = self._read_bytes(str(self._task_file(instance_id, task, f"{infix}json")))
+        if record_raw is None and version == 1 and not os.path.lexists(self._log_file(instance_id)):
+            infix = ""  # a 1.x instance not upgraded yet: its one version has no number
+            record_raw = self._read_bytes(str(self._task_file(instance_id, task, "json")))
         if record_raw is None:
             return None
         prompt, response = (
-            self._read_bytes(str(self._task_file(instance_id, task, f"v{version}.{suffix}"))) or b""
+            self._read_bytes(str(self._task_file(instance_id, task, f"{infix}{suffix}"))) or b""
             for _, suffix in TEXTS
         )
         return parse_task_texts(
@@ -628,13 +701,9 @@ class FileStateStore(IWorkflowStateStore):
             self._rollups[feature_id] = rollup
             while len(self._rollups) > ROLLUP_CACHE_FEATURES:
                 self._rollups.popitem(last=False)
-            if self._read_appended(link, rollup, "link") and not self._read_appended(
-                status, rollup, "status"
-            ):
-                # A read-only store keeps counting from the heads (see _counted).
-                with contextlib.suppress(StorageError), self._feature_lock(feature_id):
-                    if not os.path.exists(status):
-                        self._rebuild_status(feature_id, rollup)
+            # A 1.x feature has no status file: counted from the heads (see _counted)
+            # until `chatflow doctor --fix` writes it (reads never write).
+            if self._read_appended(link, rollup, "link"):
                 self._read_appended(status, rollup, "status")
             return rollup
 
@@ -708,7 +777,8 @@ class FileStateStore(IWorkflowStateStore):
                 rollup.ids.append(item)
 
     def _rebuild_status(self, feature_id: str, rollup: _Rollup) -> None:
-        """Write a feature's ``.status`` file from its instances' heads (a 1.x folder)."""
+        """Write a feature's ``.status`` file from its instances' heads (a 1.x folder;
+        ``chatflow doctor --fix``, under the feature's lock)."""
         lines = []
         for instance_id in rollup.ids:
             try:
@@ -759,15 +829,40 @@ class FileStateStore(IWorkflowStateStore):
 
     # -- deleting --------------------------------------------------------------------
 
+    def _delete_recorded(self, instance_id: str, record: dict[str, Any]) -> bool:
+        """Append the record to ``deletions.jsonl`` (fsynced) first: a crash midway leaves
+        a record of a deletion begun, never a deletion without one."""
+        if not self._listed_in(instance_id) and not self._has_files(instance_id):
+            return False
+        line = json.dumps(record, ensure_ascii=True, sort_keys=True).encode("ascii") + b"\n"
+        self._append_line(self.deletions_file, line, sync=self.durable)
+        return self.delete_instance(instance_id)
+
+    def deletions(self) -> list[dict[str, Any]]:
+        raw = self._read_bytes(str(self.deletions_file)) or b""
+        found = []
+        for line in raw.splitlines():
+            with contextlib.suppress(ValueError):
+                record = json.loads(line)
+                if isinstance(record, dict):
+                    found.append(record)
+        return found
+
+    def _listed_in(self, instance_id: str) -> list[str]:
+        return [f for f in self.list_features() if instance_id in self.list_instances_by_feature(f)]
+
+    def _has_files(self, instance_id: str) -> bool:
+        return os.path.lexists(self._head_file(instance_id)) or os.path.lexists(
+            self._folder(instance_id)
+        )
+
     def delete_instance(self, instance_id: str) -> bool:
         # The index entry goes first: a crash midway leaves an unlisted instance (which
         # `chatflow doctor` reports), never an index naming a missing instance.
         validate_id(instance_id, "instance_id")
         head_file, folder = Path(self._head_file(instance_id)), Path(self._folder(instance_id))
-        features = [
-            f for f in self.list_features() if instance_id in self.list_instances_by_feature(f)
-        ]
-        if not features and not head_file.exists() and not folder.exists():
+        features = self._listed_in(instance_id)
+        if not features and not self._has_files(instance_id):
             return False
         for feature_id in features:
             with self._feature_lock(feature_id):
@@ -823,6 +918,19 @@ class FileStateStore(IWorkflowStateStore):
             _log.canonical(data),
             durable=self.durable,
         )
+
+    def add_schema(
+        self,
+        name: str,
+        version: int | str,
+        content_hash: str,
+        schema: dict[str, Any],
+        *,
+        replace: bool = True,
+    ) -> SchemaRow | None:
+        # One registration at a time, across processes: the check and the write together.
+        with FileLock(self.locks_dir / "schemas.lock", self.lock_timeout):
+            return super().add_schema(name, version, content_hash, schema, replace=replace)
 
     def list_schemas(self) -> list[SchemaRow]:
         rows = []

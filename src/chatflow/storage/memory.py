@@ -9,6 +9,7 @@ that need no persistence.
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import threading
 from collections.abc import Iterator
@@ -48,6 +49,7 @@ class MemoryStore(IWorkflowStateStore):
         self._created: dict[str, int] = {}  # creation order, to find each status's newest
         self._updated: dict[str, float] = {}  # each instance's updated_at, for overviews
         self._rollups: dict[str, list[StatusCount]] = {}  # until a status changes
+        self._deletions: list[dict[str, Any]] = []  # who deleted what, when (appended)
         self._schemas: dict[tuple[str, str], str] = {}
 
     @contextlib.contextmanager
@@ -133,6 +135,17 @@ class MemoryStore(IWorkflowStateStore):
             counts[old].discard(instance_id)
         counts.setdefault(new, set()).add(instance_id)
 
+    def _delete_recorded(self, instance_id: str, record: dict[str, Any]) -> bool:
+        with self._lock:  # (re-entrant: deleted and recorded as one)
+            deleted = self.delete_instance(instance_id)
+            if deleted:
+                self._deletions.append(copy.deepcopy(record))
+            return deleted
+
+    def deletions(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return copy.deepcopy(self._deletions)
+
     def delete_instance(self, instance_id: str) -> bool:
         validate_id(instance_id, "instance_id")
         with self._lock:
@@ -156,6 +169,18 @@ class MemoryStore(IWorkflowStateStore):
     ) -> None:
         with self._lock:
             self._schemas[(name, str(version))] = json.dumps([version, content_hash, schema])
+
+    def add_schema(
+        self,
+        name: str,
+        version: int | str,
+        content_hash: str,
+        schema: dict[str, Any],
+        *,
+        replace: bool = True,
+    ) -> SchemaRow | None:
+        with self._lock:  # (re-entrant) the check and the write together
+            return super().add_schema(name, version, content_hash, schema, replace=replace)
 
     def list_schemas(self) -> list[SchemaRow]:
         with self._lock:

@@ -145,6 +145,7 @@ class PostgresStore(SQLStore):
         self.where = self._target
         self.prefix = f'"{self.schema}".'
         self.placeholder = "%s"
+        self.schema_lock = "lock_schemas"
         self.lock_clause = " FOR UPDATE OF h"
         self.append_query = f"WITH e AS ({self.sql('insert_event')}) {self.sql('update_head')}"
         self._lock = threading.Lock()
@@ -258,6 +259,13 @@ class PostgresStore(SQLStore):
     def _query(self, action: str, query: str, params: tuple[Any, ...] = ()) -> list[Any]:
         with self._connection(action) as conn:
             return conn.execute(query, params).fetchall()
+
+    def _has_deletions_table(self) -> bool:
+        query = (
+            "SELECT 1 FROM information_schema.tables "
+            "WHERE table_schema = %s AND table_name = 'deletions'"
+        )
+        return bool(self._query("list", query, (self.schema,)))
 
     # -- schema ----------------------------------------------------------------------
 

@@ -107,6 +107,10 @@ class SQLiteStore(SQLStore):
         self._connections: dict[threading.Thread, sqlite3.Connection] = {}
         self._connections_lock = threading.Lock()
         self._closed = False
+        # A 1.x database, read through an upgraded copy in memory until the first write
+        # upgrades the file (reads never write): see _open_old.
+        self._old: sqlite3.Connection | None = None
+        self._old_lock = threading.RLock()
         self._migrate()
 
     def __repr__(self) -> str:
@@ -118,6 +122,8 @@ class SQLiteStore(SQLStore):
         """This thread's connection, opened on first use in this thread and process."""
         if self._closed:
             raise StorageError(f"{self!r} is closed", path=str(self.path))
+        if self._old is not None:
+            return self._old
         pid = os.getpid()
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is not None and self._local.pid == pid:
@@ -205,6 +211,8 @@ class SQLiteStore(SQLStore):
         Anything raised inside (including by ``mutate``) rolls it back; nothing is
         committed unless the block completes.
         """
+        if self._old is not None:
+            self.upgrade()
         conn = self._connection()
         with self._errors(action):
             conn.execute("BEGIN IMMEDIATE")
@@ -217,7 +225,7 @@ class SQLiteStore(SQLStore):
                 raise
 
     def _query(self, action: str, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
-        with self._errors(action):
+        with self._errors(action), self._old_lock:
             return self._connection().execute(sql, params).fetchall()
 
     def is_duplicate(self, error: Exception) -> bool:
@@ -230,7 +238,7 @@ class SQLiteStore(SQLStore):
     def _read_cursor(self, action: str) -> Iterator[Cursor]:
         """A deferred transaction: in WAL mode its reads share one snapshot."""
         conn = self._connection()
-        with self._errors(action):
+        with self._errors(action), self._old_lock:
             conn.execute("BEGIN")
             try:
                 yield conn
@@ -261,11 +269,55 @@ class SQLiteStore(SQLStore):
                 "one; left untouched (move it away to start a new store there)",
                 path=str(self.path),
             )
+        with self._errors("set up"):
+            version = self._connection().execute("PRAGMA user_version").fetchone()[0]
+        if 1 <= version < len(MIGRATIONS):
+            self._open_old()
+            return
         with self._transaction_on("set up") as conn:
             self._upgrade(conn)
         with self._errors("set up"):
             # Kept in the file, so only a database made in place (see _create) lacks it.
             self._connection().execute("PRAGMA journal_mode = WAL")
+
+    @property
+    def needs_upgrade(self) -> bool:
+        """Whether this is a 1.x database not upgraded yet (read as it is until then)."""
+        return self._old is not None
+
+    def _open_old(self) -> None:
+        """Read a 1.x database through a copy upgraded in memory: the file is not
+        written until the first write (or ``chatflow doctor --fix``) upgrades it."""
+        with self._errors("read"):
+            copy = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+            self._connection().backup(copy)
+            copy.execute("BEGIN")
+            self._upgrade(copy)
+            copy.execute("COMMIT")
+        self.__dict__.pop("_head_cache", None)  # (the copy's heads: the file's come later)
+        with self._connections_lock:
+            for conn in self._connections.values():
+                conn.close()
+            self._connections.clear()
+        self._local = threading.local()  # (opened during __init__: only this thread's)
+        self._old = copy
+
+    def upgrade(self) -> bool:
+        """Upgrade a 1.x database in place (logged as a warning); False if it was not one."""
+        with self._old_lock:
+            old, self._old = self._old, None
+            if old is None:
+                return False
+            old.close()
+            self.__dict__.pop("_head_cache", None)
+            with self._transaction_on("upgrade") as conn:
+                self._upgrade(conn)
+            with self._errors("upgrade"):
+                self._connection().execute("PRAGMA journal_mode = WAL")
+        from chatflow._logger import logger  # noqa: PLC0415 - upgrades are rare
+
+        logger(__name__).warning("upgraded %s from ChatFlow 1.x to logs and heads", self.where)
+        return True
 
     def _create(self) -> None:
         """Build a new database beside ``path`` and link it into place, so that no other

@@ -45,6 +45,7 @@ from chatflow import __version__
 from chatflow._validation import id_problem, parse_json
 from chatflow.core.engine import WorkflowEngine
 from chatflow.errors import (
+    USER_TERMS,
     ChatFlowError,
     CorruptStateError,
     InstanceNotFoundError,
@@ -349,7 +350,9 @@ class _RequestHandler(BaseHTTPRequestHandler):
         except NotFound:
             self._send_text(HTTPStatus.NOT_FOUND, "not found")
         except ChatFlowError as error:
-            self._send_json(_status_of(error), {"error": str(error), "type": type(error).__name__})
+            # In the words people use (the command's), as `chatflow` itself says it.
+            text = error.phrased(USER_TERMS)
+            self._send_json(_status_of(error), {"error": text, "type": type(error).__name__})
 
     # -- access control ------------------------------------------------------------
 

@@ -1,4 +1,6 @@
-"""Helpers to run the real ``chatflow`` executable in a subprocess, as users run it."""
+"""Helpers to run ``chatflow``: in the test process (``Runner``, the ``run`` fixture, fast)
+or as the real executable in a subprocess (``SubprocessRunner``, ``run_subprocess``), as
+users run it, for what only a process shows (entry point, exit codes, stdin, signals)."""
 
 from __future__ import annotations
 
@@ -9,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+
+from cli_runner import run_in_process
 
 EXECUTABLE = shutil.which("chatflow", path=str(Path(sys.executable).parent)) or "chatflow"
 
@@ -30,7 +34,11 @@ def base_env(**extra: str) -> dict[str, str]:
 
 
 class Runner:
-    """``run(*args)`` runs ``chatflow args`` in the test's folder and returns the result."""
+    """``run(*args)`` runs ``chatflow args`` in the test's folder and returns the result.
+
+    In this process (``cli_runner.run_in_process``), with the same environment, folder,
+    streams and exit status a subprocess would have.
+    """
 
     def __init__(self, cwd: Path) -> None:
         self.cwd = cwd
@@ -38,15 +46,7 @@ class Runner:
     def __call__(
         self, *args: str, env: dict[str, str] | None = None, stdin: str | None = None
     ) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [EXECUTABLE, *args],
-            cwd=self.cwd,
-            env=env or base_env(),
-            input=stdin if stdin is not None else "",
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        return run_in_process(args, cwd=self.cwd, env=env or base_env(), stdin=stdin or "")
 
     def ok(self, *args: str) -> subprocess.CompletedProcess[str]:
         result = self(*args)
@@ -65,6 +65,23 @@ class Runner:
         view = self.json("start", str(workflow), "--feature", "feat_a", *args)
         instance_id: str = view["instance_id"]
         return instance_id
+
+
+class SubprocessRunner(Runner):
+    """The real ``chatflow`` executable in a subprocess, for what only a process shows."""
+
+    def __call__(
+        self, *args: str, env: dict[str, str] | None = None, stdin: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [EXECUTABLE, *args],
+            cwd=self.cwd,
+            env=env or base_env(),
+            input=stdin if stdin is not None else "",
+            capture_output=True,
+            text=True,
+            check=False,
+        )
 
 
 def refused(result: subprocess.CompletedProcess[str], code: int, *fragments: str) -> None:

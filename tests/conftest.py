@@ -22,7 +22,7 @@ from typing import Any, NoReturn
 import pytest
 
 from chatflow import WorkflowEngine
-from conformance._harness import PostgresHarness
+from store_harness import PostgresHarness
 
 SPEC_SCHEMA: dict[str, Any] = {
     "name": "code_generation",

@@ -14,10 +14,10 @@ import yaml
 
 from chatflow import SchemaError
 from chatflow.core.schema import validate_schema
+from repo_paths import EXAMPLES
 from test_schema_validation import BAD
 from test_workflow_properties import random_schema
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "workflows"
 # Problems only the validator can see: they need the phase graph or the list as a whole.
 GRAPH_ONLY = ("unknown transition target", "duplicate", "unreachable", "loop", "last transition")
 GATE = {

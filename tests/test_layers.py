@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-SRC = Path(__file__).resolve().parents[1] / "src"
+from repo_paths import SRC
 
 # The base layer: modules every layer may use, which use nothing of ChatFlow's but each other.
 BASE = "chatflow.base"

@@ -25,8 +25,8 @@ from chatflow import WorkflowEngine, views
 from chatflow.agent import operations
 from chatflow.ui import UIServer
 from cli_runner import run_in_process
+from repo_paths import EXAMPLES
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "workflows"
 CHROMIUM = os.environ.get("CHATFLOW_TEST_CHROMIUM", "/usr/bin/chromium")
 GATED: dict[str, Any] = {
     "name": "gated",

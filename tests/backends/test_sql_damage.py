@@ -19,7 +19,7 @@ import pytest
 from chatflow import CorruptStateError, WorkflowEngine
 from chatflow.errors import ChatFlowError
 from cli_runner import run_in_process
-from conformance._harness import Harness, PostgresHarness, SQLiteHarness
+from store_harness import Harness, PostgresHarness, SQLiteHarness
 
 SCHEMA: dict[str, Any] = {
     "name": "five",

@@ -10,8 +10,7 @@ import pytest
 from chatflow import LockTimeoutError
 from chatflow.storage import IWorkflowStateStore
 from chatflow.testing import increment, make_state
-
-from ._harness import Harness
+from store_harness import Harness
 
 
 def test_a_writer_stuck_past_the_timeout_raises_lock_timeout(

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from chatflow import WorkflowEngine
 from chatflow.storage import IWorkflowStateStore
-
-from ._harness import Harness
+from store_harness import Harness
 
 FLOW = {"name": "forkflow", "phases": [{"name": "plan"}, {"name": "build"}, {"name": "ship"}]}
 

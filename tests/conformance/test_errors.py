@@ -1,6 +1,6 @@
 """A writer held up past its timeout gets ``LockTimeoutError`` and changes nothing.
 
-(Each backend's own failures are in ``tests/backends/test_errors.py``.)
+(Each backend's own failures are in ``tests/backends/test_sql_errors.py``.)
 """
 
 from __future__ import annotations

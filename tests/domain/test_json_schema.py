@@ -11,12 +11,12 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
+from test_schema_validation import BAD
+from test_workflow_properties import random_schema
 
 from chatflow import SchemaError
 from chatflow.core.schema import validate_schema
 from repo_paths import EXAMPLES
-from test_schema_validation import BAD
-from test_workflow_properties import random_schema
 
 # Problems only the validator can see: they need the phase graph or the list as a whole.
 GRAPH_ONLY = ("unknown transition target", "duplicate", "unreachable", "loop", "last transition")

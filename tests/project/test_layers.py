@@ -207,7 +207,7 @@ def test_every_module_belongs_to_a_package() -> None:
             package_of(module)
         except KeyError:
             unplaced.append(module)
-    assert not unplaced, f"place these modules in tests/test_layers.py: {unplaced}"
+    assert not unplaced, f"place these modules in tests/project/test_layers.py: {unplaced}"
 
 
 @functools.cache

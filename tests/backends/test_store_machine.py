@@ -14,7 +14,6 @@ from __future__ import annotations
 import shutil
 import tempfile
 from collections.abc import Callable
-from itertools import count
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +30,7 @@ from hypothesis.stateful import (
 
 from chatflow import WorkflowEngine
 from chatflow.errors import ChatFlowError
+from store_harness import PostgresHarness, empty_postgres
 
 FLOW: dict[str, Any] = {
     "name": "mirror",
@@ -43,7 +43,7 @@ FLOW: dict[str, Any] = {
 PHASES = [phase["name"] for phase in FLOW["phases"]]
 TIMES = {"created_at", "updated_at", "started_at", "ended_at", "at"}
 SETTINGS = settings(
-    max_examples=12,
+    max_examples=10,
     stateful_step_count=15,
     derandomize=True,
     deadline=None,
@@ -197,10 +197,12 @@ def test_store_mirrors_the_memory_store(kind: str, request: pytest.FixtureReques
     if kind == "postgres":
         url: str = request.getfixturevalue("pg_url")
         schema: str = request.getfixturevalue("pg_schema")  # dropped with its namesakes
-        numbers = count()
+        harness = PostgresHarness("postgres", url=url, schema=f"{schema}_mirror")
+        admin = request.getfixturevalue("pg_admin")
 
         def open_postgres() -> tuple[str, Callable[[], None]]:
-            return f"{url}?schema={schema}_mirror{next(numbers)}", lambda: None
+            empty_postgres(admin, harness)  # one schema, emptied per example
+            return f"{url}?schema={harness.schema}", lambda: None
 
         opener = open_postgres
     else:

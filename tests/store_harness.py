@@ -241,7 +241,6 @@ class PostgresHarness(Harness):
                 conn.rollback()
 
 
-@contextlib.contextmanager
 def empty_postgres(conn: Any, harness: PostgresHarness) -> None:
     """Empty ``harness``'s schema over ``conn`` (autocommit), creating it first if missing
     (a test may have dropped it): cheaper than a new schema or connection per test."""
@@ -258,6 +257,7 @@ def empty_postgres(conn: Any, harness: PostgresHarness) -> None:
         conn.execute(truncate)
 
 
+@contextlib.contextmanager
 def _held_by_thread(acquire: Any, release: Any) -> Iterator[None]:
     """Hold a thread-owned lock from another thread, so this thread must wait for it."""
     acquired, done = threading.Event(), threading.Event()

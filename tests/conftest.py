@@ -22,7 +22,7 @@ from typing import Any, NoReturn
 import pytest
 
 from chatflow import WorkflowEngine
-from conformance._harness import PostgresHarness
+from store_harness import PostgresHarness, empty_postgres
 
 SPEC_SCHEMA: dict[str, Any] = {
     "name": "code_generation",
@@ -112,17 +112,20 @@ def pg_schema(pg_url: str) -> Iterator[str]:
             conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
+@pytest.fixture(scope="session")
+def pg_admin(pg_url: str, pg_schema: str) -> Iterator[Any]:
+    """One autocommit connection for the session's housekeeping (emptying the schema):
+    a connection per test cost more than most PostgreSQL tests themselves."""
+    psycopg = _psycopg()
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        yield conn
+
+
 @pytest.fixture
 def pg_harness(request: pytest.FixtureRequest) -> PostgresHarness:
     """A PostgreSQL harness on the session schema, emptied for this test."""
     url: str = request.getfixturevalue("pg_url")
     schema: str = request.getfixturevalue("pg_schema")
     harness = PostgresHarness("postgres", url=url, schema=schema)
-    store = harness.open()
-    store.list_features()  # the first query creates the schema
-    store.close()
-    harness.execute(
-        "TRUNCATE {s}.heads, {s}.events, {s}.task_texts, {s}.feature_counts, {s}.schemas "
-        "RESTART IDENTITY"
-    )
+    empty_postgres(request.getfixturevalue("pg_admin"), harness)
     return harness

@@ -23,7 +23,7 @@ from chatflow.storage import (
     TaskTexts,
 )
 from chatflow.storage.migrate import migrate
-from conformance._harness import PostgresHarness
+from store_harness import PostgresHarness
 
 KINDS = ["memory", "file", "sqlite", "postgres"]
 FLOW = {

@@ -15,7 +15,7 @@ from chatflow.cli import main
 from chatflow.storage import FileStateStore, IWorkflowStateStore, MemoryStore
 from chatflow.storage.migrate import display_name, migrate
 from chatflow.testing import increment, make_state
-from conformance._harness import PostgresHarness
+from store_harness import PostgresHarness
 
 
 def _sha(text: str) -> str:

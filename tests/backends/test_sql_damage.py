@@ -7,9 +7,9 @@ rewritten by loading, a step, ``verify`` or ``doctor`` without ``--fix``.
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,8 @@ import pytest
 
 from chatflow import CorruptStateError, WorkflowEngine
 from chatflow.errors import ChatFlowError
-from conformance._harness import Harness, PostgresHarness, SQLiteHarness
+from cli_runner import run_in_process
+from store_harness import Harness, PostgresHarness, SQLiteHarness
 
 SCHEMA: dict[str, Any] = {
     "name": "five",
@@ -150,12 +151,8 @@ def _target(harness: Harness) -> str:
 
 
 def _doctor(harness: Harness) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "chatflow", "--dir", _target(harness), "doctor", "--json"],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
+    return run_in_process(
+        ["--dir", _target(harness), "doctor", "--json"], cwd=Path.cwd(), env=os.environ
     )
 
 

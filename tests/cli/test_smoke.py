@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ._cli import Runner, refused
+from ._cli import SubprocessRunner, refused
 
 
 def test_the_executable_starts_steps_shows_and_lists(tmp_path: Path) -> None:
-    run = Runner(tmp_path, in_process=False)
+    run = SubprocessRunner(tmp_path)
     iid = run.start()
     stepped = run.json("next", iid, "--data", "n=1")
     assert stepped["instance_id"] == iid and stepped["current_phase"] == "review"
@@ -22,7 +22,7 @@ def test_the_executable_starts_steps_shows_and_lists(tmp_path: Path) -> None:
 
 
 def test_the_executable_exits_with_the_documented_codes(tmp_path: Path) -> None:
-    run = Runner(tmp_path, in_process=False)
+    run = SubprocessRunner(tmp_path)
     bogus = run("bogus")  # argparse: a usage error, with the usage lines
     assert bogus.returncode == 2 and "invalid choice: 'bogus'" in bogus.stderr
     assert "Traceback" not in bogus.stderr

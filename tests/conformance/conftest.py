@@ -14,8 +14,7 @@ import pytest
 
 from chatflow.storage import IWorkflowStateStore
 from chatflow.testing import StoreFactory
-
-from ._harness import FileHarness, Harness, MemoryHarness, PostgresHarness, SQLiteHarness
+from store_harness import FileHarness, Harness, MemoryHarness, PostgresHarness, SQLiteHarness
 
 STORE_KINDS = ["memory", "file", "sqlite", "postgres"]
 

@@ -18,8 +18,7 @@ from chatflow.core.models import WorkflowStartResult, WorkflowState, WorkflowSta
 from chatflow.core.workflow_engine import WorkflowEngine
 from chatflow.errors import InvalidTransitionError
 from chatflow.storage.file_state_store import FileStateStore
-
-from ._harness import FileHarness, Harness
+from store_harness import FileHarness, Harness
 
 PHASES = ["analyze", "design", "code", "test", "review", "summary"]
 

@@ -13,8 +13,7 @@ import pytest
 
 from chatflow.storage import IWorkflowStateStore
 from chatflow.testing import assert_counted, increment, make_state
-
-from ._harness import Harness, create_many, increment_many, increment_with
+from store_harness import Harness, create_many, increment_many, increment_with
 
 PROCESSES = 4
 EACH = 25

@@ -7,8 +7,7 @@ import pytest
 from chatflow import CorruptStateError, WorkflowEngine
 from chatflow.storage import IWorkflowStateStore
 from chatflow.testing import increment, make_state
-
-from ._harness import TRUNCATED, WRONG_SHAPE, Harness
+from store_harness import TRUNCATED, WRONG_SHAPE, Harness
 
 
 @pytest.mark.parametrize("damage", [TRUNCATED, WRONG_SHAPE, '{"instance_id": "wfi_other"}'])

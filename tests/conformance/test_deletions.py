@@ -13,8 +13,7 @@ import pytest
 
 from chatflow import WorkflowEngine
 from chatflow.storage import IWorkflowStateStore
-
-from ._harness import FileHarness, Harness, PostgresHarness, SQLiteHarness
+from store_harness import FileHarness, Harness, PostgresHarness, SQLiteHarness
 
 SCHEMA = {"name": "two", "phases": [{"name": "a"}, {"name": "b"}]}
 

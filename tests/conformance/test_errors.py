@@ -1,6 +1,6 @@
 """A writer held up past its timeout gets ``LockTimeoutError`` and changes nothing.
 
-(Each backend's own failures are in ``tests/backends/test_errors.py``.)
+(Each backend's own failures are in ``tests/backends/test_sql_errors.py``.)
 """
 
 from __future__ import annotations
@@ -10,8 +10,7 @@ import pytest
 from chatflow import LockTimeoutError
 from chatflow.storage import IWorkflowStateStore
 from chatflow.testing import increment, make_state
-
-from ._harness import Harness
+from store_harness import Harness
 
 
 def test_a_writer_stuck_past_the_timeout_raises_lock_timeout(

@@ -13,8 +13,7 @@ from typing import Any
 import pytest
 
 from chatflow import WorkflowEngine
-
-from ._harness import Harness
+from store_harness import Harness
 
 SCHEMA: dict[str, Any] = {
     "name": "typed",

@@ -12,8 +12,7 @@ import pytest
 from chatflow import WorkflowEngine
 from chatflow.core import fork_repair
 from chatflow.storage import IWorkflowStateStore
-
-from ._harness import FileHarness, Harness, PostgresHarness, SQLiteHarness
+from store_harness import FileHarness, Harness, PostgresHarness, SQLiteHarness
 
 FLOW = {"name": "forkflow", "phases": [{"name": "plan"}, {"name": "build"}, {"name": "ship"}]}
 

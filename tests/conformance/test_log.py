@@ -9,8 +9,7 @@ import pytest
 from chatflow import CorruptStateError, WorkflowEngine
 from chatflow.storage import IWorkflowStateStore
 from chatflow.testing.contract import _event_log
-
-from ._harness import Harness
+from store_harness import Harness
 
 # The loop the packaged event-log contract walks: one schema, one place.
 SCHEMA = _event_log._SCHEMA

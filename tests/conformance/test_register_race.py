@@ -17,8 +17,7 @@ import pytest
 
 from chatflow import ValidationError, WorkflowEngine
 from chatflow.storage import IWorkflowStateStore
-
-from ._harness import Harness
+from store_harness import Harness
 
 PROCESSES = 4
 ROUNDS = 6

@@ -9,8 +9,7 @@ import pytest
 
 from chatflow.storage import IWorkflowStateStore
 from chatflow.testing import increment, make_state
-
-from ._harness import Harness
+from store_harness import Harness
 
 HELD_FOR_S = 1.0  # how long the other writer keeps the instance: far below the 30 s default
 

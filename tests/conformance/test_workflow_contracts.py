@@ -13,8 +13,7 @@ import pytest
 
 from chatflow import WorkflowEngine
 from chatflow.testing.contract import _workflows
-
-from ._harness import FileHarness, Harness, PostgresHarness, SQLiteHarness
+from store_harness import FileHarness, Harness, PostgresHarness, SQLiteHarness
 
 V2 = _workflows._V2  # the version the packaged contract upgrades to
 

@@ -19,6 +19,7 @@ import pytest
 from chatflow import InvalidTransitionError, WorkflowEngine
 from chatflow.ui import UIServer
 from chatflow.ui.graph import workflow_svg
+from cli_runner import run_in_process
 
 from ._support import GATED, HOSTILE, populate, serving_with_actions
 
@@ -200,13 +201,10 @@ def test_unknown_ids_get_404_with_a_json_reason(
 
 
 def cli_json(engine: WorkflowEngine, *args: str) -> Any:
-    """What ``chatflow <args> --json`` prints for the engine's store (a real process)."""
-    store = str(getattr(engine.state_store, "base_dir", ""))
-    result = subprocess.run(
-        [sys.executable, "-m", "chatflow", "--dir", store, *args, "--json"],
-        capture_output=True,
-        text=True,
-        check=False,
+    """What ``chatflow <args> --json`` prints for the engine's store (in process)."""
+    store = Path(getattr(engine.state_store, "base_dir", ""))
+    result = run_in_process(
+        ["--dir", str(store), *args, "--json"], cwd=store.parent, env=os.environ
     )
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)

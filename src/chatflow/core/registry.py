@@ -96,7 +96,7 @@ def _parse_yaml(text: str, file: Path) -> Any:
             f"{file}: not valid YAML: {error}", problems=[f"{file}: {error}"]
         ) from None
     except RecursionError:
-        # PyYAML recurses per nesting level (tests/test_gates.py: no RecursionError)
+        # PyYAML recurses per nesting level (tests/domain/test_gates.py: no RecursionError)
         raise _unusable(file, "nested too deeply to be a workflow schema") from None
     except ValueError as error:  # an int of over 4,300 digits, a date such as 2024-13-45
         raise _unusable(file, f"holds a value that cannot be read: {error}") from None

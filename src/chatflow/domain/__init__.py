@@ -7,5 +7,5 @@ merged log (``history``) and derived status (``status``, ``counts``).
 
 It imports only the standard library and ChatFlow's base modules (``errors``,
 ``_validation``, ``_text``, ``_logger``): nothing from storage, the engine or a front
-end (``tests/test_layers.py`` checks it), so every layer above can build on it.
+end (``tests/project/test_layers.py`` checks it), so every layer above can build on it.
 """

@@ -3,7 +3,7 @@
 The engine runs each of these inside one ``store.update_state`` call (or on a private
 copy for ``dry_run``); they never touch a store. Each one checks the instance may take
 the step, changes the state, and appends the matching events to its audit log, so that
-these always hold (the property tests in ``tests/test_workflow_properties.py`` check them):
+these always hold (the property tests in ``tests/domain/test_workflow_properties.py`` check them):
 
 - an instance that is not finished has exactly one open history entry, a finished one
   has none;

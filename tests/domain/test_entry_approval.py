@@ -2,7 +2,7 @@
 
 A phase with ``requires_approval`` is entered paused, waiting for a person's approval,
 whichever way the instance gets there: trigger, jump, reject ``to``, retry, fork or
-upgrade (``test_upgrade.py``). ``force=True`` enters it running, and the log says who
+upgrade (``test_instance_upgrade.py``). ``force=True`` enters it running, and the log says who
 forced it. ``test_workflow_properties.py`` checks the same rule over random runs.
 """
 

@@ -12,6 +12,7 @@ import pytest
 import chatflow
 from chatflow import SchemaError, SchemaNotFoundError, ValidationError, WorkflowEngine, load_schema
 from chatflow.core.schema import schema_hash
+from repo_paths import FIXTURES
 
 
 def schema(version: Any, *phases: str) -> dict[str, Any]:
@@ -161,7 +162,7 @@ def test_a_damaged_stored_schema_is_reported_not_used(tmp_path: Path) -> None:
 
 
 # Under 400 bytes of YAML naming 9**6 (531,441) strings.
-ALIAS_BOMB = Path(__file__).parent / "fixtures" / "alias_bomb.yaml"
+ALIAS_BOMB = FIXTURES / "alias_bomb.yaml"
 
 
 def test_a_yaml_alias_bomb_is_refused_not_expanded(tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-SRC = Path(__file__).resolve().parents[1] / "src"
+from repo_paths import SRC
 
 # The base layer: modules every layer may use, which use nothing of ChatFlow's but each other.
 BASE = "chatflow.base"
@@ -207,7 +207,7 @@ def test_every_module_belongs_to_a_package() -> None:
             package_of(module)
         except KeyError:
             unplaced.append(module)
-    assert not unplaced, f"place these modules in tests/test_layers.py: {unplaced}"
+    assert not unplaced, f"place these modules in tests/project/test_layers.py: {unplaced}"
 
 
 @functools.cache

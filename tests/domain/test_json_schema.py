@@ -11,13 +11,13 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
-
-from chatflow import SchemaError
-from chatflow.core.schema import validate_schema
 from test_schema_validation import BAD
 from test_workflow_properties import random_schema
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "workflows"
+from chatflow import SchemaError
+from chatflow.core.schema import validate_schema
+from repo_paths import EXAMPLES
+
 # Problems only the validator can see: they need the phase graph or the list as a whole.
 GRAPH_ONLY = ("unknown transition target", "duplicate", "unreachable", "loop", "last transition")
 GATE = {

@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_copy_kills import _changes, _killed_at, _run
 
 from chatflow import WorkflowEngine
 from chatflow.cli import main
 from chatflow.storage import FileStateStore, file_doctor
-from test_copy_kills import _changes, _killed_at, _run
 
 pytestmark = [
     pytest.mark.slow,

@@ -17,7 +17,7 @@ from chatflow.storage.postgres import PostgresStore
 from chatflow.storage.postgres import migrations as pg_migrations
 from chatflow.storage.sqlite import MIGRATIONS, SQLiteStore
 from chatflow.testing import make_state
-from conformance._harness import PostgresHarness
+from store_harness import PostgresHarness
 
 # -- file store ------------------------------------------------------------------------
 

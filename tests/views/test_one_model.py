@@ -15,8 +15,6 @@ import http.client
 import json
 import os
 import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,8 +24,9 @@ import pytest
 from chatflow import WorkflowEngine, views
 from chatflow.agent import operations
 from chatflow.ui import UIServer
+from cli_runner import run_in_process
+from repo_paths import EXAMPLES
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "workflows"
 CHROMIUM = os.environ.get("CHATFLOW_TEST_CHROMIUM", "/usr/bin/chromium")
 GATED: dict[str, Any] = {
     "name": "gated",
@@ -111,12 +110,9 @@ def app(world: World) -> Iterator[UIServer]:
 
 
 def _cli(store: Path, *args: str) -> tuple[int, Any]:
-    """``chatflow --dir STORE args --json`` in a real process: its exit code and JSON."""
-    result = subprocess.run(
-        [sys.executable, "-m", "chatflow", "--dir", str(store), *args, "--json"],
-        capture_output=True,
-        text=True,
-        check=False,
+    """``chatflow --dir STORE args --json`` (in process): its exit code and JSON."""
+    result = run_in_process(
+        ["--dir", str(store), *args, "--json"], cwd=store.parent, env=os.environ
     )
     assert "Traceback" not in result.stderr
     return result.returncode, json.loads(result.stdout) if result.stdout else None

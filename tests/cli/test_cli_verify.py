@@ -1,4 +1,4 @@
-"""`chatflow verify` and `chatflow compact`, run as real subprocesses."""
+"""`chatflow verify` and `chatflow compact`, run in process (``cli_runner``)."""
 
 from __future__ import annotations
 
@@ -6,20 +6,14 @@ import json
 import os
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
+
+from cli_runner import run_in_process
 
 
 def chatflow(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "CHATFLOW_DIR"}
-    return subprocess.run(
-        [sys.executable, "-m", "chatflow", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    return run_in_process(args, cwd=cwd, env=env)
 
 
 def test_verify_passes_then_names_the_tampered_artifact(tmp_path: Path) -> None:

@@ -9,8 +9,7 @@ import pytest
 import chatflow
 from chatflow import WorkflowEngine
 from chatflow.cli import main
-
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "workflows"
+from repo_paths import EXAMPLES
 
 
 @pytest.fixture

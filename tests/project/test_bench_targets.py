@@ -13,7 +13,8 @@ from types import ModuleType
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from repo_paths import ROOT
+
 BENCH = ROOT / "bench"
 PERFORMANCE = ROOT / "docs" / "performance.md"
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from chatflow.cli.main import build_parser
+from repo_paths import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 DOCS = ROOT / "docs"
 CLI_DOC = DOCS / "cli.md"

@@ -20,8 +20,7 @@ from chatflow import (
     WorkflowEngine,
 )
 from chatflow.core.schema import validate_schema
-
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "workflows"
+from repo_paths import EXAMPLES
 
 
 def gated(gate: dict[str, Any], **top: Any) -> dict[str, Any]:

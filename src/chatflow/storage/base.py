@@ -38,6 +38,7 @@ from chatflow.errors import (
 from chatflow.storage import _log
 from chatflow.storage._heads import HeadCache
 from chatflow.storage._log import Event, Head
+from chatflow.storage.feed import FeedPage
 
 StateDict = dict[str, Any]
 Mutation = Callable[[StateDict], StateDict]
@@ -728,6 +729,24 @@ class IWorkflowStateStore(ABC):
         before deletion existed keep working; they refuse it with ``StorageError``.
         """
         raise StorageError(f"{type(self).__name__} cannot delete instances")
+
+    def events_since(
+        self,
+        cursor: str | None = None,
+        *,
+        feature: str | None = None,
+        instance: str | None = None,
+        limit: int | None = None,
+    ) -> FeedPage:
+        """Every event committed after ``cursor`` (``None``: from the start), in commit
+        order, optionally only one feature's or one instance's, at most ``limit``; with
+        the cursor to pass next (see ``chatflow.storage.feed``). Reading never blocks a
+        writer. ``FeedCursorError`` for a cursor this store's feed never gave.
+
+        Not abstract, so stores written before the feed existed keep working; they
+        refuse it with ``StorageError``.
+        """
+        raise StorageError(f"{type(self).__name__} keeps no change feed (events_since)")
 
     def close(self) -> None:  # noqa: B027 - optional hook; most stores hold nothing to release
         """Release connections or handles; the store is unusable afterwards."""

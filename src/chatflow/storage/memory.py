@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import secrets
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -25,6 +26,14 @@ from chatflow.storage.base import (
     StatusCount,
     TaskTexts,
 )
+from chatflow.storage.feed import (
+    FeedEvent,
+    FeedPage,
+    check_filters,
+    make_cursor,
+    parse_cursor,
+    past_end,
+)
 
 
 class _Instance:
@@ -33,6 +42,7 @@ class _Instance:
         self.head = ""
         self.events: list[str] = []
         self.texts: dict[tuple[str, int], str] = {}
+        self.first = 1  # seq of events[0] (a checkpoint's after compaction)
 
 
 class MemoryStore(IWorkflowStateStore):
@@ -49,6 +59,8 @@ class MemoryStore(IWorkflowStateStore):
         self._updated: dict[str, float] = {}  # each instance's updated_at, for overviews
         self._rollups: dict[str, list[StatusCount]] = {}  # until a status changes
         self._schemas: dict[tuple[str, str], str] = {}
+        self._feed: list[tuple[str, str, int]] = []  # (instance, feature, seq), commit order
+        self._epoch = secrets.token_hex(8)
 
     @contextlib.contextmanager
     def _transaction(
@@ -151,6 +163,35 @@ class MemoryStore(IWorkflowStateStore):
             self._updated.pop(instance_id, None)
             return True
 
+    def events_since(
+        self,
+        cursor: str | None = None,
+        *,
+        feature: str | None = None,
+        instance: str | None = None,
+        limit: int | None = None,
+    ) -> FeedPage:
+        limit = check_filters(feature, instance, limit)
+        position = parse_cursor(cursor, self._epoch)
+        events: list[FeedEvent] = []
+        with self._lock:
+            if position > len(self._feed):
+                raise past_end(str(cursor), len(self._feed))
+            for iid, fid, seq in self._feed[position:]:
+                position += 1
+                if (feature is not None and fid != feature) or (
+                    instance is not None and iid != instance
+                ):
+                    continue
+                found = self._instances.get(iid)
+                index = -1 if found is None else seq - found.first
+                if found is None or not 0 <= index < len(found.events):
+                    continue  # deleted, or folded into a checkpoint
+                events.append(FeedEvent(iid, fid, seq, self._decode(iid, found.events[index])))
+                if limit is not None and len(events) >= limit:
+                    break
+        return FeedPage(events, make_cursor(self._epoch, position))
+
     def put_schema(
         self, name: str, version: int | str, content_hash: str, schema: dict[str, Any]
     ) -> None:
@@ -204,7 +245,11 @@ class _MemoryTransaction(LogTransaction):
             self.put_texts(*texts)
         found.texts.update(self._texts)
         self._texts.clear()
+        if not found.events:
+            found.first = commit.events[0]["seq"]
         found.events.extend(encoded)
+        feature = head["state"]["feature_id"]
+        store._feed.extend((self.instance_id, feature, event["seq"]) for event in commit.events)
         found.head = head_text
         store._updated[self.instance_id] = head["state"].get("updated_at", 0.0)
         new_status = _log.head_status(head)
@@ -222,3 +267,4 @@ class _MemoryTransaction(LogTransaction):
             if self.store._decode(self.instance_id, text)["seq"] > upto
         ]
         found.events = [_log.canonical(checkpoint).decode("utf-8"), *kept]
+        found.first = upto

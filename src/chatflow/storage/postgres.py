@@ -34,7 +34,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from chatflow.errors import StorageError, ValidationError
 from chatflow.storage._pg_errors import describe_target, translate
-from chatflow.storage._sql import Cursor, SQLStore, tables, upgrade_v1
+from chatflow.storage._sql import Cursor, SQLStore, feed_tables, tables, upgrade_v1
 
 if TYPE_CHECKING:
     import psycopg
@@ -89,6 +89,16 @@ def migrations(s: str) -> tuple[tuple[str, ...], ...]:
                 seq="bigint GENERATED ALWAYS AS IDENTITY UNIQUE",
                 json_type="text",
             ),
+        ),
+        # 3: the change feed; events already stored are numbered instance by instance
+        # (creation order), each instance's in its own order.
+        feed_tables(
+            f"{s}.",
+            epoch="substr(md5(random()::text || clock_timestamp()::text), 1, 16)",
+            backfill=f"""UPDATE {s}.events AS e SET pos = r.n FROM (SELECT x.instance_id,
+                x.seq, row_number() OVER (ORDER BY h.seq, x.seq) AS n FROM {s}.events AS x
+                JOIN {s}.heads AS h ON h.instance_id = x.instance_id) AS r
+                WHERE e.instance_id = r.instance_id AND e.seq = r.seq""",
         ),
     )
 
@@ -146,7 +156,13 @@ class PostgresStore(SQLStore):
         self.prefix = f'"{self.schema}".'
         self.placeholder = "%s"
         self.lock_clause = " FOR UPDATE OF h"
-        self.append_query = f"WITH e AS ({self.sql('insert_event')}) {self.sql('update_head')}"
+        # One round trip: take the next feed position (row-locking the feed row to the
+        # commit, see chatflow.storage._sql), insert the event with it, update the head.
+        self.append_query = (
+            f"WITH f AS ({self.sql('take_positions').replace('%s', '1')}), "
+            f"e AS (INSERT INTO {self.prefix}events (instance_id, seq, event, pos) "
+            f"SELECT %s, %s, %s, f.pos FROM f) {self.sql('update_head')}"
+        )
         self._lock = threading.Lock()
         self._pool: ConnectionPool[Connection] | None = None
         self._closed = False

@@ -565,6 +565,10 @@ class WorkflowEngine(HumanActions):
             cursor, feature=feature, instance=instance, limit=limit
         )
 
+    def feed_end(self) -> str:
+        """The feed's cursor now: ``events_since`` from it returns only later events."""
+        return self.state_store.feed_end()
+
     def get_workflow_instance_status(self, instance_id: str) -> WorkflowInstanceState | None:
         """The instance's current state, or ``None`` if no instance has that id."""
         validate_id(instance_id, "instance_id")

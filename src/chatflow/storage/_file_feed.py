@@ -210,12 +210,22 @@ class FileFeed:
                     continue
                 event = logs.event(entry["i"], entry["s"], entry["at"])
                 if event is not None:
-                    events.append(FeedEvent(entry["i"], entry["f"], entry["s"], event))
+                    at = make_cursor(epoch, end)
+                    events.append(FeedEvent(entry["i"], entry["f"], entry["s"], event, at))
                     if limit is not None and len(events) >= limit:
                         break
         finally:
             logs.close()
         return FeedPage(events, make_cursor(epoch, position))
+
+    def end(self) -> str:
+        """The cursor after the last complete line: where a reader of only new events
+        starts (reads the file's last block, not its history)."""
+        epoch, first = self.header()
+        size = self._size()
+        at = max(first, size - _CHUNK)
+        tail = self._read_from(at)
+        return make_cursor(epoch, max(first, at + tail.rfind(b"\n") + 1))
 
     def _size(self) -> int:
         try:

@@ -312,7 +312,7 @@ class SQLStore(IWorkflowStateStore):
             event = _log.decode_json(text, iid, self._log_where(iid))
             if not isinstance(event, dict):
                 raise _log.corrupt(iid, self._log_where(iid), "an event is not an object")
-            events.append(FeedEvent(iid, fid, seq, event))
+            events.append(FeedEvent(iid, fid, seq, event, make_cursor(epoch, pos)))
             position = pos
         if limit is None or len(rows) < limit:
             position = end  # nothing more is committed: skip what the filters passed over
@@ -323,6 +323,10 @@ class SQLStore(IWorkflowStateStore):
     def list_instances_by_feature(self, feature_id: str) -> list[str]:
         validate_id(feature_id, "feature_id")
         return [row[0] for row in self._query("list", self.sql("feature_ids"), (feature_id,))]
+
+    def feed_end(self) -> str:
+        epoch, end = self._query("read the feed of", self.sql("feed_end"))[0]
+        return make_cursor(epoch, end)
 
     def list_feature_summaries(self, feature_id: str) -> list[InstanceSummary]:
         validate_id(feature_id, "feature_id")

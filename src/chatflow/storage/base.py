@@ -748,6 +748,16 @@ class IWorkflowStateStore(ABC):
         """
         raise StorageError(f"{type(self).__name__} keeps no change feed (events_since)")
 
+    def feed_end(self) -> str:
+        """The cursor after the last committed event: to follow only what comes next.
+        This default pages through ``events_since``; stores answer it directly."""
+        cursor = None
+        while True:
+            page = self.events_since(cursor, limit=1000)
+            if not page.events:
+                return page.cursor
+            cursor = page.cursor
+
     def close(self) -> None:  # noqa: B027 - optional hook; most stores hold nothing to release
         """Release connections or handles; the store is unusable afterwards."""
 

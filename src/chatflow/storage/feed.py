@@ -35,6 +35,7 @@ class FeedEvent(NamedTuple):
     feature_id: str
     seq: int
     event: dict[str, Any]
+    cursor: str  # where a reader that stops after this event goes on from
 
 
 class FeedPage(NamedTuple):

@@ -431,6 +431,9 @@ class FileStateStore(IWorkflowStateStore):
         limit = check_filters(feature, instance, limit)
         return self._feed.read(cursor, feature, instance, limit)
 
+    def feed_end(self) -> str:
+        return self._feed.end()
+
     # -- repairs ---------------------------------------------------------------------
 
     def _keep_aside(self, name: str, data: bytes) -> str:

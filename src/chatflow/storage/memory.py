@@ -187,10 +187,15 @@ class MemoryStore(IWorkflowStateStore):
                 index = -1 if found is None else seq - found.first
                 if found is None or not 0 <= index < len(found.events):
                     continue  # deleted, or folded into a checkpoint
-                events.append(FeedEvent(iid, fid, seq, self._decode(iid, found.events[index])))
+                event = self._decode(iid, found.events[index])
+                events.append(FeedEvent(iid, fid, seq, event, make_cursor(self._epoch, position)))
                 if limit is not None and len(events) >= limit:
                     break
         return FeedPage(events, make_cursor(self._epoch, position))
+
+    def feed_end(self) -> str:
+        with self._lock:
+            return make_cursor(self._epoch, len(self._feed))
 
     def put_schema(
         self, name: str, version: int | str, content_hash: str, schema: dict[str, Any]

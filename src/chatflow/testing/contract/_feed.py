@@ -24,6 +24,7 @@ from chatflow.testing._states import increment, make_state
 
 __all__ = [
     "test_feed_after_compaction_and_delete",
+    "test_feed_end_is_where_new_events_start",
     "test_feed_filters_and_pages",
     "test_feed_follows_commits_from_a_cursor",
     "test_feed_refuses_cursors_it_never_gave",
@@ -50,12 +51,24 @@ def test_feed_follows_commits_from_a_cursor(store: IWorkflowStateStore) -> None:
     assert [e.event["kind"] for e in page.events] == ["created", "update"]
     assert all(e.feature_id == "feat_feed" and e.event["seq"] == e.seq for e in page.events)
     assert store.events_since(page.cursor).events == []
+    assert store.events_since(page.events[0].cursor).events == page.events[1:]
+    assert store.events_since(store.feed_end()).events == []
     store.save_task_artifacts("feat_feed", iid, "design", {"n": 1}, "prompt", "response")
     again = store.events_since(page.cursor)
     assert _keys(again.events) == [(iid, 3)]
     assert again.events[0].event["kind"] == "artifact"
     assert store.events_since(again.cursor).events == []
     assert _keys(store.events_since(None).events)[-3:] == [(iid, 1), (iid, 2), (iid, 3)]
+
+
+def test_feed_end_is_where_new_events_start(store: IWorkflowStateStore) -> None:
+    for _ in range(3):
+        store.create_state(make_state("feat_fe"))
+    end = store.feed_end()
+    assert store.events_since(end).events == []
+    state = make_state("feat_fe")
+    store.create_state(state)
+    assert _keys(store.events_since(end).events) == [(state["instance_id"], 1)]
 
 
 def test_feed_filters_and_pages(store: IWorkflowStateStore) -> None:

@@ -12,9 +12,12 @@ Tables::
     feed            one row: the feed's epoch and the last position given to an event
 
 Each event row also holds ``pos``, its place in the store-wide feed (``events_since``,
-indexed): a step takes its positions by bumping the ``feed`` row, which row-locks it to
-the commit, so positions are handed out in commit order and a reader never finds a
-smaller position committed after a larger one it has read.
+indexed), so a reader never finds a smaller position committed after a larger one it
+has read. SQLite (one writer at a time) numbers an event as it commits, bumping the
+``feed`` row. PostgreSQL would make every writer queue on that row until its commit is
+flushed, so its events are committed unnumbered and each feed read first numbers, under
+an advisory lock, every event committed since (``SQLStore.number_at_read``): an event
+is numbered only once committed, and always after every event numbered before it.
 
 A step is one transaction: read the head (locked), append its event row, update the
 head row and, if the status changed, two ``feature_counts`` rows (in status order, so
@@ -204,6 +207,10 @@ class SQLStore(IWorkflowStateStore):
     # Dialects that can append the event and update the head in one statement (one
     # round trip to a server) give it here, parameters: event's, then head's.
     append_query: str | None = None
+    # Stores whose writers must not queue on one feed row (PostgreSQL) leave new events
+    # unnumbered and give these statements, run by each feed read (in a write
+    # transaction) to number what has been committed since, in commit order per instance.
+    number_at_read: tuple[str, ...] = ()
 
     def __init__(self) -> None:
         self._sql_cache: dict[str, str] = {}
@@ -300,7 +307,10 @@ class SQLStore(IWorkflowStateStore):
         limit: int | None = None,
     ) -> FeedPage:
         limit = check_filters(feature, instance, limit)
-        with self._read_cursor("read the feed of") as sql:
+        opened = self._write_cursor if self.number_at_read else self._read_cursor
+        with opened("read the feed of") as sql:
+            for statement in self.number_at_read:
+                sql.execute(statement)
             epoch, end = sql.execute(self.sql("feed_end")).fetchone()
             position = parse_cursor(cursor, epoch)
             if position > end:
@@ -325,7 +335,13 @@ class SQLStore(IWorkflowStateStore):
         return [row[0] for row in self._query("list", self.sql("feature_ids"), (feature_id,))]
 
     def feed_end(self) -> str:
-        epoch, end = self._query("read the feed of", self.sql("feed_end"))[0]
+        if not self.number_at_read:
+            epoch, end = self._query("read the feed of", self.sql("feed_end"))[0]
+            return make_cursor(epoch, end)
+        with self._write_cursor("read the feed of") as sql:
+            for statement in self.number_at_read:  # so what is committed now is behind it
+                sql.execute(statement)
+            epoch, end = sql.execute(self.sql("feed_end")).fetchone()
         return make_cursor(epoch, end)
 
     def list_feature_summaries(self, feature_id: str) -> list[InstanceSummary]:
@@ -512,7 +528,7 @@ class _SQLTransaction(LogTransaction):
     def _positions(self, n: int) -> list[int | None]:
         """Feed positions for ``n`` events, taken last-come (the row stays locked to the
         commit); none while upgrading a 1.x database (the feed's migration numbers them)."""
-        if not self.feed:
+        if not self.feed or self.store.number_at_read:
             return [None] * n
         end = int(self.cursor.execute(self.store.sql("take_positions"), (n,)).fetchone()[0])
         return list(range(end - n + 1, end + 1))

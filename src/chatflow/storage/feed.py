@@ -2,8 +2,8 @@
 
 ``IWorkflowStateStore.events_since`` returns a ``FeedPage``; each store keeps a global
 position per committed event (the file store: an append-only ``feed.jsonl``; SQL: an
-indexed ``pos`` column taken from a counter row that serialises commits; memory: a
-list). A cursor is opaque text ``"<epoch>.<position>"``: ``epoch`` names the feed (so a
+indexed ``pos`` column, given at commit (SQLite) or by the next read (PostgreSQL, see
+``chatflow.storage._sql``); memory: a list). A cursor is opaque text ``"<epoch>.<position>"``: ``epoch`` names the feed (so a
 cursor of another store, or of a feed since replaced, is refused instead of silently
 skipping events) and ``position`` is where the next read goes on, so a read seeks to it
 and never scans the history behind it.

@@ -92,13 +92,17 @@ def migrations(s: str) -> tuple[tuple[str, ...], ...]:
         ),
         # 3: the change feed; events already stored are numbered instance by instance
         # (creation order), each instance's in its own order.
-        feed_tables(
-            f"{s}.",
-            epoch="substr(md5(random()::text || clock_timestamp()::text), 1, 16)",
-            backfill=f"""UPDATE {s}.events AS e SET pos = r.n FROM (SELECT x.instance_id,
+        (
+            *feed_tables(
+                f"{s}.",
+                epoch="substr(md5(random()::text || clock_timestamp()::text), 1, 16)",
+                backfill=f"""UPDATE {s}.events AS e SET pos = r.n FROM (SELECT x.instance_id,
                 x.seq, row_number() OVER (ORDER BY h.seq, x.seq) AS n FROM {s}.events AS x
                 JOIN {s}.heads AS h ON h.instance_id = x.instance_id) AS r
                 WHERE e.instance_id = r.instance_id AND e.seq = r.seq""",
+            ),
+            # New events are committed unnumbered (chatflow.storage._sql): found by this.
+            f"CREATE INDEX events_unnumbered ON {s}.events (instance_id, seq) WHERE pos IS NULL",
         ),
     )
 
@@ -156,12 +160,17 @@ class PostgresStore(SQLStore):
         self.prefix = f'"{self.schema}".'
         self.placeholder = "%s"
         self.lock_clause = " FOR UPDATE OF h"
-        # One round trip: take the next feed position (row-locking the feed row to the
-        # commit, see chatflow.storage._sql), insert the event with it, update the head.
-        self.append_query = (
-            f"WITH f AS ({self.sql('take_positions').replace('%s', '1')}), "
-            f"e AS (INSERT INTO {self.prefix}events (instance_id, seq, event, pos) "
-            f"SELECT %s, %s, %s, f.pos FROM f) {self.sql('update_head')}"
+        # One round trip; the event is numbered for the feed by its readers (see
+        # chatflow.storage._sql: writers never queue on a feed row).
+        self.append_query = f"WITH e AS ({self.sql('insert_unnumbered')}) {self.sql('update_head')}"
+        p, key = self.prefix, _feed_lock_key(self.schema)
+        self.number_at_read = (
+            f"SELECT pg_advisory_xact_lock({key})",
+            f"""WITH r AS (SELECT instance_id, seq, row_number() OVER (ORDER BY instance_id, seq)
+                AS n FROM {p}events WHERE pos IS NULL), f AS (SELECT pos FROM {p}feed WHERE id = 1),
+            u AS (UPDATE {p}events AS e SET pos = f.pos + r.n FROM r, f
+                WHERE e.instance_id = r.instance_id AND e.seq = r.seq RETURNING 1)
+            UPDATE {p}feed SET pos = pos + (SELECT count(*) FROM u) WHERE id = 1""",
         )
         self._lock = threading.Lock()
         self._pool: ConnectionPool[Connection] | None = None
@@ -313,6 +322,12 @@ class PostgresStore(SQLStore):
             return 0
         row = conn.execute(f"SELECT coalesce(max(version), 0) FROM {table}").fetchone()
         return int(row[0]) if row else 0
+
+
+def _feed_lock_key(schema: str) -> int:
+    """The advisory lock that serialises numbering ``schema``'s feed (a signed bigint)."""
+    digest = hashlib.sha256(f"chatflow feed {schema}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") - (1 << 63)
 
 
 def _driver() -> tuple[Any, type[ConnectionPool[Connection]]]:

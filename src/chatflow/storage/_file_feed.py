@@ -33,7 +33,15 @@ from chatflow.errors import FeedCursorError, StorageError
 from chatflow.storage import _log
 from chatflow.storage._atomic import fsync_dir, not_a_file
 from chatflow.storage._log import Event
-from chatflow.storage.feed import FeedEvent, FeedPage, make_cursor, parse_cursor, past_end
+from chatflow.storage.feed import (
+    LINK,
+    FeedEvent,
+    FeedPage,
+    make_cursor,
+    parse_cursor,
+    past_end,
+    stands_for,
+)
 
 if TYPE_CHECKING:
     from chatflow.storage.file_state_store import FileStateStore
@@ -47,7 +55,10 @@ _CHUNK = 1 << 16
 def feed_lines(iid: str, feature: str, events: list[Event], starts: list[int]) -> bytes:
     """The feed lines of ``events`` of instance ``iid``, whose log lines start at ``starts``."""
     return b"".join(
-        _log.canonical({"at": at, "f": feature, "i": iid, "s": event["seq"]}) + b"\n"
+        _log.canonical(
+            {"at": at, "f": feature, "h": event["hash"][:LINK], "i": iid, "s": event["seq"]}
+        )
+        + b"\n"
         for event, at in zip(events, starts, strict=True)
     )
 
@@ -208,7 +219,7 @@ class FileFeed:
                     instance is not None and entry["i"] != instance
                 ):
                     continue
-                event = logs.event(entry["i"], entry["s"], entry["at"])
+                event = logs.event(entry["i"], entry["s"], entry["at"], entry["h"])
                 if event is not None:
                     at = make_cursor(epoch, end)
                     events.append(FeedEvent(entry["i"], entry["f"], entry["s"], event, at))
@@ -267,6 +278,7 @@ def _entry(line: bytes) -> dict[str, Any] | None:
         and isinstance(entry.get("f"), str)
         and type(entry.get("s")) is int
         and type(entry.get("at")) is int
+        and isinstance(entry.get("h"), str)
     ):
         return entry
     return None
@@ -281,13 +293,14 @@ class _Logs:
         self.files: dict[str, Any] = {}
         self.whole: dict[str, dict[int, Event]] = {}
 
-    def event(self, iid: str, seq: int, at: int) -> Event | None:
+    def event(self, iid: str, seq: int, at: int, link: str) -> Event | None:
         if iid not in self.whole:
             found = self._at(iid, seq, at)
-            if found is not None:
+            if found is not None and stands_for(found, link):
                 return found
             self.whole[iid] = self._all(iid)
-        return self.whole[iid].get(seq)
+        found = self.whole[iid].get(seq)
+        return found if stands_for(found, link) else None
 
     def _at(self, iid: str, seq: int, at: int) -> Event | None:
         file = self.files.get(iid)

@@ -3,10 +3,11 @@
 ``IWorkflowStateStore.events_since`` returns a ``FeedPage``; each store keeps a global
 position per committed event (the file store: an append-only ``feed.jsonl``; SQL: an
 indexed ``pos`` column, given at commit (SQLite) or by the next read (PostgreSQL, see
-``chatflow.storage._sql``); memory: a list). A cursor is opaque text ``"<epoch>.<position>"``: ``epoch`` names the feed (so a
-cursor of another store, or of a feed since replaced, is refused instead of silently
-skipping events) and ``position`` is where the next read goes on, so a read seeks to it
-and never scans the history behind it.
+``chatflow.storage._sql``); memory: a list). A cursor is opaque text
+``"<epoch>.<position>"``: ``epoch`` names the feed (so a cursor of another store, or of
+a feed since replaced, is refused instead of silently skipping events) and ``position``
+is where the next read goes on, so a read seeks to it and never scans the history
+behind it.
 
 What a cursor means across maintenance:
 
@@ -98,3 +99,17 @@ def past_end(cursor: str, end: int) -> FeedCursorError:
         "it belongs to another store or to a feed since replaced; start again with None",
         field="cursor",
     )
+
+
+def stands_for(event: Any, link: str) -> bool:
+    """Whether a stored ``event`` is the one a feed entry names by the start of its hash
+    (``link``), or the checkpoint that folded it: so an entry of a deleted instance never
+    resolves to an event of a new instance given the same id."""
+    if not isinstance(event, dict):
+        return False
+    if str(event.get("hash", "")).startswith(link):
+        return True
+    return event.get("kind") == "checkpoint" and str(event.get("replaced", "")).startswith(link)
+
+
+LINK = 16  # hex digits of an event's hash a feed entry keeps

@@ -27,12 +27,14 @@ from chatflow.storage.base import (
     TaskTexts,
 )
 from chatflow.storage.feed import (
+    LINK,
     FeedEvent,
     FeedPage,
     check_filters,
     make_cursor,
     parse_cursor,
     past_end,
+    stands_for,
 )
 
 
@@ -59,7 +61,8 @@ class MemoryStore(IWorkflowStateStore):
         self._updated: dict[str, float] = {}  # each instance's updated_at, for overviews
         self._rollups: dict[str, list[StatusCount]] = {}  # until a status changes
         self._schemas: dict[tuple[str, str], str] = {}
-        self._feed: list[tuple[str, str, int]] = []  # (instance, feature, seq), commit order
+        # (instance, feature, seq, start of the event's hash), in commit order
+        self._feed: list[tuple[str, str, int, str]] = []
         self._epoch = secrets.token_hex(8)
 
     @contextlib.contextmanager
@@ -177,7 +180,7 @@ class MemoryStore(IWorkflowStateStore):
         with self._lock:
             if position > len(self._feed):
                 raise past_end(str(cursor), len(self._feed))
-            for iid, fid, seq in self._feed[position:]:
+            for iid, fid, seq, link in self._feed[position:]:
                 position += 1
                 if (feature is not None and fid != feature) or (
                     instance is not None and iid != instance
@@ -188,6 +191,8 @@ class MemoryStore(IWorkflowStateStore):
                 if found is None or not 0 <= index < len(found.events):
                     continue  # deleted, or folded into a checkpoint
                 event = self._decode(iid, found.events[index])
+                if not stands_for(event, link):
+                    continue  # an earlier instance of that id, deleted
                 events.append(FeedEvent(iid, fid, seq, event, make_cursor(self._epoch, position)))
                 if limit is not None and len(events) >= limit:
                     break
@@ -254,7 +259,10 @@ class _MemoryTransaction(LogTransaction):
             found.first = commit.events[0]["seq"]
         found.events.extend(encoded)
         feature = head["state"]["feature_id"]
-        store._feed.extend((self.instance_id, feature, event["seq"]) for event in commit.events)
+        store._feed.extend(
+            (self.instance_id, feature, event["seq"], event["hash"][:LINK])
+            for event in commit.events
+        )
         found.head = head_text
         store._updated[self.instance_id] = head["state"].get("updated_at", 0.0)
         new_status = _log.head_status(head)

@@ -129,8 +129,14 @@ def test_feed_after_compaction_and_delete(store: IWorkflowStateStore) -> None:
         (5, "update"),
         (6, "update"),
     ]
+    store.update_state(gone["instance_id"], increment)
     assert store.delete_instance(gone["instance_id"]) is True
     assert store.events_since(start, instance=gone["instance_id"]).events == []
+    again = make_state("feat_fd", gone["instance_id"])  # a new instance under that id
+    store.create_state(again)
+    fresh = store.events_since(start, instance=gone["instance_id"]).events
+    assert [(e.seq, e.event["kind"]) for e in fresh] == [(1, "created")]
+    assert fresh[0].event["hash"] == store.read_log(gone["instance_id"]).events[0]["hash"]
 
 
 # -- 8 writers and a reader -------------------------------------------------------------

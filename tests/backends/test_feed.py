@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from chatflow.errors import StorageError
-from chatflow.storage import FileStateStore
+from chatflow.storage import FileStateStore, file_doctor
 from chatflow.storage._file_feed import FileFeed
 from chatflow.storage.sqlite import MIGRATIONS, SQLiteStore
 from chatflow.testing import increment, make_state
@@ -73,6 +73,24 @@ def test_a_process_killed_before_its_feed_append_loses_no_event(tmp_path: Path) 
     store.update_state(iid, increment)  # its next writer repairs the feed first
     assert _keys(store, cursor) == [(iid, 2), (iid, 3)]
     assert _keys(store) == [(iid, 1), (other["instance_id"], 1), (iid, 2), (iid, 3)]
+
+
+@pytest.mark.skipif("fork" not in multiprocessing.get_all_start_methods(), reason="forks")
+def test_doctor_fix_adds_what_a_killed_writer_left_out_of_the_feed(tmp_path: Path) -> None:
+    store = FileStateStore(tmp_path)
+    state = make_state("feat_x")
+    iid = state["instance_id"]
+    store.create_state(state)
+    child = multiprocessing.get_context("fork").Process(
+        target=_step_then_die, args=(str(tmp_path), iid)
+    )
+    child.start()
+    child.join()
+    assert _keys(store) == [(iid, 1)]  # the instance is never written again...
+    findings = file_doctor.check(store)
+    assert [f.kind for f in findings] == ["stale_head"]
+    file_doctor.fix(store, findings)  # ...but `chatflow doctor --fix` repairs it
+    assert _keys(store) == [(iid, 1), (iid, 2)]
 
 
 def test_a_torn_feed_line_is_set_aside_never_cut(tmp_path: Path) -> None:

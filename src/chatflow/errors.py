@@ -172,3 +172,8 @@ class LockTimeoutError(StorageError, TimeoutError):
 class HistoryConflictError(ValidationError):
     """An instance is already stored with a history the copy being installed does not
     continue (``install_log``): it was changed there, so it is left untouched."""
+
+
+class FeedCursorError(ValidationError):
+    """A change-feed cursor (``events_since``) that is garbled, belongs to another store
+    (or to this store's feed before it was replaced), or points past the feed's end."""

@@ -559,3 +559,21 @@ def start(
         schema_version=int(version) if version and version.isdigit() else version,
         actor=actor,
     )
+
+
+def feed_event_view(instance_id: str, feature_id: str, event: Mapping[str, Any]) -> JSON:
+    """One change-feed event (``engine.events_since``) as ``chatflow watch``, the page and
+    MCP show it: what kind of change, and the status, phase and task it set, if any."""
+    kind = event.get("kind")
+    changed = event.get("state") if kind in ("created", "checkpoint") else event.get("set")
+    changed = changed if isinstance(changed, dict) else {}
+    return {
+        "instance_id": instance_id,
+        "feature_id": feature_id,
+        "seq": event.get("seq"),
+        "kind": kind,
+        "at": iso_time(changed.get("updated_at")),
+        "status": changed.get("status"),
+        "phase": changed.get("current_phase"),
+        "task": event.get("task"),
+    }

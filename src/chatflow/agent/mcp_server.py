@@ -4,7 +4,8 @@ Needs the ``mcp`` extra (the official SDK, 2.x: ``MCPServer``); nothing else in
 ChatFlow imports this module. What each tool does is in ``operations`` (standard
 library only); this module is the SDK glue: tool registration with descriptions and
 hints, errors as ``isError`` results, the approval asked of a person by elicitation,
-resources, prompts, and the stdio and streamable-HTTP transports.
+resources (subscriptions: ``subscriptions``), prompts, and the stdio and
+streamable-HTTP transports.
 
 Rules an agent cannot bend (tests: ``tests/mcp/``):
 
@@ -35,6 +36,7 @@ from pydantic import BaseModel, Field
 
 from chatflow import __version__
 from chatflow.agent import operations as ops
+from chatflow.agent.subscriptions import Subscriptions
 from chatflow.core.engine import WorkflowEngine
 from chatflow.errors import ChatFlowError, InstanceNotFoundError, ValidationError
 
@@ -81,6 +83,7 @@ def build_server(engine: WorkflowEngine, *, read_only: bool = False) -> MCPServe
         server.add_tool(tools.fail, name="fail", description=FAIL, annotations=ending)
         server.add_tool(tools.retry, name="retry", description=RETRY, annotations=adding)
     _add_resources(server, engine)
+    Subscriptions(engine, server).install()  # notified of changes other processes make
     _add_prompts(server, engine)
     server.middleware.append(_one_line_errors)
     return server

@@ -51,6 +51,7 @@ from chatflow.storage.base import (
 if TYPE_CHECKING:
     from chatflow.core.registry import SchemaRegistry, WorkflowInfo
     from chatflow.core.upgrade import UpgradeOutcome
+    from chatflow.storage.feed import FeedPage
 
 DEFAULT_DIR_ENV = "CHATFLOW_DIR"
 DEFAULT_DIR = ".chatflow"
@@ -546,6 +547,28 @@ class WorkflowEngine(HumanActions):
         return len(self.state_store.compact(instance_id, keep_last, writer))
 
     # -- queries ---------------------------------------------------------------------
+
+    def events_since(
+        self,
+        cursor: str | None = None,
+        *,
+        feature: str | None = None,
+        instance: str | None = None,
+        limit: int | None = None,
+    ) -> FeedPage:
+        """Every event committed after ``cursor`` (``None``: from the start), in commit
+        order, across processes: a ``FeedPage`` of ``FeedEvent`` (instance id, feature
+        id, seq, the stored event) and the ``cursor`` to pass next time. ``feature`` or
+        ``instance`` keep only theirs; ``limit`` caps the page. Never blocks a writer;
+        ``FeedCursorError`` for a cursor this store did not give (see
+        ``chatflow.storage.feed`` for compaction and copies)."""
+        return self.state_store.events_since(
+            cursor, feature=feature, instance=instance, limit=limit
+        )
+
+    def feed_end(self) -> str:
+        """The feed's cursor now: ``events_since`` from it returns only later events."""
+        return self.state_store.feed_end()
 
     def get_workflow_instance_status(self, instance_id: str) -> WorkflowInstanceState | None:
         """The instance's current state, or ``None`` if no instance has that id."""

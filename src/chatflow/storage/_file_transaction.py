@@ -19,11 +19,12 @@ from chatflow._validation import id_problem
 from chatflow.errors import StorageError
 from chatflow.storage import _log
 from chatflow.storage._atomic import fsync_dir, not_a_file, write_atomic
+from chatflow.storage._file_feed import feed_lines, line_starts
 from chatflow.storage._log import Event, Head
 from chatflow.storage.base import LogTransaction, TaskTexts
 
 if TYPE_CHECKING:
-    from chatflow.storage.file_state_store import FileStateStore
+    from chatflow.storage.file_state_store import FileStateStore, Found
 
 TEXTS = (("prompt", "prompt.md"), ("response", "ai_response.md"))
 """Each task text and the suffix of its file."""
@@ -128,11 +129,28 @@ class FileTransaction(LogTransaction):
             kept = store._move_aside(store._head_file(iid))
             store._repaired(iid, "its unreadable head file was moved aside", kept)
         if found.stale is not None:
+            self._feed_missing(found)
             self._write_head(head, _log.parts_of(head), *found.at)
             self._status_line(head["state"]["feature_id"], _log.head_status(head))
             store._repaired(iid, f"head rebuilt from its log: {found.stale}")
         self._events = found.events
         return _log.check_head(head, iid, store.where)
+
+    def _feed_missing(self, found: Found) -> None:
+        """Append the feed lines a crash between the log and the feed left out (the
+        events after the stored head's, which the feed was appended before)."""
+        store, iid = self.store, self.instance_id
+        raw = (store._read_bytes(self.log_path) or b"")[: found.at[0]]
+        starts = line_starts(0, raw.split(b"\n")[:-1])
+        after = -1 if found.stored is None else found.stored["seq"]
+        where = {e["seq"]: at for e, at in zip(found.events, starts, strict=False)}
+        pending = [e for e in found.events if e["seq"] > after]
+        missing = store._feed.missing(iid, pending) if pending else []
+        if missing:
+            feature = found.head["state"]["feature_id"]
+            at = [where[event["seq"]] for event in missing]
+            store._feed.append(feed_lines(iid, feature, missing, at))
+            store._repaired(iid, f"added {len(missing)} committed events to the store's feed")
 
     def _set_aside_torn(self, at: int) -> None:
         """Cut a torn, never-acknowledged last line off the log (so the next event is a
@@ -213,8 +231,11 @@ class FileTransaction(LogTransaction):
             store._append_line(link, after_newline(link, f"{iid}\n"), sync=store.durable)
         # Committed. A failure from here on must not report the step as failed (a retry
         # would do it twice): the head and the status file are projections, and the
-        # next transaction rebuilds a head that is behind its log.
+        # next transaction rebuilds a head that is behind its log. The feed lines come
+        # first: if they fail, the head is not replaced, so that repair adds them.
         with contextlib.suppress(StorageError):
+            starts = line_starts(start, commit.lines)
+            store._feed.append(feed_lines(iid, feature_id, commit.events, starts))
             size = start + len(data)
             self._write_head(head, commit.head_parts(), size, size - last)
             self.store._write_committed(iid, commit.events[-1])

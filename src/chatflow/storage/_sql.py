@@ -9,6 +9,15 @@ Tables::
     task_texts      (instance_id, task, version) -> record, prompt, response
     feature_counts  (feature_id, status) -> number of instances, kept by every step
     schemas         (name, version) -> content hash, schema JSON
+    feed            one row: the feed's epoch and the last position given to an event
+
+Each event row also holds ``pos``, its place in the store-wide feed (``events_since``,
+indexed), so a reader never finds a smaller position committed after a larger one it
+has read. SQLite (one writer at a time) numbers an event as it commits, bumping the
+``feed`` row. PostgreSQL would make every writer queue on that row until its commit is
+flushed, so its events are committed unnumbered and each feed read first numbers, under
+an advisory lock, every event committed since (``SQLStore.number_at_read``): an event
+is numbered only once committed, and always after every event numbered before it.
 
 A step is one transaction: read the head (locked), append its event row, update the
 head row and, if the status changed, two ``feature_counts`` rows (in status order, so
@@ -39,12 +48,37 @@ from chatflow.storage.base import (
     parse_task_texts,
     same_version,
 )
+from chatflow.storage.feed import (
+    FeedEvent,
+    FeedPage,
+    check_filters,
+    make_cursor,
+    parse_cursor,
+    past_end,
+)
 
 
 class Cursor(Protocol):
     """What a store's transaction hands out: ``execute`` returning rows."""
 
     def execute(self, sql: str, params: tuple[Any, ...] = ()) -> Any: ...
+
+
+def feed_tables(p: str, *, epoch: str, backfill: str) -> tuple[str, ...]:
+    """The feed's column, table and index for prefix ``p``: ``epoch`` is the dialect's
+    random text, ``backfill`` numbers the events already stored."""
+    return (
+        f"ALTER TABLE {p}events ADD COLUMN pos BIGINT",
+        f"""CREATE TABLE {p}feed (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            epoch TEXT NOT NULL,
+            pos BIGINT NOT NULL
+        )""",
+        backfill,
+        f"CREATE INDEX events_by_pos ON {p}events (pos)",
+        f"""INSERT INTO {p}feed (id, epoch, pos)
+            SELECT 1, {epoch}, coalesce(max(pos), 0) FROM {p}events""",
+    )
 
 
 def tables(p: str, *, blob: str, real: str, seq: str, json_type: str) -> tuple[str, ...]:
@@ -109,7 +143,15 @@ _QUERIES = {
         ON e.instance_id = h.instance_id AND e.seq = h.last_seq WHERE h.instance_id = ?""",
     "event": "SELECT event FROM {p}events WHERE instance_id = ? AND seq = ?",
     "events": "SELECT event FROM {p}events WHERE instance_id = ? ORDER BY seq",
-    "insert_event": "INSERT INTO {p}events (instance_id, seq, event) VALUES (?, ?, ?)",
+    "insert_event": "INSERT INTO {p}events (instance_id, seq, event, pos) VALUES (?, ?, ?, ?)",
+    "insert_unnumbered": "INSERT INTO {p}events (instance_id, seq, event) VALUES (?, ?, ?)",
+    "take_positions": "UPDATE {p}feed SET pos = pos + ? WHERE id = 1 RETURNING pos",
+    "event_pos": "SELECT pos FROM {p}events WHERE instance_id = ? AND seq = ?",
+    "feed_end": "SELECT epoch, pos FROM {p}feed WHERE id = 1",
+    "feed": """SELECT e.pos, e.instance_id, h.feature_id, e.seq, e.event FROM {p}events AS e
+        JOIN {p}heads AS h ON h.instance_id = e.instance_id WHERE e.pos > ?
+        AND (CAST(? AS TEXT) IS NULL OR h.feature_id = ?)
+        AND (CAST(? AS TEXT) IS NULL OR e.instance_id = ?) ORDER BY e.pos LIMIT ?""",
     "delete_events": "DELETE FROM {p}events WHERE instance_id = ? AND seq <= ?",
     "insert_head": """INSERT INTO {p}heads (instance_id, feature_id, status, created_at,
         current_phase, updated_at, version, last_seq, head) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
@@ -174,6 +216,10 @@ class SQLStore(IWorkflowStateStore):
     append_query: str | None = None
     # A statement serialising registrations (``add_schema``), if the write lock does not.
     schema_lock: str | None = None
+    # Stores whose writers must not queue on one feed row (PostgreSQL) leave new events
+    # unnumbered and give these statements, run by each feed read (in a write
+    # transaction) to number what has been committed since, in commit order per instance.
+    number_at_read: tuple[str, ...] = ()
 
     def __init__(self) -> None:
         self._sql_cache: dict[str, str] = {}
@@ -261,11 +307,51 @@ class SQLStore(IWorkflowStateStore):
     def _log_where(self, instance_id: str) -> str:
         return f"table {self.prefix}events of {self.where}"
 
+    def events_since(
+        self,
+        cursor: str | None = None,
+        *,
+        feature: str | None = None,
+        instance: str | None = None,
+        limit: int | None = None,
+    ) -> FeedPage:
+        limit = check_filters(feature, instance, limit)
+        opened = self._write_cursor if self.number_at_read else self._read_cursor
+        with opened("read the feed of") as sql:
+            for statement in self.number_at_read:
+                sql.execute(statement)
+            epoch, end = sql.execute(self.sql("feed_end")).fetchone()
+            position = parse_cursor(cursor, epoch)
+            if position > end:
+                raise past_end(str(cursor), end)
+            params = (position, feature, feature, instance, instance, limit or 1 << 62)
+            rows = sql.execute(self.sql("feed"), params).fetchall()
+        events = []
+        for pos, iid, fid, seq, text in rows:
+            event = _log.decode_json(text, iid, self._log_where(iid))
+            if not isinstance(event, dict):
+                raise _log.corrupt(iid, self._log_where(iid), "an event is not an object")
+            events.append(FeedEvent(iid, fid, seq, event, make_cursor(epoch, pos)))
+            position = pos
+        if limit is None or len(rows) < limit:
+            position = end  # nothing more is committed: skip what the filters passed over
+        return FeedPage(events, make_cursor(epoch, position))
+
     # -- listings --------------------------------------------------------------------
 
     def list_instances_by_feature(self, feature_id: str) -> list[str]:
         validate_id(feature_id, "feature_id")
         return [row[0] for row in self._query("list", self.sql("feature_ids"), (feature_id,))]
+
+    def feed_end(self) -> str:
+        if not self.number_at_read:
+            epoch, end = self._query("read the feed of", self.sql("feed_end"))[0]
+            return make_cursor(epoch, end)
+        with self._write_cursor("read the feed of") as sql:
+            for statement in self.number_at_read:  # so what is committed now is behind it
+                sql.execute(statement)
+            epoch, end = sql.execute(self.sql("feed_end")).fetchone()
+        return make_cursor(epoch, end)
 
     def list_feature_summaries(self, feature_id: str) -> list[InstanceSummary]:
         validate_id(feature_id, "feature_id")
@@ -400,9 +486,15 @@ def head_moving(head: Head, text: str) -> tuple[Any, ...]:
 
 class _SQLTransaction(LogTransaction):
     def __init__(
-        self, store: SQLStore, cursor: Cursor, instance_id: str, feature_id: str | None
+        self,
+        store: SQLStore,
+        cursor: Cursor,
+        instance_id: str,
+        feature_id: str | None,
+        *,
+        feed: bool = True,
     ) -> None:
-        self.store, self.cursor = store, cursor
+        self.store, self.cursor, self.feed = store, cursor, feed
         self.instance_id, self.feature_id = instance_id, feature_id
         self._head: Head | None = None
         self.written: tuple[str, Head] | None = None  # the head text and head appended
@@ -455,8 +547,7 @@ class _SQLTransaction(LogTransaction):
                 row = (iid, events[0]["seq"], texts_of[0], *moving, iid)
                 cursor.execute(store.append_query, row)
             else:
-                for event, text in zip(events, texts_of, strict=True):
-                    cursor.execute(store.sql("insert_event"), (iid, event["seq"], text))
+                self._insert_events(events, texts_of)
                 if old is None:
                     cursor.execute(store.sql("insert_head"), (iid, *keys, *moving))
                 else:
@@ -483,6 +574,22 @@ class _SQLTransaction(LogTransaction):
         self._head = head
         self.written = (moving[-1], head)
 
+    def _insert_events(self, events: list[Event], texts: list[str]) -> None:
+        store, iid = self.store, self.instance_id
+        for event, text, at in zip(events, texts, self._positions(len(events)), strict=True):
+            if at is None:
+                self.cursor.execute(store.sql("insert_unnumbered"), (iid, event["seq"], text))
+            else:
+                self.cursor.execute(store.sql("insert_event"), (iid, event["seq"], text, at))
+
+    def _positions(self, n: int) -> list[int | None]:
+        """Feed positions for ``n`` events, taken last-come (the row stays locked to the
+        commit); none while upgrading a 1.x database (the feed's migration numbers them)."""
+        if not self.feed or self.store.number_at_read:
+            return [None] * n
+        end = int(self.cursor.execute(self.store.sql("take_positions"), (n,)).fetchone()[0])
+        return list(range(end - n + 1, end + 1))
+
     def put_texts(self, task: str, version: int, texts: TaskTexts) -> None:
         record = json.dumps(texts.record)
         blobs = (texts.prompt.encode("utf-8"), texts.response.encode("utf-8"))
@@ -491,9 +598,11 @@ class _SQLTransaction(LogTransaction):
 
     def replace_prefix(self, checkpoint: Event, upto: int) -> None:
         store, cursor, iid = self.store, self.cursor, self.instance_id
+        # The checkpoint keeps the feed position of the last event it folds.
+        pos = cursor.execute(store.sql("event_pos"), (iid, upto)).fetchone()[0]
         cursor.execute(store.sql("delete_events"), (iid, upto))
         text = _log.canonical(checkpoint).decode("utf-8")
-        cursor.execute(store.sql("insert_event"), (iid, checkpoint["seq"], text))
+        cursor.execute(store.sql("insert_event"), (iid, checkpoint["seq"], text, pos))
 
 
 def upgrade_v1(store: SQLStore, cursor: Cursor) -> None:
@@ -513,7 +622,7 @@ def upgrade_v1(store: SQLStore, cursor: Cursor) -> None:
             f"WHERE instance_id = {store.placeholder} ORDER BY phase_name",
             (instance_id,),
         ).fetchall()
-        txn = _SQLTransaction(store, cursor, instance_id, state.get("feature_id"))
+        txn = _SQLTransaction(store, cursor, instance_id, state.get("feature_id"), feed=False)
         for task, record, prompt, response in artifacts:
             texts = [
                 value if isinstance(value, str) else bytes(value).decode("utf-8")

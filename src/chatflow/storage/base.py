@@ -39,6 +39,7 @@ from chatflow.errors import (
 from chatflow.storage import _log
 from chatflow.storage._heads import HeadCache
 from chatflow.storage._log import Event, Head
+from chatflow.storage.feed import FeedPage
 
 StateDict = dict[str, Any]
 Mutation = Callable[[StateDict], StateDict]
@@ -769,6 +770,34 @@ class IWorkflowStateStore(ABC):
         """Every deletion recorded by ``delete_instance_by``, oldest first: ``{at,
         instance_id, feature_id, by, status, seq, hash}``."""
         return []
+
+    def events_since(
+        self,
+        cursor: str | None = None,
+        *,
+        feature: str | None = None,
+        instance: str | None = None,
+        limit: int | None = None,
+    ) -> FeedPage:
+        """Every event committed after ``cursor`` (``None``: from the start), in commit
+        order, optionally only one feature's or one instance's, at most ``limit``; with
+        the cursor to pass next (see ``chatflow.storage.feed``). Reading never blocks a
+        writer. ``FeedCursorError`` for a cursor this store's feed never gave.
+
+        Not abstract, so stores written before the feed existed keep working; they
+        refuse it with ``StorageError``.
+        """
+        raise StorageError(f"{type(self).__name__} keeps no change feed (events_since)")
+
+    def feed_end(self) -> str:
+        """The cursor after the last committed event: to follow only what comes next.
+        This default pages through ``events_since``; stores answer it directly."""
+        cursor = None
+        while True:
+            page = self.events_since(cursor, limit=1000)
+            if not page.events:
+                return page.cursor
+            cursor = page.cursor
 
     def close(self) -> None:  # noqa: B027 - optional hook; most stores hold nothing to release
         """Release connections or handles; the store is unusable afterwards."""

@@ -14,6 +14,8 @@ Layout (people read and diff these files)::
       features/feat_user_auth.status               "<id> <status>" per status change (appended)
       .schemas/<name>.v<version>.json              schemas kept by put_schema
       .locks/                                      sidecar lock files
+      feed.jsonl                                   every committed event, in commit order
+                                                   (chatflow.storage._file_feed)
 
 A step appends one line to ``events.jsonl`` and fdatasyncs it: that is the commit
 point. It then replaces the head file (atomically, without fsync) and, if the status
@@ -55,6 +57,7 @@ from chatflow._validation import id_problem, validate_id
 from chatflow.errors import CorruptStateError, StorageError
 from chatflow.storage import _log
 from chatflow.storage._atomic import fsync_dir, not_a_file, write_atomic
+from chatflow.storage._file_feed import FileFeed
 from chatflow.storage._file_transaction import (
     TEXTS,
     FileTransaction,
@@ -73,6 +76,7 @@ from chatflow.storage.base import (
     TaskTexts,
     parse_task_texts,
 )
+from chatflow.storage.feed import FeedPage, check_filters
 from chatflow.storage.file_lock import BaseFileLock, FileLock
 
 ROLLUP_CACHE_FEATURES = 64
@@ -189,6 +193,7 @@ class FileStateStore(IWorkflowStateStore):
         self.quarantine_dir = self.base_dir / "quarantine"
         self.repairs_file = self.base_dir / "repairs.jsonl"
         self.deletions_file = self.base_dir / "deletions.jsonl"  # who deleted what, when
+        self._feed = FileFeed(self)  # feed.jsonl: every committed event, in commit order
         try:
             for folder in (self.instances_dir, self.features_dir, self.locks_dir):
                 folder.mkdir(parents=True, exist_ok=True)
@@ -487,6 +492,20 @@ class FileStateStore(IWorkflowStateStore):
         return parse_task_texts(
             instance_id, self.where, task, version, (record_raw, prompt, response)
         )
+
+    def events_since(
+        self,
+        cursor: str | None = None,
+        *,
+        feature: str | None = None,
+        instance: str | None = None,
+        limit: int | None = None,
+    ) -> FeedPage:
+        limit = check_filters(feature, instance, limit)
+        return self._feed.read(cursor, feature, instance, limit)
+
+    def feed_end(self) -> str:
+        return self._feed.end()
 
     # -- repairs ---------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
+import secrets
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -26,6 +27,16 @@ from chatflow.storage.base import (
     StatusCount,
     TaskTexts,
 )
+from chatflow.storage.feed import (
+    LINK,
+    FeedEvent,
+    FeedPage,
+    check_filters,
+    make_cursor,
+    parse_cursor,
+    past_end,
+    stands_for,
+)
 
 
 class _Instance:
@@ -34,6 +45,7 @@ class _Instance:
         self.head = ""
         self.events: list[str] = []
         self.texts: dict[tuple[str, int], str] = {}
+        self.first = 1  # seq of events[0] (a checkpoint's after compaction)
 
 
 class MemoryStore(IWorkflowStateStore):
@@ -51,6 +63,9 @@ class MemoryStore(IWorkflowStateStore):
         self._rollups: dict[str, list[StatusCount]] = {}  # until a status changes
         self._deletions: list[dict[str, Any]] = []  # who deleted what, when (appended)
         self._schemas: dict[tuple[str, str], str] = {}
+        # (instance, feature, seq, start of the event's hash), in commit order
+        self._feed: list[tuple[str, str, int, str]] = []
+        self._epoch = secrets.token_hex(8)
 
     @contextlib.contextmanager
     def _transaction(
@@ -164,6 +179,42 @@ class MemoryStore(IWorkflowStateStore):
             self._updated.pop(instance_id, None)
             return True
 
+    def events_since(
+        self,
+        cursor: str | None = None,
+        *,
+        feature: str | None = None,
+        instance: str | None = None,
+        limit: int | None = None,
+    ) -> FeedPage:
+        limit = check_filters(feature, instance, limit)
+        position = parse_cursor(cursor, self._epoch)
+        events: list[FeedEvent] = []
+        with self._lock:
+            if position > len(self._feed):
+                raise past_end(str(cursor), len(self._feed))
+            for iid, fid, seq, link in self._feed[position:]:
+                position += 1
+                if (feature is not None and fid != feature) or (
+                    instance is not None and iid != instance
+                ):
+                    continue
+                found = self._instances.get(iid)
+                index = -1 if found is None else seq - found.first
+                if found is None or not 0 <= index < len(found.events):
+                    continue  # deleted, or folded into a checkpoint
+                event = self._decode(iid, found.events[index])
+                if not stands_for(event, link):
+                    continue  # an earlier instance of that id, deleted
+                events.append(FeedEvent(iid, fid, seq, event, make_cursor(self._epoch, position)))
+                if limit is not None and len(events) >= limit:
+                    break
+        return FeedPage(events, make_cursor(self._epoch, position))
+
+    def feed_end(self) -> str:
+        with self._lock:
+            return make_cursor(self._epoch, len(self._feed))
+
     def put_schema(
         self, name: str, version: int | str, content_hash: str, schema: dict[str, Any]
     ) -> None:
@@ -229,7 +280,14 @@ class _MemoryTransaction(LogTransaction):
             self.put_texts(*texts)
         found.texts.update(self._texts)
         self._texts.clear()
+        if not found.events:
+            found.first = commit.events[0]["seq"]
         found.events.extend(encoded)
+        feature = head["state"]["feature_id"]
+        store._feed.extend(
+            (self.instance_id, feature, event["seq"], event["hash"][:LINK])
+            for event in commit.events
+        )
         found.head = head_text
         store._updated[self.instance_id] = head["state"].get("updated_at", 0.0)
         new_status = _log.head_status(head)
@@ -247,3 +305,4 @@ class _MemoryTransaction(LogTransaction):
             if self.store._decode(self.instance_id, text)["seq"] > upto
         ]
         found.events = [_log.canonical(checkpoint).decode("utf-8"), *kept]
+        found.first = upto

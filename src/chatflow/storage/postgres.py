@@ -34,7 +34,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from chatflow.errors import StorageError, ValidationError
 from chatflow.storage._pg_errors import describe_target, translate
-from chatflow.storage._sql import Cursor, SQLStore, tables, upgrade_v1
+from chatflow.storage._sql import Cursor, SQLStore, feed_tables, tables, upgrade_v1
 
 if TYPE_CHECKING:
     import psycopg
@@ -89,6 +89,20 @@ def migrations(s: str) -> tuple[tuple[str, ...], ...]:
                 seq="bigint GENERATED ALWAYS AS IDENTITY UNIQUE",
                 json_type="text",
             ),
+        ),
+        # 3: the change feed; events already stored are numbered instance by instance
+        # (creation order), each instance's in its own order.
+        (
+            *feed_tables(
+                f"{s}.",
+                epoch="substr(md5(random()::text || clock_timestamp()::text), 1, 16)",
+                backfill=f"""UPDATE {s}.events AS e SET pos = r.n FROM (SELECT x.instance_id,
+                x.seq, row_number() OVER (ORDER BY h.seq, x.seq) AS n FROM {s}.events AS x
+                JOIN {s}.heads AS h ON h.instance_id = x.instance_id) AS r
+                WHERE e.instance_id = r.instance_id AND e.seq = r.seq""",
+            ),
+            # New events are committed unnumbered (chatflow.storage._sql): found by this.
+            f"CREATE INDEX events_unnumbered ON {s}.events (instance_id, seq) WHERE pos IS NULL",
         ),
     )
 
@@ -147,7 +161,18 @@ class PostgresStore(SQLStore):
         self.placeholder = "%s"
         self.schema_lock = "lock_schemas"
         self.lock_clause = " FOR UPDATE OF h"
-        self.append_query = f"WITH e AS ({self.sql('insert_event')}) {self.sql('update_head')}"
+        # One round trip; the event is numbered for the feed by its readers (see
+        # chatflow.storage._sql: writers never queue on a feed row).
+        self.append_query = f"WITH e AS ({self.sql('insert_unnumbered')}) {self.sql('update_head')}"
+        p, key = self.prefix, _feed_lock_key(self.schema)
+        self.number_at_read = (
+            f"SELECT pg_advisory_xact_lock({key})",
+            f"""WITH r AS (SELECT instance_id, seq, row_number() OVER (ORDER BY instance_id, seq)
+                AS n FROM {p}events WHERE pos IS NULL), f AS (SELECT pos FROM {p}feed WHERE id = 1),
+            u AS (UPDATE {p}events AS e SET pos = f.pos + r.n FROM r, f
+                WHERE e.instance_id = r.instance_id AND e.seq = r.seq RETURNING 1)
+            UPDATE {p}feed SET pos = pos + (SELECT count(*) FROM u) WHERE id = 1""",
+        )
         self._lock = threading.Lock()
         self._pool: ConnectionPool[Connection] | None = None
         self._closed = False
@@ -305,6 +330,12 @@ class PostgresStore(SQLStore):
             return 0
         row = conn.execute(f"SELECT coalesce(max(version), 0) FROM {table}").fetchone()
         return int(row[0]) if row else 0
+
+
+def _feed_lock_key(schema: str) -> int:
+    """The advisory lock that serialises numbering ``schema``'s feed (a signed bigint)."""
+    digest = hashlib.sha256(f"chatflow feed {schema}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") - (1 << 63)
 
 
 def _driver() -> tuple[Any, type[ConnectionPool[Connection]]]:

@@ -38,7 +38,7 @@ from chatflow.errors import (
     LockTimeoutError,
     StorageError,
 )
-from chatflow.storage._sql import Cursor, SQLStore, tables, upgrade_v1
+from chatflow.storage._sql import Cursor, SQLStore, feed_tables, tables, upgrade_v1
 
 # Each entry upgrades the database by one version; never edit one that has shipped.
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
@@ -73,6 +73,9 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
     # 2: the event log model (chatflow.storage._sql); 1.x rows are converted in Python.
     tables("", blob="BLOB", real="REAL", seq="INTEGER PRIMARY KEY", json_type="TEXT"),
+    # 3: the change feed; events already stored are numbered in the order they were
+    # inserted (their rowid: commit order, as SQLite commits one writer at a time).
+    feed_tables("", epoch="lower(hex(randomblob(8)))", backfill="UPDATE events SET pos = rowid"),
 )
 
 # SQLite result codes (the low byte of an extended code) that get their own error.

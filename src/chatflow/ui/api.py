@@ -97,6 +97,22 @@ def stamp(engine: WorkflowEngine, instance_id: str) -> Json:
     }
 
 
+FEED_PAGE = 500  # changes in one /api/events answer; "more" says to ask again at once
+
+
+def events(
+    engine: WorkflowEngine, cursor: str | None, feature: str | None, instance: str | None
+) -> Json:
+    """What changed after ``cursor`` (the store's change feed): the page follows this one
+    request instead of polling every instance it shows, and reloads only what changed.
+    Without a cursor: none, and the cursor now, to follow from."""
+    if cursor is None:
+        return {"cursor": engine.feed_end(), "changes": [], "more": False}
+    page = engine.events_since(cursor, feature=feature, instance=instance, limit=FEED_PAGE)
+    changes = [views.feed_event_view(e.instance_id, e.feature_id, e.event) for e in page.events]
+    return {"cursor": page.cursor, "changes": changes, "more": len(changes) == FEED_PAGE}
+
+
 def history(engine: WorkflowEngine, instance_id: str) -> list[Json]:
     """``chatflow history --json``."""
     return views.history_view(engine.get_workflow_history(instance_id))

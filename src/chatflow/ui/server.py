@@ -166,6 +166,10 @@ _GET_ROUTES: list[tuple[re.Pattern[str], Handler]] = [
         lambda e, p: api.instance_view(e, p["iid"]),
     ),
     (
+        re.compile(r"/api/events"),
+        lambda e, p: api.events(e, p.get("q_cursor"), p.get("q_feature"), p.get("q_instance")),
+    ),
+    (
         re.compile(r"/api/instances/" + _ID.format("iid") + "/stamp"),
         lambda e, p: api.stamp(e, p["iid"]),
     ),

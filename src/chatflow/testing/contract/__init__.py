@@ -16,6 +16,7 @@ from chatflow.testing.contract import (
     _event_log,
     _feature_counts,
     _feature_index,
+    _feed,
     _fixtures,
     _rollup_and_text,
     _round_trip,
@@ -30,6 +31,7 @@ from chatflow.testing.contract._delete import *  # noqa: F403
 from chatflow.testing.contract._event_log import *  # noqa: F403
 from chatflow.testing.contract._feature_counts import *  # noqa: F403
 from chatflow.testing.contract._feature_index import *  # noqa: F403
+from chatflow.testing.contract._feed import *  # noqa: F403
 from chatflow.testing.contract._fixtures import *  # noqa: F403
 from chatflow.testing.contract._rollup_and_text import *  # noqa: F403
 from chatflow.testing.contract._round_trip import *  # noqa: F403
@@ -43,6 +45,7 @@ MODULES = (
     _copying,
     _delete,
     _event_log,
+    _feed,
     _feature_counts,
     _feature_index,
     _rollup_and_text,

@@ -7,7 +7,6 @@ const CSRF = document.querySelector('meta[name="chatflow-csrf"]').content;
 const ACTIONS_ON = document.querySelector('meta[name="chatflow-actions"]').content === "on";
 const POLL_MS = 1000;
 const PAGE_ROWS = 300;
-const LIST_POLL_MS = 4000;
 const STATUS_ORDER = ["running", "paused", "created", "failed", "cancelled", "completed"];
 
 let poller = null;
@@ -182,6 +181,26 @@ function every(ms, token, fn) {
   poller = setTimeout(tick, ms);
 }
 
+// The store's change feed (/api/events) now: read before the page loads what it shows, so
+// a change made in between is never missed.
+async function feedNow() {
+  return (await api("events")).cursor;
+}
+
+// Follows the feed from `cursor`: one request per tick, whatever the page shows; `reload`
+// runs only when something it shows (`filter`: &feature= or &instance=) changed.
+function onChanges(token, cursor, filter, reload) {
+  every(POLL_MS, token, async () => {
+    let changed = false, feed;
+    do {
+      feed = await api("events?cursor=" + enc(cursor) + filter);
+      cursor = feed.cursor;
+      changed = changed || feed.changes.length > 0;
+    } while (feed.more);
+    if (changed && token === renderToken) await reload();
+  });
+}
+
 function setLive(ok, why) {
   const live = document.getElementById("live");
   live.classList.toggle("off", !ok);
@@ -193,22 +212,18 @@ function setLive(ok, why) {
 
 async function overviewPage(token) {
   crumbs(h("span", {}, "Features"));
+  const cursor = await feedNow();
   const features = await api("features");
   if (token !== renderToken) return;
   const view = renderOverview(features.map(rollupModel));
   replaceMain(view.root);
   requestAnimationFrame(() => performance.mark("chatflow:overview-drawn"));  // bench/bench_ui.py
-  let last = JSON.stringify(features);
-  every(LIST_POLL_MS, token, async () => {
+  onChanges(token, cursor, "", async () => {
     const fresh = await api("features");
-    const text = JSON.stringify(fresh);
-    if (text !== last && token === renderToken) {
-      last = text;
-      const filter = view.filter.value;
-      const next = renderOverview(fresh.map(rollupModel), filter);
-      replaceMain(next.root);
-      Object.assign(view, next);
-    }
+    if (token !== renderToken) return;
+    const next = renderOverview(fresh.map(rollupModel), view.filter.value);
+    replaceMain(next.root);
+    Object.assign(view, next);
   });
 }
 
@@ -299,17 +314,13 @@ function featureText(f) {
 async function featurePage(featureId, token) {
   crumbs(link("/", "Features"), h("span", {}, featureId));
   const load = () => Promise.all([api("features/" + enc(featureId)), api("instances?feature=" + enc(featureId) + "&limit=" + PAGE_ROWS)]);
+  const cursor = await feedNow();
   const [rollup, rows] = await load();
   if (token !== renderToken) return;
   replaceMain(renderFeature(rollupModel(rollup), rows));
-  let last = JSON.stringify([rollup, rows]);
-  every(LIST_POLL_MS, token, async () => {
+  onChanges(token, cursor, "&feature=" + enc(featureId), async () => {
     const fresh = await load();
-    const text = JSON.stringify(fresh);
-    if (text !== last && token === renderToken) {
-      last = text;
-      replaceMain(renderFeature(rollupModel(fresh[0]), fresh[1]));
-    }
+    if (token === renderToken) replaceMain(renderFeature(rollupModel(fresh[0]), fresh[1]));
   });
 }
 
@@ -377,19 +388,15 @@ async function instancePage(iid, token) {
     const events = history.map((e) => Object.assign({}, e, { at: secs(e.at) }));
     return { state: instanceModel(view), history: events, artifacts, verify, svg };
   };
-  let data = await load();
+  const cursor = await feedNow();
+  const data = await load();
   if (token !== renderToken) return;
   crumbs(link("/", "Features"), link("/feature/" + enc(data.state.feature_id), data.state.feature_id),
     h("span", { class: "mono" }, iid));
   renderInstance(data);
-  every(POLL_MS, token, async () => {
-    const stamp = await api("instances/" + enc(iid) + "/stamp");
-    if (stamp.version !== data.state.version) {
-      const fresh = await load();
-      if (token !== renderToken) return;
-      data = fresh;
-      renderInstance(data);
-    }
+  onChanges(token, cursor, "&instance=" + enc(iid), async () => {
+    const fresh = await load();
+    if (token === renderToken) renderInstance(fresh);
   });
 }
 

@@ -1,0 +1,139 @@
+"""The change feed where a store keeps it: a crash between an instance's commit and the
+file store's feed append, a torn feed line, and stores upgraded from 1.x (the contract
+itself is in ``chatflow.testing.contract._feed``)."""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from chatflow.errors import StorageError
+from chatflow.storage import FileStateStore, file_doctor
+from chatflow.storage._file_feed import FileFeed
+from chatflow.storage.sqlite import MIGRATIONS, SQLiteStore
+from chatflow.testing import increment, make_state
+
+from .test_upgrade import FIXTURE, artifact_rows, old_rows
+
+
+def _keys(store: FileStateStore | SQLiteStore, cursor: str | None = None) -> list[tuple[str, int]]:
+    return [(e.instance_id, e.seq) for e in store.events_since(cursor).events]
+
+
+def test_a_failed_feed_append_is_repaired_by_the_next_step(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = FileStateStore(tmp_path)
+    state = make_state("feat_x")
+    iid = state["instance_id"]
+    store.create_state(state)
+
+    def fail(self: FileFeed, data: bytes) -> None:
+        raise StorageError("disk full")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(FileFeed, "append", fail)
+        store.update_state(iid, increment)  # committed: the step is not reported failed
+    assert store.load_state(iid)["variables"]["n"] == 1  # type: ignore[index]
+    assert _keys(store) == [(iid, 1)]
+    store.update_state(iid, increment)
+    assert _keys(store) == [(iid, 1), (iid, 2), (iid, 3)]
+    assert any("feed" in r["repair"] for r in store.repairs())
+
+
+def _step_then_die(folder: str, iid: str) -> None:
+    def die(self: FileFeed, data: bytes) -> None:
+        os._exit(3)  # killed between the log's commit and the feed's append
+
+    FileFeed.append = die  # type: ignore[method-assign]
+    FileStateStore(folder).update_state(iid, increment)
+
+
+@pytest.mark.skipif("fork" not in multiprocessing.get_all_start_methods(), reason="forks")
+def test_a_process_killed_before_its_feed_append_loses_no_event(tmp_path: Path) -> None:
+    store = FileStateStore(tmp_path)
+    state = make_state("feat_x")
+    iid = state["instance_id"]
+    store.create_state(state)
+    other = make_state("feat_y")
+    store.create_state(other)
+    child = multiprocessing.get_context("fork").Process(
+        target=_step_then_die, args=(str(tmp_path), iid)
+    )
+    child.start()
+    child.join()
+    assert child.exitcode == 3
+    cursor = store.events_since().cursor
+    assert store.load_state(iid)["variables"]["n"] == 1  # type: ignore[index]
+    store.update_state(iid, increment)  # its next writer repairs the feed first
+    assert _keys(store, cursor) == [(iid, 2), (iid, 3)]
+    assert _keys(store) == [(iid, 1), (other["instance_id"], 1), (iid, 2), (iid, 3)]
+
+
+@pytest.mark.skipif("fork" not in multiprocessing.get_all_start_methods(), reason="forks")
+def test_doctor_fix_adds_what_a_killed_writer_left_out_of_the_feed(tmp_path: Path) -> None:
+    store = FileStateStore(tmp_path)
+    state = make_state("feat_x")
+    iid = state["instance_id"]
+    store.create_state(state)
+    child = multiprocessing.get_context("fork").Process(
+        target=_step_then_die, args=(str(tmp_path), iid)
+    )
+    child.start()
+    child.join()
+    assert _keys(store) == [(iid, 1)]  # the instance is never written again...
+    findings = file_doctor.check(store)
+    assert [f.kind for f in findings] == ["stale_head"]
+    file_doctor.fix(store, findings)  # ...but `chatflow doctor --fix` repairs it
+    assert _keys(store) == [(iid, 1), (iid, 2)]
+
+
+def test_a_torn_feed_line_is_set_aside_never_cut(tmp_path: Path) -> None:
+    store = FileStateStore(tmp_path)
+    state = make_state("feat_x")
+    iid = state["instance_id"]
+    store.create_state(state)
+    feed = tmp_path / "feed.jsonl"
+    with open(feed, "ab") as file:
+        file.write(b'{"at":0,"f":"feat_x","i":"wf')  # a writer killed mid-line
+    cursor = store.events_since().cursor  # stops before the unfinished line
+    store.update_state(iid, increment)
+    assert _keys(store, cursor) == [(iid, 2)]
+    assert _keys(store) == [(iid, 1), (iid, 2)]
+    assert b'"i":"wf\n' in feed.read_bytes()  # kept where it was
+    kept = list((tmp_path / "quarantine").glob("feed.jsonl.torn.*"))
+    assert [path.read_bytes() for path in kept] == [b'{"at":0,"f":"feat_x","i":"wf']
+
+
+def test_events_stored_before_the_feed_existed_are_in_it(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as conn:
+        for statement in MIGRATIONS[0]:
+            conn.execute(statement)
+        conn.execute("PRAGMA user_version = 1")
+        conn.executemany(
+            "INSERT INTO instances (instance_id, feature_id, status, current_phase, created_at, "
+            "updated_at, version, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            old_rows(),
+        )
+        conn.executemany(
+            "INSERT INTO task_artifacts VALUES (?, ?, ?, ?, ?, ?, ?, ?)", artifact_rows(str)
+        )
+    store = SQLiteStore(path)
+    try:
+        page = store.events_since()
+        assert {e.instance_id for e in page.events} == set(FIXTURE["instances"])
+        for iid in FIXTURE["instances"]:
+            seqs = [e.seq for e in page.events if e.instance_id == iid]
+            assert seqs == list(range(1, len(seqs) + 1))
+        first = next(iter(FIXTURE["instances"]))
+        store.update_state(first, lambda state: state)
+        new = store.events_since(page.cursor).events
+        assert [(e.instance_id, e.event["kind"]) for e in new] == [(first, "update")]
+    finally:
+        store.close()

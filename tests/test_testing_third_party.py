@@ -28,7 +28,7 @@ from chatflow.storage.spi import (
     is_tail_of,
     validate_id,
 )
-from chatflow.testing import StoreFactory
+from chatflow.testing import StoreFactory, validate
 from chatflow.testing.contract import *  # noqa: F403
 
 
@@ -147,3 +147,12 @@ class DictTransaction(LogTransaction):
 def chatflow_store_factory() -> StoreFactory:
     opened = DictStore()
     return lambda: opened  # an in-process store: every "open" is the same object
+
+
+def test_validate_finds_the_dict_store_complete() -> None:
+    report = validate(lambda folder: DictStore(), shared=True)
+    report.raise_for_failures()
+    assert report.capabilities >= {"delete", "copy"}
+    assert [r.name for r in report.skipped] == [
+        "test_bad_ids_are_refused_and_nothing_is_written[list_instances-None]"
+    ]

@@ -102,7 +102,7 @@ def validate(
     ``shared=True`` (an in-process store) it is called once per check and every open
     returns that object. ``only`` limits the run to those capabilities.
     """
-    from chatflow.testing import contract  # noqa: PLC0415 - imports every check
+    from chatflow.testing import contract
 
     with tempfile.TemporaryDirectory(prefix="chatflow-validate-") as scratch:
         probe = factory(Path(scratch))

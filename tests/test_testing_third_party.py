@@ -5,10 +5,12 @@ contract, which the store must pass."""
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import json
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -156,3 +158,31 @@ def test_validate_finds_the_dict_store_complete() -> None:
     assert [r.name for r in report.skipped] == [
         "test_bad_ids_are_refused_and_nothing_is_written[list_instances-None]"
     ]
+
+
+def test_the_store_uses_only_public_names() -> None:
+    """No ``chatflow`` module or name starting with ``_`` is imported, and no private
+    attribute is reached but the ones this file defines (the SPI's hooks it implements)."""
+    tree = ast.parse(Path(__file__).read_text(encoding="utf-8"))
+    imported: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                assert not any(p.startswith("_") for p in alias.name.split(".")), alias.name
+                imported.add((alias.asname or alias.name).split(".")[0])
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("chatflow"):
+            module = node.module or ""
+            assert not any(part.startswith("_") for part in module.split(".")), module
+            for alias in node.names:
+                assert not alias.name.startswith("_"), f"{module}.{alias.name}"
+                imported.add(alias.asname or alias.name)
+    defined = {
+        node.name for node in ast.walk(tree) if isinstance(node, ast.FunctionDef | ast.ClassDef)
+    }
+    reached = {
+        node.attr
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute) and node.attr.startswith("_")
+    }
+    assert reached <= defined, reached - defined
+    assert "chatflow.storage.spi" in Path(__file__).read_text(encoding="utf-8")

@@ -21,7 +21,7 @@ from typing import Any
 from chatflow.storage import FileLock, FileStateStore, IWorkflowStateStore, MemoryStore
 from chatflow.storage.postgres import PostgresStore
 from chatflow.storage.sqlite import SQLiteStore
-from chatflow.testing._states import increment, make_state
+from chatflow.testing._states import increment
 
 WRONG_SHAPE = '["not", "an", "instance", "state"]'
 TRUNCATED = '{"instance_id": "wfi_'
@@ -297,17 +297,3 @@ def increment_with(store: IWorkflowStateStore, instance_id: str, count: int) -> 
     for _ in range(count):
         store.update_state(instance_id, increment)
     return count
-
-
-def create_many(harness: Harness, feature_id: str, count: int, worker: int) -> list[str]:
-    """Child-process body: create ``count`` instances of one feature."""
-    store = harness.open()
-    ids = []
-    try:
-        for number in range(count):
-            state = make_state(feature_id, instance_id=f"wfi_w{worker}_{number:03d}")
-            store.create_state(state)
-            ids.append(state["instance_id"])
-    finally:
-        store.close()
-    return ids

@@ -161,6 +161,12 @@ class StorageError(ChatFlowError, OSError):
     """The store could not read or write (disk full, permission denied, server down)."""
 
 
+class UnsupportedOperationError(StorageError):
+    """The store does not offer an optional operation (``chatflow.storage.spi`` lists
+    them): a store without ``delete_instance`` refuses deletes, one without
+    ``LogTransaction.put_texts`` refuses copied logs."""
+
+
 class CorruptStateError(StorageError):
     """Stored data exists but cannot be trusted: truncated, not JSON, wrong shape, bad checksum."""
 

@@ -16,6 +16,8 @@ import pytest
 from chatflow import WorkflowEngine, WorkflowInstanceState
 from chatflow.storage import FileStateStore, IWorkflowStateStore
 from chatflow.storage._log import sha256_hex
+from chatflow.storage._migrations import MIGRATIONS as STEPS
+from chatflow.storage._migrations import statements
 from chatflow.storage.postgres import PostgresStore, migrations
 from chatflow.storage.sqlite import MIGRATIONS, SQLiteStore
 
@@ -133,6 +135,8 @@ def test_a_1x_sqlite_file_upgrades_in_place(tmp_path: Path) -> None:
         check_upgraded(store)
     finally:
         store.close()
+    with contextlib.closing(sqlite3.connect(path)) as conn:  # the runner recorded each step
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == len(STEPS)
 
 
 def test_a_1x_sqlite_file_is_read_without_a_write_until_a_write_or_doctor_fix(
@@ -227,6 +231,17 @@ def test_a_1x_postgres_schema_upgrades_in_place(pg_url: str, pg_schema: str) -> 
         check_upgraded(store)
     finally:
         store.close()
+    with psycopg.connect(pg_url, autocommit=True) as conn:  # the runner recorded each step
+        rows = conn.execute(f"SELECT version FROM {quoted}.schema_migrations ORDER BY 1")
+        assert [row[0] for row in rows] == list(range(1, len(STEPS) + 1))
+
+
+def test_both_sql_stores_run_one_list_of_steps() -> None:
+    """One ordered list, each step in both dialects; each store's statements are it."""
+    assert all(set(step.statements) == {"sqlite", "postgresql"} for step in STEPS)
+    assert statements("sqlite", "") == MIGRATIONS
+    assert migrations('"s"') == statements("postgresql", '"s".')
+    assert len(MIGRATIONS) == len(migrations('"s"')) == len(STEPS)
 
 
 @pytest.mark.parametrize("kind", ["file"])

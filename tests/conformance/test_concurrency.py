@@ -1,6 +1,8 @@
 """Racing writers in processes: every update kept, every instance indexed.
 
-(Threads racing on one store object are part of ``chatflow.testing``.) PostgreSQL's
+(Threads racing on one store object are part of ``chatflow.testing``; the process races
+and writer kills are ``chatflow.testing.races`` and ``chatflow.testing.kills``, which
+third-party stores run too.) PostgreSQL's
 children each open their own connections, so these are also races between
 several connections from several processes.
 """
@@ -8,12 +10,13 @@ several connections from several processes.
 from __future__ import annotations
 
 import multiprocessing
+import os
 
 import pytest
 
 from chatflow.storage import IWorkflowStateStore
-from chatflow.testing import assert_counted, increment, make_state
-from store_harness import Harness, create_many, increment_many, increment_with
+from chatflow.testing import assert_counted, increment, kills, make_state, races
+from store_harness import Harness, increment_many, increment_with
 
 PROCESSES = 4
 EACH = 25
@@ -43,20 +46,21 @@ def test_processes_racing_on_one_instance_lose_nothing(
     assert_counted(store, state["instance_id"], PROCESSES * EACH)
 
 
-def test_processes_creating_instances_of_one_feature_index_them_all(
-    harness: Harness, store: IWorkflowStateStore
-) -> None:
+def test_processes_stepping_one_instance_keep_every_step_once_in_order(harness: Harness) -> None:
     _require_shared(harness)
-    with _context().Pool(PROCESSES) as pool:
-        created = pool.starmap(
-            create_many, [(harness, "feat_shared", 20, worker) for worker in range(PROCESSES)]
-        )
-    indexed = store.list_instances_by_feature("feat_shared")
-    assert len(indexed) == len(set(indexed)) == PROCESSES * 20
-    assert set(indexed) == {iid for ids in created for iid in ids}
-    for ids in created:  # each worker's instances stay in the order it created them
-        assert [iid for iid in indexed if iid in ids] == ids
-    assert len(store.list_feature_summaries("feat_shared")) == PROCESSES * 20
+    races.race_one_instance(harness.open, processes=PROCESSES, steps_each=EACH)
+
+
+def test_processes_creating_and_stepping_instances_list_them_all(harness: Harness) -> None:
+    _require_shared(harness)
+    races.race_many_instances(harness.open, processes=PROCESSES, instances_each=20)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="kills forked writers (POSIX)")
+def test_writers_killed_at_random_points_lose_nothing_acknowledged(harness: Harness) -> None:
+    _require_shared(harness)
+    report = kills.kill_writers(harness.open, kills=6, seed=16)
+    assert report.kills == 6 and report.steps_kept >= report.steps_acknowledged
 
 
 @pytest.mark.skipif("fork" not in multiprocessing.get_all_start_methods(), reason="needs os.fork")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import multiprocessing
+import functools
 import subprocess
 import sys
 import threading
@@ -13,6 +13,7 @@ import pytest
 
 from chatflow import LockTimeoutError, WorkflowEngine
 from chatflow.storage import FileStateStore
+from chatflow.testing import races
 
 PROCESSES = 4
 STEPS_EACH = 25
@@ -20,18 +21,6 @@ STEPS_EACH = 25
 
 def long_schema(phases: int) -> dict[str, object]:
     return {"name": "long", "phases": [{"name": f"p{i}"} for i in range(phases)]}
-
-
-def trigger_many(storage_dir: str, instance_id: str, steps: int, worker: int) -> int:
-    engine = WorkflowEngine(storage_dir=storage_dir)
-    for step in range(steps):
-        engine.trigger_next_step(instance_id, trigger_data={"worker": worker, "step": step})
-    return steps
-
-
-def create_many(storage_dir: str, count: int) -> list[str]:
-    engine = WorkflowEngine(storage_dir=storage_dir)
-    return [engine.start_workflow_instance(long_schema(2), {}, "feat_shared") for _ in range(count)]
 
 
 def assert_every_step_kept(engine: WorkflowEngine, instance_id: str, steps: int) -> None:
@@ -51,15 +40,10 @@ def assert_every_step_kept(engine: WorkflowEngine, instance_id: str, steps: int)
 def test_processes_triggering_one_instance_lose_nothing(
     storage_dir: Path, start_method: str
 ) -> None:
-    engine = WorkflowEngine(storage_dir=storage_dir)
-    steps = PROCESSES * STEPS_EACH
-    iid = engine.start_workflow_instance(long_schema(steps + 1), {}, "feat")
-    engine.get_workflow_instance_status(iid)  # warm this process's cache before the race
-    context = multiprocessing.get_context(start_method)
-    with context.Pool(PROCESSES) as pool:
-        args = [(str(storage_dir), iid, STEPS_EACH, worker) for worker in range(PROCESSES)]
-        assert sum(pool.starmap(trigger_many, args)) == steps
-    assert_every_step_kept(engine, iid, steps)
+    opener = functools.partial(FileStateStore, storage_dir)
+    races.race_one_instance(
+        opener, processes=PROCESSES, steps_each=STEPS_EACH, start_method=start_method
+    )
 
 
 def test_threads_triggering_one_instance_lose_nothing(storage_dir: Path) -> None:
@@ -89,19 +73,12 @@ def test_threads_triggering_one_instance_lose_nothing(storage_dir: Path) -> None
 
 @pytest.mark.slow
 def test_processes_creating_instances_of_one_feature(storage_dir: Path) -> None:
-    context = multiprocessing.get_context("spawn")
-    with context.Pool(PROCESSES) as pool:
-        created = pool.starmap(create_many, [(str(storage_dir), STEPS_EACH)] * PROCESSES)
-    all_ids = [iid for ids in created for iid in ids]
-    engine = WorkflowEngine(storage_dir=storage_dir)
-    indexed = engine.list_feature_instances("feat_shared")
-    assert sorted(indexed) == sorted(all_ids)
-    assert len(set(indexed)) == PROCESSES * STEPS_EACH
-    for ids in created:  # each process's own creations appear in its creation order
-        positions = [indexed.index(iid) for iid in ids]
-        assert positions == sorted(positions)
-    status = engine.get_feature_status("feat_shared")
-    assert status["total_instances"] == status["created_count"] == PROCESSES * STEPS_EACH
+    opener = functools.partial(FileStateStore, storage_dir)
+    ids = races.race_many_instances(
+        opener, processes=PROCESSES, instances_each=STEPS_EACH, start_method="spawn"
+    )
+    status = WorkflowEngine(storage_dir=storage_dir).get_feature_status("feat_race_many")
+    assert status["total_instances"] == len(ids) == PROCESSES * STEPS_EACH
 
 
 HOLD_LOCK = """

@@ -3,9 +3,8 @@ times in all, then re-run: every instance is readable, writable, listed and veri
 with the source's digest.
 
 Each run happens in a forked child that kills itself just before its k-th file-system
-change (a write, rename, link, unlink, truncate, mkdir or fsync; a large write is cut in
-half first, as a kill inside it would), for a k drawn from the changes a whole run
-makes: every point of the run is as likely to be hit.
+change, for a k drawn from the changes a whole run makes: every point of the run is as
+likely to be hit (``chatflow.testing.kills``, the harness third-party stores run too).
 """
 
 from __future__ import annotations
@@ -13,16 +12,15 @@ from __future__ import annotations
 import contextlib
 import os
 import random
-import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from chatflow import WorkflowEngine
 from chatflow.cli import main
 from chatflow.storage import FileStateStore, IWorkflowStateStore
+from chatflow.testing.kills import changes, killed_at
 
 pytestmark = [
     pytest.mark.slow,
@@ -31,8 +29,6 @@ pytestmark = [
 
 KILLS = 100
 FLOW = {"name": "killflow", "phases": [{"name": "plan"}, {"name": "build"}, {"name": "ship"}]}
-CHANGES = ("write", "replace", "rename", "link", "unlink", "truncate", "ftruncate", "mkdir")
-CHANGES += ("fsync", "fdatasync")
 
 
 def _fill(folder: Path) -> dict[str, str]:
@@ -52,27 +48,6 @@ def _fill(folder: Path) -> dict[str, str]:
     return {iid: store.instance_digest(iid) for iid in store.list_instance_ids()}
 
 
-@contextlib.contextmanager
-def _counted(on_change: Callable[[str, tuple[Any, ...]], None]) -> Iterator[None]:
-    """Call ``on_change(name, args)`` before each file-system change ``os`` makes."""
-    originals = {name: getattr(os, name) for name in CHANGES if hasattr(os, name)}
-
-    def wrap(name: str, real: Callable[..., Any]) -> Callable[..., Any]:
-        def changed(*args: Any, **kwargs: Any) -> Any:
-            on_change(name, args)
-            return real(*args, **kwargs)
-
-        return changed
-
-    for name, real in originals.items():
-        setattr(os, name, wrap(name, real))
-    try:
-        yield
-    finally:
-        for name, real in originals.items():
-            setattr(os, name, real)
-
-
 def _run(copy: Callable[[], object]) -> object:
     """``copy()``, its output discarded."""
     with (
@@ -85,42 +60,12 @@ def _run(copy: Callable[[], object]) -> object:
 
 def _changes(copy: Callable[[], object]) -> int:
     """How many file-system changes a whole run of ``copy`` makes."""
-    count = [0]
-
-    def tally(name: str, args: tuple[Any, ...]) -> None:
-        count[0] += 1
-
-    with _counted(tally):
-        _run(copy)
-    return count[0]
+    return changes(lambda: _run(copy))
 
 
 def _killed_at(change: int, copy: Callable[[], object]) -> bool:
-    """Run ``copy`` in a child killed just before its ``change``-th file-system change;
-    whether it was (a re-run after a kill has less left to do)."""
-    pid = os.fork()
-    if pid == 0:  # the child: never returns into pytest
-        code = 2
-        try:
-            count = [0]
-            real_write = os.write
-
-            def kill_at(name: str, args: tuple[Any, ...]) -> None:
-                count[0] += 1
-                if count[0] < change:
-                    return
-                if name == "write" and len(args[1]) > 512:
-                    real_write(args[0], bytes(args[1])[: len(args[1]) // 2])  # torn
-                os.kill(os.getpid(), signal.SIGKILL)
-
-            with _counted(kill_at):
-                code = 0 if _run(copy) == 0 else 1
-        finally:
-            os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    killed = os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
-    assert killed or os.WEXITSTATUS(status) == 0, status  # a re-run may end before it
-    return killed
+    """Run ``copy`` in a child killed just before its ``change``-th file-system change."""
+    return killed_at(change, lambda: _run(copy))
 
 
 def _check(target: Path, digests: dict[str, str]) -> None:

@@ -210,6 +210,8 @@ class SQLStore(IWorkflowStateStore):
 
     prefix = ""
     placeholder = "?"
+    dialect = "sqlite"
+    """Which statements of ``chatflow.storage._migrations`` build its tables."""
     lock_clause = ""
     # Dialects that can append the event and update the head in one statement (one
     # round trip to a server) give it here, parameters: event's, then head's.
@@ -223,6 +225,10 @@ class SQLStore(IWorkflowStateStore):
 
     def __init__(self) -> None:
         self._sql_cache: dict[str, str] = {}
+
+    def _record_schema_version(self, cursor: Cursor, version: int) -> None:
+        """Record that the database is at schema ``version`` (``_migrations.upgrade``)."""
+        raise NotImplementedError
 
     def sql(self, name: str) -> str:
         """Query ``name`` in this store's dialect."""

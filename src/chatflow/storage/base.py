@@ -34,6 +34,7 @@ from chatflow.errors import (
     HistoryConflictError,
     InstanceNotFoundError,
     StorageError,
+    UnsupportedOperationError,
     ValidationError,
 )
 from chatflow.storage import _log
@@ -161,7 +162,9 @@ class LogTransaction(ABC):
         """Store one version of a task's texts ahead of the ``append`` that records it
         (``install_log`` stores several per commit). Not abstract, so stores written
         before it existed keep working; they cannot install copied logs."""
-        raise StorageError(f"{type(self).__name__} cannot store copied task texts")
+        raise UnsupportedOperationError(
+            f"{type(self).__name__} cannot store copied task texts", operation="put_texts"
+        )
 
     def ensure_listed(self) -> None:  # noqa: B027 - most stores list an instance with its log
         """Make sure the instance (which has a head) is in its feature's index: for a
@@ -740,9 +743,12 @@ class IWorkflowStateStore(ABC):
         """Remove the instance, its task artifacts and its feature-index entry.
 
         Returns False if there was no such instance. Not abstract, so stores written
-        before deletion existed keep working; they refuse it with ``StorageError``.
+        before deletion existed keep working; they refuse it with
+        ``UnsupportedOperationError`` (a ``StorageError``).
         """
-        raise StorageError(f"{type(self).__name__} cannot delete instances")
+        raise UnsupportedOperationError(
+            f"{type(self).__name__} cannot delete instances", operation="delete_instance"
+        )
 
     def delete_instance_by(self, instance_id: str, by: str) -> bool:
         """Delete the instance as ``delete_instance`` does, keeping who deleted it, when,

@@ -33,8 +33,9 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from chatflow.errors import StorageError, ValidationError
+from chatflow.storage._migrations import statements, upgrade
 from chatflow.storage._pg_errors import describe_target, translate
-from chatflow.storage._sql import Cursor, SQLStore, feed_tables, tables, upgrade_v1
+from chatflow.storage._sql import Cursor, SQLStore
 
 if TYPE_CHECKING:
     import psycopg
@@ -47,64 +48,9 @@ _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
 
 def migrations(s: str) -> tuple[tuple[str, ...], ...]:
-    """Numbered upgrades of schema ``s`` (already quoted); never edit one that has shipped."""
-    return (
-        (
-            # seq is the creation order: a feature's newest instance is its max(seq).
-            # state is json, not jsonb: jsonb rejects "\u0000", which user data may hold.
-            f"""CREATE TABLE {s}.instances (
-                seq bigint GENERATED ALWAYS AS IDENTITY,
-                instance_id text PRIMARY KEY,
-                feature_id text NOT NULL,
-                status text NOT NULL,
-                current_phase text NOT NULL,
-                created_at double precision NOT NULL,
-                updated_at double precision NOT NULL,
-                version bigint NOT NULL,
-                state json NOT NULL
-            )""",
-            # Covers feature roll-ups and listings without reading the state column.
-            f"""CREATE INDEX instances_by_feature ON {s}.instances (feature_id, seq)
-                INCLUDE (instance_id, status, current_phase, created_at, updated_at)""",
-            f"CREATE INDEX instances_by_status ON {s}.instances (status, feature_id, seq)",
-            # The texts are bytea: PostgreSQL text cannot hold NUL characters.
-            f"""CREATE TABLE {s}.task_artifacts (
-                instance_id text NOT NULL,
-                phase_name text NOT NULL,
-                feature_id text NOT NULL,
-                record json NOT NULL,
-                prompt bytea NOT NULL,
-                response bytea NOT NULL,
-                prompt_sha256 text NOT NULL,
-                response_sha256 text NOT NULL,
-                PRIMARY KEY (instance_id, phase_name)
-            )""",
-        ),
-        # 2: the event log model (chatflow.storage._sql); 1.x rows are converted in Python.
-        (
-            *tables(
-                f"{s}.",
-                blob="bytea",
-                real="double precision",
-                seq="bigint GENERATED ALWAYS AS IDENTITY UNIQUE",
-                json_type="text",
-            ),
-        ),
-        # 3: the change feed; events already stored are numbered instance by instance
-        # (creation order), each instance's in its own order.
-        (
-            *feed_tables(
-                f"{s}.",
-                epoch="substr(md5(random()::text || clock_timestamp()::text), 1, 16)",
-                backfill=f"""UPDATE {s}.events AS e SET pos = r.n FROM (SELECT x.instance_id,
-                x.seq, row_number() OVER (ORDER BY h.seq, x.seq) AS n FROM {s}.events AS x
-                JOIN {s}.heads AS h ON h.instance_id = x.instance_id) AS r
-                WHERE e.instance_id = r.instance_id AND e.seq = r.seq""",
-            ),
-            # New events are committed unnumbered (chatflow.storage._sql): found by this.
-            f"CREATE INDEX events_unnumbered ON {s}.events (instance_id, seq) WHERE pos IS NULL",
-        ),
-    )
+    """Each schema version's statements for schema ``s`` (already quoted); the steps
+    live in ``chatflow.storage._migrations``, shared with SQLite."""
+    return statements("postgresql", f"{s}.")
 
 
 # Every live store, so a forked child can drop the pools it inherited (see module doc).
@@ -134,6 +80,8 @@ class PostgresStore(SQLStore):
     waits for another one holding the same instance; ``connect_timeout`` how long to
     wait for the server.
     """
+
+    dialect = "postgresql"
 
     def __init__(
         self,
@@ -307,21 +255,12 @@ class PostgresStore(SQLStore):
                 f"CREATE TABLE IF NOT EXISTS {self._quoted}.schema_migrations "
                 "(version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
             )
-            version = self._schema_version(conn)
-            if version > len(steps):
-                raise StorageError(
-                    f"{self._target} has schema version {version}; this ChatFlow knows up to "
-                    f"{len(steps)}: upgrade ChatFlow"
-                )
-            for number in range(version, len(steps)):
-                for statement in steps[number]:
-                    conn.execute(statement)
-                if number == 1:
-                    upgrade_v1(self, conn)
-                conn.execute(
-                    f"INSERT INTO {self._quoted}.schema_migrations (version) VALUES (%s)",
-                    (number + 1,),
-                )
+            upgrade(self, conn, self._schema_version(conn))
+
+    def _record_schema_version(self, cursor: Cursor, version: int) -> None:
+        cursor.execute(
+            f"INSERT INTO {self._quoted}.schema_migrations (version) VALUES (%s)", (version,)
+        )
 
     def _schema_version(self, conn: Connection) -> int:
         table = f"{self._quoted}.schema_migrations"

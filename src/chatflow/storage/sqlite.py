@@ -15,7 +15,8 @@ Connections: one per thread (``sqlite3`` connections must not be shared between 
 mid-transaction), reopened in a forked child: a connection inherited across ``fork`` is
 never used or closed there, because SQLite's POSIX locks do not survive the fork.
 
-Schema migrations are numbered; ``PRAGMA user_version`` records how many have run.
+Schema migrations are the numbered steps of ``chatflow.storage._migrations`` (shared
+with PostgreSQL); ``PRAGMA user_version`` records how many have run.
 A new database is built beside its path and linked into place whole, so no process ever
 sees it half made; an empty file, or a SQLite database of another program, is therefore
 refused and left untouched, never read as an empty store.
@@ -38,45 +39,11 @@ from chatflow.errors import (
     LockTimeoutError,
     StorageError,
 )
-from chatflow.storage._sql import Cursor, SQLStore, feed_tables, tables, upgrade_v1
+from chatflow.storage._migrations import statements, upgrade
+from chatflow.storage._sql import Cursor, SQLStore
 
-# Each entry upgrades the database by one version; never edit one that has shipped.
-MIGRATIONS: tuple[tuple[str, ...], ...] = (
-    (
-        # seq is the rowid: creation order, so a feature's newest instance is its max(seq).
-        """CREATE TABLE instances (
-            seq INTEGER PRIMARY KEY,
-            instance_id TEXT NOT NULL UNIQUE,
-            feature_id TEXT NOT NULL,
-            status TEXT NOT NULL,
-            current_phase TEXT NOT NULL,
-            created_at REAL NOT NULL,
-            updated_at REAL NOT NULL,
-            version INTEGER NOT NULL,
-            state TEXT NOT NULL
-        )""",
-        # Covers feature roll-ups and listings without touching the (large) state rows.
-        """CREATE INDEX instances_by_feature ON instances
-            (feature_id, seq, instance_id, status, current_phase, created_at, updated_at)""",
-        "CREATE INDEX instances_by_status ON instances (status, feature_id, seq)",
-        """CREATE TABLE task_artifacts (
-            instance_id TEXT NOT NULL,
-            phase_name TEXT NOT NULL,
-            feature_id TEXT NOT NULL,
-            record TEXT NOT NULL,
-            prompt TEXT NOT NULL,
-            response TEXT NOT NULL,
-            prompt_sha256 TEXT NOT NULL,
-            response_sha256 TEXT NOT NULL,
-            PRIMARY KEY (instance_id, phase_name)
-        )""",
-    ),
-    # 2: the event log model (chatflow.storage._sql); 1.x rows are converted in Python.
-    tables("", blob="BLOB", real="REAL", seq="INTEGER PRIMARY KEY", json_type="TEXT"),
-    # 3: the change feed; events already stored are numbered in the order they were
-    # inserted (their rowid: commit order, as SQLite commits one writer at a time).
-    feed_tables("", epoch="lower(hex(randomblob(8)))", backfill="UPDATE events SET pos = rowid"),
-)
+MIGRATIONS = statements("sqlite", "")
+"""Each schema version's statements (``chatflow.storage._migrations`` holds the steps)."""
 
 # SQLite result codes (the low byte of an extended code) that get their own error.
 _BUSY, _LOCKED, _CORRUPT, _FULL, _NOTADB = 5, 6, 11, 13, 26
@@ -356,12 +323,6 @@ class SQLiteStore(SQLStore):
     def _upgrade(self, conn: sqlite3.Connection) -> None:
         """Run the migrations ``conn``'s database lacks, inside the caller's transaction."""
         version: int = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version > len(MIGRATIONS):
-            raise StorageError(
-                f"{self.where} has schema version {version}; this ChatFlow knows up to "
-                f"{len(MIGRATIONS)}: upgrade ChatFlow",
-                path=str(self.path),
-            )
         if version == 0:
             tables = [row[0] for row in conn.execute("SELECT name FROM sqlite_master")]
             if tables:
@@ -370,12 +331,10 @@ class SQLiteStore(SQLStore):
                     f"{', '.join(sorted(tables)[:5])}): refusing to add tables to it",
                     path=str(self.path),
                 )
-        for number in range(version, len(MIGRATIONS)):
-            for statement in MIGRATIONS[number]:
-                conn.execute(statement)
-            if number == 1:
-                upgrade_v1(self, conn)
-            conn.execute(f"PRAGMA user_version = {number + 1}")
+        upgrade(self, conn, version)
+
+    def _record_schema_version(self, cursor: Cursor, version: int) -> None:
+        cursor.execute(f"PRAGMA user_version = {int(version)}")
 
 
 def _fsync(path: Path) -> None:

@@ -2,11 +2,15 @@
 
 The importing module must provide a ``chatflow_store_factory`` fixture (see
 ``chatflow.testing``); the ``store`` fixture defined here opens and closes stores
-through it. Each capability lives in its own module, the way LangGraph splits its
-checkpointer conformance suite.
+through it. Each capability lives in its own module (its ``CAPABILITY`` names it), the
+way LangGraph splits its checkpointer conformance suite. The checks themselves need no
+pytest (``chatflow.testing._check``), so ``chatflow.testing.validate`` runs them without
+it; only the ``store`` fixture is pytest's, and it is left out when pytest is missing.
 """
 
 from __future__ import annotations
+
+import importlib.util
 
 from chatflow.testing.contract import (
     _artifacts,
@@ -17,7 +21,6 @@ from chatflow.testing.contract import (
     _feature_counts,
     _feature_index,
     _feed,
-    _fixtures,
     _rollup_and_text,
     _round_trip,
     _threads,
@@ -32,7 +35,6 @@ from chatflow.testing.contract._event_log import *  # noqa: F403
 from chatflow.testing.contract._feature_counts import *  # noqa: F403
 from chatflow.testing.contract._feature_index import *  # noqa: F403
 from chatflow.testing.contract._feed import *  # noqa: F403
-from chatflow.testing.contract._fixtures import *  # noqa: F403
 from chatflow.testing.contract._rollup_and_text import *  # noqa: F403
 from chatflow.testing.contract._round_trip import *  # noqa: F403
 from chatflow.testing.contract._threads import *  # noqa: F403
@@ -56,4 +58,9 @@ MODULES = (
 )
 """The capability modules, one spec each (``_fixtures`` holds only the ``store`` fixture)."""
 
-__all__ = _fixtures.__all__ + [name for module in MODULES for name in module.__all__]
+__all__ = [name for module in MODULES for name in module.__all__]
+if importlib.util.find_spec("pytest") is not None:  # else only validate() runs the checks
+    from chatflow.testing.contract import _fixtures
+    from chatflow.testing.contract._fixtures import *  # noqa: F403
+
+    __all__ += _fixtures.__all__

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-import pytest
-
 from chatflow.storage import IWorkflowStateStore
+from chatflow.testing._check import parametrize
 from chatflow.testing._states import make_state
+
+CAPABILITY = "artifacts"
+"""The capability these checks test (``chatflow.storage.spi.CAPABILITIES``)."""
 
 __all__ = [
     "test_artifacts_do_not_change_the_state",
@@ -26,7 +28,7 @@ TEXTS = [
 ]
 
 
-@pytest.mark.parametrize(("prompt", "response"), TEXTS, ids=["unicode", "empty", "nul", "big"])
+@parametrize(("prompt", "response"), TEXTS, ids=["unicode", "empty", "nul", "big"])
 def test_artifacts_round_trip(store: IWorkflowStateStore, prompt: str, response: str) -> None:
     state = make_state()
     store.create_state(state)

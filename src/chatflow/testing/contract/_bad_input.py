@@ -6,11 +6,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from chatflow import InvalidIdError
 from chatflow.storage import IWorkflowStateStore
+from chatflow.testing._check import parametrize, raises, skip
 from chatflow.testing._states import make_state
+
+CAPABILITY = "states"
+"""The capability these checks test (``chatflow.storage.spi.CAPABILITIES``)."""
 
 __all__ = ["test_bad_ids_are_refused_and_nothing_is_written"]
 
@@ -40,15 +42,15 @@ CALLS: dict[str, Call] = {
 }
 
 
-@pytest.mark.parametrize("call", list(CALLS), ids=list(CALLS))
-@pytest.mark.parametrize("bad", BAD_IDS, ids=repr)
+@parametrize("call", list(CALLS), ids=list(CALLS))
+@parametrize("bad", BAD_IDS, ids=repr)
 def test_bad_ids_are_refused_and_nothing_is_written(
     store: IWorkflowStateStore, tmp_path: Path, call: str, bad: Any
 ) -> None:
     if call == "list_instances" and bad is None:
-        pytest.skip("feature_id=None means every feature")
+        skip("feature_id=None means every feature")
     outside = set(tmp_path.parent.iterdir())
-    with pytest.raises(InvalidIdError):
+    with raises(InvalidIdError):
         CALLS[call](store, bad)
     assert store.list_features() == []
     assert set(tmp_path.parent.iterdir()) == outside

@@ -3,12 +3,14 @@ stores event for event (same hashes, every text version), verified, and resumabl
 
 from __future__ import annotations
 
-import pytest
-
 from chatflow import CorruptStateError, HistoryConflictError, WorkflowEngine
 from chatflow.storage import IWorkflowStateStore
 from chatflow.storage.base import InstanceLog, TaskTexts
 from chatflow.storage.memory import MemoryStore
+from chatflow.testing._check import raises, requires
+
+CAPABILITY = "copy"
+"""The capability these checks test (``chatflow.storage.spi.CAPABILITIES``)."""
 
 __all__ = [
     "test_a_copied_log_is_stored_event_for_event_and_completed_on_a_repeat",
@@ -29,6 +31,7 @@ def _history(store: IWorkflowStateStore) -> str:
     return iid
 
 
+@requires(CAPABILITY)
 def test_a_copied_log_is_stored_event_for_event_and_completed_on_a_repeat(
     store: IWorkflowStateStore,
 ) -> None:
@@ -50,6 +53,7 @@ def test_a_copied_log_is_stored_event_for_event_and_completed_on_a_repeat(
     assert store.verify(iid) is None
 
 
+@requires(CAPABILITY)
 def test_a_copied_log_that_does_not_verify_is_refused(store: IWorkflowStateStore) -> None:
     reference = MemoryStore()
     iid = _history(reference)
@@ -59,12 +63,13 @@ def test_a_copied_log_that_does_not_verify_is_refused(store: IWorkflowStateStore
     events = [dict(event) for event in log.events]
     events[-1]["seq"] += 1
     for bad in (InstanceLog(iid, log.events, texts), InstanceLog(iid, events, log.texts)):
-        with pytest.raises(CorruptStateError, match=iid):
+        with raises(CorruptStateError, match=iid):
             store.install_log(bad)
         assert store.load_state(iid) is None
         assert store.list_instance_ids() == []
 
 
+@requires(CAPABILITY)
 def test_a_stored_history_is_never_replaced_by_a_copy_that_does_not_continue_it(
     store: IWorkflowStateStore,
 ) -> None:
@@ -74,6 +79,6 @@ def test_a_stored_history_is_never_replaced_by_a_copy_that_does_not_continue_it(
     WorkflowEngine(store=store).trigger_next_step(iid, {"here": 1})
     WorkflowEngine(store=reference).trigger_next_step(iid, {"there": 2})
     kept = store.read_log(iid)
-    with pytest.raises(HistoryConflictError, match=iid):
+    with raises(HistoryConflictError, match=iid):
         store.install_log(reference.read_log(iid))
     assert store.read_log(iid) == kept

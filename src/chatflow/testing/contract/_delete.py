@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 from chatflow.storage import IWorkflowStateStore
+from chatflow.testing._check import requires
 from chatflow.testing._states import make_state
+
+CAPABILITY = "delete"
+"""The capability these checks test (``chatflow.storage.spi.CAPABILITIES``)."""
 
 __all__ = [
     "test_delete_removes_state_artifacts_and_index_entry",
@@ -14,6 +18,7 @@ __all__ = [
 RECORD = {"phase_name": "design", "status": "completed", "started_at": 1.0, "ended_at": 2.0}
 
 
+@requires(CAPABILITY)
 def test_delete_removes_state_artifacts_and_index_entry(store: IWorkflowStateStore) -> None:
     for iid in ("wfi_keep", "wfi_gone"):
         store.create_state(make_state(instance_id=iid))
@@ -26,6 +31,7 @@ def test_delete_removes_state_artifacts_and_index_entry(store: IWorkflowStateSto
     assert store.delete_instance("wfi_gone") is False
 
 
+@requires(CAPABILITY)
 def test_deleting_a_features_last_instance_removes_the_feature(store: IWorkflowStateStore) -> None:
     store.create_state(make_state(instance_id="wfi_only"))
     assert store.delete_instance("wfi_only")

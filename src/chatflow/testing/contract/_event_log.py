@@ -7,10 +7,13 @@ import random
 from collections import Counter
 from typing import Any
 
-import pytest
-
 from chatflow import CorruptStateError, InvalidTransitionError, ValidationError, WorkflowEngine
+from chatflow.errors import UnsupportedOperationError
 from chatflow.storage import IWorkflowStateStore, _log
+from chatflow.testing._check import parametrize, raises
+
+CAPABILITY = "event_log"
+"""The capability these checks test (``chatflow.storage.spi.CAPABILITIES``)."""
 
 __all__ = [
     "test_a_returned_state_loads_older_history_on_demand",
@@ -66,12 +69,12 @@ def _act(engine: WorkflowEngine, iid: str, operation: str, rng: random.Random) -
     }
     try:
         result = actions[operation]()
-    except (InvalidTransitionError, ValidationError):
-        return None
+    except (InvalidTransitionError, ValidationError, UnsupportedOperationError):
+        return None  # refused, or a fork into a store without the "copy" capability
     return result if isinstance(result, str) else None
 
 
-@pytest.mark.parametrize("seed", range(3))
+@parametrize("seed", range(3))
 def test_head_is_the_projection_of_the_log(store: IWorkflowStateStore, seed: int) -> None:
     rng = random.Random(seed)
     engine = WorkflowEngine(store=store)
@@ -142,13 +145,13 @@ def test_lone_surrogates_are_refused_and_change_nothing(store: IWorkflowStateSto
     engine = WorkflowEngine(store=store)
     iid = engine.start_workflow_instance(_SCHEMA, {}, "feat_log")
     before = engine.get_workflow_instance_status(iid)
-    with pytest.raises(ValidationError):
+    with raises(ValidationError):
         store.save_task_artifacts("feat_log", iid, "plan", {}, "\ud800", "r")
     assert engine.get_workflow_instance_status(iid) == before
     assert engine.trigger_next_step(iid).current_phase == "review"
 
 
-@pytest.mark.parametrize(
+@parametrize(
     "damage",
     [
         {"workflow_schema": {}},
@@ -168,7 +171,7 @@ def test_unusable_stored_state_is_corrupt_and_named(
     bad = {**state.to_dict(), "instance_id": "wfi_damaged", **damage}
     store.create_state(bad)
     for call in (engine.get_workflow_instance_status, engine.trigger_next_step):
-        with pytest.raises(CorruptStateError, match="wfi_damaged"):
+        with raises(CorruptStateError, match="wfi_damaged"):
             call("wfi_damaged")
     rollup = engine.get_feature_status("feat_log")  # the rest of the feature still counts
     assert rollup["total_instances"] == 2 and rollup["paused_count"] + rollup["created_count"] >= 1

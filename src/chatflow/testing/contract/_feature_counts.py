@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
 from chatflow import WorkflowEngine
 from chatflow.storage import IWorkflowStateStore, StatusCount
+from chatflow.testing._check import approx, requires
+
+CAPABILITY = "features"
+"""The capability these checks test (``chatflow.storage.spi.CAPABILITIES``)."""
 
 __all__ = [
     "test_a_deleted_instance_leaves_every_roll_up_at_once",
@@ -75,9 +77,10 @@ def test_last_activity_is_the_newest_step(store: IWorkflowStateStore) -> None:
     newest = max(overview.values(), key=lambda found: found.updated_at)
     assert newest.feature_id == "feat_c"
     updated = engine.get_workflow_instance_status(ids["c_new"]).updated_at  # type: ignore[union-attr]
-    assert newest.updated_at == pytest.approx(updated, abs=1.0)
+    assert newest.updated_at == approx(updated, abs=1.0)
 
 
+@requires("delete")
 def test_a_deleted_instance_leaves_the_counts(store: IWorkflowStateStore) -> None:
     engine = WorkflowEngine(store=store)
     ids = _fill(engine)
@@ -88,6 +91,7 @@ def test_a_deleted_instance_leaves_the_counts(store: IWorkflowStateStore) -> Non
     assert overview[1].counts == [StatusCount("paused", 1, ids["b_paused"])]
 
 
+@requires("delete")
 def test_a_deleted_instance_leaves_every_roll_up_at_once(store: IWorkflowStateStore) -> None:
     engine = WorkflowEngine(store=store)
     ids = _fill(engine)

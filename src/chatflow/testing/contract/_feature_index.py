@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-import pytest
-
 from chatflow import InstanceSummary, WorkflowEngine
 from chatflow.storage import IWorkflowStateStore
 from chatflow.storage.base import StatusCount
+from chatflow.testing._check import parametrize, raises
 from chatflow.testing._states import make_state
+
+CAPABILITY = "features"
+"""The capability these checks test (``chatflow.storage.spi.CAPABILITIES``)."""
 
 __all__ = [
     "test_engine_roll_up_names_the_newest_instance",
@@ -93,9 +95,9 @@ def test_engine_roll_up_names_the_newest_instance(store: IWorkflowStateStore) ->
     assert [s.instance_id for s in engine.list_instances(feature_id="feat_x")] == ids
 
 
-@pytest.mark.parametrize("status", [5, b"created"])
+@parametrize("status", [5, b"created"])
 def test_status_filter_must_be_a_string(store: IWorkflowStateStore, status: object) -> None:
-    with pytest.raises(ValueError, match="status"):
+    with raises(ValueError, match="status"):
         store.list_instances(status=status)  # type: ignore[arg-type]
 
 

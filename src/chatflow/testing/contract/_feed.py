@@ -14,13 +14,14 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import pytest
-
 from chatflow.errors import FeedCursorError, ValidationError
 from chatflow.storage import IWorkflowStateStore
 from chatflow.storage.feed import FeedEvent
 from chatflow.testing import StoreFactory
+from chatflow.testing._check import raises, requires, skip
 from chatflow.testing._states import increment, make_state
+
+CAPABILITY = "feed"
 
 __all__ = [
     "test_feed_after_compaction_and_delete",
@@ -40,6 +41,7 @@ def _keys(events: list[FeedEvent]) -> list[tuple[str, int]]:
     return [(event.instance_id, event.seq) for event in events]
 
 
+@requires(CAPABILITY)
 def test_feed_follows_commits_from_a_cursor(store: IWorkflowStateStore) -> None:
     first = store.events_since()
     state = make_state("feat_feed")
@@ -61,6 +63,7 @@ def test_feed_follows_commits_from_a_cursor(store: IWorkflowStateStore) -> None:
     assert _keys(store.events_since(None).events)[-3:] == [(iid, 1), (iid, 2), (iid, 3)]
 
 
+@requires(CAPABILITY)
 def test_feed_end_is_where_new_events_start(store: IWorkflowStateStore) -> None:
     for _ in range(3):
         store.create_state(make_state("feat_fe"))
@@ -71,6 +74,7 @@ def test_feed_end_is_where_new_events_start(store: IWorkflowStateStore) -> None:
     assert _keys(store.events_since(end).events) == [(state["instance_id"], 1)]
 
 
+@requires(CAPABILITY)
 def test_feed_filters_and_pages(store: IWorkflowStateStore) -> None:
     start = store.events_since().cursor
     a, b = make_state("feat_fa"), make_state("feat_fb")
@@ -96,22 +100,25 @@ def test_feed_filters_and_pages(store: IWorkflowStateStore) -> None:
         cursor = page.cursor
     assert _keys(paged) == _keys(every)
     for bad in (0, -1, True, "3"):
-        with pytest.raises(ValidationError):
+        with raises(ValidationError):
             store.events_since(start, limit=bad)  # type: ignore[arg-type]
-    with pytest.raises(ValidationError):
+    with raises(ValidationError):
         store.events_since(start, feature="../etc")
 
 
+@requires(CAPABILITY)
 def test_feed_refuses_cursors_it_never_gave(store: IWorkflowStateStore) -> None:
     store.create_state(make_state("feat_fc"))
     cursor = store.events_since().cursor
     epoch, position = cursor.rsplit(".", 1)
     foreign = ("0" * 16 if epoch != "0" * 16 else "1" * 16) + "." + position
     for bad in ("", "garbage", "x.y", foreign, f"{epoch}.{int(position) + 10**9}", 17):
-        with pytest.raises(FeedCursorError):
+        with raises(FeedCursorError):
             store.events_since(bad)  # type: ignore[arg-type]
 
 
+@requires(CAPABILITY)
+@requires("delete")
 def test_feed_after_compaction_and_delete(store: IWorkflowStateStore) -> None:
     start = store.events_since().cursor
     kept, gone = make_state("feat_fd"), make_state("feat_fd")
@@ -231,12 +238,12 @@ def _race_threads(factory: StoreFactory, shared: str, start: str, total: int) ->
     return list(results[0])
 
 
-@pytest.mark.skipif(
-    "fork" not in multiprocessing.get_all_start_methods(), reason="forks the writers"
-)
+@requires(CAPABILITY)
 def test_feed_with_8_writers_and_a_reader_misses_and_repeats_nothing(
     store: IWorkflowStateStore, chatflow_store_factory: StoreFactory
 ) -> None:
+    if "fork" not in multiprocessing.get_all_start_methods():
+        skip("forks the writers")
     shared = make_state("feat_race")
     store.create_state(shared)
     start = store.events_since().cursor

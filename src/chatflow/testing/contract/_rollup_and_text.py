@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
 from chatflow import ValidationError, WorkflowEngine
 from chatflow.storage import IWorkflowStateStore
+from chatflow.testing._check import parametrize, raises
+
+CAPABILITY = "features"
+"""The capability these checks test (``chatflow.storage.spi.CAPABILITIES``)."""
 
 __all__ = [
     "test_all_failed_feature_rolls_up_failed",
@@ -73,14 +75,14 @@ TEXT_CALLS: dict[str, Any] = {
 }
 
 
-@pytest.mark.parametrize("call", list(TEXT_CALLS))
+@parametrize("call", list(TEXT_CALLS))
 def test_lone_surrogates_are_refused_and_the_instance_keeps_working(
     store: IWorkflowStateStore, call: str
 ) -> None:
     engine = WorkflowEngine(store=store)
     iid = _start(engine)
     before = engine.get_workflow_instance_status(iid)
-    with pytest.raises(ValidationError, match="lone surrogate"):
+    with raises(ValidationError, match="lone surrogate"):
         TEXT_CALLS[call](engine, iid)
     assert engine.get_workflow_instance_status(iid) == before
     # Nothing was poisoned: the next well-formed step goes through.
@@ -89,6 +91,6 @@ def test_lone_surrogates_are_refused_and_the_instance_keeps_working(
 
 def test_lone_surrogate_in_context_is_refused_before_creating(store: IWorkflowStateStore) -> None:
     engine = WorkflowEngine(store=store)
-    with pytest.raises(ValidationError, match=r"initial_context\['x'\]"):
+    with raises(ValidationError, match=r"initial_context\['x'\]"):
         engine.start_workflow_instance(SCHEMA, {"x": LONE_SURROGATE}, "feat_mix")
     assert engine.list_features() == []

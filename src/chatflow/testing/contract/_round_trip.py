@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-import pytest
-
 from chatflow import ValidationError
 from chatflow.storage import IWorkflowStateStore
 from chatflow.testing import StoreFactory
+from chatflow.testing._check import raises
 from chatflow.testing._states import make_state
+
+CAPABILITY = "states"
+"""The capability these checks test (``chatflow.storage.spi.CAPABILITIES``)."""
 
 __all__ = [
     "test_another_store_object_sees_every_write",
@@ -47,7 +49,7 @@ def test_creating_an_existing_instance_fails_and_keeps_the_first(
 ) -> None:
     first = make_state(variables={"which": "first"})
     store.create_state(first)
-    with pytest.raises(ValidationError, match="already exists"):
+    with raises(ValidationError, match="already exists"):
         store.create_state({**first, "variables": {"which": "second"}})
     assert store.load_state(first["instance_id"]) == first
     assert store.list_instances_by_feature("feat_a") == [first["instance_id"]]

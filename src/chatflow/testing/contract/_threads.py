@@ -7,6 +7,9 @@ import threading
 from chatflow.storage import IWorkflowStateStore
 from chatflow.testing._states import assert_counted, increment, make_state
 
+CAPABILITY = "threads"
+"""The capability these checks test (``chatflow.storage.spi.CAPABILITIES``)."""
+
 __all__ = ["test_threads_racing_on_one_instance_lose_nothing"]
 
 _EACH = 25

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
 from chatflow import InstanceNotFoundError
 from chatflow.storage import IWorkflowStateStore
 from chatflow.testing import StoreFactory
+from chatflow.testing._check import raises
 from chatflow.testing._states import increment, make_state
+
+CAPABILITY = "states"
+"""The capability these checks test (``chatflow.storage.spi.CAPABILITIES``)."""
 
 __all__ = [
     "test_an_exception_in_mutate_writes_nothing",
@@ -68,7 +70,7 @@ def test_an_exception_in_mutate_writes_nothing(store: IWorkflowStateStore) -> No
         current["status"] = "failed"
         raise Refused
 
-    with pytest.raises(Refused):
+    with raises(Refused):
         store.update_state(state["instance_id"], fail)
     assert store.load_state(state["instance_id"]) == state
     assert store.update_state(state["instance_id"], increment)["version"] == 2
@@ -83,7 +85,7 @@ def test_updating_a_missing_instance_raises_without_calling_mutate(
         calls.append(state)
         return state
 
-    with pytest.raises(InstanceNotFoundError) as caught:
+    with raises(InstanceNotFoundError) as caught:
         store.update_state("wfi_missing", record)
     assert caught.value.instance_id == "wfi_missing"  # type: ignore[attr-defined]
     assert calls == []

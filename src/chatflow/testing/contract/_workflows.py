@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
 from chatflow import (
     EventKind,
     GateNotSatisfiedError,
@@ -14,6 +12,10 @@ from chatflow import (
 )
 from chatflow.storage import IWorkflowStateStore
 from chatflow.testing import StoreFactory
+from chatflow.testing._check import raises
+
+CAPABILITY = "schemas"
+"""The capability these checks test (``chatflow.storage.spi.CAPABILITIES``)."""
 
 __all__ = [
     "test_gate_refuses_then_lets_the_instance_through",
@@ -59,7 +61,7 @@ def test_gate_refuses_then_lets_the_instance_through(store: IWorkflowStateStore)
     engine = _engine(store)
     iid = _start(engine)
     before = engine.get_workflow_instance_status(iid)
-    with pytest.raises(GateNotSatisfiedError) as caught:
+    with raises(GateNotSatisfiedError) as caught:
         engine.trigger_next_step(iid)
     assert [m["kind"] for m in caught.value.missing] == ["artifact", "approvals"]
     assert engine.get_workflow_instance_status(iid) == before
@@ -80,7 +82,7 @@ def test_upgrade_and_its_refusals(store: IWorkflowStateStore) -> None:
     engine.approve(moved, by="bob")
     engine.trigger_next_step(moved)  # in code: version 1.1 calls it implement
     before = engine.get_workflow_instance_status(moved)
-    with pytest.raises(UpgradeRefusedError, match="no counterpart"):
+    with raises(UpgradeRefusedError, match="no counterpart"):
         engine.upgrade_instance(moved, to_version="1.1")
     assert engine.get_workflow_instance_status(moved) == before
 
@@ -94,7 +96,7 @@ def test_upgrade_and_its_refusals(store: IWorkflowStateStore) -> None:
     assert reloaded is not None and reloaded.current_phase == "implement"
     assert engine.get_workflow_history(moved)[-1].kind is EventKind.SCHEMA_UPGRADED
     assert engine.trigger_next_step(moved).current_phase == "ship"
-    with pytest.raises(GateNotSatisfiedError, match="variable 'tag'"):
+    with raises(GateNotSatisfiedError, match="variable 'tag'"):
         engine.trigger_next_step(moved)
     assert engine.trigger_next_step(moved, {"tag": "v1"}).status == "completed"
 

@@ -1,0 +1,105 @@
+"""``chatflow use``, ``chatflow hook`` and ``chatflow init``: tying a coding agent's
+working tree to the workflow (docs/agents.md).
+
+``hook`` runs on every tool call of the agent, so this module imports nothing beyond
+what parsing needs; each command imports its work when it runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from chatflow.cli.context import EXIT_OK, Context, UsageError, finish
+
+if TYPE_CHECKING:
+    from chatflow.cli.context import Subparsers
+
+AGENTS = ("claude", "cursor", "codex")
+HOOK_EVENTS = (
+    "SessionStart",
+    "UserPromptSubmit",
+    "PostToolUse",
+    "Stop",
+    "SubagentStop",
+)
+
+
+def _add_use(commands: Subparsers) -> None:
+    use = commands.add_parser(
+        "use", help="bind this working tree to an instance or a feature (hooks, MCP, show)"
+    )
+    which = use.add_mutually_exclusive_group()
+    which.add_argument("instance_id", nargs="?", metavar="ID", help="the instance to work on")
+    which.add_argument(
+        "--feature", metavar="F", help="the feature to work on (follows its active instance)"
+    )
+    which.add_argument("--clear", action="store_true", help="forget this tree's binding")
+    finish(use, cmd_use)
+
+
+def cmd_use(ctx: Context) -> int:
+    """Bind, clear or show the binding of the working tree the command runs in."""
+    from chatflow.agent import binding  # noqa: PLC0415
+
+    args = ctx.args
+    engine = ctx.reader()
+    store = engine.state_store
+    root = binding.work_tree_root()
+    if args.clear:
+        had = binding.clear(store, root)
+        said = f"{root}: binding cleared" if had else f"{root} was bound to nothing"
+        return _said(ctx, said, {"root": str(root), "binding": None, "cleared": had})
+    found: dict[str, Any] | None
+    if args.instance_id is not None:
+        ctx.instance(args.instance_id)  # exit 3 for a typo, before anything is kept
+        found = binding.bind(store, root, instance_id=args.instance_id)
+    elif args.feature is not None:
+        ctx.require_feature(engine, args.feature)
+        found = binding.bind(store, root, feature_id=args.feature)
+    else:
+        found = binding.read(store, root)
+    return _show_binding(ctx, root, found)
+
+
+def _show_binding(ctx: Context, root: Any, found: dict[str, Any] | None) -> int:
+    from chatflow.agent import binding  # noqa: PLC0415
+
+    if found is None:
+        said = f"{root} is bound to no instance (bind it: chatflow use ID | --feature F)"
+        return _said(ctx, said, {"root": str(root), "binding": None, "instance_id": None})
+    instance_id = binding.resolve(ctx.reader(), found)
+    state = ctx.reader().get_workflow_instance_status(instance_id) if instance_id else None
+    where = f"; now {instance_id}" if "feature_id" in found else ""
+    if state is not None:
+        where += f" ({state.feature_id}, phase {state.current_phase}, {state.status.value})"
+    said = f"{root} is bound to {binding.describe(found)}{where}"
+    return _said(ctx, said, {"root": str(root), "binding": found, "instance_id": instance_id})
+
+
+def _said(ctx: Context, text: str, data: dict[str, Any]) -> int:
+    if ctx.out.json:
+        ctx.out.emit_json(data)
+    else:
+        ctx.out.line(text)
+    return EXIT_OK
+
+
+def bound_instance_id(ctx: Context) -> str:
+    """The instance the working tree is bound to (``chatflow show`` without an id);
+    a usage error saying how to bind one if there is none."""
+    from chatflow.agent import binding  # noqa: PLC0415
+
+    root = binding.work_tree_root()
+    found = binding.read(ctx.reader().state_store, root)
+    instance_id = None if found is None else binding.resolve(ctx.reader(), found)
+    if instance_id is None:
+        what = "no instance" if found is None else f"{binding.describe(found)}, which has none"
+        raise UsageError(
+            f"no instance id given, and {root} is bound to {what}: "
+            "give an id, or bind the tree with `chatflow use ID` (or `--feature F`)"
+        )
+    return instance_id
+
+
+PARSERS: dict[str, Callable[[Subparsers], None]] = {"use": _add_use}

@@ -166,6 +166,7 @@ def _timeline(state: WorkflowInstanceState, checks: Mapping[str, JSON]) -> list[
         decision = _decision(event)
         if decision is not None:
             decisions.setdefault(event.history_index, []).append(decision)
+    files = files_by_visit(state)
     visits: dict[str, int] = {}
     rows = []
     for index, entry in enumerate(state.history):
@@ -183,9 +184,26 @@ def _timeline(state: WorkflowInstanceState, checks: Mapping[str, JSON]) -> list[
                 "actor": entry.actor,
                 "approvals": decisions.get(index, []),
                 "artifacts": checks.get(entry.task) if entry.task else None,
+                "files": files.get(index, []),
             }
         )
     return rows
+
+
+def files_by_visit(state: WorkflowInstanceState) -> dict[int, list[JSON]]:
+    """History index -> the files touched during that visit (``record_files``): one
+    entry per path, ``{"path", "sha256", "bytes", "at"}`` as last recorded, in the order
+    they were last written."""
+    found: dict[int, dict[str, JSON]] = {}
+    for event in state.events:
+        if event.kind is not EventKind.FILES_TOUCHED:
+            continue
+        visit = found.setdefault(event.history_index, {})
+        for entry in event.data.get("files", []):
+            path = str(entry.get("path"))
+            visit.pop(path, None)
+            visit[path] = {**entry, "at": iso_time(event.at)}
+    return {index: list(paths.values()) for index, paths in found.items()}
 
 
 def _decision(event: WorkflowEvent) -> JSON | None:

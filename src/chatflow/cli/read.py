@@ -350,6 +350,10 @@ def print_instance(out: Output, view: dict[str, Any]) -> None:
         ),
         status=3,
     )
+    for row in view["timeline"]:
+        for touched in row.get("files", []):
+            digest = str(touched["sha256"])[:12] if touched["sha256"] else "(no file now)"
+            out.line(f"  {row['phase']} visit {row['visit']} wrote {touched['path']}  {digest}")
 
 
 def _artifacts_cell(check: dict[str, Any] | None) -> str:

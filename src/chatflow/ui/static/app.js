@@ -102,6 +102,7 @@ function instanceModel(view) {
     history: view.timeline.map((row) => ({
       phase: row.phase, status: row.status, actor: row.actor,
       started_at: secs(row.started_at), ended_at: secs(row.ended_at),
+      files: row.files || [],
     })),
   });
 }
@@ -476,7 +477,7 @@ function visitsOf(state, history) {
     return {
       index, entry, visit: counts[entry.phase],
       end: entry.ended_at === null ? (FINISHED.includes(state.status) ? state.updated_at : now) : entry.ended_at,
-      events: history.filter((e) => rowOf(e) === index && !["phase_entered", "phase_completed"].includes(e.kind)),
+      events: history.filter((e) => rowOf(e) === index && !["phase_entered", "phase_completed", "files_touched"].includes(e.kind)),
     };
   });
   return rows;
@@ -541,6 +542,8 @@ function timeline(state, history) {
         wait.total || wait.open !== null ? h("span", { class: "waited" }, "waited " + fmtDuration(wait.total + (wait.open !== null ? r.end - wait.open : 0))) : null),
       h("div", { class: "track-row" }, bar, marks),
       notes.length ? h("div", { class: "notes" }, notes) : null,
+      r.entry.files.length ? h("div", { class: "files muted" }, "files touched: ", r.entry.files.map((f) =>
+        h("code", { title: f.sha256 ? "sha256 " + f.sha256 : "no such file now" }, f.path + " " + shortHash(f.sha256) + " "))) : null,
       r.entry.actor ? h("div", { class: "by muted" }, `${r.entry.status} by ${r.entry.actor}`) : null);
   }));
   return h("div", {}, summary, list);
@@ -555,7 +558,7 @@ const EVENT_LABEL = {
   approval_requested: "approval requested", paused: "paused", resumed: "resumed",
   rejected: "rejected", failed: "failed", retried: "retried", cancelled: "cancelled",
   jumped: "jumped", completed: "workflow completed", forked: "forked",
-  task_recorded: "prompt and response recorded",
+  task_recorded: "prompt and response recorded", files_touched: "files touched",
 };
 
 function isApproval(e) {

@@ -102,4 +102,51 @@ def bound_instance_id(ctx: Context) -> str:
     return instance_id
 
 
-PARSERS: dict[str, Callable[[Subparsers], None]] = {"use": _add_use}
+def _add_hook(commands: Subparsers) -> None:
+    hook = commands.add_parser(
+        "hook", help="answer a coding agent's hook (Claude Code: JSON on stdin); always exit 0"
+    )
+    # Free text, checked by the handler: a usage error's exit 2 would block the agent.
+    hook.add_argument("agent", nargs="?", metavar="AGENT", help="the agent: claude")
+    hook.add_argument(
+        "event", nargs="?", metavar="EVENT", help="the hook event: " + ", ".join(HOOK_EVENTS)
+    )
+    hook.set_defaults(command=cmd_hook)
+
+
+def cmd_hook(ctx: Context) -> int:
+    """Answer one hook call. A hook must never break the agent: whatever goes wrong (bad
+    input, no binding, an unreadable store) prints nothing, logs one line and exits 0."""
+    import json  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    from chatflow.agent import claude_hooks  # noqa: PLC0415
+
+    args = ctx.args
+    try:
+        if args.agent != "claude":
+            raise claude_hooks.Skip(f"unknown agent {args.agent!r}: chatflow hook claude EVENT")
+        raw = sys.stdin.buffer.read()
+        try:
+            payload = json.loads(raw.decode("utf-8")) if raw.strip() else None
+        except (UnicodeDecodeError, ValueError, RecursionError) as error:
+            raise claude_hooks.Skip(f"{args.event}: the hook input is not JSON ({error})") from None
+        result = claude_hooks.answer(str(args.event), payload, ctx.reader())
+    except claude_hooks.Skip as skipped:
+        _log(f"hook ignored: {skipped}")
+        return EXIT_OK
+    except Exception as error:  # noqa: BLE001 - the agent must go on, whatever failed
+        _log(f"hook {args.event} failed, ignored: {type(error).__name__}: {error}")
+        return EXIT_OK
+    if result is not None:
+        sys.stdout.write(json.dumps(result, ensure_ascii=False) + "\n")
+    return EXIT_OK
+
+
+def _log(message: str) -> None:
+    from chatflow._logger import logger  # noqa: PLC0415
+
+    logger("chatflow.hooks").warning("%s", " ".join(message.split()))
+
+
+PARSERS: dict[str, Callable[[Subparsers], None]] = {"use": _add_use, "hook": _add_hook}

@@ -149,4 +149,67 @@ def _log(message: str) -> None:
     logger("chatflow.hooks").warning("%s", " ".join(message.split()))
 
 
-PARSERS: dict[str, Callable[[Subparsers], None]] = {"use": _add_use, "hook": _add_hook}
+def _add_init(commands: Subparsers) -> None:
+    init = commands.add_parser(
+        "init", help="set a project up: the store, a workflow, an agent's settings (merged)"
+    )
+    init.add_argument(
+        "--agent",
+        choices=AGENTS,
+        action="append",
+        help="write this agent's project settings (repeatable): claude (.claude/settings.json "
+        "hooks + .mcp.json), cursor (.cursor/mcp.json), codex (.codex/config.toml)",
+    )
+    init.add_argument("--workflow", metavar="FILE", help="register this JSON/YAML workflow file")
+    finish(init, cmd_init)
+
+
+def cmd_init(ctx: Context) -> int:
+    """Create the store, register the workflow, merge the agents' settings; print what
+    changed. Every settings file is read first: a malformed one changes nothing."""
+    from chatflow.agent import binding, setup  # noqa: PLC0415
+    from chatflow.errors import StoreNotFoundError  # noqa: PLC0415
+    from chatflow.storage._open import require_store  # noqa: PLC0415
+
+    args = ctx.args
+    project = binding.work_tree_root()
+    schema = None
+    if args.workflow is not None:
+        from chatflow.cli.read import load_schema_file  # noqa: PLC0415
+
+        schema = load_schema_file(args.workflow)
+    changes = [
+        change
+        for agent in dict.fromkeys(args.agent or [])
+        for change in setup.plan(agent, project, ctx.target)
+    ]
+    done: list[str] = []
+    try:
+        require_store(ctx.target)
+    except StoreNotFoundError:
+        done.append(f"created store {ctx.target}")
+    engine = ctx.writer()
+    store = engine.state_store
+    if schema is not None:
+        before = {(row.name, str(row.version), row.content_hash) for row in store.list_schemas()}
+        info = engine.register_schema(schema, replace=False)
+        if (info.name, str(info.version), info.hash) not in before:
+            done.append(f"registered workflow {info.name}@{info.version}")
+    setup.apply(changes)
+    done += [f"{change.path}: {change.what}" for change in changes if change.text is not None]
+    kept = [f"{change.path}: {change.what}" for change in changes if change.text is None]
+    if ctx.out.json:
+        ctx.out.emit_json({"project": str(project), "changed": done, "unchanged": kept})
+        return EXIT_OK
+    for line in done:
+        ctx.out.line(line)
+    if not done:
+        ctx.out.line(f"nothing to change: {project} is set up already")
+    return EXIT_OK
+
+
+PARSERS: dict[str, Callable[[Subparsers], None]] = {
+    "use": _add_use,
+    "hook": _add_hook,
+    "init": _add_init,
+}

@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import pytest
-import tomllib
 
 from ._support import WORKFLOW, chatflow, git_repository, ok, start
 
@@ -163,21 +162,19 @@ def test_use_binds_the_whole_work_tree(project: Path) -> None:
     assert json.loads(ok(project, "use", "--json"))["binding"] is None
 
 
-def test_mcp_status_without_arguments_reports_the_bound_instance(project: Path) -> None:
+def test_mcp_status_without_arguments_reports_the_bound_instance(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from chatflow.agent import operations
     from chatflow.core.engine import WorkflowEngine
 
     instance_id = start(project)
     engine = WorkflowEngine(storage_dir=project / ".chatflow")
     try:
-        here = os.getcwd()
-        os.chdir(project / "src")
-        try:
-            assert "instance" not in operations.status(engine)
-            ok(project, "use", instance_id)
-            found = operations.status(engine)
-        finally:
-            os.chdir(here)
+        monkeypatch.chdir(project / "src")
+        assert "instance" not in operations.status(engine)
+        ok(project, "use", instance_id)
+        found = operations.status(engine)
     finally:
         engine.close()
     assert found["instance"]["instance_id"] == instance_id

@@ -304,9 +304,14 @@ def _timeline(
             decisions.setdefault(event.history_index, []).append(decision)
     during: dict[int, list[int]] = {}
     for position, event in enumerate(log):
-        if event.kind not in (EventKind.PHASE_ENTERED, EventKind.PHASE_COMPLETED):
+        if event.kind not in (
+            EventKind.PHASE_ENTERED,
+            EventKind.PHASE_COMPLETED,
+            EventKind.FILES_TOUCHED,
+        ):
             during.setdefault(_row_of(event), []).append(position)
     finished_at = state.updated_at if state.status.is_finished else None
+    files = files_by_visit(state)
     visits: dict[str, int] = {}
     rows = []
     for index, entry in enumerate(state.history):
@@ -331,6 +336,7 @@ def _timeline(
                 "events": events,
                 "waited_s": waited,
                 "waiting_since": iso_time(since),
+                "files": files.get(index, []),
             }
         )
     return rows
@@ -395,6 +401,22 @@ def _approval(event: WorkflowEvent) -> bool:
     return event.kind is EventKind.APPROVED or (
         decision is not None and decision["decision"] == "approved"
     )
+
+
+def files_by_visit(state: WorkflowInstanceState) -> dict[int, list[JSON]]:
+    """History index -> the files touched during that visit (``record_files``): one
+    entry per path, ``{"path", "sha256", "bytes", "at"}`` as last recorded, in the order
+    they were last written."""
+    found: dict[int, dict[str, JSON]] = {}
+    for event in state.events:
+        if event.kind is not EventKind.FILES_TOUCHED:
+            continue
+        visit = found.setdefault(event.history_index, {})
+        for entry in event.data.get("files", []):
+            path = str(entry.get("path"))
+            visit.pop(path, None)
+            visit[path] = {**entry, "at": iso_time(event.at)}
+    return {index: list(paths.values()) for index, paths in found.items()}
 
 
 def _decision(event: WorkflowEvent) -> JSON | None:

@@ -197,3 +197,19 @@ def test_read_only_page_offers_no_actions(browser: Any, served: Served) -> None:
     finally:
         context.close()
         app.shutdown()
+
+
+def test_files_touched_show_on_their_visit(page: Any, served: Served, tmp_path: Path) -> None:
+    """What a hook records (``record_files``) appears on the visit's row, from the view."""
+    app, engine, ids = served
+    iid = ids["running"]
+    written = tmp_path / "login.py"
+    written.write_text("print('hi')\n", encoding="utf-8")
+    files = engine.record_files(iid, [written], root=tmp_path, actor="claude-code")
+    page.goto(app.url)
+    page.goto(f"{app.origin}/#/instance/{iid}")
+    shown = page.locator("#instance .tl-row .files code")
+    shown.first.wait_for()
+    assert shown.count() == 1
+    assert (shown.first.text_content() or "").startswith("login.py " + files[0]["sha256"][:12])
+    assert shown.first.get_attribute("title") == "sha256 " + files[0]["sha256"]

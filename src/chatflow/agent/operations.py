@@ -116,16 +116,33 @@ def instance_status(state: WorkflowInstanceState) -> JSON:
 def status(
     engine: WorkflowEngine, feature_id: str | None = None, instance_id: str | None = None
 ) -> JSON:
-    """One instance, one feature (its roll-up and newest instances), or every feature."""
+    """One instance, one feature (its roll-up and newest instances), or every feature;
+    without arguments in a working tree bound by ``chatflow use``, also the bound
+    instance (``instance``) and the binding (``bound``)."""
     if instance_id:
         return {"instance": instance_status(require(engine, instance_id))}
     if feature_id:
         return {"feature": feature(engine, feature_id)}
     rollups = [views.feature_view(rollup) for rollup in engine.list_feature_rollups()]
-    return {
+    answer: JSON = {
         "features": [_short_rollup(view) for view in rollups[:MAX_LISTED]],
         "total_features": len(rollups),
     }
+    return {**_bound(engine), **answer}
+
+
+def _bound(engine: WorkflowEngine) -> JSON:
+    """The working tree's bound instance, if ``chatflow use`` bound one that exists."""
+    from chatflow.agent import binding  # noqa: PLC0415
+
+    root = binding.work_tree_root()
+    found = binding.read(engine.state_store, root)
+    if found is None:
+        return {}
+    instance_id = binding.resolve(engine, found)
+    state = None if instance_id is None else engine.get_workflow_instance_status(instance_id)
+    bound = {"root": str(root), **found}
+    return {"bound": bound, **({"instance": instance_status(state)} if state else {})}
 
 
 def feature(engine: WorkflowEngine, feature_id: str) -> JSON:

@@ -45,7 +45,7 @@ compdef _chatflow chatflow
 _ID_COMMANDS = frozenset(
     {
         *("show", "history", "artifacts", "status", "diagram", "delete", "export", "fork"),
-        *("verify", "compact", "upgrade", "record"),
+        *("verify", "compact", "upgrade", "record", "use"),
         *("next", "approve", "reject", "pause", "resume", "fail", "retry", "cancel", "jump"),
     }
 )
@@ -58,6 +58,7 @@ _VALUE_OPTIONS = frozenset(
         *("--data", "--data-file", "--by", "--note", "--to", "--reason", "--error", "--at"),
         *("-o", "--output", "--from", "--version", "--keep-last", "--archive", "--map"),
         *("--phase", "--prompt", "--prompt-file", "--response", "--response-file"),
+        *("--agent", "--workflow"),
         *("--store", "--host", "--port"),
     }
 )

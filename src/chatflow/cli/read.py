@@ -59,7 +59,9 @@ def _add_status(commands: Subparsers) -> None:
 
 def _add_show(commands: Subparsers) -> None:
     show = commands.add_parser("show", help="one instance: state, pause reason, timeline")
-    add_id(show)
+    show.add_argument(
+        "instance_id", nargs="?", metavar="ID", help="default: the one `chatflow use` bound"
+    )
     finish(show, cmd_show)
 
 
@@ -287,6 +289,10 @@ def _rollup(engine: WorkflowEngine, feature_id: str, failed: list[str]) -> dict[
 def cmd_show(ctx: Context) -> int:
     """State, variables, meta, pause reason, open gates and the timeline of one instance."""
     engine = ctx.reader()
+    if ctx.args.instance_id is None:
+        from chatflow.cli.harness import bound_instance_id  # noqa: PLC0415
+
+        ctx.args.instance_id = bound_instance_id(ctx)
     state = ctx.instance(ctx.args.instance_id)
     view = views.instance_view(state, views.artifact_checks(engine, state))
     bad = [row for row in view["timeline"] if row["artifacts"] and not row["artifacts"]["verified"]]
@@ -339,6 +345,10 @@ def print_instance(out: Output, view: dict[str, Any]) -> None:
         ),
         status=3,
     )
+    for row in view["timeline"]:
+        for touched in row.get("files", []):
+            digest = str(touched["sha256"])[:12] if touched["sha256"] else "(no file now)"
+            out.line(f"  {row['phase']} visit {row['visit']} wrote {touched['path']}  {digest}")
 
 
 def _artifacts_cell(check: dict[str, Any] | None) -> str:

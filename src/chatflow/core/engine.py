@@ -482,6 +482,34 @@ class WorkflowEngine(HumanActions):
         self._update(instance_id, link)
         return record
 
+    def record_files(
+        self,
+        instance_id: str,
+        paths: Sequence[str | os.PathLike[str]],
+        *,
+        root: str | os.PathLike[str] | None = None,
+        actor: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Record that ``paths`` were written during the instance's current visit, each
+        with the SHA-256 and size of the file now (``sha256: None``: no such file), as
+        one ``files_touched`` event; return the entries. Paths inside ``root`` (a work
+        tree) are kept relative to it. What ``chatflow hook claude PostToolUse`` calls.
+        """
+        from chatflow.core import _files  # noqa: PLC0415 - hashing files is rare
+
+        validate_id(instance_id, "instance_id")
+        who = _arguments.optional_text(actor, "actor")
+        self._require_state(instance_id)
+        files = _files.file_entries(paths, root)
+        if not files:
+            return []
+
+        def note(state: WorkflowInstanceState) -> None:
+            _files.note_files(state, files, who, generate_timestamp())
+
+        self._update(instance_id, note)
+        return files
+
     def get_task_artifacts(
         self, instance_id: str, phase_name: str, *, version: int | None = None
     ) -> TaskArtifacts | None:

@@ -30,7 +30,7 @@ from chatflow._validation import parse_json
 from chatflow.domain.definition import Workflow
 from chatflow.domain.schema import MAX_SCHEMA_BYTES, validate_schema, version_key
 from chatflow.errors import ChatFlowError, SchemaError, SchemaNotFoundError, ValidationError
-from chatflow.storage.base import IWorkflowStateStore
+from chatflow.storage.base import VALUES_NAME, IWorkflowStateStore
 
 SCHEMA_SUFFIXES = (".json", ".yaml", ".yml")
 
@@ -174,6 +174,11 @@ class SchemaRegistry:
                 problems=[f"schema: expected a dict or a path, got {type(schema).__name__}"],
             )
         workflow = entry.workflow
+        if workflow.name == VALUES_NAME:
+            raise ValidationError(
+                f"workflow name {VALUES_NAME!r} is reserved for the store's own values",
+                field="name",
+            )
         store = self._store()
         old = store.add_schema(
             workflow.name,
@@ -232,6 +237,8 @@ class SchemaRegistry:
         broken: list[str] = []
         store = self._stored_in()
         for row in [] if store is None else store.list_schemas():
+            if row.name == VALUES_NAME:  # the store's own values (``put_value``)
+                continue
             with self._lock:
                 workflow = self._stored.get(row.content_hash)
             if workflow is None:

@@ -107,6 +107,8 @@ class EventKind(str, Enum):
     """A phase that requires approval was entered without it, forced by ``actor``."""
     TASK_RECORDED = "task_recorded"
     """A visit's prompt and response were recorded (``record_task_artifacts``)."""
+    FILES_TOUCHED = "files_touched"
+    """Files written during a visit, with their SHA-256 (``record_files``)."""
 
     def __str__(self) -> str:
         return self.value

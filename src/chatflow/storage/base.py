@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from chatflow._validation import copy_json, id_problem, validate_id
+from chatflow._validation import check_json_value, copy_json, id_problem, validate_id
 from chatflow.domain.counts import StatusCount as StatusCount  # noqa: PLC0414 - re-exported
 from chatflow.domain.counts import newest_active
 from chatflow.errors import (
@@ -739,6 +739,32 @@ class IWorkflowStateStore(ABC):
             for iid in self.list_instances_by_feature(feature)
         ]
 
+    # -- small store-wide values ------------------------------------------------------
+
+    def get_value(self, key: str) -> Any:
+        """The JSON value ``put_value`` last kept under ``key``, or ``None``.
+
+        Built once, here, on the schema primitives every store has (``put_schema`` and
+        ``list_schemas``, under the reserved name ``VALUES_NAME``), so every store,
+        a third party's too, keeps values without a table or file of its own, and
+        ``chatflow migrate`` copies them with the schemas. Meant for a few small
+        settings (a work tree's bound instance): a read scans the kept schemas.
+        """
+        version = _value_version(key)
+        for row in self.list_schemas():
+            if row.name == VALUES_NAME and str(row.version) == version:
+                found = row.schema.get("value") if isinstance(row.schema, dict) else None
+                return copy_json(found)
+        return None
+
+    def put_value(self, key: str, value: Any) -> None:
+        """Keep the JSON ``value`` under ``key`` (any non-empty text), replacing the one
+        there; ``None`` clears it. One write: two writers of one key, the last wins."""
+        version = _value_version(key)
+        check_json_value(value, "value")
+        body = {"key": key, "value": value}
+        self.put_schema(VALUES_NAME, version, _log.sha256_hex(_log.canonical(body)), body)
+
     def delete_instance(self, instance_id: str) -> bool:
         """Remove the instance, its task artifacts and its feature-index entry.
 
@@ -835,6 +861,18 @@ def deletion_record(instance_id: str, head: Head | None, by: str) -> dict[str, A
         "seq": None if head is None else head.get("seq"),
         "hash": None if head is None else head.get("hash"),
     }
+
+
+VALUES_NAME = "chatflow:values"
+"""The schema name ``put_value`` keeps values under: never a workflow's (the registry
+skips its rows)."""
+
+
+def _value_version(key: object) -> str:
+    """The schema version a value's key is kept as: a digest, so any text is a key."""
+    if not isinstance(key, str) or not key:
+        raise ValidationError(f"a value's key must be non-empty text, not {key!r}", field="key")
+    return "k" + _log.sha256_hex(key)[:32]
 
 
 def status_counts(summaries: list[InstanceSummary]) -> list[StatusCount]:

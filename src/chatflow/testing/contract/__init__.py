@@ -25,6 +25,7 @@ from chatflow.testing.contract import (
     _round_trip,
     _threads,
     _update_state,
+    _values,
     _workflows,
 )
 from chatflow.testing.contract._artifacts import *  # noqa: F403
@@ -39,6 +40,7 @@ from chatflow.testing.contract._rollup_and_text import *  # noqa: F403
 from chatflow.testing.contract._round_trip import *  # noqa: F403
 from chatflow.testing.contract._threads import *  # noqa: F403
 from chatflow.testing.contract._update_state import *  # noqa: F403
+from chatflow.testing.contract._values import *  # noqa: F403
 from chatflow.testing.contract._workflows import *  # noqa: F403
 
 MODULES = (
@@ -54,6 +56,7 @@ MODULES = (
     _round_trip,
     _threads,
     _update_state,
+    _values,
     _workflows,
 )
 """The capability modules, one spec each (``_fixtures`` holds only the ``store`` fixture)."""

@@ -101,6 +101,7 @@ function instanceModel(view) {
     timeline: view.timeline.map((row) => Object.assign({}, row, {
       started_at: secs(row.started_at), ended_at: secs(row.ended_at),
       end_at: secs(row.end_at), waiting_since: secs(row.waiting_since),
+      files: row.files || [],
     })),
     summary: Object.assign({}, view.summary, {
       started_at: secs(view.summary.started_at), waiting_since: secs(view.summary.waiting_since),
@@ -537,6 +538,8 @@ function timeline(state, history) {
         wait ? h("span", { class: "waited" }, "waited " + fmtDuration(wait)) : null),
       h("div", { class: "track-row" }, bar, marks),
       notes.length ? h("div", { class: "notes" }, notes) : null,
+      r.files.length ? h("div", { class: "files muted" }, "files touched: ", r.files.map((f) =>
+        h("code", { title: f.sha256 ? "sha256 " + f.sha256 : "no such file now" }, f.path + " " + shortHash(f.sha256) + " "))) : null,
       r.actor ? h("div", { class: "by muted" }, `${r.status} by ${r.actor}`) : null);
   }));
   return h("div", {}, summary, list);
@@ -551,7 +554,7 @@ const EVENT_LABEL = {
   approval_requested: "approval requested", paused: "paused", resumed: "resumed",
   rejected: "rejected", failed: "failed", retried: "retried", cancelled: "cancelled",
   jumped: "jumped", completed: "workflow completed", forked: "forked",
-  task_recorded: "prompt and response recorded",
+  task_recorded: "prompt and response recorded", files_touched: "files touched",
 };
 
 function eventText(e) {

@@ -1,0 +1,76 @@
+"""Files touched: the paths an agent wrote during a visit and the SHA-256 of what they
+held then (``WorkflowEngine.record_files``; ``chatflow hook claude PostToolUse``).
+
+Recorded as a ``files_touched`` event of the instance's current visit, so the
+hash-chained log keeps them (``verify`` checks them with every other event) and
+``show``, the web page and ``history`` list them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from chatflow.core import lifecycle
+from chatflow.core.models import EventKind, WorkflowInstanceState
+from chatflow.errors import ValidationError
+
+MAX_FILES = 100  # in one event: a hook records one tool call's files
+_CHUNK = 1 << 20
+
+
+def file_entries(
+    paths: Iterable[str | os.PathLike[str]], root: str | os.PathLike[str] | None
+) -> list[dict[str, Any]]:
+    """Each path (relative to ``root`` when inside it) with the SHA-256 and size of the
+    file as it is now; ``sha256`` is ``None`` for a path that is no file (deleted)."""
+    entries: dict[str, dict[str, Any]] = {}
+    base = Path(root).resolve() if root is not None else None
+    for given in paths:
+        if not isinstance(given, (str, os.PathLike)) or not str(given):
+            raise ValidationError(f"a file path must be non-empty text, not {given!r}")
+        path = Path(base or ".", given) if base is not None else Path(given)
+        path = path.absolute()
+        shown = _shown(path, base)
+        entries[shown] = {"path": shown, **_digest(path)}
+    if len(entries) > MAX_FILES:
+        raise ValidationError(f"at most {MAX_FILES} files in one record, not {len(entries)}")
+    return list(entries.values())
+
+
+def _shown(path: Path, base: Path | None) -> str:
+    if base is not None:
+        try:
+            return path.resolve().relative_to(base).as_posix()
+        except ValueError:
+            pass
+    return str(path)
+
+
+def _digest(path: Path) -> dict[str, Any]:
+    digest = hashlib.sha256()
+    size = 0
+    try:
+        with path.open("rb") as file:
+            while chunk := file.read(_CHUNK):
+                digest.update(chunk)
+                size += len(chunk)
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        return {"sha256": None, "bytes": None}
+    return {"sha256": digest.hexdigest(), "bytes": size}
+
+
+def note_files(
+    state: WorkflowInstanceState,
+    files: list[dict[str, Any]],
+    actor: str | None,
+    now: float,
+) -> None:
+    """Log the files touched during the instance's current (latest) visit."""
+    index = len(state.history) - 1
+    phase = state.history[index].phase if index >= 0 else state.current_phase
+    data = {"files": files, "history_index": index}
+    lifecycle.log_event(state, EventKind.FILES_TOUCHED, now, actor, phase, data)

@@ -344,6 +344,18 @@ def print_instance(out: Output, view: dict[str, Any]) -> None:
         ),
         status=3,
     )
+    _print_commits(out, view["timeline"])
+
+
+def _print_commits(out: Output, timeline: list[dict[str, Any]]) -> None:
+    """Each visit's git links (``views.commits_view``), if any were recorded."""
+    linked = [row for row in timeline if row.get("commits_text")]
+    if linked:
+        out.line()
+        out.table(
+            ("#", "PHASE", "VISIT", "COMMITS (START → END)"),
+            ((row["index"], row["phase"], row["visit"], row["commits_text"]) for row in linked),
+        )
 
 
 def _artifacts_cell(check: dict[str, Any] | None) -> str:

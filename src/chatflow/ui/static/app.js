@@ -102,6 +102,7 @@ function instanceModel(view) {
     history: view.timeline.map((row) => ({
       phase: row.phase, status: row.status, actor: row.actor,
       started_at: secs(row.started_at), ended_at: secs(row.ended_at),
+      commits_text: row.commits_text,
     })),
   });
 }
@@ -541,7 +542,8 @@ function timeline(state, history) {
         wait.total || wait.open !== null ? h("span", { class: "waited" }, "waited " + fmtDuration(wait.total + (wait.open !== null ? r.end - wait.open : 0))) : null),
       h("div", { class: "track-row" }, bar, marks),
       notes.length ? h("div", { class: "notes" }, notes) : null,
-      r.entry.actor ? h("div", { class: "by muted" }, `${r.entry.status} by ${r.entry.actor}`) : null);
+      r.entry.actor ? h("div", { class: "by muted" }, `${r.entry.status} by ${r.entry.actor}`) : null,
+      r.entry.commits_text ? h("div", { class: "commits muted" }, "git " + r.entry.commits_text) : null);
   }));
   return h("div", {}, summary, list);
 }

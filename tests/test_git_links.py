@@ -171,6 +171,25 @@ def test_a_store_outside_any_repository_records_nothing_and_raises_nothing(
     assert all(row["commits"] == [] for row in _view(state)["timeline"])
 
 
+def test_outside_any_repository_a_step_runs_no_git(
+    outside: Path, storage_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chatflow import _git
+
+    ran: list[list[str]] = []
+    real = _git.run
+
+    def counted(args: list[str], cwd: Path, stdin: str | None = None) -> Any:
+        ran.append(list(args))
+        return real(args, cwd, stdin)
+
+    monkeypatch.setattr(_git, "run", counted)
+    engine = WorkflowEngine(storage_dir=storage_dir)
+    iid = engine.start_workflow_instance(FLOW, feature_id="feat_cheap")
+    engine.trigger_next_step(iid)
+    assert ran == []
+
+
 def _view(state: WorkflowInstanceState) -> dict[str, Any]:
     from chatflow import views
 

@@ -57,17 +57,29 @@ def snapshot(folders: Iterable[Path]) -> dict[str, Any] | None:
     """Where the first of ``folders`` inside a git work tree stands: ``{"commit": HEAD's
     sha or None (an unborn branch), "branch": name or None (detached), "dirty": bool}``.
 
-    One ``git status`` per folder tried. ``dirty`` means tracked files differ from
+    A folder with no ``.git`` in it or above it is skipped without running git (a few
+    ``stat`` calls), so outside any repository a step costs no subprocess; one ``git
+    status`` per folder tried otherwise. ``dirty`` means tracked files differ from
     ``HEAD`` (staged or not); untracked files do not count, as in ``git describe
     --dirty``, and are not scanned (the cost stays low in large trees).
     """
     for folder in folders:
+        if not may_be_repository(folder):
+            continue
         done = run(["status", "--porcelain=v2", "--branch", "--untracked-files=no"], folder)
         if done is None:
             return None  # no git at all: no other folder will do better
         if done.returncode == 0:
             return _parse_status(done.stdout)
     return None
+
+
+def may_be_repository(folder: Path) -> bool:
+    """Whether git could find a repository from ``folder``: ``$GIT_DIR`` is set, or a
+    ``.git`` (folder or file) is in it or a folder above it."""
+    if os.environ.get("GIT_DIR"):
+        return True
+    return any((place / ".git").exists() for place in (folder, *folder.parents))
 
 
 def _parse_status(text: str) -> dict[str, Any] | None:

@@ -28,6 +28,7 @@ from chatflow.errors import ChatFlowError
 
 if TYPE_CHECKING:
     from chatflow.core.engine import WorkflowEngine
+    from chatflow.storage.base import InstanceSummary
 
 JSON = dict[str, Any]
 STATUSES = tuple(status.value for status in InstanceStatus)
@@ -52,6 +53,8 @@ def feature_view(rollup: Mapping[str, Any], unreadable: Iterable[str] = ()) -> J
 
     ``unreadable`` names instances whose stored state could not be read; they are not
     in ``counts`` (see ``chatflow features``: one corrupt file must not hide the rest).
+    ``shown_instance_id`` is the instance ``phases`` describes: the active one, else the
+    latest.
     """
     return {
         "feature_id": rollup["feature_id"],
@@ -60,6 +63,7 @@ def feature_view(rollup: Mapping[str, Any], unreadable: Iterable[str] = ()) -> J
         "counts": {status: rollup.get(f"{status}_count", 0) for status in STATUSES},
         "latest_instance_id": rollup["latest_instance_id"],
         "active_instance_id": rollup["active_instance_id"],
+        "shown_instance_id": rollup["active_instance_id"] or rollup["latest_instance_id"],
         "phases": dict(rollup["phases"]),
         "unreadable_instances": list(unreadable),
     }
@@ -67,6 +71,8 @@ def feature_view(rollup: Mapping[str, Any], unreadable: Iterable[str] = ()) -> J
 
 def instance_row(state: WorkflowInstanceState) -> JSON:
     """One line of ``chatflow list``: where an instance is, without its history."""
+    from chatflow.core.status import progress  # noqa: PLC0415 - routing costs start-up
+
     return {
         "instance_id": state.instance_id,
         "feature_id": state.feature_id,
@@ -76,7 +82,64 @@ def instance_row(state: WorkflowInstanceState) -> JSON:
         "current_phase": state.current_phase,
         "created_at": iso_time(state.created_at),
         "updated_at": iso_time(state.updated_at),
+        "progress": progress(state),
+        "finished": state.status.is_finished,
+        "problem": None,
     }
+
+
+UNREADABLE = "unreadable"
+"""The ``status`` of a listed instance whose stored state cannot be read."""
+
+
+def unreadable_row(instance_id: str, feature_id: str | None, problem: str) -> JSON:
+    """The list row of an instance that cannot be read: the same keys as
+    ``instance_row``, ``status`` ``unreadable`` and ``problem`` saying why, so one
+    damaged instance is shown (and named) instead of hiding or breaking a listing."""
+    return {
+        "instance_id": instance_id,
+        "feature_id": feature_id,
+        "workflow": None,
+        "workflow_version": None,
+        "status": UNREADABLE,
+        "current_phase": None,
+        "created_at": None,
+        "updated_at": None,
+        "progress": None,
+        "finished": None,
+        "problem": problem,
+    }
+
+
+def listed_rows(engine: WorkflowEngine, summaries: Iterable[InstanceSummary]) -> list[JSON]:
+    """``instance_row`` of each listed instance, loaded one by one; one that cannot be
+    read is its ``unreadable_row`` (what every listing shows: CLI, page, MCP)."""
+    rows = []
+    for summary in summaries:
+        try:
+            state = engine.get_workflow_instance_status(summary.instance_id)
+        except ChatFlowError as error:
+            rows.append(unreadable_row(summary.instance_id, summary.feature_id, str(error)))
+            continue
+        if state is not None:  # deleted since it was listed
+            rows.append(instance_row(state))
+    return rows
+
+
+def rollup_of(
+    feature_id: str, states: list[WorkflowInstanceState], unreadable: Iterable[str] = ()
+) -> JSON:
+    """The roll-up view of a feature from its readable instances (oldest first), for
+    when the store's counts cannot be read: the engine's own rule
+    (``status.feature_rollup``) over these instances, naming the ``unreadable`` ones."""
+    from chatflow.core.status import feature_rollup, phase_statuses  # noqa: PLC0415
+    from chatflow.storage.base import status_counts, summarize  # noqa: PLC0415
+
+    rollup = feature_rollup(feature_id, status_counts([summarize(s.to_dict()) for s in states]))
+    shown_id = rollup["active_instance_id"] or rollup["latest_instance_id"]
+    shown = next((s for s in states if s.instance_id == shown_id), None)
+    rollup["phases"] = phase_statuses(shown) if shown is not None else {}
+    return feature_view(rollup, unreadable)
 
 
 def artifact_checks(engine: WorkflowEngine, state: WorkflowInstanceState) -> dict[str, JSON]:
@@ -85,29 +148,92 @@ def artifact_checks(engine: WorkflowEngine, state: WorkflowInstanceState) -> dic
     A record that cannot be read or verified is reported (``verified: false`` and the
     ``problem``), never raised: one bad artifact must not hide the rest of ``show``.
     """
-    checks: dict[str, JSON] = {}
+    return {task: check for task, (check, _) in _read_tasks(engine, state).items()}
+
+
+def _read_tasks(
+    engine: WorkflowEngine, state: WorkflowInstanceState
+) -> dict[str, tuple[JSON, TaskArtifacts | None]]:
+    """Task key -> its check and its texts (``None`` if unreadable), each read once."""
+    found: dict[str, tuple[JSON, TaskArtifacts | None]] = {}
     for entry in state.history:
-        if not entry.task or entry.task in checks:
-            continue
-        try:
-            artifacts = engine.get_task_artifacts(state.instance_id, entry.task)
-        except ChatFlowError as error:
-            checks[entry.task] = _check(entry.task, None, str(error))
-            continue
-        problem = None if artifacts is not None else "task record is missing"
-        checks[entry.task] = _check(entry.task, artifacts, problem)
-    return checks
+        if entry.task and entry.task not in found:
+            found[entry.task] = _read_task(engine, state.instance_id, entry.task)
+    return found
+
+
+def _read_task(
+    engine: WorkflowEngine, instance_id: str, task: str
+) -> tuple[JSON, TaskArtifacts | None]:
+    """The task's check and texts. The store (and the engine) verify: a text that does
+    not match is read again unchecked, so the page can show what changed."""
+    try:
+        artifacts = engine.get_task_artifacts(instance_id, task)
+    except ChatFlowError as error:
+        unchecked = _unchecked(engine, instance_id, task)
+        return _check(task, unchecked, str(error)), unchecked
+    problem = None if artifacts is not None else "task record is missing"
+    return _check(task, artifacts, problem), artifacts
+
+
+def _unchecked(engine: WorkflowEngine, instance_id: str, task: str) -> TaskArtifacts | None:
+    """The task's stored texts without checking them; ``None`` if they cannot be read."""
+    from chatflow.core.models import TaskExecutionRecord  # noqa: PLC0415
+
+    try:
+        stored = engine.state_store.load_task_artifacts(instance_id, task, checked=False)
+    except ChatFlowError:
+        return None
+    if stored is None:
+        return None
+    try:
+        record = TaskExecutionRecord.from_dict(stored.get("record"))
+    except ChatFlowError:  # the texts are still shown, under a record saying so
+        record = TaskExecutionRecord(phase_name=task, status=UNREADABLE, started_at=0.0)
+    return TaskArtifacts(record, str(stored.get("prompt", "")), str(stored.get("response", "")))
 
 
 def _check(key: str, artifacts: TaskArtifacts | None, problem: str | None) -> JSON:
+    """The one verdict on a task's texts. ``prompt_sha256``/``response_sha256`` are the
+    checksums recorded with them (the one checksum field of every view);
+    ``prompt_verified``/``response_verified`` say which text still matches its own."""
     record = artifacts.record if artifacts is not None else None
+    prompt_ok = response_ok = problem is None
+    if artifacts is not None and problem is not None:
+        from chatflow.core.models import sha256_text  # noqa: PLC0415
+
+        prompt_ok = sha256_text(artifacts.prompt) == artifacts.record.prompt_checksum
+        response_ok = sha256_text(artifacts.response) == artifacts.record.response_checksum
     return {
         "task": key,
         "prompt_sha256": record.prompt_checksum if record else None,
         "response_sha256": record.response_checksum if record else None,
         "verified": problem is None,
         "problem": problem,
+        "prompt_verified": prompt_ok,
+        "response_verified": response_ok,
     }
+
+
+def artifact_list(engine: WorkflowEngine, state: WorkflowInstanceState) -> list[JSON]:
+    """``artifacts_view`` of every visit that recorded its texts, oldest first, with the
+    visit's ``visit`` and ``history_index`` and its check (``_check``'s verdicts). A text
+    that no longer matches is still shown: the page shows what changed."""
+    tasks = _read_tasks(engine, state)
+    found = []
+    for row in _timeline(state, {}, []):
+        task = state.history[row["index"]].task
+        check, artifacts = tasks.get(task, ({}, None)) if task else ({}, None)
+        if artifacts is None:
+            continue
+        item = artifacts_view(state.instance_id, task, artifacts)
+        item.update(visit=row["visit"], history_index=row["index"])
+        item.update({key: check[key] for key in _VERDICT})
+        found.append(item)
+    return found
+
+
+_VERDICT = ("verified", "problem", "prompt_verified", "response_verified")
 
 
 def instance_view(
@@ -122,10 +248,13 @@ def instance_view(
     misses; by default it is read from the state (``status_info``'s
     ``open_requirements``).
     """
+    from chatflow.core.history import timeline  # noqa: PLC0415
     from chatflow.core.status import status_info  # noqa: PLC0415 - show only
 
     info = status_info(state)
     gates = (info.get("open_requirements") or []) if open_gates is None else open_gates
+    log = timeline(state)
+    rows = _timeline(state, checks or {}, log)
     return {
         **instance_row(state),
         "version": state.version,
@@ -140,7 +269,9 @@ def instance_view(
         "progress": info["progress"],
         "visits": dict(state.visits),
         "retries": dict(state.retries),
-        "timeline": _timeline(state, checks or {}),
+        "failure": _failure(state, log),
+        "summary": _summary(state, rows, log),
+        "timeline": rows,
     }
 
 
@@ -160,17 +291,33 @@ def _pause_view(pause: Mapping[str, Any] | None) -> JSON | None:
     }
 
 
-def _timeline(state: WorkflowInstanceState, checks: Mapping[str, JSON]) -> list[JSON]:
+def _timeline(
+    state: WorkflowInstanceState, checks: Mapping[str, JSON], log: list[WorkflowEvent]
+) -> list[JSON]:
+    """One row per visit (history entry). ``visit`` numbers the phase's visits;
+    ``end_at`` is when the visit stopped (its end, or the instance's if it finished
+    mid-visit; ``null`` while it goes on); ``events`` are the positions in ``log`` (the
+    event log, ``history_view``) of what happened during it, entering and completing
+    aside; ``waited_s`` is the time it spent paused or waiting for approval, not
+    counting a wait still open since ``waiting_since``."""
     decisions: dict[int, list[JSON]] = {}
     for event in state.events:
         decision = _decision(event)
         if decision is not None:
             decisions.setdefault(event.history_index, []).append(decision)
+    during: dict[int, list[int]] = {}
+    for position, event in enumerate(log):
+        if event.kind not in (EventKind.PHASE_ENTERED, EventKind.PHASE_COMPLETED):
+            during.setdefault(_row_of(event), []).append(position)
+    finished_at = state.updated_at if state.status.is_finished else None
     visits: dict[str, int] = {}
     rows = []
     for index, entry in enumerate(state.history):
         visits[entry.phase] = visits.get(entry.phase, 0) + 1
         ended = entry.ended_at
+        end = ended if ended is not None else finished_at
+        events = during.get(index, [])
+        waited, since = _waits([log[position] for position in events], end)
         rows.append(
             {
                 "index": index,
@@ -183,6 +330,10 @@ def _timeline(state: WorkflowInstanceState, checks: Mapping[str, JSON]) -> list[
                 "actor": entry.actor,
                 "approvals": decisions.get(index, []),
                 "artifacts": checks.get(entry.task) if entry.task else None,
+                "end_at": iso_time(end),
+                "events": events,
+                "waited_s": waited,
+                "waiting_since": iso_time(since),
                 **commits_view(entry.git),
             }
         )
@@ -216,6 +367,67 @@ def _commits_text(commits: list[JSON]) -> str:
     return " → ".join(parts)
 
 
+def _row_of(event: WorkflowEvent) -> int:
+    """The visit an event belongs to: a fork's ``started`` event is logged after the
+    visits it inherited, and begins the fresh visit it names."""
+    forked = event.kind is EventKind.STARTED and event.data.get("forked_from")
+    index = event.data.get("history_index") if forked else None
+    return index if isinstance(index, int) else event.history_index
+
+
+_WAIT_STARTS = (EventKind.APPROVAL_REQUESTED, EventKind.PAUSED)
+_WAIT_ENDS = (EventKind.RESUMED, EventKind.REJECTED)
+
+
+def _waits(events: Iterable[WorkflowEvent], end: float | None) -> tuple[float, float | None]:
+    """Seconds paused or waiting for approval among ``events``, and when a wait still
+    open began (``None`` if none is, or the visit ``end``ed, which closes it)."""
+    total, since = 0.0, None
+    for event in events:
+        if event.kind in _WAIT_STARTS and since is None:
+            since = event.at
+        elif event.kind in _WAIT_ENDS and since is not None:
+            total, since = total + event.at - since, None
+    if since is not None and end is not None:
+        total, since = total + max(end - since, 0.0), None
+    return round(total, 3), since
+
+
+def _summary(state: WorkflowInstanceState, rows: list[JSON], log: list[WorkflowEvent]) -> JSON:
+    """The timeline's counts: visits, retries, failures, approvals and pauses, the time
+    spent waiting (``waited_s`` closed, plus since ``waiting_since`` if still open), and
+    ``started_at``, the earliest start (a fork inherits visits older than itself)."""
+    kinds = [event.kind for event in log]
+    starts = [state.created_at, *(entry.started_at for entry in state.history)]
+    return {
+        "started_at": iso_time(min(starts)),
+        "visits": len(rows),
+        "retries": kinds.count(EventKind.RETRIED),
+        "failures": kinds.count(EventKind.FAILED),
+        "approvals": sum(1 for event in log if _approval(event)),
+        "pauses": kinds.count(EventKind.PAUSED) + kinds.count(EventKind.APPROVAL_REQUESTED),
+        "waited_s": round(sum(row["waited_s"] for row in rows), 3),
+        "waiting_since": next((r["waiting_since"] for r in rows if r["waiting_since"]), None),
+    }
+
+
+def _failure(state: WorkflowInstanceState, log: list[WorkflowEvent]) -> str | None:
+    """Why a failed instance failed: the error of its latest ``failed`` event."""
+    if state.status is not InstanceStatus.FAILED:
+        return None
+    failed = [event for event in log if event.kind is EventKind.FAILED]
+    error = failed[-1].data.get("error") if failed else None
+    return str(error) if error else None
+
+
+def _approval(event: WorkflowEvent) -> bool:
+    """An exit gate's approval, or the approval that ended an approval pause."""
+    decision = _decision(event)
+    return event.kind is EventKind.APPROVED or (
+        decision is not None and decision["decision"] == "approved"
+    )
+
+
 def _decision(event: WorkflowEvent) -> JSON | None:
     """An approval, rejection or forced entry recorded by ``event``, if it is one.
 
@@ -235,7 +447,9 @@ def _decision(event: WorkflowEvent) -> JSON | None:
 
 
 def history_view(events: Iterable[WorkflowEvent]) -> list[JSON]:
-    """The event log (``engine.get_workflow_history``), oldest first."""
+    """The event log (``engine.get_workflow_history``), oldest first. ``approval`` says
+    whether the event approved something (a resume is one only when it ended an
+    approval pause)."""
     return [
         {
             "kind": event.kind.value,
@@ -244,6 +458,7 @@ def history_view(events: Iterable[WorkflowEvent]) -> list[JSON]:
             "phase": event.phase,
             "history_index": event.history_index,
             "data": event.data,
+            "approval": _approval(event),
         }
         for event in events
     ]

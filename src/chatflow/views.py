@@ -337,9 +337,37 @@ def _timeline(
                 "waited_s": waited,
                 "waiting_since": iso_time(since),
                 "files": files.get(index, []),
+                **commits_view(entry.git),
             }
         )
     return rows
+
+
+def commits_view(git: Mapping[str, Any] | None) -> JSON:
+    """A visit's git links (``chatflow.core.gitlinks``): ``commits``, the work tree at the
+    visit's ``start`` and ``end`` (``commit``, its 7-character ``short`` form, ``branch``,
+    ``dirty``), and ``commits_text``, the line ``show`` and the page print (``None``: no
+    link recorded)."""
+    commits = []
+    for when in ("start", "end"):
+        where = (git or {}).get(when)
+        if isinstance(where, dict):
+            commit = where.get("commit")
+            short = commit[:7] if isinstance(commit, str) else None
+            commits.append({"when": when, **where, "short": short})
+    return {"commits": commits, "commits_text": _commits_text(commits) if commits else None}
+
+
+def _commits_text(commits: list[JSON]) -> str:
+    """``a1b2c3d main → d4e5f6a main (dirty)``: where the visit started and ended."""
+    parts = []
+    for where in commits:
+        text = where["short"] or "(no commit yet)"
+        text += f" {where['branch']}" if where.get("branch") else " (detached)"
+        parts.append(text + (" (dirty)" if where.get("dirty") else ""))
+    if len(commits) == 1 and commits[0]["when"] == "end":
+        return "… → " + parts[0]
+    return " → ".join(parts)
 
 
 def _row_of(event: WorkflowEvent) -> int:

@@ -24,7 +24,13 @@ from repo_paths import SRC
 
 # The base layer: modules every layer may use, which use nothing of ChatFlow's but each other.
 BASE = "chatflow.base"
-BASE_MODULES = ("chatflow.errors", "chatflow._validation", "chatflow._text", "chatflow._logger")
+BASE_MODULES = (
+    "chatflow.errors",
+    "chatflow._validation",
+    "chatflow._text",
+    "chatflow._logger",
+    "chatflow._git",
+)
 FACADE = "chatflow"  # the package's lazy public names (and the shared engine): the top
 # Top-level modules that are not packages, by the package they count as.
 TOP_LEVEL = {

@@ -58,6 +58,11 @@ def _add_start(commands: Subparsers) -> None:
     start.add_argument(
         "--meta", action="append", metavar="K=V", help="meta entry (who, session, ...)"
     )
+    start.add_argument(
+        "--branch",
+        action="store_true",
+        help="first create and check out a git branch named after the feature",
+    )
     add_by(start)
     finish(start, cmd_start)
 
@@ -186,16 +191,31 @@ def cmd_start(ctx: Context) -> int:
     meta = key_values(args.meta, "--meta")
     if args.schema_version is not None and views.looks_like_file(args.workflow):
         raise UsageError("--version applies to a workflow name, not a file")
-    instance_id = views.start(
-        engine,
-        args.workflow,
-        args.feature,
-        variables,
-        meta,
-        args.schema_version,
-        actor=ctx.actor(meta),
-    )
+    actor = ctx.actor(meta)
+    branch = _new_branch(ctx.target, args.feature) if args.branch else None
+    try:
+        instance_id = views.start(
+            engine, args.workflow, args.feature, variables, meta, args.schema_version, actor=actor
+        )
+    except BaseException:
+        if branch is not None:
+            branch[1]()  # back to the branch it was on: no instance, no new branch
+        raise
+    if branch is not None:
+        print(f"chatflow: switched to a new branch {branch[0]!r}", file=sys.stderr)
     return report(ctx, ctx.instance(instance_id))
+
+
+def _new_branch(target: str | Path, feature_id: str) -> tuple[str, Callable[[], None]]:
+    """``start --branch``: the feature's branch, checked out (``chatflow.cli.branch``), in
+    the repository of the current folder, else of the store's folder (opening nothing)."""
+    from chatflow.cli import branch  # noqa: PLC0415 - only --branch runs git here
+    from chatflow.storage._open import is_store_url  # noqa: PLC0415
+
+    folders = [Path.cwd()]
+    if not is_store_url(target) and Path(target).is_dir():
+        folders.append(Path(target).resolve())
+    return branch.create(feature_id, folders)
 
 
 def cmd_next(ctx: Context) -> int:

@@ -82,6 +82,9 @@ def _add_import(commands: Subparsers) -> None:
 def _add_verify(commands: Subparsers) -> None:
     verify = commands.add_parser("verify", help="check instances and artifact checksums")
     _selection(verify, allow_all=True)
+    verify.add_argument(
+        "--git", action="store_true", help="also check that every recorded commit still exists"
+    )
     finish(verify, cmd_verify)
 
 
@@ -406,6 +409,32 @@ def _report(ctx: Context, report: MigrationReport) -> int:
 # -- verify / compact -----------------------------------------------------------------------
 
 
+def _missing_commits(engine: WorkflowEngine, ids: list[str]) -> list[dict[str, Any]]:
+    """``verify --git``: every recorded commit the work tree's repository lacks, by instance
+    (an instance too damaged to read is already a problem of the plain verify)."""
+    missing = []
+    for iid in ids:
+        try:
+            rows = engine.verify_git(iid)
+        except ChatFlowError:
+            continue
+        missing += [{"instance_id": iid, **row} for row in rows]
+    return missing
+
+
+def _commit_problems(missing: list[dict[str, Any]]) -> list[str]:
+    """One line per instance and missing commit, naming the visits that recorded it."""
+    grouped: dict[tuple[str, str, str], list[str]] = {}
+    for row in missing:
+        key = (row["instance_id"], row["commit"], row["problem"])
+        where = f"{row['when']} of #{row['history_index']} {row['phase']}"
+        grouped.setdefault(key, []).append(where)
+    return [
+        f"instance {iid}: commit {commit} ({', '.join(where)}): {problem}"
+        for (iid, commit, problem), where in grouped.items()
+    ]
+
+
 def cmd_verify(ctx: Context) -> int:
     """Check each selected instance's hash chain, artifacts and head (``engine.verify``);
     print every problem (exit 1) or the feature digests."""
@@ -413,17 +442,19 @@ def cmd_verify(ctx: Context) -> int:
     ids = _selected(ctx, engine)
     progress = Progress("verify")
     try:
-        problems = [str(p) for iid in progress.over(ids) if (p := engine.verify(iid)) is not None]
+        found = {iid: str(p) for iid in progress.over(ids) if (p := engine.verify(iid)) is not None}
+        missing = _missing_commits(engine, ids) if ctx.args.git else []
     finally:
         progress.close()
+    problems = [*found.values(), *_commit_problems(missing)]
+    bad = len(found.keys() | {row["instance_id"] for row in missing})
     features = (
         engine.list_features() if ctx.args.all else [ctx.args.feature] * bool(ctx.args.feature)
     )
     digests = {} if problems else {f: engine.feature_digest(f) for f in features}
     if ctx.out.json:
-        ctx.out.emit_json(
-            {"verified": len(ids) - len(problems), "problems": problems, "digests": digests}
-        )
+        result = {"verified": len(ids) - bad, "problems": problems, "digests": digests}
+        ctx.out.emit_json({**result, "missing_commits": missing} if ctx.args.git else result)
     else:
         for problem in problems:
             print(f"chatflow: verify: {problem}", file=sys.stderr)

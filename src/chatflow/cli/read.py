@@ -349,6 +349,18 @@ def print_instance(out: Output, view: dict[str, Any]) -> None:
         for touched in row.get("files", []):
             digest = str(touched["sha256"])[:12] if touched["sha256"] else "(no file now)"
             out.line(f"  {row['phase']} visit {row['visit']} wrote {touched['path']}  {digest}")
+    _print_commits(out, view["timeline"])
+
+
+def _print_commits(out: Output, timeline: list[dict[str, Any]]) -> None:
+    """Each visit's git links (``views.commits_view``), if any were recorded."""
+    linked = [row for row in timeline if row.get("commits_text")]
+    if linked:
+        out.line()
+        out.table(
+            ("#", "PHASE", "VISIT", "COMMITS (START → END)"),
+            ((row["index"], row["phase"], row["visit"], row["commits_text"]) for row in linked),
+        )
 
 
 def _artifacts_cell(check: dict[str, Any] | None) -> str:

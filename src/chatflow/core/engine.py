@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from chatflow import _logger
 from chatflow._validation import check_json_object, check_text, new_instance_id, validate_id
-from chatflow.core import _arguments, _artifacts, _stored
+from chatflow.core import _arguments, _artifacts, _stored, gitlinks
 from chatflow.core._actions import HumanActions
 from chatflow.core._stored import Change
 from chatflow.domain import lifecycle
@@ -83,6 +83,10 @@ class WorkflowEngine(HumanActions):
 
     Workflow schemas are found by name in ``schema_dirs`` and then in the storage
     folder's ``schemas/`` (see ``chatflow.core.registry``).
+
+    ``git`` records, on every step that opens or closes a visit, the commit, branch and
+    dirtiness of the work tree (``chatflow.core.gitlinks``); ``None`` (the default):
+    on unless ``CHATFLOW_GIT=0``.
     """
 
     default_merge_trigger_data: str | None = None
@@ -97,8 +101,10 @@ class WorkflowEngine(HumanActions):
         store: IWorkflowStateStore | None = None,
         durable: bool = True,
         schema_dirs: Sequence[str | os.PathLike[str]] = (),
+        git: bool | None = None,
     ) -> None:
         self._lock = threading.Lock()
+        self._git = gitlinks.enabled_by_env() if git is None else _arguments.flag(git, "git")
         self._store: IWorkflowStateStore | None = None
         self._schema_dirs = [Path(folder) for folder in schema_dirs]
         self._schemas: SchemaRegistry | None = None
@@ -241,6 +247,7 @@ class WorkflowEngine(HumanActions):
             now=generate_timestamp(),
             actor=actor,
         )
+        self._stamp_git(state, 0)
         self.state_store.create_state(state.to_dict())
         return WorkflowStartResult(state.instance_id, state.current_phase, state.created_at)
 
@@ -304,8 +311,34 @@ class WorkflowEngine(HumanActions):
         return _stored.simulate(self._require_state(instance_id), change)
 
     def _update(self, instance_id: str, change: Change) -> WorkflowInstanceState:
-        """Apply ``change`` to the instance as one appended event."""
+        """Apply ``change`` to the instance as one appended event (git-stamped: see
+        ``chatflow.core.gitlinks``)."""
+        if self._git:
+            change = gitlinks.recording(change, gitlinks.once(self.git_snapshot))
         return _stored.update(self.state_store, instance_id, change)
+
+    def _stamp_git(self, state: WorkflowInstanceState, before: int) -> None:
+        """Stamp the visits a new instance opened after its first ``before`` entries."""
+        if self._git:
+            gitlinks.stamp(state, before, False, self.git_snapshot)
+
+    def git_snapshot(self) -> dict[str, Any] | None:
+        """Where the work tree stands: ``{"commit", "branch", "dirty"}``, or ``None`` when
+        the current folder and the store's folder are in no git repository (or git is
+        not installed, fails or times out). The work tree is the repository of the
+        current folder, else the one of the store's folder."""
+        from chatflow import _git  # noqa: PLC0415 - subprocess is loaded only to step
+
+        return _git.snapshot(gitlinks.work_tree_folders(self.state_store))
+
+    def verify_git(self, instance_id: str) -> list[dict[str, Any]]:
+        """The commits the instance recorded that the work tree's repository does not
+        have (rewritten history, another repository): ``{"history_index", "phase",
+        "when" ("start"/"end"), "commit", "problem"}`` each; empty if all are there.
+        With commits recorded but no repository or git to ask, every one is listed."""
+        state = self._require_state(validate_id(instance_id, "instance_id"))
+        rows = gitlinks.recorded(state)
+        return gitlinks.unconfirmed(rows, gitlinks.work_tree_folders(self.state_store))
 
     # -- time travel ---------------------------------------------------------------------
 
@@ -340,6 +373,7 @@ class WorkflowEngine(HumanActions):
             force=force,
         )
         artifacts = self._inherited_artifacts(parent, child)
+        self._stamp_git(child, len(child.history) - 1)
         self.state_store.create_state(child.to_dict(), artifacts=artifacts)
         index = child.parent["history_index"] if child.parent else at
         who = actor or lifecycle.actor_of(extra_meta)

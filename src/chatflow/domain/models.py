@@ -180,7 +180,8 @@ class HistoryEntry:
 
     ``task`` names the visit's task record (``tasks/<task>.json`` in the file store);
     it is empty until the phase's prompt and response are recorded. ``actor`` is who
-    closed the visit (from the closing call's meta), if known.
+    closed the visit (from the closing call's meta), if known. ``git`` is where the work
+    tree stood when the visit started and ended (``chatflow.core.gitlinks``), if known.
     """
 
     phase: str
@@ -190,9 +191,10 @@ class HistoryEntry:
     status: str = "running"
     trigger_data_snapshot: dict[str, Any] | None = None
     actor: str | None = None
+    git: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        data = {
+        data: dict[str, Any] = {
             "phase": self.phase,
             "task": self.task,
             "started_at": self.started_at,
@@ -202,6 +204,8 @@ class HistoryEntry:
         }
         if self.actor is not None:  # omitted when unknown: every step rewrites every entry
             data["actor"] = self.actor
+        if self.git is not None:
+            data["git"] = self.git
         return data
 
     @classmethod
@@ -213,6 +217,7 @@ class HistoryEntry:
             started, ended = data.get("started_at"), data.get("ended_at")
             status = data.get("status", "running")
             snapshot, actor = data.get("trigger_data_snapshot"), data.get("actor")
+            git = data.get("git")
             if (
                 type(phase) is str
                 and type(task) is str
@@ -221,8 +226,9 @@ class HistoryEntry:
                 and type(status) is str
                 and (snapshot is None or type(snapshot) is dict)
                 and (actor is None or type(actor) is str)
+                and (git is None or type(git) is dict)
             ):
-                return cls(phase, task, started, ended, status, snapshot, actor)
+                return cls(phase, task, started, ended, status, snapshot, actor, git)
         return cls._checked_from_dict(data)
 
     @classmethod
@@ -236,6 +242,7 @@ class HistoryEntry:
             status=_fields.typed(fields, "status", str, "running"),
             trigger_data_snapshot=_fields.optional_dict(fields, "trigger_data_snapshot"),
             actor=_fields.optional_str(fields, "actor"),
+            git=_fields.optional_dict(fields, "git"),
         )
 
 

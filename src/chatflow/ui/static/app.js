@@ -540,7 +540,8 @@ function timeline(state, history) {
       notes.length ? h("div", { class: "notes" }, notes) : null,
       r.files.length ? h("div", { class: "files muted" }, "files touched: ", r.files.map((f) =>
         h("code", { title: f.sha256 ? "sha256 " + f.sha256 : "no such file now" }, f.path + " " + shortHash(f.sha256) + " "))) : null,
-      r.actor ? h("div", { class: "by muted" }, `${r.status} by ${r.actor}`) : null);
+      r.actor ? h("div", { class: "by muted" }, `${r.status} by ${r.actor}`) : null,
+      r.commits_text ? h("div", { class: "commits muted" }, "git " + r.commits_text) : null);
   }));
   return h("div", {}, summary, list);
 }

@@ -23,6 +23,7 @@ TERMS: dict[str, str] = {
     "jump": "jump_to()",
     "record": "record_task_artifacts()",
     "map": "phase_map",
+    "extend_budget": "extend_budget(by=<who allows it>, cost_usd=...)",
 }
 """How the library's messages name what a caller can do: its own calls and arguments.
 A front end has its own terms (``chatflow.cli``: commands and flags) for the same names."""

@@ -34,6 +34,9 @@ TERMS: dict[str, str] = {
     "jump": "`chatflow jump {instance_id} PHASE` (a person)",
     "record": "the `record` tool",
     "map": "`--map OLD=NEW`",
+    "extend_budget": (
+        "a person allowing more (`chatflow approve {instance_id} --by NAME --extend KEY=AMOUNT`)"
+    ),
 }
 """The library's remedies (``chatflow.errors.TERMS``) as an agent can act on them: its
 own tools, or what a person runs (an agent never approves)."""

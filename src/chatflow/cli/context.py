@@ -45,6 +45,7 @@ TERMS: dict[str, str] = {
     "jump": "chatflow jump {instance_id} PHASE",
     "record": "chatflow record {instance_id}",
     "map": "--map OLD=NEW",
+    "extend_budget": "chatflow approve {instance_id} --by NAME --extend KEY=AMOUNT",
     # arguments a message may start with (its ``field``)
     "to_version": "--to",
     "phase_map": "--map",

@@ -106,6 +106,11 @@ def advance(
     _leave(state, trigger, copy_json(meta), actor, now, risk=risk)
 
 
+def require_step(state: WorkflowInstanceState) -> None:
+    """Refuse, before anything changes, an instance that cannot take a step now."""
+    _require(state, "trigger a step")
+
+
 def _leave(
     state: WorkflowInstanceState,
     trigger: dict[str, Any],
@@ -290,6 +295,12 @@ def resume(
     """
     _require(state, "resume")
     pause_info = state.pause or {"kind": "manual", "resume_status": Status.RUNNING.value}
+    if pause_info["kind"] == "budget":
+        raise InvalidTransitionError(
+            f"instance {state.instance_id!r} is paused over budget ({pause_info.get('reason')})",
+            hint="; allow more with {extend_budget}",
+            instance_id=state.instance_id,
+        )
     if pause_info["kind"] != "approval":
         approved_by, actor = None, approved_by or actor
     elif not approved_by:
@@ -659,10 +670,12 @@ ALLOWED: Mapping[str, tuple[InstanceStatus, ...]] = {
     "retry": (Status.CREATED, Status.RUNNING, Status.FAILED),
     "cancel": (Status.CREATED, Status.RUNNING, Status.PAUSED, Status.FAILED),
     "jump": (Status.CREATED, Status.RUNNING, Status.PAUSED, Status.FAILED),
+    "extend budget": (Status.CREATED, Status.RUNNING, Status.PAUSED),
 }
 """The one table of which statuses each action accepts: the lifecycle's checks and
 ``chatflow.views.available_actions`` (the CLI, the page, MCP) all read it. An approval
-pause further narrows ``resume`` (it needs an approver) and ``reject`` (only it)."""
+pause further narrows ``resume`` (it needs an approver) and ``reject`` (only it); a
+budget pause ends only by ``extend budget`` (``approve --extend``)."""
 
 
 def _require(state: WorkflowInstanceState, action: str) -> None:

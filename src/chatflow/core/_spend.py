@@ -1,0 +1,256 @@
+"""The engine's time-and-money operations: ``record_usage``, ``extend_budget``, ``due``
+and ``apply_due``, and the check every change goes through (``after_change``).
+
+``WorkflowEngine`` inherits them; the rules live in ``chatflow.core.usage``,
+``budgets`` and ``deadlines``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from chatflow._validation import validate_id
+from chatflow.core import _arguments, budgets, deadlines, lifecycle
+from chatflow.core import usage as _usage
+from chatflow.core._stored import Change
+from chatflow.core.definition import workflow_of
+from chatflow.core.models import EventKind, WorkflowInstanceState, generate_timestamp
+from chatflow.errors import ChatFlowError, ValidationError
+from chatflow.storage.base import InstanceSummary
+
+
+class _NothingDue(Exception):
+    """Raised inside a transaction to write nothing: the wait is no longer due."""
+
+
+def after_change(state: WorkflowInstanceState, now: float, actor: str | None) -> None:
+    """What every change ends with: budgets checked (the change that crosses one
+    pauses), and the instance's wait and its deadline kept current."""
+    schema = state.workflow_schema
+    if (
+        state.usage is None
+        and state.budget is None
+        and state.wait is None
+        and "budget" not in schema
+        and not any(_limited(phase) for phase in schema.get("phases", ()))
+    ):
+        return  # nothing to check: a workflow without budgets or deadlines pays nothing
+    budgets.check(state, now, actor)
+    deadlines.refresh(state, now)
+
+
+def _limited(phase: object) -> bool:
+    return isinstance(phase, dict) and ("budget" in phase or "deadline" in phase)
+
+
+def charge(
+    state: WorkflowInstanceState, usage: Mapping[str, Any], phase: str | None,
+    actor: str | None, now: float,
+) -> None:  # fmt: skip
+    """Append a ``usage`` event for ``phase``'s latest visit (default: the current one)
+    and add it to the running totals."""
+    name = state.current_phase if phase is None else phase
+    workflow_of(state.workflow_schema).phase(name)  # an unknown phase is refused
+    state.usage = _usage.charge(state.usage, name, usage)
+    data = _usage.event_data(usage)
+    lifecycle.log_event(state, EventKind.USAGE, now, actor, name, data)
+
+
+@dataclass(frozen=True)
+class Timeout:
+    """One overdue wait: what ``due`` lists and ``apply_due`` acts on."""
+
+    instance_id: str
+    feature_id: str
+    phase: str
+    of: str
+    due_at: float
+    waited_s: float
+    on_timeout: str | None
+    outcome: str | None = None
+    """What ``apply_due`` did (``None``: listed only, or another process acted first)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "instance_id": self.instance_id,
+            "feature_id": self.feature_id,
+            "phase": self.phase,
+            "of": self.of,
+            "due_at": self.due_at,
+            "waited_s": self.waited_s,
+            "on_timeout": self.on_timeout,
+            "outcome": self.outcome,
+        }
+
+
+class SpendActions:
+    """Usage, budgets and deadlines, on top of the engine's ``_update``."""
+
+    _update: Callable[[str, Change], WorkflowInstanceState]
+    _require_state: Callable[[str], WorkflowInstanceState]
+    get_workflow_instance_status: Callable[[str], WorkflowInstanceState | None]
+    list_instances: Callable[..., list[InstanceSummary]]
+
+    def record_usage(
+        self,
+        instance_id: str,
+        phase: str | None = None,
+        *,
+        input_tokens: int | None = None,
+        output_tokens: int | None = None,
+        cost_usd: float | None = None,
+        model: str | None = None,
+        duration_s: float | None = None,
+        actor: str | None = None,
+    ) -> WorkflowInstanceState:
+        """Append what a visit of ``phase`` (default: the current one) spent, as one
+        ``usage`` event in the hash chain; totals per phase and instance follow. The
+        step that crosses a budget pauses the instance (``chatflow.core.budgets``).
+        Negative, non-numeric or non-finite amounts raise ``ValidationError`` and
+        nothing is written."""
+        validate_id(instance_id, "instance_id")
+        if phase is not None:
+            validate_id(phase, "phase")
+        usage = _usage.check(
+            {
+                "input_tokens": input_tokens,
+                "output_tokens": output_tokens,
+                "cost_usd": cost_usd,
+                "model": model,
+                "duration_s": duration_s,
+            }
+        )
+        actor = _arguments.optional_text(actor, "actor")
+
+        def change(state: WorkflowInstanceState) -> None:
+            charge(state, usage, phase, actor or lifecycle.actor_of(state.meta),
+                   generate_timestamp())  # fmt: skip
+
+        return self._update(instance_id, change)
+
+    def extend_budget(
+        self, instance_id: str, *, by: str, note: str | None = None, **more: Any
+    ) -> WorkflowInstanceState:
+        """A person (``by``) allows more: every limit on each key named
+        (``cost_usd=5``, ``tokens=``, ``wall="1h"``, ``visits=``) rises by that much,
+        recorded in a ``budget_extended`` event, and a budget pause ends. Refused,
+        changing nothing, if the instance would still be over a limit."""
+        validate_id(instance_id, "instance_id")
+        by = _arguments.name(by, "by")
+        note = _arguments.optional_text(note, "note")
+        amounts = budgets.more(more)
+
+        def change(state: WorkflowInstanceState) -> None:
+            budgets.extend(state, by, amounts, note, generate_timestamp())
+
+        return self._update(instance_id, change)
+
+    def due(self, now: float | None = None) -> list[Timeout]:
+        """Every wait whose deadline has passed and was not acted on, most overdue first.
+        ``now`` (seconds since the epoch) defaults to the time now; tests inject it."""
+        at = budgets.now_or(now)
+        found = []
+        for summary in self.list_instances(status=None):
+            if summary.status not in ("created", "running", "paused"):
+                continue
+            try:
+                state = self.get_workflow_instance_status(summary.instance_id)
+            except ChatFlowError:
+                continue  # verify reports it; one bad instance must not stop the rest
+            if state is not None and deadlines.overdue(state.wait, at):
+                found.append(_timeout(state, at))
+        found.sort(key=lambda timeout: timeout.due_at)
+        return found
+
+    def apply_due(self, now: float | None = None) -> list[Timeout]:
+        """Act on every overdue wait (``on_timeout``), each in its own store transaction
+        that checks again that it is still due: any number of processes may run this at
+        once, and each timeout is acted on exactly once (by one of them). Returns the
+        overdue waits, each with the ``outcome`` this call applied (``None``: another
+        process had)."""
+        at = budgets.now_or(now)
+        done = []
+        for timeout in self.due(at):
+            done.append(_replace(timeout, self._time_out(timeout.instance_id, at)))
+        return done
+
+    def _time_out(self, instance_id: str, now: float) -> str | None:
+        """Act on the instance's overdue wait in one transaction; the outcome, or
+        ``None`` if it is no longer due (another process acted, or the wait ended)."""
+        outcomes: list[str | None] = []
+
+        def change(state: WorkflowInstanceState) -> None:
+            outcome = deadlines.act(state, now)
+            outcomes.append(outcome)
+            if outcome is None:
+                raise _NothingDue
+
+        try:
+            self._update(instance_id, change)
+        except (_NothingDue, ChatFlowError):
+            return None
+        return outcomes[-1]
+
+    def waits(self, now: float | None = None) -> list[dict[str, Any]]:
+        """What every active instance with a deadline waits for and for how long,
+        overdue first (``deadlines.waiting_view``)."""
+        at = budgets.now_or(now)
+        rows = []
+        for summary in self.list_instances(status=None):
+            if summary.status not in ("created", "running", "paused"):
+                continue
+            try:
+                state = self.get_workflow_instance_status(summary.instance_id)
+            except ChatFlowError:
+                continue
+            row = None if state is None else deadlines.waiting_view(state, at)
+            if row is not None:
+                rows.append(row)
+        rows.sort(key=lambda row: (not row["overdue"], row["due_at"]))
+        return rows
+
+
+def _timeout(state: WorkflowInstanceState, now: float) -> Timeout:
+    wait = state.wait or {}
+    view = deadlines.waiting_view(state, now) or {}
+    return Timeout(
+        instance_id=state.instance_id,
+        feature_id=state.feature_id,
+        phase=str(wait.get("phase")),
+        of=str(wait.get("of")),
+        due_at=float(wait.get("due_at", 0.0)),
+        waited_s=float(view.get("waited_s", 0.0)),
+        on_timeout=view.get("on_timeout"),
+    )
+
+
+def _replace(timeout: Timeout, outcome: str | None) -> Timeout:
+    from dataclasses import replace  # noqa: PLC0415
+
+    return replace(timeout, outcome=outcome)
+
+
+def check_budget_argument(value: object) -> dict[str, Any] | None:
+    """``start(budget=)``: ``None`` or a budget object (``ValidationError`` otherwise)."""
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise ValidationError(f"budget must be an object, not {type(value).__name__}")
+    return budgets.start_budget(value)
+
+
+def inherit(parent: WorkflowInstanceState, child: WorkflowInstanceState) -> None:
+    """A fork keeps its parent's spend as of the fork point (the usage events of the
+    visits it inherits) and the parent's budget with its extensions."""
+    at = len(child.history) - 1  # the child's fresh visit replaces parent.history[at]
+    totals: dict[str, Any] | None = None
+    for event in parent.events:
+        if event.kind is EventKind.USAGE and 0 <= event.history_index < at:
+            phase = event.phase or parent.current_phase
+            totals = _usage.charge(totals, phase, _usage.from_event(event.data))
+    child.usage = totals
+    if parent.budget is not None:
+        child.budget = {k: v for k, v in parent.budget.items() if k != "warned"}
+    after_change(child, child.created_at, None)

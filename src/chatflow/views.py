@@ -141,6 +141,9 @@ def instance_view(
         "visits": dict(state.visits),
         "retries": dict(state.retries),
         "timeline": _timeline(state, checks or {}),
+        "usage": usage_view(state),
+        "budgets": budget_view(state),
+        "wait": wait_view(state),
     }
 
 
@@ -153,11 +156,14 @@ def _phase_title(state: WorkflowInstanceState) -> str | None:
 def _pause_view(pause: Mapping[str, Any] | None) -> JSON | None:
     if pause is None:
         return None
-    return {
+    view = {
         "kind": pause.get("kind"),
         "reason": pause.get("reason") or "; ".join(pause.get("reasons") or []) or None,
         "risk": pause.get("risk"),
     }
+    if pause.get("kind") == "budget":  # the numbers: which limit, how much used
+        view["crossed"] = list(pause.get("crossed") or [])
+    return view
 
 
 def _timeline(state: WorkflowInstanceState, checks: Mapping[str, JSON]) -> list[JSON]:
@@ -260,15 +266,17 @@ def available_actions(
     from chatflow.core.lifecycle import ALLOWED  # noqa: PLC0415
 
     approval = awaits_approval(state)
+    budget = state.pause is not None and state.pause.get("kind") == "budget"
     gates = list(open_gates or [])
     wanted = {
         "approve": approval
+        or budget  # approve --extend: a person allows more
         or (
             state.status is not InstanceStatus.PAUSED
             and any(item.get("kind") == "approvals" for item in gates)
         ),
         "reject": approval,
-        "resume": not approval,
+        "resume": not approval and not budget,
     }
     return [
         action
@@ -277,10 +285,82 @@ def available_actions(
     ]
 
 
-NEXT_ACTIONS = ("none", "retry", "approve_entry", "resume", "meet_gate", "next")
+# -- time and money (chatflow.core.usage, budgets, deadlines) ---------------------------
+
+
+def usage_view(state: WorkflowInstanceState) -> JSON:
+    """What the instance spent: in total, per phase and per visit (OpenTelemetry GenAI
+    names: ``gen_ai.usage.input_tokens``, ..., ``chatflow.cost_usd``). Per visit reads
+    the ``usage`` events; the totals are the running sums every record updates."""
+    from chatflow.core import usage  # noqa: PLC0415
+
+    spent = state.usage or {}
+    visits: dict[int, JSON] = {}
+    if spent:  # only then is there any usage event to read
+        for event in state.events:
+            if event.kind is EventKind.USAGE:
+                totals = visits.setdefault(event.history_index, {"phase": event.phase})
+                usage.add_to(totals, usage.from_event(event.data))
+    return {
+        "total": usage.view(spent.get("total")),
+        "phases": {name: usage.view(totals) for name, totals in spent.get("phases", {}).items()},
+        "visits": [
+            {"index": index, "phase": totals.pop("phase"), **usage.view(totals)}
+            for index, totals in sorted(visits.items())
+        ],
+    }
+
+
+def feature_usage(states: Iterable[WorkflowInstanceState]) -> JSON:
+    """A feature's spend: its instances' totals summed, in total and per phase."""
+    from chatflow.core import usage  # noqa: PLC0415
+
+    total: JSON = {}
+    phases: dict[str, JSON] = {}
+    for state in states:
+        spent = state.usage or {}
+        if spent.get("total"):
+            _add_totals(total, spent["total"])
+        for name, totals in spent.get("phases", {}).items():
+            _add_totals(phases.setdefault(name, {}), totals)
+    return {
+        "total": usage.view(total),
+        "phases": {name: usage.view(totals) for name, totals in phases.items()},
+    }
+
+
+def _add_totals(into: JSON, totals: Mapping[str, Any]) -> None:
+    from chatflow.core import usage  # noqa: PLC0415
+
+    usage.merge(into, totals)
+
+
+def budget_view(state: WorkflowInstanceState, now: float | None = None) -> list[JSON]:
+    """Each limit in force on the instance with what it used (``share``: 1.0 is all of
+    it), so a front end shows how close each one is without computing anything."""
+    from chatflow.core import budgets  # noqa: PLC0415
+
+    workflow = workflow_of(state.workflow_schema)
+    if not budgets.has_budget(state, workflow):
+        return []
+    return budgets.standing(state, workflow, budgets.now_or(now))
+
+
+def wait_view(state: WorkflowInstanceState, now: float | None = None) -> JSON | None:
+    """What the instance waits for under a deadline, since when, and how overdue."""
+    from chatflow.core import budgets, deadlines  # noqa: PLC0415
+
+    view = deadlines.waiting_view(state, budgets.now_or(now))
+    if view is not None:
+        view["since"], view["due_at"] = iso_time(view["since"]), iso_time(view["due_at"])
+    return view
+
+
+NEXT_ACTIONS = ("none", "retry", "approve_entry", "resume", "meet_gate", "next", "extend_budget")
 """What ``next_action`` may say an instance needs: nothing (it is finished), a retry of
 its failed phase, a person's approval to go on, a resume by hand, its exit gate's open
-items met, or its phase done and completed with a step."""
+items met, or its phase done and completed with a step; or a person allowing more
+budget."""
 
 
 def next_action(state: WorkflowInstanceState, open_gates: Iterable[JSON] = ()) -> str:
@@ -291,6 +371,8 @@ def next_action(state: WorkflowInstanceState, open_gates: Iterable[JSON] = ()) -
     if state.status.is_finished:
         return "none"
     if state.pause is not None:
+        if state.pause.get("kind") == "budget":
+            return "extend_budget"
         return "approve_entry" if awaits_approval(state) else "resume"
     return "meet_gate" if any(True for _ in open_gates) else "next"
 

@@ -52,6 +52,10 @@ WHAT_TO_DO = {
     "resume": "it was paused by hand: wait for a person to run `chatflow resume {instance_id}`",
     "meet_gate": "meet every item of `open_gates`, then call `next`",
     "next": "do the phase's work, `record` the prompt and response, then call `next`",
+    "extend_budget": (
+        "it went over budget: wait for a person to allow more "
+        "(`chatflow approve {instance_id} --by NAME --extend KEY=AMOUNT`)"
+    ),
 }
 """Each of ``views.NEXT_ACTIONS`` in words an agent acts on."""
 

@@ -16,7 +16,12 @@ from chatflow.core import _arguments, budgets, deadlines, lifecycle
 from chatflow.core import usage as _usage
 from chatflow.core._stored import Change
 from chatflow.core.definition import workflow_of
-from chatflow.core.models import EventKind, WorkflowInstanceState, generate_timestamp
+from chatflow.core.models import (
+    EventKind,
+    WorkflowEvent,
+    WorkflowInstanceState,
+    generate_timestamp,
+)
 from chatflow.errors import ChatFlowError, ValidationError
 from chatflow.storage.base import InstanceSummary
 
@@ -54,8 +59,26 @@ def charge(
     name = state.current_phase if phase is None else phase
     workflow_of(state.workflow_schema).phase(name)  # an unknown phase is refused
     state.usage = _usage.charge(state.usage, name, usage)
-    data = _usage.event_data(usage)
-    lifecycle.log_event(state, EventKind.USAGE, now, actor, name, data)
+    index = _latest_visit(state, name)
+    event = WorkflowEvent(
+        kind=EventKind.USAGE,
+        at=now,
+        actor=actor,
+        phase=name,
+        data=_usage.event_data(usage),
+        history_index=index,
+        while_open=index == len(state.history) - 1 and state.open_entry is not None,
+    )
+    state.events.append(event)
+    state.updated_at = now
+
+
+def _latest_visit(state: WorkflowInstanceState, phase: str) -> int:
+    """The history index of ``phase``'s latest visit (the current one, usually)."""
+    for index in range(len(state.history) - 1, -1, -1):
+        if state.history[index].phase == phase:
+            return index
+    return len(state.history) - 1
 
 
 @dataclass(frozen=True)

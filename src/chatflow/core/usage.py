@@ -137,6 +137,18 @@ def add_to(totals: dict[str, Any], usage: Mapping[str, Any]) -> None:
         totals["models"].append(model)
 
 
+def merge(into: dict[str, Any], totals: Mapping[str, Any]) -> None:
+    """Add a whole totals record (many records) to ``into``."""
+    for key in _AMOUNTS:
+        if key in totals:
+            value = into.get(key, 0) + totals[key]
+            into[key] = value if key in _INTEGERS else round(value, _DIGITS)
+    into["records"] = into.get("records", 0) + int(totals.get("records", 0))
+    for model in totals.get("models", []):
+        if model not in into.setdefault("models", []):
+            into["models"].append(model)
+
+
 def tokens(totals: Mapping[str, Any]) -> int:
     """Input plus output tokens of a totals record."""
     return int(totals.get("input_tokens", 0)) + int(totals.get("output_tokens", 0))

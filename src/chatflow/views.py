@@ -76,6 +76,7 @@ def instance_row(state: WorkflowInstanceState) -> JSON:
         "current_phase": state.current_phase,
         "created_at": iso_time(state.created_at),
         "updated_at": iso_time(state.updated_at),
+        "wait": wait_view(state),
     }
 
 
@@ -143,7 +144,6 @@ def instance_view(
         "timeline": _timeline(state, checks or {}),
         "usage": usage_view(state),
         "budgets": budget_view(state),
-        "wait": wait_view(state),
     }
 
 
@@ -335,6 +335,14 @@ def _add_totals(into: JSON, totals: Mapping[str, Any]) -> None:
     usage.merge(into, totals)
 
 
+def waits_first(rows: list[JSON]) -> list[JSON]:
+    """List rows with the overdue waits first (longest overdue first); the rest keep
+    their order."""
+    overdue = [row for row in rows if (row.get("wait") or {}).get("overdue")]
+    overdue.sort(key=lambda row: -row["wait"]["overdue_s"])
+    return overdue + [row for row in rows if row not in overdue]
+
+
 def budget_view(state: WorkflowInstanceState, now: float | None = None) -> list[JSON]:
     """Each limit in force on the instance with what it used (``share``: 1.0 is all of
     it), so a front end shows how close each one is without computing anything."""
@@ -403,6 +411,7 @@ def start(
     version: str | None = None,
     *,
     actor: str | None = None,
+    budget: dict[str, Any] | None = None,
 ) -> str:
     """Start an instance of ``workflow``, a registered name (at ``version``, default the
     latest) or a JSON/YAML file, which is registered so that later starts by name and
@@ -419,7 +428,9 @@ def start(
             raise SchemaNotFoundError(f"workflow file {workflow!r} not found")
         schema = load_schema(workflow)
         engine.register_schema(schema, replace=False)
-        return engine.start_workflow_instance(schema, variables, feature_id, meta, actor=actor)
+        return engine.start_workflow_instance(
+            schema, variables, feature_id, meta, actor=actor, budget=budget
+        )
     return engine.start_workflow_instance(
         None,
         variables,
@@ -428,4 +439,5 @@ def start(
         schema_name=workflow,
         schema_version=int(version) if version and version.isdigit() else version,
         actor=actor,
+        budget=budget,
     )

@@ -120,7 +120,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
 
 # The modules holding the commands, in the order ``--help`` lists them.
-_COMMAND_MODULES = ("read", "act", "admin", "ui", "agent", "completion")
+_COMMAND_MODULES = ("read", "act", "admin", "deadlines", "ui", "agent", "completion")
 
 
 def _adders(only: str | None) -> dict[str, Callable[[Subparsers], None]]:

@@ -46,7 +46,7 @@ def start_budget(limits: Mapping[str, Any] | None) -> dict[str, Any] | None:
 
 
 def measures(state: WorkflowInstanceState, scope: str, now: float) -> dict[str, float]:
-    """What ``scope`` (``workflow``, ``start`` or ``phase:<name>``) has used so far."""
+    """What ``scope`` (``workflow``, ``feature`` or ``phase:<name>``) has used so far."""
     spent = state.usage or {}
     if scope.startswith("phase:"):
         name = scope[len("phase:") :]
@@ -70,7 +70,7 @@ def limits(state: WorkflowInstanceState, workflow: Workflow) -> Iterator[tuple[s
     extra = (state.budget or {}).get("extra", {})
     declared: list[tuple[str, Mapping[str, float] | None]] = [
         ("workflow", workflow.budget),
-        ("start", (state.budget or {}).get("start")),
+        ("feature", (state.budget or {}).get("start")),
     ]
     declared += [(f"phase:{phase.name}", phase.budget) for phase in workflow.phases]
     for scope, limits_of in declared:
@@ -133,9 +133,7 @@ def _cross(state: WorkflowInstanceState, crossed: list[dict[str, Any]], now: flo
 
 
 def _said(row: Mapping[str, Any]) -> str:
-    where = "workflow" if row["scope"] == "workflow" else row["scope"].replace(":", " ")
-    if row["scope"] == "start":
-        where = "feature"
+    where = row["scope"].replace(":", " ")
     return f"{row['key']} {row['used']:g} of {row['limit']:g} ({where} budget)"
 
 

@@ -169,17 +169,25 @@ def start(
     return {"instance": instance_status(require(engine, instance_id))}
 
 
-def record(engine: WorkflowEngine, instance_id: str, prompt: str, response: str) -> JSON:
-    """Record the current phase's prompt and response (checksummed)."""
+def record(
+    engine: WorkflowEngine,
+    instance_id: str,
+    prompt: str,
+    response: str,
+    usage: JSON | None = None,
+) -> JSON:
+    """Record the current phase's prompt and response (checksummed), and what it spent
+    (``usage``: ``record_usage``'s names; the record that crosses a budget pauses)."""
     require(engine, instance_id)
-    engine.record_task_artifacts(instance_id, prompt, response)
+    engine.record_task_artifacts(instance_id, prompt, response, usage=usage)
     return {"recorded": True, "instance": instance_status(require(engine, instance_id))}
 
 
 def step(engine: WorkflowEngine, instance_id: str, data: JSON | None) -> JSON:
     """Complete the current phase with ``data`` and route on. ``outcome`` says what
     happened: ``advanced``, ``completed``, ``awaits_approval`` (the phase entered, or
-    the one it waits on, needs a person), or ``refused`` with every ``missing`` item."""
+    the one it waits on, needs a person), ``over_budget`` (the step crossed a budget: a
+    person allows more), or ``refused`` with every ``missing`` item."""
     state = require(engine, instance_id)
     if views.awaits_approval(state):
         return _outcome("awaits_approval", state)
@@ -192,6 +200,8 @@ def step(engine: WorkflowEngine, instance_id: str, data: JSON | None) -> JSON:
         return answer
     if views.awaits_approval(state):
         return _outcome("awaits_approval", state)
+    if state.pause is not None and state.pause.get("kind") == "budget":
+        return _outcome("over_budget", state)
     completed = state.status is InstanceStatus.COMPLETED
     return _outcome("completed" if completed else "advanced", state)
 

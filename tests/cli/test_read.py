@@ -74,6 +74,7 @@ def test_list_features_and_show_after_demo(run: Runner, tmp_path: Path) -> None:
             "current_phase": "implementation",
             "created_at": rows[0]["created_at"],
             "updated_at": rows[0]["updated_at"],
+            "wait": None,
         }
     ]
     assert ISO_WITH_OFFSET.match(rows[0]["updated_at"])
@@ -92,7 +93,9 @@ def test_list_features_and_show_after_demo(run: Runner, tmp_path: Path) -> None:
     }
     assert rollup["unreadable_instances"] == []
     assert run.json("status") == [rollup]  # status is an alias
-    assert run.json("status", "--feature", "feat_user_auth") == rollup
+    one = run.json("status", "--feature", "feat_user_auth")
+    assert one["usage"]["total"]["chatflow.records"] == 0  # one feature: its spend too
+    assert {k: v for k, v in one.items() if k != "usage"} == rollup
     header = run.ok("features").stdout.splitlines()[0].split()
     assert {"PAUSED", "CANCELLED"} <= set(header)
 

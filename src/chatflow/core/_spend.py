@@ -51,9 +51,12 @@ def _limited(phase: object) -> bool:
 
 
 def charge(
-    state: WorkflowInstanceState, usage: Mapping[str, Any], phase: str | None,
-    actor: str | None, now: float,
-) -> None:  # fmt: skip
+    state: WorkflowInstanceState,
+    usage: Mapping[str, Any],
+    phase: str | None,
+    actor: str | None,
+    now: float,
+) -> None:
     """Append a ``usage`` event for ``phase``'s latest visit (default: the current one)
     and add it to the running totals."""
     name = state.current_phase if phase is None else phase
@@ -148,8 +151,9 @@ class SpendActions:
         actor = _arguments.optional_text(actor, "actor")
 
         def change(state: WorkflowInstanceState) -> None:
-            charge(state, usage, phase, actor or lifecycle.actor_of(state.meta),
-                   generate_timestamp())  # fmt: skip
+            charge(
+                state, usage, phase, actor or lifecycle.actor_of(state.meta), generate_timestamp()
+            )
 
         return self._update(instance_id, change)
 

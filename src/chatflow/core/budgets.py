@@ -87,8 +87,15 @@ def standing(state: WorkflowInstanceState, workflow: Workflow, now: float) -> li
             used[scope] = measures(state, scope, now)
         value = used[scope][key]
         share = value / limit if limit else (1.0 if value == 0 else float("inf"))
-        rows.append({"scope": scope, "key": key, "used": round(value, 10), "limit": limit,
-                     "share": round(min(share, 1e9), 4)})  # fmt: skip
+        rows.append(
+            {
+                "scope": scope,
+                "key": key,
+                "used": round(value, 10),
+                "limit": limit,
+                "share": round(min(share, 1e9), 4),
+            }
+        )
     return rows
 
 
@@ -112,8 +119,9 @@ def check(state: WorkflowInstanceState, now: float, actor: str | None) -> None:
         _cross(state, crossed, now, actor)
 
 
-def _cross(state: WorkflowInstanceState, crossed: list[dict[str, Any]], now: float,
-           actor: str | None) -> None:  # fmt: skip
+def _cross(
+    state: WorkflowInstanceState, crossed: list[dict[str, Any]], now: float, actor: str | None
+) -> None:
     pause = state.pause or {}
     if not state.status.is_active or pause.get("kind") in ("budget", "manual"):
         return  # finished, already held for its budget, or held by hand (checked on resume)
@@ -187,8 +195,14 @@ def extend(
         entry = state.open_entry
         if entry is not None:
             entry.status = "awaiting_approval" if after else "running"
-        log_event(state, EventKind.RESUMED, now, by, state.current_phase,
-                  {"kind": "budget", "approved_by": by, "note": note})  # fmt: skip
+        log_event(
+            state,
+            EventKind.RESUMED,
+            now,
+            by,
+            state.current_phase,
+            {"kind": "budget", "approved_by": by, "note": note},
+        )
 
 
 def now_or(clock: float | None) -> float:

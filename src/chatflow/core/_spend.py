@@ -23,7 +23,8 @@ from chatflow.core.models import (
     generate_timestamp,
 )
 from chatflow.errors import ChatFlowError, ValidationError
-from chatflow.storage.base import InstanceSummary
+from chatflow.storage.base import InstanceSummary, IWorkflowStateStore
+from chatflow.storage.waits import WaitKey, index_of
 
 
 class _NothingDue(Exception):
@@ -111,6 +112,53 @@ class Timeout:
         }
 
 
+def wait_key(wait: Mapping[str, Any] | None) -> WaitKey | None:
+    """The index key of a wait (an escalated one keeps waiting, and its key)."""
+    if wait is None:
+        return None
+    return WaitKey(int(wait["visit"]), float(wait["due_at"]))
+
+
+class WaitNotes:
+    """Keeps the store's waits index a superset of its waits around one change."""
+
+    def __init__(self, store: IWorkflowStateStore, instance_id: str) -> None:
+        self.index = index_of(store)
+        self.instance_id = instance_id
+        self.ended: list[WaitKey] = []
+
+    def created(self, state: WorkflowInstanceState) -> None:
+        """Before a new instance is created: index its wait, if it starts with one."""
+        key = wait_key(state.wait)
+        if key is not None and self.index is not None:
+            self.index.add(self.instance_id, key)
+
+    def around(self, change: Change) -> Change:
+        """``change``, noting the wait it starts (indexed now, inside the transaction)
+        and the one it ends (cleared by ``committed``)."""
+        if self.index is None:
+            return change
+        index = self.index
+
+        def noted(state: WorkflowInstanceState) -> None:
+            before = wait_key(state.wait)
+            change(state)
+            after = wait_key(state.wait)
+            if after != before:
+                if after is not None:
+                    index.add(self.instance_id, after)
+                if before is not None:
+                    self.ended.append(before)
+
+        return noted
+
+    def committed(self) -> None:
+        """After the commit: clear the waits the change ended."""
+        for key in dict.fromkeys(self.ended):
+            assert self.index is not None
+            self.index.clear(self.instance_id, key)
+
+
 class SpendActions:
     """Usage, budgets and deadlines, on top of the engine's ``_update``."""
 
@@ -118,6 +166,10 @@ class SpendActions:
     _require_state: Callable[[str], WorkflowInstanceState]
     get_workflow_instance_status: Callable[[str], WorkflowInstanceState | None]
     list_instances: Callable[..., list[InstanceSummary]]
+
+    @property
+    def state_store(self) -> IWorkflowStateStore:
+        raise NotImplementedError  # WorkflowEngine's
 
     def record_usage(
         self,
@@ -178,18 +230,63 @@ class SpendActions:
         """Every wait whose deadline has passed and was not acted on, most overdue first.
         ``now`` (seconds since the epoch) defaults to the time now; tests inject it."""
         at = budgets.now_or(now)
-        found = []
-        for summary in self.list_instances(status=None):
-            if summary.status not in ("created", "running", "paused"):
-                continue
-            try:
-                state = self.get_workflow_instance_status(summary.instance_id)
-            except ChatFlowError:
-                continue  # verify reports it; one bad instance must not stop the rest
-            if state is not None and deadlines.overdue(state.wait, at):
-                found.append(_timeout(state, at))
+        found = [
+            _timeout(state, at)
+            for state in self._waiting(lambda key: key.due_at <= at)
+            if deadlines.overdue(state.wait, at)
+        ]
         found.sort(key=lambda timeout: timeout.due_at)
         return found
+
+    def _waiting(self, wanted: Callable[[WaitKey], bool]) -> list[WorkflowInstanceState]:
+        """The instances whose indexed wait ``wanted`` picks, read from their heads (the
+        truth): stale index entries are cleared on the way. A store without an index
+        (memory, PostgreSQL) has every active instance's head read instead."""
+        index = index_of(self.state_store)
+        if index is not None and not index.exists():
+            self.rebuild_waits()  # e.g. instances imported or copied in before it existed
+        if index is None:
+            ids = [
+                summary.instance_id
+                for summary in self.list_instances(status=None)
+                if summary.status in ("created", "running", "paused")
+            ]
+            return [s for s in map(self._readable, ids) if s is not None and s.wait is not None]
+        states = []
+        for instance_id, keys in index.live().items():
+            picked = [key for key in keys if wanted(key)]
+            if not picked:
+                continue
+            state = self._readable(instance_id)
+            current = wait_key(state.wait) if state is not None else None
+            for key in picked:
+                if key != current:  # ended, acted on, or never committed
+                    index.clear(instance_id, key)
+            if state is not None and current in picked:
+                states.append(state)
+        return states
+
+    def _readable(self, instance_id: str) -> WorkflowInstanceState | None:
+        try:
+            return self.get_workflow_instance_status(instance_id)
+        except ChatFlowError:
+            return None  # verify reports it; one bad instance must not stop the rest
+
+    def rebuild_waits(self) -> int | None:
+        """Rebuild the store's waits index from every active instance's head (derived
+        data: ``chatflow doctor`` runs this); how many waits it holds, ``None`` if the
+        store keeps no index."""
+        index = index_of(self.state_store)
+        if index is None:
+            return None
+        waits = []
+        for summary in self.list_instances(status=None):
+            if summary.status in ("created", "running", "paused"):
+                state = self._readable(summary.instance_id)
+                key = None if state is None else wait_key(state.wait)
+                if key is not None:
+                    waits.append((summary.instance_id, key))
+        return index.rebuild(waits)
 
     def apply_due(self, now: float | None = None) -> list[Timeout]:
         """Act on every overdue wait (``on_timeout``), each in its own store transaction
@@ -224,17 +321,11 @@ class SpendActions:
         """What every active instance with a deadline waits for and for how long,
         overdue first (``deadlines.waiting_view``)."""
         at = budgets.now_or(now)
-        rows = []
-        for summary in self.list_instances(status=None):
-            if summary.status not in ("created", "running", "paused"):
-                continue
-            try:
-                state = self.get_workflow_instance_status(summary.instance_id)
-            except ChatFlowError:
-                continue
-            row = None if state is None else deadlines.waiting_view(state, at)
-            if row is not None:
-                rows.append(row)
+        rows = [
+            row
+            for state in self._waiting(lambda key: True)
+            if (row := deadlines.waiting_view(state, at)) is not None
+        ]
         rows.sort(key=lambda row: (not row["overdue"], row["due_at"]))
         return rows
 

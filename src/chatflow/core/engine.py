@@ -247,6 +247,7 @@ class WorkflowEngine(HumanActions, SpendActions):
         )
         state.budget = limits
         _spend.after_change(state, state.created_at, actor)
+        _spend.WaitNotes(self.state_store, state.instance_id).created(state)
         self.state_store.create_state(state.to_dict())
         return WorkflowStartResult(state.instance_id, state.current_phase, state.created_at)
 
@@ -316,8 +317,12 @@ class WorkflowEngine(HumanActions, SpendActions):
         return _stored.simulate(self._require_state(instance_id), _checked(change))
 
     def _update(self, instance_id: str, change: Change) -> WorkflowInstanceState:
-        """Apply ``change`` to the instance as one appended event."""
-        return _stored.update(self.state_store, instance_id, _checked(change))
+        """Apply ``change`` to the instance as one appended event (a wait it starts is
+        indexed before, one it ends after, the commit: ``chatflow.storage.waits``)."""
+        waits = _spend.WaitNotes(self.state_store, instance_id)
+        state = _stored.update(self.state_store, instance_id, waits.around(_checked(change)))
+        waits.committed()
+        return state
 
     # -- time travel ---------------------------------------------------------------------
 
@@ -352,6 +357,7 @@ class WorkflowEngine(HumanActions, SpendActions):
             force=force,
         )
         _spend.inherit(parent, child)
+        _spend.WaitNotes(self.state_store, child.instance_id).created(child)
         artifacts = self._inherited_artifacts(parent, child)
         self.state_store.create_state(child.to_dict(), artifacts=artifacts)
         index = child.parent["history_index"] if child.parent else at

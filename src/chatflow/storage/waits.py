@@ -84,7 +84,7 @@ class WaitIndex:
         return len(lines)
 
     def _append(self, line: str, *, sync: bool) -> None:
-        data = line.encode("utf-8")
+        data = ("\n" + line).encode("utf-8")  # a torn line before it cannot swallow it
         try:
             with self._locked(exclusive=False):
                 fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -120,7 +120,7 @@ def _fold(lines: list[str]) -> dict[str, list[WaitKey]]:
     live: dict[str, dict[WaitKey, None]] = {}
     for line in lines:
         parts = line.split()
-        if len(parts) != 4 or not line.endswith("\n") or parts[0] not in "+-":
+        if len(parts) != 4 or not line.endswith("\n") or parts[0] not in ("+", "-"):
             continue  # a torn last line, or damage: the heads stay the truth
         try:
             key = WaitKey(int(parts[2]), float(parts[3]))

@@ -6,7 +6,8 @@ one line per wait started (``+ ID VISIT DUE_AT``) and per wait ended (``- ID VIS
 DUE_AT``). It is derived data, and always a superset of the real waits:
 
 - a wait's ``+`` line is appended *before* the step that starts it commits (inside the
-  instance's transaction), so a kill cannot leave a committed wait unlisted;
+  instance's transaction), so a killed process cannot leave a committed wait unlisted
+  (the line is not synced: after a power failure, ``doctor --fix`` rebuilds the index);
 - its ``-`` line after the step that ends it commits; a kill before then leaves a
   stale entry, which ``due`` finds (the head no longer waits so) and clears.
 
@@ -39,21 +40,22 @@ class WaitKey(NamedTuple):
 class WaitIndex:
     """The journal of one store's waits (see the module docstring)."""
 
-    def __init__(self, path: Path, *, durable: bool = True) -> None:
+    def __init__(self, path: Path) -> None:
         self.path = path
         self.lock_path = path.with_name(path.name + ".lock")
-        self.durable = durable
 
     def exists(self) -> bool:
         return self.path.exists()
 
     def add(self, instance_id: str, key: WaitKey) -> None:
-        """Record a wait, synced when durable: written before the step commits."""
-        self._append(_line("+", instance_id, key), sync=self.durable)
+        """Record a wait, before the step that starts it commits. Not synced: a killed
+        process loses nothing the kernel was given; after a power failure, ``doctor
+        --fix`` rebuilds the index (a sync here would double a durable step's cost)."""
+        self._append(_line("+", instance_id, key))
 
     def clear(self, instance_id: str, key: WaitKey) -> None:
         """Record that a wait ended (a lost line only leaves a stale entry)."""
-        self._append(_line("-", instance_id, key), sync=False)
+        self._append(_line("-", instance_id, key))
 
     def live(self) -> dict[str, list[WaitKey]]:
         """Instance id -> its waits not ended, from the journal (torn lines skipped)."""
@@ -83,15 +85,13 @@ class WaitIndex:
             os.replace(temp, self.path)
         return len(lines)
 
-    def _append(self, line: str, *, sync: bool) -> None:
+    def _append(self, line: str) -> None:
         data = ("\n" + line).encode("utf-8")  # a torn line before it cannot swallow it
         try:
             with self._locked(exclusive=False):
                 fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
                 try:
                     os.write(fd, data)  # one small write: appended whole
-                    if sync:
-                        os.fsync(fd)
                 finally:
                     os.close(fd)
         except OSError as error:
@@ -140,8 +140,8 @@ def index_of(store: object) -> WaitIndex | None:
     # Only a loaded module's class can be the store's: nothing is imported to find out.
     files = sys.modules.get("chatflow.storage.file_state_store")
     if files is not None and isinstance(store, files.FileStateStore):
-        return WaitIndex(store.base_dir / "waits.log", durable=store.durable)
+        return WaitIndex(store.base_dir / "waits.log")
     sqlite = sys.modules.get("chatflow.storage.sqlite")
     if sqlite is not None and isinstance(store, sqlite.SQLiteStore):
-        return WaitIndex(store.path.with_name(store.path.name + "-waits"), durable=store.durable)
+        return WaitIndex(store.path.with_name(store.path.name + "-waits"))
     return None

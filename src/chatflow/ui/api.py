@@ -77,7 +77,7 @@ def instance_rows(
         state = engine.get_workflow_instance_status(summary.instance_id)
         if state is not None:
             rows.append({**views.instance_row(state), "progress": progress(state)})
-    return rows
+    return views.waits_first(rows)
 
 
 def instance(engine: WorkflowEngine, instance_id: str) -> WorkflowInstanceState:

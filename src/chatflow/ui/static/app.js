@@ -321,7 +321,7 @@ function renderFeature(rollup, rows) {
         h("td", {}, link(route, r.instance_id, "mono strong")),
         h("td", {}, `${r.workflow}@${r.workflow_version}`),
         h("td", {}, pill(r.status)),
-        h("td", {}, r.current_phase),
+        h("td", {}, r.wait ? [r.current_phase, h("span", { class: "muted" }, " · " + waitText(r.wait))] : r.current_phase),
         h("td", {}, progressBar(r.progress)),
         h("td", {}, when(secs(r.created_at))),
         h("td", {}, when(secs(r.updated_at))));
@@ -394,6 +394,7 @@ function renderInstance(data) {
     fact("Progress", progressBar(state.progress)),
     fact("Started", h("span", { title: fmtTime(state.created_at) }, fmtTime(state.created_at))),
     fact("Updated", when(state.updated_at)),
+    state.wait ? fact("Waiting", waitText(state.wait), state.wait.overdue ? "overdue" : "") : null,
     state.parent ? fact("Forked from", link("/instance/" + enc(state.parent.instance_id), state.parent.instance_id, "mono"), "fact-id") : null,
     fact("Version", String(state.version)));
   replaceMain(h("section", { id: "instance" },
@@ -718,6 +719,12 @@ document.addEventListener("DOMContentLoaded", () => {
 // -- spend (chatflow.views.usage_view / budget_view / feature_usage) ---------------------
 
 let lastState = null;
+
+function waitText(wait) {
+  // chatflow.views.wait_view: what it waits for, how long, and how overdue.
+  const text = `${wait.of} for ${fmtDuration(wait.waited_s)}`;
+  return wait.overdue ? text + ` — overdue by ${fmtDuration(wait.overdue_s)}` : text + ` (due ${fmtTime(secs(wait.due_at))})`;
+}
 
 function amounts(text) {
   // "cost_usd=5 tokens=1000" -> {cost_usd: 5, tokens: 1000}; the server checks the names.

@@ -105,3 +105,17 @@ def test_a_dry_run_indexes_nothing(target: str) -> None:
     engine.trigger_next_step(iid, dry_run=True)
     index = index_of(engine.state_store)
     assert index is not None and index.live() == {}
+
+
+def test_a_migrated_wait_is_indexed_in_the_target(tmp_path: Path) -> None:
+    from chatflow.storage.migrate import migrate
+
+    source = WorkflowEngine(tmp_path / "source")
+    moved = waiting(source)
+    source.close()
+    target = f"sqlite:///{tmp_path / 'target.db'}"
+    engine = WorkflowEngine(target)
+    there = waiting(engine)  # the target's index exists already
+    assert migrate(str(tmp_path / "source"), target).instances_copied == 1
+    due = engine.due(time.time() + LATER)
+    assert sorted(timeout.instance_id for timeout in due) == sorted([moved, there])

@@ -678,13 +678,16 @@ pause further narrows ``resume`` (it needs an approver) and ``reject`` (only it)
 budget pause ends only by ``extend budget`` (``approve --extend``)."""
 
 
+_PAUSED_HINTS = {"approval": "first {approve_entry} or {reject}", "budget": "first {extend_budget}"}
+
+
 def _require(state: WorkflowInstanceState, action: str) -> None:
     allowed = ALLOWED[action]
     if state.status in allowed:
         return
     if state.status is Status.PAUSED:
-        approval = state.pause is not None and state.pause.get("kind") == "approval"
-        hint = "first {approve_entry} or {reject}" if approval else "first {resume}"
+        kind = str((state.pause or {}).get("kind"))
+        hint = _PAUSED_HINTS.get(kind, "first {resume}")
     elif state.status is Status.FAILED:
         hint = "first {retry} or {jump}"
     elif state.status.is_active:  # no remedy, but it holds no {term}: phrased as it is

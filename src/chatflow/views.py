@@ -356,6 +356,8 @@ def budget_view(state: WorkflowInstanceState, now: float | None = None) -> list[
 
 def wait_view(state: WorkflowInstanceState, now: float | None = None) -> JSON | None:
     """What the instance waits for under a deadline, since when, and how overdue."""
+    if state.wait is None:  # most instances: nothing to import or compute
+        return None
     from chatflow.core import budgets, deadlines  # noqa: PLC0415
 
     view = deadlines.waiting_view(state, budgets.now_or(now))

@@ -71,11 +71,11 @@ STORE = (
 CLI = ("tests/cli", "tests/test_cli_verify.py", "tests/test_views.py")
 UI = ("tests/ui/test_server.py", "tests/ui/test_approve_semantics.py", "tests/test_views.py")
 
-LC = "chatflow/core/lifecycle.py"
-TR = "chatflow/core/transitions.py"
-CO = "chatflow/core/conditions.py"
+LC = "chatflow/domain/lifecycle.py"
+TR = "chatflow/domain/transitions.py"
+CO = "chatflow/domain/conditions.py"
 UP = "chatflow/core/upgrade.py"
-ST = "chatflow/core/status.py"
+ST = "chatflow/domain/status.py"
 LOG = "chatflow/storage/_log.py"
 BASE = "chatflow/storage/base.py"
 FS = "chatflow/storage/file_state_store.py"
@@ -331,7 +331,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         "st-newest-active-first",
-        BASE,
+        "chatflow/domain/counts.py",
         "return active[-1] if active else None",
         "return active[0] if active else None",
         "wrong end: the instance to continue is the oldest active one, not the newest",
@@ -393,7 +393,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         "model-delta-type-blind",
-        "chatflow/core/models.py",
+        "chatflow/storage/codec.py",
         "if k not in stored or not same_json(stored[k], v)",
         "if k not in stored or stored[k] != v",
         "loosened comparison: a step changing a variable from 1 to true writes nothing",
@@ -694,8 +694,8 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "ui-approve-manual-pause",
         VIEWS,
-        'return state.pause is not None and state.pause.get("kind") == "approval"',
-        "return state.pause is not None",
+        "return state.pause_info is not None and state.pause_info.is_approval",
+        "return state.pause_info is not None",
         "loosened check: 'approve' on a manually paused instance resumes it (a pause by hand"
         " counts as waiting for approval)",
         CLI + UI,

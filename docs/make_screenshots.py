@@ -43,7 +43,7 @@ class Clock:
 def use_clock(clock: Clock) -> None:
     """Every engine module that stamps times reads ``clock`` (each imported its own name)."""
     for name, module in list(sys.modules.items()):
-        reads = name.startswith("chatflow.") and name != "chatflow.core.models"
+        reads = name.startswith("chatflow.") and module is not sys.modules["chatflow.domain.models"]
         if reads and hasattr(module, "generate_timestamp"):
             module.generate_timestamp = clock
 

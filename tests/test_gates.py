@@ -39,7 +39,7 @@ def start(engine: WorkflowEngine, schema: dict[str, Any], **kwargs: Any) -> str:
 def missing_of(engine: WorkflowEngine, iid: str, data: dict[str, Any] | None = None) -> list[str]:
     with pytest.raises(GateNotSatisfiedError) as caught:
         engine.trigger_next_step(iid, data)
-    kinds: list[str] = [item["kind"] for item in caught.value.missing]  # type: ignore[attr-defined]
+    kinds: list[str] = [item["kind"] for item in caught.value.missing]
     return kinds
 
 
@@ -61,7 +61,7 @@ def test_approvals_gate_counts_distinct_people(engine: WorkflowEngine) -> None:
     engine.approve(iid, by="ann", note="really")  # the same person twice counts once
     with pytest.raises(GateNotSatisfiedError, match="2 approvals, have 1: ann") as caught:
         engine.trigger_next_step(iid)
-    assert caught.value.missing[0]["have"] == ["ann"]  # type: ignore[attr-defined]
+    assert caught.value.missing[0]["have"] == ["ann"]
     engine.approve(iid, by="bob")
     assert engine.trigger_next_step(iid).current_phase == "code"
     approved = [e for e in engine.get_workflow_history(iid) if e.kind is EventKind.APPROVED]
@@ -129,12 +129,12 @@ def test_combined_gate_lists_every_missing_item(engine: WorkflowEngine) -> None:
         assert text in message
     copy = pickle.loads(pickle.dumps(error))
     assert type(copy) is GateNotSatisfiedError
-    assert copy.missing == error.missing and str(copy) == message  # type: ignore[attr-defined]
+    assert copy.missing == error.missing and str(copy) == message
 
     preview = engine.trigger_next_step(iid, {"tests_pass": False}, dry_run=True)  # no raise
     blocked = preview.events[-1]
     assert blocked.kind is EventKind.GATE_BLOCKED
-    assert blocked.data["missing"] == error.missing  # type: ignore[attr-defined]
+    assert blocked.data["missing"] == error.missing
     assert preview.current_phase == "design"
     info = engine.get_status_info(iid)
     assert [item["kind"] for item in info["open_requirements"]] == [

@@ -60,7 +60,7 @@ def reasons_of(engine: WorkflowEngine, iid: str, **kwargs: Any) -> list[str]:
     with pytest.raises(UpgradeRefusedError) as caught:
         engine.upgrade_instance(iid, to_version=2, **kwargs)
     assert engine.get_workflow_instance_status(iid) == before  # a refusal changes nothing
-    reasons: list[str] = caught.value.reasons  # type: ignore[attr-defined]
+    reasons: list[str] = caught.value.reasons
     return reasons
 
 
@@ -271,7 +271,7 @@ def test_refusal_pickles(engine: WorkflowEngine) -> None:
     with pytest.raises(UpgradeRefusedError) as caught:
         engine.upgrade_instance(iid, to_version=2)
     copy = pickle.loads(pickle.dumps(caught.value))
-    assert copy.reasons == caught.value.reasons  # type: ignore[attr-defined]
+    assert copy.reasons == caught.value.reasons
 
 
 def test_upgrade_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

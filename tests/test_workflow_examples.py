@@ -160,7 +160,7 @@ def test_gated_workflow_end_to_end(engine: WorkflowEngine) -> None:
     )
     with pytest.raises(chatflow.GateNotSatisfiedError) as caught:
         engine.trigger_next_step(iid)
-    assert [item["kind"] for item in caught.value.missing] == [  # type: ignore[attr-defined]
+    assert [item["kind"] for item in caught.value.missing] == [
         "artifact",
         "artifact",
         "variable",

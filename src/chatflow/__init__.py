@@ -37,7 +37,9 @@ if TYPE_CHECKING:
     from typing import Any
 
     from chatflow.core.engine import WorkflowEngine
-    from chatflow.core.models import (
+    from chatflow.core.registry import WorkflowInfo, load_schema
+    from chatflow.diagram import to_mermaid
+    from chatflow.domain.models import (
         EventKind,
         HistoryEntry,
         InstanceStatus,
@@ -46,8 +48,6 @@ if TYPE_CHECKING:
         WorkflowEvent,
         WorkflowInstanceState,
     )
-    from chatflow.core.registry import WorkflowInfo, load_schema
-    from chatflow.diagram import to_mermaid
     from chatflow.storage.base import InstanceSummary, IWorkflowStateStore
 
     engine: WorkflowEngine
@@ -89,17 +89,17 @@ __all__ = [
 # Each name is imported from its module on first access, so a tool that only needs the
 # errors, or the command's start-up, never pays for modules it does not use.
 _LAZY = {
-    "EventKind": "chatflow.core.models",
-    "HistoryEntry": "chatflow.core.models",
-    "InstanceStatus": "chatflow.core.models",
+    "EventKind": "chatflow.domain.models",
+    "HistoryEntry": "chatflow.domain.models",
+    "InstanceStatus": "chatflow.domain.models",
     "InstanceSummary": "chatflow.storage.base",
     "IWorkflowStateStore": "chatflow.storage.base",
-    "TaskArtifacts": "chatflow.core.models",
-    "TaskExecutionRecord": "chatflow.core.models",
+    "TaskArtifacts": "chatflow.domain.models",
+    "TaskExecutionRecord": "chatflow.domain.models",
     "WorkflowEngine": "chatflow.core.engine",
-    "WorkflowEvent": "chatflow.core.models",
+    "WorkflowEvent": "chatflow.domain.models",
     "WorkflowInfo": "chatflow.core.registry",
-    "WorkflowInstanceState": "chatflow.core.models",
+    "WorkflowInstanceState": "chatflow.domain.models",
     "engine": "chatflow._shared",
     "load_schema": "chatflow.core.registry",
     "to_mermaid": "chatflow.diagram",

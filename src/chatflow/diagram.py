@@ -13,9 +13,9 @@ import itertools
 from collections import Counter
 from typing import Any, NamedTuple
 
-from chatflow.core.definition import END, FAIL, Phase, Workflow
-from chatflow.core.models import InstanceStatus, WorkflowInstanceState
-from chatflow.core.schema import validate_schema
+from chatflow.domain.definition import END, FAIL, Phase, Workflow
+from chatflow.domain.models import InstanceStatus, WorkflowInstanceState
+from chatflow.domain.schema import validate_schema
 from chatflow.errors import ValidationError
 
 _STYLES = (

@@ -122,13 +122,20 @@ class InvalidTransitionError(ChatFlowError):
 class GateNotSatisfiedError(InvalidTransitionError):
     """The current phase's ``exit_requires`` do not all hold, so it may not be left.
 
-    ``missing`` lists every open item (``{"kind", "text", ...}``); ``phase`` and
-    ``instance_id`` say where.
+    ``missing`` lists every open item as the JSON object events and front ends show
+    (``{"kind", "text", ...}``; ``chatflow.domain.values.GateItem.from_dict`` reads one
+    as a typed value); ``phase`` and ``instance_id`` say where.
     """
+
+    missing: list[dict[str, Any]]
+    phase: str
+    instance_id: str
 
 
 class UpgradeRefusedError(InvalidTransitionError):
     """An instance cannot move to another schema version; ``reasons`` says every why."""
+
+    reasons: list[str]
 
 
 class StorageError(ChatFlowError, OSError):

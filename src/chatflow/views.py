@@ -16,8 +16,8 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from chatflow.core.definition import workflow_of
-from chatflow.core.models import (
+from chatflow.domain.definition import workflow_of
+from chatflow.domain.models import (
     EventKind,
     InstanceStatus,
     TaskArtifacts,
@@ -28,6 +28,8 @@ from chatflow.errors import ChatFlowError
 
 if TYPE_CHECKING:
     from chatflow.core.engine import WorkflowEngine
+    from chatflow.domain.values import Pause
+    from chatflow.storage.base import InstanceSummary
 
 JSON = dict[str, Any]
 STATUSES = tuple(status.value for status in InstanceStatus)
@@ -52,6 +54,8 @@ def feature_view(rollup: Mapping[str, Any], unreadable: Iterable[str] = ()) -> J
 
     ``unreadable`` names instances whose stored state could not be read; they are not
     in ``counts`` (see ``chatflow features``: one corrupt file must not hide the rest).
+    ``shown_instance_id`` is the instance ``phases`` describes: the active one, else the
+    latest.
     """
     return {
         "feature_id": rollup["feature_id"],
@@ -60,6 +64,7 @@ def feature_view(rollup: Mapping[str, Any], unreadable: Iterable[str] = ()) -> J
         "counts": {status: rollup.get(f"{status}_count", 0) for status in STATUSES},
         "latest_instance_id": rollup["latest_instance_id"],
         "active_instance_id": rollup["active_instance_id"],
+        "shown_instance_id": rollup["active_instance_id"] or rollup["latest_instance_id"],
         "phases": dict(rollup["phases"]),
         "unreadable_instances": list(unreadable),
     }
@@ -67,6 +72,8 @@ def feature_view(rollup: Mapping[str, Any], unreadable: Iterable[str] = ()) -> J
 
 def instance_row(state: WorkflowInstanceState) -> JSON:
     """One line of ``chatflow list``: where an instance is, without its history."""
+    from chatflow.domain.status import progress  # noqa: PLC0415 - routing costs start-up
+
     return {
         "instance_id": state.instance_id,
         "feature_id": state.feature_id,
@@ -76,8 +83,66 @@ def instance_row(state: WorkflowInstanceState) -> JSON:
         "current_phase": state.current_phase,
         "created_at": iso_time(state.created_at),
         "updated_at": iso_time(state.updated_at),
+        "progress": progress(state),
+        "finished": state.status.is_finished,
+        "problem": None,
         "wait": wait_view(state),
     }
+
+
+UNREADABLE = "unreadable"
+"""The ``status`` of a listed instance whose stored state cannot be read."""
+
+
+def unreadable_row(instance_id: str, feature_id: str | None, problem: str) -> JSON:
+    """The list row of an instance that cannot be read: the same keys as
+    ``instance_row``, ``status`` ``unreadable`` and ``problem`` saying why, so one
+    damaged instance is shown (and named) instead of hiding or breaking a listing."""
+    return {
+        "instance_id": instance_id,
+        "feature_id": feature_id,
+        "workflow": None,
+        "workflow_version": None,
+        "status": UNREADABLE,
+        "current_phase": None,
+        "created_at": None,
+        "updated_at": None,
+        "progress": None,
+        "finished": None,
+        "problem": problem,
+        "wait": None,
+    }
+
+
+def listed_rows(engine: WorkflowEngine, summaries: Iterable[InstanceSummary]) -> list[JSON]:
+    """``instance_row`` of each listed instance, loaded one by one; one that cannot be
+    read is its ``unreadable_row`` (what every listing shows: CLI, page, MCP)."""
+    rows = []
+    for summary in summaries:
+        try:
+            state = engine.get_workflow_instance_status(summary.instance_id)
+        except ChatFlowError as error:
+            rows.append(unreadable_row(summary.instance_id, summary.feature_id, str(error)))
+            continue
+        if state is not None:  # deleted since it was listed
+            rows.append(instance_row(state))
+    return waits_first(rows)
+
+
+def rollup_of(
+    feature_id: str, states: list[WorkflowInstanceState], unreadable: Iterable[str] = ()
+) -> JSON:
+    """The roll-up view of a feature from its readable instances (oldest first), for
+    when the store's counts cannot be read: the engine's own rule
+    (``status.feature_rollup``) over these instances, naming the ``unreadable`` ones."""
+    from chatflow.domain.status import feature_rollup, phase_statuses  # noqa: PLC0415
+    from chatflow.storage.base import status_counts, summarize  # noqa: PLC0415
+
+    rollup = feature_rollup(feature_id, status_counts([summarize(s.to_dict()) for s in states]))
+    shown_id = rollup["active_instance_id"] or rollup["latest_instance_id"]
+    shown = next((s for s in states if s.instance_id == shown_id), None)
+    rollup["phases"] = phase_statuses(shown) if shown is not None else {}
+    return feature_view(rollup, unreadable)
 
 
 def artifact_checks(engine: WorkflowEngine, state: WorkflowInstanceState) -> dict[str, JSON]:
@@ -86,29 +151,92 @@ def artifact_checks(engine: WorkflowEngine, state: WorkflowInstanceState) -> dic
     A record that cannot be read or verified is reported (``verified: false`` and the
     ``problem``), never raised: one bad artifact must not hide the rest of ``show``.
     """
-    checks: dict[str, JSON] = {}
+    return {task: check for task, (check, _) in _read_tasks(engine, state).items()}
+
+
+def _read_tasks(
+    engine: WorkflowEngine, state: WorkflowInstanceState
+) -> dict[str, tuple[JSON, TaskArtifacts | None]]:
+    """Task key -> its check and its texts (``None`` if unreadable), each read once."""
+    found: dict[str, tuple[JSON, TaskArtifacts | None]] = {}
     for entry in state.history:
-        if not entry.task or entry.task in checks:
-            continue
-        try:
-            artifacts = engine.get_task_artifacts(state.instance_id, entry.task)
-        except ChatFlowError as error:
-            checks[entry.task] = _check(entry.task, None, str(error))
-            continue
-        problem = None if artifacts is not None else "task record is missing"
-        checks[entry.task] = _check(entry.task, artifacts, problem)
-    return checks
+        if entry.task and entry.task not in found:
+            found[entry.task] = _read_task(engine, state.instance_id, entry.task)
+    return found
+
+
+def _read_task(
+    engine: WorkflowEngine, instance_id: str, task: str
+) -> tuple[JSON, TaskArtifacts | None]:
+    """The task's check and texts. The store (and the engine) verify: a text that does
+    not match is read again unchecked, so the page can show what changed."""
+    try:
+        artifacts = engine.get_task_artifacts(instance_id, task)
+    except ChatFlowError as error:
+        unchecked = _unchecked(engine, instance_id, task)
+        return _check(task, unchecked, str(error)), unchecked
+    problem = None if artifacts is not None else "task record is missing"
+    return _check(task, artifacts, problem), artifacts
+
+
+def _unchecked(engine: WorkflowEngine, instance_id: str, task: str) -> TaskArtifacts | None:
+    """The task's stored texts without checking them; ``None`` if they cannot be read."""
+    from chatflow.domain.models import TaskExecutionRecord  # noqa: PLC0415
+
+    try:
+        stored = engine.state_store.load_task_artifacts(instance_id, task, checked=False)
+    except ChatFlowError:
+        return None
+    if stored is None:
+        return None
+    try:
+        record = TaskExecutionRecord.from_dict(stored.get("record"))
+    except ChatFlowError:  # the texts are still shown, under a record saying so
+        record = TaskExecutionRecord(phase_name=task, status=UNREADABLE, started_at=0.0)
+    return TaskArtifacts(record, str(stored.get("prompt", "")), str(stored.get("response", "")))
 
 
 def _check(key: str, artifacts: TaskArtifacts | None, problem: str | None) -> JSON:
+    """The one verdict on a task's texts. ``prompt_sha256``/``response_sha256`` are the
+    checksums recorded with them (the one checksum field of every view);
+    ``prompt_verified``/``response_verified`` say which text still matches its own."""
     record = artifacts.record if artifacts is not None else None
+    prompt_ok = response_ok = problem is None
+    if artifacts is not None and problem is not None:
+        from chatflow.domain.models import sha256_text  # noqa: PLC0415
+
+        prompt_ok = sha256_text(artifacts.prompt) == artifacts.record.prompt_checksum
+        response_ok = sha256_text(artifacts.response) == artifacts.record.response_checksum
     return {
         "task": key,
         "prompt_sha256": record.prompt_checksum if record else None,
         "response_sha256": record.response_checksum if record else None,
         "verified": problem is None,
         "problem": problem,
+        "prompt_verified": prompt_ok,
+        "response_verified": response_ok,
     }
+
+
+def artifact_list(engine: WorkflowEngine, state: WorkflowInstanceState) -> list[JSON]:
+    """``artifacts_view`` of every visit that recorded its texts, oldest first, with the
+    visit's ``visit`` and ``history_index`` and its check (``_check``'s verdicts). A text
+    that no longer matches is still shown: the page shows what changed."""
+    tasks = _read_tasks(engine, state)
+    found = []
+    for row in _timeline(state, {}, []):
+        task = state.history[row["index"]].task
+        check, artifacts = tasks.get(task, ({}, None)) if task else ({}, None)
+        if artifacts is None:
+            continue
+        item = artifacts_view(state.instance_id, task, artifacts)
+        item.update(visit=row["visit"], history_index=row["index"])
+        item.update({key: check[key] for key in _VERDICT})
+        found.append(item)
+    return found
+
+
+_VERDICT = ("verified", "problem", "prompt_verified", "response_verified")
 
 
 def instance_view(
@@ -123,17 +251,20 @@ def instance_view(
     misses; by default it is read from the state (``status_info``'s
     ``open_requirements``).
     """
-    from chatflow.core.status import status_info  # noqa: PLC0415 - show only
+    from chatflow.domain.history import timeline  # noqa: PLC0415
+    from chatflow.domain.status import status_info  # noqa: PLC0415 - show only
 
     info = status_info(state)
     gates = (info.get("open_requirements") or []) if open_gates is None else open_gates
+    log = timeline(state)
+    rows = _timeline(state, checks or {}, log)
     return {
         **instance_row(state),
         "version": state.version,
         "variables": state.variables,
         "meta": state.meta,
         "phase_title": _phase_title(state),
-        "pause": _pause_view(state.pause),
+        "pause": _pause_view(state.pause_info, state.pause),
         "open_gates": list(gates),
         "actions": available_actions(state, gates),
         "parent": state.parent,
@@ -141,7 +272,9 @@ def instance_view(
         "progress": info["progress"],
         "visits": dict(state.visits),
         "retries": dict(state.retries),
-        "timeline": _timeline(state, checks or {}),
+        "failure": _failure(state, log),
+        "summary": _summary(state, rows, log),
+        "timeline": rows,
         "usage": usage_view(state),
         "budgets": budget_view(state),
     }
@@ -153,30 +286,42 @@ def _phase_title(state: WorkflowInstanceState) -> str | None:
     return workflow.phase(current).title if workflow.has_phase(current) else None
 
 
-def _pause_view(pause: Mapping[str, Any] | None) -> JSON | None:
+def _pause_view(pause: Pause | None, stored: Mapping[str, Any] | None = None) -> JSON | None:
     if pause is None:
         return None
-    view = {
-        "kind": pause.get("kind"),
-        "reason": pause.get("reason") or "; ".join(pause.get("reasons") or []) or None,
-        "risk": pause.get("risk"),
-    }
-    if pause.get("kind") == "budget":  # the numbers: which limit, how much used
-        view["crossed"] = list(pause.get("crossed") or [])
+    view: JSON = {"kind": pause.kind, "reason": pause.because, "risk": pause.risk}
+    if pause.kind == "budget" and stored is not None:  # the numbers: which limit, how much
+        view["crossed"] = list(stored.get("crossed") or [])
     return view
 
 
-def _timeline(state: WorkflowInstanceState, checks: Mapping[str, JSON]) -> list[JSON]:
+def _timeline(
+    state: WorkflowInstanceState, checks: Mapping[str, JSON], log: list[WorkflowEvent]
+) -> list[JSON]:
+    """One row per visit (history entry). ``visit`` numbers the phase's visits;
+    ``end_at`` is when the visit stopped (its end, or the instance's if it finished
+    mid-visit; ``null`` while it goes on); ``events`` are the positions in ``log`` (the
+    event log, ``history_view``) of what happened during it, entering and completing
+    aside; ``waited_s`` is the time it spent paused or waiting for approval, not
+    counting a wait still open since ``waiting_since``."""
     decisions: dict[int, list[JSON]] = {}
     for event in state.events:
         decision = _decision(event)
         if decision is not None:
             decisions.setdefault(event.history_index, []).append(decision)
+    during: dict[int, list[int]] = {}
+    for position, event in enumerate(log):
+        if event.kind not in (EventKind.PHASE_ENTERED, EventKind.PHASE_COMPLETED):
+            during.setdefault(_row_of(event), []).append(position)
+    finished_at = state.updated_at if state.status.is_finished else None
     visits: dict[str, int] = {}
     rows = []
     for index, entry in enumerate(state.history):
         visits[entry.phase] = visits.get(entry.phase, 0) + 1
         ended = entry.ended_at
+        end = ended if ended is not None else finished_at
+        events = during.get(index, [])
+        waited, since = _waits([log[position] for position in events], end)
         rows.append(
             {
                 "index": index,
@@ -189,9 +334,74 @@ def _timeline(state: WorkflowInstanceState, checks: Mapping[str, JSON]) -> list[
                 "actor": entry.actor,
                 "approvals": decisions.get(index, []),
                 "artifacts": checks.get(entry.task) if entry.task else None,
+                "end_at": iso_time(end),
+                "events": events,
+                "waited_s": waited,
+                "waiting_since": iso_time(since),
             }
         )
     return rows
+
+
+def _row_of(event: WorkflowEvent) -> int:
+    """The visit an event belongs to: a fork's ``started`` event is logged after the
+    visits it inherited, and begins the fresh visit it names."""
+    forked = event.kind is EventKind.STARTED and event.data.get("forked_from")
+    index = event.data.get("history_index") if forked else None
+    return index if isinstance(index, int) else event.history_index
+
+
+_WAIT_STARTS = (EventKind.APPROVAL_REQUESTED, EventKind.PAUSED)
+_WAIT_ENDS = (EventKind.RESUMED, EventKind.REJECTED)
+
+
+def _waits(events: Iterable[WorkflowEvent], end: float | None) -> tuple[float, float | None]:
+    """Seconds paused or waiting for approval among ``events``, and when a wait still
+    open began (``None`` if none is, or the visit ``end``ed, which closes it)."""
+    total, since = 0.0, None
+    for event in events:
+        if event.kind in _WAIT_STARTS and since is None:
+            since = event.at
+        elif event.kind in _WAIT_ENDS and since is not None:
+            total, since = total + event.at - since, None
+    if since is not None and end is not None:
+        total, since = total + max(end - since, 0.0), None
+    return round(total, 3), since
+
+
+def _summary(state: WorkflowInstanceState, rows: list[JSON], log: list[WorkflowEvent]) -> JSON:
+    """The timeline's counts: visits, retries, failures, approvals and pauses, the time
+    spent waiting (``waited_s`` closed, plus since ``waiting_since`` if still open), and
+    ``started_at``, the earliest start (a fork inherits visits older than itself)."""
+    kinds = [event.kind for event in log]
+    starts = [state.created_at, *(entry.started_at for entry in state.history)]
+    return {
+        "started_at": iso_time(min(starts)),
+        "visits": len(rows),
+        "retries": kinds.count(EventKind.RETRIED),
+        "failures": kinds.count(EventKind.FAILED),
+        "approvals": sum(1 for event in log if _approval(event)),
+        "pauses": kinds.count(EventKind.PAUSED) + kinds.count(EventKind.APPROVAL_REQUESTED),
+        "waited_s": round(sum(row["waited_s"] for row in rows), 3),
+        "waiting_since": next((r["waiting_since"] for r in rows if r["waiting_since"]), None),
+    }
+
+
+def _failure(state: WorkflowInstanceState, log: list[WorkflowEvent]) -> str | None:
+    """Why a failed instance failed: the error of its latest ``failed`` event."""
+    if state.status is not InstanceStatus.FAILED:
+        return None
+    failed = [event for event in log if event.kind is EventKind.FAILED]
+    error = failed[-1].data.get("error") if failed else None
+    return str(error) if error else None
+
+
+def _approval(event: WorkflowEvent) -> bool:
+    """An exit gate's approval, or the approval that ended an approval pause."""
+    decision = _decision(event)
+    return event.kind is EventKind.APPROVED or (
+        decision is not None and decision["decision"] == "approved"
+    )
 
 
 def _decision(event: WorkflowEvent) -> JSON | None:
@@ -213,7 +423,9 @@ def _decision(event: WorkflowEvent) -> JSON | None:
 
 
 def history_view(events: Iterable[WorkflowEvent]) -> list[JSON]:
-    """The event log (``engine.get_workflow_history``), oldest first."""
+    """The event log (``engine.get_workflow_history``), oldest first. ``approval`` says
+    whether the event approved something (a resume is one only when it ended an
+    approval pause)."""
     return [
         {
             "kind": event.kind.value,
@@ -222,6 +434,7 @@ def history_view(events: Iterable[WorkflowEvent]) -> list[JSON]:
             "phase": event.phase,
             "history_index": event.history_index,
             "data": event.data,
+            "approval": _approval(event),
         }
         for event in events
     ]
@@ -248,7 +461,7 @@ def awaits_approval(state: WorkflowInstanceState) -> bool:
     """Whether the instance is paused until a person approves (entering a phase that
     ``requires_approval``, or a risky step): ``resume(approved_by=)`` lets it go on,
     where an exit gate's approvals are counted by ``approve(by=)`` instead."""
-    return state.pause is not None and state.pause.get("kind") == "approval"
+    return state.pause_info is not None and state.pause_info.is_approval
 
 
 PAGE_ACTIONS = ("approve", "reject", "pause", "resume", "retry", "cancel")
@@ -263,7 +476,7 @@ def available_actions(
     ended by ``approve`` (``resume(approved_by=)``) or ``reject``, never by a plain
     resume; a running phase offers ``approve`` only while its exit gate still counts
     approvals (``open_gates``: ``status_info``'s ``open_requirements``)."""
-    from chatflow.core.lifecycle import ALLOWED  # noqa: PLC0415
+    from chatflow.domain.lifecycle import ALLOWED  # noqa: PLC0415
 
     approval = awaits_approval(state)
     budget = state.pause is not None and state.pause.get("kind") == "budget"
@@ -285,14 +498,14 @@ def available_actions(
     ]
 
 
-# -- time and money (chatflow.core.usage, budgets, deadlines) ---------------------------
+# -- time and money (chatflow.domain.usage, budgets, deadlines) ---------------------------
 
 
 def usage_view(state: WorkflowInstanceState) -> JSON:
     """What the instance spent: in total, per phase and per visit (OpenTelemetry GenAI
     names: ``gen_ai.usage.input_tokens``, ..., ``chatflow.cost_usd``). Per visit reads
     the ``usage`` events; the totals are the running sums every record updates."""
-    from chatflow.core import usage  # noqa: PLC0415
+    from chatflow.domain import usage  # noqa: PLC0415
 
     spent = state.usage or {}
     visits: dict[int, JSON] = {}
@@ -313,7 +526,7 @@ def usage_view(state: WorkflowInstanceState) -> JSON:
 
 def feature_usage(states: Iterable[WorkflowInstanceState]) -> JSON:
     """A feature's spend: its instances' totals summed, in total and per phase."""
-    from chatflow.core import usage  # noqa: PLC0415
+    from chatflow.domain import usage  # noqa: PLC0415
 
     total: JSON = {}
     phases: dict[str, JSON] = {}
@@ -330,7 +543,7 @@ def feature_usage(states: Iterable[WorkflowInstanceState]) -> JSON:
 
 
 def _add_totals(into: JSON, totals: Mapping[str, Any]) -> None:
-    from chatflow.core import usage  # noqa: PLC0415
+    from chatflow.domain import usage  # noqa: PLC0415
 
     usage.merge(into, totals)
 
@@ -346,7 +559,7 @@ def waits_first(rows: list[JSON]) -> list[JSON]:
 def budget_view(state: WorkflowInstanceState, now: float | None = None) -> list[JSON]:
     """Each limit in force on the instance with what it used (``share``: 1.0 is all of
     it), so a front end shows how close each one is without computing anything."""
-    from chatflow.core import budgets  # noqa: PLC0415
+    from chatflow.domain import budgets  # noqa: PLC0415
 
     workflow = workflow_of(state.workflow_schema)
     if not budgets.has_budget(state, workflow):
@@ -358,7 +571,7 @@ def wait_view(state: WorkflowInstanceState, now: float | None = None) -> JSON | 
     """What the instance waits for under a deadline, since when, and how overdue."""
     if state.wait is None:  # most instances: nothing to import or compute
         return None
-    from chatflow.core import budgets, deadlines  # noqa: PLC0415
+    from chatflow.domain import budgets, deadlines  # noqa: PLC0415
 
     view = deadlines.waiting_view(state, budgets.now_or(now))
     if view is not None:

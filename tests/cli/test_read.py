@@ -74,6 +74,9 @@ def test_list_features_and_show_after_demo(run: Runner, tmp_path: Path) -> None:
             "current_phase": "implementation",
             "created_at": rows[0]["created_at"],
             "updated_at": rows[0]["updated_at"],
+            "progress": 1.0,
+            "finished": True,
+            "problem": None,
             "wait": None,
         }
     ]
@@ -245,8 +248,16 @@ def test_one_corrupt_instance_does_not_break_every_feature(run: Runner, tmp_path
     assert rollups["feat_bad"]["latest_instance_id"] == other
 
     listed = run("list", "--json")
-    assert listed.returncode == 1
-    assert {r["instance_id"] for r in json.loads(listed.stdout)} == {good, other}
+    assert listed.returncode == 1 and bad in listed.stderr
+    rows = {r["instance_id"]: r for r in json.loads(listed.stdout)}
+    assert set(rows) == {good, other, bad}  # the damaged one is listed, as unreadable
+    assert rows[bad]["status"] == "unreadable" and "events.jsonl" in rows[bad]["problem"]
+    assert rows[bad]["feature_id"] == "feat_bad" and rows[good]["problem"] is None
+    table = run("list")
+    assert table.returncode == 1 and any(
+        line.split()[:4] == [bad, "feat_bad", "-", "unreadable"]
+        for line in table.stdout.splitlines()
+    )
     checked = run("verify", "--feature", "feat_bad")
     assert checked.returncode == 1 and bad in checked.stderr and "Traceback" not in checked.stderr
     refused(run("show", bad), 1, "events.jsonl")

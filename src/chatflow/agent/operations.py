@@ -14,7 +14,7 @@ from typing import Any
 
 from chatflow import views
 from chatflow.core.engine import WorkflowEngine
-from chatflow.core.models import InstanceStatus, WorkflowInstanceState
+from chatflow.domain.models import InstanceStatus, WorkflowInstanceState
 from chatflow.errors import ChatFlowError, GateNotSatisfiedError, ValidationError, phrase
 from chatflow.storage.base import not_found
 
@@ -106,6 +106,7 @@ def instance_status(state: WorkflowInstanceState) -> JSON:
         "phase_title": view["phase_title"],
         "next_phase": view["next_phase"],
         "progress": view["progress"],
+        "actions": view["actions"],
         "recorded": bool(entry is not None and entry.task),
         "open_gates": gate_items(view["open_gates"], state.instance_id),
         "pause": view["pause"],
@@ -145,12 +146,7 @@ def feature(engine: WorkflowEngine, feature_id: str) -> JSON:
         )
     summaries.sort(key=lambda summary: summary.created_at, reverse=True)
     view = _short_rollup(views.feature_view(engine.get_feature_status(feature_id)))
-    rows = []
-    for summary in summaries[:MAX_LISTED]:
-        state = engine.get_workflow_instance_status(summary.instance_id)
-        if state is not None:
-            rows.append(views.instance_row(state))
-    return {**view, "instances": rows}
+    return {**view, "instances": views.listed_rows(engine, summaries[:MAX_LISTED])}
 
 
 def _short_rollup(view: JSON) -> JSON:

@@ -33,12 +33,12 @@ from chatflow.cli.context import (
     text_file,
 )
 from chatflow.cli.read import print_instance
-from chatflow.core.models import EventKind
+from chatflow.domain.models import EventKind
 from chatflow.errors import InvalidTransitionError, phrase
 
 if TYPE_CHECKING:
     from chatflow.cli.context import Subparsers
-    from chatflow.core.models import WorkflowInstanceState
+    from chatflow.domain.models import WorkflowInstanceState
 
 
 DEMO_SCHEMA: dict[str, Any] = {
@@ -263,7 +263,7 @@ def cmd_record(ctx: Context) -> int:
 def _usage(values: dict[str, Any]) -> dict[str, Any]:
     """``--usage`` values as ``record_usage`` keywords; an unknown name is refused with
     the closest known one (before the engine sees it: a keyword it lacks)."""
-    from chatflow.core import usage  # noqa: PLC0415
+    from chatflow.domain import usage  # noqa: PLC0415
 
     return usage.check(values, "--usage")
 

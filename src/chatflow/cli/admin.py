@@ -474,7 +474,7 @@ def cmd_doctor(ctx: Context) -> int:
 def _check_instances(store: IWorkflowStateStore, progress: Progress) -> list[Finding]:
     """Checks every store supports: each listed instance verifies (its log, head and
     artifacts: damage a load would not notice), loads and parses."""
-    from chatflow.core.models import WorkflowInstanceState  # noqa: PLC0415
+    from chatflow.domain.models import WorkflowInstanceState  # noqa: PLC0415
     from chatflow.errors import ChatFlowError  # noqa: PLC0415
     from chatflow.storage.file_doctor import Finding  # noqa: PLC0415
 

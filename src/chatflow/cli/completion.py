@@ -152,7 +152,7 @@ def _option_values(ctx: Context, option: str, positional: list[str]) -> list[str
 
 
 def _phases(ctx: Context, instance_id: str) -> list[str]:
-    from chatflow.core.definition import workflow_of  # noqa: PLC0415
+    from chatflow.domain.definition import workflow_of  # noqa: PLC0415
 
     return workflow_of(ctx.instance(instance_id).workflow_schema).phase_names
 

@@ -19,7 +19,7 @@ if TYPE_CHECKING:  # argparse's class is not subscriptable at run time
     from chatflow.core.engine import WorkflowEngine
 
     Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
-    from chatflow.core.models import WorkflowInstanceState
+    from chatflow.domain.models import WorkflowInstanceState
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -131,7 +131,7 @@ class Context:
     def actor(self, meta: dict[str, Any] | None = None) -> str:
         """Who runs the command: ``--by NAME``, else the one this call's ``meta`` names
         (``--meta actor=`` or ``user_id=``), else the user logged in to the machine."""
-        from chatflow.core.lifecycle import actor_of  # noqa: PLC0415 - steering commands only
+        from chatflow.domain.lifecycle import actor_of  # noqa: PLC0415 - steering commands only
 
         by: str | None = getattr(self.args, "by", None)
         if by is not None and (not by.strip() or not by.isprintable()):

@@ -31,7 +31,7 @@ from chatflow.errors import ChatFlowError
 if TYPE_CHECKING:
     from chatflow.cli.context import Subparsers
     from chatflow.core.engine import WorkflowEngine
-    from chatflow.core.models import WorkflowInstanceState
+    from chatflow.domain.models import WorkflowInstanceState
     from chatflow.storage.base import InstanceSummary
 
 STATUSES = views.STATUSES
@@ -119,12 +119,7 @@ def cmd_list(ctx: Context) -> int:
         ctx.require_feature(engine, args.feature)
     summaries, failed = _summaries(engine, args.feature, args.status)
     summaries.sort(key=lambda summary: summary.created_at, reverse=True)
-    rows = []
-    for summary in summaries[: args.limit]:
-        state = _load(engine, summary.instance_id, failed)
-        if state is not None:
-            rows.append(views.instance_row(state))
-    rows = views.waits_first(rows)
+    rows = _rows(engine, summaries[: args.limit], failed)
     if ctx.out.json:
         ctx.out.emit_json(rows)
     elif rows:
@@ -132,6 +127,19 @@ def cmd_list(ctx: Context) -> int:
     else:
         ctx.out.line("no instances")
     return EXIT_FAILED if failed else EXIT_OK
+
+
+def _rows(
+    engine: WorkflowEngine, summaries: list[InstanceSummary], failed: list[str]
+) -> list[dict[str, Any]]:
+    """The listed instances' rows (``views.listed_rows``); each unreadable one is
+    warned about and noted in ``failed`` (exit 1), and still listed as ``unreadable``."""
+    rows = views.listed_rows(engine, summaries)
+    for row in rows:
+        if row["status"] == views.UNREADABLE and row["instance_id"] not in failed:
+            warn(str(row["problem"]))
+            failed.append(row["instance_id"])
+    return rows
 
 
 def _list_table(out: Output, rows: list[dict[str, Any]]) -> None:
@@ -142,9 +150,9 @@ def _list_table(out: Output, rows: list[dict[str, Any]]) -> None:
             (
                 row["instance_id"],
                 row["feature_id"],
-                f"{row['workflow']}@{row['workflow_version']}",
+                f"{row['workflow']}@{row['workflow_version']}" if row["workflow"] else "-",
                 row["status"],
-                row["current_phase"],
+                row["current_phase"] or "-",
                 short_time(row["updated_at"]),
                 *([_waiting(row.get("wait"))] if waits else []),
             )
@@ -176,13 +184,18 @@ def _summaries(
         return engine.list_instances(feature_id=feature, status=status), []
     except ChatFlowError:
         pass  # found again, instance by instance, and reported there
-    from chatflow.storage.base import summarize  # noqa: PLC0415
+    from chatflow.storage.base import InstanceSummary, summarize  # noqa: PLC0415
 
     summaries: list[InstanceSummary] = []
     failed: list[str] = []
     for feature_id in [feature] if feature else engine.list_features():
         for instance_id in _feature_ids(engine, feature_id, failed):
-            state = _load(engine, instance_id, failed)
+            try:
+                state = engine.get_workflow_instance_status(instance_id)
+            except ChatFlowError:  # listed (as unreadable, with a warning) by _rows
+                if status is None:
+                    summaries.append(InstanceSummary(instance_id, feature_id, "", "", 0.0, 0.0))
+                continue
             if state is not None and (status is None or state.status.value == status):
                 summaries.append(summarize(state.to_dict()))
     return summaries, failed
@@ -237,14 +250,23 @@ def cmd_features(ctx: Context) -> int:
         _features_table(ctx.out, rollups)
         if feature is not None:
             ctx.out.line()
-            states = [
-                s
-                for i in _feature_ids(engine, feature, failed)
-                if (s := _load(engine, i, failed)) is not None
-            ]
-            _print_spend(ctx.out, views.feature_usage(states))
-            _list_table(ctx.out, views.waits_first([views.instance_row(s) for s in states]))
+            found, missing = _summaries(engine, feature, None)
+            failed += [name for name in missing if name not in failed]
+            rows = _rows(engine, found, failed)
+            _print_spend(ctx.out, views.feature_usage(_states(engine, rows)))
+            _list_table(ctx.out, rows)
     return EXIT_FAILED if failed else EXIT_OK
+
+
+def _states(engine: WorkflowEngine, rows: list[dict[str, Any]]) -> list[WorkflowInstanceState]:
+    """The readable instances of listed rows (a feature's spend sums their totals)."""
+    found = []
+    for row in rows:
+        if row["status"] != views.UNREADABLE:
+            state = _load(engine, row["instance_id"], [])
+            if state is not None:
+                found.append(state)
+    return found
 
 
 def _features_table(out: Output, rollups: list[dict[str, Any]]) -> None:
@@ -280,9 +302,6 @@ def _rollup(engine: WorkflowEngine, feature_id: str, failed: list[str]) -> dict[
         return views.feature_view(engine.get_feature_status(feature_id))
     except ChatFlowError:
         pass  # found again below, instance by instance, and reported there
-    from chatflow.core.models import InstanceStatus  # noqa: PLC0415
-    from chatflow.core.status import feature_rollup_status, phase_statuses  # noqa: PLC0415
-
     unreadable: list[str] = []
     states = [
         state
@@ -290,21 +309,7 @@ def _rollup(engine: WorkflowEngine, feature_id: str, failed: list[str]) -> dict[
         if (state := _load(engine, instance_id, unreadable)) is not None
     ]
     failed += unreadable
-    counts = dict.fromkeys(InstanceStatus, 0)
-    for state in states:
-        counts[state.status] += 1
-    active = [state for state in states if state.status.is_active]
-    shown = active[-1] if active else states[-1] if states else None
-    rollup = {
-        "feature_id": feature_id,
-        "status": feature_rollup_status(counts),
-        "total_instances": len(states),
-        **{f"{status.value}_count": count for status, count in counts.items()},
-        "latest_instance_id": states[-1].instance_id if states else None,
-        "active_instance_id": active[-1].instance_id if active else None,
-        "phases": phase_statuses(shown) if shown is not None else {},
-    }
-    return views.feature_view(rollup, unreadable)
+    return views.rollup_of(feature_id, states, unreadable)
 
 
 # -- one instance ------------------------------------------------------------------------

@@ -17,9 +17,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from chatflow._validation import check_text, validate_id
-from chatflow.core import _arguments, lifecycle
+from chatflow.core import _arguments
 from chatflow.core._stored import Change
-from chatflow.core.models import WorkflowInstanceState, generate_timestamp
+from chatflow.domain import lifecycle
+from chatflow.domain.models import WorkflowInstanceState, generate_timestamp
 
 
 class HumanActions:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from chatflow._validation import check_text, validate_id
-from chatflow.core.schema import version_key
+from chatflow.domain.schema import version_key
 from chatflow.errors import ValidationError
 
 

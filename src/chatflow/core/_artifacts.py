@@ -10,14 +10,14 @@ from __future__ import annotations
 from typing import Any
 
 from chatflow._validation import validate_id
-from chatflow.core.models import (
+from chatflow.domain.models import (
     TaskArtifacts,
     TaskExecutionRecord,
     WorkflowInstanceState,
     generate_timestamp,
     sha256_text,
 )
-from chatflow.core.schema import task_key
+from chatflow.domain.schema import task_key
 from chatflow.errors import CorruptStateError, InvalidTransitionError, ValidationError
 from chatflow.storage.base import Problem
 

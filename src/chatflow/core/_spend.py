@@ -1,7 +1,7 @@
 """The engine's time-and-money operations: ``record_usage``, ``extend_budget``, ``due``
 and ``apply_due``, and the check every change goes through (``after_change``).
 
-``WorkflowEngine`` inherits them; the rules live in ``chatflow.core.usage``,
+``WorkflowEngine`` inherits them; the rules live in ``chatflow.domain.usage``,
 ``budgets`` and ``deadlines``.
 """
 
@@ -12,11 +12,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from chatflow._validation import validate_id
-from chatflow.core import _arguments, budgets, deadlines, lifecycle
-from chatflow.core import usage as _usage
+from chatflow.core import _arguments
 from chatflow.core._stored import Change
-from chatflow.core.definition import workflow_of
-from chatflow.core.models import (
+from chatflow.domain import budgets, deadlines, lifecycle
+from chatflow.domain import usage as _usage
+from chatflow.domain.definition import workflow_of
+from chatflow.domain.models import (
     EventKind,
     WorkflowEvent,
     WorkflowInstanceState,
@@ -185,7 +186,7 @@ class SpendActions:
     ) -> WorkflowInstanceState:
         """Append what a visit of ``phase`` (default: the current one) spent, as one
         ``usage`` event in the hash chain; totals per phase and instance follow. The
-        step that crosses a budget pauses the instance (``chatflow.core.budgets``).
+        step that crosses a budget pauses the instance (``chatflow.domain.budgets``).
         Negative, non-numeric or non-finite amounts raise ``ValidationError`` and
         nothing is written."""
         validate_id(instance_id, "instance_id")

@@ -11,9 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from chatflow.core import lifecycle
-from chatflow.core.models import WorkflowInstanceState, generate_timestamp
+from chatflow.domain import lifecycle
+from chatflow.domain.models import WorkflowInstanceState, generate_timestamp
 from chatflow.errors import CorruptStateError, GateNotSatisfiedError, ValidationError
+from chatflow.storage import codec
 from chatflow.storage.base import IWorkflowStateStore
 
 Change = Callable[[WorkflowInstanceState], None]
@@ -61,12 +62,12 @@ def update(store: IWorkflowStateStore, instance_id: str, change: Change) -> Work
         state = _parse_head(head, instance_id, load_older)
         change(state)
         changed.append(state)
-        return state.delta(head, load)
+        return codec.update_event(state, head, load)
 
     new_head = store.step(instance_id, step)
     state = changed[-1]
-    state.version = new_head["state"]["version"]
-    upto = new_head["seq"] - 1
+    state.version = codec.head_version(new_head)
+    upto = codec.head_seq(new_head) - 1
     sources.append(lambda: store.read_history(instance_id, upto))
     return state
 
@@ -75,7 +76,7 @@ def _parse_head(
     head: dict[str, Any], instance_id: str, load: Callable[[], dict[str, Any]]
 ) -> WorkflowInstanceState:
     try:
-        return _usable(WorkflowInstanceState.from_head(head, load))
+        return _usable(codec.state_from_head(head, load))
     except (ValidationError, KeyError, TypeError, AttributeError) as error:
         raise CorruptStateError(
             f"stored head of instance {instance_id!r} is invalid: {error}", instance_id=instance_id

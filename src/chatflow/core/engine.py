@@ -22,14 +22,15 @@ from typing import TYPE_CHECKING, Any
 
 from chatflow import _logger
 from chatflow._validation import check_json_object, check_text, new_instance_id, validate_id
-from chatflow.core import _arguments, _artifacts, _spend, _stored, lifecycle
-from chatflow.core import usage as _usage
+from chatflow.core import _arguments, _artifacts, _spend, _stored
 from chatflow.core._actions import HumanActions
 from chatflow.core._spend import SpendActions
 from chatflow.core._stored import Change
-from chatflow.core.definition import Workflow
-from chatflow.core.history import timeline
-from chatflow.core.models import (
+from chatflow.domain import lifecycle
+from chatflow.domain import usage as _usage
+from chatflow.domain.definition import Workflow
+from chatflow.domain.history import timeline
+from chatflow.domain.models import (
     TaskArtifacts,
     TaskExecutionRecord,
     WorkflowEvent,
@@ -37,10 +38,10 @@ from chatflow.core.models import (
     WorkflowStartResult,
     generate_timestamp,
 )
-from chatflow.core.schema import validate_schema
-from chatflow.core.status import feature_rollup, phase_statuses, status_info
+from chatflow.domain.schema import validate_schema
+from chatflow.domain.status import feature_rollup, phase_statuses, status_info
 from chatflow.errors import CorruptStateError, StorageError, StoreNotFoundError, ValidationError
-from chatflow.storage._open import is_store_url, open_store
+from chatflow.storage import is_store_url, open_store
 from chatflow.storage.base import (
     InstanceSummary,
     IWorkflowStateStore,
@@ -159,7 +160,7 @@ class WorkflowEngine(HumanActions, SpendActions):
         """The store, unless it does not exist yet: looking schemas up must not create one
         (``require_store`` says, asking a PostgreSQL server without creating anything)."""
         if self._store is None:
-            from chatflow.storage._open import require_store  # noqa: PLC0415 - lookups only
+            from chatflow.storage import require_store  # noqa: PLC0415 - lookups only
 
             try:
                 require_store(self._target if self._target is not None else default_store_target())
@@ -220,7 +221,7 @@ class WorkflowEngine(HumanActions, SpendActions):
         ``str`` that also tells ``initial_phase`` and ``created_at``. ``actor`` is who
         starts it (default: ``meta["actor"]``, else ``meta["user_id"]``). ``budget``
         (``{"cost_usd": 5, "tokens": ..., "wall": "2h", "visits": ...}``) limits this
-        run on top of the workflow's own budgets (``chatflow.core.budgets``).
+        run on top of the workflow's own budgets (``chatflow.domain.budgets``).
         """
         workflow = self._resolve_schema(workflow_schema, schema_name, schema_version)
         if self.default_merge_trigger_data is not None:
@@ -282,7 +283,7 @@ class WorkflowEngine(HumanActions, SpendActions):
 
         The open history entry is closed with ``trigger_data`` as its snapshot; ``meta``
         is merged into the instance's meta. The next phase follows the schema's routing
-        rule (``chatflow.core.transitions``); completing the last phase completes the
+        rule (``chatflow.domain.transitions``); completing the last phase completes the
         instance. Entering a phase that needs approval pauses the instance instead.
         A paused or finished instance raises ``InvalidTransitionError`` and is unchanged;
         if the current phase's ``exit_requires`` do not all hold,
@@ -542,7 +543,7 @@ class WorkflowEngine(HumanActions, SpendActions):
         Keep it (in git, say): a later ``verify`` cannot notice a rewrite of a whole
         chain together with its head, but the digest of that feature changes.
         """
-        from chatflow.storage._log import sha256_hex  # noqa: PLC0415
+        from chatflow.storage.codec import sha256_hex  # noqa: PLC0415
 
         validate_id(feature_id, "feature_id")
         store = self.state_store
@@ -587,7 +588,7 @@ class WorkflowEngine(HumanActions, SpendActions):
 
     def get_status_info(self, instance_id: str) -> dict[str, Any]:
         """Where the instance is: status, current and next phase, ``progress`` (0-1),
-        the path taken and forecast, and each phase's status (``chatflow.core.status``)."""
+        the path taken and forecast, and each phase's status (``chatflow.domain.status``)."""
         return status_info(self._require_state(instance_id))
 
     def _require_state(self, instance_id: str) -> WorkflowInstanceState:

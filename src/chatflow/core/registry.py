@@ -27,8 +27,8 @@ from typing import Any
 from chatflow._logger import logger
 from chatflow._text import counted
 from chatflow._validation import parse_json
-from chatflow.core.definition import Workflow
-from chatflow.core.schema import MAX_SCHEMA_BYTES, validate_schema, version_key
+from chatflow.domain.definition import Workflow
+from chatflow.domain.schema import MAX_SCHEMA_BYTES, validate_schema, version_key
 from chatflow.errors import ChatFlowError, SchemaError, SchemaNotFoundError, ValidationError
 from chatflow.storage.base import IWorkflowStateStore
 

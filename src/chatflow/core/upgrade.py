@@ -28,10 +28,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from chatflow._text import counted
-from chatflow.core.definition import Workflow, workflow_of
-from chatflow.core.lifecycle import gate_entry, log_event, schema_ref, visit_events
-from chatflow.core.models import EventKind, InstanceStatus, WorkflowInstanceState
-from chatflow.core.transitions import approval_reasons
+from chatflow.domain.definition import Workflow, workflow_of
+from chatflow.domain.lifecycle import gate_entry, log_event, schema_ref, visit_events
+from chatflow.domain.models import EventKind, InstanceStatus, WorkflowInstanceState
+from chatflow.domain.transitions import approval_reasons
 from chatflow.errors import SchemaNotFoundError, UpgradeRefusedError
 
 if TYPE_CHECKING:
@@ -186,7 +186,7 @@ def problems(
             f"{target.version!r}"
         )
     reasons += _limit_problems(state, target, mapping)
-    manual = state.pause is not None and state.pause.get("kind") == "manual"
+    manual = state.pause_info is not None and not state.pause_info.is_approval
     if manual and _entry_approval(state, target, current):
         reasons.append(
             f"phase {current!r} requires approval in version {target.version!r}, and the "
@@ -233,7 +233,7 @@ def _limit_problems(
 def _visit_was_approved(state: WorkflowInstanceState) -> bool:
     """Whether the current visit waits for, was given, or was forced past approval to
     be entered."""
-    if state.pause is not None and state.pause.get("kind") == "approval":
+    if state.pause_info is not None and state.pause_info.is_approval:
         return True
     asked = (EventKind.APPROVAL_REQUESTED, EventKind.APPROVAL_OVERRIDDEN)
     return any(event.kind in asked for event in visit_events(state))

@@ -7,7 +7,7 @@ answers both the seed's calls and ChatCoder's (docs/chatcoder.md):
 - ``start_workflow_instance(schema_name=...)`` finds ``<storage_dir>/schemas/<name>.yaml``
   and returns a ``WorkflowStartResult`` (the id string, with ``initial_phase`` and
   ``created_at``); v1.1's ``condition``/``fallback_phase`` schemas load through
-  ``chatflow.core.dialect``.
+  ``chatflow.domain.dialect``.
 - ``get_workflow_state`` and ``get_workflow_status_info`` give v1.1's views, ``None`` for
   an unknown id.
 - Trigger data is merged into the variables (``merge_trigger_data: flat``), as v1.1 always
@@ -18,8 +18,8 @@ answers both the seed's calls and ChatCoder's (docs/chatcoder.md):
 from __future__ import annotations
 
 from chatflow.core import engine
-from chatflow.core.models import WorkflowState, WorkflowStatusInfo
-from chatflow.core.status import status_summary, workflow_state
+from chatflow.domain.models import WorkflowState, WorkflowStatusInfo
+from chatflow.domain.status import status_summary, workflow_state
 
 
 class WorkflowEngine(engine.WorkflowEngine):

@@ -10,8 +10,10 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from chatflow.storage._open import is_store_url as is_store_url
     from chatflow.storage._open import open_store as open_store
     from chatflow.storage._open import register_store_scheme as register_store_scheme
+    from chatflow.storage._open import require_store as require_store
     from chatflow.storage.base import FeatureCounts as FeatureCounts
     from chatflow.storage.base import InstanceLog as InstanceLog
     from chatflow.storage.base import InstanceSummary as InstanceSummary
@@ -39,9 +41,11 @@ _WHERE = {
     "SQLiteStore": "chatflow.storage.sqlite",
     "StatusCount": "chatflow.storage.base",
     "TaskTexts": "chatflow.storage.base",
+    "is_store_url": "chatflow.storage._open",
     "migrate": "chatflow.storage.migrate",
     "open_store": "chatflow.storage._open",
     "register_store_scheme": "chatflow.storage._open",
+    "require_store": "chatflow.storage._open",
 }
 
 __all__ = [
@@ -57,9 +61,11 @@ __all__ = [
     "SQLiteStore",
     "StatusCount",
     "TaskTexts",
+    "is_store_url",
     "migrate",
     "open_store",
     "register_store_scheme",
+    "require_store",
 ]
 
 

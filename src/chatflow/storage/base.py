@@ -27,7 +27,8 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from chatflow._validation import copy_json, id_problem, validate_id
-from chatflow.core.models import InstanceStatus
+from chatflow.domain.counts import StatusCount as StatusCount  # noqa: PLC0414 - re-exported
+from chatflow.domain.counts import newest_active
 from chatflow.errors import (
     CorruptStateError,
     HistoryConflictError,
@@ -43,7 +44,6 @@ StateDict = dict[str, Any]
 Mutation = Callable[[StateDict], StateDict]
 Loader = Callable[[], StateDict]
 Step = Callable[[Head, Loader], Event]
-_ACTIVE_STATUSES = frozenset(status.value for status in InstanceStatus if status.is_active)
 
 
 class InstanceSummary(NamedTuple):
@@ -55,14 +55,6 @@ class InstanceSummary(NamedTuple):
     current_phase: str
     created_at: float
     updated_at: float
-
-
-class StatusCount(NamedTuple):
-    """How many of a feature's instances are in ``status``, and the newest of them."""
-
-    status: str
-    instances: int
-    newest_instance_id: str
 
 
 class FeatureCounts(NamedTuple):
@@ -731,13 +723,6 @@ class IWorkflowStateStore(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook; most stores hold nothing to release
         """Release connections or handles; the store is unusable afterwards."""
-
-
-def newest_active(groups: list[StatusCount]) -> str | None:
-    """The newest created, running or paused instance among a feature's status groups."""
-    # Groups are ordered by their newest instance, so the last active one holds it.
-    active = [group.newest_instance_id for group in groups if group.status in _ACTIVE_STATUSES]
-    return active[-1] if active else None
 
 
 def status_counts(summaries: list[InstanceSummary]) -> list[StatusCount]:

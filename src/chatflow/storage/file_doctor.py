@@ -118,7 +118,7 @@ def _absent(store: FileStateStore, feature_id: str, instance_id: str) -> Finding
 def _check_instance(
     store: FileStateStore, instance_id: str, indexed: dict[str, str]
 ) -> list[Finding]:
-    from chatflow.core.models import WorkflowInstanceState  # noqa: PLC0415
+    from chatflow.domain.models import WorkflowInstanceState  # noqa: PLC0415
 
     path = store._head_file(instance_id)
     try:

@@ -1,8 +1,8 @@
 """What ``/api/`` answers: the shapes of ``chatflow.views`` (the CLI's ``--json``).
 
 Every answer is a ``chatflow.views`` shape, sometimes with keys added for the page
-(shapes only ever gain keys): ``updated_at`` on roll-ups, ``progress`` on instance
-rows, the texts' own checksum verdicts on artifacts. The overview's roll-ups come
+(shapes only ever gain keys): ``updated_at`` on roll-ups, ``workflow_title`` on an
+instance. The overview's roll-ups come
 from one ``list_feature_counts`` call, so their ``phases`` is left empty: filling it
 costs an instance load per feature (a feature's own roll-up has it).
 """
@@ -14,15 +14,12 @@ from collections.abc import Callable
 from typing import Any
 
 from chatflow import views
-from chatflow.core.definition import workflow_of
 from chatflow.core.engine import WorkflowEngine
-from chatflow.core.models import (
-    TaskArtifacts,
-    TaskExecutionRecord,
+from chatflow.domain.definition import workflow_of
+from chatflow.domain.models import (
     WorkflowInstanceState,
-    sha256_text,
 )
-from chatflow.core.status import feature_rollup, progress
+from chatflow.domain.status import feature_rollup
 from chatflow.errors import InstanceNotFoundError, ValidationError
 from chatflow.storage.base import not_found
 
@@ -65,19 +62,15 @@ def instance_rows(
     status: str | None = None,
     limit: int | None = None,
 ) -> list[Json]:
-    """``chatflow list --json`` rows, newest first (at most ``limit``), with ``progress``.
+    """``chatflow list --json`` rows, newest first (at most ``limit``); an instance that
+    cannot be read is its ``unreadable`` row, so one damaged instance breaks no page.
 
     Only the rows returned are loaded, so a page of a feature with 10,000 instances
     costs one listing and ``limit`` loads.
     """
     summaries = engine.list_instances(feature_id=feature_id, status=status)
     summaries.sort(key=lambda summary: summary.created_at, reverse=True)
-    rows = []
-    for summary in summaries[:limit]:
-        state = engine.get_workflow_instance_status(summary.instance_id)
-        if state is not None:
-            rows.append({**views.instance_row(state), "progress": progress(state)})
-    return views.waits_first(rows)
+    return views.listed_rows(engine, summaries[:limit])
 
 
 def instance(engine: WorkflowEngine, instance_id: str) -> WorkflowInstanceState:
@@ -112,47 +105,9 @@ def history(engine: WorkflowEngine, instance_id: str) -> list[Json]:
 
 
 def artifacts(engine: WorkflowEngine, instance_id: str) -> list[Json]:
-    """``chatflow artifacts --json`` for every visit that recorded its texts.
-
-    Added: ``visit``, ``history_index``, the CLI's ``verified``/``problem`` verdict, and
-    whether each text still matches its recorded checksum (``prompt_verified``,
-    ``response_verified``). A text that no longer matches is still shown, so the page
-    can show what changed instead of only that something did.
-    """
-    state = instance(engine, instance_id)
-    checks = views.artifact_checks(engine, state)
-    found = []
-    visits: dict[str, int] = {}
-    for index, entry in enumerate(state.history):
-        visits[entry.phase] = visits.get(entry.phase, 0) + 1
-        stored = (
-            engine.state_store.load_task_artifacts(instance_id, entry.task, checked=False)
-            if entry.task
-            else None
-        )
-        if stored is None:
-            continue
-        prompt, response = str(stored.get("prompt", "")), str(stored.get("response", ""))
-        try:
-            record = TaskExecutionRecord.from_dict(stored.get("record"))
-        except ValidationError:
-            record = TaskExecutionRecord(
-                phase_name=entry.phase, status="unreadable", started_at=0.0
-            )
-        item = views.artifacts_view(
-            instance_id, entry.task, TaskArtifacts(record, prompt, response)
-        )
-        check = checks.get(entry.task, {})
-        item.update(
-            visit=visits[entry.phase],
-            history_index=index,
-            verified=check.get("verified", False),
-            problem=check.get("problem"),
-            prompt_verified=sha256_text(prompt) == record.prompt_checksum,
-            response_verified=sha256_text(response) == record.response_checksum,
-        )
-        found.append(item)
-    return found
+    """``chatflow artifacts --json`` for every visit that recorded its texts, with the
+    visit and its verdicts (``views.artifact_list``)."""
+    return views.artifact_list(engine, instance(engine, instance_id))
 
 
 def verification(engine: WorkflowEngine, instance_id: str) -> Json:

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from html import escape
 from typing import Any
 
-from chatflow.core.definition import END, FAIL, Phase, Workflow
-from chatflow.core.models import InstanceStatus, WorkflowInstanceState
 from chatflow.diagram import Edge, as_workflow, labelled_edges, transitions_taken
+from chatflow.domain.definition import END, FAIL, Phase, Workflow
+from chatflow.domain.models import InstanceStatus, WorkflowInstanceState
 
 NODE_W, NODE_H = 210, 54
 GAP_X, GAP_Y = 36, 70

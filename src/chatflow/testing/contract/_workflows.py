@@ -61,7 +61,7 @@ def test_gate_refuses_then_lets_the_instance_through(store: IWorkflowStateStore)
     before = engine.get_workflow_instance_status(iid)
     with pytest.raises(GateNotSatisfiedError) as caught:
         engine.trigger_next_step(iid)
-    assert [m["kind"] for m in caught.value.missing] == ["artifact", "approvals"]  # type: ignore[attr-defined]
+    assert [m["kind"] for m in caught.value.missing] == ["artifact", "approvals"]
     assert engine.get_workflow_instance_status(iid) == before
     engine.record_task_artifacts(iid, "p", "r")
     for person in ("ann", "ann", "bob"):

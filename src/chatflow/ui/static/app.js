@@ -8,7 +8,6 @@ const ACTIONS_ON = document.querySelector('meta[name="chatflow-actions"]').conte
 const POLL_MS = 1000;
 const PAGE_ROWS = 300;
 const LIST_POLL_MS = 4000;
-const FINISHED = ["completed", "failed", "cancelled"];
 const STATUS_ORDER = ["running", "paused", "created", "failed", "cancelled", "completed"];
 
 let poller = null;
@@ -96,13 +95,17 @@ function rollupModel(f) {
 }
 
 function instanceModel(view) {
+  // chatflow.views.instance_view with its times in seconds; every figure is the server's.
   return Object.assign({}, view, {
     workflow_name: view.workflow, schema_version: view.workflow_version,
     created_at: secs(view.created_at), updated_at: secs(view.updated_at),
-    history: view.timeline.map((row) => ({
-      phase: row.phase, status: row.status, actor: row.actor,
+    timeline: view.timeline.map((row) => Object.assign({}, row, {
       started_at: secs(row.started_at), ended_at: secs(row.ended_at),
+      end_at: secs(row.end_at), waiting_since: secs(row.waiting_since),
     })),
+    summary: Object.assign({}, view.summary, {
+      started_at: secs(view.summary.started_at), waiting_since: secs(view.summary.waiting_since),
+    }),
   });
 }
 
@@ -123,7 +126,11 @@ async function api(path, options) {
   if (response.status === 401) throw new Error("The access token is missing or expired: open the URL `chatflow ui` printed.");
   const type = response.headers.get("Content-Type") || "";
   const body = type.startsWith("application/json") ? await response.json() : await response.text();
-  if (!response.ok) throw new Error((body && body.error) || response.status + " " + response.statusText);
+  if (!response.ok) {
+    const failure = new Error((body && body.error) || response.status + " " + response.statusText);
+    failure.type = body && body.type;  // chatflow.errors class name, e.g. CorruptStateError
+    throw failure;
+  }
   return body;
 }
 
@@ -147,7 +154,8 @@ function route() {
 
 function showError(error, token) {
   if (token !== renderToken) return;
-  replaceMain(h("div", { class: "card error-card" }, h("h2", {}, "Something went wrong"), h("p", {}, error.message)));
+  const title = error.type === "CorruptStateError" ? "This instance cannot be read" : "Something went wrong";
+  replaceMain(h("div", { class: "card error-card", "data-error": error.type || "" }, h("h2", {}, title), h("p", {}, error.message)));
 }
 
 function crumbs(...items) {
@@ -267,7 +275,7 @@ function featureRow(f) {
     counts.append(h("span", { class: "count s-" + s }, `${n} ${s}`));
   }
   const route = "/feature/" + enc(f.feature_id);
-  const latest = f.active_instance_id || f.latest_instance_id;
+  const latest = f.shown_instance_id;  // chatflow.views: the active instance, else the latest
   const el = h("tr", { "data-feature": f.feature_id },
     h("td", {}, link(route, f.feature_id, "strong")),
     h("td", {}, pill(f.status)),
@@ -282,7 +290,7 @@ function featureRow(f) {
 }
 
 function featureText(f) {
-  const latest = f.active_instance_id || f.latest_instance_id || "";
+  const latest = f.shown_instance_id || "";
   return [f.feature_id, f.status, latest, ...STATUS_ORDER.filter((s) => f[s + "_count"])].join(" ").toLowerCase();
 }
 
@@ -316,6 +324,7 @@ function renderFeature(rollup, rows) {
     h("thead", {}, h("tr", {}, h("th", {}, "Instance"), h("th", {}, "Workflow"), h("th", {}, "Status"),
       h("th", {}, "Phase"), h("th", {}, "Progress"), h("th", {}, "Started"), h("th", {}, "Updated"))),
     h("tbody", {}, rows.map((r) => {
+      if (r.status === "unreadable") return unreadableRow(r);
       const route = "/instance/" + enc(r.instance_id);
       const tr = h("tr", {},
         h("td", {}, link(route, r.instance_id, "mono strong")),
@@ -340,6 +349,13 @@ function renderFeature(rollup, rows) {
       rows.length < rollup.total_instances
         ? h("div", { class: "more" }, h("span", { class: "muted" }, `Showing the newest ${rows.length} of ${rollup.total_instances.toLocaleString()} instances.`))
         : null));
+}
+
+function unreadableRow(r) {
+  // chatflow.views.unreadable_row: a damaged instance, named with why it cannot be read.
+  return h("tr", { class: "unreadable", "data-instance": r.instance_id },
+    h("td", {}, h("span", { class: "mono strong" }, r.instance_id)),
+    h("td", { colspan: 6 }, pill(r.status), h("span", { class: "muted" }, " " + r.problem)));
 }
 
 function progressBar(value) {
@@ -390,7 +406,7 @@ function renderInstance(data) {
   const facts = h("dl", { class: "facts" },
     fact("Feature", link("/feature/" + enc(state.feature_id), state.feature_id)),
     fact("Current phase", state.current_phase),
-    fact("Next", state.next_phase || (FINISHED.includes(state.status) ? "—" : "end")),
+    fact("Next", state.next_phase || (state.finished ? "—" : "end")),
     fact("Progress", progressBar(state.progress)),
     fact("Started", h("span", { title: fmtTime(state.created_at) }, fmtTime(state.created_at))),
     fact("Updated", when(state.updated_at)),
@@ -446,12 +462,11 @@ function banners(data) {
     out.push(h("div", { class: "banner b-paused", role: "status" }, h("strong", {}, what), why ? h("span", {}, " — " + why) : null));
   }
   if (data.state.status === "failed") {
-    const failed = [...data.history].reverse().find((e) => e.kind === "failed");
-    const error = failed && failed.data && failed.data.error;
+    const error = data.state.failure;
     out.push(h("div", { class: "banner b-failed", role: "status" }, h("strong", {}, "Failed"), error ? h("span", {}, " — " + error) : null));
   }
   const open = data.state.open_gates || [];
-  if (open.length && !FINISHED.includes(data.state.status)) {
+  if (open.length && !data.state.finished) {
     out.push(h("div", { class: "banner b-paused", role: "status", "data-gate": "open" },
       h("strong", {}, `Before leaving “${data.state.current_phase}”`),
       h("span", {}, " — needs " + open.map((item) => item.text || item.kind).join("; "))));
@@ -472,81 +487,55 @@ function banners(data) {
 
 // -- timeline ----------------------------------------------------------------------------
 
-function visitsOf(state, history) {
-  // One row per history entry, with the lifecycle events that happened during it.
-  const counts = {};
-  const now = Date.now() / 1000;
-  const rows = state.history.map((entry, index) => {
-    counts[entry.phase] = (counts[entry.phase] || 0) + 1;
-    return {
-      index, entry, visit: counts[entry.phase],
-      end: entry.ended_at === null ? (FINISHED.includes(state.status) ? state.updated_at : now) : entry.ended_at,
-      events: history.filter((e) => rowOf(e) === index && !["phase_entered", "phase_completed"].includes(e.kind)),
-    };
-  });
-  return rows;
-}
-
-function rowOf(e) {
-  // A fork's "started" event is logged after its inherited rows; it begins the fresh visit.
-  const d = e.data || {};
-  return e.kind === "started" && d.forked_from ? d.history_index : e.history_index;
-}
-
-function waitTime(events) {
-  // Time spent paused or waiting for approval inside one visit.
-  let total = 0;
-  let since = null;
-  for (const e of events) {
-    if ((e.kind === "approval_requested" || e.kind === "paused") && since === null) since = e.at;
-    if ((e.kind === "resumed" || e.kind === "rejected") && since !== null) { total += e.at - since; since = null; }
-  }
-  return { total, open: since };
+function waited(row, now) {
+  // chatflow.views: waits closed (waited_s), plus the one still open since waiting_since.
+  return row.waited_s + (row.waiting_since !== null ? now - row.waiting_since : 0);
 }
 
 function timeline(state, history) {
-  const rows = visitsOf(state, history);
+  const rows = state.timeline;  // chatflow.views: one row per visit, with its visit number and events
   if (!rows.length) return h("p", { class: "muted" }, "No phase entered yet.");
-  // A fork inherits visits from before it was created: the axis starts at the earliest.
-  const start = Math.min(state.created_at, ...rows.map((r) => r.entry.started_at));
-  const end = Math.max(...rows.map((r) => r.end), start + 0.001);
+  const now = Date.now() / 1000;  // one clock per drawing, so no bar outgrows the axis
+  const untilNow = (ts) => (ts === null ? now : ts);  // null: still going on
+  const sum = state.summary;
+  const start = sum.started_at;
+  const end = Math.max(...rows.map((r) => untilNow(r.end_at)), start + 0.001);
   const span = end - start;
-  const counter = (kind) => history.filter((e) => e.kind === kind).length;
-  const waited = rows.reduce((sum, r) => { const w = waitTime(r.events); return sum + w.total + (w.open !== null ? r.end - w.open : 0); }, 0);
   const summary = h("div", { class: "chips" },
     chip("Elapsed", fmtDuration(span)),
-    chip("Visits", String(rows.length)),
-    chip("Retries", String(counter("retried")), counter("retried") ? "warn" : ""),
-    chip("Failures", String(counter("failed")), counter("failed") ? "bad" : ""),
-    chip("Approvals", String(history.filter(isApproval).length)),
-    chip("Pauses", String(counter("paused") + counter("approval_requested"))),
-    chip("Waiting", fmtDuration(waited)));
+    chip("Visits", String(sum.visits)),
+    chip("Retries", String(sum.retries), sum.retries ? "warn" : ""),
+    chip("Failures", String(sum.failures), sum.failures ? "bad" : ""),
+    chip("Approvals", String(sum.approvals)),
+    chip("Pauses", String(sum.pauses)),
+    chip("Waiting", fmtDuration(waited(sum, now))));
   const list = h("ol", { class: "tl" }, rows.map((r) => {
-    const left = ((r.entry.started_at - start) / span) * 100;
-    const width = Math.max(((r.end - r.entry.started_at) / span) * 100, 0.6);
-    const bar = h("span", { class: "bar s-" + r.entry.status });
+    const rowEnd = untilNow(r.end_at);
+    const events = r.events.map((i) => history[i]).filter(Boolean);  // positions in the event log
+    const left = ((r.started_at - start) / span) * 100;
+    const width = Math.max(((rowEnd - r.started_at) / span) * 100, 0.6);
+    const bar = h("span", { class: "bar s-" + r.status });
     bar.style.left = left + "%";
     bar.style.width = width + "%";
-    const wait = waitTime(r.events);
-    const marks = r.events.map((e) => {
+    const marks = events.map((e) => {
       const m = h("span", { class: "mark m-" + e.kind, title: eventText(e) + " · " + fmtTime(e.at) });
       m.style.left = (((e.at - start) / span) * 100) + "%";
       return m;
     });
-    const duration = r.end - r.entry.started_at;
-    const notes = r.events.map((e) => h("span", { class: "note m-" + e.kind }, eventText(e)));
-    return h("li", { class: "tl-row", "data-phase": r.entry.phase, "data-status": r.entry.status },
+    const notes = events.map((e) => h("span", { class: "note m-" + e.kind }, eventText(e)));
+    const wait = waited(r, now);
+    return h("li", { class: "tl-row", "data-phase": r.phase, "data-status": r.status },
       h("div", { class: "tl-head" },
-        h("span", { class: "tl-phase" }, r.entry.phase),
+        h("span", { class: "tl-phase" }, r.phase),
         r.visit > 1 ? h("span", { class: "visit" }, "visit " + r.visit) : null,
-        pill(r.entry.status),
+        pill(r.status),
         h("span", { class: "spacer" }),
-        h("span", { class: "dur", title: fmtTime(r.entry.started_at) + " → " + (r.entry.ended_at ? fmtTime(r.entry.ended_at) : "now") },
-          fmtDuration(duration) + (r.entry.ended_at === null && !FINISHED.includes(state.status) ? " so far" : "")),
-        wait.total || wait.open !== null ? h("span", { class: "waited" }, "waited " + fmtDuration(wait.total + (wait.open !== null ? r.end - wait.open : 0))) : null),
+        h("span", { class: "dur", title: fmtTime(r.started_at) + " → " + (r.ended_at ? fmtTime(r.ended_at) : "now") },
+          fmtDuration(rowEnd - r.started_at) + (r.end_at === null ? " so far" : "")),
+        wait ? h("span", { class: "waited" }, "waited " + fmtDuration(wait)) : null),
       h("div", { class: "track-row" }, bar, marks),
       notes.length ? h("div", { class: "notes" }, notes) : null,
-      r.entry.actor ? h("div", { class: "by muted" }, `${r.entry.status} by ${r.entry.actor}`) : null);
+      r.actor ? h("div", { class: "by muted" }, `${r.status} by ${r.actor}`) : null);
   }));
   return h("div", {}, summary, list);
 }
@@ -563,16 +552,10 @@ const EVENT_LABEL = {
   task_recorded: "prompt and response recorded",
 };
 
-function isApproval(e) {
-  // A resume is an approval only when it ended an approval pause (chatflow.views._decision):
-  // a manual pause resumed with approved_by set is still a plain resume.
-  return e.kind === "approved" || (e.kind === "resumed" && (e.data || {}).kind === "approval");
-}
-
 function eventText(e) {
   const d = e.data || {};
   let text = EVENT_LABEL[e.kind] || e.kind;
-  if (isApproval(e) && e.kind === "resumed") text = "approved by " + (d.approved_by || e.actor);
+  if (e.approval && e.kind === "resumed") text = "approved by " + (d.approved_by || e.actor);
   else if (e.kind === "approval_overridden") text = "approval overridden by " + (e.actor || "someone");
   else if (e.kind === "approved") text = "approved by " + (d.by || e.actor);
   else if (e.kind === "rejected") text = "rejected by " + (d.rejected_by || e.actor || "someone") + (d.to ? " → " + d.to : "");
@@ -606,14 +589,14 @@ function artifactList(artifacts) {
   if (!artifacts.length) return h("p", { class: "muted" }, "No prompt or response recorded yet.");
   const newest = artifacts[artifacts.length - 1];
   return h("div", { class: "artifacts" }, [...artifacts].reverse().map((a) => {
-    const open = a === newest || !a.prompt_verified || !a.response_verified;
+    const open = a === newest || !a.verified;
     return h("details", { class: "artifact", open: open, "data-task": a.task },
       h("summary", {},
         h("span", { class: "tl-phase" }, a.phase), a.visit > 1 ? h("span", { class: "visit" }, "visit " + a.visit) : null,
         a.status ? pill(a.status) : null,
         h("span", { class: "spacer" }),
         h("span", { class: "muted" }, fmtTime(secs(a.ended_at || a.started_at))),
-        verifiedBadge(a.prompt_verified && a.response_verified)),
+        verifiedBadge(a.verified)),
       h("div", { class: "pair" },
         textPane("Prompt", a.prompt, a.prompt_sha256, a.prompt_verified),
         textPane("AI response", a.response, a.response_sha256, a.response_verified)));

@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from chatflow.core.usage import did_you_mean
+from chatflow.domain.usage import did_you_mean
 from chatflow.errors import ValidationError
 
 BUDGET_KEYS = ("tokens", "cost_usd", "wall", "visits")

@@ -23,21 +23,22 @@ from typing import Any
 
 from chatflow._text import counted
 from chatflow._validation import copy_json
-from chatflow.core.definition import END, FAIL, Phase, Workflow, workflow_of
-from chatflow.core.models import (
+from chatflow.domain.definition import END, FAIL, Phase, Workflow, workflow_of
+from chatflow.domain.models import (
     EventKind,
     HistoryEntry,
     InstanceStatus,
     WorkflowEvent,
     WorkflowInstanceState,
 )
-from chatflow.core.transitions import (
+from chatflow.domain.transitions import (
     approval_reasons,
     check_risk,
     merged_variables,
     open_requirements,
     route,
 )
+from chatflow.domain.values import EntryStatus, ParentLink, Pause
 from chatflow.errors import GateNotSatisfiedError, InvalidTransitionError, ValidationError
 
 Status = InstanceStatus
@@ -139,7 +140,7 @@ def _leave(
         if reasons:
             _await_completion(state, trigger, reasons, risk, actor, now)
             return
-    _close(state, "completed", now, actor, snapshot=copy_json(trigger))
+    _close(state, EntryStatus.COMPLETED, now, actor, snapshot=copy_json(trigger))
     state.variables = variables
     if step.target == END:
         state.status = Status.COMPLETED
@@ -161,15 +162,10 @@ def _await_completion(
     now: float,
 ) -> None:
     """Hold a risky last step open: ``resume`` completes it, ``reject`` redoes the phase."""
-    state.pause = {
-        "kind": "approval",
-        "reasons": reasons,
-        "risk": risk,
-        "resume_status": state.status.value,
-        "pending": {"trigger": copy_json(trigger)},
-    }
+    pause = Pause.approval(reasons, risk, state.status, pending_trigger=copy_json(trigger))
+    state.pause = pause.to_dict()
     state.status = Status.PAUSED
-    _set_open_status(state, "awaiting_approval")
+    _set_open_status(state, EntryStatus.AWAITING_APPROVAL)
     data = {"reasons": reasons, "to": END}
     log_event(state, EventKind.APPROVAL_REQUESTED, now, actor, state.current_phase, data)
 
@@ -274,9 +270,9 @@ def approve(state: WorkflowInstanceState, by: str, note: str | None, now: float)
 def pause(state: WorkflowInstanceState, reason: str, actor: str | None, now: float) -> None:
     """Suspend work on the current phase until ``resume``."""
     _require(state, "pause")
-    state.pause = {"kind": "manual", "reason": reason, "resume_status": state.status.value}
+    state.pause = Pause.manual(reason, state.status).to_dict()
     state.status = Status.PAUSED
-    _set_open_status(state, "paused")
+    _set_open_status(state, EntryStatus.PAUSED)
     log_event(state, EventKind.PAUSED, now, actor, state.current_phase, {"reason": reason})
 
 
@@ -294,31 +290,31 @@ def resume(
     an approval decision).
     """
     _require(state, "resume")
-    pause_info = state.pause or {"kind": "manual", "resume_status": Status.RUNNING.value}
-    if pause_info["kind"] == "budget":
+    pause_info = state.pause_info or Pause.manual("", Status.RUNNING)
+    if pause_info.kind == "budget":
         raise InvalidTransitionError(
-            f"instance {state.instance_id!r} is paused over budget ({pause_info.get('reason')})",
+            f"instance {state.instance_id!r} is paused over budget ({pause_info.because})",
             hint="; allow more with {extend_budget}",
             instance_id=state.instance_id,
         )
-    if pause_info["kind"] != "approval":
+    if not pause_info.is_approval:
         approved_by, actor = None, approved_by or actor
     elif not approved_by:
-        waits = "to complete" if "pending" in pause_info else "to enter"
+        waits = "to enter" if pause_info.waits_to_enter else "to complete"
         raise ValidationError(
             f"instance {state.instance_id!r} waits for approval {waits} {state.current_phase!r}",
             field="approved_by",
             hint="; approve it with {approve_entry}",
             instance_id=state.instance_id,
         )
-    state.status = Status(pause_info.get("resume_status", Status.RUNNING.value))
+    state.status = pause_info.resume_status
     state.pause = None
-    _set_open_status(state, "running")
-    data = {"kind": pause_info["kind"], "approved_by": approved_by, "note": note}
+    _set_open_status(state, EntryStatus.RUNNING)
+    data = {"kind": pause_info.kind, "approved_by": approved_by, "note": note}
     log_event(state, EventKind.RESUMED, now, approved_by or actor, state.current_phase, data)
-    pending = pause_info.get("pending")
+    pending = pause_info.pending_trigger
     if pending is not None:  # an approved risky last step: take it now, gate permitting
-        _leave(state, pending["trigger"], {}, approved_by or actor, now, risk=None, approved=True)
+        _leave(state, pending, {}, approved_by or actor, now, risk=None, approved=True)
 
 
 def reject(
@@ -338,7 +334,8 @@ def reject(
     unless ``force`` (recorded).
     """
     _require(state, "reject")
-    if state.pause is None or state.pause.get("kind") != "approval":
+    pause = state.pause_info
+    if pause is None or not pause.is_approval:
         raise InvalidTransitionError(
             f"instance {state.instance_id!r} is paused by hand, not waiting for approval",
             hint="; use {resume} or {cancel}",
@@ -348,13 +345,13 @@ def reject(
     gated = state.current_phase
     if to is not None:
         target: str | None = to
-    elif "pending" in state.pause:
+    elif not pause.waits_to_enter:
         target = gated
     else:
         target = _previous_phase(state)
     workflow = workflow_of(state.workflow_schema)
     entered = None if target is None else workflow.phase(target)
-    _close(state, "rejected", now, rejected_by)
+    _close(state, EntryStatus.REJECTED, now, rejected_by)
     state.pause = None
     data = {"rejected_by": rejected_by, "note": note, "to": target}
     log_event(state, EventKind.REJECTED, now, rejected_by, gated, data)
@@ -375,7 +372,7 @@ def _previous_phase(state: WorkflowInstanceState) -> str | None:
 def fail(state: WorkflowInstanceState, error: str, actor: str | None, now: float) -> None:
     """Mark the current phase failed; the instance fails until ``retry`` or ``jump``."""
     _require(state, "fail")
-    _close(state, "failed", now, actor)
+    _close(state, EntryStatus.FAILED, now, actor)
     state.status = Status.FAILED
     state.pause = None
     log_event(state, EventKind.FAILED, now, actor, state.current_phase, {"error": error})
@@ -406,7 +403,7 @@ def retry(
             instance_id=state.instance_id,
             phase=phase,
         )
-    _close(state, "retried", now, actor)
+    _close(state, EntryStatus.RETRIED, now, actor)
     state.retries[phase] = count + 1
     log_event(state, EventKind.RETRIED, now, actor, phase, {"retry": count + 1, "note": note})
     _enter(state, definition, now, actor, force=force)
@@ -415,7 +412,7 @@ def retry(
 def cancel(state: WorkflowInstanceState, reason: str, actor: str | None, now: float) -> None:
     """Abandon the instance for good."""
     _require(state, "cancel")
-    _close(state, "cancelled", now, actor)
+    _close(state, EntryStatus.CANCELLED, now, actor)
     state.status = Status.CANCELLED
     state.pause = None
     log_event(state, EventKind.CANCELLED, now, actor, state.current_phase, {"reason": reason})
@@ -440,12 +437,12 @@ def jump(
     _require(state, "jump")
     workflow = workflow_of(state.workflow_schema)
     target = workflow.phase(phase)
-    pause = state.pause or {}
-    waiting_to_enter = pause.get("kind") == "approval" and "pending" not in pause
+    pause = state.pause_info
+    waiting_to_enter = pause is not None and pause.waits_to_enter
     if not force and not waiting_to_enter:
         _check_exit(state, workflow, {}, state.variables)
     source = state.current_phase
-    _close(state, "jumped", now, actor)
+    _close(state, EntryStatus.JUMPED, now, actor)
     state.pause = None
     data: dict[str, Any] = {"to": phase, "reason": reason}
     if force:
@@ -505,7 +502,7 @@ def fork_state(
         workflow_schema=copy_json(schema),
         version=1,
         automation_level=parent.automation_level,
-        parent={"instance_id": parent.instance_id, "history_index": at},
+        parent=ParentLink(parent.instance_id, at).to_dict(),
     )
     for entry in earlier:
         child.visits[entry.phase] = child.visits.get(entry.phase, 0) + 1
@@ -605,20 +602,15 @@ def gate_entry(
         data = {"reasons": reasons}
         log_event(state, EventKind.APPROVAL_OVERRIDDEN, now, actor, phase, data)
         return
-    state.pause = {
-        "kind": "approval",
-        "reasons": reasons,
-        "risk": risk,
-        "resume_status": state.status.value,
-    }
+    state.pause = Pause.approval(reasons, risk, state.status).to_dict()
     state.status = Status.PAUSED
-    _set_open_status(state, "awaiting_approval")
+    _set_open_status(state, EntryStatus.AWAITING_APPROVAL)
     log_event(state, EventKind.APPROVAL_REQUESTED, now, actor, phase, {"reasons": reasons})
 
 
 def _close(
     state: WorkflowInstanceState,
-    status: str,
+    status: EntryStatus,
     now: float,
     actor: str | None,
     *,
@@ -627,15 +619,15 @@ def _close(
     entry = state.open_entry
     if entry is not None:
         entry.ended_at = now
-        entry.status = status
+        entry.status = status.value
         entry.trigger_data_snapshot = snapshot
         entry.actor = actor
 
 
-def _set_open_status(state: WorkflowInstanceState, status: str) -> None:
+def _set_open_status(state: WorkflowInstanceState, status: EntryStatus) -> None:
     entry = state.open_entry
     if entry is not None:
-        entry.status = status
+        entry.status = status.value
 
 
 def log_event(
@@ -686,7 +678,7 @@ def _require(state: WorkflowInstanceState, action: str) -> None:
     if state.status in allowed:
         return
     if state.status is Status.PAUSED:
-        kind = str((state.pause or {}).get("kind"))
+        kind = state.pause_info.kind if state.pause_info is not None else ""
         hint = _PAUSED_HINTS.get(kind, "first {resume}")
     elif state.status is Status.FAILED:
         hint = "first {retry} or {jump}"

@@ -15,12 +15,15 @@ import time
 from collections.abc import Callable, MutableSequence
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from chatflow._validation import copy_json, same_json
-from chatflow.core import _fields
-from chatflow.core.lazy import LazyList
+from chatflow.domain import _fields
 from chatflow.errors import CorruptStateError, ValidationError
+
+if TYPE_CHECKING:
+    from chatflow.domain.values import ParentLink, Pause
+
+T = TypeVar("T")
 
 STATE_FORMAT = 2
 READABLE_FORMATS = (1, 2)
@@ -105,9 +108,9 @@ class EventKind(str, Enum):
     TASK_RECORDED = "task_recorded"
     """A visit's prompt and response were recorded (``record_task_artifacts``)."""
     USAGE = "usage"
-    """Tokens, cost, model or time spent on a visit (``record_usage``; ``chatflow.core.usage``)."""
+    """Tokens, cost, model or time spent on a visit (``record_usage``, ``domain.usage``)."""
     BUDGET_WARNING = "budget_warning"
-    """A budget reached 80 % (``chatflow.core.budgets``)."""
+    """A budget reached 80 % (``chatflow.domain.budgets``)."""
     BUDGET_EXCEEDED = "budget_exceeded"
     """A budget was crossed; the instance pauses with kind ``budget``."""
     BUDGET_EXTENDED = "budget_extended"
@@ -297,7 +300,7 @@ class WorkflowInstanceState:
 
     ``events`` holds the lifecycle events (``WorkflowEvent``) that the history entries
     do not already tell: a plain step stores no event, because its "phase completed" and
-    "phase entered" are the entries' own timestamps (``chatflow.core.history`` merges
+    "phase entered" are the entries' own timestamps (``chatflow.domain.history`` merges
     both into the full log, so a long history costs no extra per step). ``visits``
     counts history entries per phase (every entry is a visit, retries included), kept
     as a counter so a step never rescans the history. ``retries`` counts
@@ -340,6 +343,29 @@ class WorkflowInstanceState:
         last = self.history[-1]
         return last if last.ended_at is None else None
 
+    @property
+    def pause_info(self) -> Pause | None:
+        """``pause`` read as a typed value (the dict stays what is stored and returned)."""
+        from chatflow.domain.values import Pause  # noqa: PLC0415 - values builds on this module
+
+        return None if self.pause is None else self._read(Pause.from_dict, self.pause)
+
+    @property
+    def parent_link(self) -> ParentLink | None:
+        """``parent`` read as a typed value: the instance and history index forked from."""
+        from chatflow.domain.values import ParentLink  # noqa: PLC0415 - see pause_info
+
+        return None if self.parent is None else self._read(ParentLink.from_dict, self.parent)
+
+    def _read(self, parse: Callable[[Any], T], data: Any) -> T:
+        try:
+            return parse(data)
+        except ValidationError as error:  # a stored record: damage, not a caller's mistake
+            raise CorruptStateError(
+                f"stored state of instance {self.instance_id!r} is invalid: {error}",
+                instance_id=self.instance_id,
+            ) from None
+
     def to_dict(self) -> dict[str, Any]:
         return {
             **self.small_dict(),
@@ -368,77 +394,12 @@ class WorkflowInstanceState:
             "automation_level": self.automation_level,
             "parent": self.parent,
             # Written only once used, so heads without spend, budget or deadline keep
-            # their exact bytes (``chatflow.core.usage``, ``budgets``, ``deadlines``).
+            # their exact bytes (``chatflow.domain.usage``, ``budgets``, ``deadlines``).
             **{key: value for key, value in self._limits() if value is not None},
         }
 
     def _limits(self) -> tuple[tuple[str, dict[str, Any] | None], ...]:
         return (("usage", self.usage), ("budget", self.budget), ("wait", self.wait))
-
-    @classmethod
-    def from_head(
-        cls, head: dict[str, Any], load: Callable[[], dict[str, Any]]
-    ) -> WorkflowInstanceState:
-        """The state an instance's head describes, its lists loading from ``load()`` (the
-        whole state) only when an item older than the head's tail is read."""
-        lists = head["lists"]
-
-        instance_id = head["state"].get("instance_id")
-
-        def lazy(key: str, parse: Callable[[Any], Any], dump: Callable[[Any], Any]) -> Any:
-            stored = lists.get(key) or {"len": 0, "tail": []}
-            if not isinstance(stored.get("len"), int) or not isinstance(stored.get("tail"), list):
-                raise ValidationError(f"instance head has a malformed {key!r} list")
-
-            def checked(item: Any) -> Any:
-                try:
-                    return parse(item)
-                except ValidationError as error:  # stored data, read later: not user input
-                    raise CorruptStateError(
-                        f"stored {key} of instance {instance_id!r} is invalid: {error}",
-                        instance_id=instance_id,
-                    ) from None
-
-            return LazyList(
-                stored["len"], stored["tail"], checked, dump, lambda: _fields.json_list(load(), key)
-            )
-
-        history = lazy("history", HistoryEntry.from_dict, HistoryEntry.to_dict)
-        events = lazy("events", WorkflowEvent.from_dict, WorkflowEvent.to_dict)
-        # ``head`` is the step's own (a store hands each step a private copy), so the state
-        # may keep its values, but not the objects a step changes in place, which ``delta``
-        # compares with the head's: those are copied. That is every dict but the schema,
-        # which is only ever replaced (an upgrade) and is the largest value of all.
-        stored = head["state"]
-        changing = {k: v for k, v in stored.items() if type(v) is dict and k != "workflow_schema"}
-        return cls.from_dict({**stored, **copy_json(changing)}, lists=(history, events))
-
-    def delta(self, head: dict[str, Any], load: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-        """The ``update`` event that turns the state ``head`` describes into this one."""
-        small, stored = self.small_dict(), head["state"]
-        body: dict[str, Any] = {
-            "kind": "update",
-            "set": {
-                k: v for k, v in small.items() if k not in stored or not same_json(stored[k], v)
-            },
-            "unset": [k for k in stored if k not in small],
-            "lists": {},
-        }
-        lists: tuple[tuple[str, MutableSequence[Any]], ...] = (
-            ("history", self.history),
-            ("events", self.events),
-        )
-        for key, items in lists:
-            if isinstance(items, LazyList):
-                change = items.change()
-            else:  # replaced by a plain list: compare with the stored one
-                from chatflow.storage._log import list_change  # noqa: PLC0415
-
-                new = [item.to_dict() for item in items]
-                change = list_change(_fields.json_list(load(), key), new)
-            if change:
-                body["lists"][key] = change
-        return body
 
     @classmethod
     def from_dict(

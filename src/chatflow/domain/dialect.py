@@ -28,8 +28,8 @@ from __future__ import annotations
 from typing import Any
 
 from chatflow._logger import logger
-from chatflow.core.conditions import OPERATORS, condition_problems
-from chatflow.core.definition import END
+from chatflow.domain.conditions import OPERATORS, condition_problems
+from chatflow.domain.definition import END
 
 DIALECT_KEYS = frozenset({"condition", "fallback_phase"})
 _COMBINATORS = {"and": "all", "or": "any", "not": "not"}

@@ -9,17 +9,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from chatflow.core.definition import END, FAIL, workflow_of
-from chatflow.core.lifecycle import exit_requirements
-from chatflow.core.models import (
+from chatflow.domain.counts import StatusCount, newest_active
+from chatflow.domain.definition import END, FAIL, workflow_of
+from chatflow.domain.lifecycle import exit_requirements
+from chatflow.domain.models import (
     HistoryEvent,
     InstanceStatus,
     WorkflowInstanceState,
     WorkflowState,
     WorkflowStatusInfo,
 )
-from chatflow.core.transitions import route
-from chatflow.storage.base import StatusCount, newest_active
+from chatflow.domain.transitions import route
 
 NOT_STARTED = "not_started"
 _FORECAST_STEPS_PER_PHASE = 4

@@ -1,6 +1,6 @@
 """Typed workflow definitions: frozen objects with every default resolved here, once.
 
-``chatflow.core.schema.validate_schema`` checks a schema's JSON and returns a
+``chatflow.domain.schema.validate_schema`` checks a schema's JSON and returns a
 ``Workflow``. The router, the gates, the status report and the diagram read these
 objects; none of them looks at the raw dict or re-derives a default:
 
@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chatflow._validation import copy_json
-from chatflow.core.conditions import describe, evaluate
+from chatflow.domain.conditions import describe, evaluate
 from chatflow.errors import CorruptStateError, ValidationError
 
 END = "$end"
@@ -42,7 +42,7 @@ GATE_KEYS = ("artifacts", "approvals", "variables", "condition")
 
 @dataclass(frozen=True)
 class Condition:
-    """A validated condition (see ``chatflow.core.conditions``), kept as its data."""
+    """A validated condition (see ``chatflow.domain.conditions``), kept as its data."""
 
     spec: Mapping[str, Any]
 
@@ -85,7 +85,7 @@ class Gate:
 @dataclass(frozen=True)
 class Deadline:
     """How long a phase's wait may last (``of``: its approval or the whole visit) and
-    what ``due`` does after (``chatflow.core.deadlines``)."""
+    what ``due`` does after (``chatflow.domain.deadlines``)."""
 
     seconds: float
     of: str
@@ -223,7 +223,7 @@ def _phase(spec: dict[str, Any], following: str) -> Phase:
 
 
 def _budget(spec: Any) -> Mapping[str, float] | None:
-    from chatflow.core.limits import budget  # noqa: PLC0415 - only budgeted workflows
+    from chatflow.domain.limits import budget  # noqa: PLC0415 - only budgeted workflows
 
     return None if spec is None else budget(spec)
 
@@ -231,7 +231,7 @@ def _budget(spec: Any) -> Mapping[str, float] | None:
 def _deadline(spec: dict[str, Any]) -> Deadline | None:
     if "deadline" not in spec:
         return None
-    from chatflow.core.limits import duration  # noqa: PLC0415 - only phases with deadlines
+    from chatflow.domain.limits import duration  # noqa: PLC0415 - only phases with deadlines
 
     return Deadline(
         seconds=duration(spec["deadline"]),
@@ -275,7 +275,7 @@ def workflow_of(data: dict[str, Any]) -> Workflow:
 
 @functools.lru_cache(maxsize=256)
 def _cached(key: bytes) -> Workflow:
-    from chatflow.core.schema import schema_hash  # noqa: PLC0415 - schema imports this module
+    from chatflow.domain.schema import schema_hash  # noqa: PLC0415 - schema imports this module
 
     data = marshal.loads(key)
     if not isinstance(data, dict):

@@ -1,6 +1,6 @@
 """Where a step goes: transition routing, visit limits, trigger-data merging, approval gates.
 
-Pure functions of a typed ``Workflow`` (whose defaults ``chatflow.core.definition``
+Pure functions of a typed ``Workflow`` (whose defaults ``chatflow.domain.definition``
 resolves) and plain data, so ``dry_run``, the engine and the status report all agree.
 
 Routing rule (``route``): a phase takes the first transition whose ``when`` holds (a
@@ -28,8 +28,9 @@ from typing import Any, NamedTuple
 
 from chatflow._text import counted
 from chatflow._validation import copy_json
-from chatflow.core.conditions import evaluate
-from chatflow.core.definition import END, FAIL, Gate, Phase, Workflow
+from chatflow.domain.conditions import evaluate
+from chatflow.domain.definition import END, FAIL, Gate, Phase, Workflow
+from chatflow.domain.values import GateItem
 from chatflow.errors import ValidationError
 
 RISK_KEY = "risk"
@@ -136,28 +137,24 @@ def open_requirements(
     ``recorded`` says whether the current visit's prompt and response were recorded;
     ``approvers`` are the distinct people who approved the current visit.
     """
-    missing: list[dict[str, Any]] = []
+    missing: list[GateItem] = []
     if not recorded:
         for name in gate.artifacts:
             text = f"artifact {name!r} of this visit"
-            missing.append({"kind": "artifact", "name": name, "text": text, "remedy": "record"})
+            missing.append(GateItem("artifact", text, name=name, remedy="record"))
     if len(approvers) < gate.approvals:
         have = f": {', '.join(approvers)}" if approvers else ""
         text = f"{counted(gate.approvals, 'approval')}, have {len(approvers)}{have}"
         missing.append(
-            {
-                "kind": "approvals",
-                "required": gate.approvals,
-                "have": approvers,
-                "text": text,
-                "remedy": "approve",
-            }
+            GateItem(
+                "approvals", text, required=gate.approvals, have=tuple(approvers), remedy="approve"
+            )
         )
     context = {"variables": variables, "trigger": trigger, "visits": visits}
     for path in gate.variables:
         if not evaluate({"path": f"variables.{path}", "op": "!=", "value": None}, context):
-            missing.append({"kind": "variable", "name": path, "text": f"variable {path!r}"})
+            missing.append(GateItem("variable", f"variable {path!r}", name=path))
     if gate.condition is not None and not gate.condition.holds(context):
         text = f"condition {gate.condition} does not hold"
-        missing.append({"kind": "condition", "condition": str(gate.condition), "text": text})
-    return missing
+        missing.append(GateItem("condition", text, condition=str(gate.condition)))
+    return [item.to_dict() for item in missing]

@@ -19,11 +19,12 @@ import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from chatflow.core import usage as _usage
-from chatflow.core.definition import Workflow, workflow_of
-from chatflow.core.lifecycle import log_event
-from chatflow.core.limits import BUDGET_KEYS, budget
-from chatflow.core.models import EventKind, InstanceStatus, WorkflowInstanceState
+from chatflow.domain import usage as _usage
+from chatflow.domain.definition import Workflow, workflow_of
+from chatflow.domain.lifecycle import log_event
+from chatflow.domain.limits import BUDGET_KEYS, budget
+from chatflow.domain.models import EventKind, InstanceStatus, WorkflowInstanceState
+from chatflow.domain.values import EntryStatus
 from chatflow.errors import InvalidTransitionError, ValidationError
 
 WARN_AT = 0.8
@@ -135,7 +136,7 @@ def _cross(
     state.status = Status.PAUSED
     entry = state.open_entry
     if entry is not None:
-        entry.status = "paused"
+        entry.status = EntryStatus.PAUSED.value
     data = {"crossed": crossed}
     log_event(state, EventKind.BUDGET_EXCEEDED, now, actor, state.current_phase, data)
 
@@ -194,7 +195,8 @@ def extend(
         state.status = Status.PAUSED if after else Status(pause["resume_status"])
         entry = state.open_entry
         if entry is not None:
-            entry.status = "awaiting_approval" if after else "running"
+            waiting = EntryStatus.AWAITING_APPROVAL if after else EntryStatus.RUNNING
+            entry.status = waiting.value
         log_event(
             state,
             EventKind.RESUMED,

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from chatflow.core import lifecycle
-from chatflow.core.definition import END, FAIL, Deadline, workflow_of
-from chatflow.core.models import EventKind, InstanceStatus, WorkflowInstanceState
+from chatflow.domain import lifecycle
+from chatflow.domain.definition import END, FAIL, Deadline, workflow_of
+from chatflow.domain.models import EventKind, InstanceStatus, WorkflowInstanceState
+from chatflow.domain.values import EntryStatus
 
 DEADLINE_ACTOR = "chatflow:deadline"
 """Who the log names for what a passed deadline did (no person acted)."""
@@ -143,7 +144,7 @@ def _default(state: WorkflowInstanceState, deadline: Deadline, now: float) -> No
     if target == FAIL:
         _fail(state, deadline, now)
         return
-    lifecycle._close(state, "timed_out", now, DEADLINE_ACTOR)  # the lifecycle's own steps
+    lifecycle._close(state, EntryStatus.TIMED_OUT, now, DEADLINE_ACTOR)  # the lifecycle's own steps
     state.pause = None
     phase = state.current_phase
     if target == END:

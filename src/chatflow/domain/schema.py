@@ -13,11 +13,11 @@ Only ``name`` and ``phases`` (each with a ``name``) are required, so the seed's 
 schemas stay valid. Phases may carry the descriptive keys ``title``, ``template`` and
 ``description``, which are kept; any other unknown key is reported with the closest
 known one. ChatCoder's v1.1 keys (``condition``, ``fallback_phase``) are translated into
-transitions first (``chatflow.core.dialect``). Validation collects every problem with
+transitions first (``chatflow.domain.dialect``). Validation collects every problem with
 its location before raising, so a user fixes a schema in one pass: malformed keys,
 duplicate names, unknown transition targets, bad conditions, phases the first one
 cannot reach, and loops with no exit.
-``validate_schema`` returns a typed ``Workflow`` (``chatflow.core.definition``), which
+``validate_schema`` returns a typed ``Workflow`` (``chatflow.domain.definition``), which
 resolves every default.
 """
 
@@ -28,8 +28,8 @@ import json
 from typing import Any
 
 from chatflow._validation import check_json_size, check_json_value, id_problem
-from chatflow.core.conditions import condition_problems
-from chatflow.core.definition import (
+from chatflow.domain.conditions import condition_problems
+from chatflow.domain.definition import (
     ARTIFACTS,
     END,
     FAIL,
@@ -59,7 +59,7 @@ PHASE_KEYS = (
 )
 """Phase keys with a meaning to the engine (``task``: what the phase does, as v1.1 named it)."""
 LIMIT_KEYS = PHASE_KEYS[-6:]
-"""The budget and deadline keys (``chatflow.core.limits``)."""
+"""The budget and deadline keys (``chatflow.domain.limits``)."""
 METADATA_KEYS = ("title", "template", "description")
 """Descriptive phase keys: kept with the schema and shown by status and diagrams."""
 MAX_SCHEMA_BYTES = 1024 * 1024
@@ -83,7 +83,7 @@ def validate_schema(schema: object) -> Workflow:
         check_json_value(schema, "workflow_schema")
     except ValidationError as error:
         raise SchemaError(str(error), problems=[str(error)]) from None
-    from chatflow.core.dialect import translate  # noqa: PLC0415 - dialect builds on this module
+    from chatflow.domain.dialect import translate  # noqa: PLC0415 - dialect builds on this module
 
     schema, problems = translate(schema)  # ChatCoder's v1.1 condition/fallback_phase keys
     problems += _top_level_problems(schema)
@@ -120,7 +120,7 @@ def _top_level_problems(schema: dict[str, Any]) -> list[str]:
     if mode not in MERGE_MODES:
         problems.append(f"merge_trigger_data: must be one of {MERGE_MODES}, got {mode!r}")
     if "budget" in schema:
-        from chatflow.core.limits import budget_problems  # noqa: PLC0415 - budgeted only
+        from chatflow.domain.limits import budget_problems  # noqa: PLC0415 - budgeted only
 
         problems += budget_problems(schema["budget"], "budget")
     return problems
@@ -164,7 +164,7 @@ def _unknown_key_problems(phase: dict[str, Any], where: str) -> list[str]:
     """A problem for each key that is neither known nor descriptive, naming the closest one."""
     import difflib  # noqa: PLC0415 - loaded only when a schema is validated
 
-    from chatflow.core.dialect import DIALECT_KEYS  # noqa: PLC0415 - see validate_schema
+    from chatflow.domain.dialect import DIALECT_KEYS  # noqa: PLC0415 - see validate_schema
 
     known = (*PHASE_KEYS, *METADATA_KEYS)
     problems = []
@@ -205,17 +205,17 @@ def _phase_key_problems(phase: dict[str, Any], where: str, names: set[str]) -> l
 
 
 def _limit_problems(phase: dict[str, Any], where: str, names: set[str]) -> list[str]:
-    """Problems of a phase's ``budget`` and ``deadline`` keys (``chatflow.core.limits``)."""
+    """Problems of a phase's ``budget`` and ``deadline`` keys (``chatflow.domain.limits``)."""
     if not set(phase) & set(LIMIT_KEYS):
         return []
-    from chatflow.core.limits import budget_problems, deadline_problems  # noqa: PLC0415
+    from chatflow.domain.limits import budget_problems, deadline_problems  # noqa: PLC0415
 
     problems = budget_problems(phase["budget"], f"{where}.budget") if "budget" in phase else []
     return problems + deadline_problems(phase, where, names | set(TERMINALS))
 
 
 def _gate_problems(gate: object, where: str) -> list[str]:
-    """Problems of a phase's ``exit_requires`` (see ``chatflow.core.definition.Gate``)."""
+    """Problems of a phase's ``exit_requires`` (see ``chatflow.domain.definition.Gate``)."""
     if not isinstance(gate, dict):
         return [f"{where}: must be an object with keys {', '.join(GATE_KEYS)}"]
     problems = []

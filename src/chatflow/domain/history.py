@@ -18,8 +18,8 @@ parent's earlier entries, so its log begins with their derived events.
 
 from __future__ import annotations
 
-from chatflow.core.definition import END, FAIL
-from chatflow.core.models import (
+from chatflow.domain.definition import END, FAIL
+from chatflow.domain.models import (
     EventKind,
     InstanceStatus,
     WorkflowEvent,

@@ -542,6 +542,20 @@ def feature_usage(states: Iterable[WorkflowInstanceState]) -> JSON:
     }
 
 
+def readable_states(engine: WorkflowEngine, ids: Iterable[str]) -> list[WorkflowInstanceState]:
+    """The instances of ``ids`` that can be read (a feature's spend sums theirs; an
+    unreadable one is named by its listing row, never the end of the page)."""
+    found = []
+    for instance_id in ids:
+        try:
+            state = engine.get_workflow_instance_status(instance_id)
+        except ChatFlowError:
+            continue
+        if state is not None:
+            found.append(state)
+    return found
+
+
 def _add_totals(into: JSON, totals: Mapping[str, Any]) -> None:
     from chatflow.domain import usage  # noqa: PLC0415
 

@@ -239,8 +239,7 @@ def cmd_features(ctx: Context) -> int:
     failed: list[str] = []
     rollups = [_rollup(engine, feature, failed)] if feature else _rollups(engine, failed)
     if ctx.out.json and feature is not None:  # one feature: its spend too (loads each)
-        ids = _feature_ids(engine, feature, failed)
-        states = [s for i in ids if (s := _load(engine, i, failed)) is not None]
+        states = views.readable_states(engine, _feature_ids(engine, feature, failed))
         ctx.out.emit_json({**rollups[0], "usage": views.feature_usage(states)})
     elif ctx.out.json:
         ctx.out.emit_json(rollups)
@@ -253,20 +252,10 @@ def cmd_features(ctx: Context) -> int:
             found, missing = _summaries(engine, feature, None)
             failed += [name for name in missing if name not in failed]
             rows = _rows(engine, found, failed)
-            _print_spend(ctx.out, views.feature_usage(_states(engine, rows)))
+            ids = [row["instance_id"] for row in rows if row["status"] != views.UNREADABLE]
+            _print_spend(ctx.out, views.feature_usage(views.readable_states(engine, ids)))
             _list_table(ctx.out, rows)
     return EXIT_FAILED if failed else EXIT_OK
-
-
-def _states(engine: WorkflowEngine, rows: list[dict[str, Any]]) -> list[WorkflowInstanceState]:
-    """The readable instances of listed rows (a feature's spend sums their totals)."""
-    found = []
-    for row in rows:
-        if row["status"] != views.UNREADABLE:
-            state = _load(engine, row["instance_id"], [])
-            if state is not None:
-                found.append(state)
-    return found
 
 
 def _features_table(out: Output, rollups: list[dict[str, Any]]) -> None:

@@ -51,8 +51,8 @@ def feature(engine: WorkflowEngine, feature_id: str) -> Json:
         raise InstanceNotFoundError(f"no feature {feature_id!r}", feature_id=feature_id)
     view = views.feature_view(engine.get_feature_status(feature_id))
     view["updated_at"] = views.iso_time(max(summary.updated_at for summary in summaries))
-    states = (engine.get_workflow_instance_status(s.instance_id) for s in summaries)
-    view["usage"] = views.feature_usage(state for state in states if state is not None)
+    ids = [summary.instance_id for summary in summaries]
+    view["usage"] = views.feature_usage(views.readable_states(engine, ids))
     return view
 
 

@@ -23,6 +23,7 @@ TERMS: dict[str, str] = {
     "jump": "jump_to()",
     "record": "record_task_artifacts()",
     "map": "phase_map",
+    "extend_budget": "extend_budget(by=<who allows it>, cost_usd=...)",
 }
 """How the library's messages name what a caller can do: its own calls and arguments.
 A front end has its own terms (``chatflow.cli``: commands and flags) for the same names."""
@@ -31,6 +32,7 @@ USER_TERMS: dict[str, str] = {
     "resume": "chatflow resume {instance_id}",
     "approve_entry": "chatflow approve {instance_id} --by NAME",
     "approve": "chatflow approve {instance_id} --by NAME",
+    "extend_budget": "chatflow approve {instance_id} --by NAME --extend KEY=AMOUNT",
     "reject": "chatflow reject {instance_id} --by NAME",
     "cancel": "chatflow cancel {instance_id}",
     "retry": "chatflow retry {instance_id}",

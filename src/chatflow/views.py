@@ -86,6 +86,7 @@ def instance_row(state: WorkflowInstanceState) -> JSON:
         "progress": progress(state),
         "finished": state.status.is_finished,
         "problem": None,
+        "wait": wait_view(state),
     }
 
 
@@ -109,6 +110,7 @@ def unreadable_row(instance_id: str, feature_id: str | None, problem: str) -> JS
         "progress": None,
         "finished": None,
         "problem": problem,
+        "wait": None,
     }
 
 
@@ -124,7 +126,7 @@ def listed_rows(engine: WorkflowEngine, summaries: Iterable[InstanceSummary]) ->
             continue
         if state is not None:  # deleted since it was listed
             rows.append(instance_row(state))
-    return rows
+    return waits_first(rows)
 
 
 def rollup_of(
@@ -262,7 +264,7 @@ def instance_view(
         "variables": state.variables,
         "meta": state.meta,
         "phase_title": _phase_title(state),
-        "pause": _pause_view(state.pause_info),
+        "pause": _pause_view(state.pause_info, state.pause),
         "open_gates": list(gates),
         "actions": available_actions(state, gates),
         "parent": state.parent,
@@ -273,6 +275,8 @@ def instance_view(
         "failure": _failure(state, log),
         "summary": _summary(state, rows, log),
         "timeline": rows,
+        "usage": usage_view(state),
+        "budgets": budget_view(state),
     }
 
 
@@ -282,10 +286,13 @@ def _phase_title(state: WorkflowInstanceState) -> str | None:
     return workflow.phase(current).title if workflow.has_phase(current) else None
 
 
-def _pause_view(pause: Pause | None) -> JSON | None:
+def _pause_view(pause: Pause | None, stored: Mapping[str, Any] | None = None) -> JSON | None:
     if pause is None:
         return None
-    return {"kind": pause.kind, "reason": pause.because, "risk": pause.risk}
+    view: JSON = {"kind": pause.kind, "reason": pause.because, "risk": pause.risk}
+    if pause.kind == "budget" and stored is not None:  # the numbers: which limit, how much
+        view["crossed"] = list(stored.get("crossed") or [])
+    return view
 
 
 def _timeline(
@@ -522,15 +529,17 @@ def available_actions(
     from chatflow.domain.lifecycle import ALLOWED  # noqa: PLC0415
 
     approval = awaits_approval(state)
+    budget = state.pause is not None and state.pause.get("kind") == "budget"
     gates = list(open_gates or [])
     wanted = {
         "approve": approval
+        or budget  # approve --extend: a person allows more
         or (
             state.status is not InstanceStatus.PAUSED
             and any(item.get("kind") == "approvals" for item in gates)
         ),
         "reject": approval,
-        "resume": not approval,
+        "resume": not approval and not budget,
     }
     return [
         action
@@ -539,10 +548,106 @@ def available_actions(
     ]
 
 
-NEXT_ACTIONS = ("none", "retry", "approve_entry", "resume", "meet_gate", "next")
+# -- time and money (chatflow.domain.usage, budgets, deadlines) ---------------------------
+
+
+def usage_view(state: WorkflowInstanceState) -> JSON:
+    """What the instance spent: in total, per phase and per visit (OpenTelemetry GenAI
+    names: ``gen_ai.usage.input_tokens``, ..., ``chatflow.cost_usd``). Per visit reads
+    the ``usage`` events; the totals are the running sums every record updates."""
+    from chatflow.domain import usage  # noqa: PLC0415
+
+    spent = state.usage or {}
+    visits: dict[int, JSON] = {}
+    if spent:  # only then is there any usage event to read
+        for event in state.events:
+            if event.kind is EventKind.USAGE:
+                totals = visits.setdefault(event.history_index, {"phase": event.phase})
+                usage.add_to(totals, usage.from_event(event.data))
+    return {
+        "total": usage.view(spent.get("total")),
+        "phases": {name: usage.view(totals) for name, totals in spent.get("phases", {}).items()},
+        "visits": [
+            {"index": index, "phase": totals.pop("phase"), **usage.view(totals)}
+            for index, totals in sorted(visits.items())
+        ],
+    }
+
+
+def feature_usage(states: Iterable[WorkflowInstanceState]) -> JSON:
+    """A feature's spend: its instances' totals summed, in total and per phase."""
+    from chatflow.domain import usage  # noqa: PLC0415
+
+    total: JSON = {}
+    phases: dict[str, JSON] = {}
+    for state in states:
+        spent = state.usage or {}
+        if spent.get("total"):
+            _add_totals(total, spent["total"])
+        for name, totals in spent.get("phases", {}).items():
+            _add_totals(phases.setdefault(name, {}), totals)
+    return {
+        "total": usage.view(total),
+        "phases": {name: usage.view(totals) for name, totals in phases.items()},
+    }
+
+
+def readable_states(engine: WorkflowEngine, ids: Iterable[str]) -> list[WorkflowInstanceState]:
+    """The instances of ``ids`` that can be read (a feature's spend sums theirs; an
+    unreadable one is named by its listing row, never the end of the page)."""
+    found = []
+    for instance_id in ids:
+        try:
+            state = engine.get_workflow_instance_status(instance_id)
+        except ChatFlowError:
+            continue
+        if state is not None:
+            found.append(state)
+    return found
+
+
+def _add_totals(into: JSON, totals: Mapping[str, Any]) -> None:
+    from chatflow.domain import usage  # noqa: PLC0415
+
+    usage.merge(into, totals)
+
+
+def waits_first(rows: list[JSON]) -> list[JSON]:
+    """List rows with the overdue waits first (longest overdue first); the rest keep
+    their order."""
+    overdue = [row for row in rows if (row.get("wait") or {}).get("overdue")]
+    overdue.sort(key=lambda row: -row["wait"]["overdue_s"])
+    return overdue + [row for row in rows if row not in overdue]
+
+
+def budget_view(state: WorkflowInstanceState, now: float | None = None) -> list[JSON]:
+    """Each limit in force on the instance with what it used (``share``: 1.0 is all of
+    it), so a front end shows how close each one is without computing anything."""
+    from chatflow.domain import budgets  # noqa: PLC0415
+
+    workflow = workflow_of(state.workflow_schema)
+    if not budgets.has_budget(state, workflow):
+        return []
+    return budgets.standing(state, workflow, budgets.now_or(now))
+
+
+def wait_view(state: WorkflowInstanceState, now: float | None = None) -> JSON | None:
+    """What the instance waits for under a deadline, since when, and how overdue."""
+    if state.wait is None:  # most instances: nothing to import or compute
+        return None
+    from chatflow.domain import budgets, deadlines  # noqa: PLC0415
+
+    view = deadlines.waiting_view(state, budgets.now_or(now))
+    if view is not None:
+        view["since"], view["due_at"] = iso_time(view["since"]), iso_time(view["due_at"])
+    return view
+
+
+NEXT_ACTIONS = ("none", "retry", "approve_entry", "resume", "meet_gate", "next", "extend_budget")
 """What ``next_action`` may say an instance needs: nothing (it is finished), a retry of
 its failed phase, a person's approval to go on, a resume by hand, its exit gate's open
-items met, or its phase done and completed with a step."""
+items met, or its phase done and completed with a step; or a person allowing more
+budget."""
 
 
 def next_action(state: WorkflowInstanceState, open_gates: Iterable[JSON] = ()) -> str:
@@ -553,6 +658,8 @@ def next_action(state: WorkflowInstanceState, open_gates: Iterable[JSON] = ()) -
     if state.status.is_finished:
         return "none"
     if state.pause is not None:
+        if state.pause.get("kind") == "budget":
+            return "extend_budget"
         return "approve_entry" if awaits_approval(state) else "resume"
     return "meet_gate" if any(True for _ in open_gates) else "next"
 
@@ -583,6 +690,7 @@ def start(
     version: str | None = None,
     *,
     actor: str | None = None,
+    budget: dict[str, Any] | None = None,
 ) -> str:
     """Start an instance of ``workflow``, a registered name (at ``version``, default the
     latest) or a JSON/YAML file, which is registered so that later starts by name and
@@ -599,7 +707,9 @@ def start(
             raise SchemaNotFoundError(f"workflow file {workflow!r} not found")
         schema = load_schema(workflow)
         engine.register_schema(schema, replace=False)
-        return engine.start_workflow_instance(schema, variables, feature_id, meta, actor=actor)
+        return engine.start_workflow_instance(
+            schema, variables, feature_id, meta, actor=actor, budget=budget
+        )
     return engine.start_workflow_instance(
         None,
         variables,
@@ -608,6 +718,7 @@ def start(
         schema_name=workflow,
         schema_version=int(version) if version and version.isdigit() else version,
         actor=actor,
+        budget=budget,
     )
 
 

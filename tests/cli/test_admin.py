@@ -80,7 +80,13 @@ def test_doctor_finds_and_fixes_file_store_damage(run: Runner, tmp_path: Path) -
     ok = demo(run, "feat_a")
     unindexed = demo(run, "feat_a")
     unreadable = demo(run, "feat_b")
-    assert run.json("doctor") == {"problems": [], "fixed": [], "repairs": [], "moved_aside": []}
+    assert run.json("doctor") == {
+        "problems": [],
+        "fixed": [],
+        "repairs": [],
+        "moved_aside": [],
+        "waits_indexed": None,
+    }
     store = tmp_path / ".chatflow"
     index = store / "features" / "feat_a.link"
     index.write_text(f"{ok}\nwfi_vanished\n", encoding="utf-8")  # drops one, adds a ghost

@@ -77,6 +77,7 @@ def test_list_features_and_show_after_demo(run: Runner, tmp_path: Path) -> None:
             "progress": 1.0,
             "finished": True,
             "problem": None,
+            "wait": None,
         }
     ]
     assert ISO_WITH_OFFSET.match(rows[0]["updated_at"])
@@ -95,7 +96,9 @@ def test_list_features_and_show_after_demo(run: Runner, tmp_path: Path) -> None:
     }
     assert rollup["unreadable_instances"] == []
     assert run.json("status") == [rollup]  # status is an alias
-    assert run.json("status", "--feature", "feat_user_auth") == rollup
+    one = run.json("status", "--feature", "feat_user_auth")
+    assert one["usage"]["total"]["chatflow.records"] == 0  # one feature: its spend too
+    assert {k: v for k, v in one.items() if k != "usage"} == rollup
     header = run.ok("features").stdout.splitlines()[0].split()
     assert {"PAUSED", "CANCELLED"} <= set(header)
 

@@ -213,3 +213,41 @@ def test_files_touched_show_on_their_visit(page: Any, served: Served, tmp_path: 
     assert shown.count() == 1
     assert (shown.first.text_content() or "").startswith("login.py " + files[0]["sha256"][:12])
     assert shown.first.get_attribute("title") == "sha256 " + files[0]["sha256"]
+
+
+def test_spend_per_phase_and_allowing_more_from_the_page(
+    page: Any, served: Served, tmp_path: Path
+) -> None:
+    """Issue 19: spend per phase as bars, budgets with their share, the wait under a
+    deadline, and approving a budget pause allows more (what the server's view says)."""
+    app, engine, _ = served
+    schema = {
+        "name": "spend_page",
+        "budget": {"cost_usd": 1},
+        "phases": [
+            {"name": "code"},
+            {"name": "review", "deadline": "4h", "deadline_of": "phase"},
+        ],
+    }
+    iid = engine.start_workflow_instance(schema, {}, "feat_spend", meta={"actor": "dev_alice"})
+    engine.record_usage(iid, input_tokens=900, output_tokens=100, cost_usd=0.5)
+    engine.trigger_next_step(iid, {"cost_usd": 0.75})  # crosses the budget: paused
+    page.goto(app.url)
+    page.goto(f"{app.origin}/#/instance/{iid}")
+    page.locator("#spend").wait_for()
+    assert "Over budget" in (page.locator(".banner.b-paused").first.text_content() or "")
+    assert page.locator("#spend tr[data-phase='code']").count() == 1
+    assert "$1.2500" in (page.locator("#spend h2").text_content() or "")
+    assert "1.25 of 1" in (page.locator("#budgets").text_content() or "")
+    assert "phase for" in (page.locator(".facts").text_content() or "")
+    page.screenshot(path=tmp_path / "spend.png", full_page=True)
+    page.click("button[data-action='approve']")
+    page.fill("#act-actor", "dev_carol")
+    page.fill("#act-note", "cost_usd=1")
+    page.click("#act-go")
+    page.locator("#instance .title-row .pill.s-running").wait_for()
+    extended = [e for e in engine.get_workflow_history(iid) if e.kind.value == "budget_extended"]
+    assert extended[0].data == {"by": "dev_carol", "more": {"cost_usd": 1.0}, "note": None}
+    page.goto(f"{app.origin}/#/feature/feat_spend")
+    page.locator("#feature #spend").wait_for()
+    assert "$1.2500" in (page.locator("#feature #spend h2").text_content() or "")

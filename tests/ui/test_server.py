@@ -229,7 +229,9 @@ def test_features_are_the_cli_roll_ups_newest_activity_first(
     stamps = [f["updated_at"] for f in features]
     assert stamps == sorted(stamps, reverse=True)
     one = client.get("/api/features/feat_login")
-    assert without(one, "updated_at") == printed["feat_login"]
+    assert without(one, "updated_at", "usage") == printed["feat_login"]
+    # the feature's spend, as `chatflow status --feature F --json` tells it
+    assert one["usage"] == cli_json(engine, "status", "--feature", "feat_login")["usage"]
     assert one["total_instances"] == 2 and one["phases"]["design"] == "running"
 
 

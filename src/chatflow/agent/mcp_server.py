@@ -187,8 +187,21 @@ class _Tools:
         start = partial(ops.start, self.engine, workflow, feature_id, variables, version)
         return await _answer(start)
 
-    async def record(self, instance_id: InstanceId, prompt: str, response: str) -> CallToolResult:
-        return await _answer(partial(ops.record, self.engine, instance_id, prompt, response))
+    async def record(
+        self,
+        instance_id: InstanceId,
+        prompt: str,
+        response: str,
+        usage: Annotated[
+            dict[str, Any] | None,
+            Field(
+                description="What the phase's AI call spent: input_tokens, output_tokens, "
+                "cost_usd, model, duration_s (any of them)"
+            ),
+        ] = None,
+    ) -> CallToolResult:
+        record = partial(ops.record, self.engine, instance_id, prompt, response, usage)
+        return await _answer(record)
 
     async def next(
         self,

@@ -34,6 +34,9 @@ TERMS: dict[str, str] = {
     "jump": "`chatflow jump {instance_id} PHASE` (a person)",
     "record": "the `record` tool",
     "map": "`--map OLD=NEW`",
+    "extend_budget": (
+        "a person allowing more (`chatflow approve {instance_id} --by NAME --extend KEY=AMOUNT`)"
+    ),
 }
 """The library's remedies (``chatflow.errors.TERMS``) as an agent can act on them: its
 own tools, or what a person runs (an agent never approves)."""
@@ -49,6 +52,10 @@ WHAT_TO_DO = {
     "resume": "it was paused by hand: wait for a person to run `chatflow resume {instance_id}`",
     "meet_gate": "meet every item of `open_gates`, then call `next`",
     "next": "do the phase's work, `record` the prompt and response, then call `next`",
+    "extend_budget": (
+        "it went over budget: wait for a person to allow more "
+        "(`chatflow approve {instance_id} --by NAME --extend KEY=AMOUNT`)"
+    ),
 }
 """Each of ``views.NEXT_ACTIONS`` in words an agent acts on."""
 
@@ -175,17 +182,25 @@ def start(
     return {"instance": instance_status(require(engine, instance_id))}
 
 
-def record(engine: WorkflowEngine, instance_id: str, prompt: str, response: str) -> JSON:
-    """Record the current phase's prompt and response (checksummed)."""
+def record(
+    engine: WorkflowEngine,
+    instance_id: str,
+    prompt: str,
+    response: str,
+    usage: JSON | None = None,
+) -> JSON:
+    """Record the current phase's prompt and response (checksummed), and what it spent
+    (``usage``: ``record_usage``'s names; the record that crosses a budget pauses)."""
     require(engine, instance_id)
-    engine.record_task_artifacts(instance_id, prompt, response)
+    engine.record_task_artifacts(instance_id, prompt, response, usage=usage)
     return {"recorded": True, "instance": instance_status(require(engine, instance_id))}
 
 
 def step(engine: WorkflowEngine, instance_id: str, data: JSON | None) -> JSON:
     """Complete the current phase with ``data`` and route on. ``outcome`` says what
     happened: ``advanced``, ``completed``, ``awaits_approval`` (the phase entered, or
-    the one it waits on, needs a person), or ``refused`` with every ``missing`` item."""
+    the one it waits on, needs a person), ``over_budget`` (the step crossed a budget: a
+    person allows more), or ``refused`` with every ``missing`` item."""
     state = require(engine, instance_id)
     if views.awaits_approval(state):
         return _outcome("awaits_approval", state)
@@ -198,6 +213,8 @@ def step(engine: WorkflowEngine, instance_id: str, data: JSON | None) -> JSON:
         return answer
     if views.awaits_approval(state):
         return _outcome("awaits_approval", state)
+    if state.pause is not None and state.pause.get("kind") == "budget":
+        return _outcome("over_budget", state)
     completed = state.status is InstanceStatus.COMPLETED
     return _outcome("completed" if completed else "advanced", state)
 

@@ -63,6 +63,12 @@ def _add_start(commands: Subparsers) -> None:
         action="store_true",
         help="first create and check out a git branch named after the feature",
     )
+    start.add_argument(
+        "--budget",
+        action="append",
+        metavar="K=V",
+        help="limit this run: tokens, cost_usd, wall (e.g. 2h), visits; repeatable",
+    )
     add_by(start)
     finish(start, cmd_start)
 
@@ -87,8 +93,15 @@ def _add_record(commands: Subparsers) -> None:
     )
     add_id(record)
     record.add_argument("--phase", help="phase to record for (default: the current one)")
+    record.add_argument(
+        "--usage",
+        action="append",
+        metavar="K=V",
+        help="usage spent: input_tokens, output_tokens, cost_usd, model, duration_s; "
+        "repeatable (alone: records only usage)",
+    )
     for what in ("prompt", "response"):
-        text = record.add_mutually_exclusive_group(required=True)
+        text = record.add_mutually_exclusive_group()
         text.add_argument(f"--{what}", metavar="TEXT", help=f"the {what} itself")
         text.add_argument(
             f"--{what}-file", metavar="FILE", help=f"read the {what} from FILE ('-': stdin)"
@@ -102,6 +115,12 @@ def _add_approve(commands: Subparsers) -> None:
     add_id(approve)
     approve.add_argument("--by", required=True, metavar="NAME", help="who approves")
     approve.add_argument("--note", help="why")
+    approve.add_argument(
+        "--extend",
+        action="append",
+        metavar="K=V",
+        help="allow more budget (cost_usd, tokens, wall, visits) and resume; repeatable",
+    )
     finish(approve, cmd_approve)
 
 
@@ -189,13 +208,21 @@ def cmd_start(ctx: Context) -> int:
     engine = ctx.writer()
     variables = key_values(args.var, "--var")
     meta = key_values(args.meta, "--meta")
+    budget = key_values(args.budget, "--budget") or None
     if args.schema_version is not None and views.looks_like_file(args.workflow):
         raise UsageError("--version applies to a workflow name, not a file")
     actor = ctx.actor(meta)
     branch = _new_branch(ctx.target, args.feature) if args.branch else None
     try:
         instance_id = views.start(
-            engine, args.workflow, args.feature, variables, meta, args.schema_version, actor=actor
+            engine,
+            args.workflow,
+            args.feature,
+            variables,
+            meta,
+            args.schema_version,
+            actor=actor,
+            budget=budget,
         )
     except BaseException:
         if branch is not None:
@@ -245,15 +272,29 @@ def cmd_next(ctx: Context) -> int:
 def cmd_record(ctx: Context) -> int:
     args = ctx.args
     ctx.instance(args.instance_id)
+    usage = key_values(args.usage, "--usage") or None
     prompt, response = _record_texts(args)
     engine = ctx.reader()
+    if prompt is None and response is None and usage is not None:
+        engine.record_usage(args.instance_id, args.phase, actor=ctx.actor(), **_usage(usage))
+        return report(ctx, ctx.instance(args.instance_id))
+    if prompt is None or response is None:
+        raise UsageError("record takes the prompt and the response (or only --usage)")
     engine.record_task_artifacts(
-        args.instance_id, prompt, response, phase_name=args.phase, actor=ctx.actor()
+        args.instance_id, prompt, response, phase_name=args.phase, actor=ctx.actor(), usage=usage
     )
     return report(ctx, ctx.instance(args.instance_id))
 
 
-def _record_texts(args: Any) -> tuple[str, str]:
+def _usage(values: dict[str, Any]) -> dict[str, Any]:
+    """``--usage`` values as ``record_usage`` keywords; an unknown name is refused with
+    the closest known one (before the engine sees it: a keyword it lacks)."""
+    from chatflow.domain import usage  # noqa: PLC0415
+
+    return usage.check(values, "--usage")
+
+
+def _record_texts(args: Any) -> tuple[str | None, str | None]:
     """The prompt and response ``record`` was given; ``-`` (as the text or the file)
     reads standard input, which can feed only one of them."""
     files = {what: getattr(args, f"{what}_file") for what in ("prompt", "response")}
@@ -275,6 +316,14 @@ def cmd_approve(ctx: Context) -> int:
     engine = ctx.reader()
     state = ctx.instance(args.instance_id)
     by = ctx.actor()  # --by is required: a person, never the OS user by default
+    if args.extend:
+        more = key_values(args.extend, "--extend")
+        return report(ctx, engine.extend_budget(args.instance_id, by=by, note=args.note, **more))
+    if state.pause is not None and state.pause.get("kind") == "budget":
+        raise UsageError(
+            f"instance {state.instance_id} is paused over budget "
+            f"({state.pause.get('reason')}); allow more with --extend KEY=AMOUNT"
+        )
     if views.awaits_approval(state):
         return report(ctx, engine.resume(args.instance_id, approved_by=by, note=args.note))
     if not state.status.is_finished:

@@ -506,6 +506,8 @@ def cmd_doctor(ctx: Context) -> int:
         # Looked at again: a repair can leave something for a person (an instance
         # moved aside is still listed in its feature).
         remaining = _doctor_findings(engine, None) if fixed else findings
+    # The waits index is derived data: --fix rebuilds it from the heads (storage.waits).
+    waits = engine.rebuild_waits() if ctx.args.fix else None
     # What the store repaired by itself, and the damaged bytes it kept (file store only).
     repairs = store.repairs() if isinstance(store, FileStateStore) else []
     kept = store.moved_aside() if isinstance(store, FileStateStore) else []
@@ -516,6 +518,7 @@ def cmd_doctor(ctx: Context) -> int:
                 "fixed": [f.to_dict() for f in fixed],
                 "repairs": repairs,
                 "moved_aside": kept,
+                "waits_indexed": waits,
             }
         )
     else:
@@ -525,6 +528,8 @@ def cmd_doctor(ctx: Context) -> int:
             ctx.out.line(f"kept     {path} (moved aside, never deleted)")
         for finding in fixed:
             ctx.out.line(f"fixed    {finding.kind:<22} {finding.message} ({finding.path})")
+        if waits is not None:
+            ctx.out.line(f"rebuilt  the waits index ({waits} under a deadline)")
         for finding in remaining:
             hint = " (--fix repairs it)" if finding.fixable and not ctx.args.fix else ""
             ctx.out.line(f"problem  {finding.kind:<22} {finding.message}{hint} ({finding.path})")

@@ -120,7 +120,17 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
 
 # The modules holding the commands, in the order ``--help`` lists them.
-_COMMAND_MODULES = ("read", "act", "admin", "ui", "agent", "watch", "harness", "completion")
+_COMMAND_MODULES = (
+    "read",
+    "act",
+    "admin",
+    "deadlines",
+    "ui",
+    "agent",
+    "watch",
+    "harness",
+    "completion",
+)
 
 
 def _adders(only: str | None) -> dict[str, Callable[[Subparsers], None]]:

@@ -145,8 +145,9 @@ def _rows(
 
 
 def _list_table(out: Output, rows: list[dict[str, Any]]) -> None:
+    waits = any(row.get("wait") for row in rows)  # the column only where deadlines are
     out.table(
-        ("ID", "FEATURE", "WORKFLOW", "STATUS", "PHASE", "UPDATED"),
+        ("ID", "FEATURE", "WORKFLOW", "STATUS", "PHASE", "UPDATED", *["WAITING"][: int(waits)]),
         (
             (
                 row["instance_id"],
@@ -155,11 +156,25 @@ def _list_table(out: Output, rows: list[dict[str, Any]]) -> None:
                 row["status"],
                 row["current_phase"] or "-",
                 short_time(row["updated_at"]),
+                *([_waiting(row.get("wait"))] if waits else []),
             )
             for row in rows
         ),
         status=3,
     )
+
+
+def _waiting(wait: dict[str, Any] | None) -> str:
+    """``approval 3h12m (OVERDUE 1h)``: what a row waits for and how long."""
+    if wait is None:
+        return "-"
+    text = f"{wait['of']} {_span(wait['waited_s'])}"
+    return text + (f" (OVERDUE {_span(wait['overdue_s'])})" if wait["overdue"] else "")
+
+
+def _span(seconds: float) -> str:
+    hours, rest = divmod(int(seconds), 3600)
+    return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"
 
 
 def _summaries(
@@ -225,8 +240,11 @@ def cmd_features(ctx: Context) -> int:
         ctx.require_feature(engine, feature)
     failed: list[str] = []
     rollups = [_rollup(engine, feature, failed)] if feature else _rollups(engine, failed)
-    if ctx.out.json:
-        ctx.out.emit_json(rollups[0] if feature else rollups)
+    if ctx.out.json and feature is not None:  # one feature: its spend too (loads each)
+        states = views.readable_states(engine, _feature_ids(engine, feature, failed))
+        ctx.out.emit_json({**rollups[0], "usage": views.feature_usage(states)})
+    elif ctx.out.json:
+        ctx.out.emit_json(rollups)
     elif not rollups:
         ctx.out.line("no features yet")
     else:
@@ -236,6 +254,8 @@ def cmd_features(ctx: Context) -> int:
             found, missing = _summaries(engine, feature, None)
             failed += [name for name in missing if name not in failed]
             rows = _rows(engine, found, failed)
+            ids = [row["instance_id"] for row in rows if row["status"] != views.UNREADABLE]
+            _print_spend(ctx.out, views.feature_usage(views.readable_states(engine, ids)))
             _list_table(ctx.out, rows)
     return EXIT_FAILED if failed else EXIT_OK
 
@@ -324,6 +344,7 @@ def print_instance(out: Output, view: dict[str, Any]) -> None:
             *([("forked from", view["parent"]["instance_id"])] if view["parent"] else []),
             ("variables", _inline(view["variables"])),
             ("meta", _inline(view["meta"])),
+            *_spend_fields(view),
         ]
     )
     out.line()
@@ -361,6 +382,43 @@ def _print_commits(out: Output, timeline: list[dict[str, Any]]) -> None:
             ("#", "PHASE", "VISIT", "COMMITS (START → END)"),
             ((row["index"], row["phase"], row["visit"], row["commits_text"]) for row in linked),
         )
+
+
+def _spend_fields(view: dict[str, Any]) -> list[tuple[str, str]]:
+    """``spent``, ``budget`` and ``waits`` lines of ``show``, where there is any."""
+    fields = []
+    total = view.get("usage", {}).get("total", {})
+    if total.get("chatflow.records"):
+        fields.append(("spent", _spent(total)))
+        for phase, totals in view["usage"]["phases"].items():
+            fields.append((f"  {phase}", _spent(totals)))
+    for row in view.get("budgets", []):
+        used = f"{row['used']:g} of {row['limit']:g} ({row['share']:.0%})"
+        fields.append(("budget", f"{row['scope']} {row['key']}: {used}"))
+    wait = view.get("wait")
+    if wait is not None:
+        fields.append(("waits", _waiting(wait) + f", due {short_time(wait['due_at'])}"))
+    return fields
+
+
+def _spent(totals: dict[str, Any]) -> str:
+    """``$0.42, 1,200 tokens (900 in, 300 out), 3 records``."""
+    return (
+        f"${totals['chatflow.cost_usd']:.4g}, {totals['chatflow.tokens']:,} tokens "
+        f"({totals['gen_ai.usage.input_tokens']:,} in, {totals['gen_ai.usage.output_tokens']:,} "
+        f"out), {totals['chatflow.records']} record(s)"
+    )
+
+
+def _print_spend(out: Output, spend: dict[str, Any]) -> None:
+    """A feature's spend above its instances (``status --feature``)."""
+    if not spend["total"]["chatflow.records"]:
+        return
+    out.fields(
+        [("spent", _spent(spend["total"]))]
+        + [(f"  {phase}", _spent(totals)) for phase, totals in spend["phases"].items()]
+    )
+    out.line()
 
 
 def _artifacts_cell(check: dict[str, Any] | None) -> str:

@@ -22,10 +22,12 @@ from typing import TYPE_CHECKING, Any
 
 from chatflow import _logger
 from chatflow._validation import check_json_object, check_text, new_instance_id, validate_id
-from chatflow.core import _arguments, _artifacts, _stored, gitlinks
+from chatflow.core import _arguments, _artifacts, _spend, _stored, gitlinks
 from chatflow.core._actions import HumanActions
+from chatflow.core._spend import SpendActions
 from chatflow.core._stored import Change
 from chatflow.domain import lifecycle
+from chatflow.domain import usage as _usage
 from chatflow.domain.definition import Workflow
 from chatflow.domain.history import timeline
 from chatflow.domain.models import (
@@ -72,7 +74,7 @@ def default_store_target() -> str | Path:
     return default_storage_dir()
 
 
-class WorkflowEngine(HumanActions):
+class WorkflowEngine(HumanActions, SpendActions):
     """Starts, advances and reports on workflow instances kept in one store.
 
     ``WorkflowEngine(storage_dir=...)`` uses the default file store in that folder, or
@@ -212,6 +214,7 @@ class WorkflowEngine(HumanActions):
         schema_version: int | str | None = None,
         automation_level: int | None = None,
         actor: str | None = None,
+        budget: dict[str, Any] | None = None,
     ) -> WorkflowStartResult:
         """Create an instance in the schema's first phase; return its id.
 
@@ -223,7 +226,9 @@ class WorkflowEngine(HumanActions):
         ``meta["automation_level"]``, else the schema's) pauses steps whose trigger data
         carries a higher ``risk``. The returned id is a ``WorkflowStartResult``: a
         ``str`` that also tells ``initial_phase`` and ``created_at``. ``actor`` is who
-        starts it (default: ``meta["actor"]``, else ``meta["user_id"]``).
+        starts it (default: ``meta["actor"]``, else ``meta["user_id"]``). ``budget``
+        (``{"cost_usd": 5, "tokens": ..., "wall": "2h", "visits": ...}``) limits this
+        run on top of the workflow's own budgets (``chatflow.domain.budgets``).
         """
         workflow = self._resolve_schema(workflow_schema, schema_name, schema_version)
         if self.default_merge_trigger_data is not None:
@@ -237,6 +242,7 @@ class WorkflowEngine(HumanActions):
             automation_level = meta.get("automation_level", workflow.automation_level)
         level = _arguments.automation_level(automation_level)
         actor = _arguments.optional_text(actor, "actor")
+        limits = _spend.check_budget_argument(budget)
         state = lifecycle.new_state(
             instance_id=new_instance_id(),
             feature_id=feature_id,
@@ -248,6 +254,9 @@ class WorkflowEngine(HumanActions):
             actor=actor,
         )
         self._stamp_git(state, 0)
+        state.budget = limits
+        _spend.after_change(state, state.created_at, actor)
+        _spend.WaitNotes(self.state_store, state.instance_id).created(state)
         self.state_store.create_state(state.to_dict())
         return WorkflowStartResult(state.instance_id, state.current_phase, state.created_at)
 
@@ -298,8 +307,14 @@ class WorkflowEngine(HumanActions):
         extra_meta = {} if meta is None else check_json_object(meta, "meta")
         who = _arguments.optional_text(actor, "actor")
 
+        usage = _usage.from_trigger(data)
+
         def advance(state: WorkflowInstanceState) -> None:
-            lifecycle.advance(state, data, extra_meta, generate_timestamp(), who)
+            now = generate_timestamp()
+            if usage is not None:  # charged to the phase the step leaves, before it does
+                lifecycle.require_step(state)
+                _spend.charge(state, usage, None, who or lifecycle.actor_of(state.meta), now)
+            lifecycle.advance(state, data, extra_meta, now, who)
 
         if dry_run:
             return self._simulate(instance_id, advance)
@@ -308,14 +323,19 @@ class WorkflowEngine(HumanActions):
     def _simulate(self, instance_id: str, change: Change) -> WorkflowInstanceState:
         """Apply ``change`` to a private copy of the state, writing nothing (a gate's
         refusal is reported in the copy: see ``_stored.simulate``)."""
-        return _stored.simulate(self._require_state(instance_id), change)
+        return _stored.simulate(self._require_state(instance_id), _checked(change))
 
     def _update(self, instance_id: str, change: Change) -> WorkflowInstanceState:
         """Apply ``change`` to the instance as one appended event (git-stamped: see
-        ``chatflow.core.gitlinks``)."""
+        ``chatflow.core.gitlinks``; a wait it starts is indexed before, one it ends after,
+        the commit: ``chatflow.storage.waits``)."""
+        change = _checked(change)
         if self._git:
             change = gitlinks.recording(change, gitlinks.once(self.git_snapshot))
-        return _stored.update(self.state_store, instance_id, change)
+        waits = _spend.WaitNotes(self.state_store, instance_id)
+        state = _stored.update(self.state_store, instance_id, waits.around(change))
+        waits.committed()
+        return state
 
     def _stamp_git(self, state: WorkflowInstanceState, before: int) -> None:
         """Stamp the visits a new instance opened after its first ``before`` entries."""
@@ -372,6 +392,8 @@ class WorkflowEngine(HumanActions):
             actor=actor,
             force=force,
         )
+        _spend.inherit(parent, child)
+        _spend.WaitNotes(self.state_store, child.instance_id).created(child)
         artifacts = self._inherited_artifacts(parent, child)
         self._stamp_git(child, len(child.history) - 1)
         self.state_store.create_state(child.to_dict(), artifacts=artifacts)
@@ -481,6 +503,7 @@ class WorkflowEngine(HumanActions):
         started_at: float | None = None,
         ended_at: float | None = None,
         actor: str | None = None,
+        usage: dict[str, Any] | None = None,
     ) -> TaskExecutionRecord:
         """Store the prompt sent to the AI and its response for a phase (default: current).
 
@@ -489,9 +512,12 @@ class WorkflowEngine(HumanActions):
         visit of a phase is keyed by the phase name; later visits (loops, retries) by
         ``<phase>--<visit>``, so every visit keeps its own prompt and response. A
         ``task_recorded`` event says who recorded it: ``actor`` (default: the one the
-        instance's meta names).
+        instance's meta names). ``usage`` (``input_tokens``, ``output_tokens``,
+        ``cost_usd``, ``model``, ``duration_s``) is recorded with it, as by
+        ``record_usage``.
         """
         validate_id(instance_id, "instance_id")
+        spent = None if usage is None else _usage.check(usage)
         check_text(prompt, "prompt")
         check_text(response, "response")
         actor = _arguments.optional_text(actor, "actor")
@@ -511,7 +537,11 @@ class WorkflowEngine(HumanActions):
 
         def link(current: WorkflowInstanceState) -> None:
             # History only grows, so the visit found above keeps its index.
-            lifecycle.note_recorded(current, index, key, actor, generate_timestamp())
+            now = generate_timestamp()
+            lifecycle.note_recorded(current, index, key, actor, now)
+            if spent is not None:
+                who = actor or lifecycle.actor_of(current.meta)
+                _spend.charge(current, spent, current.history[index].phase, who, now)
 
         self._update(instance_id, link)
         return record
@@ -731,6 +761,16 @@ class WorkflowEngine(HumanActions):
         """Every workflow schema startable by name: registered ones and those in the
         schema folders, sorted by name and version."""
         return self.schemas.available()
+
+
+def _checked(change: Change) -> Change:
+    """``change``, then the budget and deadline checks every change ends with."""
+
+    def checked(state: WorkflowInstanceState) -> None:
+        change(state)
+        _spend.after_change(state, generate_timestamp(), lifecycle.actor_of(state.meta))
+
+    return checked
 
 
 def _with_merge_default(workflow: Workflow, mode: str) -> Workflow:

@@ -83,6 +83,18 @@ class Gate:
 
 
 @dataclass(frozen=True)
+class Deadline:
+    """How long a phase's wait may last (``of``: its approval or the whole visit) and
+    what ``due`` does after (``chatflow.domain.deadlines``)."""
+
+    seconds: float
+    of: str
+    on_timeout: str = "escalate"
+    default: str | None = None
+    escalate_to: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Phase:
     """One phase; ``transitions`` is never empty (the default route is resolved).
 
@@ -98,6 +110,8 @@ class Phase:
     exit_requires: Gate = Gate()
     title: str | None = None
     task: str = ""
+    budget: Mapping[str, float] | None = None
+    deadline: Deadline | None = None
 
     @property
     def targets(self) -> list[str]:
@@ -116,6 +130,7 @@ class Workflow:
     automation_level: int | None = None
     title: str | None = None
     content_hash: str = ""
+    budget: Mapping[str, float] | None = None
     _data: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
     _by_name: dict[str, Phase] = field(default_factory=dict, compare=False, repr=False)
 
@@ -179,6 +194,7 @@ def build(data: dict[str, Any], content_hash: str) -> Workflow:
         automation_level=data.get("automation_level"),
         title=title if isinstance(title, str) else None,
         content_hash=content_hash,
+        budget=_budget(data.get("budget")),
         _data=data,
         _by_name={phase.name: phase for phase in phases},
     )
@@ -201,6 +217,28 @@ def _phase(spec: dict[str, Any], following: str) -> Phase:
         exit_requires=_gate(spec.get("exit_requires", {})),
         title=None if title is None else str(title),
         task=spec.get("task", ""),
+        budget=_budget(spec.get("budget")),
+        deadline=_deadline(spec),
+    )
+
+
+def _budget(spec: Any) -> Mapping[str, float] | None:
+    from chatflow.domain.limits import budget  # noqa: PLC0415 - only budgeted workflows
+
+    return None if spec is None else budget(spec)
+
+
+def _deadline(spec: dict[str, Any]) -> Deadline | None:
+    if "deadline" not in spec:
+        return None
+    from chatflow.domain.limits import duration  # noqa: PLC0415 - only phases with deadlines
+
+    return Deadline(
+        seconds=duration(spec["deadline"]),
+        of=spec.get("deadline_of", "approval" if spec.get("requires_approval") else "phase"),
+        on_timeout=spec.get("on_timeout", "escalate"),
+        default=spec.get("default"),
+        escalate_to=tuple(spec.get("escalate_to", ())),
     )
 
 

@@ -107,6 +107,11 @@ def advance(
     _leave(state, trigger, copy_json(meta), actor, now, risk=risk)
 
 
+def require_step(state: WorkflowInstanceState) -> None:
+    """Refuse, before anything changes, an instance that cannot take a step now."""
+    _require(state, "trigger a step")
+
+
 def _leave(
     state: WorkflowInstanceState,
     trigger: dict[str, Any],
@@ -286,6 +291,12 @@ def resume(
     """
     _require(state, "resume")
     pause_info = state.pause_info or Pause.manual("", Status.RUNNING)
+    if pause_info.kind == "budget":
+        raise InvalidTransitionError(
+            f"instance {state.instance_id!r} is paused over budget ({pause_info.because})",
+            hint="; allow more with {extend_budget}",
+            instance_id=state.instance_id,
+        )
     if not pause_info.is_approval:
         approved_by, actor = None, approved_by or actor
     elif not approved_by:
@@ -651,10 +662,15 @@ ALLOWED: Mapping[str, tuple[InstanceStatus, ...]] = {
     "retry": (Status.CREATED, Status.RUNNING, Status.FAILED),
     "cancel": (Status.CREATED, Status.RUNNING, Status.PAUSED, Status.FAILED),
     "jump": (Status.CREATED, Status.RUNNING, Status.PAUSED, Status.FAILED),
+    "extend budget": (Status.CREATED, Status.RUNNING, Status.PAUSED),
 }
 """The one table of which statuses each action accepts: the lifecycle's checks and
 ``chatflow.views.available_actions`` (the CLI, the page, MCP) all read it. An approval
-pause further narrows ``resume`` (it needs an approver) and ``reject`` (only it)."""
+pause further narrows ``resume`` (it needs an approver) and ``reject`` (only it); a
+budget pause ends only by ``extend budget`` (``approve --extend``)."""
+
+
+_PAUSED_HINTS = {"approval": "first {approve_entry} or {reject}", "budget": "first {extend_budget}"}
 
 
 def _require(state: WorkflowInstanceState, action: str) -> None:
@@ -662,8 +678,8 @@ def _require(state: WorkflowInstanceState, action: str) -> None:
     if state.status in allowed:
         return
     if state.status is Status.PAUSED:
-        approval = state.pause_info is not None and state.pause_info.is_approval
-        hint = "first {approve_entry} or {reject}" if approval else "first {resume}"
+        kind = state.pause_info.kind if state.pause_info is not None else ""
+        hint = _PAUSED_HINTS.get(kind, "first {resume}")
     elif state.status is Status.FAILED:
         hint = "first {retry} or {jump}"
     elif state.status.is_active:  # no remedy, but it holds no {term}: phrased as it is

@@ -109,6 +109,16 @@ class EventKind(str, Enum):
     """A visit's prompt and response were recorded (``record_task_artifacts``)."""
     FILES_TOUCHED = "files_touched"
     """Files written during a visit, with their SHA-256 (``record_files``)."""
+    USAGE = "usage"
+    """Tokens, cost, model or time spent on a visit (``record_usage``, ``domain.usage``)."""
+    BUDGET_WARNING = "budget_warning"
+    """A budget reached 80 % (``chatflow.domain.budgets``)."""
+    BUDGET_EXCEEDED = "budget_exceeded"
+    """A budget was crossed; the instance pauses with kind ``budget``."""
+    BUDGET_EXTENDED = "budget_extended"
+    """A person allowed more (``extend_budget``)."""
+    DEADLINE_PASSED = "deadline_passed"
+    """A wait outlived its ``deadline``; ``data.outcome`` says what was done (``due``)."""
 
     def __str__(self) -> str:
         return self.value
@@ -327,6 +337,9 @@ class WorkflowInstanceState:
     pause: dict[str, Any] | None = None
     automation_level: int | None = None
     parent: dict[str, Any] | None = None
+    usage: dict[str, Any] | None = None
+    budget: dict[str, Any] | None = None
+    wait: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         self.status = parse_status(self.status)
@@ -389,7 +402,13 @@ class WorkflowInstanceState:
             "pause": self.pause,
             "automation_level": self.automation_level,
             "parent": self.parent,
+            # Written only once used, so heads without spend, budget or deadline keep
+            # their exact bytes (``chatflow.domain.usage``, ``budgets``, ``deadlines``).
+            **{key: value for key, value in self._limits() if value is not None},
         }
+
+    def _limits(self) -> tuple[tuple[str, dict[str, Any] | None], ...]:
+        return (("usage", self.usage), ("budget", self.budget), ("wait", self.wait))
 
     @classmethod
     def from_dict(
@@ -425,6 +444,7 @@ class WorkflowInstanceState:
                 and (get("pause") is None or type(get("pause")) is dict)
                 and (get("parent") is None or type(get("parent")) is dict)
                 and (level is None or type(level) is int)
+                and all(get(k) is None or type(get(k)) is dict for k in _LIMIT_KEYS)
             ):
                 history, events = _parsed_lists(data) if lists is None else lists
                 return cls(
@@ -446,6 +466,9 @@ class WorkflowInstanceState:
                     get("pause"),
                     level,
                     get("parent"),
+                    get("usage"),
+                    get("budget"),
+                    get("wait"),
                 )
         return cls._checked_from_dict(data, lists)
 
@@ -485,7 +508,13 @@ class WorkflowInstanceState:
             pause=_fields.optional_dict(fields, "pause"),
             automation_level=_fields.optional_int(fields, "automation_level"),
             parent=_fields.optional_dict(fields, "parent"),
+            usage=_fields.optional_dict(fields, "usage"),
+            budget=_fields.optional_dict(fields, "budget"),
+            wait=_fields.optional_dict(fields, "wait"),
         )
+
+
+_LIMIT_KEYS = ("usage", "budget", "wait")
 
 
 class WorkflowStartResult(str):

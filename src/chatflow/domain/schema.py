@@ -50,8 +50,16 @@ PHASE_KEYS = (
     "fallback",
     "max_retries",
     "exit_requires",
+    "budget",
+    "deadline",
+    "deadline_of",
+    "on_timeout",
+    "default",
+    "escalate_to",
 )
 """Phase keys with a meaning to the engine (``task``: what the phase does, as v1.1 named it)."""
+LIMIT_KEYS = PHASE_KEYS[-6:]
+"""The budget and deadline keys (``chatflow.domain.limits``)."""
 METADATA_KEYS = ("title", "template", "description")
 """Descriptive phase keys: kept with the schema and shown by status and diagrams."""
 MAX_SCHEMA_BYTES = 1024 * 1024
@@ -111,6 +119,10 @@ def _top_level_problems(schema: dict[str, Any]) -> list[str]:
     mode = schema.get("merge_trigger_data", "none")
     if mode not in MERGE_MODES:
         problems.append(f"merge_trigger_data: must be one of {MERGE_MODES}, got {mode!r}")
+    if "budget" in schema:
+        from chatflow.domain.limits import budget_problems  # noqa: PLC0415 - budgeted only
+
+        problems += budget_problems(schema["budget"], "budget")
     return problems
 
 
@@ -189,7 +201,17 @@ def _phase_key_problems(phase: dict[str, Any], where: str, names: set[str]) -> l
         problems += _transition_problems(phase["transitions"], f"{where}.transitions", names)
     if "exit_requires" in phase:
         problems += _gate_problems(phase["exit_requires"], f"{where}.exit_requires")
-    return problems
+    return problems + _limit_problems(phase, where, names)
+
+
+def _limit_problems(phase: dict[str, Any], where: str, names: set[str]) -> list[str]:
+    """Problems of a phase's ``budget`` and ``deadline`` keys (``chatflow.domain.limits``)."""
+    if not set(phase) & set(LIMIT_KEYS):
+        return []
+    from chatflow.domain.limits import budget_problems, deadline_problems  # noqa: PLC0415
+
+    problems = budget_problems(phase["budget"], f"{where}.budget") if "budget" in phase else []
+    return problems + deadline_problems(phase, where, names | set(TERMINALS))
 
 
 def _gate_problems(gate: object, where: str) -> list[str]:

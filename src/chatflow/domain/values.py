@@ -31,6 +31,8 @@ class EntryStatus(str, Enum):
     RETRIED = "retried"
     CANCELLED = "cancelled"
     JUMPED = "jumped"
+    TIMED_OUT = "timed_out"
+    """Closed by a passed deadline whose ``on_timeout`` is ``default`` (``domain.deadlines``)."""
 
     def __str__(self) -> str:
         return self.value

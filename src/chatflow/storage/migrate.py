@@ -25,7 +25,7 @@ from urllib.parse import urlsplit, urlunsplit
 from chatflow._text import counted
 from chatflow.errors import CorruptStateError, HistoryConflictError, InstanceNotFoundError
 from chatflow.storage._open import is_store_url, open_store, require_store
-from chatflow.storage.base import IWorkflowStateStore, log_problem
+from chatflow.storage.base import InstanceLog, IWorkflowStateStore, log_problem
 
 StoreLike = IWorkflowStateStore | str | os.PathLike[str]
 
@@ -151,6 +151,7 @@ def _copy_instance(
     if problem is not None:
         raise CorruptStateError(f"source: {problem}; nothing of it copied", instance_id=instance_id)
     had = _texts_in(dst, instance_id)
+    _index_wait(dst, log)
     try:
         outcome = dst.install_log(log)
     except HistoryConflictError:
@@ -171,6 +172,20 @@ def _copy_instance(
             f"{found or 'its digest differs'}",
             instance_id=instance_id,
         )
+
+
+def _index_wait(dst: IWorkflowStateStore, log: InstanceLog) -> None:
+    """List the copy's wait under a deadline in the target's waits index, before it
+    is installed (the index stays a superset: ``chatflow.storage.waits``)."""
+    from chatflow.storage import _log  # noqa: PLC0415
+    from chatflow.storage.waits import WaitKey, index_of  # noqa: PLC0415
+
+    index = index_of(dst)
+    if index is None:
+        return
+    wait = _log.project(log.events)[0].get("wait")
+    if isinstance(wait, dict) and "visit" in wait and "due_at" in wait:
+        index.add(log.instance_id, WaitKey(int(wait["visit"]), float(wait["due_at"])))
 
 
 def _texts_in(store: IWorkflowStateStore, instance_id: str) -> int:

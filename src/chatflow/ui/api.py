@@ -51,6 +51,8 @@ def feature(engine: WorkflowEngine, feature_id: str) -> Json:
         raise InstanceNotFoundError(f"no feature {feature_id!r}", feature_id=feature_id)
     view = views.feature_view(engine.get_feature_status(feature_id))
     view["updated_at"] = views.iso_time(max(summary.updated_at for summary in summaries))
+    ids = [summary.instance_id for summary in summaries]
+    view["usage"] = views.feature_usage(views.readable_states(engine, ids))
     return view
 
 
@@ -163,7 +165,9 @@ def act(engine: WorkflowEngine, instance_id: str, action: str, body: Json) -> Js
     actor = _text(body.get("actor"), "actor", required=True)
     note = _text(body.get("note"), "note")
     assert actor is not None
-    if action == "approve":
+    if action == "approve" and body.get("extend") is not None:
+        state = _extend(engine, instance_id, actor, note, body["extend"])
+    elif action == "approve":
         state = _approve(engine, instance_id, actor, note)
     elif action == "reject":
         state = engine.reject(instance_id, rejected_by=actor, note=note)
@@ -188,6 +192,15 @@ def _approve(
     if views.awaits_approval(instance(engine, instance_id)):
         return engine.resume(instance_id, approved_by=actor, note=note)
     return engine.approve(instance_id, by=actor, note=note)
+
+
+def _extend(
+    engine: WorkflowEngine, instance_id: str, actor: str, note: str | None, extend: object
+) -> WorkflowInstanceState:
+    """A person allows more budget (``{"extend": {"cost_usd": 5}}``) and the instance goes on."""
+    if not isinstance(extend, dict) or not all(isinstance(key, str) for key in extend):
+        raise ValidationError('extend must be an object such as {"cost_usd": 5}', field="extend")
+    return engine.extend_budget(instance_id, by=actor, note=note, **extend)
 
 
 def _text(value: object, what: str, *, required: bool = False) -> str | None:

@@ -3,11 +3,12 @@ replaced and cleared, any text as a key, and never listed as a workflow."""
 
 from __future__ import annotations
 
-import pytest
-
 from chatflow.core.engine import WorkflowEngine
 from chatflow.errors import ValidationError
 from chatflow.testing import StoreFactory
+from chatflow.testing._check import raises
+
+CAPABILITY = "schemas"  # kept under a reserved workflow name
 
 __all__ = [
     "test_values_are_kept_replaced_and_cleared",
@@ -49,9 +50,9 @@ def test_values_are_not_workflows_and_keys_are_checked(
         engine = WorkflowEngine(state_store=store)
         assert engine.list_workflows() == []
         for key in ("", None, 3):
-            with pytest.raises(ValidationError, match="key"):
+            with raises(ValidationError, match="key"):
                 store.put_value(key, 1)  # type: ignore[arg-type]
-        with pytest.raises(ValidationError):
+        with raises(ValidationError):
             store.put_value("k", {"x": object()})
         assert store.get_value("k") == 1
     finally:

@@ -342,7 +342,7 @@ function renderFeature(rollup, rows) {
         h("td", {}, link(route, r.instance_id, "mono strong")),
         h("td", {}, `${r.workflow}@${r.workflow_version}`),
         h("td", {}, pill(r.status)),
-        h("td", {}, r.current_phase),
+        h("td", {}, r.wait ? [r.current_phase, h("span", { class: "muted" }, " · " + waitText(r.wait))] : r.current_phase),
         h("td", {}, progressBar(r.progress)),
         h("td", {}, when(secs(r.created_at))),
         h("td", {}, when(secs(r.updated_at))));
@@ -356,6 +356,7 @@ function renderFeature(rollup, rows) {
       stat("Waiting", rollup.paused_count, "paused"), stat("Failed", rollup.failed_count, "failed"),
       stat("Completed", rollup.completed_count, "completed")),
     strip,
+    spendCard(rollup.usage, []),
     h("div", { class: "card flush" }, table,
       rows.length < rollup.total_instances
         ? h("div", { class: "more" }, h("span", { class: "muted" }, `Showing the newest ${rows.length} of ${rollup.total_instances.toLocaleString()} instances.`))
@@ -403,6 +404,7 @@ async function instancePage(iid, token) {
 
 function renderInstance(data) {
   const state = data.state;
+  lastState = state;
   const scroll = window.scrollY;
   if (graphUrl) URL.revokeObjectURL(graphUrl);
   graphUrl = URL.createObjectURL(new Blob([data.svg], { type: "image/svg+xml" }));
@@ -416,6 +418,7 @@ function renderInstance(data) {
     fact("Progress", progressBar(state.progress)),
     fact("Started", h("span", { title: fmtTime(state.created_at) }, fmtTime(state.created_at))),
     fact("Updated", when(state.updated_at)),
+    state.wait ? fact("Waiting", waitText(state.wait), state.wait.overdue ? "overdue" : "") : null,
     state.parent ? fact("Forked from", link("/instance/" + enc(state.parent.instance_id), state.parent.instance_id, "mono"), "fact-id") : null,
     fact("Version", String(state.version)));
   replaceMain(h("section", { id: "instance" },
@@ -424,6 +427,7 @@ function renderInstance(data) {
     facts,
     banners(data),
     ACTIONS_ON ? actionBar(state) : null,
+    spendCard(state.usage, state.budgets),
     h("div", { class: "split" },
       h("div", { class: "card graph-card" }, h("h2", {}, "Workflow"),
         graphImage(graphUrl, state.workflow_name),
@@ -460,6 +464,7 @@ function banners(data) {
   if (data.state.status === "paused" && pause) {
     const what = pause.kind === "approval"
       ? `Waiting for approval to enter “${data.state.current_phase}”`
+      : pause.kind === "budget" ? `Over budget in “${data.state.current_phase}”`
       : `Paused in “${data.state.current_phase}”`;
     const why = pause.reason;
     out.push(h("div", { class: "banner b-paused", role: "status" }, h("strong", {}, what), why ? h("span", {}, " — " + why) : null));
@@ -664,6 +669,10 @@ function openAction(iid, name) {
   go.className = info.danger ? "danger" : "primary";
   dialog.dataset.iid = iid;
   dialog.dataset.action = name;
+  // Approving a budget pause allows more: the server's pause says so (views.instance_view).
+  const budget = name === "approve" && ((lastState || {}).pause || {}).kind === "budget";
+  dialog.dataset.extend = budget ? "yes" : "";
+  if (budget) document.getElementById("act-note-label").firstChild.textContent = "Allow more (e.g. cost_usd=5 tokens=10000) ";
   dialog.showModal();
   (actor.value ? document.getElementById("act-note") : actor).focus();
 }
@@ -679,7 +688,7 @@ async function submitAction(event) {
   try {
     await api("instances/" + enc(dialog.dataset.iid) + "/" + dialog.dataset.action, {
       method: "POST", headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ actor, note: note || null }),
+      body: JSON.stringify(dialog.dataset.extend ? { actor, extend: amounts(note) } : { actor, note: note || null }),
     });
     dialog.close();
     route();
@@ -700,3 +709,43 @@ document.addEventListener("DOMContentLoaded", () => {
   window.addEventListener("hashchange", route);
   route();
 });
+
+// -- spend (chatflow.views.usage_view / budget_view / feature_usage) ---------------------
+
+let lastState = null;
+
+function waitText(wait) {
+  // chatflow.views.wait_view: what it waits for, how long, and how overdue.
+  const text = `${wait.of} for ${fmtDuration(wait.waited_s)}`;
+  return wait.overdue ? text + ` — overdue by ${fmtDuration(wait.overdue_s)}` : text + ` (due ${fmtTime(secs(wait.due_at))})`;
+}
+
+function amounts(text) {
+  // "cost_usd=5 tokens=1000" -> {cost_usd: 5, tokens: 1000}; the server checks the names.
+  const out = {};
+  for (const pair of text.split(/[\s,]+/).filter(Boolean)) {
+    const [key, value] = pair.split("=");
+    out[key] = value !== undefined && value !== "" && !isNaN(Number(value)) ? Number(value) : value;
+  }
+  return out;
+}
+
+function spendCard(usage, budgets) {
+  const phases = Object.entries((usage && usage.phases) || {});
+  if (!phases.length && !(budgets || []).length) return null;
+  const cost = (t) => t["chatflow.cost_usd"] || 0;
+  const most = Math.max(...phases.map(([, t]) => cost(t)), 0) || 1;
+  const bar = (share) => progressBar(Math.min(share, 1));
+  const total = usage && usage.total;
+  return h("div", { class: "card", id: "spend" },
+    h("h2", {}, total ? `Spend: $${cost(total).toFixed(4)} · ${total["chatflow.tokens"].toLocaleString()} tokens` : "Spend"),
+    phases.length ? h("table", { class: "grid" },
+      h("thead", {}, h("tr", {}, h("th", {}, "Phase"), h("th", {}, "Cost"), h("th", {}, "Tokens"), h("th", {}, ""))),
+      h("tbody", {}, phases.map(([name, t]) => h("tr", { "data-phase": name },
+        h("td", {}, name), h("td", {}, "$" + cost(t).toFixed(4)), h("td", {}, t["chatflow.tokens"].toLocaleString()),
+        h("td", {}, bar(cost(t) / most)))))) : null,
+    (budgets || []).length ? h("table", { class: "grid", id: "budgets" },
+      h("thead", {}, h("tr", {}, h("th", {}, "Budget"), h("th", {}, "Used"), h("th", {}, ""))),
+      h("tbody", {}, budgets.map((b) => h("tr", {},
+        h("td", {}, `${b.scope} ${b.key}`), h("td", {}, `${b.used} of ${b.limit}`), h("td", {}, bar(b.share)))))) : null);
+}

@@ -120,3 +120,14 @@ def test_four_due_apply_processes_act_on_each_timeout_once(run: Runner) -> None:
     rows = run.json("list")
     assert all(row["wait"]["acted"] == "escalate" for row in rows)
     assert "nothing is due" in run.ok("due").stdout
+
+
+def test_due_now_takes_an_iso_time_and_refuses_garbage(run: Runner) -> None:
+    iid = start(run)
+    run.ok("next", iid)  # waits for approval, under a one-hour deadline
+    later = time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime(time.time() + 3 * 3600))
+    (row,) = run.json("due", "--now", later)
+    assert row["instance_id"] == iid
+    assert run.json("due", "--now", later.replace("Z", "+05:00")) == []  # 5 h earlier: not due
+    for garbage in ("tomorrow", "nan", "2026-13-45"):
+        refused(run("due", "--now", garbage), 2, "not a time")

@@ -377,6 +377,20 @@ def test_each_on_timeout_with_an_injected_clock(
     assert engine.verify(iid) is None
 
 
+def test_a_clock_passed_in_judges_but_never_dates_the_log(engine: WorkflowEngine) -> None:
+    """``apply_due(now)`` acts on what is due at ``now``, but its events carry the real
+    time: a preview clock in the future never leaves the log dated ahead of itself."""
+    iid = _waiting(engine, deadlined("fail"))
+    before = time.time()
+    (done,) = engine.apply_due(before + 100 * HOUR)
+    assert done.outcome == "fail"
+    history = engine.get_workflow_history(iid)
+    stamps = [event.at for event in history]
+    assert stamps == sorted(stamps) and stamps[-1] < time.time() + 1
+    passed = next(e for e in history if e.kind is EventKind.DEADLINE_PASSED)
+    assert passed.data["waited_s"] >= 99 * HOUR  # judged at the clock passed in
+
+
 def test_a_wait_that_ended_in_time_is_never_due(engine: WorkflowEngine) -> None:
     iid = _waiting(engine, deadlined("fail"))
     engine.resume(iid, approved_by="ana")

@@ -6,7 +6,9 @@ acted on exactly once (``engine.apply_due``). Exit 0 whether or not anything was
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 from chatflow import views
@@ -24,9 +26,9 @@ def _add_due(commands: Subparsers) -> None:
     )
     due.add_argument(
         "--now",
-        type=float,
-        metavar="SECONDS",
-        help="the time to judge by, in seconds since the epoch (default: now; for tests)",
+        metavar="TIME",
+        help="the time to judge by: ISO 8601 (2026-12-31T18:00Z) or seconds since the "
+        "epoch (default: now); events are still dated now",
     )
     due.add_argument(
         "--waiting", action="store_true", help="list every wait under a deadline, overdue first"
@@ -34,13 +36,37 @@ def _add_due(commands: Subparsers) -> None:
     finish(due, cmd_due)
 
 
+def _moment(text: str | None) -> float | None:
+    """``--now`` as seconds since the epoch: a number, or an ISO 8601 time (UTC unless it
+    names an offset), as people write it and as ``--json`` prints ``due_at``."""
+    if text is None:
+        return None
+    try:
+        seconds = float(text)
+    except ValueError:
+        pass
+    else:
+        if math.isfinite(seconds):
+            return seconds
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise UsageError(
+            f"--now: not a time: {text!r} (ISO 8601 such as 2026-12-31T18:00Z, or epoch seconds)"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.timestamp()
+
+
 def cmd_due(ctx: Context) -> int:
     args = ctx.args
     if args.apply and args.waiting:
         raise UsageError("--waiting lists; --apply acts: give one")
+    now = _moment(args.now)
     engine = ctx.reader()
     if args.waiting:
-        rows = engine.waits(args.now)
+        rows = engine.waits(now)
         for row in rows:
             row["since"] = views.iso_time(row["since"])
             row["due_at"] = views.iso_time(row["due_at"])
@@ -51,7 +77,7 @@ def cmd_due(ctx: Context) -> int:
         else:
             ctx.out.line("nothing waits under a deadline")
         return EXIT_OK
-    found = engine.apply_due(args.now) if args.apply else engine.due(args.now)
+    found = engine.apply_due(now) if args.apply else engine.due(now)
     timeouts = [
         {**timeout.to_dict(), "due_at": views.iso_time(timeout.due_at)} for timeout in found
     ]

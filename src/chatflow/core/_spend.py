@@ -307,7 +307,7 @@ class SpendActions:
         outcomes: list[str | None] = []
 
         def change(state: WorkflowInstanceState) -> None:
-            outcome = deadlines.act(state, now)
+            outcome = deadlines.act(state, now, stamp=generate_timestamp())
             outcomes.append(outcome)
             if outcome is None:
                 raise _NothingDue

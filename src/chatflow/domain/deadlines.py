@@ -99,20 +99,26 @@ def _deadline_or_none(state: WorkflowInstanceState) -> str | None:
     return None if deadline is None else deadline.on_timeout
 
 
-def act(state: WorkflowInstanceState, now: float) -> str | None:
-    """Time out the instance's wait if it is (still) overdue; return the outcome, or
-    ``None`` if another process acted first or the wait ended."""
+def act(state: WorkflowInstanceState, now: float, stamp: float | None = None) -> str | None:
+    """Time out the instance's wait if it is (still) overdue at ``now``; return the
+    outcome, or ``None`` if another process acted first or the wait ended.
+
+    ``now`` judges what is due (tests and previews inject it); the events are stamped
+    ``stamp`` (the real clock), never before the instance's last change: a clock passed
+    in for judging must not date the log in the future or before its own past."""
     wait, deadline = state.wait, _deadline(state)
     if deadline is None or not overdue(wait, now) or wait is None:
         return None
     if wait["visit"] != len(state.history) - 1:
         return None
+    waited = round(now - wait["since"], 3)
+    now = max(now if stamp is None else stamp, state.updated_at)
     outcome = deadline.on_timeout
     data = {
         "outcome": outcome,
         "of": wait["of"],
         "deadline_s": deadline.seconds,
-        "waited_s": round(now - wait["since"], 3),
+        "waited_s": waited,
         "escalate_to": list(deadline.escalate_to),
     }
     if outcome == "default":

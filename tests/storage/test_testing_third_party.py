@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from chatflow.storage.spi import (
+    DAMAGE_KINDS,
     Commit,
     Event,
     Head,
@@ -156,10 +157,16 @@ def test_validate_finds_the_dict_store_complete() -> None:
     report.raise_for_failures()
     assert report.capabilities >= {"delete", "copy"}
     assert "feed" not in report.capabilities  # it keeps no change feed: those checks skip
-    assert [r.name for r in report.skipped if r.capability != "feed"] == [
-        "test_bad_ids_are_refused_and_nothing_is_written[list_instances-None]"
+    assert "damage" not in report.capabilities  # no raw_access: the damage checks skip
+    assert [r.name for r in report.skipped if r.capability not in ("feed", "damage")] == [
+        "test_bad_ids_are_refused_and_nothing_is_written[list_instances-None]",
+        "test_a_writer_killed_mid_write_loses_nothing_acknowledged",  # in-process
     ]
     assert all(r.name.startswith("test_feed") for r in report.skipped if r.capability == "feed")
+    damage = [r for r in report.results if r.capability == "damage"]
+    assert len(damage) == 2 * len(DAMAGE_KINDS)
+    assert all(r.outcome == "skipped" for r in damage)
+    assert all("not supported by DictStore" in r.message for r in damage), damage
 
 
 def test_the_store_uses_only_public_names() -> None:

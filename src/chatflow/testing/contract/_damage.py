@@ -85,7 +85,7 @@ def test_damage_is_reported_and_reads_change_no_byte(
     try:
         loaded = _outcome(fresh.load_state, iid)
         if kind in HEAD_KINDS and not isinstance(loaded, ChatFlowError):
-            assert loaded == last, "an older or edited state was read as the current one"
+            assert loaded == last, f"a damaged head read as {loaded!r}, not the last state"
         else:
             assert _is_corrupt_and_named(loaded, iid), f"a damaged log read as {loaded!r}"
         problem = fresh.verify(iid)

@@ -83,6 +83,7 @@ LOG_DAMAGE: dict[str, Damage] = {
         f"cut_inside_line_{n}_{int(f * 100)}": _cut_inside(n, f)
         for n, f in [(-1, _random.random()) for _ in range(3)] + [(2, _random.random()), (0, 0.5)]
     },
+    "cut_inside_last_line": DAMAGES["truncate_mid_event"],
     "line_repeated": _events(lambda events: events.insert(2, events[2])),
     "last_line_repeated": _events(lambda events: events.insert(-1, events[-1])),
     "lines_swapped": _swap(2, 3),
@@ -99,8 +100,7 @@ CASES = (
     + [
         (head, log)
         for head in ("missing", "garbage", "cut_half")
-        for log in ("cut_between_lines", "cut_inside_line_-1_53", "last_line_removed", "empty")
-        if log in LOG_DAMAGE
+        for log in ("cut_between_lines", "cut_inside_last_line", "last_line_removed", "empty")
     ]
 )
 

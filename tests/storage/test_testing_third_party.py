@@ -21,6 +21,8 @@ from chatflow.storage.spi import (
     Event,
     Head,
     LogTransaction,
+    RawAccess,
+    RawInstance,
     SchemaRow,
     Store,
     TaskTexts,
@@ -29,6 +31,7 @@ from chatflow.storage.spi import (
     corrupt,
     decode_json,
     is_tail_of,
+    link_problem,
     validate_id,
 )
 from chatflow.testing import StoreFactory, validate
@@ -146,6 +149,39 @@ class DictTransaction(LogTransaction):
         self.store.texts[(self.instance_id, task, version)] = json.dumps(list(texts))
 
 
+class CheckedDictStore(DictStore):
+    """The dict store with the optional capability ``damage``: raw access to its
+    strings, and reads that refuse a log whose events do not chain."""
+
+    def _read(self, instance_id: str) -> tuple[Head, list[Event]] | None:
+        found = super()._read(instance_id)
+        if found is not None:
+            problem = link_problem(found[1], list(self.logs[instance_id]))
+            if problem is not None:
+                raise corrupt(instance_id, self.where, f"event {problem[0]}: {problem[1]}")
+        return found
+
+    def raw_access(self) -> RawAccess:
+        return DictRawAccess(self)
+
+
+class DictRawAccess(RawAccess):
+    # Its head is what says the instance exists: losing it would be a delete.
+    kinds = frozenset(DAMAGE_KINDS) - {"lose_head"}
+
+    def __init__(self, store: DictStore) -> None:
+        self.store = store
+
+    def read(self, instance_id: str) -> RawInstance:
+        head = self.store.heads[instance_id].encode()
+        return RawInstance(head, tuple(line.encode() for line in self.store.logs[instance_id]))
+
+    def write(self, instance_id: str, stored: RawInstance) -> None:
+        assert stored.head is not None
+        self.store.heads[instance_id] = stored.head.decode()
+        self.store.logs[instance_id] = [event.decode() for event in stored.events]
+
+
 @pytest.fixture
 def chatflow_store_factory() -> StoreFactory:
     opened = DictStore()
@@ -195,3 +231,11 @@ def test_the_store_uses_only_public_names() -> None:
     }
     assert reached <= defined, reached - defined
     assert "chatflow.storage.spi" in Path(__file__).read_text(encoding="utf-8")
+
+
+def test_validate_finds_the_dict_store_with_raw_access_whole_under_damage() -> None:
+    report = validate(lambda folder: CheckedDictStore(), shared=True, only={"damage"})
+    report.raise_for_failures()
+    assert "damage" in report.capabilities
+    assert len(report.passed) == 2 * (len(DAMAGE_KINDS) - 1)
+    assert all("'lose_head' not supported by CheckedDictStore" in r.message for r in report.skipped)

@@ -39,7 +39,8 @@ OPTIONAL (the base class has a default; ``CAPABILITIES`` lists those a store can
   instance's stored bytes (its head and each event) behind the store's back, so
   ``chatflow.testing`` can damage it in each of the ``DAMAGE_KINDS`` its ``kinds``
   names and check what reads, ``verify`` and steps then do; absent, those checks are
-  skipped. For tests only: ChatFlow never calls it;
+  skipped (to pass them, ``_read`` refuses a log whose events do not chain:
+  ``link_problem(events, stored_texts)``). For tests only: ChatFlow never calls it;
 - ``close``: does nothing; ``where`` (a class attribute naming the store in messages)
   defaults to ``"the store"``; ``_log_where(instance_id)`` defaults to ``where``.
 
@@ -80,6 +81,7 @@ from chatflow.storage._log import (
     decode_json,
     head_status,
     is_tail_of,
+    link_problem,
     sha256_hex,
     text_sha256,
 )
@@ -231,6 +233,7 @@ __all__ = [
     "decode_json",
     "head_status",
     "is_tail_of",
+    "link_problem",
     "log_problem",
     "newest_active",
     "not_found",

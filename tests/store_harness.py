@@ -3,8 +3,9 @@
 A harness names one store's data (a folder, a database file, a PostgreSQL schema) and
 can open any number of store objects on it, in this process or a child process; it is
 picklable for that reason (except the memory harness, which is per process). The
-``corrupt_*`` and ``hold_write_lock`` helpers reach around the store, like a crashed
-disk or a stuck writer would.
+``corrupt_*``/``edit_*`` and ``hold_write_lock`` helpers reach around the store, like a
+crashed disk or a stuck writer would: a log or head through the store's own raw access
+(``chatflow.testing.damage``, the same for every store), task texts by their layout.
 """
 
 from __future__ import annotations
@@ -13,13 +14,14 @@ import contextlib
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from chatflow.storage import FileLock, FileStateStore, IWorkflowStateStore, MemoryStore
 from chatflow.storage.postgres import PostgresStore
+from chatflow.storage.spi import RawInstance
 from chatflow.storage.sqlite import SQLiteStore
 from chatflow.testing._states import increment
 
@@ -39,13 +41,32 @@ class Harness:
         """A new store object on this data; ``timeout`` bounds waits for other writers."""
         raise NotImplementedError
 
+    def _rewrite(self, instance_id: str, change: Callable[[RawInstance], RawInstance]) -> None:
+        """Change the instance's stored bytes through the store's raw access."""
+        store = self.open()
+        try:
+            access = store.raw_access()
+            access.write(instance_id, change(access.read(instance_id)))
+        finally:
+            store.close()  # (the memory harness's one store: closing it is a no-op)
+
     def corrupt_state(self, instance_id: str, text: str) -> None:
         """Replace every stored event of ``instance_id`` (its log, the truth) with ``text``."""
-        raise NotImplementedError
+        line = text.encode()
+        self._rewrite(
+            instance_id,
+            lambda raw: replace(raw, events=tuple(line + _separator(e) for e in raw.events)),
+        )
 
     def edit_head(self, instance_id: str, **fields: Any) -> None:
         """Change fields of the stored head's state, as a hand edit would."""
-        raise NotImplementedError
+
+        def edit(raw: RawInstance) -> RawInstance:
+            head = json.loads(raw.head or b"")
+            head["state"].update(fields)
+            return replace(raw, head=json.dumps(head).encode())
+
+        self._rewrite(instance_id, edit)
 
     def corrupt_artifacts(self, instance_id: str, phase: str) -> None:
         """Damage a phase's stored artifacts in a way the store can detect."""
@@ -68,16 +89,6 @@ class MemoryHarness(Harness):
     def open(self, *, timeout: float | None = None) -> IWorkflowStateStore:
         return self.store
 
-    def corrupt_state(self, instance_id: str, text: str) -> None:
-        found = self.store._instances[instance_id]
-        found.events = [text] * len(found.events)
-
-    def edit_head(self, instance_id: str, **fields: Any) -> None:
-        found = self.store._instances[instance_id]
-        head = json.loads(found.head)
-        head["state"].update(fields)
-        found.head = json.dumps(head)
-
     def corrupt_artifacts(self, instance_id: str, phase: str) -> None:
         found = self.store._instances[instance_id]
         found.texts[(phase, 1)] = found.texts[(phase, 1)].replace('"prompt"', '"tampered"')
@@ -96,17 +107,6 @@ class FileHarness(Harness):
 
     def open(self, *, timeout: float | None = None) -> IWorkflowStateStore:
         return FileStateStore(self.folder, lock_timeout=30.0 if timeout is None else timeout)
-
-    def corrupt_state(self, instance_id: str, text: str) -> None:
-        path = Path(self.folder, "instances", instance_id, "events.jsonl")
-        lines = path.read_text(encoding="utf-8").count("\n")
-        path.write_text(f"{text}\n" * lines, encoding="utf-8")
-
-    def edit_head(self, instance_id: str, **fields: Any) -> None:
-        path = Path(self.folder, "instances", f"{instance_id}.json")
-        head = json.loads(path.read_text(encoding="utf-8"))
-        head["state"].update(fields)
-        path.write_text(json.dumps(head), encoding="utf-8")
 
     def corrupt_artifacts(self, instance_id: str, phase: str) -> None:
         path = Path(self.folder, "instances", instance_id, "tasks", f"{phase}.v1.prompt.md")
@@ -136,20 +136,6 @@ class SQLiteHarness(Harness):
     def _execute(self, sql: str, params: tuple[Any, ...]) -> None:
         with contextlib.closing(sqlite3.connect(self.path, isolation_level=None)) as conn:
             conn.execute(sql, params)
-
-    def corrupt_state(self, instance_id: str, text: str) -> None:
-        self._execute("UPDATE events SET event = ? WHERE instance_id = ?", (text, instance_id))
-
-    def edit_head(self, instance_id: str, **fields: Any) -> None:
-        with contextlib.closing(sqlite3.connect(self.path, isolation_level=None)) as conn:
-            (text,) = conn.execute(
-                "SELECT head FROM heads WHERE instance_id = ?", (instance_id,)
-            ).fetchone()
-            head = json.loads(text)
-            head["state"].update(fields)
-            conn.execute(
-                "UPDATE heads SET head = ? WHERE instance_id = ?", (json.dumps(head), instance_id)
-            )
 
     def corrupt_artifacts(self, instance_id: str, phase: str) -> None:
         self._execute(
@@ -190,25 +176,6 @@ class PostgresHarness(Harness):
 
         with psycopg.connect(self.url, autocommit=True) as conn:
             conn.execute(sql.replace("{s}", f'"{self.schema}"'), params)
-
-    def corrupt_state(self, instance_id: str, text: str) -> None:
-        self.execute("UPDATE {s}.events SET event = %s WHERE instance_id = %s", (text, instance_id))
-
-    def edit_head(self, instance_id: str, **fields: Any) -> None:
-        import psycopg
-
-        with psycopg.connect(self.url, autocommit=True) as conn:
-            table = f'"{self.schema}".heads'
-            row = conn.execute(
-                f"SELECT head FROM {table} WHERE instance_id = %s", (instance_id,)
-            ).fetchone()
-            assert row is not None
-            head = json.loads(row[0])
-            head["state"].update(fields)
-            conn.execute(
-                f"UPDATE {table} SET head = %s WHERE instance_id = %s",
-                (json.dumps(head), instance_id),
-            )
 
     def corrupt_artifacts(self, instance_id: str, phase: str) -> None:
         self.execute(
@@ -255,6 +222,11 @@ def empty_postgres(conn: Any, harness: PostgresHarness) -> None:
         store.list_features()  # the first query creates the schema
         store.close()
         conn.execute(truncate)
+
+
+def _separator(event: bytes) -> bytes:
+    """What a store keeps after an event's bytes (a file's newline)."""
+    return event[len(event.rstrip(b"\n")) :]
 
 
 @contextlib.contextmanager

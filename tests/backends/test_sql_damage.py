@@ -6,11 +6,10 @@ rewritten by loading, a step, ``verify`` or ``doctor`` without ``--fix``.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import sqlite3
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,8 @@ import pytest
 
 from chatflow import CorruptStateError, WorkflowEngine
 from chatflow.errors import ChatFlowError
+from chatflow.storage.spi import RawInstance
+from chatflow.testing.damage import DAMAGES, flip
 from cli_runner import run_in_process
 from store_harness import Harness, PostgresHarness, SQLiteHarness
 
@@ -27,111 +28,50 @@ SCHEMA: dict[str, Any] = {
 }
 
 
-class Rows:
-    """Raw SQL on one store's tables (``{p}`` is the table prefix, ``?`` a parameter)."""
-
-    def __init__(self, harness: Harness) -> None:
-        self.harness = harness
-
-    @contextlib.contextmanager
-    def _cursor(self) -> Iterator[Any]:
-        if isinstance(self.harness, SQLiteHarness):
-            with contextlib.closing(sqlite3.connect(self.harness.path)) as conn, conn:
-                yield conn
-        else:
-            assert isinstance(self.harness, PostgresHarness)
-            import psycopg
-
-            with psycopg.connect(self.harness.url) as conn:
-                yield conn
-
-    def run(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
-        if isinstance(self.harness, PostgresHarness):
-            sql = sql.replace("{p}", f'"{self.harness.schema}".').replace("?", "%s")
-        else:
-            sql = sql.replace("{p}", "")
-        with self._cursor() as cursor:
-            found = cursor.execute(sql, params)
-            return list(found.fetchall()) if found.description else []
-
-    def snapshot(self, iid: str) -> tuple[list[Any], list[Any]]:
-        """Every stored row of the instance, as text."""
-        head = self.run("SELECT * FROM {p}heads WHERE instance_id = ?", (iid,))
-        events = self.run(
-            "SELECT seq, event FROM {p}events WHERE instance_id = ? ORDER BY seq", (iid,)
-        )
-        return [tuple(row) for row in head], [tuple(row) for row in events]
-
-    def event(self, iid: str, seq: int) -> str:
-        return str(
-            self.run("SELECT event FROM {p}events WHERE instance_id = ? AND seq = ?", (iid, seq))[
-                0
-            ][0]
-        )
-
-    def set_event(self, iid: str, seq: int, text: str) -> None:
-        self.run(
-            "UPDATE {p}events SET event = ? WHERE instance_id = ? AND seq = ?", (text, iid, seq)
-        )
+Damage = Callable[[RawInstance, RawInstance], RawInstance]
+"""(the instance's bytes now, its bytes after step 2) -> damaged bytes."""
 
 
-# Each damage: (rows, instance id, the head row's text after step 2) -> None.
-Damage = Callable[[Rows, str, str], None]
+def _kind(kind: str) -> Damage:
+    """One of the harness's damage kinds (``chatflow.testing.damage``)."""
+    return lambda stored, older: DAMAGES[kind](stored)
 
 
-def _same_length_edit(rows: Rows, iid: str, seq: int) -> None:
-    text = rows.event(iid, seq)
-    assert "alpha" in text
-    rows.set_event(iid, seq, text.replace("alpha", "alphb", 1))
+def _events(change: Callable[[list[bytes]], object]) -> Damage:
+    """A change to the event rows' texts (event n is the row of seq n), in place."""
+
+    def damaged(stored: RawInstance, older: RawInstance) -> RawInstance:
+        events = list(stored.events)
+        change(events)
+        return replace(stored, events=tuple(events))
+
+    return damaged
 
 
-def _last_edit(rows: Rows, iid: str) -> None:
-    text = rows.event(iid, 6)
-    assert '"beta"' in text
-    rows.set_event(iid, 6, text.replace('"beta"', '"bet4"', 1))
+def _swap(i: int, j: int) -> Callable[[list[bytes]], None]:
+    def swap(events: list[bytes]) -> None:
+        events[i], events[j] = events[j], events[i]
+
+    return swap
 
 
-def _swap(rows: Rows, iid: str, first: int, second: int) -> None:
-    one, two = rows.event(iid, first), rows.event(iid, second)
-    rows.set_event(iid, first, two)
-    rows.set_event(iid, second, one)
-
-
-DAMAGES: dict[str, Damage] = {
-    "head garbage": lambda rows, iid, _: rows.run(
-        "UPDATE {p}heads SET head = ? WHERE instance_id = ?", ('{"format": 2, "sta', iid)
-    ),
-    "head empty": lambda rows, iid, _: rows.run(
-        "UPDATE {p}heads SET head = '' WHERE instance_id = ?", (iid,)
-    ),
-    "head of an older state": lambda rows, iid, older: rows.run(
-        "UPDATE {p}heads SET head = ? WHERE instance_id = ?", (older, iid)
-    ),
-    "head row of an older state": lambda rows, iid, older: rows.run(
-        "UPDATE {p}heads SET head = ?, last_seq = 3, version = 3 WHERE instance_id = ?",
-        (older, iid),
-    ),
-    "middle event edited, same length": lambda rows, iid, _: _same_length_edit(rows, iid, 3),
-    "last event edited, same length": lambda rows, iid, _: _last_edit(rows, iid),
-    "an event not JSON": lambda rows, iid, _: rows.set_event(iid, 4, '{"hash":"'),
-    "first event deleted": lambda rows, iid, _: rows.run(
-        "DELETE FROM {p}events WHERE instance_id = ? AND seq = 1", (iid,)
-    ),
-    "middle event deleted": lambda rows, iid, _: rows.run(
-        "DELETE FROM {p}events WHERE instance_id = ? AND seq = 3", (iid,)
-    ),
-    "last event deleted": lambda rows, iid, _: rows.run(
-        "DELETE FROM {p}events WHERE instance_id = ? AND seq = 6", (iid,)
-    ),
-    "an event duplicated over the next": lambda rows, iid, _: rows.set_event(
-        iid, 4, rows.event(iid, 3)
-    ),
-    "last event duplicated after it": lambda rows, iid, _: rows.run(
-        "INSERT INTO {p}events (instance_id, seq, event) VALUES (?, 7, ?)",
-        (iid, rows.event(iid, 6)),
-    ),
-    "two middle events swapped": lambda rows, iid, _: _swap(rows, iid, 2, 3),
-    "the last two events swapped": lambda rows, iid, _: _swap(rows, iid, 5, 6),
+DAMAGES_DONE: dict[str, Damage] = {
+    "head garbage": _kind("garble_head"),
+    "head empty": lambda stored, older: replace(stored, head=b""),
+    "head of an older state": lambda stored, older: replace(stored, head=older.head),
+    "head row of an older state": lambda stored, older: replace(stored, head=older.head),
+    "middle event edited, same length": _kind("flip_byte"),
+    "last event edited, same length": _events(lambda e: e.__setitem__(-1, flip(e[-1]))),
+    "middle event edited and resealed": _kind("reseal_event"),
+    "an event not JSON": _events(lambda e: e.__setitem__(3, b'{"hash":"')),
+    "first event deleted": _events(lambda e: e.__delitem__(0)),
+    "middle event deleted": _events(lambda e: e.__delitem__(2)),
+    "last event deleted": _kind("drop_last_event"),
+    "the log cut inside its last event": _kind("truncate_mid_event"),
+    "an event duplicated over the next": _events(lambda e: e.__setitem__(3, e[2])),
+    "last event duplicated after it": _events(lambda e: e.append(e[-1])),
+    "two middle events swapped": _kind("reorder_events"),
+    "the last two events swapped": _events(_swap(-1, -2)),
 }
 
 
@@ -156,29 +96,34 @@ def _doctor(harness: Harness) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.mark.parametrize("damage", list(DAMAGES))
+@pytest.mark.parametrize("damage", list(DAMAGES_DONE))
 def test_damaged_rows_are_reported_and_never_rewritten(harness: Harness, damage: str) -> None:
-    rows = Rows(harness)
     store = harness.open()
     try:
         engine = WorkflowEngine(store=store)
         iid = engine.start_workflow_instance(SCHEMA, {}, "feat_damage")
         engine.trigger_next_step(iid, {"note": "first"})
         engine.trigger_next_step(iid, {"note": "alpha"})
-        older = rows.run("SELECT head FROM {p}heads WHERE instance_id = ?", (iid,))[0][0]
+        older = store.raw_access().read(iid)
         engine.record_task_artifacts(iid, "the prompt", "the response", phase_name="code")
         engine.trigger_next_step(iid, {"note": "beta"})
         last = store.load_state(iid)
         assert last is not None and engine.verify(iid) is None
         # created, two steps, the artifact and its history entry, a step
-        assert [seq for seq, _ in rows.snapshot(iid)[1]] == [1, 2, 3, 4, 5, 6]
+        stored = store.raw_access().read(iid)
+        assert len(stored.events) == 6
+        store.raw_access().write(iid, DAMAGES_DONE[damage](stored, older))
+        if damage == "head row of an older state":  # its columns too, not only its JSON
+            _execute(
+                harness, "UPDATE {s}heads SET last_seq = 3, version = 3 WHERE instance_id = ?", iid
+            )
     finally:
         store.close()
-    DAMAGES[damage](rows, iid, older)
-    damaged = rows.snapshot(iid)
 
     fresh = harness.open()
     try:
+        raw = fresh.raw_access()
+        damaged = raw.read(iid)
         engine = WorkflowEngine(store=fresh)
         for loaded in (
             _outcome(lambda: fresh.load_state(iid)),
@@ -190,21 +135,29 @@ def test_damaged_rows_are_reported_and_never_rewritten(harness: Harness, damage:
                 assert loaded == last, "an older or altered state was returned as current"
         problem = fresh.verify(iid)
         assert problem is not None and problem.instance_id == iid
-        assert rows.snapshot(iid) == damaged
+        assert raw.read(iid) == damaged
         doctor = _doctor(harness)
         assert doctor.returncode == 1, doctor.stdout + doctor.stderr
         assert iid in doctor.stdout
-        assert rows.snapshot(iid) == damaged
+        assert raw.read(iid) == damaged
         stepped = _outcome(lambda: engine.trigger_next_step(iid, {"note": "after the damage"}))
         if isinstance(stepped, ChatFlowError):
             assert isinstance(stepped, CorruptStateError) and iid in str(stepped), repr(stepped)
-            assert rows.snapshot(iid) == damaged
+            assert raw.read(iid) == damaged
         else:  # a step may follow an intact tail; the damage before it stays, and is reported
-            events = dict(rows.snapshot(iid)[1])
-            assert all(events.get(seq) == text for seq, text in damaged[1])
+            assert raw.read(iid).events[: len(damaged.events)] == damaged.events
             assert fresh.verify(iid) is not None
     finally:
         fresh.close()
+
+
+def _execute(harness: Harness, sql: str, *params: Any) -> None:
+    """One statement on the store's tables behind its back (``{s}``: their schema)."""
+    if isinstance(harness, PostgresHarness):
+        harness.execute(sql.replace("{s}", "{s}.").replace("?", "%s"), params)
+    else:
+        assert isinstance(harness, SQLiteHarness)
+        harness._execute(sql.replace("{s}", ""), params)
 
 
 def _outcome(call: Callable[[], Any]) -> Any:

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from chatflow.storage import MemoryStore
+from chatflow import CorruptStateError
+from chatflow.storage import FileStateStore, IWorkflowStateStore, MemoryStore, SQLiteStore
 from chatflow.storage.spi import (
+    DAMAGE_KINDS,
     Commit,
     Event,
     Head,
@@ -20,6 +23,7 @@ from chatflow.storage.spi import (
     capabilities,
 )
 from chatflow.testing import contract, validate
+from store_harness import PostgresHarness, empty_postgres
 
 BROKEN_STORE = '''
 import pytest
@@ -145,8 +149,11 @@ def test_validate_skips_the_optional_capabilities_a_store_lacks() -> None:
     report = validate(lambda folder: NoCopyStore(), shared=True)
     assert report.ok, str(report)
     skipped = {result.capability for result in report.skipped if not result.required}
-    assert skipped == {"delete", "copy", "feed"}
-    assert all("optional capability" in r.message for r in report.skipped if not r.required)
+    assert skipped == {"delete", "copy", "feed", "damage"}
+    lacking = [r for r in report.skipped if not r.required and r.capability != "damage"]
+    assert all("optional capability" in r.message for r in lacking)
+    # It has raw access (a memory store's), but its head is its existence: never lost.
+    assert {r.name for r in report.skipped if r.capability == "damage"} == LOSE_HEAD
     assert {r.capability for r in report.passed} >= {"states", "artifacts", "features"}
     assert report.capabilities == capabilities(NoCopyStore())
 
@@ -165,3 +172,63 @@ def test_validate_reports_each_failure_with_its_message() -> None:
     with pytest.raises(AssertionError, match="test_features_are_sorted_and_separate"):
         report.raise_for_failures()
     assert "FAILED  features: test_features_are_sorted_and_separate" in str(report)
+
+
+LOSE_HEAD = {
+    "test_damage_is_reported_and_reads_change_no_byte[lose_head]",
+    "test_a_step_after_damage_keeps_every_damaged_byte[lose_head]",
+}
+
+
+def _postgres(request: pytest.FixtureRequest) -> Callable[[Path], IWorkflowStateStore]:
+    """PostgreSQL stores on this test's schema, emptied for each check's new folder (a
+    schema per check would cost more than the checks)."""
+    harness: PostgresHarness = request.getfixturevalue("pg_harness")
+    admin = request.getfixturevalue("pg_admin")
+    emptied: set[Path] = set()
+
+    def opener(folder: Path) -> IWorkflowStateStore:
+        if folder not in emptied:
+            emptied.add(folder)
+            empty_postgres(admin, harness)
+        return harness.open()
+
+    return opener
+
+
+@pytest.mark.parametrize("kind", ["file", "sqlite", "postgres"])
+def test_validate_damages_our_stores_in_every_way_they_can_hold(
+    request: pytest.FixtureRequest, kind: str
+) -> None:
+    openers: dict[str, Callable[[Path], IWorkflowStateStore]] = {
+        "file": lambda folder: FileStateStore(folder / ".chatflow"),
+        "sqlite": lambda folder: SQLiteStore(folder / "state.db"),
+    }
+    report = validate(openers.get(kind) or _postgres(request), only={"damage"})
+    report.raise_for_failures()
+    assert "damage" in report.capabilities
+    skipped = {result.name for result in report.skipped}
+    assert skipped == (set() if kind == "file" else LOSE_HEAD)  # its heads row is its index
+    ran = {r.name.partition("[")[2] for r in report.passed}
+    assert ran == {f"{name}]" for name in DAMAGE_KINDS} - ({"lose_head]"} if skipped else set())
+
+
+class HidingStore(SQLiteStore):
+    """Reads damage as absence: what the damage checks exist to catch."""
+
+    def load_state(self, instance_id: str) -> dict[str, Any] | None:
+        try:
+            return super().load_state(instance_id)
+        except CorruptStateError:
+            return None
+
+
+def test_validate_fails_a_store_that_reads_damage_as_absent() -> None:
+    report = validate(lambda folder: HidingStore(folder / "state.db"), only={"damage"})
+    failed = {result.name.partition("[")[2][:-1]: result.message for result in report.failed}
+    assert set(failed) == set(DAMAGE_KINDS) - {"lose_head"}, str(report)  # (not held)
+    assert all("read as None" in message for message in failed.values())
+    assert {r.name for r in report.passed} == {  # its steps still refuse damage
+        f"test_a_step_after_damage_keeps_every_damaged_byte[{kind}]"
+        for kind in set(DAMAGE_KINDS) - {"lose_head"}
+    }

@@ -16,10 +16,13 @@ from typing import Any
 import pytest
 
 from chatflow.storage.spi import (
+    DAMAGE_KINDS,
     Commit,
     Event,
     Head,
     LogTransaction,
+    RawAccess,
+    RawInstance,
     SchemaRow,
     Store,
     TaskTexts,
@@ -28,6 +31,7 @@ from chatflow.storage.spi import (
     corrupt,
     decode_json,
     is_tail_of,
+    link_problem,
     validate_id,
 )
 from chatflow.testing import StoreFactory, validate
@@ -145,6 +149,39 @@ class DictTransaction(LogTransaction):
         self.store.texts[(self.instance_id, task, version)] = json.dumps(list(texts))
 
 
+class CheckedDictStore(DictStore):
+    """The dict store with the optional capability ``damage``: raw access to its
+    strings, and reads that refuse a log whose events do not chain."""
+
+    def _read(self, instance_id: str) -> tuple[Head, list[Event]] | None:
+        found = super()._read(instance_id)
+        if found is not None:
+            problem = link_problem(found[1], list(self.logs[instance_id]))
+            if problem is not None:
+                raise corrupt(instance_id, self.where, f"event {problem[0]}: {problem[1]}")
+        return found
+
+    def raw_access(self) -> RawAccess:
+        return DictRawAccess(self)
+
+
+class DictRawAccess(RawAccess):
+    # Its head is what says the instance exists: losing it would be a delete.
+    kinds = frozenset(DAMAGE_KINDS) - {"lose_head"}
+
+    def __init__(self, store: DictStore) -> None:
+        self.store = store
+
+    def read(self, instance_id: str) -> RawInstance:
+        head = self.store.heads[instance_id].encode()
+        return RawInstance(head, tuple(line.encode() for line in self.store.logs[instance_id]))
+
+    def write(self, instance_id: str, stored: RawInstance) -> None:
+        assert stored.head is not None
+        self.store.heads[instance_id] = stored.head.decode()
+        self.store.logs[instance_id] = [event.decode() for event in stored.events]
+
+
 @pytest.fixture
 def chatflow_store_factory() -> StoreFactory:
     opened = DictStore()
@@ -156,10 +193,16 @@ def test_validate_finds_the_dict_store_complete() -> None:
     report.raise_for_failures()
     assert report.capabilities >= {"delete", "copy"}
     assert "feed" not in report.capabilities  # it keeps no change feed: those checks skip
-    assert [r.name for r in report.skipped if r.capability != "feed"] == [
-        "test_bad_ids_are_refused_and_nothing_is_written[list_instances-None]"
+    assert "damage" not in report.capabilities  # no raw_access: the damage checks skip
+    assert [r.name for r in report.skipped if r.capability not in ("feed", "damage")] == [
+        "test_bad_ids_are_refused_and_nothing_is_written[list_instances-None]",
+        "test_a_writer_killed_mid_write_loses_nothing_acknowledged",  # in-process
     ]
     assert all(r.name.startswith("test_feed") for r in report.skipped if r.capability == "feed")
+    damage = [r for r in report.results if r.capability == "damage"]
+    assert len(damage) == 2 * len(DAMAGE_KINDS)
+    assert all(r.outcome == "skipped" for r in damage)
+    assert all("not supported by DictStore" in r.message for r in damage), damage
 
 
 def test_the_store_uses_only_public_names() -> None:
@@ -188,3 +231,11 @@ def test_the_store_uses_only_public_names() -> None:
     }
     assert reached <= defined, reached - defined
     assert "chatflow.storage.spi" in Path(__file__).read_text(encoding="utf-8")
+
+
+def test_validate_finds_the_dict_store_with_raw_access_whole_under_damage() -> None:
+    report = validate(lambda folder: CheckedDictStore(), shared=True, only={"damage"})
+    report.raise_for_failures()
+    assert "damage" in report.capabilities
+    assert len(report.passed) == 2 * (len(DAMAGE_KINDS) - 1)
+    assert all("'lose_head' not supported by CheckedDictStore" in r.message for r in report.skipped)

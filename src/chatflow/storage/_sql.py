@@ -36,6 +36,7 @@ from chatflow._validation import validate_id
 from chatflow.errors import CorruptStateError
 from chatflow.storage import _log
 from chatflow.storage._log import Event, Head
+from chatflow.storage._raw import RawAccess
 from chatflow.storage.base import (
     FeatureCounts,
     InstanceSummary,
@@ -312,6 +313,12 @@ class SQLStore(IWorkflowStateStore):
 
     def _log_where(self, instance_id: str) -> str:
         return f"table {self.prefix}events of {self.where}"
+
+    def raw_access(self) -> RawAccess:
+        """The head column's and each event row's text (capability ``damage``)."""
+        from chatflow.storage._raw_sql import SQLRawAccess  # noqa: PLC0415 - tests only
+
+        return SQLRawAccess(self)
 
     def events_since(
         self,

@@ -24,7 +24,7 @@ import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from chatflow._validation import check_json_value, copy_json, id_problem, validate_id
 from chatflow.domain.counts import StatusCount as StatusCount  # noqa: PLC0414 - re-exported
@@ -41,6 +41,9 @@ from chatflow.storage import _log
 from chatflow.storage._heads import HeadCache
 from chatflow.storage._log import Event, Head
 from chatflow.storage.feed import FeedPage
+
+if TYPE_CHECKING:
+    from chatflow.storage._raw import RawAccess
 
 StateDict = dict[str, Any]
 Mutation = Callable[[StateDict], StateDict]
@@ -830,6 +833,15 @@ class IWorkflowStateStore(ABC):
             if not page.events:
                 return page.cursor
             cursor = page.cursor
+
+    def raw_access(self) -> RawAccess:
+        """The stored bytes of instances, to damage them behind the store's back: for
+        ``chatflow.testing``'s damage checks only (capability ``damage``; ChatFlow never
+        calls it). Stores without it refuse with ``UnsupportedOperationError``."""
+        raise UnsupportedOperationError(
+            f"{type(self).__name__} gives no raw access to its instances (damage checks)",
+            operation="raw_access",
+        )
 
     def close(self) -> None:  # noqa: B027 - optional hook; most stores hold nothing to release
         """Release connections or handles; the store is unusable afterwards."""

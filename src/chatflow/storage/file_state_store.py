@@ -66,6 +66,7 @@ from chatflow.storage._file_transaction import (
     old_task_names,
 )
 from chatflow.storage._log import Event, Head
+from chatflow.storage._raw import RawAccess
 from chatflow.storage.base import (
     FeatureCounts,
     IWorkflowStateStore,
@@ -564,6 +565,12 @@ class FileStateStore(IWorkflowStateStore):
                 if isinstance(record, dict):
                     found.append(record)
         return found
+
+    def raw_access(self) -> RawAccess:
+        """The head file's and each log line's bytes (capability ``damage``)."""
+        from chatflow.storage._raw_file import FileRawAccess  # noqa: PLC0415 - tests only
+
+        return FileRawAccess(self)
 
     def moved_aside(self) -> list[str]:
         """Every file or folder kept in the quarantine folder, sorted."""

@@ -19,6 +19,7 @@ from typing import Any
 from chatflow._validation import validate_id
 from chatflow.storage import _log
 from chatflow.storage._log import Event, Head
+from chatflow.storage._raw import RawAccess
 from chatflow.storage.base import (
     FeatureCounts,
     IWorkflowStateStore,
@@ -79,8 +80,16 @@ class MemoryStore(IWorkflowStateStore):
             found = self._instances.get(instance_id)
             if found is None or not found.head:
                 return None
-            head, events = found.head, list(found.events)
-        return self._head(instance_id, head), [self._decode(instance_id, e) for e in events]
+            head, texts = found.head, list(found.events)
+        events = [self._decode(instance_id, text) for text in texts]
+        broken = _log.link_problem(events, texts)  # an edited or moved event: never data
+        if broken is not None:
+            seq, problem = broken
+            where = self.where
+            raise _log.corrupt(
+                instance_id, where, f"event {seq}: {problem}", seq=seq, reason=problem
+            )
+        return self._head(instance_id, head), events
 
     def _read_head(self, instance_id: str) -> Head | None:
         with self._lock:
@@ -214,6 +223,12 @@ class MemoryStore(IWorkflowStateStore):
     def feed_end(self) -> str:
         with self._lock:
             return make_cursor(self._epoch, len(self._feed))
+
+    def raw_access(self) -> RawAccess:
+        """The encoded head and events it keeps (capability ``damage``)."""
+        from chatflow.storage._raw_memory import MemoryRawAccess  # noqa: PLC0415 - tests only
+
+        return MemoryRawAccess(self)
 
     def put_schema(
         self, name: str, version: int | str, content_hash: str, schema: dict[str, Any]

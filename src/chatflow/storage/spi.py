@@ -35,6 +35,12 @@ OPTIONAL (the base class has a default; ``CAPABILITIES`` lists those a store can
 - ``list_feature_summaries``, ``list_instances``, ``list_instance_ids``,
   ``get_current_task_id_for_feature``, ``read_log``, ``install_log``: built on the
   required primitives;
+- ``raw_access`` (capability ``damage``): a ``RawAccess`` reading and overwriting an
+  instance's stored bytes (its head and each event) behind the store's back, so
+  ``chatflow.testing`` can damage it in each of the ``DAMAGE_KINDS`` its ``kinds``
+  names and check what reads, ``verify`` and steps then do; absent, those checks are
+  skipped (to pass them, ``_read`` refuses a log whose events do not chain:
+  ``link_problem(events, stored_texts)``). For tests only: ChatFlow never calls it;
 - ``close``: does nothing; ``where`` (a class attribute naming the store in messages)
   defaults to ``"the store"``; ``_log_where(instance_id)`` defaults to ``where``.
 
@@ -75,10 +81,12 @@ from chatflow.storage._log import (
     decode_json,
     head_status,
     is_tail_of,
+    link_problem,
     sha256_hex,
     text_sha256,
 )
 from chatflow.storage._open import open_store, register_store_scheme
+from chatflow.storage._raw import DAMAGE_KINDS, HEAD_KINDS, RawAccess, RawInstance
 from chatflow.storage.base import (
     FeatureCounts,
     InstanceLog,
@@ -155,6 +163,13 @@ CAPABILITIES: tuple[Capability, ...] = (
         "events_since (watch, the page's live update, webhooks) is refused with StorageError",
         overrides("events_since"),
     ),
+    Capability(
+        "damage",
+        False,
+        ("raw_access",),
+        "the damage checks (reads, verify and steps after a damaged log or head) are skipped",
+        overrides("raw_access"),
+    ),
 )
 """Every capability the contract knows, required first. To add one (say a change
 feed), append a ``Capability`` and tag its checks with ``chatflow.testing.requires``."""
@@ -180,6 +195,8 @@ def capabilities(store: IWorkflowStateStore) -> frozenset[str]:
 
 __all__ = [
     "CAPABILITIES",
+    "DAMAGE_KINDS",
+    "HEAD_KINDS",
     "Capability",
     "ChatFlowError",
     "Commit",
@@ -197,6 +214,8 @@ __all__ = [
     "LogTransaction",
     "Mutation",
     "Problem",
+    "RawAccess",
+    "RawInstance",
     "SchemaRow",
     "StateDict",
     "StatusCount",
@@ -214,6 +233,7 @@ __all__ = [
     "decode_json",
     "head_status",
     "is_tail_of",
+    "link_problem",
     "log_problem",
     "newest_active",
     "not_found",

@@ -21,8 +21,11 @@ is done when it passes it too. Two ways to run it, neither needs a command line:
 Checks are grouped by capability (``chatflow.storage.spi.CAPABILITIES``): a store that
 lacks an optional one (detected from the store, or by its ``UnsupportedOperationError``)
 skips that group. ``chatflow.testing.races`` and ``chatflow.testing.kills`` race
-processes through a store and kill writers mid-write. The library itself never imports
-this package, nor pytest.
+processes through a store and kill writers mid-write; ``chatflow.testing.damage``
+damages a stored instance in each of ``spi.DAMAGE_KINDS`` through the store's
+``raw_access()`` (capability ``damage``), for the checks that damage is reported and
+never repaired by losing a byte. The library itself never imports this package, nor
+pytest.
 """
 
 from __future__ import annotations

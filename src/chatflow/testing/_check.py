@@ -128,7 +128,9 @@ def requires(name: str) -> Callable[[F], F]:
         def run(*args: Any, **kwargs: Any) -> Any:
             store = kwargs.get("store")
             if not wanted.required and store is not None and name not in capabilities(store):
-                skip(f"optional capability {name!r} missing")
+                skip(
+                    f"optional capability {name!r} missing: not supported by {type(store).__name__}"
+                )
             try:
                 return check(*args, **kwargs)
             except UnsupportedOperationError as error:

@@ -16,11 +16,13 @@ from chatflow.testing.contract import (
     _artifacts,
     _bad_input,
     _copying,
+    _damage,
     _delete,
     _event_log,
     _feature_counts,
     _feature_index,
     _feed,
+    _kills,
     _rollup_and_text,
     _round_trip,
     _threads,
@@ -31,11 +33,13 @@ from chatflow.testing.contract import (
 from chatflow.testing.contract._artifacts import *  # noqa: F403
 from chatflow.testing.contract._bad_input import *  # noqa: F403
 from chatflow.testing.contract._copying import *  # noqa: F403
+from chatflow.testing.contract._damage import *  # noqa: F403
 from chatflow.testing.contract._delete import *  # noqa: F403
 from chatflow.testing.contract._event_log import *  # noqa: F403
 from chatflow.testing.contract._feature_counts import *  # noqa: F403
 from chatflow.testing.contract._feature_index import *  # noqa: F403
 from chatflow.testing.contract._feed import *  # noqa: F403
+from chatflow.testing.contract._kills import *  # noqa: F403
 from chatflow.testing.contract._rollup_and_text import *  # noqa: F403
 from chatflow.testing.contract._round_trip import *  # noqa: F403
 from chatflow.testing.contract._threads import *  # noqa: F403
@@ -58,6 +62,8 @@ MODULES = (
     _update_state,
     _values,
     _workflows,
+    _damage,
+    _kills,
 )
 """The capability modules, one spec each (``_fixtures`` holds only the ``store`` fixture)."""
 

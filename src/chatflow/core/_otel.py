@@ -129,7 +129,11 @@ def traced(
         if not span.is_recording():  # no provider configured: the API's no-op tracer
             return commit(change)[0]
         seen = _Seen(change)
-        state, seq = commit(seen)
+        try:
+            state, seq = commit(seen)
+        except BaseException:
+            span.set_attributes(seen.before())  # where the refused action found it
+            raise
         span.set_attributes(seen.attributes(state, seq))
         return state
 
@@ -140,13 +144,15 @@ def created(
     state: WorkflowInstanceState,
     create: Callable[[], None],
     extra: Mapping[str, str | int] | None = None,
+    origin: str | None = None,
 ) -> None:
-    """Store a new instance (``create``) inside one ``chatflow.<action>`` span."""
+    """Store a new instance (``create``) inside one ``chatflow.<action>`` span; a fork
+    names its ``origin`` (the parent instance), whose trace the span links to."""
     tracer = tracing.tracer()
     if tracer is None:
         create()
         return
-    with _span(tracer, action, state.instance_id) as span:
+    with _span(tracer, action, state.instance_id, origin) as span:
         create()
         if span.is_recording():
             attributes = {**_state_attributes(state, 1), **(extra or {})}
@@ -155,11 +161,15 @@ def created(
 
 
 @contextlib.contextmanager
-def _span(tracer: Tracer, action: str, instance_id: str) -> Iterator[Span]:
+def _span(
+    tracer: Tracer, action: str, instance_id: str, origin: str | None = None
+) -> Iterator[Span]:
     """A current span for one action; a ``ChatFlowError`` (or any failure) sets status
     ERROR, records the exception and propagates unchanged."""
     trace = api()
     context, links = _placement(trace, instance_id)
+    if origin is not None:
+        links.append(trace.Link(_instance_context(trace, origin), {INSTANCE: origin}))
     with tracer.start_as_current_span(
         f"chatflow.{action}",
         context=context,
@@ -181,13 +191,18 @@ def _span(tracer: Tracer, action: str, instance_id: str) -> Iterator[Span]:
 def _placement(trace: ModuleType, instance_id: str) -> tuple[Any, list[Any]]:
     """Where the span goes: under the application's current span (linked to the
     instance's trace), or, with none, in the instance's own trace."""
-    trace_id, span_id = instance_ids(instance_id)
-    own = trace.SpanContext(
-        trace_id, span_id, is_remote=True, trace_flags=trace.TraceFlags(trace.TraceFlags.SAMPLED)
-    )
+    own = _instance_context(trace, instance_id)
     if trace.get_current_span().get_span_context().is_valid:
         return None, [trace.Link(own, {INSTANCE: instance_id})]
     return trace.set_span_in_context(trace.NonRecordingSpan(own)), []
+
+
+def _instance_context(trace: ModuleType, instance_id: str) -> Any:
+    """The span context standing for the instance (the parent of its trace; sampled, so
+    a parent-based sampler keeps its spans: see docs/observability.md)."""
+    trace_id, span_id = instance_ids(instance_id)
+    flags = trace.TraceFlags(trace.TraceFlags.SAMPLED)
+    return trace.SpanContext(trace_id, span_id, is_remote=True, trace_flags=flags)
 
 
 def _failed(trace: ModuleType, span: Span, error: BaseException) -> None:
@@ -205,10 +220,21 @@ class _Seen:
         self._change = change
         self.phase = ""
         self.first = 0
+        self.found: dict[str, Any] = {}
 
     def __call__(self, state: WorkflowInstanceState) -> None:
         self.phase, self.first = state.current_phase, len(state.events)
+        self.found = {
+            "chatflow.feature_id": state.feature_id,
+            "chatflow.workflow": state.workflow_name,
+            "chatflow.phase.before": state.current_phase,
+            "chatflow.status": str(state.status.value),
+        }
         self._change(state)
+
+    def before(self) -> dict[str, Any]:
+        """What the instance was when the action started (nothing if never read)."""
+        return self.found
 
     def attributes(self, state: WorkflowInstanceState, seq: int) -> dict[str, Any]:
         found = _state_attributes(state, seq)

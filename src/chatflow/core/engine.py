@@ -429,7 +429,7 @@ class WorkflowEngine(HumanActions, SpendActions):
             self._commit(instance_id)(note)
 
         origin = {"chatflow.fork.parent_instance_id": instance_id, "chatflow.fork.at": index}
-        _otel.created(self._tracing, "fork", child, create, origin)
+        _otel.created(self._tracing, "fork", child, create, origin, origin=instance_id)
         return child.instance_id
 
     def _inherited_artifacts(

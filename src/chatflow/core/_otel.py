@@ -17,12 +17,12 @@ docs/observability.md lists every span and attribute.
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import hashlib
 import importlib
 import os
 import sys
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
@@ -54,6 +54,7 @@ class Tracing:
 
     def __init__(self, setting: bool | TracerProvider | None) -> None:
         self._setting = setting
+        self._provider: object = None
         self._tracer: Tracer | None = None
         self._mode = "unresolved"
         if setting is True:
@@ -71,20 +72,23 @@ class Tracing:
 
     def tracer(self) -> Tracer | None:
         """The tracer for this action, or ``None`` when not tracing (the hot path: a
-        dictionary lookup when OpenTelemetry is not loaded)."""
-        if self._tracer is not None:
-            return self._tracer
+        dictionary lookup when OpenTelemetry is not loaded, a type check when it is
+        but no provider was configured)."""
         if self._mode == "unresolved":
             self._mode = _mode_from_env()
         if self._mode == "off" or (self._mode == "auto" and API not in sys.modules):
             return None
-        trace = api()
-        if self._mode == "given":
-            provider: Any = self._setting
-            self._tracer = provider.get_tracer(SCOPE)
-        else:  # a proxy until the application sets its provider, then the real one
-            self._tracer = trace.get_tracer(SCOPE)
+        provider: Any = self._setting if self._mode == "given" else api().get_tracer_provider()
+        if provider is not self._provider:  # the global one is set once, maybe later
+            self._provider = provider
+            self._tracer = None if _no_op(provider) else provider.get_tracer(SCOPE)
         return self._tracer
+
+
+def _no_op(provider: object) -> bool:
+    """Whether ``provider`` is the API's stand-in (none configured yet) or its no-op."""
+    trace = api()
+    return isinstance(provider, (trace.ProxyTracerProvider, trace.NoOpTracerProvider))
 
 
 def _mode_from_env() -> str:
@@ -125,14 +129,17 @@ def traced(
     tracer = tracing.tracer()
     if tracer is None:
         return commit(change)[0]
-    with _span(tracer, action, instance_id) as span:
-        if not span.is_recording():  # no provider configured: the API's no-op tracer
+    trace = api()
+    span = _start(trace, tracer, action, instance_id)
+    with trace.use_span(span, True, record_exception=False, set_status_on_exception=False):
+        if not span.is_recording():  # no provider, or sampled out: nothing to fill in
             return commit(change)[0]
         seen = _Seen(change)
         try:
             state, seq = commit(seen)
-        except BaseException:
+        except BaseException as error:
             span.set_attributes(seen.before())  # where the refused action found it
+            _ended_by(trace, span, error)
             raise
         span.set_attributes(seen.attributes(state, seq))
         return state
@@ -152,57 +159,62 @@ def created(
     if tracer is None:
         create()
         return
-    with _span(tracer, action, state.instance_id, origin) as span:
-        create()
+    trace = api()
+    span = _start(trace, tracer, action, state.instance_id, origin)
+    with trace.use_span(span, True, record_exception=False, set_status_on_exception=False):
+        try:
+            create()
+        except BaseException as error:
+            _ended_by(trace, span, error)
+            raise
         if span.is_recording():
             attributes = {**_state_attributes(state, 1), **(extra or {})}
             attributes.update(_event_attributes(state.events))
             span.set_attributes(attributes)
 
 
-@contextlib.contextmanager
-def _span(
-    tracer: Tracer, action: str, instance_id: str, origin: str | None = None
-) -> Iterator[Span]:
-    """A current span for one action; a ``ChatFlowError`` (or any failure) sets status
-    ERROR, records the exception and propagates unchanged."""
-    trace = api()
-    context, links = _placement(trace, instance_id)
+def _start(
+    trace: ModuleType, tracer: Tracer, action: str, instance_id: str, origin: str | None = None
+) -> Span:
+    """The span of one action: under the application's current span (linked to the
+    instance's trace), or, with none current, in the instance's own trace."""
+    own = _instance_context(instance_id)
+    links = []
+    context = None
+    if trace.get_current_span().get_span_context().is_valid:
+        links.append(trace.Link(own, {INSTANCE: instance_id}))
+    else:
+        context = trace.set_span_in_context(trace.NonRecordingSpan(own))
     if origin is not None:
-        links.append(trace.Link(_instance_context(trace, origin), {INSTANCE: origin}))
-    with tracer.start_as_current_span(
+        links.append(trace.Link(_instance_context(origin), {INSTANCE: origin}))
+    return tracer.start_span(
         f"chatflow.{action}",
         context=context,
         links=links,
         attributes={INSTANCE: instance_id},
         record_exception=False,
         set_status_on_exception=False,
-    ) as span:
-        try:
-            yield span
-        except NoChange:
-            span.set_attribute("chatflow.changed", False)
-            raise
-        except BaseException as error:
-            _failed(trace, span, error)
-            raise
+    )
 
 
-def _placement(trace: ModuleType, instance_id: str) -> tuple[Any, list[Any]]:
-    """Where the span goes: under the application's current span (linked to the
-    instance's trace), or, with none, in the instance's own trace."""
-    own = _instance_context(trace, instance_id)
-    if trace.get_current_span().get_span_context().is_valid:
-        return None, [trace.Link(own, {INSTANCE: instance_id})]
-    return trace.set_span_in_context(trace.NonRecordingSpan(own)), []
-
-
-def _instance_context(trace: ModuleType, instance_id: str) -> Any:
+@functools.lru_cache(maxsize=1024)
+def _instance_context(instance_id: str) -> Any:
     """The span context standing for the instance (the parent of its trace; sampled, so
     a parent-based sampler keeps its spans: see docs/observability.md)."""
+    trace = api()
     trace_id, span_id = instance_ids(instance_id)
     flags = trace.TraceFlags(trace.TraceFlags.SAMPLED)
     return trace.SpanContext(trace_id, span_id, is_remote=True, trace_flags=flags)
+
+
+def _ended_by(trace: ModuleType, span: Span, error: BaseException) -> None:
+    """A change that chose to write nothing is noted; any other exception (a
+    ``ChatFlowError`` or a failure) makes the span an ERROR, recorded; the caller
+    re-raises it unchanged."""
+    if isinstance(error, NoChange):
+        span.set_attribute("chatflow.changed", False)
+    else:
+        _failed(trace, span, error)
 
 
 def _failed(trace: ModuleType, span: Span, error: BaseException) -> None:
@@ -262,7 +274,7 @@ def _state_attributes(state: WorkflowInstanceState, seq: int) -> dict[str, Any]:
 
 def _event_attributes(events: Sequence[WorkflowEvent]) -> dict[str, Any]:
     """The kinds of the events the action appended, who acted, and what it spent."""
-    found: dict[str, Any] = {"chatflow.events": [str(event.kind) for event in events]}
+    found: dict[str, Any] = {"chatflow.events": [event.kind.value for event in events]}
     actor = next((event.actor for event in events if event.actor), None)
     if actor is not None:
         found["chatflow.actor"] = actor

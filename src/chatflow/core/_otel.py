@@ -103,6 +103,9 @@ def _mode_from_env() -> str:
 
 def api() -> ModuleType:
     """``opentelemetry.trace``, or a ``ChatFlowError`` saying what to install."""
+    loaded = sys.modules.get(API)  # once per action: the import machinery only once
+    if loaded is not None:
+        return loaded
     try:
         return importlib.import_module(API)
     except ImportError:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import importlib
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -107,9 +106,10 @@ def api() -> ModuleType:
     if loaded is not None:
         return loaded
     try:
-        return importlib.import_module(API)
+        from opentelemetry import trace  # noqa: PLC0415 - the optional extra, when asked
     except ImportError:
         raise ChatFlowError(INSTALL) from None
+    return trace
 
 
 def instance_ids(instance_id: str) -> tuple[int, int]:

@@ -5,14 +5,14 @@ made by ``start_workflow_instance`` or ``fork``; those run through ``traced`` an
 ``created`` here, so each action (a step, an approval, a usage record, a timeout acted
 on ...) is one span named ``chatflow.<action>`` and no public method knows about
 tracing. A run that lasts days is a series of short spans, tied together by the
-``chatflow.instance_id`` attribute and by one trace per instance (``instance_context``).
+``chatflow.instance_id`` attribute and by one trace per instance (``instance_ids``).
 
 ChatFlow never imports OpenTelemetry on its own (no import cost, nothing at all when it
 is not installed): by default (``tracing=None``, ``CHATFLOW_OTEL`` unset) it traces
 only once the application has imported ``opentelemetry.trace``, which configuring a
-tracer provider (in code or with ``opentelemetry-instrument``) always does. Without a
-provider the API's tracer is a no-op and a step pays one ``is_recording()`` check.
-docs/observability.md lists every span and attribute.
+tracer provider (in code or with ``opentelemetry-instrument``) always does. Loaded but
+with no provider configured, an action pays one type check. docs/library.md ("Tracing
+with OpenTelemetry") lists every span and attribute, and why the traces are placed so.
 """
 
 from __future__ import annotations
@@ -53,8 +53,7 @@ class Tracing:
 
     def __init__(self, setting: bool | TracerProvider | None) -> None:
         self._setting = setting
-        self._provider: object = None
-        self._tracer: Tracer | None = None
+        self._current: tuple[object, Tracer | None] = (None, None)  # (provider, its tracer)
         self._mode = "unresolved"
         if setting is True:
             self._mode = "global"
@@ -78,10 +77,11 @@ class Tracing:
         if self._mode == "off" or (self._mode == "auto" and API not in sys.modules):
             return None
         provider: Any = self._setting if self._mode == "given" else api().get_tracer_provider()
-        if provider is not self._provider:  # the global one is set once, maybe later
-            self._provider = provider
-            self._tracer = None if _no_op(provider) else provider.get_tracer(SCOPE)
-        return self._tracer
+        known, tracer = self._current
+        if provider is not known:  # the global one is set once, maybe after this engine
+            tracer = None if _no_op(provider) else provider.get_tracer(SCOPE)
+            self._current = (provider, tracer)  # one assignment: threads see a pair
+        return tracer
 
 
 def _no_op(provider: object) -> bool:
@@ -203,7 +203,7 @@ def _start(
 @functools.lru_cache(maxsize=1024)
 def _instance_context(instance_id: str) -> Any:
     """The span context standing for the instance (the parent of its trace; sampled, so
-    a parent-based sampler keeps its spans: see docs/observability.md)."""
+    a parent-based sampler keeps its spans: see docs/library.md)."""
     trace = api()
     trace_id, span_id = instance_ids(instance_id)
     flags = trace.TraceFlags(trace.TraceFlags.SAMPLED)
@@ -221,6 +221,8 @@ def _ended_by(trace: ModuleType, span: Span, error: BaseException) -> None:
 
 
 def _failed(trace: ModuleType, span: Span, error: BaseException) -> None:
+    """Status ERROR with ``error.type`` (OpenTelemetry's general convention, so error
+    dashboards group by it) and the exception as a span event."""
     kind = type(error)
     span.set_attribute("error.type", f"{kind.__module__}.{kind.__qualname__}")
     span.record_exception(error)
@@ -233,12 +235,11 @@ class _Seen:
 
     def __init__(self, change: Change) -> None:
         self._change = change
-        self.phase = ""
         self.first = 0
         self.found: dict[str, Any] = {}
 
     def __call__(self, state: WorkflowInstanceState) -> None:
-        self.phase, self.first = state.current_phase, len(state.events)
+        self.first = len(state.events)  # free on a head-loaded state: see LazyList
         self.found = {
             "chatflow.feature_id": state.feature_id,
             "chatflow.workflow": state.workflow_name,
@@ -252,8 +253,9 @@ class _Seen:
         return self.found
 
     def attributes(self, state: WorkflowInstanceState, seq: int) -> dict[str, Any]:
+        """The span's attributes once the change is committed as event ``seq``."""
         found = _state_attributes(state, seq)
-        found["chatflow.phase.before"] = self.phase
+        found["chatflow.phase.before"] = self.found["chatflow.phase.before"]
         found.update(_event_attributes(state.events[self.first :]))
         return found
 

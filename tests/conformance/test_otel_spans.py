@@ -6,6 +6,7 @@ unchanged (docs/observability.md). Checked with the SDK's in-memory exporter."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -304,3 +305,28 @@ def test_a_provider_without_processors_costs_no_attributes(store: IWorkflowState
     engine = WorkflowEngine(store=store, tracing=trace.NoOpTracerProvider(), git=False)
     iid = engine.start_workflow_instance(TRACED, {}, "feat_otel")
     assert engine.trigger_next_step(iid).current_phase == "review"
+
+
+def test_upgrades_and_files_touched_are_actions_too(
+    engine: WorkflowEngine, exporter: InMemorySpanExporter, tmp_path: Path
+) -> None:
+    first = {"name": "up", "version": 1, "phases": [{"name": "code"}, {"name": "ship"}]}
+    engine.register_schema(first)
+    engine.register_schema({**first, "version": 2})
+    iid = engine.start_workflow_instance(schema_name="up", schema_version=1, feature_id="feat_u")
+    engine.upgrade_instance(iid, to_version=2, dry_run=True)  # nothing written: no span
+    engine.upgrade_instance(iid, to_version=2, actor="ops")
+    touched = tmp_path / "app.py"
+    touched.write_text("print('hi')\n", encoding="utf-8")
+    engine.record_files(iid, [touched], actor="bot")
+    start, upgrade, files = spans(exporter)
+    assert (start.name, upgrade.name, files.name) == (
+        "chatflow.start",
+        "chatflow.upgrade",
+        "chatflow.record_files",
+    )
+    assert attributes(start)["chatflow.workflow_version"] == 1
+    assert attributes(upgrade)["chatflow.workflow_version"] == 2
+    assert attributes(upgrade)["chatflow.events"] == ["schema_upgraded"]
+    assert attributes(upgrade)["chatflow.actor"] == "ops"
+    assert attributes(files)["chatflow.events"] == ["files_touched"]

@@ -159,3 +159,29 @@ def test_a_global_provider_the_application_set_is_used_unless_switched_off(
 def test_tracing_must_be_a_switch_or_a_provider(tmp_path: Path) -> None:
     with pytest.raises(ChatFlowError, match="tracing must be True, False, None or an"):
         WorkflowEngine(tmp_path, tracing="yes")  # type: ignore[arg-type]
+
+
+LATE_PROVIDER = """\
+import json, sys
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from chatflow import WorkflowEngine
+engine = WorkflowEngine(sys.argv[1], tracing=True, git=False)
+iid = engine.start_workflow_instance(sys.argv[2], {}, "feat_l")  # no provider yet: no span
+exporter = InMemorySpanExporter()
+provider = TracerProvider()
+provider.add_span_processor(SimpleSpanProcessor(exporter))
+trace.set_tracer_provider(provider)
+engine.trigger_next_step(iid)
+print(json.dumps([span.name for span in exporter.get_finished_spans()]))
+"""
+
+
+def test_a_provider_set_after_the_engine_is_built_is_used_from_then_on(tmp_path: Path) -> None:
+    pytest.importorskip("opentelemetry.sdk")
+    store, flow = str(tmp_path / "store"), _flow(tmp_path)
+    done = _python(tmp_path, LATE_PROVIDER, store, flow, hidden=False)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.splitlines()[-1]) == ["chatflow.trigger_next"]

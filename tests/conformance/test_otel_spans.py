@@ -20,6 +20,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import StatusCode
 
 from chatflow import WorkflowEngine
+from chatflow.core import _otel
 from chatflow.core._otel import instance_ids, instance_trace_id
 from chatflow.errors import GateNotSatisfiedError, InvalidTransitionError
 from chatflow.storage import IWorkflowStateStore
@@ -300,8 +301,16 @@ def test_a_timeout_acted_on_is_one_span_and_one_found_done_is_no_error(
     assert late.status.status_code is StatusCode.UNSET
 
 
-def test_a_provider_without_processors_costs_no_attributes(store: IWorkflowStateStore) -> None:
-    """The API's no-op provider: spans are not recording, and the engine still steps."""
+def test_a_no_op_provider_costs_no_attributes(
+    store: IWorkflowStateStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The API's no-op provider: the engine steps without building a span at all."""
+
+    def never(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a span was built for a no-op provider")
+
+    monkeypatch.setattr(_otel, "_start", never)
+    monkeypatch.setattr(_otel, "_Seen", never)
     engine = WorkflowEngine(store=store, tracing=trace.NoOpTracerProvider(), git=False)
     iid = engine.start_workflow_instance(TRACED, {}, "feat_otel")
     assert engine.trigger_next_step(iid).current_phase == "review"

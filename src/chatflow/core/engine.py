@@ -92,7 +92,7 @@ class WorkflowEngine(HumanActions, SpendActions):
     dirtiness of the work tree (``chatflow.core.gitlinks``); ``None`` (the default):
     on unless ``CHATFLOW_GIT=0``.
 
-    ``tracing`` emits one OpenTelemetry span per action (docs/observability.md):
+    ``tracing`` emits one OpenTelemetry span per action (docs/library.md, "Tracing"):
     ``None`` (the default) when the application has loaded OpenTelemetry (unless
     ``CHATFLOW_OTEL=0``; ``CHATFLOW_OTEL=1`` requires it), ``True`` with the global
     tracer provider (a ``ChatFlowError`` says what to install if it is missing), a

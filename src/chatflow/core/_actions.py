@@ -26,8 +26,9 @@ from chatflow.domain.models import WorkflowInstanceState, generate_timestamp
 class HumanActions:
     """Operations a person (or a recovering caller) takes on an instance."""
 
-    _update: Callable[[str, Change], WorkflowInstanceState]
-    """Provided by ``WorkflowEngine``: apply a change as one appended event."""
+    _update: Callable[[str, Change, str], WorkflowInstanceState]
+    """Provided by ``WorkflowEngine``: apply a change as one appended event, named as
+    an action (the span's name when tracing)."""
 
     def pause(
         self, instance_id: str, reason: str = "", *, actor: str | None = None
@@ -35,7 +36,7 @@ class HumanActions:
         """Suspend a created or running instance until ``resume``."""
         reason = check_text(reason, "reason")
         return self._act(
-            instance_id, actor, lambda s, who, now: lifecycle.pause(s, reason, who, now)
+            "pause", instance_id, actor, lambda s, who, now: lifecycle.pause(s, reason, who, now)
         )
 
     def resume(
@@ -51,7 +52,10 @@ class HumanActions:
         approved_by = _arguments.optional_text(approved_by, "approved_by")
         note = _arguments.optional_text(note, "note")
         return self._act(
-            instance_id, actor, lambda s, who, now: lifecycle.resume(s, approved_by, note, who, now)
+            "resume",
+            instance_id,
+            actor,
+            lambda s, who, now: lifecycle.resume(s, approved_by, note, who, now),
         )
 
     def reject(
@@ -70,6 +74,7 @@ class HumanActions:
         target = None if to is None else validate_id(to, "phase")
         force = _arguments.flag(force, "force")
         return self._act(
+            "reject",
             instance_id,
             rejected_by,
             lambda s, who, now: lifecycle.reject(s, who, note, target, now, force=force),
@@ -80,7 +85,9 @@ class HumanActions:
     ) -> WorkflowInstanceState:
         """Mark the current phase failed (an AI call broke); ``retry_phase`` recovers."""
         error = check_text(error, "error")
-        return self._act(instance_id, actor, lambda s, who, now: lifecycle.fail(s, error, who, now))
+        return self._act(
+            "fail", instance_id, actor, lambda s, who, now: lifecycle.fail(s, error, who, now)
+        )
 
     def retry_phase(
         self,
@@ -95,6 +102,7 @@ class HumanActions:
         note = _arguments.optional_text(note, "note")
         force = _arguments.flag(force, "force")
         return self._act(
+            "retry",
             instance_id,
             actor,
             lambda s, who, now: lifecycle.retry(s, note, who, now, force=force),
@@ -106,7 +114,7 @@ class HumanActions:
         """Abandon the instance; it takes no further steps."""
         reason = check_text(reason, "reason")
         return self._act(
-            instance_id, actor, lambda s, who, now: lifecycle.cancel(s, reason, who, now)
+            "cancel", instance_id, actor, lambda s, who, now: lifecycle.cancel(s, reason, who, now)
         )
 
     def jump_to(
@@ -126,6 +134,7 @@ class HumanActions:
         reason = check_text(reason, "reason")
         force = _arguments.flag(force, "force")
         return self._act(
+            "jump",
             instance_id,
             actor,
             lambda s, who, now: lifecycle.jump(s, phase, reason, who, now, force=force),
@@ -138,10 +147,13 @@ class HumanActions:
         ``approvals`` (distinct people count; the same person twice counts once)."""
         by = _arguments.name(by, "by")
         note = _arguments.optional_text(note, "note")
-        return self._act(instance_id, by, lambda s, who, now: lifecycle.approve(s, by, note, now))
+        return self._act(
+            "approve", instance_id, by, lambda s, who, now: lifecycle.approve(s, by, note, now)
+        )
 
     def _act(
         self,
+        action: str,
         instance_id: str,
         actor: str | None,
         change: Callable[[WorkflowInstanceState, str | None, float], None],
@@ -153,4 +165,4 @@ class HumanActions:
         def apply(state: WorkflowInstanceState) -> None:
             change(state, actor or lifecycle.actor_of(state.meta), generate_timestamp())
 
-        return self._update(instance_id, apply)
+        return self._update(instance_id, apply, action)

@@ -13,7 +13,7 @@ from typing import Any
 
 from chatflow._validation import validate_id
 from chatflow.core import _arguments
-from chatflow.core._stored import Change
+from chatflow.core._stored import Change, NoChange
 from chatflow.domain import budgets, deadlines, lifecycle
 from chatflow.domain import usage as _usage
 from chatflow.domain.definition import workflow_of
@@ -28,7 +28,7 @@ from chatflow.storage.base import InstanceSummary, IWorkflowStateStore
 from chatflow.storage.waits import WaitKey, index_of
 
 
-class _NothingDue(Exception):
+class _NothingDue(NoChange):
     """Raised inside a transaction to write nothing: the wait is no longer due."""
 
 
@@ -163,7 +163,7 @@ class WaitNotes:
 class SpendActions:
     """Usage, budgets and deadlines, on top of the engine's ``_update``."""
 
-    _update: Callable[[str, Change], WorkflowInstanceState]
+    _update: Callable[[str, Change, str], WorkflowInstanceState]
     _require_state: Callable[[str], WorkflowInstanceState]
     get_workflow_instance_status: Callable[[str], WorkflowInstanceState | None]
     list_instances: Callable[..., list[InstanceSummary]]
@@ -208,7 +208,7 @@ class SpendActions:
                 state, usage, phase, actor or lifecycle.actor_of(state.meta), generate_timestamp()
             )
 
-        return self._update(instance_id, change)
+        return self._update(instance_id, change, "record_usage")
 
     def extend_budget(
         self, instance_id: str, *, by: str, note: str | None = None, **more: Any
@@ -225,7 +225,7 @@ class SpendActions:
         def change(state: WorkflowInstanceState) -> None:
             budgets.extend(state, by, amounts, note, generate_timestamp())
 
-        return self._update(instance_id, change)
+        return self._update(instance_id, change, "extend_budget")
 
     def due(self, now: float | None = None) -> list[Timeout]:
         """Every wait whose deadline has passed and was not acted on, most overdue first.
@@ -313,7 +313,7 @@ class SpendActions:
                 raise _NothingDue
 
         try:
-            self._update(instance_id, change)
+            self._update(instance_id, change, "apply_due")
         except (_NothingDue, ChatFlowError):
             return None
         return outcomes[-1]

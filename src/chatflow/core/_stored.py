@@ -20,6 +20,11 @@ from chatflow.storage.base import IWorkflowStateStore
 Change = Callable[[WorkflowInstanceState], None]
 
 
+class NoChange(Exception):
+    """Raised by a change to write nothing on purpose (it found nothing left to do):
+    the transaction ends unwritten, and a trace does not count it as a failure."""
+
+
 def load(store: IWorkflowStateStore, instance_id: str) -> WorkflowInstanceState | None:
     """The instance's state, or ``None`` if the store has no such instance."""
     data = store.load_state(instance_id)
@@ -42,7 +47,15 @@ def simulate(state: WorkflowInstanceState, change: Change) -> WorkflowInstanceSt
 
 
 def update(store: IWorkflowStateStore, instance_id: str, change: Change) -> WorkflowInstanceState:
-    """Apply ``change`` to the instance as one appended event.
+    """Apply ``change`` to the instance as one appended event (see ``commit``)."""
+    return commit(store, instance_id, change)[0]
+
+
+def commit(
+    store: IWorkflowStateStore, instance_id: str, change: Change
+) -> tuple[WorkflowInstanceState, int]:
+    """Apply ``change`` to the instance as one appended event; the new state and the
+    event's ``seq`` (its place in the log and the change feed).
 
     The store hands over the instance's head, not its log: the state ``change``
     works on loads history older than the head's tail only if it reads it. That
@@ -69,7 +82,7 @@ def update(store: IWorkflowStateStore, instance_id: str, change: Change) -> Work
     state.version = codec.head_version(new_head)
     upto = codec.head_seq(new_head) - 1
     sources.append(lambda: store.read_history(instance_id, upto))
-    return state
+    return state, upto + 1
 
 
 def _parse_head(

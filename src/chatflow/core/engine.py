@@ -16,13 +16,13 @@ from __future__ import annotations
 import functools
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from chatflow import _logger
 from chatflow._validation import check_json_object, check_text, new_instance_id, validate_id
-from chatflow.core import _arguments, _artifacts, _spend, _stored, gitlinks
+from chatflow.core import _arguments, _artifacts, _otel, _spend, _stored, gitlinks
 from chatflow.core._actions import HumanActions
 from chatflow.core._spend import SpendActions
 from chatflow.core._stored import Change
@@ -51,6 +51,8 @@ from chatflow.storage.base import (
 )
 
 if TYPE_CHECKING:
+    from opentelemetry.trace import TracerProvider
+
     from chatflow.core.registry import SchemaRegistry, WorkflowInfo
     from chatflow.core.upgrade import UpgradeOutcome
     from chatflow.storage.feed import FeedPage
@@ -89,6 +91,12 @@ class WorkflowEngine(HumanActions, SpendActions):
     ``git`` records, on every step that opens or closes a visit, the commit, branch and
     dirtiness of the work tree (``chatflow.core.gitlinks``); ``None`` (the default):
     on unless ``CHATFLOW_GIT=0``.
+
+    ``tracing`` emits one OpenTelemetry span per action (docs/library.md, "Tracing"):
+    ``None`` (the default) when the application has loaded OpenTelemetry (unless
+    ``CHATFLOW_OTEL=0``; ``CHATFLOW_OTEL=1`` requires it), ``True`` with the global
+    tracer provider (a ``ChatFlowError`` says what to install if it is missing), a
+    ``TracerProvider`` with that one, ``False`` never.
     """
 
     default_merge_trigger_data: str | None = None
@@ -104,8 +112,10 @@ class WorkflowEngine(HumanActions, SpendActions):
         durable: bool = True,
         schema_dirs: Sequence[str | os.PathLike[str]] = (),
         git: bool | None = None,
+        tracing: bool | TracerProvider | None = None,
     ) -> None:
         self._lock = threading.Lock()
+        self._tracing = _otel.Tracing(tracing)
         self._git = gitlinks.enabled_by_env() if git is None else _arguments.flag(git, "git")
         self._store: IWorkflowStateStore | None = None
         self._schema_dirs = [Path(folder) for folder in schema_dirs]
@@ -257,7 +267,8 @@ class WorkflowEngine(HumanActions, SpendActions):
         state.budget = limits
         _spend.after_change(state, state.created_at, actor)
         _spend.WaitNotes(self.state_store, state.instance_id).created(state)
-        self.state_store.create_state(state.to_dict())
+        store = self.state_store
+        _otel.created(self._tracing, "start", state, lambda: store.create_state(state.to_dict()))
         return WorkflowStartResult(state.instance_id, state.current_phase, state.created_at)
 
     def _resolve_schema(
@@ -318,24 +329,35 @@ class WorkflowEngine(HumanActions, SpendActions):
 
         if dry_run:
             return self._simulate(instance_id, advance)
-        return self._update(instance_id, advance)
+        return self._update(instance_id, advance, "trigger_next")
 
     def _simulate(self, instance_id: str, change: Change) -> WorkflowInstanceState:
         """Apply ``change`` to a private copy of the state, writing nothing (a gate's
         refusal is reported in the copy: see ``_stored.simulate``)."""
         return _stored.simulate(self._require_state(instance_id), _checked(change))
 
-    def _update(self, instance_id: str, change: Change) -> WorkflowInstanceState:
-        """Apply ``change`` to the instance as one appended event (git-stamped: see
-        ``chatflow.core.gitlinks``; a wait it starts is indexed before, one it ends after,
-        the commit: ``chatflow.storage.waits``)."""
-        change = _checked(change)
-        if self._git:
-            change = gitlinks.recording(change, gitlinks.once(self.git_snapshot))
-        waits = _spend.WaitNotes(self.state_store, instance_id)
-        state = _stored.update(self.state_store, instance_id, waits.around(change))
-        waits.committed()
-        return state
+    def _update(self, instance_id: str, change: Change, action: str) -> WorkflowInstanceState:
+        """Apply ``change`` to the instance as one appended event, as the ``action``
+        span when tracing (``chatflow.core._otel``): every action on an existing
+        instance passes here."""
+        return _otel.traced(self._tracing, action, instance_id, change, self._commit(instance_id))
+
+    def _commit(self, instance_id: str) -> Callable[[Change], tuple[WorkflowInstanceState, int]]:
+        """What applies a change to the instance as one appended event, returning the
+        state and the event's seq (git-stamped: see ``chatflow.core.gitlinks``; a wait
+        it starts is indexed before, one it ends after, the commit:
+        ``chatflow.storage.waits``)."""
+
+        def commit(change: Change) -> tuple[WorkflowInstanceState, int]:
+            change = _checked(change)
+            if self._git:
+                change = gitlinks.recording(change, gitlinks.once(self.git_snapshot))
+            waits = _spend.WaitNotes(self.state_store, instance_id)
+            state, seq = _stored.commit(self.state_store, instance_id, waits.around(change))
+            waits.committed()
+            return state, seq
+
+        return commit
 
     def _stamp_git(self, state: WorkflowInstanceState, before: int) -> None:
         """Stamp the visits a new instance opened after its first ``before`` entries."""
@@ -396,14 +418,18 @@ class WorkflowEngine(HumanActions, SpendActions):
         _spend.WaitNotes(self.state_store, child.instance_id).created(child)
         artifacts = self._inherited_artifacts(parent, child)
         self._stamp_git(child, len(child.history) - 1)
-        self.state_store.create_state(child.to_dict(), artifacts=artifacts)
         index = child.parent["history_index"] if child.parent else at
         who = actor or lifecycle.actor_of(extra_meta)
 
         def note(state: WorkflowInstanceState) -> None:
             lifecycle.note_fork(state, child.instance_id, index, who, generate_timestamp())
 
-        self._update(instance_id, note)
+        def create() -> None:  # the fork and the parent's note: one action, one span
+            self.state_store.create_state(child.to_dict(), artifacts=artifacts)
+            self._commit(instance_id)(note)
+
+        origin = {"chatflow.fork.parent_instance_id": instance_id, "chatflow.fork.at": index}
+        _otel.created(self._tracing, "fork", child, create, origin, origin=instance_id)
         return child.instance_id
 
     def _inherited_artifacts(
@@ -462,7 +488,9 @@ class WorkflowEngine(HumanActions, SpendActions):
             who = actor or lifecycle.actor_of(state.meta)
             upgrade.apply(state, target, mapping, who, generate_timestamp(), force=force)
 
-        return self._simulate(instance_id, change) if dry_run else self._update(instance_id, change)
+        if dry_run:
+            return self._simulate(instance_id, change)
+        return self._update(instance_id, change, "upgrade")
 
     def upgrade_instances(
         self,
@@ -543,7 +571,7 @@ class WorkflowEngine(HumanActions, SpendActions):
                 who = actor or lifecycle.actor_of(current.meta)
                 _spend.charge(current, spent, current.history[index].phase, who, now)
 
-        self._update(instance_id, link)
+        self._update(instance_id, link, "record_task")
         return record
 
     def record_files(
@@ -571,7 +599,7 @@ class WorkflowEngine(HumanActions, SpendActions):
         def note(state: WorkflowInstanceState) -> None:
             _files.note_files(state, files, who, generate_timestamp())
 
-        self._update(instance_id, note)
+        self._update(instance_id, note, "record_files")
         return files
 
     def get_task_artifacts(

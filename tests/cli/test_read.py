@@ -299,10 +299,10 @@ def test_workflows_and_diagram(run: Runner, tmp_path: Path) -> None:
 
 def test_bad_ids_are_one_line_errors(run: Runner) -> None:
     demo(run)
-    refused(run("show", "../etc"), 2, "invalid instance_id '../etc'")
-    refused(run("status", "--feature", "a/b"), 2, "invalid feature_id 'a/b'")
-    refused(run("next", "a/b"), 2, "invalid instance_id 'a/b'")
-    refused(run("history", ""), 2, "invalid instance_id ''")
+    refused(run("show", "../etc"), 2, "invalid instance id '../etc'")
+    refused(run("status", "--feature", "a/b"), 2, "invalid feature id 'a/b'")
+    refused(run("next", "a/b"), 2, "invalid instance id 'a/b'")
+    refused(run("history", ""), 2, "invalid instance id ''")
     refused(run("show", "wfi_missing"), 3, "'wfi_missing' not found")
     assert run().returncode == 2
     assert run("nonsense").returncode == 2

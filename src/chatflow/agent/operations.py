@@ -37,6 +37,8 @@ TERMS: dict[str, str] = {
     "extend_budget": (
         "a person allowing more (`chatflow approve {instance_id} --by NAME --extend KEY=AMOUNT`)"
     ),
+    "feed_start": "start again without a cursor",
+    "feed_cursor": "an earlier answer",
 }
 """The library's remedies (``chatflow.errors.TERMS``) as an agent can act on them: its
 own tools, or what a person runs (an agent never approves)."""

@@ -639,7 +639,7 @@ class IWorkflowStateStore(ABC):
         validate_id(instance_id, "instance_id")
         if isinstance(keep_last, bool) or not isinstance(keep_last, int) or keep_last < 0:
             raise ValidationError(
-                f"keep_last must be a non-negative int, not {keep_last!r}", field="keep_last"
+                f"keep_last must be a whole number of 0 or more, not {keep_last!r}", field="keep_last"
             )
         with self._transaction(instance_id) as txn:
             if txn.head() is None:

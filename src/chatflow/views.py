@@ -70,6 +70,33 @@ def feature_view(rollup: Mapping[str, Any], unreadable: Iterable[str] = ()) -> J
     }
 
 
+def overview_totals(rollups: Iterable[Mapping[str, Any]]) -> JSON:
+    """The totals over feature roll-ups (``feature_view`` shapes): how many features and
+    instances, the instances by status, and how many of them could not be read. What
+    the page's overview heads its table with, ``chatflow features --totals`` and MCP's
+    ``status`` report: summed here once, never in a front end."""
+    counts = dict.fromkeys(STATUSES, 0)
+    features = instances = unreadable = 0
+    for rollup in rollups:
+        features += 1
+        instances += rollup["total_instances"]
+        for status in STATUSES:
+            counts[status] += rollup["counts"].get(status, 0)
+        unreadable += len(rollup.get("unreadable_instances") or ())
+    return {
+        "features": features,
+        "instances": instances,
+        "counts": counts,
+        "unreadable_instances": unreadable,
+    }
+
+
+def overview(rollups: list[JSON]) -> JSON:
+    """Every feature's roll-up with their ``overview_totals``, from the same roll-ups so
+    the totals always add up to the rows (``/api/overview``, ``features --totals``)."""
+    return {"totals": overview_totals(rollups), "features": rollups}
+
+
 def instance_row(state: WorkflowInstanceState) -> JSON:
     """One line of ``chatflow list``: where an instance is, without its history."""
     from chatflow.domain.status import progress  # noqa: PLC0415 - routing costs start-up

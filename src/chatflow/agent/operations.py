@@ -125,7 +125,8 @@ def instance_status(state: WorkflowInstanceState) -> JSON:
 def status(
     engine: WorkflowEngine, feature_id: str | None = None, instance_id: str | None = None
 ) -> JSON:
-    """One instance, one feature (its roll-up and newest instances), or every feature;
+    """One instance, one feature (its roll-up and newest instances), or every feature
+    with their ``totals`` (``views.overview_totals``, as the page's overview);
     without arguments in a working tree bound by ``chatflow use``, also the bound
     instance (``instance``) and the binding (``bound``)."""
     if instance_id:
@@ -136,6 +137,7 @@ def status(
     answer: JSON = {
         "features": [_short_rollup(view) for view in rollups[:MAX_LISTED]],
         "total_features": len(rollups),
+        "totals": views.overview_totals(rollups),
     }
     return {**_bound(engine), **answer}
 

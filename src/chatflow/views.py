@@ -344,12 +344,13 @@ def _timeline(
             EventKind.FILES_TOUCHED,
         ):
             during.setdefault(_row_of(event), []).append(position)
+    from chatflow.domain.history import visit_numbers  # noqa: PLC0415
+
     finished_at = state.updated_at if state.status.is_finished else None
     files = files_by_visit(state)
-    visits: dict[str, int] = {}
+    visits = visit_numbers(state.history)
     rows = []
     for index, entry in enumerate(state.history):
-        visits[entry.phase] = visits.get(entry.phase, 0) + 1
         ended = entry.ended_at
         end = ended if ended is not None else finished_at
         events = during.get(index, [])
@@ -358,7 +359,7 @@ def _timeline(
             {
                 "index": index,
                 "phase": entry.phase,
-                "visit": visits[entry.phase],
+                "visit": visits[index],
                 "status": entry.status,
                 "started_at": iso_time(entry.started_at),
                 "ended_at": iso_time(ended),

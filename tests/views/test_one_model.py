@@ -200,6 +200,27 @@ def test_the_views_say_what_each_instance_is(world: World) -> None:
     assert found["completed"]["verification"][0]["verified"] is True  # type: ignore[index]
 
 
+def test_visit_numbers_have_one_owner(world: World) -> None:
+    """The event log's ``phase_entered`` visits, the views' rows and the task keys of
+    recorded visits all come from ``history.visit_numbers``."""
+    from chatflow.domain.history import timeline, visit_numbers
+    from chatflow.domain.models import EventKind
+    from chatflow.domain.schema import task_key
+
+    engine, ids, _ = world
+    for role in ("looped", "forked", "completed"):
+        state = engine.get_workflow_instance_status(ids[role])
+        assert state is not None
+        numbers = visit_numbers(state.history)
+        entered = [e.data["visit"] for e in timeline(state) if e.kind is EventKind.PHASE_ENTERED]
+        rows = views.instance_view(state)["timeline"]
+        assert entered == [row["visit"] for row in rows] == numbers, role
+        for entry, visit in zip(state.history, numbers, strict=True):
+            assert entry.task in ("", task_key(entry.phase, visit)), role
+    looped = engine.get_workflow_instance_status(ids["looped"])
+    assert looped is not None and 2 in visit_numbers(looped.history)
+
+
 def test_cli_api_and_mcp_return_the_same_model(world: World, app: UIServer) -> None:
     engine, ids, store = world
     for role in READABLE:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from chatflow._validation import validate_id
+from chatflow.domain.history import visit_numbers
 from chatflow.domain.models import (
     TaskArtifacts,
     TaskExecutionRecord,
@@ -47,7 +48,7 @@ def new_record(
             phase=phase,
         )
     index = max(i for i, entry in enumerate(state.history) if entry.phase == phase)
-    visit = sum(1 for entry in state.history[: index + 1] if entry.phase == phase)
+    visit = visit_numbers(state.history)[index]
     now = generate_timestamp()
     record = TaskExecutionRecord(
         phase_name=phase,

@@ -23,6 +23,8 @@ from chatflow.domain.models import (
     TaskArtifacts,
     WorkflowEvent,
     WorkflowInstanceState,
+    mismatched_texts,
+    record_checksums,
 )
 from chatflow.errors import ChatFlowError
 
@@ -230,10 +232,9 @@ def _check(key: str, artifacts: TaskArtifacts | None, problem: str | None) -> JS
     record = artifacts.record if artifacts is not None else None
     prompt_ok = response_ok = problem is None
     if artifacts is not None and problem is not None:
-        from chatflow.domain.models import sha256_text  # noqa: PLC0415
-
-        prompt_ok = sha256_text(artifacts.prompt) == artifacts.record.prompt_checksum
-        response_ok = sha256_text(artifacts.response) == artifacts.record.response_checksum
+        checksums = record_checksums(artifacts.record.to_dict())
+        bad = mismatched_texts(artifacts.prompt, artifacts.response, checksums)
+        prompt_ok, response_ok = "prompt" not in bad, "response" not in bad
     return {
         "task": key,
         "prompt_sha256": record.prompt_checksum if record else None,
@@ -519,7 +520,8 @@ def history_view(events: Iterable[WorkflowEvent]) -> list[JSON]:
 
 
 def artifacts_view(instance_id: str, task: str, artifacts: TaskArtifacts) -> JSON:
-    """A phase's recorded prompt and response with their (verified) checksums."""
+    """A phase's recorded prompt and response with their (verified) checksums, under
+    their one name in every view (``prompt_sha256``; ``models.RECORD_CHECKSUMS``)."""
     record = artifacts.record
     return {
         "instance_id": instance_id,

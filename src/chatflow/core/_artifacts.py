@@ -16,6 +16,8 @@ from chatflow.domain.models import (
     TaskExecutionRecord,
     WorkflowInstanceState,
     generate_timestamp,
+    mismatched_texts,
+    record_checksums,
     sha256_text,
 )
 from chatflow.domain.schema import task_key
@@ -77,17 +79,14 @@ def checked(stored: dict[str, Any], instance_id: str, phase_name: str) -> TaskAr
             instance_id=instance_id,
             phase=phase_name,
         ) from None
-    for what, text, checksum in (
-        ("prompt", stored["prompt"], record.prompt_checksum),
-        ("response", stored["response"], record.response_checksum),
-    ):
-        if sha256_text(text) != checksum:
-            raise CorruptStateError(
-                f"{what} of phase {phase_name!r} of instance {instance_id!r} "
-                "does not match its recorded SHA-256 checksum",
-                instance_id=instance_id,
-                phase=phase_name,
-            )
+    bad = mismatched_texts(stored["prompt"], stored["response"], record_checksums(stored["record"]))
+    if bad:  # (a store verifies too; a record without its checksums does not pass here)
+        raise CorruptStateError(
+            f"{bad[0]} of phase {phase_name!r} of instance {instance_id!r} "
+            "does not match its recorded SHA-256 checksum",
+            instance_id=instance_id,
+            phase=phase_name,
+        )
     return TaskArtifacts(record=record, prompt=stored["prompt"], response=stored["response"])
 
 

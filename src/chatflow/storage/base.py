@@ -29,6 +29,7 @@ from typing import Any, NamedTuple
 from chatflow._validation import check_json_value, copy_json, id_problem, validate_id
 from chatflow.domain.counts import StatusCount as StatusCount  # noqa: PLC0414 - re-exported
 from chatflow.domain.counts import newest_active
+from chatflow.domain.models import mismatched_texts, record_checksums
 from chatflow.errors import (
     CorruptStateError,
     HistoryConflictError,
@@ -490,19 +491,16 @@ class IWorkflowStateStore(ABC):
         self, instance_id: str, task: str, texts: TaskTexts, expected: dict[str, Any] | None
     ) -> None:
         """Both texts match their checksums: the log's if known, else the record's."""
-        for what, text, key, record_key in (
-            ("prompt", texts.prompt, "prompt_sha256", "prompt_checksum"),
-            ("response", texts.response, "response_sha256", "response_checksum"),
-        ):
-            checksum = expected[key] if expected is not None else texts.record.get(record_key)
-            if checksum and _log.sha256_hex(text) != checksum:
-                raise CorruptStateError(
-                    f"task artifacts of phase {task!r} of instance {instance_id!r} in "
-                    f"{self.where} are corrupt: the {what} does not match its recorded "
-                    "SHA-256 checksum",
-                    instance_id=instance_id,
-                    phase=task,
-                )
+        checksums = expected if expected is not None else record_checksums(texts.record)
+        bad = mismatched_texts(texts.prompt, texts.response, checksums, unrecorded_ok=True)
+        if bad:
+            raise CorruptStateError(
+                f"task artifacts of phase {task!r} of instance {instance_id!r} in "
+                f"{self.where} are corrupt: the {bad[0]} does not match its recorded "
+                "SHA-256 checksum",
+                instance_id=instance_id,
+                phase=task,
+            )
 
     def list_task_phases(self, instance_id: str) -> list[str]:
         """Task keys of the instance with stored artifacts, sorted."""
@@ -551,14 +549,11 @@ class IWorkflowStateStore(ABC):
         where = f"artifacts of task {task!r} version {version}"
         if texts is None:
             return Problem(instance_id, event["seq"], where, reason)
-        for what, text in (("prompt", texts.prompt), ("response", texts.response)):
-            if _log.sha256_hex(text) != event[f"{what}_sha256"]:
-                return Problem(
-                    instance_id,
-                    event["seq"],
-                    where,
-                    f"the {what} does not match the SHA-256 in the log",
-                )
+        bad = mismatched_texts(texts.prompt, texts.response, event)
+        if bad:
+            return Problem(
+                instance_id, event["seq"], where, f"the {bad[0]} does not match the SHA-256 in the log"
+            )
         return None
 
     def instance_digest(self, instance_id: str) -> str:
@@ -931,14 +926,7 @@ def log_problem(log: InstanceLog) -> Problem | None:  # noqa: PLR0911 - one per 
             return Problem(
                 iid, None, where, f"texts of task {task!r} version {version} are not in its log"
             )
-        expected = (
-            entry
-            if version == entry["version"]
-            else {
-                "prompt_sha256": texts.record.get("prompt_checksum"),
-                "response_sha256": texts.record.get("response_checksum"),
-            }
-        )
+        expected = entry if version == entry["version"] else record_checksums(texts.record)
         problem = _texts_problem(texts, expected)
         if problem is not None:
             return Problem(iid, None, f"artifacts of task {task!r} version {version}", problem)
@@ -953,11 +941,8 @@ def _texts_problem(texts: TaskTexts | None, expected: dict[str, Any]) -> str | N
         return "its task record is not an object"
     if "record" in expected and texts.record != expected["record"]:
         return "its task record differs from the one in the log"
-    for what, text in (("prompt", texts.prompt), ("response", texts.response)):
-        checksum = expected.get(f"{what}_sha256")
-        if not isinstance(text, str) or (checksum and _log.sha256_hex(text) != checksum):
-            return f"the {what} does not match the SHA-256 in the log"
-    return None
+    bad = mismatched_texts(texts.prompt, texts.response, expected, unrecorded_ok=True)
+    return f"the {bad[0]} does not match the SHA-256 in the log" if bad else None
 
 
 def _resume_at(log: InstanceLog, head: Head) -> int:

@@ -5,8 +5,9 @@ risk, paused by hand, forked, upgraded, cancelled, completed, one whose response
 was edited, and one whose log is damaged -- go through ``chatflow.views``, the real
 ``chatflow ... --json`` command, ``/api/`` of a real ``UIServer`` over HTTP and the MCP
 operations, and every one of them reports the same progress, allowed actions, visit
-numbers and verification, and the same overview totals (``views.overview_totals``). A real Chromium then checks that the page offers exactly the
-allowed actions, and shows the damaged instance as unreadable without breaking.
+numbers and verification, and the same overview totals (``views.overview_totals``). A
+real Chromium then checks that the page offers exactly the allowed actions and shows the
+server's totals, and shows the damaged instance as unreadable without breaking.
 """
 
 from __future__ import annotations

@@ -510,6 +510,14 @@ class IWorkflowStateStore(ABC):
 
     # -- integrity ---------------------------------------------------------------------
 
+    def note_repair(self, instance_id: str, what: str) -> None:
+        """Tell of a repair made to the instance's data from outside the store (the
+        engine mending a fork): a WARNING on the ``chatflow`` logger; the file store
+        also records it in ``repairs.jsonl``, as it does its own repairs."""
+        from chatflow._logger import logger  # noqa: PLC0415 - repairs are rare
+
+        logger(__name__).warning("repaired instance %s in %s: %s", instance_id, self.where, what)
+
     def verify(self, instance_id: str) -> Problem | None:
         """The first broken link, edited event, mismatched artifact or stale head; ``None``
         if the instance's log, artifacts and head all check out."""
@@ -552,7 +560,10 @@ class IWorkflowStateStore(ABC):
         bad = mismatched_texts(texts.prompt, texts.response, event)
         if bad:
             return Problem(
-                instance_id, event["seq"], where, f"the {bad[0]} does not match the SHA-256 in the log"
+                instance_id,
+                event["seq"],
+                where,
+                f"the {bad[0]} does not match the SHA-256 in the log",
             )
         return None
 
@@ -634,7 +645,8 @@ class IWorkflowStateStore(ABC):
         validate_id(instance_id, "instance_id")
         if isinstance(keep_last, bool) or not isinstance(keep_last, int) or keep_last < 0:
             raise ValidationError(
-                f"keep_last must be a whole number of 0 or more, not {keep_last!r}", field="keep_last"
+                f"keep_last must be a whole number of 0 or more, not {keep_last!r}",
+                field="keep_last",
             )
         with self._transaction(instance_id) as txn:
             if txn.head() is None:

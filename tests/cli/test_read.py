@@ -340,3 +340,15 @@ def test_a_workflow_file_is_registered_for_every_later_command(run: Runner, tmp_
     assert again.returncode == 0, again.stderr
     assert f"{first}  unchanged" in again.stdout and f"{second}  unchanged" in again.stdout
     assert "0 upgraded, 2 unchanged, 0 refused" in again.stdout
+
+
+def test_features_totals_line_and_json(run: Runner) -> None:
+    """``features --totals``: the roll-ups and one line of totals (``views.overview``)."""
+    first = run.start()
+    run.start()
+    run.ok("cancel", first)
+    text = run.ok("features", "--totals").stdout
+    assert text.rstrip().splitlines()[-1] == "1 feature(s), 2 instance(s): 1 created, 1 cancelled"
+    overview = run.json("features", "--totals")
+    assert overview["totals"]["counts"]["cancelled"] == 1
+    assert overview["features"] == run.json("features")

@@ -35,6 +35,8 @@ OPTIONAL (the base class has a default; ``CAPABILITIES`` lists those a store can
 - ``list_feature_summaries``, ``list_instances``, ``list_instance_ids``,
   ``get_current_task_id_for_feature``, ``read_log``, ``install_log``: built on the
   required primitives;
+- ``note_repair(instance_id, what)``: tells of a repair the engine made (a WARNING on
+  the ``chatflow`` logger; the file store also records it in ``repairs.jsonl``);
 - ``close``: does nothing; ``where`` (a class attribute naming the store in messages)
   defaults to ``"the store"``; ``_log_where(instance_id)`` defaults to ``where``.
 

@@ -6,8 +6,8 @@ Run:  python bench/bench_ui.py [--instances 10000] [--repeat 5] [--stores file,s
 For each store and layout it fills a fresh store (``durable=False``; filling is not
 timed), starts ``UIServer`` in this process, and measures:
 
-* ``/api/features`` over HTTP (the JSON the overview shows), first request and then
-  warm (min / median of ``--repeat``);
+* ``/api/overview`` over HTTP (the JSON the overview shows: roll-ups and totals), first
+  request and then warm (min / median of ``--repeat``);
 * the overview in Chromium, when Playwright and /usr/bin/chromium are available:
   "page" is the page's own measure, from navigation start to the first frame drawn with
   its rows (300 at most, newest activity first; the filter searches all); "driver" is
@@ -76,7 +76,7 @@ def in_page(action: Callable[[], float], repeat: int) -> list[float]:
 def fetch_features(app: UIServer) -> Callable[[], object]:
     def run() -> object:
         connection = http.client.HTTPConnection("127.0.0.1", app.port, timeout=60)
-        connection.request("GET", "/api/features", headers={"Authorization": f"Bearer {app.token}"})
+        connection.request("GET", "/api/overview", headers={"Authorization": f"Bearer {app.token}"})
         body = connection.getresponse().read()
         connection.close()
         return body

@@ -24,6 +24,8 @@ TERMS: dict[str, str] = {
     "record": "record_task_artifacts()",
     "map": "phase_map",
     "extend_budget": "extend_budget(by=<who allows it>, cost_usd=...)",
+    "feed_start": "pass None to read from the start",
+    "feed_cursor": "an earlier events_since()",
 }
 """How the library's messages name what a caller can do: its own calls and arguments.
 A front end has its own terms (``chatflow.cli``: commands and flags) for the same names."""
@@ -45,6 +47,15 @@ USER_TERMS: dict[str, str] = {
     "keep_last": "--keep-last",
     "at": "--at",
     "approved_by": "--by",
+    "budget": "--budget",
+    "extend": "--extend",
+    # the kind of an invalid id (``InvalidIdError``: ``id.`` and its ``kind``)
+    "id.instance_id": "instance id",
+    "id.feature_id": "feature id",
+    "id.phase_name": "phase",
+    # the change feed (``chatflow watch --since``; the page follows it by itself)
+    "feed_start": "use --since start for the whole feed, or leave --since out to follow from now",
+    "feed_cursor": "a `chatflow watch --json` line",
 }
 """``TERMS`` as people see them, in the ``chatflow`` command's words (commands and
 flags): the one mapping both the command and the web page phrase errors with."""
@@ -58,8 +69,9 @@ class ChatFlowError(Exception):
 
     - ``hint``: what to do about it, appended to the message: a sentence naming each
       remedy as a ``{term}`` field, such as ``": {resume} or {reject} it first"``;
-    - ``field``: the argument at fault; a message that starts with its name starts
-      with the front end's name for it instead (``to_version`` is ``--to`` to the CLI).
+    - ``field``: the argument at fault; a message that starts with its name (followed
+      by a space, ``:`` or ``.``) starts with the front end's name for it instead
+      (``to_version`` is ``--to`` to the CLI, ``budget.tokens:`` is ``--budget tokens:``).
     """
 
     def __init__(self, message: str, **context: Any) -> None:
@@ -79,10 +91,19 @@ class ChatFlowError(Exception):
         """The message in a front end's ``terms`` (each may name ``{instance_id}``)."""
         text = self.message
         field = self.context.get("field")
-        if isinstance(field, str) and field in terms and text.startswith(f"{field} "):
-            text = terms[field] + text[len(field) :]
+        if isinstance(field, str) and field in terms:
+            text = _renamed(text, field, terms[field])
         hint = self.context.get("hint")
         return text + phrase(hint, terms, self.context) if isinstance(hint, str) else text
+
+
+def _renamed(text: str, name: str, words: str) -> str:
+    """``text`` starting with ``words`` for the argument ``name`` it starts with (then a
+    space, ``:`` or ``.``: ``budget.tokens:`` becomes ``--budget tokens:``)."""
+    rest = text[len(name) :]
+    if not text.startswith(name) or rest[:1] not in (" ", ":", "."):
+        return text
+    return words + (" " + rest[1:] if rest.startswith(".") else rest)
 
 
 def phrase(template: str, terms: Mapping[str, str], context: Mapping[str, Any]) -> str:
@@ -104,7 +125,18 @@ class ValidationError(ChatFlowError, ValueError):
 
 
 class InvalidIdError(ValidationError):
-    """An instance, feature or phase id that is empty, too long or path-like."""
+    """An instance, feature or phase id that is empty, too long or path-like.
+
+    ``kind`` is the argument's name (``feature_id``); a front end's terms name it in
+    their own words (``id.feature_id``: the command says "feature id")."""
+
+    def phrased(self, terms: Mapping[str, str]) -> str:
+        kind = self.context.get("kind")
+        text = super().phrased(terms)
+        words = terms.get(f"id.{kind}")
+        if words is not None and text.startswith(f"invalid {kind} "):
+            text = f"invalid {words} " + text[len(f"invalid {kind} ") :]
+        return text
 
 
 class SchemaError(ValidationError):

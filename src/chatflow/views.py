@@ -23,6 +23,8 @@ from chatflow.domain.models import (
     TaskArtifacts,
     WorkflowEvent,
     WorkflowInstanceState,
+    mismatched_texts,
+    record_checksums,
 )
 from chatflow.errors import ChatFlowError
 
@@ -68,6 +70,33 @@ def feature_view(rollup: Mapping[str, Any], unreadable: Iterable[str] = ()) -> J
         "phases": dict(rollup["phases"]),
         "unreadable_instances": list(unreadable),
     }
+
+
+def overview_totals(rollups: Iterable[Mapping[str, Any]]) -> JSON:
+    """The totals over feature roll-ups (``feature_view`` shapes): how many features and
+    instances, the instances by status, and how many of them could not be read. What
+    the page's overview heads its table with, ``chatflow features --totals`` and MCP's
+    ``status`` report: summed here once, never in a front end."""
+    counts = dict.fromkeys(STATUSES, 0)
+    features = instances = unreadable = 0
+    for rollup in rollups:
+        features += 1
+        instances += rollup["total_instances"]
+        for status in STATUSES:
+            counts[status] += rollup["counts"].get(status, 0)
+        unreadable += len(rollup.get("unreadable_instances") or ())
+    return {
+        "features": features,
+        "instances": instances,
+        "counts": counts,
+        "unreadable_instances": unreadable,
+    }
+
+
+def overview(rollups: list[JSON]) -> JSON:
+    """Every feature's roll-up with their ``overview_totals``, from the same roll-ups so
+    the totals always add up to the rows (``/api/overview``, ``features --totals``)."""
+    return {"totals": overview_totals(rollups), "features": rollups}
 
 
 def instance_row(state: WorkflowInstanceState) -> JSON:
@@ -203,10 +232,9 @@ def _check(key: str, artifacts: TaskArtifacts | None, problem: str | None) -> JS
     record = artifacts.record if artifacts is not None else None
     prompt_ok = response_ok = problem is None
     if artifacts is not None and problem is not None:
-        from chatflow.domain.models import sha256_text  # noqa: PLC0415
-
-        prompt_ok = sha256_text(artifacts.prompt) == artifacts.record.prompt_checksum
-        response_ok = sha256_text(artifacts.response) == artifacts.record.response_checksum
+        checksums = record_checksums(artifacts.record.to_dict())
+        bad = mismatched_texts(artifacts.prompt, artifacts.response, checksums)
+        prompt_ok, response_ok = "prompt" not in bad, "response" not in bad
     return {
         "task": key,
         "prompt_sha256": record.prompt_checksum if record else None,
@@ -317,12 +345,13 @@ def _timeline(
             EventKind.FILES_TOUCHED,
         ):
             during.setdefault(_row_of(event), []).append(position)
+    from chatflow.domain.history import visit_numbers  # noqa: PLC0415
+
     finished_at = state.updated_at if state.status.is_finished else None
     files = files_by_visit(state)
-    visits: dict[str, int] = {}
+    visits = visit_numbers(state.history)
     rows = []
     for index, entry in enumerate(state.history):
-        visits[entry.phase] = visits.get(entry.phase, 0) + 1
         ended = entry.ended_at
         end = ended if ended is not None else finished_at
         events = during.get(index, [])
@@ -331,7 +360,7 @@ def _timeline(
             {
                 "index": index,
                 "phase": entry.phase,
-                "visit": visits[entry.phase],
+                "visit": visits[index],
                 "status": entry.status,
                 "started_at": iso_time(entry.started_at),
                 "ended_at": iso_time(ended),
@@ -491,7 +520,8 @@ def history_view(events: Iterable[WorkflowEvent]) -> list[JSON]:
 
 
 def artifacts_view(instance_id: str, task: str, artifacts: TaskArtifacts) -> JSON:
-    """A phase's recorded prompt and response with their (verified) checksums."""
+    """A phase's recorded prompt and response with their (verified) checksums, under
+    their one name in every view (``prompt_sha256``; ``models.RECORD_CHECKSUMS``)."""
     record = artifacts.record
     return {
         "instance_id": instance_id,

@@ -111,7 +111,7 @@ def test_start_by_name_and_refusals(run: Runner, tmp_path: Path) -> None:
     assert view["workflow"] == "flow" and view["workflow_version"] == 1
     refused(run("start", "nope", "--feature", "f"), 3, "Schema nope not found")
     refused(run("start", "missing.json", "--feature", "f"), 3, "not found")
-    refused(run("start", str(schemas / "flow.json"), "--feature", "a/b"), 2, "feature_id")
+    refused(run("start", str(schemas / "flow.json"), "--feature", "a/b"), 2, "feature id")
     refused(run("start", str(schemas / "flow.json"), "--feature", "f", "--var", "novalue"), 2)
     refused(run("next", "wfi_nope"), 3, "not found")
     refused(run("next", view["instance_id"], "--data-file", "missing.json"), 3, "not found")
@@ -283,3 +283,28 @@ def test_errors_name_commands_and_flags_not_python_calls(run: Runner, tmp_path: 
     assert "--to must be" in error("upgrade", other, "--to", "x")
     for text in [*errors, dry.stderr, bulk.stdout]:
         assert "()" not in text and "phase_map" not in text and "approved_by" not in text
+
+
+def test_argument_errors_name_flags_and_ids_not_python_parameters(run: Runner) -> None:
+    """A library message that starts with a parameter's name (``budget.tokens:``,
+    ``extend:``, ``keep_last``, ``invalid feature_id``) reaches the terminal in the
+    command's words: ``--budget tokens:``, ``--extend:``, ``--keep-last``, "feature id"."""
+    iid = run.start()
+    cases = [
+        (("start", "review_flow.json", "--feature", "f", "--budget", "foo=1"), "--budget: "),
+        (
+            ("start", "review_flow.json", "--feature", "f", "--budget", "tokens=x"),
+            "--budget tokens: must be a non-negative number",
+        ),
+        (("start", "review_flow.json", "--feature", "a/b"), "invalid feature id 'a/b'"),
+        (("approve", iid, "--by", "ann", "--extend", "x=1"), "--extend: unknown budget key"),
+        (("compact", iid, "--keep-last", "-1"), "--keep-last must be a whole number"),
+        (("show", "a.b"), "invalid instance id 'a.b'"),
+    ]
+    for args, words in cases:
+        result = run(*args)
+        refused(result, 2 if "invalid" in words else 1, words)  # a bad id is a usage error
+        message = result.stderr.split("error: ", 1)[1]
+        assert not message.startswith(("budget", "extend", "keep_last")), message
+        for python in ("_id ", "budget.", "keep_last", " int", "None"):
+            assert python not in message, (args, message)

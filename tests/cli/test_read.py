@@ -299,10 +299,10 @@ def test_workflows_and_diagram(run: Runner, tmp_path: Path) -> None:
 
 def test_bad_ids_are_one_line_errors(run: Runner) -> None:
     demo(run)
-    refused(run("show", "../etc"), 2, "invalid instance_id '../etc'")
-    refused(run("status", "--feature", "a/b"), 2, "invalid feature_id 'a/b'")
-    refused(run("next", "a/b"), 2, "invalid instance_id 'a/b'")
-    refused(run("history", ""), 2, "invalid instance_id ''")
+    refused(run("show", "../etc"), 2, "invalid instance id '../etc'")
+    refused(run("status", "--feature", "a/b"), 2, "invalid feature id 'a/b'")
+    refused(run("next", "a/b"), 2, "invalid instance id 'a/b'")
+    refused(run("history", ""), 2, "invalid instance id ''")
     refused(run("show", "wfi_missing"), 3, "'wfi_missing' not found")
     assert run().returncode == 2
     assert run("nonsense").returncode == 2
@@ -340,3 +340,15 @@ def test_a_workflow_file_is_registered_for_every_later_command(run: Runner, tmp_
     assert again.returncode == 0, again.stderr
     assert f"{first}  unchanged" in again.stdout and f"{second}  unchanged" in again.stdout
     assert "0 upgraded, 2 unchanged, 0 refused" in again.stdout
+
+
+def test_features_totals_line_and_json(run: Runner) -> None:
+    """``features --totals``: the roll-ups and one line of totals (``views.overview``)."""
+    first = run.start()
+    run.start()
+    run.ok("cancel", first)
+    text = run.ok("features", "--totals").stdout
+    assert text.rstrip().splitlines()[-1] == "1 feature(s), 2 instance(s): 1 created, 1 cancelled"
+    overview = run.json("features", "--totals")
+    assert overview["totals"]["counts"]["cancelled"] == 1
+    assert overview["features"] == run.json("features")

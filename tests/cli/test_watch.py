@@ -61,7 +61,10 @@ def test_watch_text_and_filters(run: Runner, tmp_path: Path) -> None:
 
 def test_watch_refuses_bad_input(run: Runner) -> None:
     run.start()
-    refused(run("watch", "--since", "garbage"), 2, "--since", "not a feed cursor")
-    refused(run("watch", "--since", "00ff00ff00ff00ff.3"), 2, "another store")
+    refused(run("watch", "--since", "garbage"), 2, "--since", "not a feed cursor", "--since start")
+    refused(run("watch", "--since", "00ff00ff00ff00ff.3"), 2, "another store", "--since start")
+    for bad in ("garbage", "00ff00ff00ff00ff.3", "1.999999"):  # the command's words only
+        error = run("watch", "--since", bad).stderr
+        assert "None" not in error and "events_since" not in error, error
     refused(run("watch", "--instance", "wfi_nope"), 3, "wfi_nope")
     refused(run("watch", "--feature", "../x"), 2)

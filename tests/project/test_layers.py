@@ -177,6 +177,35 @@ def private_storage(imports: list[Import]) -> list[str]:
     ]
 
 
+SPI_PRIMITIVES = ("_transaction", "_read", "_read_head", "_read_texts", "_log_where")
+"""The store primitives ``chatflow.storage.spi`` asks a store author for: the contract
+(``chatflow.testing``) checks them, so it alone may call them from outside storage."""
+
+
+def private_store_members(src: Path = SRC, extra: dict[str, str] | None = None) -> list[str]:
+    """Each use, outside ``chatflow.storage``, of a ``_``-prefixed member of a store
+    (``store._x``, ``self.state_store._x``: anything named ``...store``): a store's
+    internals are its own (the file store's transactions use its ``TransactionSide``)."""
+    found = []
+    for module, path in modules(src).items():
+        if package_of(module) == "chatflow.storage":
+            continue
+        source = (extra or {}).get(module) or path.read_text(encoding="utf-8")
+        allowed = SPI_PRIMITIVES if package_of(module) == "chatflow.testing" else ()
+        for node in ast.walk(ast.parse(source, str(path))):
+            if not isinstance(node, ast.Attribute) or not _private(node.attr):
+                continue
+            owner = node.value
+            name = owner.attr if isinstance(owner, ast.Attribute) else getattr(owner, "id", "")
+            if name.lower().endswith("store") and node.attr not in allowed:
+                found.append(f"{module} ({path.name}:{node.lineno}) uses {name}.{node.attr}")
+    return found
+
+
+def _private(name: str) -> bool:
+    return name.startswith("_") and not name.startswith("__")
+
+
 def cycles(imports: list[Import]) -> list[str]:
     """One cycle between packages, if any, with an import for each of its edges."""
     edges: dict[str, dict[str, Import]] = {}
@@ -229,6 +258,23 @@ def test_no_package_imports_a_layer_above_it() -> None:
 def test_the_engine_uses_storage_only_by_public_names() -> None:
     bad = private_storage(_imports())
     assert not bad, "\n".join(bad)
+
+
+def test_no_module_outside_storage_touches_a_stores_private_members() -> None:
+    bad = private_store_members()
+    assert not bad, "use the store's public names (or add one):\n" + "\n".join(bad)
+
+
+def test_the_check_sees_a_private_store_member_used_by_the_engine() -> None:
+    path = modules()["chatflow.core.fork_repair"]
+    planted = path.read_text(encoding="utf-8") + (
+        "\n\ndef _planted(engine):\n    engine.state_store._repaired('wfi_x', 'x')\n"
+    )
+    bad = private_store_members(extra={"chatflow.core.fork_repair": planted})
+    assert bad == [
+        f"chatflow.core.fork_repair (fork_repair.py:{planted.count(chr(10))}) uses "
+        "state_store._repaired"
+    ]
 
 
 def test_no_import_cycle_between_packages() -> None:

@@ -5,8 +5,9 @@ risk, paused by hand, forked, upgraded, cancelled, completed, one whose response
 was edited, and one whose log is damaged -- go through ``chatflow.views``, the real
 ``chatflow ... --json`` command, ``/api/`` of a real ``UIServer`` over HTTP and the MCP
 operations, and every one of them reports the same progress, allowed actions, visit
-numbers and verification. A real Chromium then checks that the page offers exactly the
-allowed actions, and shows the damaged instance as unreadable without breaking.
+numbers and verification, and the same overview totals (``views.overview_totals``). A
+real Chromium then checks that the page offers exactly the allowed actions and shows the
+server's totals, and shows the damaged instance as unreadable without breaking.
 """
 
 from __future__ import annotations
@@ -200,6 +201,27 @@ def test_the_views_say_what_each_instance_is(world: World) -> None:
     assert found["completed"]["verification"][0]["verified"] is True  # type: ignore[index]
 
 
+def test_visit_numbers_have_one_owner(world: World) -> None:
+    """The event log's ``phase_entered`` visits, the views' rows and the task keys of
+    recorded visits all come from ``history.visit_numbers``."""
+    from chatflow.domain.history import timeline, visit_numbers
+    from chatflow.domain.models import EventKind
+    from chatflow.domain.schema import task_key
+
+    engine, ids, _ = world
+    for role in ("looped", "forked", "completed"):
+        state = engine.get_workflow_instance_status(ids[role])
+        assert state is not None
+        numbers = visit_numbers(state.history)
+        entered = [e.data["visit"] for e in timeline(state) if e.kind is EventKind.PHASE_ENTERED]
+        rows = views.instance_view(state)["timeline"]
+        assert entered == [row["visit"] for row in rows] == numbers, role
+        for entry, visit in zip(state.history, numbers, strict=True):
+            assert entry.task in ("", task_key(entry.phase, visit)), role
+    looped = engine.get_workflow_instance_status(ids["looped"])
+    assert looped is not None and 2 in visit_numbers(looped.history)
+
+
 def test_cli_api_and_mcp_return_the_same_model(world: World, app: UIServer) -> None:
     engine, ids, store = world
     for role in READABLE:
@@ -251,6 +273,63 @@ def test_every_listing_shows_the_damaged_instance_as_unreadable(
     assert _api(app, "instances?feature=feat_bad")[1] == mcp
     status, error = _api(app, f"instances/{ids['damaged']}")
     assert status == 500 and error["type"] == "CorruptStateError"
+
+
+def _totals(engine: WorkflowEngine) -> dict[str, Any]:
+    """The totals as the views make them from the engine's roll-ups."""
+    return views.overview_totals(
+        views.feature_view(rollup) for rollup in engine.list_feature_rollups()
+    )
+
+
+def test_every_front_end_shows_the_same_totals(world: World, app: UIServer) -> None:
+    engine, ids, store = world
+    expected = _totals(engine)
+    assert expected["features"] == 6 and expected["instances"] == len(ids)
+    assert sum(expected["counts"].values()) == expected["instances"]
+    assert expected["counts"]["paused"] == 3 and expected["counts"]["completed"] == 1
+    assert expected["counts"]["failed"] == 1 and expected["counts"]["cancelled"] == 1
+    code, shown = _cli(store, "features", "--totals")
+    assert code == 0
+    status, served = _api(app, "overview")
+    assert status == 200
+    mcp = operations.status(engine)
+    assert shown["totals"] == served["totals"] == mcp["totals"] == expected
+    assert served["totals"] == views.overview_totals(served["features"])  # they add up
+    assert served["features"] == _api(app, "features")[1]  # the same roll-ups
+    assert [f["feature_id"] for f in shown["features"]] == sorted(
+        f["feature_id"] for f in served["features"]
+    )
+    assert _cli(store, "status", "--totals")[1]["totals"] == expected
+
+
+def test_the_page_shows_the_servers_totals(world: World, app: UIServer) -> None:
+    sync_api = _browser()
+    _, served = _api(app, "overview")
+    totals = served["totals"]
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"]
+        )
+        try:
+            page = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
+            page.goto(app.url)
+            page.locator("#overview .stat").first.wait_for()
+            shown = page.locator("#overview .stat").evaluate_all(
+                "(stats) => Object.fromEntries(stats.map((s) => "
+                "[s.dataset.stat, s.querySelector('.stat-v').textContent]))"
+            )
+        finally:
+            browser.close()
+    counts = totals["counts"]
+    assert shown == {
+        "features": str(totals["features"]),
+        "instances": str(totals["instances"]),
+        "running": str(counts["running"]),
+        "waiting": str(counts["paused"]),
+        "failed": str(counts["failed"]),
+        "completed": str(counts["completed"]),
+    }
 
 
 def test_the_page_offers_exactly_the_allowed_actions(world: World, app: UIServer) -> None:

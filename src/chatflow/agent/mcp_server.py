@@ -134,7 +134,7 @@ def one_line(text: str) -> str:
 
 STATUS = """\
 Where the work stands and what to do next. No arguments: every feature with its status \
-counts, and the instance this working tree is bound to (`chatflow use`), if any. \
+counts, their totals, and the instance this working tree is bound to (`chatflow use`), if any. \
 feature_id: that feature and its newest instances. instance_id: that instance's \
 phase, status, open gate items (what the phase still needs), and next_action/what_to_do. \
 Call it first, and whenever unsure."""

@@ -37,6 +37,8 @@ TERMS: dict[str, str] = {
     "extend_budget": (
         "a person allowing more (`chatflow approve {instance_id} --by NAME --extend KEY=AMOUNT`)"
     ),
+    "feed_start": "start again without a cursor",
+    "feed_cursor": "an earlier answer",
 }
 """The library's remedies (``chatflow.errors.TERMS``) as an agent can act on them: its
 own tools, or what a person runs (an agent never approves)."""
@@ -123,7 +125,8 @@ def instance_status(state: WorkflowInstanceState) -> JSON:
 def status(
     engine: WorkflowEngine, feature_id: str | None = None, instance_id: str | None = None
 ) -> JSON:
-    """One instance, one feature (its roll-up and newest instances), or every feature;
+    """One instance, one feature (its roll-up and newest instances), or every feature
+    with their ``totals`` (``views.overview_totals``, as the page's overview);
     without arguments in a working tree bound by ``chatflow use``, also the bound
     instance (``instance``) and the binding (``bound``)."""
     if instance_id:
@@ -134,6 +137,7 @@ def status(
     answer: JSON = {
         "features": [_short_rollup(view) for view in rollups[:MAX_LISTED]],
         "total_features": len(rollups),
+        "totals": views.overview_totals(rollups),
     }
     return {**_bound(engine), **answer}
 

@@ -47,13 +47,23 @@ def _add_list(commands: Subparsers) -> None:
 
 def _add_features(commands: Subparsers) -> None:
     features = commands.add_parser("features", help="every feature's roll-up, all status counts")
+    _add_totals(features)
     finish(features, cmd_features, feature=None, instance_id=None)
+
+
+def _add_totals(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--totals",
+        action="store_true",
+        help="also the totals over the features (JSON: {totals, features}, as the page's)",
+    )
 
 
 def _add_status(commands: Subparsers) -> None:
     status = commands.add_parser("status", help="roll-ups (like features), or one instance")
     status.add_argument("instance_id", nargs="?", help="instance to show (like show)")
     status.add_argument("--feature", help="this feature's roll-up and instances")
+    _add_totals(status)
     finish(status, cmd_features)
 
 
@@ -240,7 +250,9 @@ def cmd_features(ctx: Context) -> int:
         ctx.require_feature(engine, feature)
     failed: list[str] = []
     rollups = [_rollup(engine, feature, failed)] if feature else _rollups(engine, failed)
-    if ctx.out.json and feature is not None:  # one feature: its spend too (loads each)
+    if ctx.args.totals:
+        _print_overview(ctx.out, views.overview(rollups))
+    elif ctx.out.json and feature is not None:  # one feature: its spend too (loads each)
         states = views.readable_states(engine, _feature_ids(engine, feature, failed))
         ctx.out.emit_json({**rollups[0], "usage": views.feature_usage(states)})
     elif ctx.out.json:
@@ -258,6 +270,24 @@ def cmd_features(ctx: Context) -> int:
             _print_spend(ctx.out, views.feature_usage(views.readable_states(engine, ids)))
             _list_table(ctx.out, rows)
     return EXIT_FAILED if failed else EXIT_OK
+
+
+def _print_overview(out: Output, overview: dict[str, Any]) -> None:
+    """``views.overview``: its JSON as is, else the roll-ups' table and a totals line."""
+    if out.json:
+        out.emit_json(overview)
+        return
+    if overview["features"]:
+        _features_table(out, overview["features"])
+        out.line()
+    totals = overview["totals"]
+    counts = ", ".join(f"{totals['counts'][s]} {s}" for s in STATUSES if totals["counts"][s])
+    unreadable = totals["unreadable_instances"]
+    out.line(
+        f"{totals['features']} feature(s), {totals['instances']} instance(s)"
+        + (f": {counts}" if counts else "")
+        + (f"; {unreadable} unreadable" if unreadable else "")
+    )
 
 
 def _features_table(out: Output, rollups: list[dict[str, Any]]) -> None:

@@ -9,7 +9,7 @@ import time
 from typing import TYPE_CHECKING
 
 from chatflow import views
-from chatflow.cli.context import EXIT_OK, Context, UsageError, finish
+from chatflow.cli.context import EXIT_OK, Context, UsageError, finish, phrased
 from chatflow.errors import FeedCursorError
 
 if TYPE_CHECKING:
@@ -54,7 +54,7 @@ def _follow(ctx: Context) -> None:
     try:
         engine.events_since(cursor, limit=1)  # a bad --since fails now, as a usage error
     except FeedCursorError as error:
-        raise UsageError(f"--since: {error.message}") from None
+        raise UsageError(f"--since: {phrased(error)}") from None
     while True:
         page = engine.events_since(cursor, feature=args.feature, instance=args.instance, limit=PAGE)
         for event in page.events:

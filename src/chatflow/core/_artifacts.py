@@ -10,11 +10,14 @@ from __future__ import annotations
 from typing import Any
 
 from chatflow._validation import validate_id
+from chatflow.domain.history import visit_numbers
 from chatflow.domain.models import (
     TaskArtifacts,
     TaskExecutionRecord,
     WorkflowInstanceState,
     generate_timestamp,
+    mismatched_texts,
+    record_checksums,
     sha256_text,
 )
 from chatflow.domain.schema import task_key
@@ -47,7 +50,7 @@ def new_record(
             phase=phase,
         )
     index = max(i for i, entry in enumerate(state.history) if entry.phase == phase)
-    visit = sum(1 for entry in state.history[: index + 1] if entry.phase == phase)
+    visit = visit_numbers(state.history)[index]
     now = generate_timestamp()
     record = TaskExecutionRecord(
         phase_name=phase,
@@ -76,17 +79,14 @@ def checked(stored: dict[str, Any], instance_id: str, phase_name: str) -> TaskAr
             instance_id=instance_id,
             phase=phase_name,
         ) from None
-    for what, text, checksum in (
-        ("prompt", stored["prompt"], record.prompt_checksum),
-        ("response", stored["response"], record.response_checksum),
-    ):
-        if sha256_text(text) != checksum:
-            raise CorruptStateError(
-                f"{what} of phase {phase_name!r} of instance {instance_id!r} "
-                "does not match its recorded SHA-256 checksum",
-                instance_id=instance_id,
-                phase=phase_name,
-            )
+    bad = mismatched_texts(stored["prompt"], stored["response"], record_checksums(stored["record"]))
+    if bad:  # (a store verifies too; a record without its checksums does not pass here)
+        raise CorruptStateError(
+            f"{bad[0]} of phase {phase_name!r} of instance {instance_id!r} "
+            "does not match its recorded SHA-256 checksum",
+            instance_id=instance_id,
+            phase=phase_name,
+        )
     return TaskArtifacts(record=record, prompt=stored["prompt"], response=stored["response"])
 
 

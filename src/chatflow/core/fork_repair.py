@@ -84,15 +84,7 @@ def _parent_versions(engine: WorkflowEngine, parent: str, task: str) -> list[dic
 
 def _tell(engine: WorkflowEngine, instance_id: str, what: str) -> None:
     """Log the repair; a file store also records it in ``repairs.jsonl``."""
-    from chatflow.storage.file_state_store import FileStateStore  # noqa: PLC0415
-
-    store = engine.state_store
-    if isinstance(store, FileStateStore):
-        store._repaired(instance_id, what)  # (logs the warning too)
-        return
-    from chatflow._logger import logger  # noqa: PLC0415
-
-    logger(__name__).warning("repaired instance %s in %r: %s", instance_id, store, what)
+    engine.state_store.note_repair(instance_id, what)
 
 
 KIND = "fork_missing_artifacts"

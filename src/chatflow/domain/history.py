@@ -18,13 +18,35 @@ parent's earlier entries, so its log begins with their derived events.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from chatflow.domain.definition import END, FAIL
 from chatflow.domain.models import (
     EventKind,
+    HistoryEntry,
     InstanceStatus,
     WorkflowEvent,
     WorkflowInstanceState,
 )
+
+
+def visit_numbers(history: Iterable[HistoryEntry]) -> list[int]:
+    """Each history entry's visit number: 1 for its phase's first entry, 2 for the next.
+
+    The one rule every figure uses: the timeline's ``phase_entered`` events, the views'
+    rows, a visit's task key (``<phase>--<visit>``) and a fork's visit counts."""
+    seen: dict[str, int] = {}
+    numbers = []
+    for entry in history:
+        seen[entry.phase] = seen.get(entry.phase, 0) + 1
+        numbers.append(seen[entry.phase])
+    return numbers
+
+
+def visit_counts(history: Iterable[HistoryEntry]) -> dict[str, int]:
+    """Phase -> how many visits ``history`` holds (``visit_numbers``' last per phase)."""
+    entries = list(history)
+    return dict(zip((entry.phase for entry in entries), visit_numbers(entries), strict=True))
 
 
 def timeline(state: WorkflowInstanceState) -> list[WorkflowEvent]:
@@ -33,16 +55,15 @@ def timeline(state: WorkflowInstanceState) -> list[WorkflowEvent]:
     for event in state.events:
         stored.setdefault((event.history_index, event.while_open), []).append(event)
     log = stored.get((-1, False), []) + stored.get((-1, True), [])
-    visits: dict[str, int] = {}
+    visits = visit_numbers(state.history)
     for index, entry in enumerate(state.history):
-        visits[entry.phase] = visits.get(entry.phase, 0) + 1
         log.append(
             WorkflowEvent(
                 kind=EventKind.PHASE_ENTERED,
                 at=entry.started_at,
                 actor=log[-1].actor if log else None,
                 phase=entry.phase,
-                data={"visit": visits[entry.phase]},
+                data={"visit": visits[index]},
                 history_index=index,
                 while_open=True,
             )

@@ -24,6 +24,7 @@ from typing import Any
 from chatflow._text import counted
 from chatflow._validation import copy_json
 from chatflow.domain.definition import END, FAIL, Phase, Workflow, workflow_of
+from chatflow.domain.history import visit_counts
 from chatflow.domain.models import (
     EventKind,
     HistoryEntry,
@@ -504,8 +505,7 @@ def fork_state(
         automation_level=parent.automation_level,
         parent=ParentLink(parent.instance_id, at).to_dict(),
     )
-    for entry in earlier:
-        child.visits[entry.phase] = child.visits.get(entry.phase, 0) + 1
+    child.visits.update(visit_counts(earlier))
     data = {
         **schema_ref(workflow),
         "variables": _initial_variables(parent),

@@ -48,8 +48,8 @@ def budget(spec: object, where: str = "budget") -> dict[str, float]:
     """A budget's limits, normalised (``wall`` in seconds); ``ValidationError`` naming the
     first problem (unknown keys with the closest known one)."""
     problems = budget_problems(spec, where)
-    if problems:
-        raise ValidationError(problems[0])
+    if problems:  # ``field``: a front end names ``where`` in its words (``--budget``)
+        raise ValidationError(problems[0], field=where)
     assert isinstance(spec, Mapping)
     return {key: _limit(key, spec[key], where) for key in BUDGET_KEYS if key in spec}
 

@@ -41,6 +41,48 @@ def sha256_text(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+TEXTS = ("prompt", "response")
+"""A task's two texts, in the order every check names them."""
+
+RECORD_CHECKSUMS = {"prompt_sha256": "prompt_checksum", "response_sha256": "response_checksum"}
+"""Each text's checksum by its one name in every view (``prompt_sha256``), and the name
+the task record stores it under (``TaskExecutionRecord.prompt_checksum``).
+
+Two stored fields hold the same SHA-256, and both stay: the record's is part of the
+public data model (``TaskExecutionRecord``, written by the engine, read by callers and
+in every old log), and the log's ``artifact`` event carries the store's own, computed
+from the texts it wrote, so that ``verify`` never trusts a checksum a caller handed in.
+Both are inside the hash chain, so old entries must keep them. Every output names the
+value ``prompt_sha256``/``response_sha256``; ``record_checksums`` reads a record's."""
+
+
+def record_checksums(record: Any) -> dict[str, Any]:
+    """A stored task record's checksums under their view names (``prompt_sha256``);
+    ``None`` for one it lacks (an old or hand-written record)."""
+    fields = record if isinstance(record, dict) else {}
+    return {name: fields.get(stored) or None for name, stored in RECORD_CHECKSUMS.items()}
+
+
+def mismatched_texts(
+    prompt: object, response: object, checksums: Any, *, unrecorded_ok: bool = False
+) -> list[str]:
+    """Which of ``TEXTS`` do not match their SHA-256 in ``checksums`` (view names:
+    ``prompt_sha256``): the one per-text check, used by the stores (reads, ``verify``,
+    copies), the engine and the views. A text that is not a str never matches; a
+    checksum that is missing matches only with ``unrecorded_ok`` (nothing to check)."""
+    found = []
+    for what, text in zip(TEXTS, (prompt, response), strict=True):
+        expected = checksums.get(f"{what}_sha256") if isinstance(checksums, dict) else None
+        if not isinstance(text, str):
+            found.append(what)
+        elif not expected:
+            if not unrecorded_ok:
+                found.append(what)
+        elif sha256_text(text) != expected:
+            found.append(what)
+    return found
+
+
 class InstanceStatus(str, Enum):
     """Lifecycle of an instance; the values are the plain strings the seed stores."""
 

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from chatflow._validation import check_json_value, copy_json, id_problem, validate_id
 from chatflow.domain.counts import StatusCount as StatusCount  # noqa: PLC0414 - re-exported
 from chatflow.domain.counts import newest_active
+from chatflow.domain.models import mismatched_texts, record_checksums
 from chatflow.errors import (
     CorruptStateError,
     HistoryConflictError,
@@ -493,19 +494,16 @@ class IWorkflowStateStore(ABC):
         self, instance_id: str, task: str, texts: TaskTexts, expected: dict[str, Any] | None
     ) -> None:
         """Both texts match their checksums: the log's if known, else the record's."""
-        for what, text, key, record_key in (
-            ("prompt", texts.prompt, "prompt_sha256", "prompt_checksum"),
-            ("response", texts.response, "response_sha256", "response_checksum"),
-        ):
-            checksum = expected[key] if expected is not None else texts.record.get(record_key)
-            if checksum and _log.sha256_hex(text) != checksum:
-                raise CorruptStateError(
-                    f"task artifacts of phase {task!r} of instance {instance_id!r} in "
-                    f"{self.where} are corrupt: the {what} does not match its recorded "
-                    "SHA-256 checksum",
-                    instance_id=instance_id,
-                    phase=task,
-                )
+        checksums = expected if expected is not None else record_checksums(texts.record)
+        bad = mismatched_texts(texts.prompt, texts.response, checksums, unrecorded_ok=True)
+        if bad:
+            raise CorruptStateError(
+                f"task artifacts of phase {task!r} of instance {instance_id!r} in "
+                f"{self.where} are corrupt: the {bad[0]} does not match its recorded "
+                "SHA-256 checksum",
+                instance_id=instance_id,
+                phase=task,
+            )
 
     def list_task_phases(self, instance_id: str) -> list[str]:
         """Task keys of the instance with stored artifacts, sorted."""
@@ -514,6 +512,14 @@ class IWorkflowStateStore(ABC):
         return [] if head is None else sorted(head["tasks"])
 
     # -- integrity ---------------------------------------------------------------------
+
+    def note_repair(self, instance_id: str, what: str) -> None:
+        """Tell of a repair made to the instance's data from outside the store (the
+        engine mending a fork): a WARNING on the ``chatflow`` logger; the file store
+        also records it in ``repairs.jsonl``, as it does its own repairs."""
+        from chatflow._logger import logger  # noqa: PLC0415 - repairs are rare
+
+        logger(__name__).warning("repaired instance %s in %s: %s", instance_id, self.where, what)
 
     def verify(self, instance_id: str) -> Problem | None:
         """The first broken link, edited event, mismatched artifact or stale head; ``None``
@@ -554,14 +560,14 @@ class IWorkflowStateStore(ABC):
         where = f"artifacts of task {task!r} version {version}"
         if texts is None:
             return Problem(instance_id, event["seq"], where, reason)
-        for what, text in (("prompt", texts.prompt), ("response", texts.response)):
-            if _log.sha256_hex(text) != event[f"{what}_sha256"]:
-                return Problem(
-                    instance_id,
-                    event["seq"],
-                    where,
-                    f"the {what} does not match the SHA-256 in the log",
-                )
+        bad = mismatched_texts(texts.prompt, texts.response, event)
+        if bad:
+            return Problem(
+                instance_id,
+                event["seq"],
+                where,
+                f"the {bad[0]} does not match the SHA-256 in the log",
+            )
         return None
 
     def instance_digest(self, instance_id: str) -> str:
@@ -642,7 +648,8 @@ class IWorkflowStateStore(ABC):
         validate_id(instance_id, "instance_id")
         if isinstance(keep_last, bool) or not isinstance(keep_last, int) or keep_last < 0:
             raise ValidationError(
-                f"keep_last must be a non-negative int, not {keep_last!r}", field="keep_last"
+                f"keep_last must be a whole number of 0 or more, not {keep_last!r}",
+                field="keep_last",
             )
         with self._transaction(instance_id) as txn:
             if txn.head() is None:
@@ -943,14 +950,7 @@ def log_problem(log: InstanceLog) -> Problem | None:  # noqa: PLR0911 - one per 
             return Problem(
                 iid, None, where, f"texts of task {task!r} version {version} are not in its log"
             )
-        expected = (
-            entry
-            if version == entry["version"]
-            else {
-                "prompt_sha256": texts.record.get("prompt_checksum"),
-                "response_sha256": texts.record.get("response_checksum"),
-            }
-        )
+        expected = entry if version == entry["version"] else record_checksums(texts.record)
         problem = _texts_problem(texts, expected)
         if problem is not None:
             return Problem(iid, None, f"artifacts of task {task!r} version {version}", problem)
@@ -965,11 +965,8 @@ def _texts_problem(texts: TaskTexts | None, expected: dict[str, Any]) -> str | N
         return "its task record is not an object"
     if "record" in expected and texts.record != expected["record"]:
         return "its task record differs from the one in the log"
-    for what, text in (("prompt", texts.prompt), ("response", texts.response)):
-        checksum = expected.get(f"{what}_sha256")
-        if not isinstance(text, str) or (checksum and _log.sha256_hex(text) != checksum):
-            return f"the {what} does not match the SHA-256 in the log"
-    return None
+    bad = mismatched_texts(texts.prompt, texts.response, expected, unrecorded_ok=True)
+    return f"the {bad[0]} does not match the SHA-256 in the log" if bad else None
 
 
 def _resume_at(log: InstanceLog, head: Head) -> int:

@@ -65,16 +65,17 @@ def parse_cursor(cursor: object, epoch: str) -> int:
     found = _CURSOR.fullmatch(cursor)
     if found is None:
         raise FeedCursorError(
-            f"cursor {cursor[:80]!r} is not a feed cursor (pass None, or a cursor an "
-            "earlier events_since returned)",
+            f"cursor {cursor[:80]!r} is not a feed cursor",
             field="cursor",
+            hint=" ({feed_start}, or give the cursor of {feed_cursor})",
         )
     position = int(found[2])
     if found[1] != epoch and not (found[1] == "" and position == 0):
         raise FeedCursorError(
             f"cursor {cursor!r} belongs to another store's feed (or to this store's before "
-            "it was replaced); start again with None",
+            "it was replaced)",
             field="cursor",
+            hint="; start again: {feed_start}",
         )
     return position
 
@@ -96,8 +97,9 @@ def past_end(cursor: str, end: int) -> FeedCursorError:
     """The error for a cursor beyond the feed's end (a feed shortened or replaced)."""
     return FeedCursorError(
         f"cursor {cursor!r} points past the end of this store's feed (position {end}): "
-        "it belongs to another store or to a feed since replaced; start again with None",
+        "it belongs to another store or to a feed since replaced",
         field="cursor",
+        hint="; start again: {feed_start}",
     )
 
 

@@ -160,6 +160,35 @@ def _settled(stamps: bytes, started: int) -> bool:
     return all(mtime < started - SETTLED_NS for _, _, mtime, _ in _STAMP.iter_unpack(stamps))
 
 
+class TransactionSide:
+    """The file store as its transactions (``_file_transaction``) see it: the small,
+    named set of its internals they use, so no module but this one touches the
+    store's private members. Paths, raw reads and appends, the head cache and
+    inspection, repairs kept aside and told of, the committed marker and the feed."""
+
+    def __init__(self, store: FileStateStore) -> None:
+        self._store = store
+        self.feed = store._feed
+        self.heads = store._heads
+        self.folder, self.head_file = store._folder, store._head_file
+        self.log_file, self.index_file = store._log_file, store._index_file
+        self.read_bytes, self.append_line = store._read_bytes, store._append_line
+        self.parse_head, self.usable_head = store._parse_head, store._usable_head
+        self.events, self.inspect = store._events, store._inspect
+        self.read_texts = store._read_texts
+        self.keep_aside, self.move_aside = store._keep_aside, store._move_aside
+        self.repaired, self.write_committed = store._repaired, store._write_committed
+        self.listed = store.list_instances_by_feature
+
+    @property
+    def where(self) -> str:
+        return self._store.where
+
+    @property
+    def durable(self) -> bool:
+        return self._store.durable
+
+
 class FileStateStore(IWorkflowStateStore):
     """State in a folder of JSON and Markdown files, safe for many threads and processes.
 
@@ -195,6 +224,7 @@ class FileStateStore(IWorkflowStateStore):
         self.repairs_file = self.base_dir / "repairs.jsonl"
         self.deletions_file = self.base_dir / "deletions.jsonl"  # who deleted what, when
         self._feed = FileFeed(self)  # feed.jsonl: every committed event, in commit order
+        self._side = TransactionSide(self)  # what its transactions use of it
         try:
             for folder in (self.instances_dir, self.features_dir, self.locks_dir):
                 folder.mkdir(parents=True, exist_ok=True)
@@ -251,7 +281,7 @@ class FileStateStore(IWorkflowStateStore):
             else self._feature_lock(validate_id(feature_id, "feature_id"))
         )
         with feature_lock, self._instance_lock(instance_id):
-            yield FileTransaction(self, instance_id, feature_id)
+            yield FileTransaction(self._side, instance_id, feature_id)
 
     # -- reading ---------------------------------------------------------------------
 
@@ -464,10 +494,10 @@ class FileStateStore(IWorkflowStateStore):
             raise _log.corrupt(instance_id, self._head_file(instance_id), problem)
         tasks = [
             (task, texts)
-            for task in old_task_names(self, instance_id)
+            for task in old_task_names(self._side, instance_id)
             if (texts := self._read_texts(instance_id, task, 1)) is not None
         ]
-        commit = old_commit(self, instance_id, raw, tasks)
+        commit = old_commit(self._side, instance_id, raw, tasks)
         return commit.head, commit.events
 
     def _read_head(self, instance_id: str) -> Head | None:
@@ -554,6 +584,9 @@ class FileStateStore(IWorkflowStateStore):
         with contextlib.suppress(StorageError):  # the warning above was given regardless
             line = json.dumps(record, ensure_ascii=True).encode("ascii") + b"\n"
             self._append_line(self.repairs_file, line, sync=False)
+
+    def note_repair(self, instance_id: str, what: str) -> None:
+        self._repaired(instance_id, what)
 
     def repairs(self) -> list[dict[str, Any]]:
         """Every repair recorded in ``repairs.jsonl``, oldest first."""

@@ -41,6 +41,8 @@ OPTIONAL (the base class has a default; ``CAPABILITIES`` lists those a store can
   names and check what reads, ``verify`` and steps then do; absent, those checks are
   skipped (to pass them, ``_read`` refuses a log whose events do not chain:
   ``link_problem(events, stored_texts)``). For tests only: ChatFlow never calls it;
+- ``note_repair(instance_id, what)``: tells of a repair the engine made (a WARNING on
+  the ``chatflow`` logger; the file store also records it in ``repairs.jsonl``);
 - ``close``: does nothing; ``where`` (a class attribute naming the store in messages)
   defaults to ``"the store"``; ``_log_where(instance_id)`` defaults to ``where``.
 

@@ -44,6 +44,11 @@ def feature_rollups(engine: WorkflowEngine) -> list[Json]:
     return rollups
 
 
+def overview(engine: WorkflowEngine) -> Json:
+    """The overview page: ``feature_rollups`` and their totals (``views.overview``)."""
+    return views.overview(feature_rollups(engine))
+
+
 def feature(engine: WorkflowEngine, feature_id: str) -> Json:
     """The feature's roll-up (as ``chatflow features --json``) plus ``updated_at``."""
     summaries = engine.list_instances(feature_id=feature_id)

@@ -151,6 +151,7 @@ class UIServer:
 _ID = r"(?P<{}>[A-Za-z0-9_][A-Za-z0-9_-]*)"
 _GET_ROUTES: list[tuple[re.Pattern[str], Handler]] = [
     (re.compile(r"/api/features"), lambda e, p: api.feature_rollups(e)),
+    (re.compile(r"/api/overview"), lambda e, p: api.overview(e)),
     (
         re.compile(r"/api/features/" + _ID.format("feature")),
         lambda e, p: api.feature(e, p["feature"]),

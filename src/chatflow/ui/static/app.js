@@ -214,31 +214,27 @@ function setLive(ok, why) {
 async function overviewPage(token) {
   crumbs(h("span", {}, "Features"));
   const cursor = await feedNow();
-  const features = await api("features");
+  const first = await api("overview");  // chatflow.views.overview: the roll-ups and their totals
   if (token !== renderToken) return;
-  const view = renderOverview(features.map(rollupModel));
+  const view = renderOverview(first.features.map(rollupModel), first.totals);
   replaceMain(view.root);
   requestAnimationFrame(() => performance.mark("chatflow:overview-drawn"));  // bench/bench_ui.py
   onChanges(token, cursor, "", async () => {
-    const fresh = await api("features");
+    const fresh = await api("overview");
     if (token !== renderToken) return;
-    const next = renderOverview(fresh.map(rollupModel), view.filter.value);
+    const next = renderOverview(fresh.features.map(rollupModel), fresh.totals, view.filter.value);
     replaceMain(next.root);
     Object.assign(view, next);
   });
 }
 
-function renderOverview(features, filterText) {
-  const totals = { features: features.length, instances: 0 };
-  for (const s of STATUS_ORDER) totals[s] = 0;
-  for (const f of features) {
-    totals.instances += f.total_instances;
-    for (const s of STATUS_ORDER) totals[s] += f[s + "_count"] || 0;
-  }
+function renderOverview(features, totals, filterText) {
+  // chatflow.views.overview_totals: the server sums; the page only shows.
+  const n = totals.counts;
   const stats = h("div", { class: "stats" },
     stat("Features", totals.features), stat("Instances", totals.instances),
-    stat("Running", totals.running, "running"), stat("Waiting", totals.paused, "paused"),
-    stat("Failed", totals.failed, "failed"), stat("Completed", totals.completed, "completed"));
+    stat("Running", n.running, "running"), stat("Waiting", n.paused, "paused"),
+    stat("Failed", n.failed, "failed"), stat("Completed", n.completed, "completed"));
   const filter = h("input", {
     type: "search", class: "filter", placeholder: "Filter features, statuses or instance ids…",
     "aria-label": "Filter features", value: filterText || "",
@@ -275,7 +271,7 @@ function renderOverview(features, filterText) {
 }
 
 function stat(label, value, status) {
-  return h("div", { class: "stat" + (status ? " s-" + status : "") },
+  return h("div", { class: "stat" + (status ? " s-" + status : ""), "data-stat": label.toLowerCase() },
     h("span", { class: "stat-v" }, String(value)), h("span", { class: "stat-l" }, label));
 }
 

@@ -766,23 +766,19 @@ def feed_event_types(event: Mapping[str, Any]) -> list[str]:
         return _unique(["created", *how, EventKind.PHASE_ENTERED.value])
     if kind != "update":
         return [kind]
-    lists = event.get("lists")
-    lists = lists if isinstance(lists, dict) else {}
-    history = lists.get("history") if isinstance(lists.get("history"), dict) else {}
-    put = history.get("put") if isinstance(history.get("put"), dict) else {}
+    lists = _dict(event.get("lists"))
+    history = _dict(lists.get("history"))
     names = [
         EventKind.PHASE_COMPLETED.value
-        for entry in put.values()
+        for entry in _dict(history.get("put")).values()
         if isinstance(entry, dict) and entry.get("status") == "completed"
     ]
     names += [EventKind.PHASE_ENTERED.value for _ in _dicts(history.get("items"))]
-    events = lists.get("events") if isinstance(lists.get("events"), dict) else {}
-    for item in _dicts(events.get("items")):
+    for item in _dicts(_dict(lists.get("events")).get("items")):
         names.append(str(item.get("kind")))
-        data = item.get("data")
-        if item.get("kind") == EventKind.RESUMED.value and isinstance(data, dict):
-            if data.get("approved_by") is not None:  # an approval that ended a pause
-                names.append(EventKind.APPROVED.value)
+        data = _dict(item.get("data"))
+        if item.get("kind") == EventKind.RESUMED.value and data.get("approved_by") is not None:
+            names.append(EventKind.APPROVED.value)  # an approval that ended a pause
     return _unique(names) or [kind]
 
 
@@ -804,6 +800,10 @@ def feed_lifecycle_events(event: Mapping[str, Any]) -> list[JSON]:
         }
         for item in items
     ]
+
+
+def _dict(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def _dicts(value: object) -> list[dict[str, Any]]:

@@ -64,7 +64,7 @@ def _add_webhook(commands: Subparsers) -> None:
 
 
 def _count(text: str) -> int:
-    if not text.isdigit() or not 1 <= int(text) <= 1000:  # noqa: PLR2004
+    if not text.isdigit() or not 1 <= int(text) <= 1000:
         raise argparse.ArgumentTypeError(f"expected a whole number 1-1000, got {text!r}")
     return int(text)
 
@@ -74,7 +74,7 @@ def _seconds(text: str) -> float:
         value = float(text)
     except ValueError:
         value = -1.0
-    if not 0 < value <= 86400:  # noqa: PLR2004 - also refuses nan
+    if not 0 < value <= 86400:
         raise argparse.ArgumentTypeError(f"expected seconds (0-86400), got {text!r}")
     return value
 

@@ -45,7 +45,7 @@ def shown_url(url: str) -> str:
         if parts.password is None:
             return url
     except ValueError:
-        return url.split("@")[-1] if "@" in url else url
+        return url.rsplit("@", maxsplit=1)[-1] if "@" in url else url
     host = parts.netloc.rpartition("@")[2]
     return parts._replace(netloc=f"{parts.username}:***@{host}").geturl()
 
@@ -108,8 +108,8 @@ def check_secret(secret: object) -> str:
     """A signing secret: printable text without spaces, at least 8 characters."""
     if (
         not isinstance(secret, str)
-        or len(secret) < 8  # noqa: PLR2004 - too short to keep anyone out
-        or len(secret) > 512  # noqa: PLR2004
+        or len(secret) < 8
+        or len(secret) > 512
         or not secret.isprintable()
         or any(c.isspace() for c in secret)
     ):
@@ -140,16 +140,17 @@ def add(
     feed); return it, with its secret (generated unless given). Everything is checked
     before anything is written; the cursor is written before the hook, so a sender
     never sees a hook without one."""
-    hook = {
-        "id": "wh_" + secrets.token_hex(4),
+    hook_id = "wh_" + secrets.token_hex(4)
+    hook: dict[str, Any] = {
+        "id": hook_id,
         "url": check_url(url),
         "events": check_events(events),
         "feature": None if feature is None else validate_id(feature, "feature_id"),
         "secret": secrets.token_urlsafe(32) if secret is None else check_secret(secret),
         "created_at": time.time(),
     }
-    store.put_value(CURSOR + hook["id"], {"cursor": cursor, "delivered": 0})
-    store.put_value(HOOK + hook["id"], hook)
+    store.put_value(CURSOR + hook_id, {"cursor": cursor, "delivered": 0})
+    store.put_value(HOOK + hook_id, hook)
     return hook
 
 

@@ -131,7 +131,7 @@ def _owner() -> str:
 def _ended(owner: object) -> bool:
     """Whether a lease's owner was a process of this machine that is gone (killed): its
     lease need not run out before another sender takes over."""
-    if os.name != "posix" or not isinstance(owner, str) or owner.count(":") < 2:  # noqa: PLR2004
+    if os.name != "posix" or not isinstance(owner, str) or owner.count(":") < 2:
         return False
     host, pid, _ = owner.rsplit(":", 2)
     if host != socket.gethostname() or not pid.isdigit():
@@ -227,10 +227,10 @@ class Sender:
                 types = views.feed_event_types(change.event)
                 name = hooks.matching(hook, types)
                 if name is not None:
-                    error = self._send(hook, change, name, types)
-                    if error is not None:
+                    failure = self._send(hook, change, name, types)
+                    if failure is not None:
                         self._keep_cursor(hook_id, cursor, written, count)
-                        return self._failed(hook, change, error, delivered)
+                        return self._failed(hook, change, failure, delivered)
                     if not self._still_ours(hook_id):
                         return HookReport(hook_id, delivered + 1, busy=True)
                     count, delivered = count + 1, delivered + 1
@@ -275,7 +275,7 @@ class Sender:
         except (OSError, ValueError, http.client.HTTPException) as error:
             reason = getattr(error, "reason", None) or error
             return f"no answer from {hooks.shown_url(url)}: {reason}"
-        if 200 <= status < 300:  # noqa: PLR2004
+        if 200 <= status < 300:
             return None
         return f"{hooks.shown_url(url)} answered HTTP {status}"
 

@@ -153,3 +153,26 @@ def _workflow(folder: Path) -> str:
     path = folder / "flow.json"
     path.write_text(json.dumps({"name": "flow", "phases": [{"name": "a"}, {"name": "b"}]}))
     return str(path)
+
+
+def test_migrate_carries_hooks_and_reset_starts_them_on_the_new_feed(
+    run: Runner, tmp_path: Path
+) -> None:
+    target = f"sqlite:///{tmp_path / 'moved.db'}"
+    with receiving() as receiver:
+        hook = run.json("webhook", "add", receiver.url, "--events", "created", "--from-start")
+        run.ok("webhook", "run", "--once")
+        run.ok("migrate", "--from", str(tmp_path / ".chatflow"), "--to", target)
+        (moved,) = run.json("--dir", target, "webhook", "list")
+        assert (moved["id"], moved["delivered"]) == (hook["id"], 1)
+        # Its cursor was the old store's: said so, with the way on, not guessed.
+        stuck = run("--dir", target, "webhook", "run", "--once", "--retries", "1")
+        refused(stuck, 1, "belongs to another store's feed", f"webhook reset {hook['id']}")
+        reset = run.ok("--dir", target, "webhook", "reset", hook["id"]).stdout
+        assert "goes on from now" in reset and "it was stuck on feed" in reset
+        run.ok("--dir", target, "start", str(tmp_path / "review_flow.json"), "--feature", "f")
+        run.ok("--dir", target, "webhook", "run", "--once")
+        got = receiver.wait_for(2)
+        assert [d.data["feature_id"] for d in got] == ["feat_a", "f"]
+        assert all(d.signed_by(hook["secret"]) for d in got)
+        refused(run("webhook", "reset", "wh_12345678"), 3, "no webhook 'wh_12345678'")

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 def _add_webhook(commands: Subparsers) -> None:
     webhook = commands.add_parser(
-        "webhook", help="POST each matching change to a URL, signed (add, list, remove, run)"
+        "webhook", help="POST each matching change to a URL, signed (add, list, remove, reset, run)"
     )
     actions = webhook.add_subparsers(title="actions", metavar="ACTION", required=True)
     add = actions.add_parser("add", help="keep a webhook in the store; prints its secret once")
@@ -46,6 +46,14 @@ def _add_webhook(commands: Subparsers) -> None:
     remove = actions.add_parser("remove", help="forget a webhook")
     remove.add_argument("hook_id", metavar="ID")
     finish(remove, cmd_remove)
+    reset = actions.add_parser(
+        "reset", help="go on from now (or --from-start), past what is pending or failing"
+    )
+    reset.add_argument("hook_id", metavar="ID")
+    reset.add_argument(
+        "--from-start", action="store_true", help="send every event in the store again"
+    )
+    finish(reset, cmd_reset)
     run = actions.add_parser("run", help="deliver until Ctrl-C (--once: what is there now)")
     run.add_argument("--once", action="store_true", help="deliver what is pending, then exit")
     run.add_argument(
@@ -146,6 +154,25 @@ def cmd_remove(ctx: Context) -> int:
         ctx.out.emit_json({"removed": hook["id"], "url": hooks.shown_url(hook["url"])})
     else:
         ctx.out.line(f"removed webhook {hook['id']} ({hooks.shown_url(hook['url'])})")
+    return EXIT_OK
+
+
+def cmd_reset(ctx: Context) -> int:
+    """Move the hook's cursor: a person's decision, printed with what it skips."""
+    from chatflow.webhooks import hooks  # noqa: PLC0415
+
+    store = ctx.reader().state_store
+    hook = hooks.get(store, ctx.args.hook_id)
+    failing = hooks.status_of(store, hook["id"]).get("failing")
+    cursor = None if ctx.args.from_start else store.feed_end()
+    hooks.reset(store, hook["id"], cursor)
+    where = "the start of the feed" if cursor is None else "now"
+    if ctx.out.json:
+        ctx.out.emit_json({"reset": hook["id"], "from": where, "was_failing": failing})
+        return EXIT_OK
+    ctx.out.line(f"webhook {hook['id']} goes on from {where}")
+    if failing:
+        ctx.out.line(f"it was stuck on {_failing(failing)}")
     return EXIT_OK
 
 

@@ -183,6 +183,17 @@ def remove(store: IWorkflowStateStore, hook_id: str) -> dict[str, Any]:
     return hook
 
 
+def reset(store: IWorkflowStateStore, hook_id: str, cursor: str | None) -> dict[str, Any]:
+    """Have the hook go on after ``cursor`` (``None``: the feed's start) and forget its
+    failure: what a person does after ``migrate`` (a cursor never carries to another
+    store) or to give up on an event no receiver will take. Returns the hook."""
+    hook = get(store, hook_id)
+    delivered = cursor_of(store, hook_id).get("delivered", 0)
+    store.put_value(CURSOR + hook_id, {"cursor": cursor, "delivered": delivered})
+    store.put_value(STATUS + hook_id, None)
+    return hook
+
+
 def cursor_of(store: IWorkflowStateStore, hook_id: str) -> dict[str, Any]:
     """Where the hook goes on from: ``{"cursor", "delivered"}``."""
     found = store.get_value(CURSOR + hook_id)

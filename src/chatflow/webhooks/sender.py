@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from chatflow import views
-from chatflow.errors import ChatFlowError
+from chatflow.errors import ChatFlowError, FeedCursorError
 from chatflow.webhooks import hooks
 
 if TYPE_CHECKING:
@@ -221,8 +221,9 @@ class Sender:
         while True:
             try:
                 page = self.store.events_since(cursor, feature=hook["feature"], limit=self.page)
-            except ChatFlowError as error:  # a cursor of another store's feed (migrated)
-                return self._failed(hook, None, f"cannot read the change feed: {error}")
+            except FeedCursorError as error:  # a cursor of another store's feed (migrated)
+                message = f"{error}; to go on: chatflow webhook reset {hook_id} [--from-start]"
+                return self._failed(hook, None, message)
             for change in page.events:
                 types = views.feed_event_types(change.event)
                 name = hooks.matching(hook, types)

@@ -166,12 +166,12 @@ class Sender:
     on_delivered: Callable[[dict[str, Any], FeedEvent, str], None] | None = None
     _failures: dict[str, int] = field(default_factory=dict, init=False, repr=False)
     _retry_at: dict[str, float] = field(default_factory=dict, init=False, repr=False)
-    _leases: dict[str, float] = field(
-        default_factory=dict, init=False, repr=False
-    )  # hook -> until (ours)
-    _inline: bool = field(
-        default=True, init=False, repr=False
-    )  # retry in a row, waiting (``--once``), or leave it to later passes
+    # What one sender remembers between passes: failures in a row and when to try
+    # again, per hook; the leases it holds (until when); whether to retry in a row,
+    # waiting (``--once``), or leave it to later passes (``run``); the stop of ``run``.
+    _leases: dict[str, float] = field(default_factory=dict, init=False, repr=False)
+    _inline: bool = field(default=True, init=False, repr=False)
+    _stop: threading.Event = field(default_factory=threading.Event, init=False, repr=False)
 
     def deliver_all(self) -> list[HookReport]:
         """One pass: each hook up to the feed's end, or up to an event that failed
@@ -187,7 +187,7 @@ class Sender:
         """Deliver until ``stop`` is set, asking the feed again every ``poll_s`` while
         idle; a failing hook is retried on later passes (back-off) while the others go
         on. Leases are given up on the way out."""
-        self._inline = False
+        self._inline, self._stop = False, stop
         try:
             while not stop.is_set():
                 reports = self.deliver_all()
@@ -239,6 +239,8 @@ class Sender:
                     written = change.cursor
                     if self.on_delivered is not None:
                         self.on_delivered(hook, change, name)
+                    if self._stop.is_set():
+                        return self._recovered(hook_id, delivered)
                 cursor = change.cursor
             if len(page.events) < self.page:
                 break

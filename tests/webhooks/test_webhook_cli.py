@@ -40,6 +40,8 @@ def _nothing_kept(run: Runner) -> None:
         ("http://example.com:99999/", "has a bad port"),
         ("http://exa mple.com/", "is not a URL"),
         ("http://example.com/\x07", "is not a URL"),
+        ("http://[::1/in", "is not a URL: Invalid IPv6 URL"),
+        ("//example.com/in", "not no scheme"),
     ],
 )
 def test_a_url_that_is_not_http_is_refused_and_nothing_kept(
@@ -68,6 +70,8 @@ def test_a_password_in_a_url_is_never_printed(run: Runner) -> None:
         (["phse_*"], 1, "unknown pattern 'phse_*'"),
         (["approved", "Approved"], 1, "event filter 'Approved' is not an event name or pattern"),
         (["approved,completd"], 1, "did you mean 'completed'?"),
+        ([""], 1, "event filter '' is not an event name or pattern"),
+        (["approved,"], 1, "event filter '' is not an event name or pattern"),
     ],
 )
 def test_unknown_event_names_are_refused_with_a_suggestion(

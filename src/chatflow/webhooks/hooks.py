@@ -62,7 +62,12 @@ def check_url(url: object) -> str:
             f"{MAX_URL} characters)",
             field="url",
         )
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as error:  # an unclosed [IPv6] bracket, ...
+        raise ValidationError(
+            f"webhook URL {shown_url(url)!r} is not a URL: {error}", field="url"
+        ) from None
     if parts.scheme.lower() not in ("http", "https"):
         scheme = f"{parts.scheme}:" if parts.scheme else "no scheme"
         raise ValidationError(
@@ -83,7 +88,7 @@ def check_url(url: object) -> str:
 def check_events(patterns: list[str] | None) -> list[str]:
     """The event filter: exact names from ``views.EVENT_TYPES`` (else "did you mean")
     or shell-style patterns (``phase_*``) that match at least one; default every event."""
-    if not patterns:
+    if patterns is None or patterns == []:
         return ["*"]
     checked: list[str] = []
     for pattern in patterns:

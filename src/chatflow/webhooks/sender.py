@@ -179,7 +179,9 @@ class Sender:
         reports = []
         for hook in hooks.every(self.store):
             if self._retry_at.get(hook["id"], 0.0) > self.clock():
-                continue  # backing off (``run``)
+                if hook["id"] in self._leases:
+                    self._take_lease(hook["id"])  # kept while backing off (``run``)
+                continue
             reports.append(self._deliver_hook(hook))
         return reports
 
@@ -230,7 +232,7 @@ class Sender:
                 if name is not None:
                     failure = self._send(hook, change, name, types)
                     if failure is not None:
-                        self._keep_cursor(hook_id, cursor, written, count)
+                        self._keep_cursor(hook_id, cursor, written, count, check=True)
                         return self._failed(hook, change, failure, delivered)
                     if not self._still_ours(hook_id):
                         return HookReport(hook_id, delivered + 1, busy=True)
@@ -244,7 +246,7 @@ class Sender:
                 cursor = change.cursor
             if len(page.events) < self.page:
                 break
-        self._keep_cursor(hook_id, cursor, written, count)
+        self._keep_cursor(hook_id, cursor, written, count, check=True)
         return self._recovered(hook_id, delivered)
 
     def _send(
@@ -284,10 +286,13 @@ class Sender:
 
     # -- records ---------------------------------------------------------------------
 
-    def _keep_cursor(self, hook_id: str, cursor: Any, written: Any, count: int) -> None:
+    def _keep_cursor(
+        self, hook_id: str, cursor: Any, written: Any, count: int, *, check: bool = False
+    ) -> None:
         """Keep the hook's cursor if it moved (only ever past delivered or unmatched
-        events)."""
-        if cursor is not None and cursor != written:
+        events); with ``check``, only if the lease is still ours (a sender that lost it
+        must not set back the cursor of the one that has it)."""
+        if cursor is not None and cursor != written and (not check or self._still_ours(hook_id)):
             self.store.put_value(hooks.CURSOR + hook_id, {"cursor": cursor, "delivered": count})
 
     def _note_failure(

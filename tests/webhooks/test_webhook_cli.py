@@ -180,3 +180,12 @@ def test_migrate_carries_hooks_and_reset_starts_them_on_the_new_feed(
         assert [d.data["feature_id"] for d in got] == ["feat_a", "f"]
         assert all(d.signed_by(hook["secret"]) for d in got)
         refused(run("webhook", "reset", "wh_12345678"), 3, "no webhook 'wh_12345678'")
+
+
+def test_completion_offers_actions_hook_ids_event_types_and_options(run: Runner) -> None:
+    hook = run.json("webhook", "add", "https://example.com/in")
+    assert run.ok("__complete", "webhook", "r").stdout.split() == ["remove", "reset", "run"]
+    assert run.ok("__complete", "webhook", "remove", "").stdout.split() == [hook["id"]]
+    events = run.ok("__complete", "webhook", "add", "https://x", "--events", "phase_").stdout
+    assert events.split() == ["phase_entered", "phase_completed"]
+    assert "--max-backoff" in run.ok("__complete", "webhook", "run", "--m").stdout

@@ -124,17 +124,27 @@ def post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> int:
         return int(error.code)
 
 
+def _machine() -> str:
+    """This machine and PID namespace: two containers may share a host name, but a pid
+    means something only within its own namespace."""
+    try:
+        namespace = os.readlink("/proc/self/ns/pid")  # Linux: "pid:[4026531836]"
+    except OSError:
+        namespace = "-"
+    return f"{socket.gethostname()}/{namespace}".replace(":", "")
+
+
 def _owner() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+    return f"{_machine()}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
 def _ended(owner: object) -> bool:
-    """Whether a lease's owner was a process of this machine that is gone (killed): its
-    lease need not run out before another sender takes over."""
+    """Whether a lease's owner was a process of this machine (and PID namespace) that is
+    gone (killed): its lease need not run out before another sender takes over."""
     if os.name != "posix" or not isinstance(owner, str) or owner.count(":") < 2:
         return False
-    host, pid, _ = owner.rsplit(":", 2)
-    if host != socket.gethostname() or not pid.isdigit():
+    machine, pid, _ = owner.rsplit(":", 2)
+    if machine != _machine() or not pid.isdigit():
         return False
     try:
         os.kill(int(pid), 0)

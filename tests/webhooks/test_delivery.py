@@ -226,3 +226,18 @@ def test_hooks_live_in_the_store_for_every_process(store: IWorkflowStateStore) -
     assert store.list_values(hooks.HOOK) == {hooks.HOOK + hook["id"]: hook}
     with pytest.raises(LookupError, match="no webhook 'wh_00000000'"):
         hooks.remove(store, "wh_00000000")
+
+
+def test_a_hook_behind_a_compaction_gets_its_checkpoint(store: IWorkflowStateStore) -> None:
+    engine = WorkflowEngine(store=store)
+    with receiving() as receiver:
+        hook = hooks.add(store, receiver.url, cursor=None)
+        iid = _walk(engine)
+        store.compact(iid, keep_last=1)
+        sender, _ = _sender(store)
+        (report,) = sender.deliver_all()
+        got = receiver.wait_for(report.delivered)
+        assert [d.data["types"] for d in got] == [["checkpoint"], ["phase_completed", "completed"]]
+        assert [d.data["seq"] for d in got] == [4, 5]
+        assert got[0].headers["x-chatflow-event"] == "checkpoint"
+        assert all(d.signed_by(hook["secret"]) for d in got)

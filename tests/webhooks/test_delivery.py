@@ -241,3 +241,29 @@ def test_a_hook_behind_a_compaction_gets_its_checkpoint(store: IWorkflowStateSto
         assert [d.data["seq"] for d in got] == [4, 5]
         assert got[0].headers["x-chatflow-event"] == "checkpoint"
         assert all(d.signed_by(hook["secret"]) for d in got)
+
+
+def test_run_waits_out_a_failing_hook_and_forgets_one_removed(
+    store: IWorkflowStateStore,
+) -> None:
+    """``run`` between passes: a failing hook is tried again only after its back-off,
+    and once removed it leaves no back-off behind that would keep the sender busy."""
+    now = [1000.0]
+    hook = hooks.add(store, "http://127.0.0.1:9/in", cursor=None)
+    WorkflowEngine(store=store).start_workflow_instance(REVIEW, feature_id="feat_a")
+    tries: list[float] = []
+
+    def down(url: str, body: bytes, headers: dict[str, str], timeout: float) -> int:
+        tries.append(now[0])
+        return 503
+
+    sender = Sender(store, transport=down, clock=lambda: now[0], retry=Retry(5, 2.0, 8.0))
+    sender._inline = False  # as ``run`` does
+    for step in range(12):
+        sender.deliver_all()
+        assert sender._idle(0.5) <= 0.5
+        now[0] += 1.0 if step < 11 else 0.0
+    assert tries == [1000.0, 1002.0, 1006.0]  # waits of 2, then 4 (then 8)
+    hooks.remove(store, hook["id"])
+    sender.deliver_all()
+    assert sender._idle(0.5) == 0.5 and sender._retry_at == {}

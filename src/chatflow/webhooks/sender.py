@@ -174,11 +174,11 @@ class Sender:
     page: int = PAGE
     on_report: Callable[[HookReport], None] | None = None
     on_delivered: Callable[[dict[str, Any], FeedEvent, str], None] | None = None
-    _failures: dict[str, int] = field(default_factory=dict, init=False, repr=False)
-    _retry_at: dict[str, float] = field(default_factory=dict, init=False, repr=False)
     # What one sender remembers between passes: failures in a row and when to try
     # again, per hook; the leases it holds (until when); whether to retry in a row,
     # waiting (``--once``), or leave it to later passes (``run``); the stop of ``run``.
+    _failures: dict[str, int] = field(default_factory=dict, init=False, repr=False)
+    _retry_at: dict[str, float] = field(default_factory=dict, init=False, repr=False)
     _leases: dict[str, float] = field(default_factory=dict, init=False, repr=False)
     _inline: bool = field(default=True, init=False, repr=False)
     _stop: threading.Event = field(default_factory=threading.Event, init=False, repr=False)
@@ -187,7 +187,11 @@ class Sender:
         """One pass: each hook up to the feed's end, or up to an event that failed
         ``retry.attempts`` times in a row (reported, left to block the hook)."""
         reports = []
-        for hook in hooks.every(self.store):
+        kept = hooks.every(self.store)
+        for gone in set(self._retry_at) - {hook["id"] for hook in kept}:
+            self._retry_at.pop(gone)  # removed while failing
+            self._failures.pop(gone, None)
+        for hook in kept:
             if self._retry_at.get(hook["id"], 0.0) > self.clock():
                 if hook["id"] in self._leases:
                     self._take_lease(hook["id"])  # kept while backing off (``run``)
@@ -218,7 +222,7 @@ class Sender:
 
     def _idle(self, poll_s: float) -> float:
         now = self.clock()
-        waits = [at - now for at in self._retry_at.values()]
+        waits = [at - now for at in self._retry_at.values() if at > now]
         return max(0.0, min([poll_s, *waits]))
 
     # -- one hook --------------------------------------------------------------------

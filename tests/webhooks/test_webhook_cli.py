@@ -189,3 +189,12 @@ def test_completion_offers_actions_hook_ids_event_types_and_options(run: Runner)
     events = run.ok("__complete", "webhook", "add", "https://x", "--events", "phase_").stdout
     assert events.split() == ["phase_entered", "phase_completed"]
     assert "--max-backoff" in run.ok("__complete", "webhook", "run", "--m").stdout
+
+
+def test_plain_http_beyond_this_machine_is_kept_with_a_warning(run: Runner) -> None:
+    clear = run("webhook", "add", "http://ci.example.com/in")
+    assert clear.returncode == 0
+    assert clear.stderr.startswith("chatflow: warning: http://ci.example.com/in is http://")
+    assert "prefer https://" in clear.stderr
+    for quiet in ("https://ci.example.com/in", "http://127.0.0.1:8080/in", "http://localhost/"):
+        assert run("webhook", "add", quiet).stderr == ""

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from chatflow.cli.context import EXIT_FAILED, EXIT_OK, Context, UsageError, finish
+from chatflow.cli.output import warn
 
 if TYPE_CHECKING:
     from chatflow.cli.context import Subparsers
@@ -101,6 +102,11 @@ def cmd_add(ctx: Context) -> int:
     hook = hooks.add(
         store, args.url, events=events, feature=args.feature, secret=args.secret, cursor=cursor
     )
+    if hooks.in_the_clear(hook["url"]):
+        warn(
+            f"{hooks.shown_url(hook['url'])} is http://: changes go to it unencrypted "
+            "(signed, so not forged, but readable on the way); prefer https://"
+        )
     shown = hooks.public(store, hook)
     if args.secret is None:
         shown["secret"] = hook["secret"]

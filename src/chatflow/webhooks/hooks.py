@@ -85,6 +85,15 @@ def check_url(url: object) -> str:
     return url
 
 
+def in_the_clear(url: str) -> bool:
+    """Whether ``url`` sends bodies unencrypted beyond this machine (``http://`` to a
+    host other than loopback): signed, so not forged, but readable on the way."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    loopback = host in ("localhost", "::1") or host.startswith("127.")
+    return parts.scheme.lower() == "http" and not loopback
+
+
 def check_events(patterns: list[str] | None) -> list[str]:
     """The event filter: exact names from ``views.EVENT_TYPES`` (else "did you mean")
     or shell-style patterns (``phase_*``) that match at least one; default every event."""

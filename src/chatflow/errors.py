@@ -217,3 +217,12 @@ class HistoryConflictError(ValidationError):
 class FeedCursorError(ValidationError):
     """A change-feed cursor (``events_since``) that is garbled, belongs to another store
     (or to this store's feed before it was replaced), or points past the feed's end."""
+
+
+class WebhookNotFoundError(ChatFlowError, LookupError):
+    """No webhook with that id is kept in the store (``chatflow webhook remove``)."""
+
+
+class WebhookDeliveryError(ChatFlowError):
+    """A webhook's next event could not be delivered after every retry: it blocks the
+    hook's later events (delivery is in order) until it goes through."""

@@ -768,3 +768,77 @@ def feed_event_view(instance_id: str, feature_id: str, event: Mapping[str, Any])
         "phase": changed.get("current_phase"),
         "task": event.get("task"),
     }
+
+
+CHANGE_KINDS = ("created", "update", "artifact", "checkpoint")
+"""The kinds of change the store's log records (``chatflow.storage._log``)."""
+EVENT_TYPES = tuple(kind.value for kind in EventKind) + CHANGE_KINDS
+"""Every name ``feed_event_types`` gives: what a webhook's ``--events`` filter matches."""
+
+
+def feed_event_types(event: Mapping[str, Any]) -> list[str]:
+    """What one change-feed event did, by name (each in ``EVENT_TYPES``), in order.
+
+    A plain step stores its "phase completed" and "phase entered" only as the history
+    entries it closes and opens (``chatflow.domain.history``), so they are read from
+    those; then come the lifecycle events it logged (``approved``, ``completed`` ...);
+    an approval that ended an approval pause is logged as ``resumed`` with
+    ``approved_by``, and named ``approved`` too.
+    A ``created`` change is ``created``, how (``started``, ``forked``) and
+    ``phase_entered``; a change that logged none of these is named by its kind
+    (``update``, ``artifact``, ``checkpoint``), so every event has at least one name.
+    """
+    kind = str(event.get("kind"))
+    if kind == "created":
+        state = event.get("state")
+        logged = _dicts(state.get("events") if isinstance(state, dict) else None)
+        how = [str(logged[-1].get("kind"))] if logged else []
+        return _unique(["created", *how, EventKind.PHASE_ENTERED.value])
+    if kind != "update":
+        return [kind]
+    lists = _dict(event.get("lists"))
+    history = _dict(lists.get("history"))
+    names = [
+        EventKind.PHASE_COMPLETED.value
+        for entry in _dict(history.get("put")).values()
+        if isinstance(entry, dict) and entry.get("status") == "completed"
+    ]
+    names += [EventKind.PHASE_ENTERED.value for _ in _dicts(history.get("items"))]
+    for item in _dicts(_dict(lists.get("events")).get("items")):
+        names.append(str(item.get("kind")))
+        data = _dict(item.get("data"))
+        if item.get("kind") == EventKind.RESUMED.value and data.get("approved_by") is not None:
+            names.append(EventKind.APPROVED.value)  # an approval that ended a pause
+    return _unique(names) or [kind]
+
+
+def feed_lifecycle_events(event: Mapping[str, Any]) -> list[JSON]:
+    """The lifecycle events an ``update`` change logged (who approved, what failed ...),
+    as the timeline shows them (``kind``, ``at``, ``actor``, ``phase``, ``data``)."""
+    if event.get("kind") != "update":
+        return []
+    lists = event.get("lists")
+    events = lists.get("events") if isinstance(lists, dict) else None
+    items = _dicts(events.get("items")) if isinstance(events, dict) else []
+    return [
+        {
+            "kind": item.get("kind"),
+            "at": iso_time(item.get("at")),
+            "actor": item.get("actor"),
+            "phase": item.get("phase"),
+            "data": item.get("data"),
+        }
+        for item in items
+    ]
+
+
+def _dict(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _dicts(value: object) -> list[dict[str, Any]]:
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
+def _unique(names: list[str]) -> list[str]:
+    return list(dict.fromkeys(names))

@@ -47,6 +47,7 @@ PACKAGES = (
     "chatflow.storage",
     "chatflow.core",
     "chatflow.views",
+    "chatflow.webhooks",
     "chatflow.cli",
     "chatflow.ui",
     "chatflow.agent",
@@ -61,6 +62,7 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     "chatflow.storage": ("chatflow.core", "chatflow.views", *FRONT_ENDS),
     "chatflow.core": ("chatflow.views", *FRONT_ENDS),
     "chatflow.views": FRONT_ENDS,
+    "chatflow.webhooks": FRONT_ENDS,  # the sender: the CLI and the page run it
 }
 
 

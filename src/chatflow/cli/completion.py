@@ -60,6 +60,7 @@ _VALUE_OPTIONS = frozenset(
         *("--phase", "--prompt", "--prompt-file", "--response", "--response-file"),
         *("--agent", "--workflow"),
         *("--store", "--host", "--port"),
+        *("--events", "--secret", "--retries", "--backoff", "--max-backoff", "--timeout"),
     }
 )
 # Options naming the store the command works on (``--store``: ``chatflow ui``'s).
@@ -119,7 +120,10 @@ def candidates(ctx: Context, before: list[str], current: str) -> list[str]:
         return _options(parser) if current.startswith("-") else _commands(subparsers)
     command, args = positional[0], positional[1:]
     if current.startswith("-"):
-        return _options(subparsers[command]) if command in subparsers else []
+        found = subparsers.get(command)
+        if found is not None and args and args[0] in _subparsers(found):
+            found = _subparsers(found)[args[0]]  # an action's own options (webhook add)
+        return _options(found) if found is not None else []
     return _arguments(ctx, command, args)
 
 
@@ -133,7 +137,20 @@ def _arguments(ctx: Context, command: str, args: list[str]) -> list[str]:
         return _quiet(lambda: [info.name for info in ctx.writer().list_workflows()])
     if command == "workflows" and not args:
         return ["register"]
+    if command == "webhook":
+        return _webhook_arguments(ctx, args)
     return ["bash", "zsh"] if command == "completion" and not args else []
+
+
+def _webhook_arguments(ctx: Context, args: list[str]) -> list[str]:
+    """``webhook``'s actions, then the hook ids for ``remove`` and ``reset``."""
+    if not args:
+        return ["add", "list", "remove", "reset", "run"]
+    if args[0] in ("remove", "reset") and len(args) == 1:
+        from chatflow.webhooks import hooks  # noqa: PLC0415
+
+        return _quiet(lambda: [hook["id"] for hook in hooks.every(ctx.reader().state_store)])
+    return []
 
 
 def _commands(subparsers: dict[str, argparse.ArgumentParser]) -> list[str]:
@@ -147,6 +164,10 @@ def _option_values(ctx: Context, option: str, positional: list[str]) -> list[str
         return _quiet(lambda: ctx.reader().list_features())
     if option == "--status":
         return list(STATUSES)
+    if option == "--events":
+        from chatflow.views import EVENT_TYPES  # noqa: PLC0415
+
+        return list(EVENT_TYPES)
     if option == "--to" and len(positional) > 1:
         return _quiet(lambda: _phases(ctx, positional[1]))
     return []

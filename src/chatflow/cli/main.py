@@ -128,6 +128,7 @@ _COMMAND_MODULES = (
     "ui",
     "agent",
     "watch",
+    "webhook",
     "harness",
     "completion",
 )

@@ -10,6 +10,8 @@ from chatflow.cli.context import EXIT_FAILED, EXIT_OK, Context, UsageError
 
 if TYPE_CHECKING:
     from chatflow.cli.context import Subparsers
+    from chatflow.storage.base import IWorkflowStateStore
+    from chatflow.webhooks.sender import HookReport, SenderThread
 
 
 def _add_ui(commands: Subparsers) -> None:
@@ -25,6 +27,11 @@ def _add_ui(commands: Subparsers) -> None:
         help="allow approve, reject, pause, resume, retry and cancel (default read-only)",
     )
     ui.add_argument("--open", action="store_true", help="open the page in the browser")
+    ui.add_argument(
+        "--no-webhooks",
+        action="store_true",
+        help="do not deliver webhooks meanwhile (chatflow webhook run does it alone)",
+    )
     ui.set_defaults(command=cmd_ui)
 
 
@@ -38,6 +45,7 @@ def cmd_ui(ctx: Context) -> int:
     if args.ui_store is not None:
         args.dir = args.ui_store
     engine = ctx.reader()
+    sender = None if args.no_webhooks else _start_webhooks(engine.state_store)
     try:
         serve(
             engine,
@@ -52,7 +60,22 @@ def cmd_ui(ctx: Context) -> int:
             f"chatflow: error: cannot listen on {where}: {error.strerror or error}", file=sys.stderr
         )
         return EXIT_FAILED
+    finally:
+        if sender is not None:
+            sender.stop()
     return EXIT_OK
+
+
+def _start_webhooks(store: IWorkflowStateStore) -> SenderThread:
+    """The webhook sender, in a thread of its own while the page is served."""
+    from chatflow.webhooks.sender import SenderThread  # noqa: PLC0415
+
+    return SenderThread(store, on_report=_warn).start()
+
+
+def _warn(report: HookReport) -> None:
+    state = "delivers again" if report.failing is None else f"failing: {report.failing['error']}"
+    print(f"chatflow: warning: webhook {report.hook_id} {state}", file=sys.stderr, flush=True)
 
 
 PARSERS: dict[str, Callable[[Subparsers], None]] = {"ui": _add_ui}

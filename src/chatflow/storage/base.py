@@ -775,6 +775,24 @@ class IWorkflowStateStore(ABC):
         body = {"key": key, "value": value}
         self.put_schema(VALUES_NAME, version, _log.sha256_hex(_log.canonical(body)), body)
 
+    def list_values(self, prefix: str) -> dict[str, Any]:
+        """Every value ``put_value`` keeps under a key starting with ``prefix`` (cleared
+        ones left out), by key: so a set of things can each live under a key of its own
+        (``webhook:<id>``), and two writers adding different ones never lose either."""
+        if not isinstance(prefix, str) or not prefix:
+            raise ValidationError(
+                f"a prefix must be non-empty text, not {prefix!r}", field="prefix"
+            )
+        found: dict[str, Any] = {}
+        for row in self.list_schemas():
+            body = row.schema if row.name == VALUES_NAME else None
+            if not isinstance(body, dict) or body.get("value") is None:
+                continue
+            key = body.get("key")
+            if isinstance(key, str) and key.startswith(prefix):
+                found[key] = copy_json(body["value"])
+        return dict(sorted(found.items()))
+
     def delete_instance(self, instance_id: str) -> bool:
         """Remove the instance, its task artifacts and its feature-index entry.
 

@@ -458,6 +458,19 @@ def corrupt(instance_id: str, where: str, problem: str, **context: Any) -> Corru
     )
 
 
+LOST_HEAD = (
+    "its head is missing but its log is stored (`chatflow doctor --fix` rebuilds the "
+    "head from the log if the log verifies)"
+)
+"""The problem of an instance whose log outlived its head: damage (a head is written
+with every commit), never absence."""
+
+
+def lost_head(instance_id: str, where: str) -> CorruptStateError:
+    """The error for an instance whose head is gone while its log remains."""
+    return corrupt(instance_id, where, LOST_HEAD, reason=LOST_HEAD, lost_head=True)
+
+
 def decode_json(text: str | bytes, instance_id: str, where: str) -> Any:
     """Parse stored JSON; ``CorruptStateError`` (never a JSON or recursion error) if not."""
     try:

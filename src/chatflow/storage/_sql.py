@@ -33,11 +33,12 @@ from collections.abc import Iterator
 from typing import Any, Protocol
 
 from chatflow._validation import validate_id
-from chatflow.errors import CorruptStateError
+from chatflow.errors import ChatFlowError, CorruptStateError
 from chatflow.storage import _log
 from chatflow.storage._log import Event, Head
 from chatflow.storage._raw import RawAccess
 from chatflow.storage.base import (
+    UNREADABLE,
     FeatureCounts,
     InstanceSummary,
     IWorkflowStateStore,
@@ -46,8 +47,11 @@ from chatflow.storage.base import (
     StatusCount,
     TaskTexts,
     check_status_filter,
+    not_found,
     parse_task_texts,
+    rebuilt_head,
     same_version,
+    unreadable_summary,
 )
 from chatflow.storage.feed import (
     FeedEvent,
@@ -132,6 +136,14 @@ def tables(p: str, *, blob: str, real: str, seq: str, json_type: str) -> tuple[s
 
 
 _SUMMARY = "instance_id, feature_id, status, current_phase, created_at, updated_at"
+# What every step keeps counted, summed: a listing compares it with the heads it found,
+# so a head lost behind the store's back (its log still there) is noticed for the cost
+# of a few index rows (the subquery is evaluated once, not per row).
+_COUNTED = """(SELECT CAST(coalesce(sum(n), 0) AS BIGINT) FROM {p}feature_counts
+    WHERE (CAST(? AS TEXT) IS NULL OR feature_id = ?)
+    AND (CAST(? AS TEXT) IS NULL OR status = ?))"""
+_COUNTED_IN = """(SELECT CAST(coalesce(sum(n), 0) AS BIGINT) FROM {p}feature_counts
+    WHERE feature_id = ?)"""
 
 _QUERIES = {
     "head": "SELECT head FROM {p}heads WHERE instance_id = ?",
@@ -143,6 +155,16 @@ _QUERIES = {
         ELSE e.event END FROM {p}heads AS h LEFT JOIN {p}events AS e
         ON e.instance_id = h.instance_id AND e.seq = h.last_seq WHERE h.instance_id = ?""",
     "event": "SELECT event FROM {p}events WHERE instance_id = ? AND seq = ?",
+    "has_events": "SELECT 1 FROM {p}events WHERE instance_id = ? LIMIT 1",
+    "first_event": "SELECT event FROM {p}events WHERE instance_id = ? ORDER BY seq LIMIT 1",
+    # Each instance id of the log once (one index seek per instance, not a row per
+    # event), and those without a head: what a lost head leaves.
+    "lost_heads": """WITH RECURSIVE ids(id) AS (SELECT min(instance_id) FROM {p}events
+        UNION ALL SELECT (SELECT min(instance_id) FROM {p}events WHERE instance_id > ids.id)
+        FROM ids WHERE ids.id IS NOT NULL)
+        SELECT id FROM ids WHERE id IS NOT NULL
+        AND NOT EXISTS (SELECT 1 FROM {p}heads WHERE instance_id = ids.id) ORDER BY id""",
+    "counted": f"SELECT {_COUNTED}",
     "events": "SELECT event FROM {p}events WHERE instance_id = ? ORDER BY seq",
     "insert_event": "INSERT INTO {p}events (instance_id, seq, event, pos) VALUES (?, ?, ?, ?)",
     "insert_unnumbered": "INSERT INTO {p}events (instance_id, seq, event) VALUES (?, ?, ?)",
@@ -170,26 +192,31 @@ _QUERIES = {
         response) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (instance_id, task, version)
         DO UPDATE SET record = excluded.record, prompt = excluded.prompt,
         response = excluded.response""",
-    "feature_ids": "SELECT instance_id FROM {p}heads WHERE feature_id = ? ORDER BY seq",
-    "feature_summaries": f"SELECT {_SUMMARY} FROM {{p}}heads WHERE feature_id = ? ORDER BY seq",
+    "feature_ids": f"""SELECT instance_id, {_COUNTED_IN} FROM {{p}}heads WHERE feature_id = ?
+        ORDER BY seq""",
+    "feature_summaries": f"""SELECT {_SUMMARY}, {_COUNTED_IN} FROM {{p}}heads
+        WHERE feature_id = ? ORDER BY seq""",
     # Counts kept by every step; one index probe per status names its newest instance.
+    # (LEFT joins: a status whose every instance lost its head is still counted.)
     "status_counts": """SELECT c.status, c.n, h.instance_id FROM {p}feature_counts AS c
-        JOIN {p}heads AS h ON h.seq = (SELECT max(seq) FROM {p}heads
+        LEFT JOIN {p}heads AS h ON h.seq = (SELECT max(seq) FROM {p}heads
             WHERE feature_id = c.feature_id AND status = c.status)
-        WHERE c.feature_id = ? AND c.n > 0 ORDER BY h.seq""",
+        WHERE c.feature_id = ? AND c.n > 0 ORDER BY coalesce(h.seq, 0)""",
     # Every feature's counts, each status's newest instance and the feature's last step.
-    "all_counts": """SELECT c.feature_id, c.status, c.n, h.instance_id, u.updated_at
+    "all_counts": """SELECT c.feature_id, c.status, c.n, h.instance_id, coalesce(u.updated_at, 0)
         FROM {p}feature_counts AS c
-        JOIN {p}heads AS h ON h.seq = (SELECT max(seq) FROM {p}heads
+        LEFT JOIN {p}heads AS h ON h.seq = (SELECT max(seq) FROM {p}heads
             WHERE feature_id = c.feature_id AND status = c.status)
-        JOIN (SELECT feature_id, max(updated_at) AS updated_at FROM {p}heads
+        LEFT JOIN (SELECT feature_id, max(updated_at) AS updated_at FROM {p}heads
             GROUP BY feature_id) AS u ON u.feature_id = c.feature_id
-        WHERE c.n > 0 ORDER BY c.feature_id, h.seq""",
-    "filtered": f"""SELECT {_SUMMARY} FROM {{p}}heads
+        WHERE c.n > 0 ORDER BY c.feature_id, coalesce(h.seq, 0)""",
+    "filtered": f"""SELECT {_SUMMARY}, {_COUNTED} FROM {{p}}heads
         WHERE (CAST(? AS TEXT) IS NULL OR feature_id = ?)
         AND (CAST(? AS TEXT) IS NULL OR status = ?) ORDER BY feature_id, seq""",
-    "features": "SELECT DISTINCT feature_id FROM {p}heads ORDER BY feature_id",
-    "all_ids": "SELECT instance_id FROM {p}heads ORDER BY feature_id, seq",
+    "features": f"""SELECT feature_id, count(*), {_COUNTED} FROM {{p}}heads
+        GROUP BY feature_id ORDER BY feature_id""",
+    "all_ids": f"""SELECT instance_id, feature_id, {_COUNTED} FROM {{p}}heads
+        ORDER BY feature_id, seq""",
     "delete_head": "DELETE FROM {p}heads WHERE instance_id = ? RETURNING feature_id, status",
     "delete_all_events": "DELETE FROM {p}events WHERE instance_id = ?",
     "delete_texts": "DELETE FROM {p}task_texts WHERE instance_id = ?",
@@ -296,6 +323,7 @@ class SQLStore(IWorkflowStateStore):
         with self._read_cursor("read") as cursor:
             row = cursor.execute(self.sql("head"), (instance_id,)).fetchone()
             if row is None:
+                self._absent(instance_id, cursor)
                 return None
             rows = cursor.execute(self.sql("events"), (instance_id,)).fetchall()
         return self._decode_head(instance_id, row[0]), self._decode_events(instance_id, rows)
@@ -303,7 +331,22 @@ class SQLStore(IWorkflowStateStore):
     def _read_head(self, instance_id: str) -> Head | None:
         validate_id(instance_id, "instance_id")
         rows = self._query("read", self.sql("head"), (instance_id,))
-        return self._decode_head(instance_id, rows[0][0]) if rows else None
+        if not rows:
+            return self._absent(instance_id, None)
+        return self._decode_head(instance_id, rows[0][0])
+
+    def _absent(self, instance_id: str, cursor: Cursor | None) -> Head | None:
+        """``None`` for an instance with no head row, unless its log is stored: then its
+        head was lost (every commit writes both), which is damage, never absence."""
+        query, params = self.sql("has_events"), (instance_id,)
+        rows = (
+            cursor.execute(query, params).fetchall()
+            if cursor is not None
+            else self._query("read", query, params)
+        )
+        if rows:
+            raise _log.lost_head(instance_id, self.where)
+        return None
 
     def _read_texts(self, instance_id: str, task: str, version: int) -> TaskTexts | None:
         rows = self._query("read", self.sql("texts"), (instance_id, task, version))
@@ -353,8 +396,12 @@ class SQLStore(IWorkflowStateStore):
     # -- listings --------------------------------------------------------------------
 
     def list_instances_by_feature(self, feature_id: str) -> list[str]:
+        """The feature's heads in creation order, then any instance of it whose head is
+        lost (its place in that order went with its head)."""
         validate_id(feature_id, "feature_id")
-        return [row[0] for row in self._query("list", self.sql("feature_ids"), (feature_id,))]
+        rows = self._query("list", self.sql("feature_ids"), (feature_id, feature_id))
+        lost = self._lost(rows, feature_id, None)
+        return [row[0] for row in rows] + [summary.instance_id for summary in lost]
 
     def feed_end(self) -> str:
         if not self.number_at_read:
@@ -368,8 +415,10 @@ class SQLStore(IWorkflowStateStore):
 
     def list_feature_summaries(self, feature_id: str) -> list[InstanceSummary]:
         validate_id(feature_id, "feature_id")
-        rows = self._query("list", self.sql("feature_summaries"), (feature_id,))
-        return list(map(InstanceSummary._make, rows))
+        rows = self._query("list", self.sql("feature_summaries"), (feature_id, feature_id))
+        return [InstanceSummary._make(row[:-1]) for row in rows] + self._lost(
+            rows, feature_id, None
+        )
 
     def feature_status_counts(self, feature_id: str) -> list[StatusCount]:
         validate_id(feature_id, "feature_id")
@@ -392,13 +441,87 @@ class SQLStore(IWorkflowStateStore):
             validate_id(feature_id, "feature_id")
         check_status_filter(status)
         params = (feature_id, feature_id, status, status)
-        return list(map(InstanceSummary._make, self._query("list", self.sql("filtered"), params)))
+        rows = self._query("list", self.sql("filtered"), params * 2)
+        found = [InstanceSummary._make(row[:-1]) for row in rows]
+        lost = self._lost(rows, feature_id, status)
+        # Each feature's heads, then its lost ones (a stable sort keeps creation order).
+        return sorted(found + lost, key=lambda summary: summary.feature_id) if lost else found
 
     def list_features(self) -> list[str]:
-        return [row[0] for row in self._query("list", self.sql("features"))]
+        rows = self._query("list", self.sql("features"), (None,) * 4)
+        features = {row[0] for row in rows}
+        if rows and sum(row[1] for row in rows) == rows[0][2]:
+            return [row[0] for row in rows]
+        lost = {summary.feature_id for summary in self._lost_summaries()}
+        return sorted(features | (lost - {""}))
 
     def list_instance_ids(self) -> list[str]:
-        return [row[0] for row in self._query("list", self.sql("all_ids"))]
+        rows = self._query("list", self.sql("all_ids"), (None,) * 4)
+        found = [(row[1], row[0]) for row in rows]
+        lost = [(s.feature_id, s.instance_id) for s in self._lost(rows, None, None)]
+        return [iid for _, iid in (sorted(found + lost, key=lambda p: p[0]) if lost else found)]
+
+    # -- lost heads ------------------------------------------------------------------
+
+    def _lost(
+        self, rows: list[Any], feature_id: str | None, status: str | None
+    ) -> list[InstanceSummary]:
+        """What a listing of ``rows`` (each ending with the kept counts' sum for its
+        filters) missed: instances of ``feature_id`` whose head is lost, listed with no
+        status filter or the ``UNREADABLE`` one. The whole log is scanned only when the
+        counts every step keeps disagree with the heads found (or ``UNREADABLE`` is
+        asked for): a lost head leaves its instance counted."""
+        if status is not None and status != UNREADABLE:
+            return []
+        if status is None:
+            params = (feature_id, feature_id, None, None)
+            kept = rows or self._query("list", self.sql("counted"), params)
+            if int(kept[0][-1]) == len(rows):
+                return []
+        return [s for s in self._lost_summaries() if feature_id in (None, s.feature_id)]
+
+    def _lost_summaries(self) -> list[InstanceSummary]:
+        """``unreadable_summary`` of every instance with a log but no head (a scan of
+        the log's index: one seek per instance), its feature from its first event."""
+        found = []
+        for (instance_id,) in self._query("list", self.sql("lost_heads")):
+            feature_id, created_at = self._origin(instance_id)
+            found.append(unreadable_summary(instance_id, feature_id, created_at))
+        return found
+
+    def _origin(self, instance_id: str) -> tuple[str, float]:
+        """The feature and creation time the first event (``created``, or a checkpoint)
+        of a log gives; ``("", 0.0)`` if it cannot be read."""
+        rows = self._query("list", self.sql("first_event"), (instance_id,))
+        try:
+            state = json.loads(rows[0][0])["state"]
+            created = state.get("created_at", 0.0)
+            return validate_id(state["feature_id"], "feature_id"), float(created or 0.0)
+        except (ChatFlowError, LookupError, TypeError, ValueError, AttributeError):
+            return "", 0.0
+
+    def lost_heads(self) -> list[str]:
+        return [row[0] for row in self._query("list", self.sql("lost_heads"))]
+
+    def rebuild_head(self, instance_id: str) -> bool:
+        """The head row projected from the log, checked under the write lock; the
+        instance is already counted (a lost head leaves its counts), so only the row is
+        added, as the feature's newest (its old place in creation order is not kept)."""
+        validate_id(instance_id, "instance_id")
+        with self._write_cursor("repair") as cursor:
+            if cursor.execute(self.sql("head"), (instance_id,)).fetchone() is not None:
+                return False
+            rows = cursor.execute(self.sql("events"), (instance_id,)).fetchall()
+            if not rows:
+                raise not_found(instance_id)
+            events = self._decode_events(instance_id, rows)
+            head = rebuilt_head(instance_id, self._log_where(instance_id), events)
+            text = _log.canonical(head).decode("utf-8")
+            keys, moving = head_keys(head), head_moving(head, text)
+            cursor.execute(self.sql("insert_head"), (instance_id, *keys, *moving))
+        self._heads.drop(instance_id)
+        self.note_repair(instance_id, "its lost head was rebuilt from its verified log")
+        return True
 
     def delete_instance(self, instance_id: str) -> bool:
         validate_id(instance_id, "instance_id")
@@ -522,7 +645,7 @@ class _SQLTransaction(LogTransaction):
         stamp = (trusted.stamp, _log.line_start(mine["hash"])) if trusted and mine else (None, None)
         row = self.cursor.execute(query, (*stamp, *stamp, iid)).fetchone()
         if row is None:
-            return None
+            return store._absent(iid, self.cursor)  # (a lost head: refused, not created)
         if row[0] is None and mine is not None:
             self._head = mine
             return mine

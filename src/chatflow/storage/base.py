@@ -126,6 +126,21 @@ class Problem:
         return f"instance {self.instance_id}{at} ({self.where}): {self.what}"
 
 
+UNREADABLE = "unreadable"
+"""The ``status`` of a listed instance whose head cannot be read: listings name it
+(``unreadable_summary``) instead of hiding it; ``list_instances(status=UNREADABLE)``
+lists only such instances."""
+
+
+def unreadable_summary(
+    instance_id: str, feature_id: str, created_at: float = 0.0
+) -> InstanceSummary:
+    """The summary listings give an instance whose head cannot be read (damaged, or
+    lost while its log remains): its id and feature, status ``UNREADABLE``; loading it
+    raises the ``CorruptStateError`` that says why."""
+    return InstanceSummary(instance_id, feature_id, UNREADABLE, "", created_at, 0.0)
+
+
 def summarize(state: StateDict) -> InstanceSummary:
     """The ``InstanceSummary`` of a state dict (or of a head's ``state``)."""
     return InstanceSummary(
@@ -549,6 +564,23 @@ class IWorkflowStateStore(ABC):
                     return found_problem
         return None
 
+    def lost_heads(self) -> list[str]:
+        """Ids of instances whose log is stored but whose head is gone (damage: a head
+        is written with every commit), found by a scan of the whole store, for
+        ``chatflow doctor``. Stores whose head cannot be lost apart from the log (the
+        file store rebuilds a missing head file) keep this default: none."""
+        return []
+
+    def rebuild_head(self, instance_id: str) -> bool:
+        """Write the head of an instance that ``lost_heads`` names, projected from its
+        log, only if the log verifies (``chatflow doctor --fix``): False if it has a
+        head (nothing to do); ``CorruptStateError`` naming the instance, changing
+        nothing, if its log does not verify; ``InstanceNotFoundError`` if it has no
+        log either. Nothing stored is deleted or rewritten: only the head is added."""
+        raise UnsupportedOperationError(
+            f"{type(self).__name__} cannot rebuild lost heads", operation="rebuild_head"
+        )
+
     def _artifact_problem(self, instance_id: str, event: Event) -> Problem | None:
         task, version = event["task"], event["version"]
         try:
@@ -680,8 +712,9 @@ class IWorkflowStateStore(ABC):
     def list_feature_summaries(self, feature_id: str) -> list[InstanceSummary]:
         """Summaries of the feature's instances, oldest first, read from their heads.
 
-        An instance whose head cannot be read is left out (``verify`` reports it), so
-        one corrupt instance never hides the rest of its feature.
+        An instance whose head cannot be read is listed as ``unreadable_summary`` (its
+        load and ``verify`` say why): one corrupt instance never hides the rest of its
+        feature, nor itself.
         """
         summaries = []
         for instance_id in self.list_instances_by_feature(feature_id):
@@ -690,7 +723,7 @@ class IWorkflowStateStore(ABC):
                 if head is not None:
                     summaries.append(summarize(head["state"]))
             except (CorruptStateError, KeyError, TypeError):
-                continue
+                summaries.append(unreadable_summary(instance_id, feature_id))
         return summaries
 
     def feature_status_counts(self, feature_id: str) -> list[StatusCount]:
@@ -730,7 +763,9 @@ class IWorkflowStateStore(ABC):
     ) -> list[InstanceSummary]:
         """Summaries of instances, optionally only one feature's and/or one status's.
 
-        Order: features sorted by id, each feature's instances oldest first.
+        Order: features sorted by id, each feature's instances oldest first. An
+        instance whose head cannot be read is listed with status ``UNREADABLE`` (see
+        ``unreadable_summary``): without a status filter, or with that one.
         """
         check_status_filter(status)
         features = self.list_features() if feature_id is None else [feature_id]
@@ -913,9 +948,12 @@ def _value_version(key: object) -> str:
 
 
 def status_counts(summaries: list[InstanceSummary]) -> list[StatusCount]:
-    """Instances (oldest first) counted by status, ordered by each status's newest one."""
+    """Instances (oldest first) counted by status, ordered by each status's newest one;
+    unreadable ones have no status to count (listings name them)."""
     groups: dict[str, tuple[int, str]] = {}
     for summary in summaries:
+        if summary.status == UNREADABLE:
+            continue
         count, _ = groups.pop(summary.status, (0, ""))  # re-inserted last: newest
         groups[summary.status] = (count + 1, summary.instance_id)
     return [StatusCount(status, count, newest) for status, (count, newest) in groups.items()]
@@ -1023,6 +1061,25 @@ def _check_state(state: Any, instance_id: str, where: str) -> StateDict:
     if state["instance_id"] != instance_id:
         raise _log.corrupt(instance_id, where, f"it holds instance {state['instance_id']!r}")
     return state
+
+
+def rebuilt_head(instance_id: str, where: str, events: list[Event]) -> Head:
+    """The head a lost one is rebuilt as: what the log projects to, only if the log
+    verifies (``CorruptStateError`` naming the instance and the first bad event if not)."""
+    if not events:
+        raise _log.corrupt(instance_id, where, "its log is empty: no head to rebuild")
+    broken = _log.chain_problem(events)
+    if broken is not None:
+        seq, what = broken
+        problem = f"event {seq}: {what} (its lost head is not rebuilt from a damaged log)"
+        raise _log.corrupt(instance_id, where, problem, seq=seq, reason=what)
+    try:
+        head = _log.project_head(events)
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as error:
+        problem = f"its log cannot be replayed ({error!r}): its lost head is not rebuilt"
+        raise _log.corrupt(instance_id, where, problem) from None
+    _check_state(head["state"], instance_id, where)
+    return head
 
 
 def check_status_filter(status: object) -> None:

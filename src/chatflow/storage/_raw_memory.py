@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from chatflow.storage._raw import DAMAGE_KINDS, RawAccess, RawInstance
+from chatflow.storage._raw import RawAccess, RawInstance
 
 if TYPE_CHECKING:
     from chatflow.storage.memory import MemoryStore
@@ -13,9 +13,6 @@ if TYPE_CHECKING:
 
 class MemoryRawAccess(RawAccess):
     """The head and each event as the store encoded them (an empty head: none)."""
-
-    # Its head is what says the instance exists: without it, it would be gone, not damaged.
-    kinds = frozenset(DAMAGE_KINDS) - {"lose_head"}
 
     def __init__(self, store: MemoryStore) -> None:
         self.store = store

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from chatflow.storage._raw import DAMAGE_KINDS, RawAccess, RawInstance
+from chatflow.storage._raw import RawAccess, RawInstance
 
 if TYPE_CHECKING:
     from chatflow.storage._sql import SQLStore
@@ -19,10 +19,6 @@ _CUT_EVENTS = "DELETE FROM {p}events WHERE instance_id = ? AND seq > ?"
 class SQLRawAccess(RawAccess):
     """Event ``n`` (from 1) is the row of ``seq`` ``n``; a write changes only the rows
     whose text differs (one transaction, the store's own connection)."""
-
-    # The heads row is the instance's index entry too: without it the instance would
-    # not be damaged but gone (listed nowhere), which no store can tell from a delete.
-    kinds = frozenset(DAMAGE_KINDS) - {"lose_head"}
 
     def __init__(self, store: SQLStore) -> None:
         self.store = store

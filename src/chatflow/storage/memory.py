@@ -27,6 +27,8 @@ from chatflow.storage.base import (
     SchemaRow,
     StatusCount,
     TaskTexts,
+    not_found,
+    rebuilt_head,
 )
 from chatflow.storage.feed import (
     LINK,
@@ -78,24 +80,58 @@ class MemoryStore(IWorkflowStateStore):
     def _read(self, instance_id: str) -> tuple[Head, list[Event]] | None:
         with self._lock:
             found = self._instances.get(instance_id)
-            if found is None or not found.head:
+            if found is None or not self._has_head(instance_id, found):
                 return None
             head, texts = found.head, list(found.events)
+        return self._head(instance_id, head), self._checked(instance_id, texts)
+
+    def _checked(self, instance_id: str, texts: list[str]) -> list[Event]:
+        """The stored events, refused if one was edited or moved: never read as data."""
         events = [self._decode(instance_id, text) for text in texts]
-        broken = _log.link_problem(events, texts)  # an edited or moved event: never data
+        broken = _log.link_problem(events, texts)
         if broken is not None:
             seq, problem = broken
             where = self.where
             raise _log.corrupt(
                 instance_id, where, f"event {seq}: {problem}", seq=seq, reason=problem
             )
-        return self._head(instance_id, head), events
+        return events
 
     def _read_head(self, instance_id: str) -> Head | None:
         with self._lock:
             found = self._instances.get(instance_id)
-            head = None if found is None else found.head
-        return self._head(instance_id, head) if head else None
+            if found is None or not self._has_head(instance_id, found):
+                return None
+            head = found.head
+        return self._head(instance_id, head)
+
+    def _has_head(self, instance_id: str, found: _Instance) -> bool:
+        """Whether the instance has a head; ``CorruptStateError`` if its head is gone
+        but its events are kept (lost: damage, never absence)."""
+        if found.head:
+            return True
+        if found.events:
+            raise _log.lost_head(instance_id, self.where)
+        return False
+
+    def lost_heads(self) -> list[str]:
+        with self._lock:
+            kept = self._instances.items()
+            return sorted(iid for iid, found in kept if found.events and not found.head)
+
+    def rebuild_head(self, instance_id: str) -> bool:
+        validate_id(instance_id, "instance_id")
+        with self._lock:
+            found = self._instances.get(instance_id)
+            if found is None or not (found.head or found.events):
+                raise not_found(instance_id)
+            if found.head:
+                return False
+            events = self._checked(instance_id, list(found.events))
+            head = rebuilt_head(instance_id, self.where, events)
+            found.head = _log.canonical(head).decode("utf-8")
+        self.note_repair(instance_id, "its lost head was rebuilt from its verified log")
+        return True
 
     def _head(self, instance_id: str, text: str) -> Head:
         return _log.check_head(

@@ -499,7 +499,11 @@ def cmd_doctor(ctx: Context) -> int:
     remaining = findings
     if ctx.args.fix:
         own = [f for f in findings if f.kind != fork_repair.KIND]  # the store's findings
-        fixed = file_doctor.fix(store, own) if isinstance(store, FileStateStore) else []
+        fixed = (
+            file_doctor.fix(store, own)
+            if isinstance(store, FileStateStore)
+            else _rebuild_lost_heads(store, own)
+        )
         fixed += fork_repair.fix(engine, findings)
         upgrade = getattr(store, "upgrade", None)  # (SQLite: a 1.x database)
         fixed += [f for f in findings if f.kind == "old_database" and upgrade and upgrade()]
@@ -558,21 +562,26 @@ def _doctor_findings(engine: WorkflowEngine, progress: Progress | None) -> list[
 
 
 def _check_instances(store: IWorkflowStateStore, progress: Progress) -> list[Finding]:
-    """Checks every store supports: each listed instance verifies (its log, head and
-    artifacts: damage a load would not notice), loads and parses."""
+    """Checks every store supports: each listed instance, and each whose head is lost
+    (``lost_heads``: a scan of the whole store), verifies (its log, head and artifacts:
+    damage a load would not notice), loads and parses. A lost head over a log that
+    verifies is ``lost_head``, which ``--fix`` rebuilds from the log."""
     from chatflow.domain.models import WorkflowInstanceState  # noqa: PLC0415
     from chatflow.errors import ChatFlowError  # noqa: PLC0415
+    from chatflow.storage._log import LOST_HEAD  # noqa: PLC0415
     from chatflow.storage.file_doctor import Finding  # noqa: PLC0415
 
     findings = []
     ids = store.list_instance_ids()
+    listed = set(ids)
+    ids += [iid for iid in store.lost_heads() if iid not in listed]
     for instance_id in progress.over(ids):
         try:
             problem = store.verify(instance_id)
             if problem is not None:
-                findings.append(
-                    Finding("damaged_instance", repr(store), str(problem), False, instance_id)
-                )
+                lost = problem.what == LOST_HEAD
+                kind = "lost_head" if lost else "damaged_instance"
+                findings.append(Finding(kind, repr(store), str(problem), lost, instance_id))
                 continue
             data = store.load_state(instance_id)
             if data is None:
@@ -583,6 +592,23 @@ def _check_instances(store: IWorkflowStateStore, progress: Progress) -> list[Fin
                 Finding("unreadable_instance", repr(store), str(error), False, instance_id)
             )
     return findings
+
+
+def _rebuild_lost_heads(store: IWorkflowStateStore, findings: list[Finding]) -> list[Finding]:
+    """``--fix`` for a store other than the file store: each ``lost_head`` rebuilt from
+    its log (the store checks the log again, under its write lock; nothing is deleted)."""
+    from chatflow.errors import ChatFlowError  # noqa: PLC0415
+
+    fixed = []
+    for finding in findings:
+        if finding.kind != "lost_head" or finding.instance_id is None:
+            continue
+        try:
+            if store.rebuild_head(finding.instance_id):
+                fixed.append(finding)
+        except ChatFlowError:
+            continue  # damaged since it was checked: still reported by the check after
+    return fixed
 
 
 # Command name -> the function adding its parser (main builds only the one it runs).

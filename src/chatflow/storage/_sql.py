@@ -155,7 +155,6 @@ _QUERIES = {
         ELSE e.event END FROM {p}heads AS h LEFT JOIN {p}events AS e
         ON e.instance_id = h.instance_id AND e.seq = h.last_seq WHERE h.instance_id = ?""",
     "event": "SELECT event FROM {p}events WHERE instance_id = ? AND seq = ?",
-    "has_events": "SELECT 1 FROM {p}events WHERE instance_id = ? LIMIT 1",
     "first_event": "SELECT event FROM {p}events WHERE instance_id = ? ORDER BY seq LIMIT 1",
     # Each instance id of the log once (one index seek per instance, not a row per
     # event), and those without a head: what a lost head leaves.
@@ -337,14 +336,17 @@ class SQLStore(IWorkflowStateStore):
 
     def _absent(self, instance_id: str, cursor: Cursor | None) -> Head | None:
         """``None`` for an instance with no head row, unless its log is stored: then its
-        head was lost (every commit writes both), which is damage, never absence."""
-        query, params = self.sql("has_events"), (instance_id,)
+        head was lost (every commit writes both), which is damage, never absence: the
+        log's own damage if it has any, else ``lost_head`` (a head it can rebuild)."""
+        query, params = self.sql("events"), (instance_id,)
         rows = (
             cursor.execute(query, params).fetchall()
             if cursor is not None
             else self._query("read", query, params)
         )
         if rows:
+            events = self._decode_events(instance_id, rows)
+            rebuilt_head(instance_id, self._log_where(instance_id), events)
             raise _log.lost_head(instance_id, self.where)
         return None
 

@@ -1071,12 +1071,12 @@ def rebuilt_head(instance_id: str, where: str, events: list[Event]) -> Head:
     broken = _log.chain_problem(events)
     if broken is not None:
         seq, what = broken
-        problem = f"event {seq}: {what} (its lost head is not rebuilt from a damaged log)"
+        problem = f"event {seq}: {what} (and its head is lost: not rebuilt from a damaged log)"
         raise _log.corrupt(instance_id, where, problem, seq=seq, reason=what)
     try:
         head = _log.project_head(events)
     except (KeyError, TypeError, ValueError, IndexError, AttributeError) as error:
-        problem = f"its log cannot be replayed ({error!r}): its lost head is not rebuilt"
+        problem = f"its log cannot be replayed ({error!r}), and its head is lost"
         raise _log.corrupt(instance_id, where, problem) from None
     _check_state(head["state"], instance_id, where)
     return head

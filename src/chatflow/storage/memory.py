@@ -110,7 +110,8 @@ class MemoryStore(IWorkflowStateStore):
         but its events are kept (lost: damage, never absence)."""
         if found.head:
             return True
-        if found.events:
+        if found.events:  # the log's own damage first, if any
+            rebuilt_head(instance_id, self.where, self._checked(instance_id, found.events))
             raise _log.lost_head(instance_id, self.where)
         return False
 

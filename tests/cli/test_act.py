@@ -87,6 +87,12 @@ def test_fork_starts_a_linked_instance(run: Runner) -> None:
     assert child["parent"] == {"instance_id": iid, "history_index": 0}
     refused(run("fork", iid, "--at", "9"), 1, "out of range")
     assert run("fork", iid, "--at", "x").returncode == 2
+    # The library counts a negative index from the end; typed, it is a slip: refused.
+    before = run.json("list")
+    entries = len(run.json("show", iid)["timeline"])
+    for at in ("-1", f"-{entries}"):
+        refused(run("fork", iid, "--at", at), 2, f"chatflow show {iid}", f"(0..{entries - 1})")
+    assert run.json("list") == before  # nothing forked
 
 
 def test_a_fork_shows_and_verifies_the_artifacts_it_inherits(run: Runner) -> None:

@@ -395,8 +395,15 @@ def cmd_jump(ctx: Context) -> int:
 
 
 def cmd_fork(ctx: Context) -> int:
-    ctx.instance(ctx.args.instance_id)
+    parent = ctx.instance(ctx.args.instance_id)
     args = ctx.args
+    if args.at < 0:  # the library counts from the end on purpose; typed, it is a slip
+        entries = len(parent.history)
+        indexes = f"0..{entries - 1}" if entries else "it has no history yet"
+        raise UsageError(
+            f"--at takes a history index from `chatflow show {args.instance_id}` "
+            f"({indexes}), not {args.at}"
+        )
     child = ctx.reader().fork(args.instance_id, args.at, actor=ctx.actor(), force=args.force)
     return report(ctx, ctx.instance(child))
 

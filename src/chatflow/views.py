@@ -68,7 +68,9 @@ def feature_view(rollup: Mapping[str, Any], unreadable: Iterable[str] = ()) -> J
         "active_instance_id": rollup["active_instance_id"],
         "shown_instance_id": rollup["active_instance_id"] or rollup["latest_instance_id"],
         "phases": dict(rollup["phases"]),
-        "unreadable_instances": list(unreadable),
+        "unreadable_instances": list(
+            dict.fromkeys([*rollup.get("unreadable_instances", ()), *unreadable])
+        ),
     }
 
 

@@ -119,7 +119,11 @@ def test_a_lost_head_is_damage_named_everywhere_never_absence(opened: Any) -> No
         assert sum(c.instances for c in fresh.feature_status_counts("feat_a")) == 3
         overview = {f.feature_id: f for f in fresh.list_feature_counts()}
         assert sum(c.instances for c in overview["feat_a"].counts) == 3
-        assert fresh.lost_heads() == [lost]
+        assert fresh.lost_heads() == [lost] == fresh.lost_heads(thorough=True)
+        assert engine.get_feature_status("feat_a")["unreadable_instances"] == [lost]
+        rollups = {r["feature_id"]: r for r in engine.list_feature_rollups()}
+        assert rollups["feat_a"]["unreadable_instances"] == [lost]
+        assert "unreadable_instances" not in rollups["feat_b"]
         assert fresh.raw_access().read(lost) == damaged  # reading changed nothing
         # The others still load, step and verify.
         engine.trigger_next_step(ids[0], {"note": "fine"})
@@ -205,9 +209,18 @@ def test_the_cli_lists_reports_and_fixes_a_lost_head(opened: Any) -> None:
     shown = _chatflow(harness, "show", lost)
     assert shown.returncode == 1 and lost in shown.stderr and "not found" not in shown.stderr
     features = _chatflow(harness, "features", "--json")
-    assert "Traceback" not in features.stderr
-    rollup = {r["feature_id"]: r for r in json.loads(features.stdout)}["feat_a"]
-    assert rollup["total_instances"] == 3
+    assert features.returncode == 1 and lost in features.stderr, features.stderr
+    rollups = {r["feature_id"]: r for r in json.loads(features.stdout)}
+    assert rollups["feat_a"]["total_instances"] == 3  # still counted, and named
+    assert rollups["feat_a"]["unreadable_instances"] == [lost]
+    assert rollups["feat_b"]["unreadable_instances"] == []
+    totals = _chatflow(harness, "features", "--totals")
+    assert totals.returncode == 1 and "4 instance(s)" in totals.stdout
+    assert "; 1 unreadable" in totals.stdout
+    one = _chatflow(harness, "status", "--feature", "feat_a")
+    assert one.returncode == 1 and any(
+        line.split()[:4] == [lost, "feat_a", "-", UNREADABLE] for line in one.stdout.splitlines()
+    )
     verified = _chatflow(harness, "verify", "--feature", "feat_a")
     assert verified.returncode == 1 and lost in verified.stderr + verified.stdout
 

@@ -574,7 +574,7 @@ def _check_instances(store: IWorkflowStateStore, progress: Progress) -> list[Fin
     findings = []
     ids = store.list_instance_ids()
     listed = set(ids)
-    ids += [iid for iid in store.lost_heads() if iid not in listed]
+    ids += [iid for iid in store.lost_heads(thorough=True) if iid not in listed]
     for instance_id in progress.over(ids):
         try:
             problem = store.verify(instance_id)

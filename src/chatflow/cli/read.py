@@ -250,6 +250,7 @@ def cmd_features(ctx: Context) -> int:
         ctx.require_feature(engine, feature)
     failed: list[str] = []
     rollups = [_rollup(engine, feature, failed)] if feature else _rollups(engine, failed)
+    _warn_unreadable(rollups, failed)
     if ctx.args.totals:
         _print_overview(ctx.out, views.overview(rollups))
     elif ctx.out.json and feature is not None:  # one feature: its spend too (loads each)
@@ -270,6 +271,19 @@ def cmd_features(ctx: Context) -> int:
             _print_spend(ctx.out, views.feature_usage(views.readable_states(engine, ids)))
             _list_table(ctx.out, rows)
     return EXIT_FAILED if failed else EXIT_OK
+
+
+def _warn_unreadable(rollups: list[dict[str, Any]], failed: list[str]) -> None:
+    """A warning (and exit 1) for each instance a roll-up names as unreadable that was
+    not warned about already: counted in its feature, but it cannot be read."""
+    for rollup in rollups:
+        for instance_id in rollup["unreadable_instances"]:
+            if instance_id not in failed:
+                warn(
+                    f"instance {instance_id!r} of feature {rollup['feature_id']!r} cannot "
+                    f"be read (`chatflow show {instance_id}` says why)"
+                )
+                failed.append(instance_id)
 
 
 def _print_overview(out: Output, overview: dict[str, Any]) -> None:

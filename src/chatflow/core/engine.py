@@ -43,6 +43,7 @@ from chatflow.domain.status import feature_rollup, phase_statuses, status_info
 from chatflow.errors import CorruptStateError, StorageError, StoreNotFoundError, ValidationError
 from chatflow.storage import is_store_url, open_store
 from chatflow.storage.base import (
+    UNREADABLE,
     InstanceSummary,
     IWorkflowStateStore,
     Problem,
@@ -747,7 +748,8 @@ class WorkflowEngine(HumanActions, SpendActions):
         # One aggregate query in the SQL stores: a row per status, not per instance
         # (bench/bench_stores.py: 10,000 instances in a few ms).
         counts = self.state_store.feature_status_counts(feature_id)
-        return self._with_phases(feature_rollup(feature_id, counts))
+        rollup = self._with_phases(feature_rollup(feature_id, counts))
+        return _naming(rollup, self.unreadable_by_feature().get(feature_id))
 
     def list_feature_rollups(self) -> list[dict[str, Any]]:
         """Every feature's roll-up (as ``get_feature_status``), sorted by feature id.
@@ -755,10 +757,26 @@ class WorkflowEngine(HumanActions, SpendActions):
         The counts come from one pass over the store (``list_feature_counts``), not a
         query per feature; ``phases`` still loads each feature's shown instance.
         """
+        lost = self.unreadable_by_feature()
         return [
-            self._with_phases(feature_rollup(found.feature_id, found.counts))
+            _naming(
+                self._with_phases(feature_rollup(found.feature_id, found.counts)),
+                lost.get(found.feature_id),
+            )
             for found in self.state_store.list_feature_counts()
         ]
+
+    def unreadable_by_feature(self) -> dict[str, list[str]]:
+        """Instances whose head is lost (``store.lost_heads``), by feature: counted in
+        their feature's roll-up still, and named there (``unreadable_instances``). Costs
+        nothing more than the store's tripwire while no head is lost."""
+        store = self.state_store
+        if not store.lost_heads():
+            return {}
+        found: dict[str, list[str]] = {}
+        for summary in store.list_instances(status=UNREADABLE):
+            found.setdefault(summary.feature_id, []).append(summary.instance_id)
+        return found
 
     def _with_phases(self, rollup: dict[str, Any]) -> dict[str, Any]:
         """``rollup`` with the ``phases`` of its active (else latest) instance."""
@@ -789,6 +807,14 @@ class WorkflowEngine(HumanActions, SpendActions):
         """Every workflow schema startable by name: registered ones and those in the
         schema folders, sorted by name and version."""
         return self.schemas.available()
+
+
+def _naming(rollup: dict[str, Any], unreadable: list[str] | None) -> dict[str, Any]:
+    """``rollup`` naming the feature's ``unreadable`` instances, if it has any (a key
+    only a damaged store's roll-ups carry; ``views.feature_view`` shows it always)."""
+    if unreadable:
+        rollup["unreadable_instances"] = unreadable
+    return rollup
 
 
 def _checked(change: Change) -> Change:

@@ -164,6 +164,7 @@ _QUERIES = {
         SELECT id FROM ids WHERE id IS NOT NULL
         AND NOT EXISTS (SELECT 1 FROM {p}heads WHERE instance_id = ids.id) ORDER BY id""",
     "counted": f"SELECT {_COUNTED}",
+    "tripwire": f"SELECT (SELECT count(*) FROM {{p}}heads), {_COUNTED}",
     "events": "SELECT event FROM {p}events WHERE instance_id = ? ORDER BY seq",
     "insert_event": "INSERT INTO {p}events (instance_id, seq, event, pos) VALUES (?, ?, ?, ?)",
     "insert_unnumbered": "INSERT INTO {p}events (instance_id, seq, event) VALUES (?, ?, ?)",
@@ -502,7 +503,11 @@ class SQLStore(IWorkflowStateStore):
         except (ChatFlowError, LookupError, TypeError, ValueError, AttributeError):
             return "", 0.0
 
-    def lost_heads(self) -> list[str]:
+    def lost_heads(self, *, thorough: bool = False) -> list[str]:
+        if not thorough:
+            heads, counted = self._query("list", self.sql("tripwire"), (None,) * 4)[0]
+            if int(heads) == int(counted):
+                return []
         return [row[0] for row in self._query("list", self.sql("lost_heads"))]
 
     def rebuild_head(self, instance_id: str) -> bool:

@@ -564,11 +564,13 @@ class IWorkflowStateStore(ABC):
                     return found_problem
         return None
 
-    def lost_heads(self) -> list[str]:
+    def lost_heads(self, *, thorough: bool = False) -> list[str]:
         """Ids of instances whose log is stored but whose head is gone (damage: a head
-        is written with every commit), found by a scan of the whole store, for
-        ``chatflow doctor``. Stores whose head cannot be lost apart from the log (the
-        file store rebuilds a missing head file) keep this default: none."""
+        is written with every commit), sorted. Cheap unless there are some: stores
+        scan their logs only when a tripwire they keep says a head is missing (the SQL
+        stores: their per-step counts), or always if ``thorough`` (``chatflow
+        doctor``). Stores whose head cannot be lost apart from the log (the file store
+        rebuilds a missing head file) keep this default: none."""
         return []
 
     def rebuild_head(self, instance_id: str) -> bool:

@@ -115,7 +115,7 @@ class MemoryStore(IWorkflowStateStore):
             raise _log.lost_head(instance_id, self.where)
         return False
 
-    def lost_heads(self) -> list[str]:
+    def lost_heads(self, *, thorough: bool = False) -> list[str]:
         with self._lock:
             kept = self._instances.items()
             return sorted(iid for iid, found in kept if found.events and not found.head)

@@ -36,9 +36,11 @@ def feature_rollups(engine: WorkflowEngine) -> list[Json]:
     """
     overview = engine.state_store.list_feature_counts()
     overview.sort(key=lambda found: found.updated_at, reverse=True)
+    lost = engine.unreadable_by_feature()
     rollups = []
     for found in overview:
-        view = views.feature_view(feature_rollup(found.feature_id, found.counts))
+        rollup = feature_rollup(found.feature_id, found.counts)
+        view = views.feature_view(rollup, lost.get(found.feature_id, ()))
         view["updated_at"] = views.iso_time(found.updated_at)
         rollups.append(view)
     return rollups

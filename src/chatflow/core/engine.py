@@ -748,8 +748,7 @@ class WorkflowEngine(HumanActions, SpendActions):
         # One aggregate query in the SQL stores: a row per status, not per instance
         # (bench/bench_stores.py: 10,000 instances in a few ms).
         counts = self.state_store.feature_status_counts(feature_id)
-        rollup = self._with_phases(feature_rollup(feature_id, counts))
-        return _naming(rollup, self.unreadable_by_feature().get(feature_id))
+        return self._with_phases(feature_rollup(feature_id, counts))
 
     def list_feature_rollups(self) -> list[dict[str, Any]]:
         """Every feature's roll-up (as ``get_feature_status``), sorted by feature id.

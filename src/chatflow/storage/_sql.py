@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import operator
 from abc import abstractmethod
 from collections.abc import Iterator
 from typing import Any, Protocol
@@ -233,6 +234,10 @@ _QUERIES = {
 }
 
 
+_SUMMARY_OF = operator.itemgetter(slice(0, len(InstanceSummary._fields)))
+"""A listing row's summary columns (the kept counts' sum follows them)."""
+
+
 class SQLStore(IWorkflowStateStore):
     """The log model over SQL; subclasses give a dialect and connections."""
 
@@ -419,9 +424,8 @@ class SQLStore(IWorkflowStateStore):
     def list_feature_summaries(self, feature_id: str) -> list[InstanceSummary]:
         validate_id(feature_id, "feature_id")
         rows = self._query("list", self.sql("feature_summaries"), (feature_id, feature_id))
-        return [InstanceSummary._make(row[:-1]) for row in rows] + self._lost(
-            rows, feature_id, None
-        )
+        found = list(map(InstanceSummary._make, map(_SUMMARY_OF, rows)))
+        return found + self._lost(rows, feature_id, None)
 
     def feature_status_counts(self, feature_id: str) -> list[StatusCount]:
         validate_id(feature_id, "feature_id")
@@ -445,7 +449,7 @@ class SQLStore(IWorkflowStateStore):
         check_status_filter(status)
         params = (feature_id, feature_id, status, status)
         rows = self._query("list", self.sql("filtered"), params * 2)
-        found = [InstanceSummary._make(row[:-1]) for row in rows]
+        found = list(map(InstanceSummary._make, map(_SUMMARY_OF, rows)))
         lost = self._lost(rows, feature_id, status)
         # Each feature's heads, then its lost ones (a stable sort keeps creation order).
         return sorted(found + lost, key=lambda summary: summary.feature_id) if lost else found
@@ -460,9 +464,11 @@ class SQLStore(IWorkflowStateStore):
 
     def list_instance_ids(self) -> list[str]:
         rows = self._query("list", self.sql("all_ids"), (None,) * 4)
-        found = [(row[1], row[0]) for row in rows]
-        lost = [(s.feature_id, s.instance_id) for s in self._lost(rows, None, None)]
-        return [iid for _, iid in (sorted(found + lost, key=lambda p: p[0]) if lost else found)]
+        lost = self._lost(rows, None, None)
+        if not lost:
+            return [row[0] for row in rows]
+        found = [(row[1], row[0]) for row in rows] + [(s.feature_id, s.instance_id) for s in lost]
+        return [iid for _, iid in sorted(found, key=lambda pair: pair[0])]
 
     # -- lost heads ------------------------------------------------------------------
 

@@ -139,7 +139,9 @@ def tables(p: str, *, blob: str, real: str, seq: str, json_type: str) -> tuple[s
 _SUMMARY = "instance_id, feature_id, status, current_phase, created_at, updated_at"
 # What every step keeps counted, summed: a listing compares it with the heads it found,
 # so a head lost behind the store's back (its log still there) is noticed for the cost
-# of a few index rows (the subquery is evaluated once, not per row).
+# of a few index rows. Read in the listing's snapshot: as a column of its rows
+# ({counted}, evaluated once; a dialect whose round trips cost more than a column) or
+# by a second query in its read transaction (SQLite: no column on every row).
 _COUNTED = """(SELECT CAST(coalesce(sum(n), 0) AS BIGINT) FROM {p}feature_counts
     WHERE (CAST(? AS TEXT) IS NULL OR feature_id = ?)
     AND (CAST(? AS TEXT) IS NULL OR status = ?))"""
@@ -165,6 +167,7 @@ _QUERIES = {
         SELECT id FROM ids WHERE id IS NOT NULL
         AND NOT EXISTS (SELECT 1 FROM {p}heads WHERE instance_id = ids.id) ORDER BY id""",
     "counted": f"SELECT {_COUNTED}",
+    "counted_in": f"SELECT {_COUNTED_IN}",
     "tripwire": f"SELECT (SELECT count(*) FROM {{p}}heads), {_COUNTED}",
     "events": "SELECT event FROM {p}events WHERE instance_id = ? ORDER BY seq",
     "insert_event": "INSERT INTO {p}events (instance_id, seq, event, pos) VALUES (?, ?, ?, ?)",
@@ -193,9 +196,9 @@ _QUERIES = {
         response) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (instance_id, task, version)
         DO UPDATE SET record = excluded.record, prompt = excluded.prompt,
         response = excluded.response""",
-    "feature_ids": f"""SELECT instance_id, {_COUNTED_IN} FROM {{p}}heads WHERE feature_id = ?
+    "feature_ids": """SELECT instance_id{counted_in} FROM {p}heads WHERE feature_id = ?
         ORDER BY seq""",
-    "feature_summaries": f"""SELECT {_SUMMARY}, {_COUNTED_IN} FROM {{p}}heads
+    "feature_summaries": f"""SELECT {_SUMMARY}{{counted_in}} FROM {{p}}heads
         WHERE feature_id = ? ORDER BY seq""",
     # Counts kept by every step; one index probe per status names its newest instance.
     # (LEFT joins: a status whose every instance lost its head is still counted.)
@@ -211,12 +214,12 @@ _QUERIES = {
         LEFT JOIN (SELECT feature_id, max(updated_at) AS updated_at FROM {p}heads
             GROUP BY feature_id) AS u ON u.feature_id = c.feature_id
         WHERE c.n > 0 ORDER BY c.feature_id, coalesce(h.seq, 0)""",
-    "filtered": f"""SELECT {_SUMMARY}, {_COUNTED} FROM {{p}}heads
+    "filtered": f"""SELECT {_SUMMARY}{{counted}} FROM {{p}}heads
         WHERE (CAST(? AS TEXT) IS NULL OR feature_id = ?)
         AND (CAST(? AS TEXT) IS NULL OR status = ?) ORDER BY feature_id, seq""",
-    "features": f"""SELECT feature_id, count(*), {_COUNTED} FROM {{p}}heads
+    "features": """SELECT feature_id, count(*){counted} FROM {p}heads
         GROUP BY feature_id ORDER BY feature_id""",
-    "all_ids": f"""SELECT instance_id, feature_id, {_COUNTED} FROM {{p}}heads
+    "all_ids": """SELECT instance_id, feature_id{counted} FROM {p}heads
         ORDER BY feature_id, seq""",
     "delete_head": "DELETE FROM {p}heads WHERE instance_id = ? RETURNING feature_id, status",
     "delete_all_events": "DELETE FROM {p}events WHERE instance_id = ?",
@@ -255,6 +258,9 @@ class SQLStore(IWorkflowStateStore):
     # unnumbered and give these statements, run by each feed read (in a write
     # transaction) to number what has been committed since, in commit order per instance.
     number_at_read: tuple[str, ...] = ()
+    # Whether a listing reads the kept counts as a column of its rows (one round trip),
+    # else by a second query in the same read transaction (no column on every row).
+    counts_in_rows = False
 
     def __init__(self) -> None:
         self._sql_cache: dict[str, str] = {}
@@ -268,6 +274,8 @@ class SQLStore(IWorkflowStateStore):
         text = self._sql_cache.get(name)
         if text is None:
             template = _QUERIES.get(name, name)
+            for column, counted in (("{counted}", _COUNTED), ("{counted_in}", _COUNTED_IN)):
+                template = template.replace(column, f", {counted}" if self.counts_in_rows else "")
             text = template.replace("{p}", self.prefix).replace("?", self.placeholder)
             self._sql_cache[name] = text
         return text
@@ -407,8 +415,8 @@ class SQLStore(IWorkflowStateStore):
         """The feature's heads in creation order, then any instance of it whose head is
         lost (its place in that order went with its head)."""
         validate_id(feature_id, "feature_id")
-        rows = self._query("list", self.sql("feature_ids"), (feature_id, feature_id))
-        lost = self._lost(rows, feature_id, None)
+        rows, counted = self._listing("feature_ids", (feature_id,), "counted_in", (feature_id,))
+        lost = self._lost(len(rows), counted, feature_id, None)
         return [row[0] for row in rows] + [summary.instance_id for summary in lost]
 
     def feed_end(self) -> str:
@@ -423,9 +431,11 @@ class SQLStore(IWorkflowStateStore):
 
     def list_feature_summaries(self, feature_id: str) -> list[InstanceSummary]:
         validate_id(feature_id, "feature_id")
-        rows = self._query("list", self.sql("feature_summaries"), (feature_id, feature_id))
+        rows, counted = self._listing(
+            "feature_summaries", (feature_id,), "counted_in", (feature_id,)
+        )
         found = list(map(InstanceSummary._make, map(_SUMMARY_OF, rows)))
-        return found + self._lost(rows, feature_id, None)
+        return found + self._lost(len(rows), counted, feature_id, None)
 
     def feature_status_counts(self, feature_id: str) -> list[StatusCount]:
         validate_id(feature_id, "feature_id")
@@ -448,23 +458,22 @@ class SQLStore(IWorkflowStateStore):
             validate_id(feature_id, "feature_id")
         check_status_filter(status)
         params = (feature_id, feature_id, status, status)
-        rows = self._query("list", self.sql("filtered"), params * 2)
+        rows, counted = self._listing("filtered", params, "counted", params)
         found = list(map(InstanceSummary._make, map(_SUMMARY_OF, rows)))
-        lost = self._lost(rows, feature_id, status)
+        lost = self._lost(len(rows), counted, feature_id, status)
         # Each feature's heads, then its lost ones (a stable sort keeps creation order).
         return sorted(found + lost, key=lambda summary: summary.feature_id) if lost else found
 
     def list_features(self) -> list[str]:
-        rows = self._query("list", self.sql("features"), (None,) * 4)
-        features = {row[0] for row in rows}
-        if rows and sum(row[1] for row in rows) == rows[0][2]:
+        rows, counted = self._listing("features", (), "counted", (None,) * 4)
+        if sum(row[1] for row in rows) == counted:
             return [row[0] for row in rows]
         lost = {summary.feature_id for summary in self._lost_summaries()}
-        return sorted(features | (lost - {""}))
+        return sorted({row[0] for row in rows} | (lost - {""}))
 
     def list_instance_ids(self) -> list[str]:
-        rows = self._query("list", self.sql("all_ids"), (None,) * 4)
-        lost = self._lost(rows, None, None)
+        rows, counted = self._listing("all_ids", (), "counted", (None,) * 4)
+        lost = self._lost(len(rows), counted, None, None)
         if not lost:
             return [row[0] for row in rows]
         found = [(row[1], row[0]) for row in rows] + [(s.feature_id, s.instance_id) for s in lost]
@@ -472,21 +481,33 @@ class SQLStore(IWorkflowStateStore):
 
     # -- lost heads ------------------------------------------------------------------
 
+    def _listing(
+        self, name: str, params: tuple[Any, ...], counted: str, counted_params: tuple[Any, ...]
+    ) -> tuple[list[Any], int]:
+        """The rows of listing ``name`` and, from the same snapshot, what the kept counts
+        say it should hold (query ``counted`` with ``counted_params``)."""
+        if self.counts_in_rows:
+            rows = self._query("list", self.sql(name), counted_params + params)
+            if rows:
+                return rows, int(rows[0][-1])
+            return rows, int(self._query("list", self.sql(counted), counted_params)[0][0])
+        with self._read_cursor("list") as cursor:
+            rows = cursor.execute(self.sql(name), params).fetchall()
+            total = cursor.execute(self.sql(counted), counted_params).fetchone()[0]
+        return rows, int(total)
+
     def _lost(
-        self, rows: list[Any], feature_id: str | None, status: str | None
+        self, listed: int, counted: int, feature_id: str | None, status: str | None
     ) -> list[InstanceSummary]:
-        """What a listing of ``rows`` (each ending with the kept counts' sum for its
-        filters) missed: instances of ``feature_id`` whose head is lost, listed with no
-        status filter or the ``UNREADABLE`` one. The whole log is scanned only when the
-        counts every step keeps disagree with the heads found (or ``UNREADABLE`` is
-        asked for): a lost head leaves its instance counted."""
+        """What a listing of ``listed`` heads missed, which the kept counts say should
+        hold ``counted``: instances of ``feature_id`` whose head is lost, listed with no
+        status filter or the ``UNREADABLE`` one. The log is scanned only when the two
+        disagree (or ``UNREADABLE`` is asked for): a lost head leaves its instance
+        counted (only a deletion, which removes the log too, uncounts one)."""
         if status is not None and status != UNREADABLE:
             return []
-        if status is None:
-            params = (feature_id, feature_id, None, None)
-            kept = rows or self._query("list", self.sql("counted"), params)
-            if int(kept[0][-1]) == len(rows):
-                return []
+        if status is None and listed == counted:
+            return []
         return [s for s in self._lost_summaries() if feature_id in (None, s.feature_id)]
 
     def _lost_summaries(self) -> list[InstanceSummary]:

@@ -82,6 +82,7 @@ class PostgresStore(SQLStore):
     """
 
     dialect = "postgresql"
+    counts_in_rows = True  # a round trip costs more than a column on every listed row
 
     def __init__(
         self,

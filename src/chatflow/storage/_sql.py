@@ -219,8 +219,8 @@ _QUERIES = {
         AND (CAST(? AS TEXT) IS NULL OR status = ?) ORDER BY feature_id, seq""",
     "features": """SELECT feature_id, count(*){counted} FROM {p}heads
         GROUP BY feature_id ORDER BY feature_id""",
-    "all_ids": """SELECT instance_id, feature_id{counted} FROM {p}heads
-        ORDER BY feature_id, seq""",
+    "all_ids": "SELECT instance_id{counted} FROM {p}heads ORDER BY feature_id, seq",
+    "all_ids_by_feature": "SELECT feature_id, instance_id FROM {p}heads ORDER BY feature_id, seq",
     "delete_head": "DELETE FROM {p}heads WHERE instance_id = ? RETURNING feature_id, status",
     "delete_all_events": "DELETE FROM {p}events WHERE instance_id = ?",
     "delete_texts": "DELETE FROM {p}task_texts WHERE instance_id = ?",
@@ -476,7 +476,8 @@ class SQLStore(IWorkflowStateStore):
         lost = self._lost(len(rows), counted, None, None)
         if not lost:
             return [row[0] for row in rows]
-        found = [(row[1], row[0]) for row in rows] + [(s.feature_id, s.instance_id) for s in lost]
+        found = self._query("list", self.sql("all_ids_by_feature"))  # (damage: read again)
+        found += [(summary.feature_id, summary.instance_id) for summary in lost]
         return [iid for _, iid in sorted(found, key=lambda pair: pair[0])]
 
     # -- lost heads ------------------------------------------------------------------

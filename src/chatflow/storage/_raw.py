@@ -50,8 +50,9 @@ class RawAccess(ABC):
     """Reads and overwrites stored instances' bytes, reaching around the store.
 
     ``kinds`` names the ``DAMAGE_KINDS`` the store can hold (a text column cannot hold
-    bytes that are not UTF-8; a store whose head row is also its index cannot lose its
-    head without losing the instance); the harness skips the others.
+    bytes that are not UTF-8; a store whose head is also its index, and that cannot
+    find an instance from its log, cannot lose its head without losing the instance);
+    the harness skips the others. ChatFlow's stores hold every kind.
     """
 
     kinds: frozenset[str] = frozenset(DAMAGE_KINDS)

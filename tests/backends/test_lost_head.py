@@ -275,3 +275,20 @@ def test_doctor_leaves_a_lost_head_over_a_damaged_log_as_it_is(opened: Any) -> N
         assert after.raw_access().read(ids[1]) == damaged
     finally:
         after.close()
+
+
+def test_deleting_an_instance_whose_head_is_lost_uncounts_it(opened: Any) -> None:
+    open_store, _ = opened
+    store = open_store()
+    try:
+        ids, _ = _fill(store)
+        _lose_head(store, ids[1])
+        assert store.delete_instance_by(ids[1], "alice") is True
+        assert store.load_state(ids[1]) is None  # deleted now: gone, and recorded
+        assert store.deletions()[-1]["instance_id"] == ids[1]
+        assert store.lost_heads(thorough=True) == []
+        assert sum(c.instances for c in store.feature_status_counts("feat_a")) == 2
+        assert [s.instance_id for s in store.list_instances("feat_a")] == [ids[0], ids[2]]
+        assert store.delete_instance(ids[1]) is False
+    finally:
+        _close(store)

@@ -571,11 +571,15 @@ class SQLStore(IWorkflowStateStore):
         opening a store never needs it, and reads never create it)."""
         with self._write_cursor("delete") as cursor:
             found = cursor.execute(self.sql("delete_head"), (instance_id,)).fetchone()
-            if found is None:
-                return False
+            if found is None:  # its head lost? Then it is counted under its log's status.
+                rows = cursor.execute(self.sql("events"), (instance_id,)).fetchall()
+                if not rows:
+                    return False
+                found = _counted_as([text for (text,) in rows])
             cursor.execute(self.sql("delete_all_events"), (instance_id,))
             cursor.execute(self.sql("delete_texts"), (instance_id,))
-            cursor.execute(self.sql("count"), (found[0], found[1], -1))
+            if found is not None:
+                cursor.execute(self.sql("count"), (found[0], found[1], -1))
             if record is not None:
                 cursor.execute(self.sql("deletions_table"))
                 text = json.dumps(record, ensure_ascii=True, sort_keys=True)
@@ -635,6 +639,26 @@ class SQLStore(IWorkflowStateStore):
         except ValueError as error:
             message = f"a registered workflow schema in {self.where} is unreadable: {error}"
             raise CorruptStateError(message) from None
+
+
+def _counted_as(texts: list[str]) -> tuple[str, str] | None:
+    """The feature and status a log whose head is lost is counted under: the last ones
+    its events set (read leniently, past damage: only to uncount it when it is deleted);
+    ``None`` if no event says."""
+    feature = status = None
+    for text in texts:
+        try:
+            event = json.loads(text)
+            state = event.get("state") or {}
+            changed = event.get("set") or {}
+        except (ValueError, RecursionError, AttributeError):
+            continue
+        if isinstance(state, dict) and isinstance(changed, dict):
+            feature = state.get("feature_id", changed.get("feature_id", feature))
+            status = changed.get("status", state.get("status", status))
+    if isinstance(feature, str) and isinstance(status, str):
+        return feature, status
+    return None
 
 
 def head_keys(head: Head) -> tuple[str, str, float]:

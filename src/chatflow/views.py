@@ -658,7 +658,11 @@ def budget_view(state: WorkflowInstanceState, now: float | None = None) -> list[
     workflow = workflow_of(state.workflow_schema)
     if not budgets.has_budget(state, workflow):
         return []
-    return budgets.standing(state, workflow, budgets.now_or(now))
+    rows = budgets.standing(state, workflow, budgets.now_or(now))
+    for row in rows:
+        used, limit = (budgets.amount_text(row["key"], row[k]) for k in ("used", "limit"))
+        row["shown"] = f"{used} of {limit}"
+    return rows
 
 
 def wait_view(state: WorkflowInstanceState, now: float | None = None) -> JSON | None:

@@ -743,5 +743,5 @@ function spendCard(usage, budgets) {
     (budgets || []).length ? h("table", { class: "grid", id: "budgets" },
       h("thead", {}, h("tr", {}, h("th", {}, "Budget"), h("th", {}, "Used"), h("th", {}, ""))),
       h("tbody", {}, budgets.map((b) => h("tr", {},
-        h("td", {}, `${b.scope} ${b.key}`), h("td", {}, `${b.used} of ${b.limit}`), h("td", {}, bar(b.share)))))) : null);
+        h("td", {}, `${b.scope} ${b.key}`), h("td", {}, b.shown), h("td", {}, bar(b.share)))))) : null);
 }

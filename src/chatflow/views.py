@@ -414,7 +414,8 @@ def _row_of(event: WorkflowEvent) -> int:
     return index if isinstance(index, int) else event.history_index
 
 
-_WAIT_STARTS = (EventKind.APPROVAL_REQUESTED, EventKind.PAUSED)
+_WAIT_STARTS = (EventKind.APPROVAL_REQUESTED, EventKind.PAUSED, EventKind.BUDGET_EXCEEDED)
+"""What pauses an instance: by hand, for an approval, or on crossing a budget."""
 _WAIT_ENDS = (EventKind.RESUMED, EventKind.REJECTED)
 
 
@@ -444,7 +445,7 @@ def _summary(state: WorkflowInstanceState, rows: list[JSON], log: list[WorkflowE
         "retries": kinds.count(EventKind.RETRIED),
         "failures": kinds.count(EventKind.FAILED),
         "approvals": sum(1 for event in log if _approval(event)),
-        "pauses": kinds.count(EventKind.PAUSED) + kinds.count(EventKind.APPROVAL_REQUESTED),
+        "pauses": sum(kinds.count(kind) for kind in _WAIT_STARTS),
         "waited_s": round(sum(row["waited_s"] for row in rows), 3),
         "waiting_since": next((r["waiting_since"] for r in rows if r["waiting_since"]), None),
     }

@@ -45,3 +45,15 @@ def test_the_budget_view_says_each_limit_in_words(tmp_path: object) -> None:
         ("workflow", "cost_usd"): "$1.50 of $5.00",
         ("phase:code", "visits"): "1 of 3",
     }
+
+
+def test_a_budget_pause_counts_as_a_pause_and_a_wait(tmp_path: object) -> None:
+    engine = WorkflowEngine(storage_dir=f"{tmp_path}/store")
+    schema = {"name": "spend", "budget": {"cost_usd": 1}, "phases": [{"name": "code"}]}
+    iid = engine.start_workflow_instance(schema, {}, "feat")
+    engine.record_usage(iid, cost_usd=2)  # crosses: paused, kind budget
+    engine.extend_budget(iid, by="ana", cost_usd=5)
+    state = engine.get_workflow_instance_status(iid)
+    assert state is not None
+    summary = views.instance_view(state)["summary"]
+    assert summary["pauses"] == 1 and summary["waited_s"] > 0

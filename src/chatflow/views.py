@@ -74,7 +74,9 @@ def feature_view(rollup: Mapping[str, Any], unreadable: Iterable[str] = ()) -> J
 
 def overview_totals(rollups: Iterable[Mapping[str, Any]]) -> JSON:
     """The totals over feature roll-ups (``feature_view`` shapes): how many features and
-    instances, the instances by status, and how many of them could not be read. What
+    instances, the instances by status, how many are ``active`` (created or running: the
+    page's first card, so an instance not yet stepped is not missing from every card),
+    and how many could not be read. What
     the page's overview heads its table with, ``chatflow features --totals`` and MCP's
     ``status`` report: summed here once, never in a front end."""
     counts = dict.fromkeys(STATUSES, 0)
@@ -89,6 +91,7 @@ def overview_totals(rollups: Iterable[Mapping[str, Any]]) -> JSON:
         "features": features,
         "instances": instances,
         "counts": counts,
+        "active": counts["created"] + counts["running"],  # under way, not waiting on anyone
         "unreadable_instances": unreadable,
     }
 

@@ -27,6 +27,7 @@ from chatflow.errors import (
     SchemaNotFoundError,
     StorageError,
     StoreNotFoundError,
+    StoreURLError,
     UpgradeRefusedError,
     ValidationError,
 )
@@ -72,6 +73,7 @@ __all__ = [
     "SchemaNotFoundError",
     "StorageError",
     "StoreNotFoundError",
+    "StoreURLError",
     "TaskArtifacts",
     "TaskExecutionRecord",
     "UpgradeRefusedError",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,10 @@ from chatflow.core.models import EventKind, WorkflowInstanceState
 from chatflow.errors import ValidationError
 
 MAX_FILES = 100  # in one event: a hook records one tool call's files
+MAX_HASHED = 256 << 20  # bytes: a bigger file is recorded with its size, not hashed
 _CHUNK = 1 << 20
+_NONBLOCK: int = getattr(os, "O_NONBLOCK", 0)  # opening a FIFO must not wait for a writer
+_BINARY: int = getattr(os, "O_BINARY", 0)
 
 
 def file_entries(
@@ -51,15 +55,32 @@ def _shown(path: Path, base: Path | None) -> str:
 
 
 def _digest(path: Path) -> dict[str, Any]:
-    digest = hashlib.sha256()
-    size = 0
+    """The file's SHA-256 and size. Only a regular file is read, and only one of at most
+    ``MAX_HASHED`` bytes: a hook must answer at once, so a FIFO or a device (which would
+    block or never end) is no file (``sha256``/``bytes`` ``None``), and a bigger or
+    unreadable file keeps its size with ``sha256`` ``None``."""
     try:
-        with path.open("rb") as file:
-            while chunk := file.read(_CHUNK):
-                digest.update(chunk)
-                size += len(chunk)
+        fd = os.open(path, os.O_RDONLY | _NONBLOCK | _BINARY)
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
         return {"sha256": None, "bytes": None}
+    except OSError:  # unreadable (permissions): its size, if it can be had
+        try:
+            info = os.stat(path)
+        except OSError:
+            return {"sha256": None, "bytes": None}
+        return {"sha256": None, "bytes": info.st_size if stat.S_ISREG(info.st_mode) else None}
+    with os.fdopen(fd, "rb") as file:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            return {"sha256": None, "bytes": None}
+        if info.st_size > MAX_HASHED:
+            return {"sha256": None, "bytes": info.st_size}
+        digest, size = hashlib.sha256(), 0
+        while size <= MAX_HASHED and (chunk := file.read(_CHUNK)):
+            digest.update(chunk)
+            size += len(chunk)
+    if size > MAX_HASHED:  # (grew while read)
+        return {"sha256": None, "bytes": size}
     return {"sha256": digest.hexdigest(), "bytes": size}
 
 

@@ -1,0 +1,77 @@
+"""What a new user's agent can throw at the hooks and the CLI: files that are no files
+(a FIFO, a device), files too big to hash while the agent waits, and an agent running
+``chatflow approve`` itself."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from chatflow import WorkflowEngine
+from chatflow.core import _files
+
+from ._support import env, git_repository, ok, payload, start
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    return git_repository(tmp_path / "project")
+
+
+@pytest.fixture
+def bound(repo: Path) -> str:
+    instance_id = start(repo)
+    ok(repo, "use", instance_id)
+    return instance_id
+
+
+def _hook_in_time(repo: Path, event: str, body: dict[str, object]) -> str:
+    """Run the hook; a hook that blocks fails here instead of hanging the test."""
+    result = subprocess.run(
+        [sys.executable, "-m", "chatflow", "hook", "claude", event],
+        cwd=repo,
+        env=env(),
+        input=json.dumps(body),
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    return result.stdout
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs are POSIX")
+def test_a_fifo_or_a_device_written_by_a_tool_is_recorded_without_reading_it(
+    repo: Path, bound: str
+) -> None:
+    os.mkfifo(repo / "pipe")  # opening it to read would wait for a writer forever
+    for path in (str(repo / "pipe"), os.devnull, "/dev/zero"):
+        if not os.path.exists(path):
+            continue
+        body = payload("PostToolUse", repo, tool_name="Write", tool_input={"file_path": path})
+        assert _hook_in_time(repo, "PostToolUse", body) == ""
+    events = json.loads(ok(repo, "history", bound, "--json"))
+    files = [f for e in events if e["kind"] == "files_touched" for f in e["data"]["files"]]
+    assert files and all(f["sha256"] is None and f["bytes"] is None for f in files)
+    assert files[0]["path"] == "pipe"
+
+
+def test_a_file_too_big_to_hash_keeps_its_size(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_files, "MAX_HASHED", 10)
+    engine = WorkflowEngine(tmp_path / "store")
+    state = engine.start_workflow_instance({"name": "w", "phases": [{"name": "a"}]}, {}, "feat_a")
+    (tmp_path / "big.bin").write_bytes(b"x" * 11)
+    (tmp_path / "small.bin").write_bytes(b"x" * 10)
+    entries = engine.record_files(state.instance_id, ["big.bin", "small.bin"], root=tmp_path)
+    assert [(e["path"], e["sha256"] is None, e["bytes"]) for e in entries] == [
+        ("big.bin", True, 11),
+        ("small.bin", False, 10),
+    ]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import sys
 
 from chatflow.errors import (
+    AgentApprovalError,
     ChatFlowError,
     CorruptStateError,
     GateNotSatisfiedError,
@@ -56,6 +57,7 @@ if TYPE_CHECKING:
 __version__ = "1.0.0"
 
 __all__ = [
+    "AgentApprovalError",
     "ChatFlowError",
     "CorruptStateError",
     "EventKind",

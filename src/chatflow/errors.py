@@ -159,6 +159,11 @@ class GateNotSatisfiedError(InvalidTransitionError):
     instance_id: str
 
 
+class AgentApprovalError(ChatFlowError):
+    """An approval (or an override of one) asked for by a coding agent: approvals come
+    from a person (``chatflow.agent.person``)."""
+
+
 class UpgradeRefusedError(InvalidTransitionError):
     """An instance cannot move to another schema version; ``reasons`` says every why."""
 

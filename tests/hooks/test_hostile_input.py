@@ -75,3 +75,81 @@ def test_a_file_too_big_to_hash_keeps_its_size(
         ("big.bin", True, 11),
         ("small.bin", False, 10),
     ]
+
+
+GATED = {
+    "name": "gated",
+    "version": 1,
+    "phases": [
+        {"name": "plan"},
+        {"name": "review", "exit_requires": {"approvals": 1}},
+        {"name": "build", "requires_approval": True},
+    ],
+    "budget": {"cost_usd": 1},
+}
+
+
+def _cli(repo: Path, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "chatflow", *args],
+        cwd=repo,
+        env=env(**extra),
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+
+
+@pytest.fixture
+def waiting(repo: Path) -> str:
+    """An instance in ``review``, whose exit gate waits for a person's approval."""
+    (repo / "gated.json").write_text(json.dumps(GATED), encoding="utf-8")
+    out = ok(repo, "start", "gated.json", "--feature", "feat_gate", "--json")
+    instance_id: str = json.loads(out)["instance_id"]
+    ok(repo, "next", instance_id)
+    return instance_id
+
+
+@pytest.mark.parametrize(
+    "marker", ["CLAUDECODE", "CODEX_SANDBOX", "CURSOR_AGENT", "CHATFLOW_AGENT"]
+)
+def test_an_agent_running_the_cli_cannot_approve_or_override_a_gate(
+    repo: Path, waiting: str, marker: str
+) -> None:
+    for args in (
+        ["approve", waiting, "--by", "Ann"],
+        ["approve", waiting, "--by", "Ann", "--extend", "cost_usd=5"],
+        ["jump", waiting, "build", "--force"],
+        ["reject", waiting, "--by", "Ann", "--force"],
+        ["fork", waiting, "--at", "0", "--force"],
+        ["retry", waiting, "--force"],
+        ["upgrade", waiting, "--to", "1", "--force"],
+    ):
+        result = _cli(repo, *args, **{marker: "1"})
+        assert result.returncode == 1, (args, result.stderr)
+        assert result.stderr.startswith("chatflow: error: approvals come from a person")
+        assert f"${marker}" in result.stderr and result.stderr.count("\n") == 1
+    view = json.loads(ok(repo, "show", waiting, "--json"))
+    assert view["current_phase"] == "review"  # nothing moved
+    assert "approved" not in json.dumps(json.loads(ok(repo, "history", waiting, "--json")))
+    result = _cli(repo, "approve", waiting, "--by", "Ann", CLAUDECODE="0")  # a person
+    assert result.returncode == 0, result.stderr
+
+
+def test_a_page_served_under_an_agent_refuses_approvals(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chatflow.errors import AgentApprovalError
+    from chatflow.ui import api
+
+    engine = WorkflowEngine(tmp_path / "store")
+    state = engine.start_workflow_instance(GATED, {}, "feat_gate")
+    engine.trigger_next_step(state.instance_id)
+    monkeypatch.setenv("CLAUDECODE", "1")
+    for body in ({"actor": "Ann"}, {"actor": "Ann", "extend": {"cost_usd": 5}}):
+        with pytest.raises(AgentApprovalError, match="a person starts chatflow ui"):
+            api.act(engine, state.instance_id, "approve", body)
+    monkeypatch.delenv("CLAUDECODE")
+    api.act(engine, state.instance_id, "approve", {"actor": "Ann"})
+    assert engine.get_workflow_instance_status(state.instance_id).current_phase == "review"

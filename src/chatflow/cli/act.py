@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from chatflow import views
 from chatflow._text import counted
+from chatflow.agent import person
 from chatflow.cli.context import (
     EXIT_FAILED,
     EXIT_OK,
@@ -309,10 +310,17 @@ def _record_texts(args: Any) -> tuple[str | None, str | None]:
     return prompt, response
 
 
+def _no_agent_force(ctx: Context, command: str) -> None:
+    """``--force`` overrides a gate or an approval: a person's call, never an agent's."""
+    if getattr(ctx.args, "force", False):
+        person.require_person(f"chatflow {command} --force")
+
+
 def cmd_approve(ctx: Context) -> int:
     """Approve what the instance waits on: a paused approval (``resume(approved_by=)``),
     else the current phase's exit gate (``engine.approve``)."""
     args = ctx.args
+    person.require_person("chatflow approve")
     engine = ctx.reader()
     state = ctx.instance(args.instance_id)
     by = ctx.actor()  # --by is required: a person, never the OS user by default
@@ -336,6 +344,7 @@ def cmd_approve(ctx: Context) -> int:
 
 
 def cmd_reject(ctx: Context) -> int:
+    _no_agent_force(ctx, "reject")
     args = ctx.args
     ctx.instance(args.instance_id)
     state = ctx.reader().reject(
@@ -369,6 +378,7 @@ def cmd_fail(ctx: Context) -> int:
 
 
 def cmd_retry(ctx: Context) -> int:
+    _no_agent_force(ctx, "retry")
     args = ctx.args
     ctx.instance(args.instance_id)
     engine = ctx.reader()
@@ -386,6 +396,7 @@ def cmd_cancel(ctx: Context) -> int:
 
 
 def cmd_jump(ctx: Context) -> int:
+    _no_agent_force(ctx, "jump")
     ctx.instance(ctx.args.instance_id)
     args = ctx.args
     state = ctx.reader().jump_to(
@@ -395,6 +406,7 @@ def cmd_jump(ctx: Context) -> int:
 
 
 def cmd_fork(ctx: Context) -> int:
+    _no_agent_force(ctx, "fork")
     ctx.instance(ctx.args.instance_id)
     args = ctx.args
     child = ctx.reader().fork(args.instance_id, args.at, actor=ctx.actor(), force=args.force)
@@ -403,6 +415,7 @@ def cmd_fork(ctx: Context) -> int:
 
 def cmd_upgrade(ctx: Context) -> int:
     """Upgrade one instance, a feature's or all active ones; exit 1 if any was refused."""
+    _no_agent_force(ctx, "upgrade")
     args = ctx.args
     if sum(map(bool, (args.instance_id, args.feature, args.all))) != 1:
         raise UsageError("give exactly one of ID, --feature F or --all")

@@ -13,7 +13,14 @@ from typing import TYPE_CHECKING, Any
 
 from chatflow._validation import parse_json
 from chatflow.cli.output import Output
-from chatflow.errors import USER_TERMS, ChatFlowError, InvalidIdError, StoreURLError, ValidationError, phrase
+from chatflow.errors import (
+    USER_TERMS,
+    ChatFlowError,
+    InvalidIdError,
+    StoreURLError,
+    ValidationError,
+    phrase,
+)
 
 if TYPE_CHECKING:  # argparse's class is not subscriptable at run time
     from chatflow.core.engine import WorkflowEngine
@@ -78,7 +85,6 @@ class Context:
     def target(self) -> str | Path:
         """The store: ``--dir``, else ``$CHATFLOW_DIR``, else ``./.chatflow``."""
         from chatflow.core.engine import default_store_target  # noqa: PLC0415
-
         from chatflow.storage._open import check_target  # noqa: PLC0415
 
         target = self.args.dir if self.args.dir is not None else default_store_target()

@@ -63,12 +63,8 @@ def _digest(path: Path) -> dict[str, Any]:
         fd = os.open(path, os.O_RDONLY | _NONBLOCK | _BINARY)
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
         return {"sha256": None, "bytes": None}
-    except OSError:  # unreadable (permissions): its size, if it can be had
-        try:
-            info = os.stat(path)
-        except OSError:
-            return {"sha256": None, "bytes": None}
-        return {"sha256": None, "bytes": info.st_size if stat.S_ISREG(info.st_mode) else None}
+    except OSError:  # unreadable (permissions)
+        return {"sha256": None, "bytes": _regular_size(path)}
     with os.fdopen(fd, "rb") as file:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
@@ -82,6 +78,15 @@ def _digest(path: Path) -> dict[str, Any]:
     if size > MAX_HASHED:  # (grew while read)
         return {"sha256": None, "bytes": size}
     return {"sha256": digest.hexdigest(), "bytes": size}
+
+
+def _regular_size(path: Path) -> int | None:
+    """The size of a regular file, if it can be had (``None``: not one, or unknown)."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return info.st_size if stat.S_ISREG(info.st_mode) else None
 
 
 def note_files(

@@ -1,6 +1,7 @@
 """The file store's change feed: ``feed.jsonl``, one line per committed event.
 
-Layout: a header line ``{"epoch": ..., "feed": 1, "since": <unix time it was made>}``, then per event
+Layout: a header line ``{"epoch": ..., "feed": 1, "since": <unix time it was made>}``,
+then per event
 ``{"at": <offset of its line in the log>, "f": feature, "i": instance, "s": seq}``.
 A cursor's position is a byte offset into this file, so a read seeks straight to it;
 ``at`` lets it read each event from its log without reading the log's history.

@@ -17,6 +17,7 @@ writer and ``chatflow doctor --fix`` as before (``_file_transaction``).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -75,10 +76,8 @@ def check(store: FileStateStore) -> int:
 def mark_checked(store: FileStateStore, boot: str) -> None:
     """Record that the feed is level with the logs as of ``boot`` (best effort: a
     store this process cannot write is checked again by the next reader)."""
-    try:
+    with contextlib.suppress(StorageError, OSError, UnicodeEncodeError):
         write_atomic(store.base_dir / CHECKED_NAME, boot.encode("ascii") + b"\n", durable=True)
-    except (StorageError, OSError, UnicodeEncodeError):
-        pass
 
 
 def _fed_seqs(store: FileStateStore) -> tuple[dict[str, int], float | None]:
@@ -145,7 +144,8 @@ def _add_missing(store: FileStateStore, iid: str, after: int) -> int:
         missing = store._feed.missing(iid, [e for e in events if e["seq"] > after])
         if not missing:
             return 0
-        where = dict(zip([e["seq"] for e in events], line_starts(0, raw.split(b"\n")[:-1])))
+        starts = line_starts(0, raw.split(b"\n")[:-1])
+        where = dict(zip([e["seq"] for e in events], starts, strict=True))
         feature = _feature_of(store, iid, events)
         store._feed.append(feed_lines(iid, feature, missing, [where[e["seq"]] for e in missing]))
     what = f"added {len(missing)} committed events a lost write left out of the store's feed"

@@ -156,7 +156,9 @@ def check_target(target: str | os.PathLike[str]) -> None:
         return
     if scheme not in _OPENERS:
         known = ", ".join(f"{name}://" for name in sorted(_OPENERS))
-        raise StoreURLError(f"unknown store URL scheme {scheme!r} in {target!r} (supported: {known})")
+        raise StoreURLError(
+            f"unknown store URL scheme {scheme!r} in {target!r} (supported: {known})"
+        )
     if scheme == "sqlite":
         assert isinstance(target, str)
         _sqlite_path(target)

@@ -153,3 +153,17 @@ def test_a_page_served_under_an_agent_refuses_approvals(
     monkeypatch.delenv("CLAUDECODE")
     api.act(engine, state.instance_id, "approve", {"actor": "Ann"})
     assert engine.get_workflow_instance_status(state.instance_id).current_phase == "review"
+
+
+def test_use_says_when_the_bound_instance_is_gone(repo: Path, bound: str) -> None:
+    ok(repo, "delete", bound, "--by", "Ann", "--yes")
+    said = ok(repo, "use")
+    assert bound in said and "not in the store" in said
+
+
+def test_use_says_when_the_bound_feature_has_no_active_instance(repo: Path) -> None:
+    instance_id = start(repo)
+    ok(repo, "use", "--feature", "feat_login")
+    ok(repo, "delete", instance_id, "--by", "Ann", "--yes")
+    said = ok(repo, "use")
+    assert "None" not in said and "no active instance" in said

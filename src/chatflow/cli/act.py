@@ -313,12 +313,16 @@ def _record_texts(args: Any) -> tuple[str | None, str | None]:
 def _no_agent_force(ctx: Context, command: str) -> None:
     """``--force`` overrides a gate or an approval: a person's call, never an agent's."""
     if getattr(ctx.args, "force", False):
+        from chatflow.agent import person  # noqa: PLC0415 - only overrides ask
+
         person.require_person(f"chatflow {command} --force")
 
 
 def cmd_approve(ctx: Context) -> int:
     """Approve what the instance waits on: a paused approval (``resume(approved_by=)``),
     else the current phase's exit gate (``engine.approve``)."""
+    from chatflow.agent import person  # noqa: PLC0415 - only approvals ask
+
     args = ctx.args
     person.require_person("chatflow approve")
     engine = ctx.reader()

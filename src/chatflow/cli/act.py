@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 
 from chatflow import views
 from chatflow._text import counted
-from chatflow.agent import person
 from chatflow.cli.context import (
     EXIT_FAILED,
     EXIT_OK,

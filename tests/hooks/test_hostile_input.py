@@ -167,3 +167,29 @@ def test_use_says_when_the_bound_feature_has_no_active_instance(repo: Path) -> N
     ok(repo, "delete", instance_id, "--by", "Ann", "--yes")
     said = ok(repo, "use")
     assert "None" not in said and "no active instance" in said
+
+
+def test_files_written_after_the_instance_finished_do_not_change_it(repo: Path) -> None:
+    (repo / "short.json").write_text(
+        json.dumps({"name": "short", "phases": [{"name": "only"}]}), encoding="utf-8"
+    )
+    out = ok(repo, "start", "short.json", "--feature", "feat_short", "--json")
+    instance_id = json.loads(out)["instance_id"]
+    ok(repo, "use", instance_id)
+    ok(repo, "next", instance_id)  # completed
+    before = json.loads(ok(repo, "history", instance_id, "--json"))
+    (repo / "late.py").write_text("x = 1\n", encoding="utf-8")
+    body = payload("PostToolUse", repo, tool_name="Write", tool_input={"file_path": "late.py"})
+    result = subprocess.run(
+        [sys.executable, "-m", "chatflow", "hook", "claude", "PostToolUse"],
+        cwd=repo,
+        env=env(),
+        input=json.dumps(body),
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert (result.returncode, result.stdout) == (0, "")
+    assert "completed" in result.stderr and result.stderr.count("\n") == 1
+    assert json.loads(ok(repo, "history", instance_id, "--json")) == before

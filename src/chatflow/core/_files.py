@@ -17,13 +17,24 @@ from typing import Any
 
 from chatflow.core import lifecycle
 from chatflow.core.models import EventKind, WorkflowInstanceState
-from chatflow.errors import ValidationError
+from chatflow.errors import InvalidTransitionError, ValidationError
 
 MAX_FILES = 100  # in one event: a hook records one tool call's files
 MAX_HASHED = 256 << 20  # bytes: a bigger file is recorded with its size, not hashed
 _CHUNK = 1 << 20
 _NONBLOCK: int = getattr(os, "O_NONBLOCK", 0)  # opening a FIFO must not wait for a writer
 _BINARY: int = getattr(os, "O_BINARY", 0)
+
+
+def check_open(state: WorkflowInstanceState) -> None:
+    """Files are touched during a visit: a finished instance has none open, and an
+    agent's later writes must not change its record."""
+    if state.status.is_finished:
+        raise InvalidTransitionError(
+            f"instance {state.instance_id!r} is {state.status.value}: files touched are "
+            "recorded during an open visit (bind another instance: chatflow use ID)",
+            instance_id=state.instance_id,
+        )
 
 
 def file_entries(

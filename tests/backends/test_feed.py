@@ -226,3 +226,25 @@ def test_a_new_instance_whose_every_feed_line_was_lost_is_back_after_the_reboot(
     _lose_last_feed_line(tmp_path)  # its only line
     monkeypatch.setattr(_file_feed_check, "boot_key", lambda: "boot-2")
     assert _keys(FileStateStore(tmp_path)) == [(first["instance_id"], 1), (state["instance_id"], 1)]
+
+
+def test_a_lost_feed_line_of_an_event_longer_than_the_tail_read_is_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chatflow.storage import _file_feed_check
+
+    monkeypatch.setattr(_file_feed_check, "boot_key", lambda: "boot-1")
+    store = FileStateStore(tmp_path)
+    state = make_state("feat_x")
+    iid = state["instance_id"]
+    store.create_state(state)
+    assert len(_keys(store)) == 1
+
+    def big(current: dict[str, object]) -> dict[str, object]:
+        current["variables"] = {"blob": "x" * (_file_feed_check._TAIL * 2)}  # type: ignore[index]
+        return current
+
+    store.update_state(iid, big)
+    _lose_last_feed_line(tmp_path)
+    monkeypatch.setattr(_file_feed_check, "boot_key", lambda: "boot-2")
+    assert _keys(FileStateStore(tmp_path)) == [(iid, 1), (iid, 2)]

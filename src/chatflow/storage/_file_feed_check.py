@@ -63,7 +63,7 @@ def check(store: FileStateStore) -> int:
         after = fed.get(iid)
         if after is None and not _written_since(store, iid, since):
             continue  # older than the feed, which starts after it (docs/library.md)
-        if last is not None and last > (after or 0):
+        if last is None or last > (after or 0):  # (unreadable: the full check decides)
             try:
                 added += _add_missing(store, iid, after or 0)
             except CorruptStateError as error:  # damage: `chatflow doctor` reports it
@@ -115,17 +115,24 @@ def _instance_ids(store: FileStateStore) -> list[str]:
 
 
 def _log_tail_seq(store: FileStateStore, iid: str) -> int | None:
-    """The ``seq`` of the log's last complete line (``None``: no log, unreadable)."""
+    """The ``seq`` of the log's last complete line, read from its last 64 KiB (all of
+    it if that line is longer); ``None``: no log, or an unreadable last line (checked
+    in full anyway: see ``check``)."""
     try:
         with open(store._log_file(iid), "rb") as file:
             size = file.seek(0, os.SEEK_END)
-            file.seek(max(0, size - _TAIL))
+            start = max(0, size - _TAIL)
+            file.seek(start)
             tail = file.read()
+            body = tail[: tail.rfind(b"\n")]
+            if start and b"\n" not in body:  # the last line began before the window
+                file.seek(0)
+                tail = file.read()
+                body = tail[: tail.rfind(b"\n")]
     except OSError:
         return None
-    lines = tail[: tail.rfind(b"\n")].rsplit(b"\n", 1)
     try:
-        seq = json.loads(lines[-1]).get("seq")
+        seq = json.loads(body.rsplit(b"\n", 1)[-1]).get("seq")
     except (ValueError, AttributeError, RecursionError):
         return None
     return seq if type(seq) is int else None

@@ -18,6 +18,7 @@ writer and ``chatflow doctor --fix`` as before (``_file_transaction``).
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import time
@@ -36,6 +37,7 @@ _BOOT_ID = "/proc/sys/kernel/random/boot_id"
 _TAIL = 1 << 16
 
 
+@functools.cache  # (a process lives within one boot)
 def boot_key() -> str:
     """What names this boot: the kernel's boot id, or the boot time to ten minutes."""
     try:

@@ -29,6 +29,7 @@ from chatflow.cli.context import (
     finish,
     json_file,
     key_values,
+    phrased,
     requirement,
     text_file,
 )
@@ -296,10 +297,11 @@ def _well_formed(values: dict[str, Any] | None, option: str) -> None:
     if not values:
         return
     check = usage.check if option == "--usage" else limits.budget
+    where = {"--budget": "budget", "--extend": "extend"}.get(option, option)
     try:
-        check(values, option)
+        check(values, where)  # the library's name, worded as the command's by TERMS
     except ValidationError as error:
-        raise UsageError(str(error)) from None
+        raise UsageError(phrased(error)) from None
 
 
 def _usage(values: dict[str, Any]) -> dict[str, Any]:

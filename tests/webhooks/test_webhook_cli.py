@@ -14,7 +14,6 @@ from cli._cli import Runner, refused
 from store_harness import Harness
 
 from ._receiver import receiving
-from .conftest import store_url
 
 
 @pytest.fixture
@@ -136,7 +135,7 @@ def test_the_whole_cycle_on_every_store(harness: Harness, tmp_path: Path) -> Non
     if not harness.shared_across_processes:
         pytest.skip("a memory store lives in one process")
     run = Runner(tmp_path)
-    where = store_url(harness)
+    where = harness.target()
     run.ok("--dir", where, "start", _workflow(tmp_path), "--feature", "feat_a")
     with receiving() as receiver:
         hook = run.json("--dir", where, "webhook", "add", receiver.url, "--from-start")

@@ -15,19 +15,7 @@ import pytest
 from chatflow import WorkflowEngine
 from chatflow.core import _files
 
-from ._support import env, git_repository, ok, payload, start
-
-
-@pytest.fixture
-def repo(tmp_path: Path) -> Path:
-    return git_repository(tmp_path / "project")
-
-
-@pytest.fixture
-def bound(repo: Path) -> str:
-    instance_id = start(repo)
-    ok(repo, "use", instance_id)
-    return instance_id
+from ._support import env, ok, payload, start
 
 
 def _hook_in_time(repo: Path, event: str, body: dict[str, object]) -> str:

@@ -8,12 +8,13 @@ import contextlib
 import multiprocessing
 import os
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from chatflow.errors import FeedCursorError, StorageError
-from chatflow.storage import FileStateStore, file_doctor
+from chatflow.storage import FileStateStore, _file_feed_check, file_doctor
 from chatflow.storage._file_feed import FileFeed
 from chatflow.storage.sqlite import MIGRATIONS, SQLiteStore
 from chatflow.testing import increment, make_state
@@ -156,12 +157,20 @@ def _lose_last_feed_line(folder: Path) -> None:
     feed.write_bytes(raw[: raw.rstrip(b"\n").rfind(b"\n") + 1])
 
 
-def test_a_feed_line_a_power_cut_lost_is_back_after_the_reboot(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from chatflow.storage import _file_feed_check
+@pytest.fixture
+def boot(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], None]:
+    """Sets the machine's boot the file feed's power-cut check sees (``boot-1`` first)."""
 
-    monkeypatch.setattr(_file_feed_check, "boot_key", lambda: "boot-1")
+    def booted(key: str) -> None:
+        monkeypatch.setattr(_file_feed_check, "boot_key", lambda: key)
+
+    booted("boot-1")
+    return booted
+
+
+def test_a_feed_line_a_power_cut_lost_is_back_after_the_reboot(
+    tmp_path: Path, boot: Callable[[str], None]
+) -> None:
     store = FileStateStore(tmp_path)
     state = make_state("feat_x")
     iid = state["instance_id"]
@@ -170,7 +179,7 @@ def test_a_feed_line_a_power_cut_lost_is_back_after_the_reboot(
     assert _keys(store) == [(iid, 1), (iid, 2)]  # (checked in boot-1)
     _lose_last_feed_line(tmp_path)
     assert store._read_committed(iid) is not None and store._read_committed(iid)[0] == 2  # type: ignore[index]
-    monkeypatch.setattr(_file_feed_check, "boot_key", lambda: "boot-2")  # the reboot
+    boot("boot-2")  # the reboot
     after = FileStateStore(tmp_path)
     assert after.load_state(iid)["variables"]["n"] == 1  # type: ignore[index]
     assert _keys(after) == [(iid, 1), (iid, 2)]  # the first read rebuilt the lost line
@@ -180,27 +189,21 @@ def test_a_feed_line_a_power_cut_lost_is_back_after_the_reboot(
 
 
 def test_feed_end_after_a_reboot_stands_after_the_rebuilt_lines(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, boot: Callable[[str], None]
 ) -> None:
-    from chatflow.storage import _file_feed_check
-
-    monkeypatch.setattr(_file_feed_check, "boot_key", lambda: "boot-1")
     store = FileStateStore(tmp_path)
     state = make_state("feat_x")
     store.create_state(state)
     store.update_state(state["instance_id"], increment)
     _lose_last_feed_line(tmp_path)
-    monkeypatch.setattr(_file_feed_check, "boot_key", lambda: "boot-2")
+    boot("boot-2")
     after = FileStateStore(tmp_path)
     assert after.events_since(after.feed_end()).events == []
 
 
 def test_within_a_boot_the_feed_is_checked_once(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, boot: Callable[[str], None], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from chatflow.storage import _file_feed_check
-
-    monkeypatch.setattr(_file_feed_check, "boot_key", lambda: "boot-1")
     store = FileStateStore(tmp_path)
     store.create_state(make_state("feat_x"))
     store.events_since()
@@ -212,11 +215,8 @@ def test_within_a_boot_the_feed_is_checked_once(
 
 
 def test_a_new_instance_whose_every_feed_line_was_lost_is_back_after_the_reboot(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, boot: Callable[[str], None]
 ) -> None:
-    from chatflow.storage import _file_feed_check
-
-    monkeypatch.setattr(_file_feed_check, "boot_key", lambda: "boot-1")
     store = FileStateStore(tmp_path)
     first = make_state("feat_x")
     store.create_state(first)
@@ -224,16 +224,13 @@ def test_a_new_instance_whose_every_feed_line_was_lost_is_back_after_the_reboot(
     state = make_state("feat_x")
     store.create_state(state)
     _lose_last_feed_line(tmp_path)  # its only line
-    monkeypatch.setattr(_file_feed_check, "boot_key", lambda: "boot-2")
+    boot("boot-2")
     assert _keys(FileStateStore(tmp_path)) == [(first["instance_id"], 1), (state["instance_id"], 1)]
 
 
 def test_a_lost_feed_line_of_an_event_longer_than_the_tail_read_is_back(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, boot: Callable[[str], None]
 ) -> None:
-    from chatflow.storage import _file_feed_check
-
-    monkeypatch.setattr(_file_feed_check, "boot_key", lambda: "boot-1")
     store = FileStateStore(tmp_path)
     state = make_state("feat_x")
     iid = state["instance_id"]
@@ -246,5 +243,5 @@ def test_a_lost_feed_line_of_an_event_longer_than_the_tail_read_is_back(
 
     store.update_state(iid, big)
     _lose_last_feed_line(tmp_path)
-    monkeypatch.setattr(_file_feed_check, "boot_key", lambda: "boot-2")
+    boot("boot-2")
     assert _keys(FileStateStore(tmp_path)) == [(iid, 1), (iid, 2)]

@@ -322,3 +322,19 @@ def quick_sizes(args: argparse.Namespace, **tiny: Any) -> argparse.Namespace:
         for name, value in tiny.items():
             setattr(args, name, value)
     return args
+
+
+# A two-phase loop (code, review, back to code until trigger.stop): steps without end.
+LOOP: dict[str, Any] = {
+    "name": "loop",
+    "phases": [
+        {"name": "code"},
+        {
+            "name": "review",
+            "transitions": [
+                {"to": "$end", "when": {"path": "trigger.stop", "op": "==", "value": True}},
+                {"to": "code"},
+            ],
+        },
+    ],
+}

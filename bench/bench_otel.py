@@ -24,23 +24,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
-from _harness import Report, interleaved, median, min_median_ms, parser, ratio
+from _harness import LOOP, Report, interleaved, median, min_median_ms, parser, ratio
 
-LOOP: dict[str, Any] = {
-    "name": "loop",
-    "phases": [
-        {"name": "code"},
-        {
-            "name": "review",
-            "transitions": [
-                {"to": "$end", "when": {"path": "trigger.stop", "op": "==", "value": True}},
-                {"to": "code"},
-            ],
-        },
-    ],
-}
 USAGE = {"input_tokens": 1200, "output_tokens": 300, "model": "bench-model"}
 NEEDS = "bench_otel needs opentelemetry-sdk: pip install 'chatflow-engine[test]'"
 

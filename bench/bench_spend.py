@@ -21,21 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _harness import Report, interleaved, median, min_median_ms, parser, ratio, timed
-
-LOOP: dict[str, Any] = {
-    "name": "loop",
-    "phases": [
-        {"name": "code"},
-        {
-            "name": "review",
-            "transitions": [
-                {"to": "$end", "when": {"path": "trigger.stop", "op": "==", "value": True}},
-                {"to": "code"},
-            ],
-        },
-    ],
-}
+from _harness import LOOP, Report, interleaved, median, min_median_ms, parser, ratio, timed
 
 
 def limited() -> dict[str, Any]:

@@ -41,6 +41,10 @@ class Harness:
         """A new store object on this data; ``timeout`` bounds waits for other writers."""
         raise NotImplementedError
 
+    def target(self) -> str:
+        """The store as ``chatflow --dir`` names it (another process opens it by this)."""
+        raise ValueError(f"a {self.kind} store lives in one process")
+
     def _rewrite(self, instance_id: str, change: Callable[[RawInstance], RawInstance]) -> None:
         """Change the instance's stored bytes through the store's raw access."""
         store = self.open()
@@ -108,6 +112,9 @@ class FileHarness(Harness):
     def open(self, *, timeout: float | None = None) -> IWorkflowStateStore:
         return FileStateStore(self.folder, lock_timeout=30.0 if timeout is None else timeout)
 
+    def target(self) -> str:
+        return self.folder
+
     def corrupt_artifacts(self, instance_id: str, phase: str) -> None:
         path = Path(self.folder, "instances", instance_id, "tasks", f"{phase}.v1.prompt.md")
         path.write_text("tampered", encoding="utf-8")
@@ -132,6 +139,9 @@ class SQLiteHarness(Harness):
 
     def open(self, *, timeout: float | None = None) -> IWorkflowStateStore:
         return SQLiteStore(self.path, busy_timeout=30.0 if timeout is None else timeout)
+
+    def target(self) -> str:
+        return f"sqlite:///{self.path}"
 
     def _execute(self, sql: str, params: tuple[Any, ...]) -> None:
         with contextlib.closing(sqlite3.connect(self.path, isolation_level=None)) as conn:
@@ -171,6 +181,9 @@ class PostgresHarness(Harness):
             self.url, schema=self.schema, lock_timeout=30.0 if timeout is None else timeout
         )
 
+    def target(self) -> str:
+        return f"{self.url}?schema={self.schema}"
+
     def execute(self, sql: str, params: tuple[Any, ...] = ()) -> None:
         import psycopg
 
@@ -206,6 +219,22 @@ class PostgresHarness(Harness):
                 yield
             finally:
                 conn.rollback()
+
+
+STORE_KINDS = ["memory", "file", "sqlite", "postgres"]
+
+
+def harness_of(kind: str, request: Any, folder: Path) -> Harness:
+    """A fresh harness of ``kind`` for one test (data under ``folder``); PostgreSQL's
+    comes from the ``pg_harness`` fixture, which skips or fails without a server."""
+    if kind == "memory":
+        return MemoryHarness("memory", shared_across_processes=False)
+    if kind == "file":
+        return FileHarness("file", folder=str((folder / ".chatflow").resolve()))
+    if kind == "sqlite":
+        return SQLiteHarness("sqlite", path=str(folder / "state.db"))
+    harness: PostgresHarness = request.getfixturevalue("pg_harness")
+    return harness
 
 
 def empty_postgres(conn: Any, harness: PostgresHarness) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import sys
 
 from chatflow.errors import (
+    AgentApprovalError,
     ChatFlowError,
     CorruptStateError,
     GateNotSatisfiedError,
@@ -27,6 +28,7 @@ from chatflow.errors import (
     SchemaNotFoundError,
     StorageError,
     StoreNotFoundError,
+    StoreURLError,
     UpgradeRefusedError,
     ValidationError,
 )
@@ -55,6 +57,7 @@ if TYPE_CHECKING:
 __version__ = "1.0.0"
 
 __all__ = [
+    "AgentApprovalError",
     "ChatFlowError",
     "CorruptStateError",
     "EventKind",
@@ -72,6 +75,7 @@ __all__ = [
     "SchemaNotFoundError",
     "StorageError",
     "StoreNotFoundError",
+    "StoreURLError",
     "TaskArtifacts",
     "TaskExecutionRecord",
     "UpgradeRefusedError",

@@ -168,6 +168,12 @@ class StoreNotFoundError(ValidationError, LookupError):
     """A store that must already exist (read-only commands, a migration's source) does not."""
 
 
+class StoreURLError(ValidationError):
+    """A store target that names no store ChatFlow can open: a URL of an unknown scheme,
+    a ``sqlite://`` URL without a path, a known scheme without ``//`` (``sqlite:x.db``,
+    which would otherwise be a folder of that name). The CLI's usage error (exit 2)."""
+
+
 class InvalidTransitionError(ChatFlowError):
     """The requested step is not allowed from the instance's current state."""
 
@@ -183,6 +189,11 @@ class GateNotSatisfiedError(InvalidTransitionError):
     missing: list[dict[str, Any]]
     phase: str
     instance_id: str
+
+
+class AgentApprovalError(ChatFlowError):
+    """An approval (or an override of one) asked for by a coding agent: approvals come
+    from a person (``chatflow.agent.person``)."""
 
 
 class UpgradeRefusedError(InvalidTransitionError):

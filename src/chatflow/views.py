@@ -76,7 +76,9 @@ def feature_view(rollup: Mapping[str, Any], unreadable: Iterable[str] = ()) -> J
 
 def overview_totals(rollups: Iterable[Mapping[str, Any]]) -> JSON:
     """The totals over feature roll-ups (``feature_view`` shapes): how many features and
-    instances, the instances by status, and how many of them could not be read. What
+    instances, the instances by status, how many are ``active`` (created or running: the
+    page's first card, so an instance not yet stepped is not missing from every card),
+    and how many could not be read. What
     the page's overview heads its table with, ``chatflow features --totals`` and MCP's
     ``status`` report: summed here once, never in a front end."""
     counts = dict.fromkeys(STATUSES, 0)
@@ -91,6 +93,7 @@ def overview_totals(rollups: Iterable[Mapping[str, Any]]) -> JSON:
         "features": features,
         "instances": instances,
         "counts": counts,
+        "active": counts["created"] + counts["running"],  # under way, not waiting on anyone
         "unreadable_instances": unreadable,
     }
 
@@ -416,7 +419,8 @@ def _row_of(event: WorkflowEvent) -> int:
     return index if isinstance(index, int) else event.history_index
 
 
-_WAIT_STARTS = (EventKind.APPROVAL_REQUESTED, EventKind.PAUSED)
+_WAIT_STARTS = (EventKind.APPROVAL_REQUESTED, EventKind.PAUSED, EventKind.BUDGET_EXCEEDED)
+"""What pauses an instance: by hand, for an approval, or on crossing a budget."""
 _WAIT_ENDS = (EventKind.RESUMED, EventKind.REJECTED)
 
 
@@ -446,7 +450,7 @@ def _summary(state: WorkflowInstanceState, rows: list[JSON], log: list[WorkflowE
         "retries": kinds.count(EventKind.RETRIED),
         "failures": kinds.count(EventKind.FAILED),
         "approvals": sum(1 for event in log if _approval(event)),
-        "pauses": kinds.count(EventKind.PAUSED) + kinds.count(EventKind.APPROVAL_REQUESTED),
+        "pauses": sum(kinds.count(kind) for kind in _WAIT_STARTS),
         "waited_s": round(sum(row["waited_s"] for row in rows), 3),
         "waiting_since": next((r["waiting_since"] for r in rows if r["waiting_since"]), None),
     }
@@ -660,7 +664,11 @@ def budget_view(state: WorkflowInstanceState, now: float | None = None) -> list[
     workflow = workflow_of(state.workflow_schema)
     if not budgets.has_budget(state, workflow):
         return []
-    return budgets.standing(state, workflow, budgets.now_or(now))
+    rows = budgets.standing(state, workflow, budgets.now_or(now))
+    for row in rows:
+        used, limit = (budgets.amount_text(row["key"], row[k]) for k in ("used", "limit"))
+        row["shown"] = f"{used} of {limit}"
+    return rows
 
 
 def wait_view(state: WorkflowInstanceState, now: float | None = None) -> JSON | None:

@@ -8,12 +8,13 @@ import contextlib
 import multiprocessing
 import os
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from chatflow.errors import FeedCursorError, StorageError
-from chatflow.storage import FileStateStore, file_doctor
+from chatflow.storage import FileStateStore, _file_feed_check, file_doctor
 from chatflow.storage._file_feed import FileFeed
 from chatflow.storage.sqlite import MIGRATIONS, SQLiteStore
 from chatflow.testing import increment, make_state
@@ -32,6 +33,7 @@ def test_a_failed_feed_append_is_repaired_by_the_next_step(
     state = make_state("feat_x")
     iid = state["instance_id"]
     store.create_state(state)
+    store.events_since()  # (the feed's once-a-boot check is done)
 
     def fail(self: FileFeed, data: bytes) -> None:
         raise StorageError("disk full")
@@ -62,6 +64,7 @@ def test_a_process_killed_before_its_feed_append_loses_no_event(tmp_path: Path) 
     store.create_state(state)
     other = make_state("feat_y")
     store.create_state(other)
+    store.events_since()  # (the feed's once-a-boot check is done)
     child = multiprocessing.get_context("fork").Process(
         target=_step_then_die, args=(str(tmp_path), iid)
     )
@@ -81,6 +84,7 @@ def test_doctor_fix_adds_what_a_killed_writer_left_out_of_the_feed(tmp_path: Pat
     state = make_state("feat_x")
     iid = state["instance_id"]
     store.create_state(state)
+    store.events_since()  # (the feed's once-a-boot check is done)
     child = multiprocessing.get_context("fork").Process(
         target=_step_then_die, args=(str(tmp_path), iid)
     )
@@ -143,3 +147,101 @@ def test_events_stored_before_the_feed_existed_are_in_it(tmp_path: Path) -> None
         assert (again[-1].instance_id, again[-1].event["kind"]) == (first, "update")
     finally:
         store.close()
+
+
+def _lose_last_feed_line(folder: Path) -> None:
+    """What a power cut after a step's log commit can leave: the log line (fdatasynced),
+    its head and ``committed`` record, but not its feed line (appended without fsync)."""
+    feed = folder / "feed.jsonl"
+    raw = feed.read_bytes()
+    feed.write_bytes(raw[: raw.rstrip(b"\n").rfind(b"\n") + 1])
+
+
+@pytest.fixture
+def boot(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], None]:
+    """Sets the machine's boot the file feed's power-cut check sees (``boot-1`` first)."""
+
+    def booted(key: str) -> None:
+        monkeypatch.setattr(_file_feed_check, "boot_key", lambda: key)
+
+    booted("boot-1")
+    return booted
+
+
+def test_a_feed_line_a_power_cut_lost_is_back_after_the_reboot(
+    tmp_path: Path, boot: Callable[[str], None]
+) -> None:
+    store = FileStateStore(tmp_path)
+    state = make_state("feat_x")
+    iid = state["instance_id"]
+    store.create_state(state)
+    store.update_state(iid, increment)
+    assert _keys(store) == [(iid, 1), (iid, 2)]  # (checked in boot-1)
+    _lose_last_feed_line(tmp_path)
+    assert store._read_committed(iid) is not None and store._read_committed(iid)[0] == 2  # type: ignore[index]
+    boot("boot-2")  # the reboot
+    after = FileStateStore(tmp_path)
+    assert after.load_state(iid)["variables"]["n"] == 1  # type: ignore[index]
+    assert _keys(after) == [(iid, 1), (iid, 2)]  # the first read rebuilt the lost line
+    assert any("left out of the store's feed" in r["repair"] for r in after.repairs())
+    assert (tmp_path / "feed.checked").read_text() == "boot-2\n"
+    assert _keys(FileStateStore(tmp_path)) == [(iid, 1), (iid, 2)]  # once, not twice
+
+
+def test_feed_end_after_a_reboot_stands_after_the_rebuilt_lines(
+    tmp_path: Path, boot: Callable[[str], None]
+) -> None:
+    store = FileStateStore(tmp_path)
+    state = make_state("feat_x")
+    store.create_state(state)
+    store.update_state(state["instance_id"], increment)
+    _lose_last_feed_line(tmp_path)
+    boot("boot-2")
+    after = FileStateStore(tmp_path)
+    assert after.events_since(after.feed_end()).events == []
+
+
+def test_within_a_boot_the_feed_is_checked_once(
+    tmp_path: Path, boot: Callable[[str], None], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = FileStateStore(tmp_path)
+    store.create_state(make_state("feat_x"))
+    store.events_since()
+    calls: list[int] = []
+    monkeypatch.setattr(_file_feed_check, "check", lambda s: calls.append(1) or 0)
+    store.events_since()
+    FileStateStore(tmp_path).events_since()  # another reader, same boot: reads feed.checked
+    assert calls == []
+
+
+def test_a_new_instance_whose_every_feed_line_was_lost_is_back_after_the_reboot(
+    tmp_path: Path, boot: Callable[[str], None]
+) -> None:
+    store = FileStateStore(tmp_path)
+    first = make_state("feat_x")
+    store.create_state(first)
+    assert len(_keys(store)) == 1
+    state = make_state("feat_x")
+    store.create_state(state)
+    _lose_last_feed_line(tmp_path)  # its only line
+    boot("boot-2")
+    assert _keys(FileStateStore(tmp_path)) == [(first["instance_id"], 1), (state["instance_id"], 1)]
+
+
+def test_a_lost_feed_line_of_an_event_longer_than_the_tail_read_is_back(
+    tmp_path: Path, boot: Callable[[str], None]
+) -> None:
+    store = FileStateStore(tmp_path)
+    state = make_state("feat_x")
+    iid = state["instance_id"]
+    store.create_state(state)
+    assert len(_keys(store)) == 1
+
+    def big(current: dict[str, object]) -> dict[str, object]:
+        current["variables"] = {"blob": "x" * (_file_feed_check._TAIL * 2)}  # type: ignore[index]
+        return current
+
+    store.update_state(iid, big)
+    _lose_last_feed_line(tmp_path)
+    boot("boot-2")
+    assert _keys(FileStateStore(tmp_path)) == [(iid, 1), (iid, 2)]

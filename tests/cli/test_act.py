@@ -309,7 +309,8 @@ def test_argument_errors_name_flags_and_ids_not_python_parameters(run: Runner) -
     ]
     for args, words in cases:
         result = run(*args)
-        refused(result, 2 if "invalid" in words else 1, words)  # a bad id is a usage error
+        usage = "invalid" in words or words.startswith(("--budget", "--extend"))
+        refused(result, 2 if usage else 1, words)  # a bad id or flag value: a usage error
         message = result.stderr.split("error: ", 1)[1]
         assert not message.startswith(("budget", "extend", "keep_last")), message
         for python in ("_id ", "budget.", "keep_last", " int", "None"):

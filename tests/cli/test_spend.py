@@ -54,15 +54,17 @@ def test_record_usage_and_show_the_spend(run: Runner) -> None:
 def test_bad_usage_is_one_line_and_writes_nothing(run: Runner) -> None:
     iid = start(run)
     before = run.json("show", iid)["version"]
-    refused(run("record", iid, "--usage", "input_tokns=5"), 1, "did you mean 'input_tokens'")
-    refused(run("record", iid, "--usage", "cost_usd=-1"), 1, "non-negative")
-    refused(run("record", iid, "--usage", "cost_usd=NaN"), 1, "non-negative")
-    refused(run("record", iid, "--usage", "cost_usd=lots"), 1, "non-negative")
+    # A malformed value is a usage error (exit 2, docs/cli.md), as a malformed K=V is.
+    refused(run("record", iid, "--usage", "input_tokns=5"), 2, "did you mean 'input_tokens'")
+    refused(run("record", iid, "--usage", "cost_usd=-1"), 2, "non-negative")
+    refused(run("record", iid, "--usage", "cost_usd=NaN"), 2, "non-negative")
+    refused(run("record", iid, "--usage", "cost_usd=lots"), 2, "non-negative")
     refused(run("record", iid), 2, "--usage")
-    refused(run("start", "x.json", "--feature", "f", "--budget", "cost=1"), 3)
+    refused(run("start", "x.json", "--feature", "f", "--budget", "cost_usd=1"), 3)
     workflow = str(run.cwd / "spend_flow.json")
-    refused(run("start", workflow, "--feature", "f", "--budget", "cost=1"), 1, "'cost_usd'")
-    refused(run("start", workflow, "--feature", "f", "--budget", "wall=soon"), 1, "duration")
+    refused(run("start", workflow, "--feature", "f", "--budget", "cost=1"), 2, "'cost_usd'")
+    refused(run("start", workflow, "--feature", "f", "--budget", "wall=soon"), 2, "duration")
+    refused(run("approve", iid, "--by", "ana", "--extend", "cost_usd=lots"), 2, "non-negative")
     assert run.json("show", iid)["version"] == before
     assert [row["feature_id"] for row in run.json("list")] == ["feat_s"]
 

@@ -14,23 +14,13 @@ import pytest
 
 from chatflow.storage import IWorkflowStateStore
 from chatflow.testing import StoreFactory
-from store_harness import FileHarness, Harness, MemoryHarness, PostgresHarness, SQLiteHarness
-
-STORE_KINDS = ["memory", "file", "sqlite", "postgres"]
+from store_harness import STORE_KINDS, Harness, harness_of
 
 
 @pytest.fixture(params=STORE_KINDS)
 def harness(request: pytest.FixtureRequest, tmp_path: Path) -> Harness:
     """One kind of store's data, fresh for the test."""
-    kind: str = request.param
-    if kind == "memory":
-        return MemoryHarness("memory", shared_across_processes=False)
-    if kind == "file":
-        return FileHarness("file", folder=str((tmp_path / ".chatflow").resolve()))
-    if kind == "sqlite":
-        return SQLiteHarness("sqlite", path=str(tmp_path / "state.db"))
-    harness: PostgresHarness = request.getfixturevalue("pg_harness")
-    return harness
+    return harness_of(request.param, request, tmp_path)
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import pytest
 
 from chatflow import WorkflowEngine
 from chatflow.storage import IWorkflowStateStore
-from store_harness import FileHarness, Harness, PostgresHarness, SQLiteHarness
+from store_harness import Harness
 
 SCHEMA = {"name": "two", "phases": [{"name": "a"}, {"name": "b"}]}
 
@@ -47,20 +47,12 @@ def test_a_deletion_is_recorded_with_who_what_and_when(
             reopened.close()
 
 
-def _target(harness: Harness) -> str:
-    if isinstance(harness, FileHarness):
-        return harness.folder
-    if isinstance(harness, SQLiteHarness):
-        return f"sqlite:///{harness.path}"
-    if isinstance(harness, PostgresHarness):
-        return f"{harness.url}?schema={harness.schema}"
-    pytest.skip("the memory store lives in one process")
-
-
 def test_chatflow_delete_by_is_shown_by_chatflow_deleted(
     harness: Harness, store: IWorkflowStateStore, tmp_path: Path
 ) -> None:
-    target = _target(harness)
+    if not harness.shared_across_processes:
+        pytest.skip("the memory store lives in one process")
+    target = harness.target()
     iid = WorkflowEngine(store=store).start_workflow_instance(SCHEMA, {}, "feat_cli")
     src = str(Path(__file__).resolve().parents[2] / "src")
 

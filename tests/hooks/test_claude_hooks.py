@@ -9,19 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ._support import answer, chatflow, git_repository, hook, ok, payload, start
-
-
-@pytest.fixture
-def repo(tmp_path: Path) -> Path:
-    return git_repository(tmp_path / "project")
-
-
-@pytest.fixture
-def bound(repo: Path) -> str:
-    instance_id = start(repo)
-    ok(repo, "use", instance_id)
-    return instance_id
+from ._support import answer, chatflow, hook, ok, payload, start
 
 
 def test_session_start_adds_where_the_feature_stands(repo: Path, bound: str) -> None:

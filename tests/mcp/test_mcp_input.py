@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import subprocess
 import sys
 from pathlib import Path
@@ -58,7 +59,8 @@ def test_bad_input_of_every_kind_is_a_one_line_tool_error(tmp_path: Path) -> Non
 
 def test_messages_the_sdk_cannot_read_leave_the_server_answering(tmp_path: Path) -> None:
     """A lone surrogate escape or 100,000 levels of nesting cannot be parsed by the
-    SDK's transport, which drops that message; the server must still answer the next."""
+    SDK's transport, which would drop that message and leave the agent waiting:
+    ChatFlow answers each with a one-line tool error, and goes on answering."""
     deep = '{"a":' * 100_000 + "1" + "}" * 100_000
     hostile = [
         '{"name":"status","arguments":{"instance_id":"\\ud800"}}',
@@ -105,13 +107,18 @@ def test_messages_the_sdk_cannot_read_leave_the_server_answering(tmp_path: Path)
     for line in lines:
         server.stdin.write(line + "\n")
         server.stdin.flush()
-        if '"id":1,' in line.replace(" ", "") or '"id":99' in line.replace(" ", ""):
-            answers.append(json.loads(server.stdout.readline()))  # blocks until answered
+        if '"id":' in line.replace(" ", ""):
+            ready, _, _ = select.select([server.stdout], [], [], 60)
+            assert ready, f"no answer to {line[:80]}"  # (a dropped line would wait forever)
+            answers.append(json.loads(server.stdout.readline()))
     server.stdin.close()
     stderr = server.stderr.read() if server.stderr else ""
     assert server.wait(timeout=60) == 0
-    assert [answer["id"] for answer in answers] == [1, 99]  # nothing else, nothing lost
-    assert answers[1]["result"]["isError"] is False
+    assert [answer["id"] for answer in answers] == [1, 10, 11, 12, 99]  # each answered
+    assert [answer["result"]["isError"] for answer in answers[1:]] == [True, True, True, False]
+    problems = [answers[n]["result"]["content"][0]["text"] for n in (1, 2, 3)]
+    assert ["surrogate" in problems[0], "surrogate" in problems[1]] == [True, True]
+    assert "nested deeper than" in problems[2] and all("\n" not in p for p in problems)
     assert "Traceback" not in stderr, stderr
 
 

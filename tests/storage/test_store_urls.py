@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from chatflow import ValidationError, WorkflowEngine
+from chatflow import StoreURLError, ValidationError, WorkflowEngine
 from chatflow.storage import IWorkflowStateStore, MemoryStore, open_store, register_store_scheme
 from chatflow.storage._open import is_store_url
 
@@ -79,3 +79,78 @@ def test_invalid_scheme_names_are_refused(scheme: str) -> None:
 )
 def test_what_counts_as_a_url(target: str, is_url: bool) -> None:
     assert is_store_url(target) is is_url
+
+
+_NOT_STORES = ["mysql://x/y", "sqlite:", "sqlite:state.db", "sqlite://", "sqlite:///", "memory:"]
+
+
+@pytest.mark.parametrize("target", _NOT_STORES)
+def test_a_target_that_names_no_store_is_a_store_url_error(
+    target: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(StoreURLError):
+        open_store(target)
+    with pytest.raises(StoreURLError):
+        WorkflowEngine(target).list_features()
+    assert list(tmp_path.iterdir()) == []  # never a folder named "sqlite:state.db"
+
+
+@pytest.mark.parametrize(
+    "words",
+    [
+        ["--dir", "{t}", "list"],
+        ["--dir", "{t}", "start", "wf.json", "--feature", "feat_a"],
+        ["ui", "--store", "{t}"],
+        ["mcp", "--store", "{t}"],
+        ["migrate", "--from", "{t}", "--to", "sqlite:///x.db"],
+    ],
+)
+@pytest.mark.parametrize("target", ["mysql://x/y", "sqlite:state.db"])
+def test_the_cli_calls_a_target_that_names_no_store_a_usage_error(
+    words: list[str], target: str, tmp_path: Path
+) -> None:
+    (tmp_path / "wf.json").write_text('{"name": "w", "phases": [{"name": "a"}]}')
+    result = subprocess.run(
+        [sys.executable, "-m", "chatflow", *(w.format(t=target) for w in words)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+        stdin=subprocess.DEVNULL,
+        timeout=60,
+    )
+    assert result.returncode == 2, result.stderr  # usage error (docs/cli.md)
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("chatflow: error: ")
+    assert "sqlite://" in result.stderr  # says what would work
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["wf.json"]
+
+
+def test_chatflow_dir_naming_no_store_is_a_usage_error(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "CHATFLOW_DIR"}
+    result = subprocess.run(
+        [sys.executable, "-m", "chatflow", "list"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**env, "CHATFLOW_DIR": "mysql://db/x"},
+        timeout=60,
+    )
+    assert (result.returncode, result.stderr.count("\n")) == (2, 1), result.stderr
+
+
+def test_a_file_store_target_that_is_a_file_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "afile").write_text("x")
+    for words, code in ((["list"], 3), (["demo"], 1)):
+        result = subprocess.run(
+            [sys.executable, "-m", "chatflow", "--dir", f"file://{tmp_path}/afile", *words],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        )
+        assert result.returncode == code, result.stderr
+        assert result.stderr.count("\n") == 1 and "afile" in result.stderr
+        assert "not a folder" in result.stderr

@@ -238,7 +238,7 @@ def test_spend_per_phase_and_allowing_more_from_the_page(
     assert "Over budget" in (page.locator(".banner.b-paused").first.text_content() or "")
     assert page.locator("#spend tr[data-phase='code']").count() == 1
     assert "$1.2500" in (page.locator("#spend h2").text_content() or "")
-    assert "1.25 of 1" in (page.locator("#budgets").text_content() or "")
+    assert "$1.25 of $1.00" in (page.locator("#budgets").text_content() or "")
     assert "phase for" in (page.locator(".facts").text_content() or "")
     page.screenshot(path=tmp_path / "spend.png", full_page=True)
     page.click("button[data-action='approve']")

@@ -325,11 +325,13 @@ def test_the_page_shows_the_servers_totals(world: World, app: UIServer) -> None:
     assert shown == {
         "features": str(totals["features"]),
         "instances": str(totals["instances"]),
-        "running": str(counts["running"]),
+        "active": str(totals["active"]),
         "waiting": str(counts["paused"]),
         "failed": str(counts["failed"]),
         "completed": str(counts["completed"]),
+        **({"cancelled": str(counts["cancelled"])} if counts["cancelled"] else {}),
     }
+    assert totals["active"] == counts["created"] + counts["running"]
 
 
 def test_the_page_offers_exactly_the_allowed_actions(world: World, app: UIServer) -> None:

@@ -17,7 +17,6 @@ from chatflow.webhooks import hooks
 from store_harness import Harness
 
 from ._receiver import receiving
-from .conftest import store_url
 from .test_delivery import _walk
 
 HELD = 6  # the delivery the receiver holds open while the sender is killed
@@ -35,7 +34,7 @@ def test_a_sender_killed_mid_post_resumes_losing_nothing(harness: Harness, tmp_p
     engine = WorkflowEngine(store=store)
     for feature in ("feat_a", "feat_b", "feat_c"):
         _walk(engine, feature)
-    url = store_url(harness)
+    url = harness.target()
     with receiving(hold_at=HELD) as receiver:
         hook = hooks.add(store, receiver.url, cursor=None)
         sender = subprocess.Popen(

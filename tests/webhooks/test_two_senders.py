@@ -16,7 +16,6 @@ from chatflow.webhooks import hooks
 from store_harness import Harness
 
 from ._receiver import receiving
-from .conftest import store_url
 from .test_delivery import _walk
 
 
@@ -28,7 +27,7 @@ def test_two_senders_share_the_work_without_a_duplicate_storm(
         pytest.skip("a memory store lives in one process")
     store = harness.open()
     engine = WorkflowEngine(store=store)
-    url = store_url(harness)
+    url = harness.target()
     with receiving() as receiver:
         hook = hooks.add(store, receiver.url, cursor=None)
         for feature in ("feat_a", "feat_b"):

@@ -14,7 +14,6 @@ from cli._cli import Runner, refused
 from store_harness import Harness
 
 from ._receiver import receiving
-from .conftest import store_url
 
 
 @pytest.fixture
@@ -83,7 +82,7 @@ def test_unknown_event_names_are_refused_with_a_suggestion(
 
 def test_other_bad_input(run: Runner, tmp_path: Path) -> None:
     url = "https://example.com/in"
-    refused(run("webhook", "add", url, "--feature", "../x"), 2, "invalid feature_id")
+    refused(run("webhook", "add", url, "--feature", "../x"), 2, "invalid feature id")
     refused(run("webhook", "add", url, "--secret", "short"), 1, "8-512 printable characters")
     refused(run("webhook", "add", url, "--secret", "has a space"), 1, "without spaces")
     _nothing_kept(run)
@@ -136,7 +135,7 @@ def test_the_whole_cycle_on_every_store(harness: Harness, tmp_path: Path) -> Non
     if not harness.shared_across_processes:
         pytest.skip("a memory store lives in one process")
     run = Runner(tmp_path)
-    where = store_url(harness)
+    where = harness.target()
     run.ok("--dir", where, "start", _workflow(tmp_path), "--feature", "feat_a")
     with receiving() as receiver:
         hook = run.json("--dir", where, "webhook", "add", receiver.url, "--from-start")

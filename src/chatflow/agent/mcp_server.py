@@ -405,7 +405,11 @@ def _add_prompts(server: MCPServer[Any], engine: WorkflowEngine) -> None:
 
 def serve_stdio(engine: WorkflowEngine, *, read_only: bool = False) -> None:
     """Serve one client over standard input and output (what agents launch)."""
-    build_server(engine, read_only=read_only).run("stdio")
+    from chatflow.agent import _stdin_guard  # noqa: PLC0415
+
+    server = build_server(engine, read_only=read_only)
+    _stdin_guard.install()  # a request too deep for the SDK is answered, not dropped
+    server.run("stdio")
 
 
 def serve_http(

@@ -29,12 +29,13 @@ from chatflow.cli.context import (
     finish,
     json_file,
     key_values,
+    phrased,
     requirement,
     text_file,
 )
 from chatflow.cli.read import print_instance
 from chatflow.domain.models import EventKind
-from chatflow.errors import InvalidTransitionError, phrase
+from chatflow.errors import InvalidTransitionError, ValidationError, phrase
 
 if TYPE_CHECKING:
     from chatflow.cli.context import Subparsers
@@ -209,6 +210,7 @@ def cmd_start(ctx: Context) -> int:
     variables = key_values(args.var, "--var")
     meta = key_values(args.meta, "--meta")
     budget = key_values(args.budget, "--budget") or None
+    _well_formed(budget, "--budget")
     if args.schema_version is not None and views.looks_like_file(args.workflow):
         raise UsageError("--version applies to a workflow name, not a file")
     actor = ctx.actor(meta)
@@ -273,6 +275,7 @@ def cmd_record(ctx: Context) -> int:
     args = ctx.args
     ctx.instance(args.instance_id)
     usage = key_values(args.usage, "--usage") or None
+    _well_formed(usage, "--usage")
     prompt, response = _record_texts(args)
     engine = ctx.reader()
     if prompt is None and response is None and usage is not None:
@@ -284,6 +287,21 @@ def cmd_record(ctx: Context) -> int:
         args.instance_id, prompt, response, phase_name=args.phase, actor=ctx.actor(), usage=usage
     )
     return report(ctx, ctx.instance(args.instance_id))
+
+
+def _well_formed(values: dict[str, Any] | None, option: str) -> None:
+    """A ``K=V`` option whose value is malformed is a usage error (exit 2), as a
+    malformed ``K=V`` is: checked by the same rule the engine applies."""
+    from chatflow.domain import limits, usage  # noqa: PLC0415
+
+    if not values:
+        return
+    check = usage.check if option == "--usage" else limits.budget
+    where = {"--budget": "budget", "--extend": "extend"}.get(option, option)
+    try:
+        check(values, where)  # the library's name, worded as the command's by TERMS
+    except ValidationError as error:
+        raise UsageError(phrased(error)) from None
 
 
 def _usage(values: dict[str, Any]) -> dict[str, Any]:
@@ -309,15 +327,27 @@ def _record_texts(args: Any) -> tuple[str | None, str | None]:
     return prompt, response
 
 
+def _no_agent_force(ctx: Context, command: str) -> None:
+    """``--force`` overrides a gate or an approval: a person's call, never an agent's."""
+    if getattr(ctx.args, "force", False):
+        from chatflow.agent import person  # noqa: PLC0415 - only overrides ask
+
+        person.require_person(f"chatflow {command} --force")
+
+
 def cmd_approve(ctx: Context) -> int:
     """Approve what the instance waits on: a paused approval (``resume(approved_by=)``),
     else the current phase's exit gate (``engine.approve``)."""
+    from chatflow.agent import person  # noqa: PLC0415 - only approvals ask
+
     args = ctx.args
+    person.require_person("chatflow approve")
     engine = ctx.reader()
     state = ctx.instance(args.instance_id)
     by = ctx.actor()  # --by is required: a person, never the OS user by default
     if args.extend:
         more = key_values(args.extend, "--extend")
+        _well_formed(more, "--extend")
         return report(ctx, engine.extend_budget(args.instance_id, by=by, note=args.note, **more))
     if state.pause is not None and state.pause.get("kind") == "budget":
         raise UsageError(
@@ -336,6 +366,7 @@ def cmd_approve(ctx: Context) -> int:
 
 
 def cmd_reject(ctx: Context) -> int:
+    _no_agent_force(ctx, "reject")
     args = ctx.args
     ctx.instance(args.instance_id)
     state = ctx.reader().reject(
@@ -369,6 +400,7 @@ def cmd_fail(ctx: Context) -> int:
 
 
 def cmd_retry(ctx: Context) -> int:
+    _no_agent_force(ctx, "retry")
     args = ctx.args
     ctx.instance(args.instance_id)
     engine = ctx.reader()
@@ -386,6 +418,7 @@ def cmd_cancel(ctx: Context) -> int:
 
 
 def cmd_jump(ctx: Context) -> int:
+    _no_agent_force(ctx, "jump")
     ctx.instance(ctx.args.instance_id)
     args = ctx.args
     state = ctx.reader().jump_to(
@@ -395,6 +428,7 @@ def cmd_jump(ctx: Context) -> int:
 
 
 def cmd_fork(ctx: Context) -> int:
+    _no_agent_force(ctx, "fork")
     parent = ctx.instance(ctx.args.instance_id)
     args = ctx.args
     if args.at < 0:  # the library counts from the end on purpose; typed, it is a slip
@@ -410,6 +444,7 @@ def cmd_fork(ctx: Context) -> int:
 
 def cmd_upgrade(ctx: Context) -> int:
     """Upgrade one instance, a feature's or all active ones; exit 1 if any was refused."""
+    _no_agent_force(ctx, "upgrade")
     args = ctx.args
     if sum(map(bool, (args.instance_id, args.feature, args.all))) != 1:
         raise UsageError("give exactly one of ID, --feature F or --all")

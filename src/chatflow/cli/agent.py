@@ -57,6 +57,8 @@ def cmd_mcp(ctx: Context) -> int:
         return EXIT_FAILED
     if args.mcp_store is not None:
         args.dir = args.mcp_store
+    elif args.dir is None:
+        args.dir = project_store()
     engine = ctx.reader() if args.read_only else ctx.writer()
     if not args.http:
         mcp_server.serve_stdio(engine, read_only=args.read_only)
@@ -75,6 +77,20 @@ def cmd_mcp(ctx: Context) -> int:
         )
         return EXIT_FAILED
     return EXIT_OK
+
+
+def project_store() -> str | None:
+    """With no store named (``--dir``, ``$CHATFLOW_DIR``): ``./.chatflow`` if there is
+    one, else the work tree's root ``.chatflow`` if there is one. An agent may start the
+    server in a subfolder of the project; serving a new, empty store there would hide
+    every feature the project has. ``None``: the default (``./.chatflow``)."""
+    from chatflow.agent.binding import work_tree_root  # noqa: PLC0415
+    from chatflow.core.engine import DEFAULT_DIR, DEFAULT_DIR_ENV  # noqa: PLC0415
+
+    if os.environ.get(DEFAULT_DIR_ENV) or os.path.isdir(DEFAULT_DIR):
+        return None
+    root = work_tree_root() / DEFAULT_DIR
+    return str(root) if (root / "instances").is_dir() else None
 
 
 # The SDK and what it brings: missing, the command says how to install the extra.

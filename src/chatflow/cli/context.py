@@ -13,7 +13,14 @@ from typing import TYPE_CHECKING, Any
 
 from chatflow._validation import parse_json
 from chatflow.cli.output import Output
-from chatflow.errors import USER_TERMS, ChatFlowError, InvalidIdError, ValidationError, phrase
+from chatflow.errors import (
+    USER_TERMS,
+    ChatFlowError,
+    InvalidIdError,
+    StoreURLError,
+    ValidationError,
+    phrase,
+)
 
 if TYPE_CHECKING:  # argparse's class is not subscriptable at run time
     from chatflow.core.engine import WorkflowEngine
@@ -58,7 +65,7 @@ def requirement(item: dict[str, Any], instance_id: str) -> str:
 def exit_code(error: ChatFlowError) -> int:
     """The documented exit code of an error: every lookup that found nothing is 3; a
     malformed id typed on the command line (``../x``) is a usage error, like a bad option."""
-    if isinstance(error, (UsageError, InvalidIdError)):
+    if isinstance(error, (UsageError, InvalidIdError, StoreURLError)):
         return EXIT_USAGE
     return EXIT_NOT_FOUND if isinstance(error, LookupError) else EXIT_FAILED
 
@@ -78,8 +85,11 @@ class Context:
     def target(self) -> str | Path:
         """The store: ``--dir``, else ``$CHATFLOW_DIR``, else ``./.chatflow``."""
         from chatflow.core.engine import default_store_target  # noqa: PLC0415
+        from chatflow.storage._open import check_target  # noqa: PLC0415
 
-        return self.args.dir if self.args.dir is not None else default_store_target()
+        target = self.args.dir if self.args.dir is not None else default_store_target()
+        check_target(target)  # a typo is a usage error before anything is opened
+        return target
 
     def reader(self) -> WorkflowEngine:
         """An engine on the existing store; ``StoreNotFoundError`` (exit 3) if there is none."""

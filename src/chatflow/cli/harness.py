@@ -70,9 +70,12 @@ def _show_binding(ctx: Context, root: Any, found: dict[str, Any] | None) -> int:
         return _said(ctx, said, {"root": str(root), "binding": None, "instance_id": None})
     instance_id = binding.resolve(ctx.reader(), found)
     state = ctx.reader().get_workflow_instance_status(instance_id) if instance_id else None
-    where = f"; now {instance_id}" if "feature_id" in found else ""
+    where = f"; now {instance_id or 'none (the feature has no active instance)'}"
+    where = where if "feature_id" in found else ""
     if state is not None:
         where += f" ({state.feature_id}, phase {state.current_phase}, {state.status.value})"
+    elif instance_id is not None:
+        where += " (not in the store: deleted? bind another with chatflow use ID)"
     said = f"{root} is bound to {binding.describe(found)}{where}"
     return _said(ctx, said, {"root": str(root), "binding": found, "instance_id": instance_id})
 

@@ -437,7 +437,7 @@ def _spend_fields(view: dict[str, Any]) -> list[tuple[str, str]]:
         for phase, totals in view["usage"]["phases"].items():
             fields.append((f"  {phase}", _spent(totals)))
     for row in view.get("budgets", []):
-        used = f"{row['used']:g} of {row['limit']:g} ({row['share']:.0%})"
+        used = f"{row['shown']} ({row['share']:.0%})"
         fields.append(("budget", f"{row['scope']} {row['key']}: {used}"))
     wait = view.get("wait")
     if wait is not None:

@@ -587,17 +587,19 @@ class WorkflowEngine(HumanActions, SpendActions):
         with the SHA-256 and size of the file now (``sha256: None``: no such file), as
         one ``files_touched`` event; return the entries. Paths inside ``root`` (a work
         tree) are kept relative to it. What ``chatflow hook claude PostToolUse`` calls.
+        ``InvalidTransitionError`` for a finished instance: it has no visit open.
         """
         from chatflow.core import _files  # noqa: PLC0415 - hashing files is rare
 
         validate_id(instance_id, "instance_id")
         who = _arguments.optional_text(actor, "actor")
-        self._require_state(instance_id)
+        _files.check_open(self._require_state(instance_id))
         files = _files.file_entries(paths, root)
         if not files:
             return []
 
         def note(state: WorkflowInstanceState) -> None:
+            _files.check_open(state)  # (again, under the lock: it may have finished since)
             _files.note_files(state, files, who, generate_timestamp())
 
         self._update(instance_id, note, "record_files")

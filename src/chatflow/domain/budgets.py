@@ -100,6 +100,21 @@ def standing(state: WorkflowInstanceState, workflow: Workflow, now: float) -> li
     return rows
 
 
+def amount_text(key: str, value: float) -> str:
+    """A budget amount as a person reads it (``$6.04``, ``1,200``, ``1h05m``): every
+    front end shows the view's ``shown`` text instead of formatting the raw number."""
+    if key == "cost_usd":
+        return f"${value:,.2f}" if value == 0 or value >= 0.01 else f"${value:.4g}"
+    if key == "wall":
+        seconds = int(value)
+        hours, rest = divmod(seconds, 3600)
+        minutes, seconds = divmod(rest, 60)
+        if hours:
+            return f"{hours}h{minutes:02d}m"
+        return f"{minutes}m{seconds:02d}s" if minutes else f"{seconds}s"
+    return f"{value:,.0f}"
+
+
 def check(state: WorkflowInstanceState, now: float, actor: str | None) -> None:
     """After a change: warn at 80 %, and pause (kind ``budget``) on crossing a limit."""
     workflow = workflow_of(state.workflow_schema)

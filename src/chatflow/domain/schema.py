@@ -100,7 +100,49 @@ def validate_schema(schema: object) -> Workflow:
     if problems or workflow is None:
         summary = "; ".join(problems)
         raise SchemaError(f"invalid workflow schema: {summary}", problems=problems)
+    _warn_near_misses(schema, workflow.content_hash)
     return workflow
+
+
+TOP_KEYS = (
+    "name", "version", "title", "description", "automation_level", "merge_trigger_data",
+    "phases", "budget",
+)  # fmt: skip
+_warned: set[str] = set()  # schema hashes already warned about in this process
+
+
+def near_misses(schema: dict[str, Any]) -> list[tuple[str, str]]:
+    """Top-level keys ChatFlow does not read that look like a typo of one it does
+    (``budgets`` for ``budget``): ``(key, meant)``. Other unknown top-level keys are an
+    application's own and are kept without a word; these would silently drop a limit."""
+    misses = []
+    for key in schema:
+        if key not in TOP_KEYS:
+            import difflib  # noqa: PLC0415 - loaded only for a key it does not know
+
+            close = difflib.get_close_matches(str(key), TOP_KEYS, n=1, cutoff=0.75)
+            if close:
+                misses.append((str(key), close[0]))
+    return misses
+
+
+def _warn_near_misses(schema: dict[str, Any], schema_hash: str) -> None:
+    """A warning (once per schema per process) for each ``near_misses`` key: a warning,
+    not an error, since a workflow kept before this check may carry such a key."""
+    misses = near_misses(schema)
+    if not misses or schema_hash in _warned:
+        return
+    _warned.add(schema_hash)
+    from chatflow._logger import logger  # noqa: PLC0415 - logging loads only to warn
+
+    for key, meant in misses:
+        logger("chatflow.schema").warning(
+            "workflow %r: top-level key %r is not one ChatFlow reads (did you mean %r?); "
+            "it is kept but does nothing",
+            schema.get("name"),
+            key,
+            meant,
+        )
 
 
 def _top_level_problems(schema: dict[str, Any]) -> list[str]:

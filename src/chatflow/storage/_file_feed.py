@@ -1,6 +1,7 @@
 """The file store's change feed: ``feed.jsonl``, one line per committed event.
 
-Layout: a header line ``{"epoch": ..., "feed": 1}``, then per event
+Layout: a header line ``{"epoch": ..., "feed": 1, "since": <unix time it was made>}``,
+then per event
 ``{"at": <offset of its line in the log>, "f": feature, "i": instance, "s": seq}``.
 A cursor's position is a byte offset into this file, so a read seeks straight to it;
 ``at`` lets it read each event from its log without reading the log's history.
@@ -25,6 +26,7 @@ import json
 import os
 import secrets
 import stat
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -113,7 +115,10 @@ class FileFeed:
 
     def _create(self) -> None:
         """Make the file, whole, with a new epoch; another process's, if first, wins."""
-        header = _log.canonical({"epoch": secrets.token_hex(8), "feed": 1}) + b"\n"
+        # "since": when it began, so a check after a power cut can tell an instance
+        # whose every line was lost from one older than the feed (_file_feed_check).
+        fields = {"epoch": secrets.token_hex(8), "feed": 1, "since": int(time.time())}
+        header = _log.canonical(fields) + b"\n"
         temp = f"{self.path}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
         try:
             with open(temp, "xb") as file:

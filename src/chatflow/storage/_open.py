@@ -13,7 +13,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from chatflow.errors import StoreNotFoundError, ValidationError
+from chatflow.errors import StoreNotFoundError, StoreURLError, ValidationError
 from chatflow.storage.base import IWorkflowStateStore
 
 StoreOpener = Callable[[str, bool], IWorkflowStateStore]
@@ -46,7 +46,7 @@ def _sqlite_path(url: str) -> str:
 
     path = url.split("://", 1)[1]
     if not path.startswith("/") or path == "/":
-        raise ValidationError(
+        raise StoreURLError(
             f"SQLite URL {url!r} needs a path: sqlite:///relative.db or sqlite:////abs.db"
         )
     return unquote(path[1:])
@@ -96,13 +96,16 @@ def require_store(target: str | os.PathLike[str], what: str = "store") -> None:
     store an existing file, a PostgreSQL store a schema holding ChatFlow's tables (asked
     over one connection, creating nothing). Memory and third-party stores pass.
     """
+    check_target(target)
     if _store_exists(target):
         return
     from chatflow.storage.migrate import display_name  # noqa: PLC0415 - messages only
 
     path = _local_path(target)
+    folder = url_scheme(target) in (None, "file")
+    why = "is a file, not a folder" if folder and path and path.is_file() else "does not exist"
     raise StoreNotFoundError(
-        f"{what} {display_name(target)!r} does not exist (no ChatFlow store there)",
+        f"{what} {display_name(target)!r} {why} (no ChatFlow store there)",
         **({"path": str(path)} if path is not None else {}),
     )
 
@@ -139,19 +142,46 @@ def _local_path(target: str | os.PathLike[str]) -> Path | None:
     return None
 
 
+def check_target(target: str | os.PathLike[str]) -> None:
+    """``StoreURLError`` if ``target`` cannot name a store: checked before anything is
+    opened, so a typo is a usage error, never a folder named after it."""
+    scheme = url_scheme(target)
+    if scheme is None:
+        text = os.fspath(target)
+        head = text.split(":", 1)[0].lower() if isinstance(text, str) else ""
+        if ":" in text and head in _OPENERS and head != "file":
+            raise StoreURLError(
+                f"store URL {text!r} needs '{head}://' (e.g. {_EXAMPLES.get(head, head + '://...')})"
+            )
+        return
+    if scheme not in _OPENERS:
+        known = ", ".join(f"{name}://" for name in sorted(_OPENERS))
+        raise StoreURLError(
+            f"unknown store URL scheme {scheme!r} in {target!r} (supported: {known})"
+        )
+    if scheme == "sqlite":
+        assert isinstance(target, str)
+        _sqlite_path(target)
+
+
+_EXAMPLES = {
+    "sqlite": "sqlite:///state.db",
+    "postgresql": "postgresql://user@host/db",
+    "postgres": "postgres://user@host/db",
+    "memory": "memory://",
+}
+
+
 def open_store(target: str | os.PathLike[str], *, durable: bool = True) -> IWorkflowStateStore:
     """The store ``target`` names: a folder path, or a URL of a registered scheme."""
+    check_target(target)
     scheme = url_scheme(target)
     if scheme is None:
         from chatflow.storage.file_state_store import FileStateStore  # noqa: PLC0415
 
         return FileStateStore(target, durable=durable)
-    opener = _OPENERS.get(scheme)
-    if opener is None:
-        known = ", ".join(f"{name}://" for name in sorted(_OPENERS))
-        raise ValidationError(f"unknown store URL scheme {scheme!r} in {target!r} (known: {known})")
     assert isinstance(target, str)
-    return opener(target, durable)
+    return _OPENERS[scheme](target, durable)
 
 
 def _is_scheme(text: str) -> bool:

@@ -20,6 +20,13 @@ _RULES: tuple[tuple[str, type[ChatFlowError], str], ...] = (
 )
 
 
+FEED_PERMISSION = (
+    "a read numbers the events committed since, which needs UPDATE on the schema's events "
+    "and feed tables, or chatflow_number_feed(), which ChatFlow creates when a role that "
+    "may create functions in the schema opens it (then SELECT and EXECUTE suffice)"
+)
+
+
 def describe_target(url: str, schema: str) -> str:
     """``postgresql://user@host:port/db (schema s)`` for messages: no password, ever."""
     try:
@@ -66,6 +73,8 @@ def translate(
         if not code and isinstance(error, psycopg.OperationalError):
             problem = "server unreachable"
     reason = _first_line(error)
+    if code == "42501" and action == "read the feed of":
+        reason += f"; {FEED_PERMISSION}"
     return kind(
         f"cannot {action} {target}: {problem} ({reason})"
         if problem

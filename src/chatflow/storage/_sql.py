@@ -16,8 +16,9 @@ indexed), so a reader never finds a smaller position committed after a larger on
 has read. SQLite (one writer at a time) numbers an event as it commits, bumping the
 ``feed`` row. PostgreSQL would make every writer queue on that row until its commit is
 flushed, so its events are committed unnumbered and each feed read first numbers, under
-an advisory lock, every event committed since (``SQLStore.number_at_read``): an event
-is numbered only once committed, and always after every event numbered before it.
+an advisory lock, every event committed since (``SQLStore.number_at_read``; PostgreSQL
+calls ``chatflow_number_feed()``, its owner's function, so a SELECT-only role can read):
+an event is numbered only once committed, and always after every event numbered before it.
 
 A step is one transaction: read the head (locked), append its event row, update the
 head row and, if the status changed, two ``feature_counts`` rows (in status order, so

@@ -16,6 +16,8 @@ Layout (people read and diff these files)::
       .locks/                                      sidecar lock files
       feed.jsonl                                   every committed event, in commit order
                                                    (chatflow.storage._file_feed)
+      feed.checked                                 the boot the feed was last checked in
+                                                   (chatflow.storage._file_feed_check)
 
 A step appends one line to ``events.jsonl`` and fdatasyncs it: that is the commit
 point. It then replaces the head file (atomically, without fsync) and, if the status
@@ -55,7 +57,7 @@ from typing import Any, NamedTuple
 
 from chatflow._validation import id_problem, validate_id
 from chatflow.errors import CorruptStateError, StorageError
-from chatflow.storage import _log
+from chatflow.storage import _file_feed_check, _log
 from chatflow.storage._atomic import fsync_dir, not_a_file, write_atomic
 from chatflow.storage._file_feed import FileFeed
 from chatflow.storage._file_transaction import (
@@ -225,13 +227,16 @@ class FileStateStore(IWorkflowStateStore):
         self.deletions_file = self.base_dir / "deletions.jsonl"  # who deleted what, when
         self._feed = FileFeed(self)  # feed.jsonl: every committed event, in commit order
         self._side = TransactionSide(self)  # what its transactions use of it
+        self._feed_checked: list[str] = []  # the boot this object saw the feed checked in
         try:
             for folder in (self.instances_dir, self.features_dir, self.locks_dir):
                 folder.mkdir(parents=True, exist_ok=True)
         except OSError as error:
+            why = error.strerror or str(error)
+            if self.base_dir.exists() and not self.base_dir.is_dir():
+                why = "it is a file, not a folder (a file store is a folder)"
             raise StorageError(
-                f"cannot create storage folder {self.base_dir}: {error.strerror or error}",
-                path=str(self.base_dir),
+                f"cannot create storage folder {self.base_dir}: {why}", path=str(self.base_dir)
             ) from error
         for folder in (self.instances_dir, self.features_dir, self.locks_dir):
             if folder.is_symlink():  # planted: every read and write would leave the store
@@ -533,9 +538,11 @@ class FileStateStore(IWorkflowStateStore):
         limit: int | None = None,
     ) -> FeedPage:
         limit = check_filters(feature, instance, limit)
+        _file_feed_check.ensure(self, self._feed_checked)
         return self._feed.read(cursor, feature, instance, limit)
 
     def feed_end(self) -> str:
+        _file_feed_check.ensure(self, self._feed_checked)
         return self._feed.end()
 
     # -- repairs ---------------------------------------------------------------------

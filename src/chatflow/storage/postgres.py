@@ -114,14 +114,16 @@ class PostgresStore(SQLStore):
         # chatflow.storage._sql: writers never queue on a feed row).
         self.append_query = f"WITH e AS ({self.sql('insert_unnumbered')}) {self.sql('update_head')}"
         p, key = self.prefix, _feed_lock_key(self.schema)
-        self.number_at_read = (
-            f"SELECT pg_advisory_xact_lock({key})",
-            f"""WITH r AS (SELECT instance_id, seq, row_number() OVER (ORDER BY instance_id, seq)
-                AS n FROM {p}events WHERE pos IS NULL), f AS (SELECT pos FROM {p}feed WHERE id = 1),
+        self._numbering = f"""WITH r AS (SELECT instance_id, seq, row_number() OVER (ORDER BY
+                instance_id, seq) AS n FROM {p}events WHERE pos IS NULL),
+            f AS (SELECT pos FROM {p}feed WHERE id = 1),
             u AS (UPDATE {p}events AS e SET pos = f.pos + r.n FROM r, f
                 WHERE e.instance_id = r.instance_id AND e.seq = r.seq RETURNING 1)
-            UPDATE {p}feed SET pos = pos + (SELECT count(*) FROM u) WHERE id = 1""",
-        )
+            UPDATE {p}feed SET pos = pos + (SELECT count(*) FROM u) WHERE id = 1"""
+        self._lock_feed = f"SELECT pg_advisory_xact_lock({key})"
+        # Until the pool is open (``_ensure_numbering``): numbered inline, which needs
+        # UPDATE on the tables; then by NUMBER_FEED, which a SELECT-only role may call.
+        self.number_at_read = (self._lock_feed, self._numbering)
         self._lock = threading.Lock()
         self._pool: ConnectionPool[Connection] | None = None
         self._closed = False
@@ -165,6 +167,7 @@ class PostgresStore(SQLStore):
         _, pool_class = _driver()
         with self._errors("connect to"), self._connect() as conn:
             self._migrate(conn)
+            self._ensure_numbering(conn)
         options: dict[str, Any] = {"autocommit": True, "connect_timeout": self.connect_timeout}
         pool: ConnectionPool[Connection] = pool_class(
             self.url,
@@ -178,6 +181,30 @@ class PostgresStore(SQLStore):
         )
         pool.open(wait=False)
         return pool
+
+    def _ensure_numbering(self, conn: Connection) -> None:
+        """Make (once per schema) and use ``NUMBER_FEED()``: the feed's numbering as a
+        ``SECURITY DEFINER`` function of the schema's owner, so a role that may only
+        SELECT can read the feed (a read numbers what was committed since). A role that
+        cannot create it, on a schema no writer of this version opened yet, numbers
+        inline (``events_since`` then says which permission it lacks)."""
+        name = f"{self._quoted}.{NUMBER_FEED}"
+        if not self._has_function(conn, name):
+            with contextlib.suppress(_insufficient_privilege()), conn.transaction():
+                conn.execute(self._lock_feed)  # (two creators at once: one waits)
+                if not self._has_function(conn, name):
+                    conn.execute(
+                        f"CREATE FUNCTION {name}() RETURNS void LANGUAGE sql SECURITY DEFINER "
+                        f"SET search_path = pg_catalog, pg_temp AS $chatflow$ {self._numbering} "
+                        f"$chatflow$"
+                    )
+        if self._has_function(conn, name):
+            self.number_at_read = (self._lock_feed, f"SELECT {name}()")
+
+    @staticmethod
+    def _has_function(conn: Connection, name: str) -> bool:
+        row = conn.execute("SELECT to_regprocedure(%s) IS NOT NULL", (f"{name}()",)).fetchone()
+        return bool(row and row[0])
 
     def _configure(self, conn: Connection) -> None:
         conn.execute(f"SET lock_timeout = {int(self.lock_timeout * 1000)}")
@@ -270,6 +297,16 @@ class PostgresStore(SQLStore):
             return 0
         row = conn.execute(f"SELECT coalesce(max(version), 0) FROM {table}").fetchone()
         return int(row[0]) if row else 0
+
+
+NUMBER_FEED = "chatflow_number_feed"
+"""The function (in the store's schema) that numbers the feed's new events."""
+
+
+def _insufficient_privilege() -> type[Exception]:
+    psycopg, _ = _driver()
+    error: type[Exception] = psycopg.errors.InsufficientPrivilege
+    return error
 
 
 def _feed_lock_key(schema: str) -> int:

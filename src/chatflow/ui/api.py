@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from chatflow import views
+from chatflow.agent import person
 from chatflow.core.engine import WorkflowEngine
 from chatflow.domain.definition import workflow_of
 from chatflow.domain.models import (
@@ -172,6 +173,10 @@ def act(engine: WorkflowEngine, instance_id: str, action: str, body: Json) -> Js
     actor = _text(body.get("actor"), "actor", required=True)
     note = _text(body.get("note"), "note")
     assert actor is not None
+    if action == "approve":  # a page a coding agent started could be posted to by it
+        person.require_person(
+            "an approval on this page", "a person starts chatflow ui in their own terminal"
+        )
     if action == "approve" and body.get("extend") is not None:
         state = _extend(engine, instance_id, actor, note, body["extend"])
     elif action == "approve":

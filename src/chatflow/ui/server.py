@@ -46,6 +46,7 @@ from chatflow._validation import id_problem, parse_json
 from chatflow.core.engine import WorkflowEngine
 from chatflow.errors import (
     USER_TERMS,
+    AgentApprovalError,
     ChatFlowError,
     CorruptStateError,
     InstanceNotFoundError,
@@ -240,17 +241,22 @@ def _clean_path(raw: str) -> str:
 
 
 def _status_of(error: ChatFlowError) -> HTTPStatus:
-    if isinstance(error, InstanceNotFoundError):
-        return HTTPStatus.NOT_FOUND
-    if isinstance(error, InvalidTransitionError):
-        return HTTPStatus.CONFLICT
-    if isinstance(error, ValidationError):
-        return HTTPStatus.BAD_REQUEST
-    if isinstance(error, CorruptStateError):
-        return HTTPStatus.INTERNAL_SERVER_ERROR
-    if isinstance(error, (LockTimeoutError, StorageError)):
-        return HTTPStatus.SERVICE_UNAVAILABLE
+    for kind, status in _STATUSES:
+        if isinstance(error, kind):
+            return status
     return HTTPStatus.INTERNAL_SERVER_ERROR
+
+
+# The HTTP status of each kind of error, the first that matches.
+_STATUSES: tuple[tuple[type[ChatFlowError], HTTPStatus], ...] = (
+    (InstanceNotFoundError, HTTPStatus.NOT_FOUND),
+    (InvalidTransitionError, HTTPStatus.CONFLICT),
+    (AgentApprovalError, HTTPStatus.FORBIDDEN),
+    (ValidationError, HTTPStatus.BAD_REQUEST),
+    (CorruptStateError, HTTPStatus.INTERNAL_SERVER_ERROR),
+    (LockTimeoutError, HTTPStatus.SERVICE_UNAVAILABLE),
+    (StorageError, HTTPStatus.SERVICE_UNAVAILABLE),
+)
 
 
 class _HTTPServer(ThreadingHTTPServer):

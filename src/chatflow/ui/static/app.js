@@ -233,8 +233,9 @@ function renderOverview(features, totals, filterText) {
   const n = totals.counts;
   const stats = h("div", { class: "stats" },
     stat("Features", totals.features), stat("Instances", totals.instances),
-    stat("Running", n.running, "running"), stat("Waiting", n.paused, "paused"),
-    stat("Failed", n.failed, "failed"), stat("Completed", n.completed, "completed"));
+    stat("Active", totals.active, "running"), stat("Waiting", n.paused, "paused"),
+    stat("Failed", n.failed, "failed"), stat("Completed", n.completed, "completed"),
+    n.cancelled ? stat("Cancelled", n.cancelled, "cancelled") : null);
   const filter = h("input", {
     type: "search", class: "filter", placeholder: "Filter features, statuses or instance ids…",
     "aria-label": "Filter features", value: filterText || "",
@@ -743,5 +744,5 @@ function spendCard(usage, budgets) {
     (budgets || []).length ? h("table", { class: "grid", id: "budgets" },
       h("thead", {}, h("tr", {}, h("th", {}, "Budget"), h("th", {}, "Used"), h("th", {}, ""))),
       h("tbody", {}, budgets.map((b) => h("tr", {},
-        h("td", {}, `${b.scope} ${b.key}`), h("td", {}, `${b.used} of ${b.limit}`), h("td", {}, bar(b.share)))))) : null);
+        h("td", {}, `${b.scope} ${b.key}`), h("td", {}, b.shown), h("td", {}, bar(b.share)))))) : null);
 }

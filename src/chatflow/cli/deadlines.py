@@ -47,7 +47,7 @@ def _moment(text: str | None) -> float | None:
         pass
     else:
         if math.isfinite(seconds):
-            return seconds
+            return _datable(text, seconds)
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
@@ -57,6 +57,15 @@ def _moment(text: str | None) -> float | None:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
     return moment.timestamp()
+
+
+def _datable(text: str, seconds: float) -> float:
+    """``seconds`` if they name a date (years 1-9999), as every row prints ``due_at``."""
+    try:
+        datetime.fromtimestamp(seconds, timezone.utc)
+    except (OverflowError, OSError, ValueError):
+        raise UsageError(f"--now: {text!r} seconds since the epoch is no date") from None
+    return seconds
 
 
 def cmd_due(ctx: Context) -> int:

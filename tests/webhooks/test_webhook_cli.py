@@ -83,7 +83,7 @@ def test_unknown_event_names_are_refused_with_a_suggestion(
 
 def test_other_bad_input(run: Runner, tmp_path: Path) -> None:
     url = "https://example.com/in"
-    refused(run("webhook", "add", url, "--feature", "../x"), 2, "invalid feature_id")
+    refused(run("webhook", "add", url, "--feature", "../x"), 2, "invalid feature id")
     refused(run("webhook", "add", url, "--secret", "short"), 1, "8-512 printable characters")
     refused(run("webhook", "add", url, "--secret", "has a space"), 1, "without spaces")
     _nothing_kept(run)

@@ -25,8 +25,7 @@ from chatflow.domain.models import (
 )
 from chatflow.errors import ChatFlowError, InstanceNotFoundError, ValidationError
 from chatflow.storage.base import InstanceSummary, IWorkflowStateStore
-from chatflow.storage.waits import WaitKey, index_of
-
+from chatflow.storage.waits import WaitIndex, WaitKey, index_of
 
 Problems = list[ChatFlowError]
 """Where ``due``, ``apply_due`` and ``waits`` put the error of each instance they could
@@ -262,27 +261,33 @@ class SpendActions:
                 for summary in self.list_instances(status=None)
                 if summary.status in ("created", "running", "paused")
             ]
-            states = (self._readable(instance_id, problems) for instance_id in ids)
-            return [s for s in states if s is not None and s.wait is not None]
+            found = (self._readable(instance_id, problems) for instance_id in ids)
+            return [state for state in found if state is not None and state.wait is not None]
         states = []
         for instance_id, keys in index.live().items():
             picked = [key for key in keys if wanted(key)]
-            if not picked:
-                continue
-            try:
-                state: WorkflowInstanceState | None = self.get_workflow_instance_status(instance_id)
-            except InstanceNotFoundError:
-                state = None  # deleted: its waits ended with it
-            except ChatFlowError as error:
-                _report(problems, error)
-                continue
-            current = wait_key(state.wait) if state is not None else None
-            for key in picked:
-                if key != current:  # ended, acted on, or never committed
-                    index.clear(instance_id, key)
-            if state is not None and current in picked:
+            if picked and (state := self._picked(index, instance_id, picked, problems)):
                 states.append(state)
         return states
+
+    def _picked(
+        self, index: WaitIndex, instance_id: str, picked: list[WaitKey], problems: Problems | None
+    ) -> WorkflowInstanceState | None:
+        """The instance if its current wait is among ``picked``; the picked keys that are
+        not its wait any more are cleared (a deleted instance's too), an unreadable
+        instance's kept."""
+        try:
+            state = self.get_workflow_instance_status(instance_id)
+        except InstanceNotFoundError:
+            state = None
+        except ChatFlowError as error:
+            _report(problems, error)
+            return None
+        current = wait_key(state.wait) if state is not None else None  # None: deleted
+        for key in picked:
+            if key != current:  # ended, acted on, or never committed
+                index.clear(instance_id, key)
+        return state if current is not None and current in picked else None
 
     def _readable(
         self, instance_id: str, problems: Problems | None = None

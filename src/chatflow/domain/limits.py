@@ -44,9 +44,7 @@ def duration(value: object, what: str = "duration") -> float:
             field=what,
         )
     if seconds > MAX_DURATION:
-        raise ValidationError(
-            f"{what}: {value!r} is longer than a century (36600d)", field=what
-        )
+        raise ValidationError(f"{what}: {value!r} is longer than a century (36600d)", field=what)
     return seconds
 
 

@@ -50,3 +50,11 @@ def test_a_usage_amount_json_cannot_keep_exactly_is_refused(run: Runner) -> None
     assert run.json("show", iid)["version"] == before
     view = run.json("record", iid, "--usage", "input_tokens=9007199254740991")
     assert view["usage"]["total"]["gen_ai.usage.input_tokens"] == 9007199254740991
+
+
+def test_a_limit_or_extension_past_what_json_keeps_exactly_is_refused(run: Runner) -> None:
+    workflow = _workflow(run)
+    refused(run("start", workflow, "--feature", "f", "--budget", "cost_usd=1e308"), 1, "at most")
+    iid = run.json("start", workflow, "--feature", "f", "--budget", "cost_usd=1")["instance_id"]
+    refused(run("approve", iid, "--by", "ana", "--extend", "cost_usd=1e308"), 1, "at most")
+    assert [event["kind"] for event in run.json("history", iid)].count("budget_extended") == 0

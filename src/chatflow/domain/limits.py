@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from chatflow.domain.usage import did_you_mean
+from chatflow.domain.usage import MAX_AMOUNT, did_you_mean
 from chatflow.errors import ValidationError
 
 BUDGET_KEYS = ("tokens", "cost_usd", "wall", "visits")
@@ -82,6 +82,8 @@ def _limit(key: str, value: object, where: str) -> float:
         raise ValidationError(f"{where}.{key}: must be a non-negative number, got {value!r}")
     if value == float("inf"):
         raise ValidationError(f"{where}.{key}: must be finite")
+    if value > MAX_AMOUNT:  # as a usage record: sums and extensions stay exact and finite
+        raise ValidationError(f"{where}.{key}: must be at most {MAX_AMOUNT}, got {value!r}")
     if key in ("tokens", "visits") and value != int(value):
         raise ValidationError(f"{where}.{key}: must be a whole number, got {value!r}")
     return float(value)

@@ -256,7 +256,10 @@ class Sender:
             try:
                 page = self.store.events_since(cursor, feature=hook["feature"], limit=self.page)
             except FeedCursorError as error:  # a cursor of another store's feed (migrated)
-                message = f"{error}; to go on: chatflow webhook reset {hook_id} [--from-start]"
+                # its own remedy, in the command's words (the error's hint is the library's)
+                message = (
+                    f"{error.message}; to go on: chatflow webhook reset {hook_id} [--from-start]"
+                )
                 return self._failed(hook, None, message)
             for change in page.events:
                 types = views.feed_event_types(change.event)

@@ -38,6 +38,7 @@ def _nothing_kept(run: Runner) -> None:
         ("http:///in", "names no host"),
         ("https://", "names no host"),
         ("http://example.com:99999/", "has a bad port"),
+        ("http://example.com:0/", "has a bad port"),
         ("http://exa mple.com/", "is not a URL"),
         ("http://example.com/\x07", "is not a URL"),
         ("http://[::1/in", "is not a URL: Invalid IPv6 URL"),

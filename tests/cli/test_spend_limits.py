@@ -58,3 +58,10 @@ def test_a_limit_or_extension_past_what_json_keeps_exactly_is_refused(run: Runne
     iid = run.json("start", workflow, "--feature", "f", "--budget", "cost_usd=1")["instance_id"]
     refused(run("approve", iid, "--by", "ana", "--extend", "cost_usd=1e308"), 1, "at most")
     assert [event["kind"] for event in run.json("history", iid)].count("budget_extended") == 0
+
+
+def test_usage_for_a_phase_not_entered_yet_is_refused(run: Runner) -> None:
+    iid = run.json("start", _workflow(run), "--feature", "f")["instance_id"]
+    before = run.json("show", iid)["version"]
+    refused(run("record", iid, "--phase", "ship", "--usage", "cost_usd=1"), 1, "not entered")
+    assert run.json("show", iid)["version"] == before

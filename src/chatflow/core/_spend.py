@@ -23,7 +23,12 @@ from chatflow.domain.models import (
     WorkflowInstanceState,
     generate_timestamp,
 )
-from chatflow.errors import ChatFlowError, InstanceNotFoundError, ValidationError
+from chatflow.errors import (
+    ChatFlowError,
+    InstanceNotFoundError,
+    InvalidTransitionError,
+    ValidationError,
+)
 from chatflow.storage.base import InstanceSummary, IWorkflowStateStore
 from chatflow.storage.waits import WaitIndex, WaitKey, index_of
 
@@ -67,8 +72,8 @@ def charge(
     and add it to the running totals."""
     name = state.current_phase if phase is None else phase
     workflow_of(state.workflow_schema).phase(name)  # an unknown phase is refused
-    state.usage = _usage.charge(state.usage, name, usage)
     index = _latest_visit(state, name)
+    state.usage = _usage.charge(state.usage, name, usage)
     event = WorkflowEvent(
         kind=EventKind.USAGE,
         at=now,
@@ -83,11 +88,17 @@ def charge(
 
 
 def _latest_visit(state: WorkflowInstanceState, phase: str) -> int:
-    """The history index of ``phase``'s latest visit (the current one, usually)."""
+    """The history index of ``phase``'s latest visit (the current one, usually); a phase
+    never entered had no AI call to pay for, and no visit to charge it to."""
     for index in range(len(state.history) - 1, -1, -1):
         if state.history[index].phase == phase:
             return index
-    return len(state.history) - 1
+    raise InvalidTransitionError(
+        f"instance {state.instance_id!r} has not entered phase {phase!r}; "
+        "it can only record usage for phases in its history",
+        instance_id=state.instance_id,
+        phase=phase,
+    )
 
 
 @dataclass(frozen=True)
@@ -333,7 +344,9 @@ class SpendActions:
             done.append(_replace(timeout, outcome))
         return done
 
-    def _time_out(self, instance_id: str, now: float, problems: Problems | None) -> str | None:
+    def _time_out(
+        self, instance_id: str, now: float, problems: Problems | None = None
+    ) -> str | None:
         """Act on the instance's overdue wait in one transaction; the outcome, or
         ``None`` if it is no longer due (another process acted, or the wait ended) or
         could not be acted on (reported)."""

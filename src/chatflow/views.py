@@ -793,7 +793,8 @@ def feed_event_types(event: Mapping[str, Any]) -> list[str]:
     entries it closes and opens (``chatflow.domain.history``), so they are read from
     those; then come the lifecycle events it logged (``approved``, ``completed`` ...);
     an approval that ended an approval pause is logged as ``resumed`` with
-    ``approved_by``, and named ``approved`` too.
+    ``approved_by``, and named ``approved`` too (not the end of a budget pause: more
+    money is no approval, as ``history_view`` says too).
     A ``created`` change is ``created``, how (``started``, ``forked``) and
     ``phase_entered``; a change that logged none of these is named by its kind
     (``update``, ``artifact``, ``checkpoint``), so every event has at least one name.
@@ -817,7 +818,7 @@ def feed_event_types(event: Mapping[str, Any]) -> list[str]:
     for item in _dicts(_dict(lists.get("events")).get("items")):
         names.append(str(item.get("kind")))
         data = _dict(item.get("data"))
-        if item.get("kind") == EventKind.RESUMED.value and data.get("approved_by") is not None:
+        if item.get("kind") == EventKind.RESUMED.value and data.get("kind") == "approval":
             names.append(EventKind.APPROVED.value)  # an approval that ended a pause
     return _unique(names) or [kind]
 

@@ -37,6 +37,7 @@ def _nothing_kept(run: Runner) -> None:
         ("http:///in", "names no host"),
         ("https://", "names no host"),
         ("http://example.com:99999/", "has a bad port"),
+        ("http://example.com:0/", "has a bad port"),
         ("http://exa mple.com/", "is not a URL"),
         ("http://example.com/\x07", "is not a URL"),
         ("http://[::1/in", "is not a URL: Invalid IPv6 URL"),
@@ -197,3 +198,8 @@ def test_plain_http_beyond_this_machine_is_kept_with_a_warning(run: Runner) -> N
     assert "prefer https://" in clear.stderr
     for quiet in ("https://ci.example.com/in", "http://127.0.0.1:8080/in", "http://localhost/"):
         assert run("webhook", "add", quiet).stderr == ""
+
+
+def test_a_comma_and_space_separated_filter_is_read_as_written(run: Runner) -> None:
+    added = run.json("webhook", "add", "https://example.com/in", "--events", "approved, completed")
+    assert added["events"] == ["approved", "completed"]

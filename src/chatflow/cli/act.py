@@ -349,11 +349,6 @@ def cmd_approve(ctx: Context) -> int:
         more = key_values(args.extend, "--extend")
         _well_formed(more, "--extend")
         return report(ctx, engine.extend_budget(args.instance_id, by=by, note=args.note, **more))
-    if state.pause is not None and state.pause.get("kind") == "budget":
-        raise UsageError(
-            f"instance {state.instance_id} is paused over budget "
-            f"({state.pause.get('reason')}); allow more with --extend KEY=AMOUNT"
-        )
     if views.awaits_approval(state):
         return report(ctx, engine.resume(args.instance_id, approved_by=by, note=args.note))
     if not state.status.is_finished:

@@ -1,7 +1,8 @@
 """``chatflow due``: the waits whose deadline has passed, and (``--apply``) acting on them.
 
 No daemon: run it from cron or CI, in as many processes as you like; each timeout is
-acted on exactly once (``engine.apply_due``). Exit 0 whether or not anything was due.
+acted on exactly once (``engine.apply_due``). Exit 0 whether or not anything was due;
+1 after a warning for each instance that could not be read or acted on.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 from chatflow import views
-from chatflow.cli.context import EXIT_OK, Context, UsageError, finish
-from chatflow.cli.output import short_time
+from chatflow.cli.context import EXIT_FAILED, EXIT_OK, Context, UsageError, finish
+from chatflow.cli.output import short_time, warn
+from chatflow.errors import ChatFlowError
 
 if TYPE_CHECKING:
     from chatflow.cli.context import Subparsers
@@ -47,7 +49,7 @@ def _moment(text: str | None) -> float | None:
         pass
     else:
         if math.isfinite(seconds):
-            return seconds
+            return _datable(text, seconds)
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
@@ -59,14 +61,24 @@ def _moment(text: str | None) -> float | None:
     return moment.timestamp()
 
 
+def _datable(text: str, seconds: float) -> float:
+    """``seconds`` if they name a date (years 1-9999), as every row prints ``due_at``."""
+    try:
+        datetime.fromtimestamp(seconds, timezone.utc)
+    except (OverflowError, OSError, ValueError):
+        raise UsageError(f"--now: {text!r} seconds since the epoch is no date") from None
+    return seconds
+
+
 def cmd_due(ctx: Context) -> int:
     args = ctx.args
     if args.apply and args.waiting:
         raise UsageError("--waiting lists; --apply acts: give one")
     now = _moment(args.now)
     engine = ctx.reader()
+    problems: list[ChatFlowError] = []
     if args.waiting:
-        rows = engine.waits(now)
+        rows = engine.waits(now, problems=problems)
         for row in rows:
             row["since"] = views.iso_time(row["since"])
             row["due_at"] = views.iso_time(row["due_at"])
@@ -76,8 +88,12 @@ def cmd_due(ctx: Context) -> int:
             _waiting_table(ctx, rows)
         else:
             ctx.out.line("nothing waits under a deadline")
-        return EXIT_OK
-    found = engine.apply_due(now) if args.apply else engine.due(now)
+        return _warned(problems)
+    found = (
+        engine.apply_due(now, problems=problems)
+        if args.apply
+        else engine.due(now, problems=problems)
+    )
     timeouts = [
         {**timeout.to_dict(), "due_at": views.iso_time(timeout.due_at)} for timeout in found
     ]
@@ -102,7 +118,14 @@ def cmd_due(ctx: Context) -> int:
                 for row in timeouts
             ),
         )
-    return EXIT_OK
+    return _warned(problems)
+
+
+def _warned(problems: list[ChatFlowError]) -> int:
+    """Each instance that could not be read or acted on, one warning line: exit 1."""
+    for problem in problems:
+        warn(str(problem))
+    return EXIT_FAILED if problems else EXIT_OK
 
 
 def _waiting_table(ctx: Context, rows: list[dict[str, object]]) -> None:

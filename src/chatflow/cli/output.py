@@ -49,13 +49,13 @@ class Output:
     def paint(self, text: str, style: str) -> str:
         """``text`` in the colour of ``style`` (a status or "bold"/"dim") on a terminal."""
         code = _COLOURS.get(style)
-        return f"\033[{code}m{text}\033[0m" if self.colour and code else text
+        return _Painted(f"\033[{code}m{shown(text)}\033[0m") if self.colour and code else text
 
     def table(
         self, headers: Sequence[str], rows: Iterable[Sequence[Any]], *, status: int = -1
     ) -> None:
         """Aligned columns; the ``status`` column (by index) is coloured by its value."""
-        text_rows = [["" if cell is None else str(cell) for cell in row] for row in rows]
+        text_rows = [["" if cell is None else shown(cell) for cell in row] for row in rows]
         widths = [len(header) for header in headers]
         for row in text_rows:
             widths = [max(width, len(cell)) for width, cell in zip(widths, row, strict=False)]
@@ -69,10 +69,24 @@ class Output:
 
     def fields(self, pairs: Iterable[tuple[str, Any]]) -> None:
         """``name: value`` lines with the values aligned."""
-        items = [(name, "" if value is None else str(value)) for name, value in pairs]
+        items = [(name, "" if value is None else shown(value)) for name, value in pairs]
         width = max((len(name) for name, _ in items), default=0)
         for name, value in items:
             print(f"{self.paint(name.ljust(width), 'dim')}  {value}")
+
+
+class _Painted(str):
+    """Text ``paint`` styled: its escape codes are ours, kept as they are."""
+
+
+def shown(value: object) -> str:
+    """``value`` as a cell or field shows it: control characters a name, note or model
+    may carry (a newline, an escape sequence) written as escapes (``\\x1b``), so
+    they can neither break a table's lines nor drive the terminal."""
+    text = str(value)
+    if isinstance(value, _Painted) or text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
 
 
 def short_time(iso: str | None) -> str:

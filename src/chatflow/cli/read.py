@@ -448,10 +448,25 @@ def _spend_fields(view: dict[str, Any]) -> list[tuple[str, str]]:
 def _spent(totals: dict[str, Any]) -> str:
     """``$0.42, 1,200 tokens (900 in, 300 out), 3 records``."""
     return (
-        f"${totals['chatflow.cost_usd']:.4g}, {totals['chatflow.tokens']:,} tokens "
+        f"{_dollars(totals['chatflow.cost_usd'])}, {totals['chatflow.tokens']:,} tokens "
         f"({totals['gen_ai.usage.input_tokens']:,} in, {totals['gen_ai.usage.output_tokens']:,} "
         f"out), {totals['chatflow.records']} record(s)"
     )
+
+
+def _figure(key: str, value: float) -> str:
+    """A budget figure as a person reads it: dollars, a wall time as hours and minutes,
+    whole tokens and visits (never ``1.5e+06`` or ``0.00565767`` seconds)."""
+    if key == "cost_usd":
+        return _dollars(value)
+    if key == "wall":
+        return _span(value)
+    return f"{int(value):,}"
+
+
+def _dollars(amount: float) -> str:
+    """``$12,345.67``, ``$0.0025``: to the millionth of a dollar, no trailing zeros."""
+    return "$" + f"{amount:,.6f}".rstrip("0").rstrip(".")
 
 
 def _print_spend(out: Output, spend: dict[str, Any]) -> None:

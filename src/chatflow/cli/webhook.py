@@ -93,7 +93,11 @@ def cmd_add(ctx: Context) -> int:
     from chatflow.webhooks import hooks  # noqa: PLC0415
 
     args = ctx.args
-    events = None if args.events is None else [p for item in args.events for p in item.split(",")]
+    events = (
+        None
+        if args.events is None
+        else [p.strip() for item in args.events for p in item.split(",")]
+    )
     hooks.check_url(args.url)
     hooks.check_events(events)  # both before the store is opened: nothing is written
     engine = ctx.reader()

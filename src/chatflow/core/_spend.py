@@ -23,9 +23,18 @@ from chatflow.domain.models import (
     WorkflowInstanceState,
     generate_timestamp,
 )
-from chatflow.errors import ChatFlowError, ValidationError
+from chatflow.errors import (
+    ChatFlowError,
+    InstanceNotFoundError,
+    InvalidTransitionError,
+    ValidationError,
+)
 from chatflow.storage.base import InstanceSummary, IWorkflowStateStore
-from chatflow.storage.waits import WaitKey, index_of
+from chatflow.storage.waits import WaitIndex, WaitKey, index_of
+
+Problems = list[ChatFlowError]
+"""Where ``due``, ``apply_due`` and ``waits`` put the error of each instance they could
+not read or act on (the ``chatflow`` command warns and exits 1)."""
 
 
 class _NothingDue(NoChange):
@@ -63,8 +72,8 @@ def charge(
     and add it to the running totals."""
     name = state.current_phase if phase is None else phase
     workflow_of(state.workflow_schema).phase(name)  # an unknown phase is refused
-    state.usage = _usage.charge(state.usage, name, usage)
     index = _latest_visit(state, name)
+    state.usage = _usage.charge(state.usage, name, usage)
     event = WorkflowEvent(
         kind=EventKind.USAGE,
         at=now,
@@ -79,11 +88,17 @@ def charge(
 
 
 def _latest_visit(state: WorkflowInstanceState, phase: str) -> int:
-    """The history index of ``phase``'s latest visit (the current one, usually)."""
+    """The history index of ``phase``'s latest visit (the current one, usually); a phase
+    never entered had no AI call to pay for, and no visit to charge it to."""
     for index in range(len(state.history) - 1, -1, -1):
         if state.history[index].phase == phase:
             return index
-    return len(state.history) - 1
+    raise InvalidTransitionError(
+        f"instance {state.instance_id!r} has not entered phase {phase!r}; "
+        "it can only record usage for phases in its history",
+        instance_id=state.instance_id,
+        phase=phase,
+    )
 
 
 @dataclass(frozen=True)
@@ -227,21 +242,26 @@ class SpendActions:
 
         return self._update(instance_id, change, "extend_budget")
 
-    def due(self, now: float | None = None) -> list[Timeout]:
+    def due(self, now: float | None = None, *, problems: Problems | None = None) -> list[Timeout]:
         """Every wait whose deadline has passed and was not acted on, most overdue first.
-        ``now`` (seconds since the epoch) defaults to the time now; tests inject it."""
+        ``now`` (seconds since the epoch) defaults to the time now; tests inject it.
+        An instance that cannot be read is left out, never silently: its error goes to
+        ``problems`` if given, else is logged as a warning on the ``chatflow`` logger."""
         at = budgets.now_or(now)
         found = [
             _timeout(state, at)
-            for state in self._waiting(lambda key: key.due_at <= at)
+            for state in self._waiting(lambda key: key.due_at <= at, problems)
             if deadlines.overdue(state.wait, at)
         ]
         found.sort(key=lambda timeout: timeout.due_at)
         return found
 
-    def _waiting(self, wanted: Callable[[WaitKey], bool]) -> list[WorkflowInstanceState]:
+    def _waiting(
+        self, wanted: Callable[[WaitKey], bool], problems: Problems | None
+    ) -> list[WorkflowInstanceState]:
         """The instances whose indexed wait ``wanted`` picks, read from their heads (the
-        truth): stale index entries are cleared on the way. A store without an index
+        truth): stale index entries are cleared on the way (not an unreadable
+        instance's: once repaired, its wait is still found). A store without an index
         (memory, PostgreSQL) has every active instance's head read instead."""
         index = index_of(self.state_store)
         if index is not None and not index.exists():
@@ -252,26 +272,46 @@ class SpendActions:
                 for summary in self.list_instances(status=None)
                 if summary.status in ("created", "running", "paused")
             ]
-            return [s for s in map(self._readable, ids) if s is not None and s.wait is not None]
+            found = (self._readable(instance_id, problems) for instance_id in ids)
+            return [state for state in found if state is not None and state.wait is not None]
         states = []
         for instance_id, keys in index.live().items():
             picked = [key for key in keys if wanted(key)]
-            if not picked:
-                continue
-            state = self._readable(instance_id)
-            current = wait_key(state.wait) if state is not None else None
-            for key in picked:
-                if key != current:  # ended, acted on, or never committed
-                    index.clear(instance_id, key)
-            if state is not None and current in picked:
+            if picked and (state := self._picked(index, instance_id, picked, problems)):
                 states.append(state)
         return states
 
-    def _readable(self, instance_id: str) -> WorkflowInstanceState | None:
+    def _picked(
+        self, index: WaitIndex, instance_id: str, picked: list[WaitKey], problems: Problems | None
+    ) -> WorkflowInstanceState | None:
+        """The instance if its current wait is among ``picked``; the picked keys that are
+        not its wait any more are cleared (a deleted instance's too), an unreadable
+        instance's kept."""
+        try:
+            state = self.get_workflow_instance_status(instance_id)
+        except InstanceNotFoundError:
+            state = None
+        except ChatFlowError as error:
+            _report(problems, error)
+            return None
+        current = wait_key(state.wait) if state is not None else None  # None: deleted
+        for key in picked:
+            if key != current:  # ended, acted on, or never committed
+                index.clear(instance_id, key)
+        return state if current is not None and current in picked else None
+
+    def _readable(
+        self, instance_id: str, problems: Problems | None = None
+    ) -> WorkflowInstanceState | None:
+        """The instance, or ``None`` with its error reported (``_report``): one bad
+        instance must not stop the rest, nor vanish from them unsaid."""
         try:
             return self.get_workflow_instance_status(instance_id)
-        except ChatFlowError:
-            return None  # verify reports it; one bad instance must not stop the rest
+        except InstanceNotFoundError:
+            return None  # deleted since it was listed
+        except ChatFlowError as error:
+            _report(problems, error)
+            return None
 
     def rebuild_waits(self) -> int | None:
         """Rebuild the store's waits index from every active instance's head (derived
@@ -289,21 +329,27 @@ class SpendActions:
                     waits.append((summary.instance_id, key))
         return index.rebuild(waits)
 
-    def apply_due(self, now: float | None = None) -> list[Timeout]:
+    def apply_due(
+        self, now: float | None = None, *, problems: Problems | None = None
+    ) -> list[Timeout]:
         """Act on every overdue wait (``on_timeout``), each in its own store transaction
         that checks again that it is still due: any number of processes may run this at
         once, and each timeout is acted on exactly once (by one of them). Returns the
         overdue waits, each with the ``outcome`` this call applied (``None``: another
-        process had)."""
+        process had, or it failed: reported as ``due`` reports an unreadable instance)."""
         at = budgets.now_or(now)
         done = []
-        for timeout in self.due(at):
-            done.append(_replace(timeout, self._time_out(timeout.instance_id, at)))
+        for timeout in self.due(at, problems=problems):
+            outcome = self._time_out(timeout.instance_id, at, problems)
+            done.append(_replace(timeout, outcome))
         return done
 
-    def _time_out(self, instance_id: str, now: float) -> str | None:
+    def _time_out(
+        self, instance_id: str, now: float, problems: Problems | None = None
+    ) -> str | None:
         """Act on the instance's overdue wait in one transaction; the outcome, or
-        ``None`` if it is no longer due (another process acted, or the wait ended)."""
+        ``None`` if it is no longer due (another process acted, or the wait ended) or
+        could not be acted on (reported)."""
         outcomes: list[str | None] = []
 
         def change(state: WorkflowInstanceState) -> None:
@@ -314,21 +360,36 @@ class SpendActions:
 
         try:
             self._update(instance_id, change, "apply_due")
-        except (_NothingDue, ChatFlowError):
+        except _NothingDue:
+            return None
+        except ChatFlowError as error:
+            _report(problems, error)
             return None
         return outcomes[-1]
 
-    def waits(self, now: float | None = None) -> list[dict[str, Any]]:
+    def waits(
+        self, now: float | None = None, *, problems: Problems | None = None
+    ) -> list[dict[str, Any]]:
         """What every active instance with a deadline waits for and for how long,
-        overdue first (``deadlines.waiting_view``)."""
+        overdue first (``deadlines.waiting_view``); unreadable instances as in ``due``."""
         at = budgets.now_or(now)
         rows = [
             row
-            for state in self._waiting(lambda key: True)
+            for state in self._waiting(lambda key: True, problems)
             if (row := deadlines.waiting_view(state, at)) is not None
         ]
         rows.sort(key=lambda row: (not row["overdue"], row["due_at"]))
         return rows
+
+
+def _report(problems: Problems | None, error: ChatFlowError) -> None:
+    """Keep ``error`` in ``problems``, or, with no list to keep it, warn on the logger."""
+    if problems is not None:
+        problems.append(error)
+        return
+    from chatflow._logger import logger  # noqa: PLC0415 - only when something is wrong
+
+    logger("chatflow").warning("%s", error)
 
 
 def _timeout(state: WorkflowInstanceState, now: float) -> Timeout:

@@ -247,13 +247,26 @@ def note_blocked(state: WorkflowInstanceState, error: GateNotSatisfiedError, now
     log_event(state, EventKind.GATE_BLOCKED, now, actor_of(state.meta), state.current_phase, data)
 
 
+def _over_budget(state: WorkflowInstanceState, pause_info: Pause) -> InvalidTransitionError:
+    """Only a person allowing more ends a budget pause: not a resume, not an approval."""
+    return InvalidTransitionError(
+        f"instance {state.instance_id!r} is paused over budget ({pause_info.because})",
+        hint="; allow more with {extend_budget}",
+        instance_id=state.instance_id,
+    )
+
+
 def approve(state: WorkflowInstanceState, by: str, note: str | None, now: float) -> None:
     """Record ``by``'s approval of the current visit (counted by an ``approvals`` gate).
 
     Refused where the current phase asks for no approvals: an approval nothing reads
-    would look like a decision that mattered.
+    would look like a decision that mattered; and while paused over budget, where it
+    would look like letting the instance go on.
     """
     _require(state, "approve")
+    pause_info = state.pause_info
+    if pause_info is not None and pause_info.kind == "budget":
+        raise _over_budget(state, pause_info)  # an approval would look like a go-ahead
     phase = state.current_phase
     if not workflow_of(state.workflow_schema).phase(phase).exit_requires.approvals:
         raise InvalidTransitionError(
@@ -293,11 +306,7 @@ def resume(
     _require(state, "resume")
     pause_info = state.pause_info or Pause.manual("", Status.RUNNING)
     if pause_info.kind == "budget":
-        raise InvalidTransitionError(
-            f"instance {state.instance_id!r} is paused over budget ({pause_info.because})",
-            hint="; allow more with {extend_budget}",
-            instance_id=state.instance_id,
-        )
+        raise _over_budget(state, pause_info)
     if not pause_info.is_approval:
         approved_by, actor = None, approved_by or actor
     elif not approved_by:

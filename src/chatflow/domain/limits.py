@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from chatflow.domain.usage import did_you_mean
+from chatflow.domain.usage import MAX_AMOUNT, did_you_mean
 from chatflow.errors import ValidationError
 
 BUDGET_KEYS = ("tokens", "cost_usd", "wall", "visits")
@@ -22,6 +22,8 @@ ON_TIMEOUT = ("escalate", "reject", "fail", "default")
 DEADLINE_OF = ("approval", "phase")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
+MAX_DURATION = 100 * 366 * 86400.0
+"""A century: longer is a typo, and a deadline that far cannot be dated."""
 
 
 def duration(value: object, what: str = "duration") -> float:
@@ -41,6 +43,8 @@ def duration(value: object, what: str = "duration") -> float:
             "(use a number of seconds or e.g. '90s', '15m', '2h', '1d', '1h30m')",
             field=what,
         )
+    if seconds > MAX_DURATION:
+        raise ValidationError(f"{what}: {value!r} is longer than a century (36600d)", field=what)
     return seconds
 
 
@@ -76,10 +80,12 @@ def _limit(key: str, value: object, where: str) -> float:
         return duration(value, f"{where}.wall")
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
         raise ValidationError(f"{where}.{key}: must be a non-negative number, got {value!r}")
-    if key in ("tokens", "visits") and value != int(value):
-        raise ValidationError(f"{where}.{key}: must be a whole number, got {value!r}")
     if value == float("inf"):
         raise ValidationError(f"{where}.{key}: must be finite")
+    if value > MAX_AMOUNT:  # as a usage record: sums and extensions stay exact and finite
+        raise ValidationError(f"{where}.{key}: must be at most {MAX_AMOUNT}, got {value!r}")
+    if key in ("tokens", "visits") and value != int(value):
+        raise ValidationError(f"{where}.{key}: must be a whole number, got {value!r}")
     return float(value)
 
 

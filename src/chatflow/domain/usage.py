@@ -32,6 +32,9 @@ OTEL_NAMES = {
 _INTEGERS = ("input_tokens", "output_tokens")
 _AMOUNTS = ("input_tokens", "output_tokens", "cost_usd", "duration_s")
 _DIGITS = 10
+MAX_AMOUNT = 2**53 - 1
+"""The largest amount one record may give: every JSON reader (a web page's too) keeps
+it exactly, and sums of such records stay finite."""
 """Sums are rounded to this many decimals, so 0.1 + 0.2 adds up to 0.3 every time."""
 
 
@@ -83,6 +86,10 @@ def _amount(key: str, value: object, where: str) -> int | float:
     if number is None or not math.isfinite(number) or number < 0:
         raise ValidationError(
             f"{where}: {key} must be a non-negative number, got {value!r}", field=key
+        )
+    if number > MAX_AMOUNT:
+        raise ValidationError(
+            f"{where}: {key} must be at most {MAX_AMOUNT}, got {value!r}", field=key
         )
     if key in _INTEGERS:
         if number != int(number):

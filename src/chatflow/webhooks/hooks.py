@@ -75,11 +75,11 @@ def check_url(url: object) -> str:
             field="url",
         )
     try:
-        parts.port  # noqa: B018 - raises for a port that is not 0-65535
+        port = parts.port  # raises for a port that is not 0-65535
     except ValueError:
-        raise ValidationError(
-            f"webhook URL {shown_url(url)!r} has a bad port", field="url"
-        ) from None
+        port = 0
+    if port == 0:  # 0 is no port a receiver listens on
+        raise ValidationError(f"webhook URL {shown_url(url)!r} has a bad port", field="url")
     if not parts.hostname:
         raise ValidationError(f"webhook URL {shown_url(url)!r} names no host", field="url")
     return url

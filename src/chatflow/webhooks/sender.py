@@ -19,6 +19,7 @@ at one event, so a receiver can drop repeats. Standard library only (``urllib``)
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import http.client
@@ -33,6 +34,7 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
+from urllib.parse import unquote, urlsplit
 
 from chatflow import views
 from chatflow.errors import ChatFlowError, FeedCursorError
@@ -115,6 +117,7 @@ _OPENER = urllib.request.build_opener(_NoRedirect)
 
 def post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> int:
     """POST ``body`` with ``urllib``; the HTTP status (3xx, 4xx and 5xx included)."""
+    url, headers = _without_userinfo(url, headers)
     request = urllib.request.Request(url, data=body, headers=headers, method="POST")
     try:
         with _OPENER.open(request, timeout=timeout) as response:
@@ -122,6 +125,21 @@ def post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> int:
     except urllib.error.HTTPError as error:
         error.close()
         return int(error.code)
+
+
+def _without_userinfo(url: str, headers: dict[str, str]) -> tuple[str, dict[str, str]]:
+    """``user:password@`` of ``url`` as a Basic ``Authorization`` header, and the host as
+    IDNA: ``urllib`` sends neither itself (``http.client`` would take ``user:pass@host``
+    for a host and port, and put the password in its error message)."""
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    if not host.isascii():
+        host = host.encode("idna").decode("ascii")
+    if parts.username is not None:
+        userinfo = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+        token = base64.b64encode(userinfo.encode("utf-8")).decode("ascii")
+        headers = {**headers, "Authorization": f"Basic {token}"}
+    return parts._replace(netloc=host).geturl(), headers
 
 
 def _machine() -> str:
@@ -238,7 +256,10 @@ class Sender:
             try:
                 page = self.store.events_since(cursor, feature=hook["feature"], limit=self.page)
             except FeedCursorError as error:  # a cursor of another store's feed (migrated)
-                message = f"{error}; to go on: chatflow webhook reset {hook_id} [--from-start]"
+                # its own remedy, in the command's words (the error's hint is the library's)
+                message = (
+                    f"{error.message}; to go on: chatflow webhook reset {hook_id} [--from-start]"
+                )
                 return self._failed(hook, None, message)
             for change in page.events:
                 types = views.feed_event_types(change.event)

@@ -12,6 +12,10 @@ themselves. Running it twice changes nothing the second time.
 - Codex: ``.codex/config.toml`` (``[mcp_servers.chatflow]``, appended as text: the
   user's TOML is never re-encoded). Standard library only (``tomllib`` checks it where
   Python has it).
+- Kiro: ``.kiro/settings/mcp.json`` (``mcpServers.chatflow``, auto-approving only the
+  reading tools) and a steering file, ``.kiro/steering/chatflow.md``. No hooks: Kiro's
+  hooks do not speak Claude Code's protocol that ``chatflow hook claude`` answers
+  (docs/agents.md, "Kiro").
 """
 
 from __future__ import annotations
@@ -26,6 +30,31 @@ from typing import Any
 from chatflow.errors import ValidationError
 
 JSON = dict[str, Any]
+
+AGENTS = ("claude", "cursor", "codex", "kiro")
+"""The agents ``chatflow init --agent`` sets up."""
+
+KIRO_AUTO_APPROVE = ("status", "history", "verify")
+"""The MCP tools Kiro may call without asking its user: the reading ones only. Never
+``next`` (where a person's approval is asked) nor any tool that changes an instance."""
+
+KIRO_STEERING = """\
+---
+inclusion: always
+---
+
+# ChatFlow
+
+This project's feature work is tracked by ChatFlow, through the `chatflow` MCP server.
+
+- Call `status` first: it says which phase a feature is in, what the phase still needs
+  (`open_gates`) and what to do next.
+- Work one phase at a time: do the phase's work, `record` your prompt and response,
+  then call `next`. If `next` refuses, meet each missing item it lists and call it again.
+- Approvals come from a person, never from you. When `next` says the step awaits
+  approval, tell the user and stop; do not run `chatflow approve` or any `--force`.
+"""
+"""What Kiro always includes in its context (front matter ``inclusion: always``)."""
 
 HOOKS: tuple[tuple[str, str | None], ...] = (
     ("SessionStart", None),
@@ -62,7 +91,20 @@ def plan(agent: str, project: Path, store: str | Path) -> list[Change]:
         return [_mcp_json(project / ".cursor" / "mcp.json", mcp)]
     if agent == "codex":
         return [_codex(project / ".codex" / "config.toml", mcp)]
-    raise ValidationError(f"unknown agent {agent!r}: claude, cursor or codex")
+    if agent == "kiro":
+        kiro = {**mcp, "autoApprove": list(KIRO_AUTO_APPROVE)}
+        return [
+            _mcp_json(project / ".kiro" / "settings" / "mcp.json", kiro),
+            _steering(project / ".kiro" / "steering" / "chatflow.md"),
+        ]
+    raise ValidationError(f"unknown agent {agent!r}{agent_hint(agent)}")
+
+
+def agent_hint(word: str) -> str:
+    """`` (did you mean 'kiro'?)`` for a mistyped agent, else the agents there are."""
+    from chatflow.domain.usage import did_you_mean  # noqa: PLC0415 - only on a mistake
+
+    return did_you_mean(word, AGENTS)
 
 
 def apply(changes: list[Change]) -> None:
@@ -105,15 +147,23 @@ def hook_command(event: str, store_args: list[str]) -> str:
 # -- JSON settings ---------------------------------------------------------------------
 
 
-def _read_json(path: Path) -> JSON | None:
-    """The object in ``path`` (``None`` if there is no file); one-line refusal if it is
-    not a JSON object."""
+def _read_text(path: Path) -> str | None:
+    """The text of ``path`` (``None`` if there is no file); a one-line refusal if it
+    cannot be read (not UTF-8, a folder, no permission)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return None
     except (OSError, UnicodeDecodeError) as error:
         raise ValidationError(f"cannot read {path}: {error}; nothing changed") from None
+
+
+def _read_json(path: Path) -> JSON | None:
+    """The object in ``path`` (``None`` if there is no file); one-line refusal if it is
+    not a JSON object."""
+    text = _read_text(path)
+    if text is None:
+        return None
     try:
         data = json.loads(text) if text.strip() else {}
     except ValueError as error:
@@ -183,18 +233,26 @@ def _mcp_json(path: Path, server: JSON) -> Change:
     return Change(path, _dump(settings), "added MCP server chatflow")
 
 
+# -- Kiro steering ---------------------------------------------------------------------
+
+
+def _steering(path: Path) -> Change:
+    """The steering file, written only where there is none: one already there, even
+    edited, is the user's."""
+    text = _read_text(path)
+    if text is None:
+        return Change(path, KIRO_STEERING, "added steering file")
+    said = "steering file already there"
+    return Change(path, None, said if text == KIRO_STEERING else said + " (yours, kept)")
+
+
 # -- Codex TOML ------------------------------------------------------------------------
 
 _TABLE = "[mcp_servers.chatflow]"
 
 
 def _codex(path: Path, server: JSON) -> Change:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        text = ""
-    except (OSError, UnicodeDecodeError) as error:
-        raise ValidationError(f"cannot read {path}: {error}; nothing changed") from None
+    text = _read_text(path) or ""
     if _has_chatflow(text, path):
         return Change(path, None, "MCP server chatflow already there")
     table = "\n".join(

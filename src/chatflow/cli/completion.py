@@ -168,6 +168,10 @@ def _option_values(ctx: Context, option: str, positional: list[str]) -> list[str
         from chatflow.views import EVENT_TYPES  # noqa: PLC0415
 
         return list(EVENT_TYPES)
+    if option == "--agent" and positional[:1] == ["init"]:
+        from chatflow.agent.setup import AGENTS  # noqa: PLC0415
+
+        return list(AGENTS)
     if option == "--to" and len(positional) > 1:
         return _quiet(lambda: _phases(ctx, positional[1]))
     return []

@@ -15,7 +15,6 @@ from chatflow.cli.context import EXIT_OK, Context, UsageError, finish
 if TYPE_CHECKING:
     from chatflow.cli.context import Subparsers
 
-AGENTS = ("claude", "cursor", "codex")
 HOOK_EVENTS = (
     "SessionStart",
     "UserPromptSubmit",
@@ -153,18 +152,33 @@ def _log(message: str) -> None:
 
 
 def _add_init(commands: Subparsers) -> None:
+    from chatflow.agent.setup import AGENTS  # noqa: PLC0415 - only where init is parsed
+
     init = commands.add_parser(
         "init", help="set a project up: the store, a workflow, an agent's settings (merged)"
     )
     init.add_argument(
         "--agent",
-        choices=AGENTS,
+        type=_agent,
         action="append",
+        metavar="{" + ",".join(AGENTS) + "}",
         help="write this agent's project settings (repeatable): claude (.claude/settings.json "
-        "hooks + .mcp.json), cursor (.cursor/mcp.json), codex (.codex/config.toml)",
+        "hooks + .mcp.json), cursor (.cursor/mcp.json), codex (.codex/config.toml), kiro "
+        "(.kiro/settings/mcp.json + .kiro/steering/chatflow.md)",
     )
     init.add_argument("--workflow", metavar="FILE", help="register this JSON/YAML workflow file")
     finish(init, cmd_init)
+
+
+def _agent(word: str) -> str:
+    """An ``--agent`` name; a usage error (exit 2) naming the one meant for a typo."""
+    import argparse  # noqa: PLC0415 - argparse is loaded already; the name is for mypy
+
+    from chatflow.agent.setup import AGENTS, agent_hint  # noqa: PLC0415
+
+    if word in AGENTS:
+        return word
+    raise argparse.ArgumentTypeError(f"unknown agent {word!r}{agent_hint(word)}")
 
 
 def cmd_init(ctx: Context) -> int:

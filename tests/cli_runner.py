@@ -26,6 +26,7 @@ import traceback
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TextIO
 
 _ONE_AT_A_TIME = threading.Lock()
 
@@ -44,7 +45,9 @@ def run_in_process(
         raise RuntimeError("run_in_process is not reentrant; use a subprocess for concurrency")
     try:
         out, err = io.StringIO(), io.StringIO()
-        with _isolated(cwd, env, io.StringIO(stdin), out, err):
+        # Text over bytes, as a pipe: ``chatflow hook`` reads ``sys.stdin.buffer``.
+        given = io.TextIOWrapper(io.BytesIO(stdin.encode("utf-8")), encoding="utf-8")
+        with _isolated(cwd, env, given, out, err):
             status = _status_of(main, list(args), err)
         return subprocess.CompletedProcess(
             ["chatflow", *args], status, out.getvalue(), err.getvalue()
@@ -76,7 +79,7 @@ def _exit_status(code: object, err: io.StringIO) -> int:
 
 @contextmanager
 def _isolated(
-    cwd: Path, env: Mapping[str, str], stdin: io.StringIO, out: io.StringIO, err: io.StringIO
+    cwd: Path, env: Mapping[str, str], stdin: TextIO, out: io.StringIO, err: io.StringIO
 ) -> Iterator[None]:
     """Environment, folder, standard streams and the ``chatflow`` logger, restored after."""
     saved_env = dict(os.environ)

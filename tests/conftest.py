@@ -30,6 +30,28 @@ SPEC_SCHEMA: dict[str, Any] = {
 }
 
 
+@pytest.fixture(scope="session", autouse=True)
+def neutral_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Every test runs from a folder in no git repository, not from the checkout.
+
+    A step that opens or closes a visit stamps the git state of the current folder
+    (``chatflow.core.gitlinks``): from the checkout, every such step in every test ran
+    ``git status`` on it, which was a large part of the suite's time, and what it
+    recorded depended on the checkout's state. Git links are tested in repositories the
+    tests make (``tests/engine/test_git_links.py``). ``PYTHONPATH`` is made absolute so
+    child processes still find the sources from here.
+    """
+    folder = tmp_path_factory.mktemp("cwd")
+    assert not any((place / ".git").exists() for place in (folder, *folder.parents)), folder
+    with pytest.MonkeyPatch.context() as patch:
+        entries = os.environ.get("PYTHONPATH", "").split(os.pathsep)
+        absolute = [str(Path(entry).resolve()) for entry in entries if entry]
+        if absolute:
+            patch.setenv("PYTHONPATH", os.pathsep.join(absolute))
+        patch.chdir(folder)
+        yield folder
+
+
 @pytest.fixture
 def schema() -> dict[str, Any]:
     """A private copy of the SPEC's three-phase schema."""

@@ -239,18 +239,26 @@ def harness_of(kind: str, request: Any, folder: Path) -> Harness:
 
 def empty_postgres(conn: Any, harness: PostgresHarness) -> None:
     """Empty ``harness``'s schema over ``conn`` (autocommit), creating it first if missing
-    (a test may have dropped it): cheaper than a new schema or connection per test."""
+    (a test may have dropped it): cheaper than a new schema or connection per test.
+
+    DELETE and an identity restart, not TRUNCATE: the same empty tables and numbering,
+    but TRUNCATE gives each table new files (~70 ms a test; this is ~3 ms)."""
     import psycopg
 
-    tables = "{s}.heads, {s}.events, {s}.task_texts, {s}.feature_counts, {s}.schemas"
-    truncate = f"TRUNCATE {tables} RESTART IDENTITY".replace("{s}", f'"{harness.schema}"')
+    tables = ("heads", "events", "task_texts", "feature_counts", "schemas")
+    empty = "; ".join(
+        [f"DELETE FROM {{s}}.{table}" for table in tables]
+        + ["ALTER TABLE {s}.heads ALTER COLUMN seq RESTART"]
+    ).replace("{s}", f'"{harness.schema}"')
     try:
-        conn.execute(truncate)
+        with conn.transaction():
+            conn.execute(empty)
     except (psycopg.errors.UndefinedTable, psycopg.errors.InvalidSchemaName):
         store = harness.open()
         store.list_features()  # the first query creates the schema
         store.close()
-        conn.execute(truncate)
+        with conn.transaction():
+            conn.execute(empty)
 
 
 def _separator(event: bytes) -> bytes:

@@ -20,7 +20,14 @@ def _watch(cwd: Path, *args: str) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_ctrl_c_as_in_a_terminal,  # noqa: PLW1509 - no threads hold locks here
     )
+
+
+def _ctrl_c_as_in_a_terminal() -> None:
+    """Ctrl-C stops the child even when the suite itself runs with SIGINT ignored (as a
+    shell's background job does, and its children inherit): else ``_stop`` waits 60 s."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _stop(watch: subprocess.Popen[str]) -> tuple[str, str]:

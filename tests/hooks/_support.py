@@ -1,7 +1,7 @@
-"""Run the real ``chatflow`` command (``python -m chatflow``, this checkout's source) in
-a real git repository, and Claude Code hook payloads shaped as its hooks reference
-documents them (common fields: session_id, transcript_path, cwd, permission_mode,
-hook_event_name)."""
+"""Run the ``chatflow`` command in a real git repository (in this process, as the CLI
+tests do; ``chatflow_process`` for the real executable), and Claude Code hook payloads
+shaped as its hooks reference documents them (common fields: session_id,
+transcript_path, cwd, permission_mode, hook_event_name)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+
+from cli_runner import run_in_process
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 
@@ -40,10 +42,17 @@ def env(**extra: str) -> dict[str, str]:
 def chatflow(
     cwd: Path, *args: str, stdin: str = "", extra_env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
+    """``chatflow ARGS`` in this process (``cli_runner``): what a subprocess would give,
+    without an interpreter's start-up per call."""
+    return run_in_process(args, cwd=cwd, env=env(**(extra_env or {})), stdin=stdin)
+
+
+def chatflow_process(cwd: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    """``python -m chatflow ARGS`` as its own process, as Claude Code runs a hook."""
     return subprocess.run(
         [sys.executable, "-m", "chatflow", *args],
         cwd=cwd,
-        env=env(**(extra_env or {})),
+        env=env(),
         input=stdin,
         capture_output=True,
         text=True,

@@ -1,5 +1,6 @@
-"""``chatflow hook claude EVENT`` as Claude Code runs it: a subprocess, the event's JSON
-on stdin, the answer on stdout, in a real git repository made by the test."""
+"""``chatflow hook claude EVENT`` as Claude Code runs it: the event's JSON on stdin, the
+answer on stdout, in a real git repository made by the test. The cases run the command
+in this process (``cli_runner``); one runs it as Claude Code does, as its own process."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ._support import answer, chatflow, hook, ok, payload, start
+from ._support import answer, chatflow, chatflow_process, hook, ok, payload, start
 
 
 def test_session_start_adds_where_the_feature_stands(repo: Path, bound: str) -> None:
@@ -182,3 +183,15 @@ def test_an_unreadable_store_adds_nothing(repo: Path) -> None:
     assert (result.returncode, result.stdout) == (0, "")
     assert "Traceback" not in result.stderr
     assert result.stderr.startswith("chatflow: warning: hook")
+
+
+def test_a_hook_run_as_its_own_process_answers_on_stdout(repo: Path, bound: str) -> None:
+    """The real executable, bytes on a real pipe: what the in-process cases stand for."""
+    body = json.dumps(payload("SessionStart", repo / "src", source="startup"))
+    result = chatflow_process(repo, "hook", "claude", "SessionStart", stdin=body)
+    assert (result.returncode, result.stderr) == (0, ""), result.stderr
+    context = answer(result)["hookSpecificOutput"]["additionalContext"]
+    assert bound in context and "feat_login" in context
+    broken = chatflow_process(repo, "hook", "claude", "Stop", stdin="{not json")
+    assert (broken.returncode, broken.stdout) == (0, "")
+    assert broken.stderr.startswith("chatflow: warning: hook ignored: ")

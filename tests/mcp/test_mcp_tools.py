@@ -4,14 +4,16 @@ refusal read as data, the approval asked of a person, resources and prompts."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
 from _mcp_support import call, session, write_workflow
+from anyio.from_thread import BlockingPortal, start_blocking_portal
 
-from mcp import types  # isort: skip  (after the skip in _mcp_support)
+from mcp import ClientSession, types  # isort: skip  (after the skip in _mcp_support)
 from mcp.shared.exceptions import MCPError  # isort: skip
 
 from chatflow.core.engine import WorkflowEngine
@@ -111,16 +113,39 @@ def test_every_tool_and_a_refusal_read_as_data(tmp_path: Path) -> None:
     anyio.run(scenario)
 
 
-def _answers(*replies: types.ElicitResult) -> tuple[Any, list[str]]:
-    """An elicitation callback giving ``replies`` in turn, and the messages it saw."""
-    seen: list[str] = []
-    queue = list(replies)
+class Person:
+    """The approval tests' elicitation callback: gives this test's ``replies`` in turn and
+    keeps the messages it saw (both set afresh by each test)."""
 
-    async def elicit(context: Any, params: types.ElicitRequestParams) -> types.ElicitResult:
-        seen.append(params.message)
-        return queue.pop(0)
+    def __init__(self) -> None:
+        self.replies: list[types.ElicitResult] = []
+        self.seen: list[str] = []
 
-    return elicit, seen
+    def will_answer(self, *replies: types.ElicitResult) -> list[str]:
+        self.replies, self.seen = list(replies), []
+        return self.seen
+
+    async def __call__(self, context: Any, params: types.ElicitRequestParams) -> types.ElicitResult:
+        self.seen.append(params.message)
+        return self.replies.pop(0)
+
+
+Asking = tuple[BlockingPortal, ClientSession, Path, Person]
+"""A portal (an event loop that outlives one test), a session with a server whose client
+asks ``Person``, the server's store, and the person."""
+
+
+@pytest.fixture(scope="module")
+def asking(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Asking]:
+    """One server for the approval tests, not one each (a start costs a second or more):
+    each test steps its own instance and reads only that instance's events."""
+    store = tmp_path_factory.mktemp("asking") / "store"
+    person = Person()
+    with (
+        start_blocking_portal() as portal,
+        portal.wrap_async_context_manager(session(store, elicit=person)) as client,
+    ):
+        yield portal, client, store, person
 
 
 def _accept(approve: bool, name: str = "Ann Person") -> types.ElicitResult:
@@ -137,31 +162,31 @@ async def _to_build(client: Any, workflow: Path) -> str:
     return iid
 
 
-def test_approval_accepted_records_the_person(tmp_path: Path) -> None:
-    store, workflow = tmp_path / "store", write_workflow(tmp_path)
-    elicit, seen = _answers(_accept(True), _accept(True, "Bo Reviewer"))
+def test_approval_accepted_records_the_person(asking: Asking, tmp_path: Path) -> None:
+    portal, client, store, person = asking
+    workflow = write_workflow(tmp_path)
+    seen = person.will_answer(_accept(True), _accept(True, "Bo Reviewer"))
 
     async def scenario() -> str:
-        async with session(store, elicit=elicit) as client:
-            iid = await _to_build(client, workflow)
-            entered = await call(client, "next", instance_id=iid)
-            assert entered["outcome"] == "approved"
-            assert entered["approval"] == {
-                "asked": True,
-                "decision": "approved",
-                "by": "Ann Person",
-            }
-            assert entered["instance"]["current_phase"] == "build"
-            assert entered["instance"]["status"] == "running"
-            reviewed = await call(client, "next", instance_id=iid)  # build -> review
-            assert reviewed["outcome"] == "advanced"
-            assert reviewed["instance"]["open_gates"][0]["kind"] == "approvals"
-            done = await call(client, "next", instance_id=iid)  # the exit gate asks a person
-            assert done["outcome"] == "completed"
-            assert done["approval"]["by"] == "Bo Reviewer"
-            return iid
+        iid = await _to_build(client, workflow)
+        entered = await call(client, "next", instance_id=iid)
+        assert entered["outcome"] == "approved"
+        assert entered["approval"] == {
+            "asked": True,
+            "decision": "approved",
+            "by": "Ann Person",
+        }
+        assert entered["instance"]["current_phase"] == "build"
+        assert entered["instance"]["status"] == "running"
+        reviewed = await call(client, "next", instance_id=iid)  # build -> review
+        assert reviewed["outcome"] == "advanced"
+        assert reviewed["instance"]["open_gates"][0]["kind"] == "approvals"
+        done = await call(client, "next", instance_id=iid)  # the exit gate asks a person
+        assert done["outcome"] == "completed"
+        assert done["approval"]["by"] == "Bo Reviewer"
+        return iid
 
-    iid = anyio.run(scenario)
+    iid = portal.call(scenario)
     assert len(seen) == 2 and "enter phase 'build'" in seen[0] and "leave phase 'review'" in seen[1]
     stored = events(store, iid)
     resumed = [e for e in stored if e.kind is EventKind.RESUMED]
@@ -171,41 +196,41 @@ def test_approval_accepted_records_the_person(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("action", ["decline", "cancel"])
-def test_approval_declined_leaves_it_waiting(tmp_path: Path, action: str) -> None:
-    store, workflow = tmp_path / "store", write_workflow(tmp_path)
-    elicit, seen = _answers(types.ElicitResult(action=action))
+def test_approval_declined_leaves_it_waiting(asking: Asking, tmp_path: Path, action: str) -> None:
+    portal, client, store, person = asking
+    workflow = write_workflow(tmp_path)
+    seen = person.will_answer(types.ElicitResult(action=action))
 
     async def scenario() -> str:
-        async with session(store, elicit=elicit) as client:
-            iid = await _to_build(client, workflow)
-            answer = await call(client, "next", instance_id=iid)
-            assert answer["outcome"] == "awaits_approval"
-            assert answer["approval"]["asked"] is True
-            assert answer["approval"]["decision"] == (
-                "declined" if action == "decline" else "cancelled"
-            )
-            assert "chatflow approve" in answer["approval"]["waits_for"]
-            return iid
+        iid = await _to_build(client, workflow)
+        answer = await call(client, "next", instance_id=iid)
+        assert answer["outcome"] == "awaits_approval"
+        assert answer["approval"]["asked"] is True
+        assert answer["approval"]["decision"] == (
+            "declined" if action == "decline" else "cancelled"
+        )
+        assert "chatflow approve" in answer["approval"]["waits_for"]
+        return iid
 
-    iid = anyio.run(scenario)
+    iid = portal.call(scenario)
     assert len(seen) == 1
     kinds = [e.kind for e in events(store, iid)]
     assert EventKind.RESUMED not in kinds and EventKind.REJECTED not in kinds
 
 
-def test_approval_refused_by_the_person_sends_the_work_back(tmp_path: Path) -> None:
-    store, workflow = tmp_path / "store", write_workflow(tmp_path)
-    elicit, _ = _answers(_accept(False, "Cy"))
+def test_approval_refused_by_the_person_sends_the_work_back(asking: Asking, tmp_path: Path) -> None:
+    portal, client, _, person = asking
+    workflow = write_workflow(tmp_path)
+    person.will_answer(_accept(False, "Cy"))
 
     async def scenario() -> None:
-        async with session(store, elicit=elicit) as client:
-            iid = await _to_build(client, workflow)
-            answer = await call(client, "next", instance_id=iid)
-            assert answer["outcome"] == "rejected"
-            assert answer["instance"]["current_phase"] == "plan"
-            assert answer["approval"]["by"] == "Cy"
+        iid = await _to_build(client, workflow)
+        answer = await call(client, "next", instance_id=iid)
+        assert answer["outcome"] == "rejected"
+        assert answer["instance"]["current_phase"] == "plan"
+        assert answer["approval"]["by"] == "Cy"
 
-    anyio.run(scenario)
+    portal.call(scenario)
 
 
 def test_resources_and_the_phase_prompt(tmp_path: Path) -> None:

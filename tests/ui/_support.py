@@ -1,31 +1,17 @@
-"""Shared by the UI's server and browser tests: a store with realistic work in it,
-and the checks that decide whether a real browser can run here."""
+"""Shared by the UI's server and browser tests: a store with realistic work in it.
+The browser itself is the session's (``tests/browser_support.py``)."""
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from chatflow import WorkflowEngine
 from chatflow.ui import UIServer
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "workflows"
-CHROMIUM = os.environ.get("CHATFLOW_TEST_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 HOSTILE = '<script>alert(1)</script> "><img src=x onerror=alert(2)>'
 
 Served = tuple[UIServer, WorkflowEngine, dict[str, str]]
@@ -110,21 +96,3 @@ def _start(engine: WorkflowEngine, feature: str, context: dict[str, Any]) -> str
         feature_id=feature,
         meta={"actor": "dev_alice"},
     )
-
-
-def require_browser() -> Any:
-    """Playwright's sync API if it and Chromium are here; else skip (fail under CI)."""
-    missing = []
-    try:
-        from playwright import sync_api
-    except ImportError:
-        sync_api = None
-        missing.append("the playwright package (pip install -e '.[test]')")
-    if shutil.which(CHROMIUM) is None:
-        missing.append(f"Chromium at {CHROMIUM} (apt-get install chromium)")
-    if missing:
-        reason = "browser tests need " + " and ".join(missing)
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return sync_api

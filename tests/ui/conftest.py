@@ -1,5 +1,5 @@
-"""The browser the page's tests share: Debian's Chromium driven by Playwright, one per
-test module (a launch costs about a second)."""
+"""The browser the page's tests share: one for the whole ``ui`` package, not one per
+module (a launch costs a second or more); each test opens its own context."""
 
 from __future__ import annotations
 
@@ -8,13 +8,10 @@ from typing import Any
 
 import pytest
 
-from ._support import CHROMIUM, CHROMIUM_ARGS, require_browser
+from browser_support import launched
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Any]:
-    sync_api = require_browser()
-    with sync_api.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
+    with launched() as opened:
+        yield opened

@@ -15,20 +15,19 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from browser_support import launched
 from chatflow import WorkflowEngine, views
 from chatflow.agent import operations
 from chatflow.ui import UIServer
 from cli_runner import run_in_process
 from repo_paths import EXAMPLES
 
-CHROMIUM = os.environ.get("CHATFLOW_TEST_CHROMIUM", "/usr/bin/chromium")
 GATED: dict[str, Any] = {
     "name": "gated",
     "version": 1,
@@ -335,51 +334,31 @@ def test_the_page_shows_the_servers_totals(world: World, app: UIServer) -> None:
 
 
 def test_the_page_offers_exactly_the_allowed_actions(world: World, app: UIServer) -> None:
-    sync_api = _browser()
     ids = world[1]
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"]
-        )
-        try:
-            page = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
-            errors: list[str] = []
-            page.on("pageerror", lambda error: errors.append(str(error)))
-            page.goto(app.url)
-            for role in READABLE:
-                iid = ids[role]
-                page.goto(f"{app.origin}/#/instance/{iid}")
-                page.locator(f"#instance h1:text-is('{iid}')").wait_for()
-                page.locator("#instance .tl-row").first.wait_for()
-                offered = page.locator("[data-action]").evaluate_all(
-                    "(buttons) => buttons.map((b) => b.dataset.action)"
-                )
-                _, view = _api(app, f"instances/{iid}")
-                assert offered == view["actions"], role
-            page.goto(f"{app.origin}/#/feature/feat_bad")
-            row = page.locator(f"#feature tr.unreadable[data-instance='{ids['damaged']}']")
-            row.wait_for()
-            assert "unreadable" in (row.text_content() or "")
-            assert page.locator("#feature tbody tr").count() == 3
-            page.goto(f"{app.origin}/#/instance/{ids['damaged']}")
-            page.locator("[data-error='CorruptStateError']").wait_for()
-            assert errors == []
-        finally:
-            browser.close()
-
-
-def _browser() -> Any:
-    """Playwright's sync API if it and Chromium are here; else skip (fail under CI)."""
-    try:
-        from playwright import sync_api
-    except ImportError:
-        sync_api = None
-    if sync_api is None or shutil.which(CHROMIUM) is None:
-        reason = "the page check needs playwright and Chromium"
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return sync_api
+    with launched() as browser:
+        context = browser.new_context(viewport={"width": 1400, "height": 900})
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.goto(app.url)
+        for role in READABLE:
+            iid = ids[role]
+            page.goto(f"{app.origin}/#/instance/{iid}")
+            page.locator(f"#instance h1:text-is('{iid}')").wait_for()
+            page.locator("#instance .tl-row").first.wait_for()
+            offered = page.locator("[data-action]").evaluate_all(
+                "(buttons) => buttons.map((b) => b.dataset.action)"
+            )
+            _, view = _api(app, f"instances/{iid}")
+            assert offered == view["actions"], role
+        page.goto(f"{app.origin}/#/feature/feat_bad")
+        row = page.locator(f"#feature tr.unreadable[data-instance='{ids['damaged']}']")
+        row.wait_for()
+        assert "unreadable" in (row.text_content() or "")
+        assert page.locator("#feature tbody tr").count() == 3
+        page.goto(f"{app.origin}/#/instance/{ids['damaged']}")
+        page.locator("[data-error='CorruptStateError']").wait_for()
+        assert errors == []
 
 
 def test_the_cli_roll_up_fallback_is_the_engines_rule(world: World) -> None:

@@ -303,23 +303,16 @@ def test_every_front_end_shows_the_same_totals(world: World, app: UIServer) -> N
 
 
 def test_the_page_shows_the_servers_totals(world: World, app: UIServer) -> None:
-    sync_api = _browser()
     _, served = _api(app, "overview")
     totals = served["totals"]
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"]
+    with launched() as browser:
+        page = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
+        page.goto(app.url)
+        page.locator("#overview .stat").first.wait_for()
+        shown = page.locator("#overview .stat").evaluate_all(
+            "(stats) => Object.fromEntries(stats.map((s) => "
+            "[s.dataset.stat, s.querySelector('.stat-v').textContent]))"
         )
-        try:
-            page = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
-            page.goto(app.url)
-            page.locator("#overview .stat").first.wait_for()
-            shown = page.locator("#overview .stat").evaluate_all(
-                "(stats) => Object.fromEntries(stats.map((s) => "
-                "[s.dataset.stat, s.querySelector('.stat-v').textContent]))"
-            )
-        finally:
-            browser.close()
     counts = totals["counts"]
     assert shown == {
         "features": str(totals["features"]),

@@ -454,16 +454,6 @@ def _spent(totals: dict[str, Any]) -> str:
     )
 
 
-def _figure(key: str, value: float) -> str:
-    """A budget figure as a person reads it: dollars, a wall time as hours and minutes,
-    whole tokens and visits (never ``1.5e+06`` or ``0.00565767`` seconds)."""
-    if key == "cost_usd":
-        return _dollars(value)
-    if key == "wall":
-        return _span(value)
-    return f"{int(value):,}"
-
-
 def _dollars(amount: float) -> str:
     """``$12,345.67``, ``$0.0025``: to the millionth of a dollar, no trailing zeros."""
     return "$" + f"{amount:,.6f}".rstrip("0").rstrip(".")

@@ -23,6 +23,6 @@ def test_big_spend_and_budgets_read_as_numbers(run: Runner) -> None:
     shown = run.ok("show", iid).stdout
     assert "spent      $12,345.67, 1,500,000 tokens" in shown
     assert "workflow tokens: 1,500,000 of 2,000,000 (75%)" in shown
-    assert "workflow cost_usd: $12,345.67 of $20,000 (62%)" in shown
+    assert "workflow cost_usd: $12,345.67 of $20,000.00 (62%)" in shown
     assert " of 2h00m (0%)" in shown
     assert "e+" not in shown

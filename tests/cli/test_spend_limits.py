@@ -20,9 +20,9 @@ def _workflow(run: Runner, **phase: object) -> str:
 
 def test_an_infinite_whole_number_limit_is_refused(run: Runner) -> None:
     workflow = _workflow(run)
-    refused(run("start", workflow, "--feature", "f", "--budget", "visits=1e400"), 1, "finite")
-    refused(run("start", workflow, "--feature", "f", "--budget", "tokens=1e400"), 1, "finite")
-    assert run.json("list") == []
+    refused(run("start", workflow, "--feature", "f", "--budget", "visits=1e400"), 2, "finite")
+    refused(run("start", workflow, "--feature", "f", "--budget", "tokens=1e400"), 2, "finite")
+    assert not (run.cwd / ".chatflow").exists()  # nothing written, not even a store
 
 
 def test_a_duration_longer_than_a_century_is_refused(run: Runner) -> None:
@@ -31,10 +31,10 @@ def test_a_duration_longer_than_a_century_is_refused(run: Runner) -> None:
     workflow = _workflow(run)
     refused(
         run("start", workflow, "--feature", "f", "--budget", "wall=99999999999999d"),
-        1,
+        2,
         "longer than a century",
     )
-    assert run.json("list") == []
+    assert not (run.cwd / ".chatflow").exists()  # nothing written, not even a store
 
 
 def test_due_now_beyond_any_date_is_a_usage_error(run: Runner) -> None:
@@ -46,7 +46,7 @@ def test_a_usage_amount_json_cannot_keep_exactly_is_refused(run: Runner) -> None
     iid = run.json("start", _workflow(run), "--feature", "f")["instance_id"]
     before = run.json("show", iid)["version"]
     for usage in ("input_tokens=99999999999999999999999999", "cost_usd=1e308"):
-        refused(run("record", iid, "--usage", usage), 1, "must be at most")
+        refused(run("record", iid, "--usage", usage), 2, "must be at most")
     assert run.json("show", iid)["version"] == before
     view = run.json("record", iid, "--usage", "input_tokens=9007199254740991")
     assert view["usage"]["total"]["gen_ai.usage.input_tokens"] == 9007199254740991
@@ -54,9 +54,9 @@ def test_a_usage_amount_json_cannot_keep_exactly_is_refused(run: Runner) -> None
 
 def test_a_limit_or_extension_past_what_json_keeps_exactly_is_refused(run: Runner) -> None:
     workflow = _workflow(run)
-    refused(run("start", workflow, "--feature", "f", "--budget", "cost_usd=1e308"), 1, "at most")
+    refused(run("start", workflow, "--feature", "f", "--budget", "cost_usd=1e308"), 2, "at most")
     iid = run.json("start", workflow, "--feature", "f", "--budget", "cost_usd=1")["instance_id"]
-    refused(run("approve", iid, "--by", "ana", "--extend", "cost_usd=1e308"), 1, "at most")
+    refused(run("approve", iid, "--by", "ana", "--extend", "cost_usd=1e308"), 2, "at most")
     assert [event["kind"] for event in run.json("history", iid)].count("budget_extended") == 0
 
 

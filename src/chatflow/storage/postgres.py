@@ -190,7 +190,9 @@ class PostgresStore(SQLStore):
         inline (``events_since`` then says which permission it lacks)."""
         name = f"{self._quoted}.{NUMBER_FEED}"
         if not self._has_function(conn, name):
-            with contextlib.suppress(_insufficient_privilege()), conn.transaction():
+            # Another process may make it first even so (the catalog lookup can miss a
+            # function committed a moment ago): finding it made is as good as making it.
+            with contextlib.suppress(*_cannot_or_made()), conn.transaction():
                 conn.execute(self._lock_feed)  # (two creators at once: one waits)
                 if not self._has_function(conn, name):
                     conn.execute(
@@ -303,10 +305,12 @@ NUMBER_FEED = "chatflow_number_feed"
 """The function (in the store's schema) that numbers the feed's new events."""
 
 
-def _insufficient_privilege() -> type[Exception]:
+def _cannot_or_made() -> tuple[type[Exception], ...]:
+    """What making ``NUMBER_FEED`` may meet that is no failure: no right to create it
+    (reads then number inline), or another process's copy already there."""
     psycopg, _ = _driver()
-    error: type[Exception] = psycopg.errors.InsufficientPrivilege
-    return error
+    errors = psycopg.errors
+    return (errors.InsufficientPrivilege, errors.DuplicateFunction, errors.UniqueViolation)
 
 
 def _feed_lock_key(schema: str) -> int:

@@ -106,3 +106,12 @@ def start(repo: Path) -> str:
     )
     instance_id: str = json.loads(out)["instance_id"]
     return instance_id
+
+
+def files_of(folder: Path) -> dict[str, bytes]:
+    """Every file of the project but git's and the store's: what `init` may have changed."""
+    return {
+        str(path.relative_to(folder)): path.read_bytes()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file() and ".git" not in path.parts and ".chatflow" not in path.parts
+    }

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
-from ._support import git_repository, ok, start
+from ._support import WORKFLOW, git_repository, ok, start
 
 
 @pytest.fixture
@@ -19,3 +20,10 @@ def bound(repo: Path) -> str:
     instance_id = start(repo)
     ok(repo, "use", instance_id)
     return instance_id
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    folder = git_repository(tmp_path / "project")
+    (folder / "flow.json").write_text(json.dumps(WORKFLOW), encoding="utf-8")
+    return folder

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ._support import WORKFLOW, chatflow, git_repository, ok, start
+from ._support import chatflow, files_of, ok, start
 
 tomllib = pytest.importorskip("tomllib")  # Python 3.11+: reads what init wrote
 
@@ -24,21 +24,6 @@ USER_SETTINGS = {
     },
     "model": "opus",
 }
-
-
-@pytest.fixture
-def project(tmp_path: Path) -> Path:
-    folder = git_repository(tmp_path / "project")
-    (folder / "flow.json").write_text(json.dumps(WORKFLOW), encoding="utf-8")
-    return folder
-
-
-def files_of(folder: Path) -> dict[str, bytes]:
-    return {
-        str(path.relative_to(folder)): path.read_bytes()
-        for path in sorted(folder.rglob("*"))
-        if path.is_file() and ".git" not in path.parts and ".chatflow" not in path.parts
-    }
 
 
 def test_init_claude_on_an_empty_project(project: Path) -> None:

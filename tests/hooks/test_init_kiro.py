@@ -11,26 +11,11 @@ import pytest
 
 from chatflow.agent import setup
 
-from ._support import WORKFLOW, chatflow, git_repository, ok
+from ._support import chatflow, files_of, ok
 
 SERVER = {"command": "chatflow", "args": ["mcp"], "autoApprove": ["status", "history", "verify"]}
 MCP = Path(".kiro/settings/mcp.json")
 STEERING = Path(".kiro/steering/chatflow.md")
-
-
-@pytest.fixture
-def project(tmp_path: Path) -> Path:
-    folder = git_repository(tmp_path / "project")
-    (folder / "flow.json").write_text(json.dumps(WORKFLOW), encoding="utf-8")
-    return folder
-
-
-def files_of(folder: Path) -> dict[str, bytes]:
-    return {
-        str(path.relative_to(folder)): path.read_bytes()
-        for path in sorted(folder.rglob("*"))
-        if path.is_file() and ".git" not in path.parts and ".chatflow" not in path.parts
-    }
 
 
 def servers(project: Path) -> dict[str, object]:

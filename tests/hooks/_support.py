@@ -48,7 +48,8 @@ def chatflow(
 
 
 def chatflow_process(cwd: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    """``python -m chatflow ARGS`` as its own process, as Claude Code runs a hook."""
+    """``python -m chatflow ARGS`` as its own process, as Claude Code runs a hook; one
+    that blocks fails the test (``TimeoutExpired``) instead of hanging it."""
     return subprocess.run(
         [sys.executable, "-m", "chatflow", *args],
         cwd=cwd,
@@ -57,6 +58,7 @@ def chatflow_process(cwd: Path, *args: str, stdin: str = "") -> subprocess.Compl
         capture_output=True,
         text=True,
         check=False,
+        timeout=60,
     )
 
 

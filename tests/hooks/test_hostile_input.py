@@ -15,21 +15,12 @@ import pytest
 from chatflow import WorkflowEngine
 from chatflow.core import _files
 
-from ._support import env, ok, payload, start
+from ._support import chatflow_process, env, ok, payload, start
 
 
 def _hook_in_time(repo: Path, event: str, body: dict[str, object]) -> str:
     """Run the hook; a hook that blocks fails here instead of hanging the test."""
-    result = subprocess.run(
-        [sys.executable, "-m", "chatflow", "hook", "claude", event],
-        cwd=repo,
-        env=env(),
-        input=json.dumps(body),
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
+    result = chatflow_process(repo, "hook", "claude", event, stdin=json.dumps(body))
     assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
     return result.stdout
 
@@ -168,16 +159,7 @@ def test_files_written_after_the_instance_finished_do_not_change_it(repo: Path) 
     before = json.loads(ok(repo, "history", instance_id, "--json"))
     (repo / "late.py").write_text("x = 1\n", encoding="utf-8")
     body = payload("PostToolUse", repo, tool_name="Write", tool_input={"file_path": "late.py"})
-    result = subprocess.run(
-        [sys.executable, "-m", "chatflow", "hook", "claude", "PostToolUse"],
-        cwd=repo,
-        env=env(),
-        input=json.dumps(body),
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
+    result = chatflow_process(repo, "hook", "claude", "PostToolUse", stdin=json.dumps(body))
     assert (result.returncode, result.stdout) == (0, "")
     assert "completed" in result.stderr and result.stderr.count("\n") == 1
     assert json.loads(ok(repo, "history", instance_id, "--json")) == before

@@ -183,8 +183,10 @@ def _waiting(wait: dict[str, Any] | None) -> str:
 
 
 def _span(seconds: float) -> str:
-    hours, rest = divmod(int(seconds), 3600)
-    return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"
+    """A wait as budgets show a wall time (``8m21s``, ``2h00m``): one formatting."""
+    from chatflow.domain.budgets import amount_text  # noqa: PLC0415
+
+    return amount_text("wall", seconds)
 
 
 def _summaries(
@@ -455,8 +457,10 @@ def _spent(totals: dict[str, Any]) -> str:
 
 
 def _dollars(amount: float) -> str:
-    """``$12,345.67``, ``$0.0025``: to the millionth of a dollar, no trailing zeros."""
-    return "$" + f"{amount:,.6f}".rstrip("0").rstrip(".")
+    """Dollars as budgets show them (``$12,345.67``, ``$0.0025``): one formatting."""
+    from chatflow.domain.budgets import amount_text  # noqa: PLC0415
+
+    return amount_text("cost_usd", amount)
 
 
 def _print_spend(out: Output, spend: dict[str, Any]) -> None:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
+import time
+
 import pytest
 
 from chatflow import views
+from chatflow.core import _spend
 from chatflow.core.engine import WorkflowEngine
 from chatflow.domain.budgets import amount_text
 
@@ -47,7 +51,13 @@ def test_the_budget_view_says_each_limit_in_words(tmp_path: object) -> None:
     }
 
 
-def test_a_budget_pause_counts_as_a_pause_and_a_wait(tmp_path: object) -> None:
+def test_a_budget_pause_counts_as_a_pause_and_a_wait(
+    tmp_path: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A clock that moves a minute per reading: the pause and its end never share a
+    # timestamp, however fast the machine.
+    ticks = itertools.count(time.time() + 1, 60)
+    monkeypatch.setattr(_spend, "generate_timestamp", lambda: float(next(ticks)))
     engine = WorkflowEngine(storage_dir=f"{tmp_path}/store")
     schema = {"name": "spend", "budget": {"cost_usd": 1}, "phases": [{"name": "code"}]}
     iid = engine.start_workflow_instance(schema, {}, "feat")
@@ -56,4 +66,4 @@ def test_a_budget_pause_counts_as_a_pause_and_a_wait(tmp_path: object) -> None:
     state = engine.get_workflow_instance_status(iid)
     assert state is not None
     summary = views.instance_view(state)["summary"]
-    assert summary["pauses"] == 1 and summary["waited_s"] > 0
+    assert summary["pauses"] == 1 and summary["waited_s"] >= 60

@@ -11,7 +11,7 @@ from chatflow.storage import IWorkflowStateStore
 from chatflow.testing import increment, make_state
 from store_harness import Harness
 
-HELD_FOR_S = 1.0  # how long the other writer keeps the instance: far below the 30 s default
+HELD_FOR_S = 0.3  # how long the other writer keeps the instance: far below the 30 s default
 
 
 def test_a_writer_waits_for_another_that_finishes_within_the_timeout(

@@ -350,7 +350,7 @@ def test_a_git_that_misbehaves_records_nothing_and_never_fails_a_step(
     (fake / "git").write_text(script, encoding="utf-8")
     (fake / "git").chmod(0o755)
     monkeypatch.setenv("PATH", f"{fake}{os.pathsep}{os.environ['PATH']}")
-    monkeypatch.setattr(_git, "TIMEOUT_S", 0.5)  # the hanging git is killed at the limit
+    monkeypatch.setattr(_git, "TIMEOUT_S", 0.2)  # the hanging git is killed at the limit
     engine = WorkflowEngine(storage_dir=storage_dir)
     iid = engine.start_workflow_instance(FLOW, feature_id="feat_fake")
     state = engine.trigger_next_step(iid)

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from chatflow import CorruptStateError, WorkflowEngine
-from chatflow.storage._log import event_hash
+from chatflow.storage._log import chain_problem, event_hash
 
 SCHEMA = {"name": "flow", "phases": [{"name": "draft"}, {"name": "review"}, {"name": "ship"}]}
 
@@ -60,3 +60,26 @@ def test_a_step_refuses_to_build_on_an_edited_last_event(tmp_path: Path) -> None
     assert log.read_bytes()[len(raw) :] == b""  # nothing was appended after it
     problem = fresh.verify(iid)
     assert problem is not None and "edited" in problem.what
+
+
+def test_a_replaced_value_resealed_in_the_last_event_differs_from_its_recorded_head(
+    tmp_path: Path,
+) -> None:
+    # The last event has no child to break the link, so only the replay can tell: the
+    # head digest it recorded was computed over the value before the edit. The replay
+    # encodes an unchanged value once; a value an event replaced must be encoded again.
+    engine = WorkflowEngine(storage_dir=tmp_path / ".chatflow")
+    iid = engine.start_workflow_instance(SCHEMA, {"ticket": "A-1"}, "feat_v")
+    engine.trigger_next_step(iid)
+    engine.trigger_next_step(iid)
+    _, events = log_lines(tmp_path, iid)
+    assert chain_problem(events) is None
+    changed = events[-1].setdefault("set", {})
+    changed["variables"] = {"ticket": "A-2"}
+    events[-1]["hash"] = event_hash(events[-1])
+    # (The file store's committed marker would say so first: check the chain itself,
+    # as verify does on every store.)
+    assert chain_problem(events) == (
+        events[-1]["seq"],
+        "the head it records differs from the replayed state",
+    )

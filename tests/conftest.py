@@ -3,9 +3,9 @@ the PostgreSQL server.
 
 PostgreSQL tests use the server on 127.0.0.1:5432 (database ``test``, trust auth), or
 ``$CHATFLOW_TEST_PG_URL``. Each test session (each pytest-xdist worker) works in its own
-uniquely named schema and drops it at the end. Without psycopg or a reachable server the PostgreSQL cases are
-skipped, unless ``$CI`` is set: CI has both, so there they fail instead of silently
-passing.
+uniquely named schema and drops it at the end. Without psycopg or a reachable server the
+PostgreSQL cases are skipped, unless ``$CI`` is set: CI has both, so there they fail
+instead of silently passing.
 """
 
 from __future__ import annotations

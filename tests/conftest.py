@@ -151,3 +151,10 @@ def pg_harness(request: pytest.FixtureRequest) -> PostgresHarness:
     harness = PostgresHarness("postgres", url=url, schema=schema)
     empty_postgres(request.getfixturevalue("pg_admin"), harness)
     return harness
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """``-n auto``: one worker more than there are cores. Many tests wait on a child
+    process, a browser or a server; the extra worker keeps the cores busy meanwhile
+    (measured on 2 cores: 3 workers ran the suite in 66.5 s, 2 in 73.7 s, 4 in 68.6 s)."""
+    return (os.cpu_count() or 1) + 1

@@ -59,7 +59,9 @@ def run_and_kill(args: list[str]) -> list[str]:
     child = subprocess.Popen([sys.executable, "-c", *args], stdout=subprocess.PIPE, text=True)
     assert child.stdout is not None
     acknowledged = [child.stdout.readline().strip()]  # at least one write before the kill
-    time.sleep(random.uniform(0.01, 0.15))
+    # The writer is in its loop (one write acknowledged) and a write takes a few ms: a
+    # window of dozens of writes puts the kill at a random point inside one.
+    time.sleep(random.uniform(0.01, 0.08))
     child.send_signal(signal.SIGKILL)
     acknowledged += [line.strip() for line in child.stdout if line.strip()]
     child.wait()

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -74,6 +75,16 @@ def _close(store: IWorkflowStateStore) -> None:
         store.close()
 
 
+@contextmanager
+def _opened(open_store: Callable[[], IWorkflowStateStore]) -> Iterator[IWorkflowStateStore]:
+    """A new store object on the same data, closed after (the memory store stays open)."""
+    store = open_store()
+    try:
+        yield store
+    finally:
+        _close(store)
+
+
 def test_a_lost_head_is_damage_named_everywhere_never_absence(opened: Any) -> None:
     open_store, _ = opened
     store = open_store()
@@ -84,8 +95,7 @@ def test_a_lost_head_is_damage_named_everywhere_never_absence(opened: Any) -> No
     assert damaged.head is None and len(damaged.events) == 3
     _close(store)
 
-    fresh = open_store()
-    try:
+    with _opened(open_store) as fresh:
         engine = WorkflowEngine(store=fresh)
         for load in (fresh.load_state, engine.get_workflow_instance_status, fresh.read_log):
             with pytest.raises(CorruptStateError, match=lost) as caught:
@@ -128,14 +138,11 @@ def test_a_lost_head_is_damage_named_everywhere_never_absence(opened: Any) -> No
         # The others still load, step and verify.
         engine.trigger_next_step(ids[0], {"note": "fine"})
         assert fresh.verify(ids[0]) is None and fresh.verify(other) is None
-    finally:
-        _close(fresh)
 
 
 def test_a_feature_whose_every_head_is_lost_is_still_listed(opened: Any) -> None:
     open_store, _ = opened
-    store = open_store()
-    try:
+    with _opened(open_store) as store:
         _, other = _fill(store)
         _lose_head(store, other)
         assert store.list_features() == ["feat_a", "feat_b"]
@@ -143,14 +150,11 @@ def test_a_feature_whose_every_head_is_lost_is_still_listed(opened: Any) -> None
         assert [s.status for s in store.list_instances("feat_b")] == [UNREADABLE]
         overview = {f.feature_id: f for f in store.list_feature_counts()}
         assert [c.instances for c in overview["feat_b"].counts] == [1]
-    finally:
-        _close(store)
 
 
 def test_rebuild_head_needs_a_log_that_verifies_and_deletes_nothing(opened: Any) -> None:
     open_store, _ = opened
-    store = open_store()
-    try:
+    with _opened(open_store) as store:
         ids, _ = _fill(store)
         lost, broken = ids[1], ids[0]
         last = store.load_state(lost)
@@ -173,8 +177,6 @@ def test_rebuild_head_needs_a_log_that_verifies_and_deletes_nothing(opened: Any)
         assert store.lost_heads() == [broken]
         with pytest.raises(InstanceNotFoundError):
             store.rebuild_head("wfi_never_there")
-    finally:
-        _close(store)
 
 
 def _target(harness: Harness) -> str:
@@ -192,14 +194,11 @@ def test_the_cli_lists_reports_and_fixes_a_lost_head(opened: Any) -> None:
     open_store, harness = opened
     if harness is None:
         pytest.skip("the command line opens stores by URL; a memory store has none")
-    store = open_store()
-    try:
+    with _opened(open_store) as store:
         ids, _ = _fill(store)
         lost = ids[1]
         last = store.load_state(lost)
         damaged = _lose_head(store, lost)
-    finally:
-        store.close()
 
     listed = _chatflow(harness, "list", "--json")
     assert listed.returncode == 1 and lost in listed.stderr, listed.stderr
@@ -230,24 +229,18 @@ def test_the_cli_lists_reports_and_fixes_a_lost_head(opened: Any) -> None:
     assert [(p["kind"], p["instance_id"], p["fixable"]) for p in problems] == [
         ("lost_head", lost, True)
     ]
-    checked = open_store()
-    try:
+    with _opened(open_store) as checked:
         assert checked.raw_access().read(lost) == damaged  # doctor without --fix reads only
-    finally:
-        checked.close()
 
     fixed = _chatflow(harness, "doctor", "--fix", "--json")
     assert fixed.returncode == 0, fixed.stdout + fixed.stderr
     answer = json.loads(fixed.stdout)
     assert [f["instance_id"] for f in answer["fixed"]] == [lost] and answer["problems"] == []
-    after = open_store()
-    try:
+    with _opened(open_store) as after:
         assert after.raw_access().read(lost).events == damaged.events  # no event touched
         assert after.load_state(lost) == last and after.verify(lost) is None
         assert {s.status for s in after.list_instances()} != {UNREADABLE}
         assert after.lost_heads() == []
-    finally:
-        after.close()
     assert _chatflow(harness, "list", "--json").returncode == 0
 
 
@@ -255,32 +248,25 @@ def test_doctor_leaves_a_lost_head_over_a_damaged_log_as_it_is(opened: Any) -> N
     open_store, harness = opened
     if harness is None:
         pytest.skip("the command line opens stores by URL; a memory store has none")
-    store = open_store()
-    try:
+    with _opened(open_store) as store:
         ids, _ = _fill(store)
         access = store.raw_access()
         stored = access.read(ids[1])
         access.write(ids[1], replace(stored, head=None, events=(*stored.events[:1], b"{}")))
         damaged = access.read(ids[1])
-    finally:
-        store.close()
     fixed = _chatflow(harness, "doctor", "--fix", "--json")
     assert fixed.returncode == 1
     problems = json.loads(fixed.stdout)["problems"]
     assert [(p["kind"], p["instance_id"], p["fixable"]) for p in problems] == [
         ("damaged_instance", ids[1], False)
     ]
-    after = open_store()
-    try:
+    with _opened(open_store) as after:
         assert after.raw_access().read(ids[1]) == damaged
-    finally:
-        after.close()
 
 
 def test_deleting_an_instance_whose_head_is_lost_uncounts_it(opened: Any) -> None:
     open_store, _ = opened
-    store = open_store()
-    try:
+    with _opened(open_store) as store:
         ids, _ = _fill(store)
         _lose_head(store, ids[1])
         assert store.delete_instance_by(ids[1], "alice") is True
@@ -290,5 +276,3 @@ def test_deleting_an_instance_whose_head_is_lost_uncounts_it(opened: Any) -> Non
         assert sum(c.instances for c in store.feature_status_counts("feat_a")) == 2
         assert [s.instance_id for s in store.list_instances("feat_a")] == [ids[0], ids[2]]
         assert store.delete_instance(ids[1]) is False
-    finally:
-        _close(store)

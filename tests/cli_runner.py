@@ -19,6 +19,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -100,3 +101,11 @@ def _isolated(
         os.environ.update(saved_env)
         logger.handlers[:] = saved_handlers
         logger.setLevel(saved_level)
+
+
+def ctrl_c_as_in_a_terminal() -> None:
+    """``preexec_fn`` for a child the test stops with SIGINT: Ctrl-C stops it even when
+    the suite itself runs with SIGINT ignored (as a shell's background job does, and its
+    children inherit; Python then installs no handler), else the test waits out its
+    timeout."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 from chatflow import WorkflowEngine
+from cli_runner import ctrl_c_as_in_a_terminal
 
 from ._cli import EXECUTABLE, Runner, base_env, refused
 
@@ -20,14 +21,8 @@ def _watch(cwd: Path, *args: str) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        preexec_fn=_ctrl_c_as_in_a_terminal,  # noqa: PLW1509 - no threads hold locks here
+        preexec_fn=ctrl_c_as_in_a_terminal,  # noqa: PLW1509 - no threads hold locks here
     )
-
-
-def _ctrl_c_as_in_a_terminal() -> None:
-    """Ctrl-C stops the child even when the suite itself runs with SIGINT ignored (as a
-    shell's background job does, and its children inherit): else ``_stop`` waits 60 s."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _stop(watch: subprocess.Popen[str]) -> tuple[str, str]:

@@ -14,6 +14,7 @@ from chatflow import WorkflowEngine
 from chatflow.storage import IWorkflowStateStore
 from chatflow.webhooks import hooks
 from chatflow.webhooks.sender import SenderThread
+from cli_runner import ctrl_c_as_in_a_terminal
 
 from ._receiver import receiving
 from .test_delivery import REVIEW, _walk
@@ -30,6 +31,7 @@ def test_chatflow_ui_delivers_webhooks_and_stops_cleanly(tmp_path: Path) -> None
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            preexec_fn=ctrl_c_as_in_a_terminal,  # noqa: PLW1509 - no threads hold locks here
         )
         try:
             got = receiver.wait_for(1)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,23 @@ from ._receiver import receiving
 from .test_delivery import _walk
 
 
-@pytest.mark.skipif(sys.platform == "win32", reason="SIGTERM")
+def _stops_on_sigterm(pid: int) -> bool:
+    """Whether the process has installed its SIGTERM handler (Linux: /proc), i.e. it is
+    past start-up: a SIGTERM before that ends it by default, holding nothing yet."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("SigCgt:"):
+            return bool(int(line.split()[1], 16) & (1 << (signal.SIGTERM - 1)))
+    return False
+
+
+def _wait_until_running(senders: list[subprocess.Popen[str]]) -> None:
+    deadline = time.monotonic() + 60
+    while not all(_stops_on_sigterm(sender.pid) for sender in senders):
+        assert time.monotonic() < deadline and all(s.poll() is None for s in senders)
+        time.sleep(0.01)  # polls a condition; stands in for no event
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="SIGTERM; a sender's start read in /proc")
 def test_two_senders_share_the_work_without_a_duplicate_storm(
     harness: Harness, tmp_path: Path
 ) -> None:
@@ -40,6 +57,7 @@ def test_two_senders_share_the_work_without_a_duplicate_storm(
             for _ in range(2)
         ]
         try:
+            _wait_until_running(senders)  # both take part: a SIGTERM finds both running
             receiver.wait_for(10)
             for feature in ("feat_c", "feat_d"):  # while both run
                 _walk(engine, feature)

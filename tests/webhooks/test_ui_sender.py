@@ -31,7 +31,7 @@ def test_chatflow_ui_delivers_webhooks_and_stops_cleanly(tmp_path: Path) -> None
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            preexec_fn=ctrl_c_as_in_a_terminal,  # noqa: PLW1509 - no threads hold locks here
+            preexec_fn=ctrl_c_as_in_a_terminal,  # noqa: PLW1509 - it takes no lock a thread could hold
         )
         try:
             got = receiver.wait_for(1)

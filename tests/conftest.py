@@ -21,8 +21,25 @@ from typing import Any, NoReturn
 
 import pytest
 
+import bytecode_once
 from chatflow import WorkflowEngine
 from store_harness import PostgresHarness, empty_postgres
+
+WRITTEN_BYTECODE = pytest.StashKey[list[Path]]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Compile and rewrite once for all workers (``bytecode_once``); a worker finds it done."""
+    if not hasattr(config, "workerinput"):
+        config.stash[WRITTEN_BYTECODE] = bytecode_once.prepare(config)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Where no bytecode is wanted, leave none behind."""
+    written = config.stash.get(WRITTEN_BYTECODE, [])
+    if written and os.environ.get("PYTHONDONTWRITEBYTECODE"):
+        bytecode_once.remove(written)
+
 
 SPEC_SCHEMA: dict[str, Any] = {
     "name": "code_generation",

@@ -1,0 +1,130 @@
+"""Compile the package and rewrite the test modules once, before the xdist workers start.
+
+Where no bytecode is kept (a fresh clone, or ``PYTHONDONTWRITEBYTECODE`` set, as on our CI
+machine), each worker rewrote the asserts of all ~250 test modules while collecting, and
+each of the suite's ~200 child processes (the command, MCP servers, hooks) compiled the
+package again: together about a tenth of the suite's CPU time on 2 cores. The controller
+now does it once, on every core, before the workers start; they and the child processes
+read the result. Where the user asked for no bytecode, the files written here are removed
+when the session ends, so the checkout is left as it was found.
+
+Assert rewriting uses pytest's own (private) functions, so a pytest that lacks them makes
+this a no-op: the suite then runs exactly as before, only slower.
+"""
+
+from __future__ import annotations
+
+import compileall
+import contextlib
+import inspect
+import multiprocessing
+import os
+import sys
+from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import pytest
+
+Rewriter = Callable[[Path], "Path | None"]
+
+
+def _is_test_module(path: Path) -> bool:
+    """What pytest rewrites by default: test files and conftests."""
+    name = path.name
+    return name == "conftest.py" or (name.startswith("test_") or name.endswith("_test.py"))
+
+
+def _sources(root: Path) -> tuple[list[Path], list[Path]]:
+    """(plain modules to compile, test modules to rewrite) of the checkout."""
+    plain: list[Path] = sorted((root / "src").rglob("*.py"))
+    rewritten: list[Path] = []
+    for path in sorted((root / "tests").rglob("*.py")):
+        (rewritten if _is_test_module(path) else plain).append(path)
+    return plain, rewritten
+
+
+def _rewriter(config: pytest.Config) -> Rewriter | None:
+    """A function that rewrites one test module into pytest's cache, or None if this
+    pytest does not have the functions it needs."""
+    try:
+        from _pytest.assertion import rewrite
+    except ImportError:
+        return None
+    try:
+        state = config.stash[rewrite.assertstate_key]
+        parts = (rewrite._read_pyc, rewrite._rewrite_test, rewrite._write_pyc)
+        cache_dir_of, tail = rewrite.get_cache_dir, rewrite.PYC_TAIL
+    except (AttributeError, KeyError):
+        return None
+    if "source_hash" not in inspect.signature(rewrite._write_pyc).parameters:
+        return None  # pytest < 9 keyed its cache on the source's stat, not its hash
+    read_pyc, rewrite_test, write_pyc = parts
+
+    def rewrite_one(path: Path) -> Path | None:
+        pyc = cache_dir_of(path) / (path.name[:-3] + tail)
+        existed = pyc.exists()
+        if existed and read_pyc(path, pyc, lambda *_: None) is not None:
+            return None
+        try:
+            pyc.parent.mkdir(exist_ok=True)
+            source_hash, code = rewrite_test(path, config)
+        except (OSError, SyntaxError, ValueError):
+            return None  # the worker that collects it reports the problem
+        written = write_pyc(state, code, source_hash, pyc)
+        return pyc if written and not existed else None
+
+    return rewrite_one
+
+
+def _compile_one(path: Path) -> Path | None:
+    """Compile one plain module to its usual place; the pyc if this wrote it."""
+    import importlib.util
+
+    pyc = Path(importlib.util.cache_from_source(str(path)))
+    existed = pyc.exists()  # compile_file leaves an up-to-date one as it is
+    return pyc if compileall.compile_file(path, quiet=2) and not existed else None
+
+
+_REWRITER: dict[str, Rewriter] = {}  # set in the parent; the forked pool inherits it
+
+
+def _rewrite_one(path: Path) -> Path | None:
+    return _REWRITER["rewrite"](path)
+
+
+def _run(jobs: Iterable[tuple[Callable[[Path], Path | None], Path]]) -> list[Path]:
+    """Run the jobs on every core where processes can fork, else here."""
+    listed = list(jobs)
+    if sys.platform != "linux" or (os.cpu_count() or 1) < 2:
+        results = [job(path) for job, path in listed]
+    else:
+        context = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(max_workers=os.cpu_count(), mp_context=context) as pool:
+            futures = [pool.submit(job, path) for job, path in listed]
+            results = [future.result() for future in futures]
+    return [path for path in results if path is not None]
+
+
+def prepare(config: pytest.Config) -> list[Path]:
+    """Write the bytecode the workers and child processes would each make; return the
+    files this wrote."""
+    plain, rewritten = _sources(config.rootpath)
+    jobs: list[tuple[Callable[[Path], Path | None], Path]] = [(_compile_one, p) for p in plain]
+    rewriter = _rewriter(config)
+    if rewriter is not None:
+        _REWRITER["rewrite"] = rewriter
+        jobs += [(_rewrite_one, path) for path in rewritten]
+    try:
+        return _run(jobs)
+    except OSError:  # a read-only checkout: the workers compile, as before
+        return []
+
+
+def remove(written: list[Path]) -> None:
+    """Remove the files :func:`prepare` wrote, and their folders if now empty."""
+    for pyc in written:
+        pyc.unlink(missing_ok=True)
+    for folder in sorted({pyc.parent for pyc in written}, reverse=True):
+        with contextlib.suppress(OSError):  # still holds files this session did not write
+            folder.rmdir()

@@ -11,6 +11,7 @@ instead of silently passing.
 from __future__ import annotations
 
 import copy
+import gc
 import getpass
 import os
 import secrets
@@ -32,6 +33,13 @@ def pytest_configure(config: pytest.Config) -> None:
     """Compile and rewrite once for all workers (``bytecode_once``); a worker finds it done."""
     if not hasattr(config, "workerinput"):
         config.stash[WRITTEN_BYTECODE] = bytecode_once.prepare(config)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Move what collection made (modules, items, fixtures: ~200,000 objects a worker)
+    out of the garbage collector's reach: each full collection walked them all again,
+    several seconds of CPU a run, though none of them ever becomes garbage."""
+    gc.freeze()
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

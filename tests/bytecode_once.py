@@ -35,13 +35,24 @@ def _is_test_module(path: Path) -> bool:
     return name == "conftest.py" or (name.startswith("test_") or name.endswith("_test.py"))
 
 
-def _sources(root: Path) -> tuple[list[Path], list[Path]]:
-    """(plain modules to compile, test modules to rewrite) of the checkout."""
+def _sources(root: Path, asked: list[Path]) -> tuple[list[Path], list[Path]]:
+    """(plain modules to compile, test modules to rewrite): the package, the tests'
+    helpers and conftests, and the test modules under the paths this run was given
+    (a run of one file rewrites one file)."""
     plain: list[Path] = sorted((root / "src").rglob("*.py"))
     rewritten: list[Path] = []
     for path in sorted((root / "tests").rglob("*.py")):
-        (rewritten if _is_test_module(path) else plain).append(path)
+        if not _is_test_module(path):
+            plain.append(path)
+        elif path.name == "conftest.py" or any(path.is_relative_to(p) for p in asked):
+            rewritten.append(path)
     return plain, rewritten
+
+
+def _asked(config: pytest.Config) -> list[Path]:
+    """The files and folders this run collects from (``tests/x.py::test_y`` -> the file)."""
+    here = config.invocation_params.dir
+    return [(here / arg.split("::")[0]).resolve() for arg in config.args]
 
 
 def _rewriter(config: pytest.Config) -> Rewriter | None:
@@ -109,7 +120,7 @@ def _run(jobs: Iterable[tuple[Callable[[Path], Path | None], Path]]) -> list[Pat
 def prepare(config: pytest.Config) -> list[Path]:
     """Write the bytecode the workers and child processes would each make; return the
     files this wrote."""
-    plain, rewritten = _sources(config.rootpath)
+    plain, rewritten = _sources(config.rootpath, _asked(config))
     jobs: list[tuple[Callable[[Path], Path | None], Path]] = [(_compile_one, p) for p in plain]
     rewriter = _rewriter(config)
     if rewriter is not None:

@@ -106,7 +106,7 @@ def package_of(module: str) -> str:
 
 def imports_of(module: str, path: Path, source: str, known: dict[str, Path]) -> Iterator[Import]:
     """The ChatFlow modules ``source`` (module ``module``) imports, wherever it imports them."""
-    tree = ast.parse(source, str(path))
+    tree = _tree(source, str(path))
     by_string = any(
         isinstance(node, ast.Attribute | ast.Name)
         and (getattr(node, "attr", None) or getattr(node, "id", None))
@@ -129,6 +129,13 @@ def imports_of(module: str, path: Path, source: str, known: dict[str, Path]) -> 
         for name in names:
             if name == "chatflow" or name.startswith("chatflow."):
                 yield Import(module, _nearest(name, known), path, node.lineno, named)
+
+
+@functools.cache
+def _tree(source: str, filename: str) -> ast.Module:
+    """``source`` parsed, once a session: the checks here read the same modules again
+    (read only: a tree is never changed)."""
+    return ast.parse(source, filename)
 
 
 def _absolute(module: str, path: Path, node: ast.ImportFrom) -> str:
@@ -194,7 +201,7 @@ def private_store_members(src: Path = SRC, extra: dict[str, str] | None = None) 
             continue
         source = (extra or {}).get(module) or path.read_text(encoding="utf-8")
         allowed = SPI_PRIMITIVES if package_of(module) == "chatflow.testing" else ()
-        for node in ast.walk(ast.parse(source, str(path))):
+        for node in ast.walk(_tree(source, str(path))):
             if not isinstance(node, ast.Attribute) or not _private(node.attr):
                 continue
             owner = node.value

@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import compileall
 import contextlib
+import importlib.util
 import inspect
 import multiprocessing
 import os
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -64,25 +65,23 @@ def _rewriter(config: pytest.Config) -> Rewriter | None:
         return None
     try:
         state = config.stash[rewrite.assertstate_key]
-        parts = (rewrite._read_pyc, rewrite._rewrite_test, rewrite._write_pyc)
-        cache_dir_of, tail = rewrite.get_cache_dir, rewrite.PYC_TAIL
+        hashed = "source_hash" in inspect.signature(rewrite._write_pyc).parameters
     except (AttributeError, KeyError):
         return None
-    if "source_hash" not in inspect.signature(rewrite._write_pyc).parameters:
+    if not hashed:
         return None  # pytest < 9 keyed its cache on the source's stat, not its hash
-    read_pyc, rewrite_test, write_pyc = parts
 
     def rewrite_one(path: Path) -> Path | None:
-        pyc = cache_dir_of(path) / (path.name[:-3] + tail)
+        pyc = rewrite.get_cache_dir(path) / (path.name[:-3] + rewrite.PYC_TAIL)
         existed = pyc.exists()
-        if existed and read_pyc(path, pyc, lambda *_: None) is not None:
+        if existed and rewrite._read_pyc(path, pyc, lambda *_: None) is not None:
             return None
         try:
             pyc.parent.mkdir(exist_ok=True)
-            source_hash, code = rewrite_test(path, config)
+            source_hash, code = rewrite._rewrite_test(path, config)
         except (OSError, SyntaxError, ValueError):
             return None  # the worker that collects it reports the problem
-        written = write_pyc(state, code, source_hash, pyc)
+        written = rewrite._write_pyc(state, code, source_hash, pyc)
         return pyc if written and not existed else None
 
     return rewrite_one
@@ -90,8 +89,6 @@ def _rewriter(config: pytest.Config) -> Rewriter | None:
 
 def _compile_one(path: Path) -> Path | None:
     """Compile one plain module to its usual place; the pyc if this wrote it."""
-    import importlib.util
-
     pyc = Path(importlib.util.cache_from_source(str(path)))
     existed = pyc.exists()  # compile_file leaves an up-to-date one as it is
     return pyc if compileall.compile_file(path, quiet=2) and not existed else None
@@ -104,15 +101,17 @@ def _rewrite_one(path: Path) -> Path | None:
     return _REWRITER["rewrite"](path)
 
 
-def _run(jobs: Iterable[tuple[Callable[[Path], Path | None], Path]]) -> list[Path]:
+Job = tuple[Callable[[Path], "Path | None"], Path]
+
+
+def _run(jobs: list[Job]) -> list[Path]:
     """Run the jobs on every core where processes can fork, else here."""
-    listed = list(jobs)
     if sys.platform != "linux" or (os.cpu_count() or 1) < 2:
-        results = [job(path) for job, path in listed]
+        results = [job(path) for job, path in jobs]
     else:
         context = multiprocessing.get_context("fork")
         with ProcessPoolExecutor(max_workers=os.cpu_count(), mp_context=context) as pool:
-            futures = [pool.submit(job, path) for job, path in listed]
+            futures = [pool.submit(job, path) for job, path in jobs]
             results = [future.result() for future in futures]
     return [path for path in results if path is not None]
 
@@ -121,7 +120,7 @@ def prepare(config: pytest.Config) -> list[Path]:
     """Write the bytecode the workers and child processes would each make; return the
     files this wrote."""
     plain, rewritten = _sources(config.rootpath, _asked(config))
-    jobs: list[tuple[Callable[[Path], Path | None], Path]] = [(_compile_one, p) for p in plain]
+    jobs: list[Job] = [(_compile_one, path) for path in plain]
     rewriter = _rewriter(config)
     if rewriter is not None:
         _REWRITER["rewrite"] = rewriter

@@ -15,6 +15,7 @@ import gc
 import getpass
 import os
 import secrets
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -43,9 +44,9 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    """Where no bytecode is wanted, leave none behind."""
+    """Where no bytecode is wanted (``PYTHONDONTWRITEBYTECODE``, ``-B``), leave none behind."""
     written = config.stash.get(WRITTEN_BYTECODE, [])
-    if written and os.environ.get("PYTHONDONTWRITEBYTECODE"):
+    if written and sys.dont_write_bytecode:
         bytecode_once.remove(written)
 
 
